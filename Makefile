@@ -1,0 +1,192 @@
+# SPDX-License-Identifier: MIT
+# tiber: one non-recursive Makefile.  `make help` lists the targets.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= build
+CC ?= cc
+CFLAGS ?= -O2 -g
+WERROR ?= 1
+SANITIZE ?= 0
+
+PKGS := liburing liblz4 libxxhash xencontrol xenguest xenevtchn \
+	xenforeignmemory xenstore xentoollog
+# pkg-config is only asked when something is compiled (not for deps/help).
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wpointer-arith -Wundef -Wformat=2 -Wvla -Wimplicit-fallthrough \
+	-Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+override CFLAGS += -std=gnu11 $(WARN) -MMD -MP -D_GNU_SOURCE \
+	-D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE -pthread \
+	-Iinclude
+override LDFLAGS += -pie -pthread
+
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+
+# ---------------------------------------------------------------- sources
+LIB_SRCS := $(sort $(wildcard lib/*.c lib/backend/*.c))
+SIM_SRCS := $(filter-out sim/main.c,$(sort $(wildcard sim/*.c)))
+TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+TEST_UTIL := tests/unit/check_main.c
+
+# Programs: name -> sources.  A program appears once its main file exists.
+PROG_tiberd := $(wildcard daemon/*.c)
+PROG_tiber-replicator := $(wildcard replicator/*.c)
+PROG_tiber-simguest := $(wildcard sim/main.c)
+PROG_tiberctl := $(wildcard ctl/*.c)
+PROG_tiber-bench := $(wildcard bench/tiber-bench.c bench/bench_*.c)
+PROG_tiber-microbench := $(wildcard bench/microbench.c)
+PROG_tiber-fuzz-stream := $(wildcard tests/fuzz/mutate_stream.c)
+PROGS := $(foreach p,tiberd tiber-replicator tiber-simguest tiberctl \
+	tiber-bench tiber-microbench tiber-fuzz-stream,\
+	$(if $(PROG_$(p)),$(p)))
+
+# build flavours: $(BUILD)/rel (the programs) and $(BUILD)/asan (tests)
+REL := $(BUILD)/rel
+ASAN := $(BUILD)/asan
+BIN := $(BUILD)/bin
+
+objs = $(patsubst %.c,$(1)/%.o,$(2))
+
+REL_LIB := $(REL)/libtiber.a
+REL_SIMLIB := $(REL)/libtibersim.a
+ASAN_LIB := $(ASAN)/libtiber.a
+ASAN_SIMLIB := $(ASAN)/libtibersim.a
+
+.PHONY: all deps check check-unit check-asan check-integration check-xen \
+	bench demo soak fuzz install clean help format format-check analyze \
+	memcheck
+all: $(addprefix $(BIN)/,$(PROGS)) \
+	$(patsubst tests/unit/%.c,$(REL)/tests/%,$(TEST_SRCS))
+
+help:
+	@echo "tiber make targets:"
+	@echo "  all (default)  build libtiber and every program into $(BIN)/"
+	@echo "  deps           install the Debian packages (no-op when present)"
+	@echo "  check          deps + build + unit tests (plain and ASan/UBSan)"
+	@echo "                 + integration tests over the simulated backend"
+	@echo "  check-xen      real Xen 4.17 in QEMU TCG (tests/xen/, slow)"
+	@echo "  bench          benchmarks: tables on stdout, JSON and plots"
+	@echo "  demo           protect a simulated guest, kill the primary, fail over"
+	@echo "  soak           1,000 kill -9 fault-injection runs"
+	@echo "  fuzz           longer decoder mutation run (+ libFuzzer if clang)"
+	@echo "  memcheck       unit tests under valgrind"
+	@echo "  analyze        cppcheck over lib/ and the programs"
+	@echo "  format         clang-format the tree; format-check fails on a diff"
+	@echo "  install        install programs (PREFIX=$(PREFIX) DESTDIR=...)"
+	@echo "  clean          remove $(BUILD)/"
+
+deps:
+	@scripts/deps.sh
+
+# ---------------------------------------------------------------- compile
+$(REL)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+
+$(ASAN)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) $(PKG_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
+
+$(REL_LIB): $(call objs,$(REL),$(LIB_SRCS))
+$(ASAN_LIB): $(call objs,$(ASAN),$(LIB_SRCS))
+$(REL_SIMLIB): $(call objs,$(REL),$(SIM_SRCS))
+$(ASAN_SIMLIB): $(call objs,$(ASAN),$(SIM_SRCS))
+%.a:
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+
+LINK_LIBS = $(PKG_LIBS) -lm -lrt
+
+define prog_rule
+$(BIN)/$(1): $(call objs,$(REL),$(PROG_$(1))) $(REL_SIMLIB) $(REL_LIB)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LINK_LIBS)
+endef
+$(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
+
+$(REL)/tests/%: $(REL)/tests/unit/%.o $(REL)/tests/unit/check_main.o \
+		$(REL_SIMLIB) $(REL_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LINK_LIBS)
+
+$(ASAN)/tests/%: $(ASAN)/tests/unit/%.o $(ASAN)/tests/unit/check_main.o \
+		$(ASAN_SIMLIB) $(ASAN_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $(ASAN_FLAGS) -o $@ $^ $(CHECK_LIBS) $(LINK_LIBS)
+
+REL_TESTS := $(patsubst tests/unit/%.c,$(REL)/tests/%,$(TEST_SRCS))
+ASAN_TESTS := $(patsubst tests/unit/%.c,$(ASAN)/tests/%,$(TEST_SRCS))
+
+# ---------------------------------------------------------------- tests
+# Unit tests print Check's summary line; a failure of any suite fails the
+# target after all suites ran.
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory check-unit check-asan check-integration
+
+check-unit: $(REL_TESTS)
+	@scripts/run-tests.sh unit $(REL_TESTS)
+
+check-asan: $(ASAN_TESTS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	TIBER_SANITIZED=1 scripts/run-tests.sh asan $(ASAN_TESTS)
+
+check-integration: all
+	@scripts/run-tests.sh integration $(sort $(wildcard tests/integration/test_*.sh))
+
+check-xen: all
+	@TIBER_DEPS_XEN=1 scripts/deps.sh
+	@tests/xen/run.sh
+
+memcheck: $(REL_TESTS)
+	@CK_FORK=no TIBER_VALGRIND=1 scripts/run-tests.sh memcheck $(REL_TESTS)
+
+fuzz: deps all
+	@scripts/fuzz.sh
+
+soak: deps all
+	@TIBER_SOAK_RUNS=$${TIBER_SOAK_RUNS:-1000} tests/integration/soak.sh
+
+bench: deps all
+	@scripts/bench.sh
+
+demo: deps all
+	@scripts/demo.sh
+
+analyze:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance \
+		--inline-suppr -Iinclude --std=c11 lib daemon replicator sim \
+		bench ctl
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h' | grep -v '^tests/xen/guest/')
+
+format-check:
+	@scripts/format-check.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
+	for p in $(filter tiberd tiber-replicator,$(PROGS)); do \
+		install -m 755 $(BIN)/$$p $(DESTDIR)$(PREFIX)/sbin/; done
+	for p in $(filter-out tiberd tiber-replicator tiber-fuzz-stream,$(PROGS)); do \
+		install -m 755 $(BIN)/$$p $(DESTDIR)$(PREFIX)/bin/; done
+	install -d $(DESTDIR)$(PREFIX)/share/doc/tiber
+	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/tiber/
+
+clean:
+	rm -rf $(BUILD)
+
+.SECONDARY:
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

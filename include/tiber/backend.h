@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The backend ops table: everything hypervisor-specific sits behind it
+ * (compare Xen's struct xc_sr_save_ops).  The epoch engine never includes
+ * a hypervisor header.
+ *
+ * Every hook returns 0 or -errno, does not log (it may leave a one-line
+ * reason with tb_backend_set_reason() for the caller to log), and is
+ * mandatory.  Hooks of one tb_dom are called from one thread at a time,
+ * except output_release and get_stats, which the sender thread may call
+ * while the epoch thread runs another hook (backends make those two
+ * thread-safe).
+ *
+ * The life of a protected domain:
+ *
+ *   attach -> { request_suspend -> await_suspended -> harvest_dirty ->
+ *               copy_pages -> save_cpu_state -> save_device_state ->
+ *               output_boundary -> resume } ... -> detach
+ *
+ * plus copy_pages / harvest_dirty while the guest runs (pre-copy), and
+ * output_release from the sender thread when the backup acks.
+ */
+#ifndef TIBER_BACKEND_H
+#define TIBER_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "tiber/bitmap.h"
+#include "tiber/common.h"
+
+struct tb_dom; /* backend-private */
+
+enum tb_suspend_mode {
+	TB_SUSPEND_AUTO = 0,	 /* evtchn if published, else xenstore */
+	TB_SUSPEND_EVTCHN = 1,	 /* guest's suspend event channel */
+	TB_SUSPEND_XENSTORE = 2, /* control/shutdown = "suspend" */
+	TB_SUSPEND_PAUSE = 3,	 /* no cooperation: pause the domain */
+};
+const char *tb_suspend_mode_name(enum tb_suspend_mode m);
+int tb_suspend_mode_parse(const char *s, enum tb_suspend_mode *out);
+
+struct tb_dom_cfg {
+	const char *guest;     /* sim: simguest control socket path */
+	uint32_t domid;	       /* xen: domain id */
+	enum tb_suspend_mode suspend_mode;
+	int32_t static_port;   /* >= 0: dom0less static suspend port */
+	bool allow_slow_resume; /* guest without SUSPEND_CANCEL: resume slow
+				   (guest sees 0) instead of refusing */
+	const char *kernel_path; /* xen: kernel image for the ELF notes */
+	int suspend_cancel;	 /* xen: -1 detect, 0 no, 1 yes (config) */
+	const char *dirty_mech;	 /* sim: "auto", "uffd", "bitmap" */
+	unsigned copy_threads;	 /* threads for copy_pages in the pause */
+};
+
+struct tb_dom_info {
+	uint32_t domid;
+	char name[32];
+	char kind[16];	       /* "sim", "pv", "pvh", "hvm" */
+	uint64_t nr_pages;     /* pfn space: bitmap size */
+	uint32_t nr_vcpus;
+	uint32_t state_tag;    /* enum tb_state_tag of the state blobs */
+	enum tb_suspend_mode suspend_mode; /* resolved, never AUTO */
+	bool suspend_cancel;   /* guest advertises SUSPEND_CANCEL */
+	char dirty_mech[32];   /* how dirty pages are found */
+};
+
+struct tb_dom_stats {
+	uint64_t suspends;	  /* completed suspends */
+	uint64_t suspend_timeouts; /* requests cancelled at the deadline */
+	uint64_t fast_resumes;
+	uint64_t slow_resumes;
+	uint64_t dirty_harvests;
+	uint64_t pages_copied;
+	uint64_t output_held_bytes;     /* currently held */
+	uint64_t output_released_bytes; /* total released */
+	uint64_t output_dropped_bytes;	/* overflow policy "drop" */
+	/* Last op's inner timestamps (CLOCK_MONOTONIC ns), 0 if n/a. */
+	int64_t t_notify_ns;	/* request_suspend signalled the guest */
+	int64_t t_wake_ns;	/* await_suspended woke up */
+};
+
+/* Backup side: start a guest from a committed image. */
+struct tb_restore_req {
+	const char *name;      /* guest name */
+	uint32_t domid;	       /* original domain id */
+	uint64_t nr_pages;
+	int mem_fd;	       /* memfd with nr_pages * 4096 bytes of RAM */
+	const void *cpu_state;
+	size_t cpu_state_len;
+	const void *dev_state;
+	size_t dev_state_len;
+	uint32_t state_tag;
+	uint64_t epoch;	       /* the committed epoch restored from */
+	const char *args;      /* backend-specific, e.g. sim: extra guest
+				  flags; xen: domain config file */
+};
+struct tb_restore_res {
+	pid_t pid;	      /* sim: restored guest process */
+	uint32_t domid;	      /* xen: new domain id */
+	char where[128];      /* sim: its control socket; xen: name */
+};
+
+struct tb_backend_ops {
+	const char *name;
+	/* Connect to the guest, check it can be protected, set up dirty
+	 * tracking (all pages start clean) and output gating (open).
+	 * -EPERM/-EINVAL/-ENOTSUP with a reason when it cannot. */
+	int (*attach)(struct tb_dom **out, const struct tb_dom_cfg *cfg);
+	void (*get_info)(struct tb_dom *d, struct tb_dom_info *info);
+	/* Ask the guest to suspend; returns at once. */
+	int (*request_suspend)(struct tb_dom *d);
+	/*
+	 * Block (no sleep loops) until the guest has suspended or
+	 * @deadline_ns.  -ETIMEDOUT: the request was cancelled and the
+	 * guest is running (never left suspended); -ESRCH: the guest is
+	 * gone or crashed.
+	 */
+	int (*await_suspended)(struct tb_dom *d, int64_t deadline_ns);
+	/* Set in @out the bit of every page written since the previous
+	 * harvest (or attach) and re-arm tracking.  Bits already set in
+	 * @out stay.  No false negatives, ever. */
+	int (*harvest_dirty)(struct tb_dom *d, struct tb_bitmap *out);
+	/* Copy @n pages (ascending pfns) into @dst (n x 4096 bytes).
+	 * Suspended: exact.  Running (pre-copy): may be torn; the
+	 * caller re-sends pages dirtied since the harvest. */
+	int (*copy_pages)(struct tb_dom *d, const uint64_t *pfns, size_t n,
+			  void *dst);
+	/* Append the vCPU state blob to @out (suspended only). */
+	int (*save_cpu_state)(struct tb_dom *d, struct tb_buf *out);
+	/* Append the device/platform state blob to @out (suspended only). */
+	int (*save_device_state)(struct tb_dom *d, struct tb_buf *out);
+	/* Suspended only: output produced so far belongs to @epoch. */
+	int (*output_boundary)(struct tb_dom *d, uint64_t epoch);
+	/* The backup has @epoch: let its output (and older) go. */
+	int (*output_release)(struct tb_dom *d, uint64_t epoch);
+	/* true: hold output until released; false: pass it through. */
+	int (*output_set_gated)(struct tb_dom *d, bool gated);
+	/* Resume.  fast: the suspend hypercall returns 1 (suspend-cancel,
+	 * THAW); slow: returns 0 (the guest redoes its RESTORE path).
+	 * -EINVAL if not suspended by us. */
+	int (*resume)(struct tb_dom *d, bool fast);
+	/* 0 if the guest is alive and running/runnable, -ESRCH if it
+	 * is gone, -EFAULT if it crashed (e.g. after a resume). */
+	int (*check_health)(struct tb_dom *d);
+	void (*get_stats)(struct tb_dom *d, struct tb_dom_stats *st);
+	/* Resume if we left it suspended, stop tracking, close. */
+	void (*detach)(struct tb_dom *d);
+	/* Backup side: start the guest from the image (its suspend
+	 * hypercall returns 0: RESTORE).  The caller keeps @req->mem_fd. */
+	int (*restore)(const struct tb_restore_req *req,
+		       struct tb_restore_res *res);
+};
+
+extern const struct tb_backend_ops tb_backend_sim_ops;
+extern const struct tb_backend_ops tb_backend_xen_ops;
+
+/* "sim" / "xen" -> ops, or NULL. */
+const struct tb_backend_ops *tb_backend_find(const char *name);
+
+/* Last failure's reason for the calling thread ("" if none); a backend
+ * sets it before returning an error so the caller can log one line. */
+const char *tb_backend_reason(void);
+void tb_backend_set_reason(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Small shared helpers: page size, clock, byte order, growable buffer.
+ * Everything here is header-only or lives in lib/common.c.
+ */
+#ifndef TIBER_COMMON_H
+#define TIBER_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <endian.h>
+
+#define TB_PAGE_SHIFT 12
+#define TB_PAGE_SIZE (1u << TB_PAGE_SHIFT)
+#define TB_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define TB_ALIGN_UP(x, a) (((x) + ((a)-1)) & ~((__typeof__(x))(a)-1))
+#define TB_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define TB_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define TB_NSEC_PER_SEC 1000000000LL
+#define TB_NSEC_PER_MSEC 1000000LL
+#define TB_NSEC_PER_USEC 1000LL
+
+/* CLOCK_MONOTONIC in ns: the one clock of every timestamp tiber records. */
+static inline int64_t tb_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * TB_NSEC_PER_SEC + ts.tv_nsec;
+}
+
+/* Wall clock in ns, only for log lines and reports. */
+static inline int64_t tb_wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * TB_NSEC_PER_SEC + ts.tv_nsec;
+}
+
+/* Little-endian wire helpers: unaligned-safe loads and stores. */
+static inline void tb_put_le32(void *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+static inline void tb_put_le64(void *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+static inline uint32_t tb_get_le32(const void *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static inline uint64_t tb_get_le64(const void *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+/*
+ * Growable byte buffer.  Zero-initialise, append, tb_buf_free.
+ * @cap never shrinks; tb_buf_reset keeps the memory for reuse.
+ */
+struct tb_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+
+/* Make room for @extra more bytes.  0 or -ENOMEM. */
+int tb_buf_reserve(struct tb_buf *b, size_t extra);
+/* Append @n bytes.  0 or -ENOMEM. */
+int tb_buf_append(struct tb_buf *b, const void *p, size_t n);
+static inline void tb_buf_reset(struct tb_buf *b)
+{
+	b->len = 0;
+}
+void tb_buf_free(struct tb_buf *b);
+
+/* Parse helpers: the whole string must be consumed.  0 or -EINVAL/-ERANGE. */
+int tb_parse_u64(const char *s, uint64_t *out);
+int tb_parse_i64(const char *s, int64_t *out);
+int tb_parse_double(const char *s, double *out);
+/* "64M", "4G", "4096", "1k": bytes.  0 or -EINVAL/-ERANGE. */
+int tb_parse_size(const char *s, uint64_t *out);
+/* "10ms", "2s", "500us", "100" (ms): ns.  0 or -EINVAL/-ERANGE. */
+int tb_parse_duration(const char *s, int64_t *out_ns);
+
+/* Sleep until absolute CLOCK_MONOTONIC @t_ns (restarts on EINTR). */
+void tb_sleep_until(int64_t t_ns);
+
+#endif

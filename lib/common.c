@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: MIT
+/* Growable buffers, number/size/duration parsing, absolute sleeps. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#include "tiber/common.h"
+
+int tb_buf_reserve(struct tb_buf *b, size_t extra)
+{
+	size_t need, cap;
+	uint8_t *p;
+
+	if (extra > SIZE_MAX - b->len)
+		return -ENOMEM;
+	need = b->len + extra;
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 4096;
+	while (cap < need)
+		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+	p = realloc(b->data, cap);
+	if (!p)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+int tb_buf_append(struct tb_buf *b, const void *p, size_t n)
+{
+	int rc = tb_buf_reserve(b, n);
+
+	if (rc)
+		return rc;
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+void tb_buf_free(struct tb_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+int tb_parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (errno || *end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int tb_parse_i64(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 0);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (errno || *end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int tb_parse_double(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (errno || *end || !isfinite(v))
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* Split "12.5ms" into number and unit; the unit is matched by the caller. */
+static int split_unit(const char *s, double *num, const char **unit)
+{
+	char *end;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	*num = strtod(s, &end);
+	if (errno == ERANGE)
+		return -ERANGE;
+	if (end == s || !isfinite(*num) || *num < 0)
+		return -EINVAL;
+	*unit = end;
+	return 0;
+}
+
+int tb_parse_size(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *u;
+		double mul;
+	} units[] = {
+		{ "", 1 },	   { "b", 1 },	       { "k", 1024.0 },
+		{ "kib", 1024.0 }, { "m", 1048576.0 }, { "mib", 1048576.0 },
+		{ "g", 1073741824.0 }, { "gib", 1073741824.0 },
+	};
+	const char *unit;
+	double num, v;
+	size_t i;
+	int rc = split_unit(s, &num, &unit);
+
+	if (rc)
+		return rc;
+	for (i = 0; i < TB_ARRAY_SIZE(units); i++) {
+		if (strcasecmp(unit, units[i].u))
+			continue;
+		v = num * units[i].mul;
+		if (v >= 18446744073709551615.0)
+			return -ERANGE;
+		if (v != floor(v))
+			return -EINVAL;
+		*out = (uint64_t)v;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int tb_parse_duration(const char *s, int64_t *out_ns)
+{
+	static const struct {
+		const char *u;
+		double mul;
+	} units[] = {
+		{ "", 1e6 },  { "ms", 1e6 }, { "s", 1e9 },
+		{ "us", 1e3 }, { "ns", 1 },  { "m", 60e9 },
+	};
+	const char *unit;
+	double num, v;
+	size_t i;
+	int rc = split_unit(s, &num, &unit);
+
+	if (rc)
+		return rc;
+	for (i = 0; i < TB_ARRAY_SIZE(units); i++) {
+		if (strcmp(unit, units[i].u))
+			continue;
+		v = num * units[i].mul;
+		if (v >= 9.2e18)
+			return -ERANGE;
+		*out_ns = (int64_t)v;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+void tb_sleep_until(int64_t t_ns)
+{
+	struct timespec ts = { .tv_sec = t_ns / TB_NSEC_PER_SEC,
+			       .tv_nsec = t_ns % TB_NSEC_PER_SEC };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+	       EINTR)
+		;
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Install every Debian package tiber's build, tests, demo and benchmarks
+# need.  A fast no-op when all are present (dpkg-query, no apt call).
+set -euo pipefail
+
+PKGS=(
+	build-essential pkg-config make gcc clang libclang-rt-14-dev
+	libxen-dev liburing-dev liblz4-dev libxxhash-dev check
+	libnl-route-3-dev gnuplot-nox iproute2 python3 procps util-linux
+)
+# Extra packages for `make check-xen` only (QEMU, debootstrap ...).
+if [ "${TIBER_DEPS_XEN:-0}" = 1 ]; then
+	PKGS+=(qemu-system-x86 qemu-utils debootstrap busybox-static cpio
+		e2fsprogs zstd python3 xz-utils)
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+	st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+	case "$st" in
+	ii*) ;;
+	*) missing+=("$p") ;;
+	esac
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || {
+		echo "tiber deps: need root or sudo to install: ${missing[*]}" >&2
+		exit 1
+	}
+	SUDO=sudo
+fi
+echo "tiber deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
