@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# shellcheck disable=SC2317 # stages are called indirectly as "bench_$name"
+# `make bench`: run the benchmark stages in order; each prints its table
+# on stdout and writes JSON (and plots) under bench-out/ (git-ignored).
+#
+#   TIBER_BENCH_OUT    output directory (default: bench-out)
+#   TIBER_BENCH_QUICK  1: short runs of every stage
+#   TIBER_BENCH_ARGS   extra arguments for tiber-bench
+#
+# A stage is a function bench_<name> listed in STAGES; a stage whose
+# program is not built yet is skipped with a note.  Add later stages by
+# appending to STAGES.
+set -uo pipefail
+
+cd "$(dirname "$0")/.." || exit 1
+BIN=${BIN:-build/bin}
+OUT=${TIBER_BENCH_OUT:-bench-out}
+QUICK=()
+[ "${TIBER_BENCH_QUICK:-0}" = 1 ] && QUICK=(--quick)
+mkdir -p "$OUT"
+
+bench_microbench() {
+	"$BIN/tiber-microbench" "${QUICK[@]}" --json "$OUT/microbench.json"
+}
+
+bench_pause() {
+	# shellcheck disable=SC2086 # TIBER_BENCH_ARGS is split on purpose
+	"$BIN/tiber-bench" --json "$OUT/bench.json" --plot "$OUT/plots" \
+		${TIBER_BENCH_ARGS:-}
+}
+
+# stage name, program it needs
+STAGES=(
+	"microbench tiber-microbench"
+	"pause tiber-bench"
+)
+
+fail=0
+for s in "${STAGES[@]}"; do
+	read -r name prog <<<"$s"
+	if [ ! -x "$BIN/$prog" ]; then
+		echo "=== bench $name: skipped ($BIN/$prog not built)"
+		continue
+	fi
+	echo "=== bench $name: $BIN/$prog"
+	start=$(date +%s.%N)
+	"bench_$name"
+	rc=$?
+	secs=$(awk -v s="$start" -v e="$(date +%s.%N)" \
+		'BEGIN{printf "%.1f", e-s}')
+	if [ $rc -eq 0 ]; then
+		echo "--- bench $name done (${secs}s)"
+	else
+		echo "--- bench $name FAILED rc=$rc (${secs}s)"
+		fail=1
+	fi
+done
+echo "bench: results in $OUT/"
+exit $fail
