@@ -19,9 +19,9 @@
 #define TB_ALIGN_UP(x, a) (((x) + ((a)-1)) & ~((__typeof__(x))(a)-1))
 #define TB_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define TB_MAX(a, b) ((a) > (b) ? (a) : (b))
-#define TB_NSEC_PER_SEC 1000000000LL
-#define TB_NSEC_PER_MSEC 1000000LL
-#define TB_NSEC_PER_USEC 1000LL
+#define TB_NSEC_PER_SEC ((int64_t)1000000000)
+#define TB_NSEC_PER_MSEC ((int64_t)1000000)
+#define TB_NSEC_PER_USEC ((int64_t)1000)
 
 /* CLOCK_MONOTONIC in ns: the one clock of every timestamp tiber records. */
 static inline int64_t tb_now_ns(void)

@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "tiber/common.h"
+#include "tiber/config.h"
+
+static const char *const colors[] = { "red", "green", NULL };
+static const char *s_name;
+static uint32_t s_count;
+static double s_rate;
+static bool s_flag;
+static uint64_t s_size;
+static int64_t s_time;
+static int s_color;
+
+static const struct tb_opt table[] = {
+	{ .key = "name", .type = TB_OPT_STR, .dst = &s_name, .help = "n" },
+	{ .key = "count", .type = TB_OPT_U32, .dst = &s_count, .help = "c",
+	  .min = 1, .max = 100 },
+	{ .key = "rate_hz", .type = TB_OPT_DOUBLE, .dst = &s_rate,
+	  .help = "r" },
+	{ .key = "flag", .type = TB_OPT_BOOL, .dst = &s_flag, .help = "f" },
+	{ .key = "size", .type = TB_OPT_SIZE, .dst = &s_size, .help = "s" },
+	{ .key = "timeout", .type = TB_OPT_DURATION, .dst = &s_time,
+	  .help = "t" },
+	{ .key = "color", .type = TB_OPT_CHOICE, .dst = &s_color,
+	  .help = "c", .choices = colors },
+	{ .key = "secret", .type = TB_OPT_STR, .dst = &s_name, .help = "x",
+	  .cli_only = true },
+};
+
+static void reset(void)
+{
+	s_name = NULL;
+	s_count = 0;
+	s_rate = 0;
+	s_flag = false;
+	s_size = 0;
+	s_time = 0;
+	s_color = 0;
+}
+
+static char *write_file(const char *text)
+{
+	char *path = strdup("/tmp/tiber-cfg-XXXXXX");
+	int fd = mkstemp(path);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (int)strlen(text));
+	close(fd);
+	return path;
+}
+
+START_TEST(file_then_flags_override)
+{
+	char *path = write_file("# comment\n"
+				"name = \"guest one\"  # trailing\n"
+				"count = 7\n"
+				"rate-hz = 40\n\n"
+				"flag = yes\nsize = 64M\ntimeout = 20ms\n"
+				"color = green\n");
+	char *argv[] = { "prog", "--count", "9", "--config", path, "rest",
+			 "--flag=no", NULL };
+	struct tb_opts o;
+	char **rest;
+	int nrest;
+	bool help;
+
+	reset();
+	tb_opts_init(&o, table, TB_ARRAY_SIZE(table));
+	ck_assert_int_eq(tb_opts_parse_argv(&o, 7, argv, &rest, &nrest, &help),
+			 0);
+	ck_assert_str_eq(s_name, "guest one");
+	ck_assert_uint_eq(s_count, 9);
+	ck_assert(s_rate == 40.0);
+	ck_assert(!s_flag);
+	ck_assert_uint_eq(s_size, 64ull << 20);
+	ck_assert_int_eq(s_time, 20 * TB_NSEC_PER_MSEC);
+	ck_assert_int_eq(s_color, 1);
+	ck_assert_int_eq(nrest, 1);
+	ck_assert_str_eq(rest[0], "rest");
+	ck_assert(!help);
+	tb_opts_free(&o);
+	unlink(path);
+	free(path);
+}
+END_TEST
+
+static void expect_file_error(const char *text, const char *needle)
+{
+	char *path = write_file(text);
+	struct tb_opts o;
+
+	reset();
+	tb_opts_init(&o, table, TB_ARRAY_SIZE(table));
+	ck_assert_int_ne(tb_opts_load_file(&o, path), 0);
+	ck_assert_msg(strstr(o.err, needle), "error '%s' lacks '%s'", o.err,
+		      needle);
+	ck_assert_msg(strstr(o.err, path), "error '%s' lacks the path", o.err);
+	tb_opts_free(&o);
+	unlink(path);
+	free(path);
+}
+
+START_TEST(file_errors_name_line_and_key)
+{
+	expect_file_error("count = 7\nbogus = 1\n", ":2: unknown key 'bogus'");
+	expect_file_error("count = abc\n", "key 'count': not a non-negative");
+	expect_file_error("count = 500\n", "key 'count': value '500' out of range");
+	expect_file_error("flag = maybe\n", "key 'flag': not a boolean");
+	expect_file_error("size = 12q\n", "key 'size': not a size");
+	expect_file_error("timeout = 1h\n", "key 'timeout': not a duration");
+	expect_file_error("color = blue\n", "(red|green)");
+	expect_file_error("just words\n", "expected KEY = VALUE");
+	expect_file_error("name = \"open\n", "unterminated");
+	expect_file_error("secret = x\n", "only allowed on the command line");
+}
+END_TEST
+
+START_TEST(flag_errors_are_clear)
+{
+	char *a1[] = { "prog", "--nope", "1", NULL };
+	char *a2[] = { "prog", "--count", NULL };
+	char *a3[] = { "prog", "--config", "/nonexistent/x.cfg", NULL };
+	char *a4[] = { "prog", "--help", NULL };
+	struct tb_opts o;
+	char **rest;
+	int nrest;
+	bool help;
+
+	tb_opts_init(&o, table, TB_ARRAY_SIZE(table));
+	ck_assert_int_eq(tb_opts_parse_argv(&o, 3, a1, &rest, &nrest, &help),
+			 -EINVAL);
+	ck_assert(strstr(o.err, "unknown flag '--nope'"));
+	ck_assert_int_eq(tb_opts_parse_argv(&o, 2, a2, &rest, &nrest, &help),
+			 -EINVAL);
+	ck_assert(strstr(o.err, "--count: missing value"));
+	ck_assert_int_eq(tb_opts_parse_argv(&o, 3, a3, &rest, &nrest, &help),
+			 -ENOENT);
+	ck_assert(strstr(o.err, "/nonexistent/x.cfg"));
+	ck_assert_int_eq(tb_opts_parse_argv(&o, 2, a4, &rest, &nrest, &help),
+			 0);
+	ck_assert(help);
+	tb_opts_free(&o);
+}
+END_TEST
+
+START_TEST(bool_flag_alone_means_yes)
+{
+	char *argv[] = { "prog", "--flag", "--count", "3", NULL };
+	struct tb_opts o;
+	char **rest;
+	int nrest;
+	bool help;
+
+	reset();
+	tb_opts_init(&o, table, TB_ARRAY_SIZE(table));
+	ck_assert_int_eq(tb_opts_parse_argv(&o, 4, argv, &rest, &nrest, &help),
+			 0);
+	ck_assert(s_flag);
+	ck_assert_uint_eq(s_count, 3);
+	tb_opts_free(&o);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, file_then_flags_override);
+	tcase_add_test(tc, file_errors_name_line_and_key);
+	tcase_add_test(tc, flag_errors_are_clear);
+	tcase_add_test(tc, bool_flag_alone_means_yes);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TB_CHECK_MAIN(config_suite)
