@@ -55,19 +55,19 @@
 #endif
 
 #define TB_SQ_DEPTH_DEFAULT 64u
-#define TB_RECV_RING_DEPTH 8u
-#define TB_SEND_CHUNK (256u << 10) /* bytes per send SQE, unpaced */
-#define TB_PACE_CHUNK_MAX (64u << 10)
-#define TB_PACE_CHUNK_MIN (4u << 10)
-#define TB_BATCH_MAX 8u
-#define TB_RECV_WANT (256u << 10)
-#define TB_SOCK_BUF (4 << 20)
-#define TB_LISTEN_BACKLOG 128
-#define TB_ADDR_TEXT_MAX 128 /* "unix:" + sun_path, or "[v6]:port" */
+#define TB_RECV_RING_DEPTH  8u
+#define TB_SEND_CHUNK	    (256u << 10) /* bytes per send SQE, unpaced */
+#define TB_PACE_CHUNK_MAX   (64u << 10)
+#define TB_PACE_CHUNK_MIN   (4u << 10)
+#define TB_BATCH_MAX	    8u
+#define TB_RECV_WANT	    (256u << 10)
+#define TB_SOCK_BUF	    (4 << 20)
+#define TB_LISTEN_BACKLOG   128
+#define TB_ADDR_TEXT_MAX    128 /* "unix:" + sun_path, or "[v6]:port" */
 /* How long to wait for cancelled requests / late ZC notifications. */
-#define TB_GRACE_NS (2 * TB_NSEC_PER_SEC)
+#define TB_GRACE_NS	    (2 * TB_NSEC_PER_SEC)
 #define TB_ZC_DISCONNECT_NS (50 * TB_NSEC_PER_MSEC)
-#define TB_ZC_PROBE_NS (2 * TB_NSEC_PER_SEC)
+#define TB_ZC_PROBE_NS	    (2 * TB_NSEC_PER_SEC)
 
 enum {
 	TB_UD_WAKE = 1,
@@ -313,7 +313,8 @@ static int tb_addr_parse(const char *addr, bool passive, struct tb_addr *out,
 			if (len < 2 || len > sizeof(sun->sun_path))
 				return -EINVAL;
 			memcpy(sun->sun_path + 1, path + 1, len - 1);
-			out[0].len = offsetof(struct sockaddr_un, sun_path) + len;
+			out[0].len =
+				offsetof(struct sockaddr_un, sun_path) + len;
 		} else {
 			if (len < 1 || len >= sizeof(sun->sun_path))
 				return -EINVAL;
@@ -413,8 +414,8 @@ static void tb_addr_fmt(const struct sockaddr_storage *ss, socklen_t len,
 			snprintf(out, outlen, "unix:@%.*s", (int)(n - 1),
 				 sun->sun_path + 1);
 		else
-			snprintf(out, outlen, "unix:%.*s", (int)strnlen(sun->sun_path, n),
-				 sun->sun_path);
+			snprintf(out, outlen, "unix:%.*s",
+				 (int)strnlen(sun->sun_path, n), sun->sun_path);
 		break;
 	}
 	default:
@@ -504,7 +505,8 @@ static int tb_zc_try(struct tb_conn *c, unsigned zc_flags)
 		if (rc)
 			return rc;
 		if (cqe->user_data == TB_UD_PROBE) {
-			if (!(cqe->flags & IORING_CQE_F_NOTIF) && res != -ETIMEDOUT)
+			if (!(cqe->flags & IORING_CQE_F_NOTIF) &&
+			    res != -ETIMEDOUT)
 				res = cqe->res;
 			if (cqe->flags & IORING_CQE_F_MORE)
 				owed++;
@@ -577,13 +579,9 @@ static int tb_conn_new(struct tb_conn **out, int fd,
 		uint64_t ms = c->opts.rate_bps / 8 / 1000; /* bytes per ms */
 
 		c->chunk_max = (uint32_t)TB_MAX(TB_PACE_CHUNK_MIN,
-					TB_MIN(ms, TB_PACE_CHUNK_MAX));
+						TB_MIN(ms, TB_PACE_CHUNK_MAX));
 	}
-	if (c->is_tcp) {
-		int one = 1;
-
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
+	tb_sock_tune(fd, ss.ss_family);
 	memset(&ss, 0, sizeof(ss));
 	sl = sizeof(ss);
 	if (getpeername(fd, (void *)&ss, &sl) == 0)
@@ -816,8 +814,9 @@ void tb_listener_close(struct tb_listener *l)
  */
 static int tb_pace_wait(struct tb_conn *c, uint32_t len, int64_t deadline_ns)
 {
-	uint64_t cost = (uint64_t)(((unsigned __int128)len * 8 *
-				    TB_NSEC_PER_SEC) / c->opts.rate_bps);
+	uint64_t cost =
+		(uint64_t)(((unsigned __int128)len * 8 * TB_NSEC_PER_SEC) /
+			   c->opts.rate_bps);
 	int64_t now = tb_now_ns(), start, until;
 	int rc = 0;
 
@@ -975,11 +974,10 @@ static int tb_send_batch(struct tb_conn *c, unsigned n, int64_t deadline_ns,
 		s->res = -ECANCELED;
 		s->zc = c->zc_ok;
 		if (s->zc)
-			io_uring_prep_send_zc(sqe, c->fd, s->p, s->len,
-					      MSG_NOSIGNAL | MSG_WAITALL,
-					      c->zc_report ?
-						      IORING_SEND_ZC_REPORT_USAGE :
-						      0);
+			io_uring_prep_send_zc(
+				sqe, c->fd, s->p, s->len,
+				MSG_NOSIGNAL | MSG_WAITALL,
+				c->zc_report ? IORING_SEND_ZC_REPORT_USAGE : 0);
 		else
 			io_uring_prep_send(sqe, c->fd, s->p, s->len,
 					   MSG_NOSIGNAL | MSG_WAITALL);
@@ -1056,8 +1054,8 @@ int tb_conn_sendv(struct tb_conn *c, const struct iovec *iov, int iovcnt,
 				continue;
 			}
 			take = TB_MIN(left, (size_t)c->chunk_max);
-			c->slots[n].p = (const uint8_t *)iov[bidx].iov_base +
-					boff;
+			c->slots[n].p =
+				(const uint8_t *)iov[bidx].iov_base + boff;
 			c->slots[n].len = (uint32_t)take;
 			n++;
 			boff += take;
@@ -1173,8 +1171,7 @@ static int tb_recv_once(struct tb_conn *c, uint8_t *p, size_t room,
 	return res < 0 ? res : 0;
 }
 
-int tb_conn_recv_rec(struct tb_conn *c, struct tb_rec *rec,
-		     int64_t deadline_ns)
+int tb_conn_recv_rec(struct tb_conn *c, struct tb_rec *rec, int64_t deadline_ns)
 {
 	uint8_t *p;
 	size_t room, n;
