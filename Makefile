@@ -62,6 +62,7 @@ ASAN_LIB := $(ASAN)/libtiber.a
 ASAN_SIMLIB := $(ASAN)/libtibersim.a
 
 .PHONY: all deps check check-unit check-asan check-integration check-xen \
+	xen-guest \
 	bench demo soak fuzz install clean help format format-check analyze \
 	memcheck
 all: $(addprefix $(BIN)/,$(PROGS)) \
@@ -74,6 +75,7 @@ help:
 	@echo "  check          deps + build + unit tests (plain and ASan/UBSan)"
 	@echo "                 + integration tests over the simulated backend"
 	@echo "  check-xen      real Xen 4.17 in QEMU TCG (tests/xen/, slow)"
+	@echo "  xen-guest      PV test guest kernel -> $(BUILD)/xen-guest/"
 	@echo "  bench          benchmarks: tables on stdout, JSON and plots"
 	@echo "  demo           protect a simulated guest, kill the primary, fail over"
 	@echo "  soak           1,000 kill -9 fault-injection runs"
@@ -148,6 +150,10 @@ check-integration: all
 check-xen: all
 	@TIBER_DEPS_XEN=1 scripts/deps.sh
 	@tests/xen/run.sh
+
+# The PV test guest kernel: freestanding, its own flags (tests/xen/guest/).
+xen-guest:
+	@$(MAKE) -C tests/xen/guest OUT=$(abspath $(BUILD))/xen-guest
 
 memcheck: $(REL_TESTS)
 	@CK_FORK=no TIBER_VALGRIND=1 scripts/run-tests.sh memcheck $(REL_TESTS)

@@ -78,9 +78,31 @@ sleep 2.5
 after=$(field suspends_cancelled "$(last_tick testguest)")
 grep -E '^(RESULT|SUMMARY request)' $OUT/suspcheck-after-restore.txt
 [ $rc = 0 ] && [ "$((after - before))" = 20 ]; res checkpoints_after_restore $? "port='$ev' suspends_cancelled $before -> $after"
-xl destroy testguest
 cp $(log testguest) $OUT/guest-testguest.log
-# 6. the variant without XEN_ELFNOTE_SUSPEND_CANCEL boots and publishes too
+# 6. xl remus to localhost (libxl suspends through our event channel and
+#    fast-resumes), then failover: the backup domain's guest sees 0
+#    (restored) and must verify its memory and keep ticking.
+B=testguest--incoming
+xl destroy $B >/dev/null 2>&1; rm -f $(log $B)
+before=$(field suspends_cancelled "$(last_tick testguest)")
+(xl -vvv remus -F -n -d -i 100 -s '' testguest "xl migrate-receive -r -e" > $OUT/xl-remus.log 2>&1) &
+sleep ${REMUS_S:-20}
+after=$(field suspends_cancelled "$(last_tick testguest)")
+cp $(log testguest) $OUT/guest-testguest.log
+XLPID=$(pgrep -f "^xl -vvv remus .* testguest " | head -1)
+xl destroy testguest; kill -9 $XLPID 2>/dev/null
+for i in $(seq 60); do xl list testguest 2>/dev/null | tail -1 | awk '{print $5}' | grep -q '[rb]' && ! xl list $B >/dev/null 2>&1 && break; sleep 0.5; done
+for i in $(seq 20); do [ -z "$(jobs -r)" ] && break; sleep 0.5; done
+sleep 3
+n=$(grep -c 'guest has suspended' $OUT/xl-remus.log)
+grep -a -E '^(RESTORED|VERIFY|SUSPEND-CHANNEL)' $(log $B) | tail -3
+grep -a -q '^VERIFY ok why=restore' $(log $B); v=$?
+ticking $B; t=$?
+[ "$n" -gt 0 ] && [ $v = 0 ] && [ $t = 0 ]; res xl_remus_failover $? "checkpoints=$n primary suspends_cancelled $before -> $after; backup domid=$(xl domid testguest 2>/dev/null) $(last_tick $B)"
+xl destroy testguest
+cp $(log $B) $OUT/ 2>/dev/null
+gzip -f $OUT/xl-remus.log
+# 7. the variant without XEN_ELFNOTE_SUSPEND_CANCEL boots and publishes too
 sed -e 's/^name = .*/name = "testguest-nc"/' -e 's/tiber-testguest"/tiber-testguest-nocancel"/' \
   $G/testguest.cfg > /root/testguest-nc.cfg
 rm -f $(log testguest-nc)
