@@ -1,0 +1,1206 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tiber-simguest: the simulated guest.
+ *
+ * Threads:
+ *   kernel     waits on the suspend port and the store watch; freezes the
+ *              workload at a safepoint, makes the simulated
+ *              SCHEDOP_shutdown(SHUTDOWN_suspend), runs THAW (hypercall
+ *              returned 1) or RESTORE (0) hooks, thaws the workload
+ *   toolstack  the unix control socket: hello + fds to one daemon; EOF =
+ *              detach: resume if left suspended, open the output gate
+ *   netback    host side of the output gate: transmits queued output when
+ *              the gate is open or its epoch is released
+ *   vcpuN      workload threads (synthetic writers, the KV service)
+ *   main       signals (SIGTERM/SIGINT exit, SIGUSR1 stats)
+ *
+ * Invariants:
+ *   - workload threads only stop at safepoints, between transactions, so
+ *     a suspended guest's RAM is one consistent state (tb_sim_verify);
+ *   - a write is marked in the cooperative bitmap after it is made (a
+ *     harvest racing with it reports it now or next time, never loses it);
+ *   - the guest never stays suspended without a daemon attached.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/futex.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "tiber/sim_uapi.h"
+#include "guest.h"
+
+#define LD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define INC(p) __atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST)
+
+#define RESUME_SPIN_NS (200 * TB_NSEC_PER_USEC)
+#define PARK_SPIN_NS (200 * TB_NSEC_PER_USEC)
+
+struct tb_guest {
+	struct tb_guest_cfg cfg;
+	int ram_fd, ctrl_fd, ring_fd, uffd;
+	int evtfds[TB_SIM_NR_EVTFDS];
+	uint8_t *ram;
+	uint64_t ram_size, nr_pages;
+	struct tb_sim_ctrl *ctrl;
+	size_t ctrl_size;
+	uint8_t *ring;
+	uint64_t *bitmap;
+	int suspend_port;
+	int listen_fd;
+	int wd_sock; /* to the pause watchdog */
+	pid_t wd_pid;
+
+	/* freeze/thaw */
+	unsigned nr_vcpus;
+	int stop_req;	/* futex */
+	int parked;	/* futex */
+	int run_gen;	/* futex */
+	int exiting;
+	bool kv_relisten;
+	pthread_t vcpu_thr[TB_SIM_MAX_VCPUS];
+	unsigned vcpu_kind[TB_SIM_MAX_VCPUS];
+	struct tb_sim_vcpu vcpu[TB_SIM_MAX_VCPUS]; /* live registers */
+
+	pthread_mutex_t gate_lock;
+	pthread_cond_t gate_room;
+	struct tb_guest_kv *kv;
+
+	pthread_t kernel_thr, tool_thr, netback_thr;
+	volatile sig_atomic_t want_stats;
+	int64_t t_boot;
+};
+
+static struct tb_guest *crash_guest;
+
+static long futex(int *uaddr, int op, int val, const struct timespec *ts)
+{
+	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0);
+}
+
+void *tb_guest_ram(struct tb_guest *g)
+{
+	return g->ram;
+}
+
+bool tb_guest_exiting(struct tb_guest *g)
+{
+	return LD(&g->exiting) != 0;
+}
+
+void tb_guest_mark(uint64_t pfn, void *arg)
+{
+	struct tb_guest *g = arg;
+	uint64_t *w = &g->bitmap[pfn >> 6];
+	uint64_t bit = 1ull << (pfn & 63);
+
+	/* test-then-set: hot pages cost nothing (sim-host-facts 1d) */
+	if (!(__atomic_load_n(w, __ATOMIC_RELAXED) & bit))
+		__atomic_fetch_or(w, bit, __ATOMIC_RELEASE);
+}
+
+/* ------------------------------------------------------------ freeze */
+
+static void park(struct tb_guest *g, unsigned t)
+{
+	int gen = LD(&g->run_gen);
+	int64_t until;
+
+	/* the vCPU's registers: what save_cpu_state hands out */
+	g->vcpu[t].lane_seq =
+		((struct tb_sim_ram_hdr *)g->ram)->lane[t % TB_SIM_MAX_LANES].seq;
+	g->ctrl->vcpu[t] = g->vcpu[t];
+	if ((unsigned)INC(&g->parked) == g->nr_vcpus)
+		futex(&g->parked, FUTEX_WAKE_PRIVATE, 1, NULL);
+	until = tb_now_ns() + PARK_SPIN_NS;
+	while (LD(&g->run_gen) == gen && tb_now_ns() < until)
+		__builtin_ia32_pause();
+	while (LD(&g->run_gen) == gen)
+		futex(&g->run_gen, FUTEX_WAIT_PRIVATE, gen, NULL);
+}
+
+void tb_guest_safepoint(struct tb_guest *g, unsigned t)
+{
+	if (__builtin_expect(LD(&g->stop_req) != 0, 0))
+		park(g, t);
+}
+
+static void freeze(struct tb_guest *g)
+{
+	int64_t until;
+	int p;
+
+	ST(&g->stop_req, 1);
+	futex(&g->stop_req, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+	pthread_mutex_lock(&g->gate_lock);
+	pthread_cond_broadcast(&g->gate_room);
+	pthread_mutex_unlock(&g->gate_lock);
+	until = tb_now_ns() + 50 * TB_NSEC_PER_USEC;
+	while ((unsigned)LD(&g->parked) < g->nr_vcpus && tb_now_ns() < until)
+		__builtin_ia32_pause();
+	while ((unsigned)(p = LD(&g->parked)) < g->nr_vcpus &&
+	       !tb_guest_exiting(g)) {
+		struct timespec ts = { 0, 100 * TB_NSEC_PER_MSEC };
+
+		futex(&g->parked, FUTEX_WAIT_PRIVATE, p, &ts);
+	}
+	g->ctrl->nr_vcpus = g->nr_vcpus;
+}
+
+static void thaw(struct tb_guest *g)
+{
+	ST(&g->parked, 0);
+	ST(&g->stop_req, 0);
+	INC(&g->run_gen);
+	futex(&g->run_gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+}
+
+/* ------------------------------------------------------------ ports */
+
+static int publish_port(struct tb_guest *g)
+{
+	char v[16];
+	int p;
+
+	if (g->cfg.static_port > 0) {
+		/* dom0less: the port is static config, nothing in the store */
+		p = tb_sim_evtchn_alloc(g->ctrl, g->cfg.static_port);
+		if (p < 0)
+			return p;
+		g->ctrl->static_port = (uint32_t)p;
+		g->suspend_port = p;
+		return 0;
+	}
+	p = tb_sim_evtchn_alloc(g->ctrl, 0);
+	if (p < 0)
+		return p;
+	g->suspend_port = p;
+	snprintf(v, sizeof(v), "%d", p);
+	return tb_sim_store_write(&g->ctrl->store, TB_SIM_KEY_SUSPEND_PORT, v);
+}
+
+static void unpublish_port(struct tb_guest *g)
+{
+	if (g->suspend_port > 0)
+		tb_sim_evtchn_free(g->ctrl, (unsigned)g->suspend_port);
+	if (g->cfg.static_port <= 0)
+		tb_sim_store_write(&g->ctrl->store, TB_SIM_KEY_SUSPEND_PORT,
+				   "");
+	g->suspend_port = 0;
+}
+
+/* ------------------------------------------------------------ hooks */
+
+static void verify_self(struct tb_guest *g)
+{
+	struct tb_sim_verify_report rep;
+	int rc = tb_sim_verify(g->ram, g->ram_size, &rep);
+
+	ST(&g->ctrl->last_verify_ok, (!rc && rep.ok) ? 1 : 2);
+	fprintf(stderr,
+		"tiber-simguest: restore verify=%s pages=%" PRIu64
+		" writes=%" PRIu64 " bad_pages=%" PRIu64 " %s\n",
+		(!rc && rep.ok) ? "ok" : "FAILED", rep.pages_checked,
+		rep.total_writes, rep.bad_pages, rep.msg);
+}
+
+/* PMSG_RESTORE: the domain was restored (slow resume or a new host). */
+static void restore_hooks(struct tb_guest *g)
+{
+	INC(&g->ctrl->restores);
+	ST(&g->ctrl->subscribed_port, 0);
+	unpublish_port(g);
+	if (publish_port(g))
+		fprintf(stderr, "tiber-simguest: restore: no suspend port\n");
+	g->kv_relisten = true;
+	verify_self(g);
+}
+
+/* PMSG_THAW: suspend cancelled (checkpoint); continue in place. */
+static void thaw_hooks(struct tb_guest *g)
+{
+	INC(&g->ctrl->suspend_cancels);
+	if (g->suspend_port > 0)
+		tb_sim_evtchn_consume(g->ctrl, (unsigned)g->suspend_port,
+				      TB_SIM_END_GUEST);
+}
+
+/* The simulated SCHEDOP_shutdown(SHUTDOWN_suspend).  Returns what the
+ * hypervisor put in the return register. */
+static int hypercall_suspend(struct tb_guest *g)
+{
+	struct tb_sim_ctrl *c = g->ctrl;
+	struct tb_sim_waitset ws = { .n = 1, .port = { TB_SIM_PORT_RESUME },
+				     .end = { TB_SIM_END_GUEST },
+				     .extra_fd = -1 };
+	unsigned sub;
+
+	INC(&c->suspends);
+	ST(&c->shutdown_reason, TB_SIM_SHUTDOWN_SUSPEND);
+	ST(&c->state, TB_SIM_SUSPENDED);
+	sub = LD(&c->subscribed_port);
+	if (sub && (int)sub == g->suspend_port)
+		tb_sim_evtchn_notify(c, g->evtfds, sub, TB_SIM_END_TOOL);
+	else
+		tb_sim_evtchn_notify(c, g->evtfds, TB_SIM_PORT_DOM_EXC,
+				     TB_SIM_END_TOOL);
+	/* spin first: a short checkpoint resumes us in ~0.1 us (facts 2) */
+	for (;;) {
+		int r = tb_sim_evtchn_wait(c, g->evtfds, &ws, RESUME_SPIN_NS,
+					   tb_now_ns() + 100 * TB_NSEC_PER_MSEC);
+
+		if (LD(&c->state) == TB_SIM_RUNNING && r == 0)
+			break;
+		if (tb_guest_exiting(g))
+			return 1;
+	}
+	ST(&c->shutdown_reason, TB_SIM_SHUTDOWN_NONE);
+	return LD(&c->hypercall_ret);
+}
+
+static void do_suspend(struct tb_guest *g)
+{
+	int ret;
+
+	freeze(g);
+	ret = hypercall_suspend(g);
+	if (ret == 1)
+		thaw_hooks(g);
+	else
+		restore_hooks(g);
+	thaw(g);
+}
+
+static void handle_request(struct tb_guest *g)
+{
+	uint32_t expect = TB_SIM_REQ_PENDING;
+
+	if (g->cfg.ignore_suspend) {
+		INC(&g->ctrl->ignored_requests);
+		return;
+	}
+	/* claim; a cancelled request (daemon's CAS won) is ignored */
+	if (!__atomic_compare_exchange_n(&g->ctrl->suspend_req, &expect,
+					 TB_SIM_REQ_TAKEN, false,
+					 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		return;
+	do_suspend(g);
+}
+
+static void print_stats(struct tb_guest *g, FILE *f, bool json)
+{
+	struct tb_sim_ctrl *c = g->ctrl;
+	struct tb_sim_gate *gt = &c->gate;
+
+	fprintf(f,
+		json ? "{\"pid\": %d, \"suspends\": %" PRIu64
+		       ", \"suspend_cancels\": %" PRIu64
+		       ", \"restores\": %" PRIu64
+		       ", \"ignored_requests\": %" PRIu64
+		       ", \"progress\": %" PRIu64
+		       ", \"output_held_bytes\": %" PRIu64
+		       ", \"output_released_bytes\": %" PRIu64
+		       ", \"output_dropped_bytes\": %" PRIu64
+		       ", \"output_backpressure\": %" PRIu64
+		       ", \"restore_verify\": %" PRIu64 "}\n" :
+		       "tiber-simguest: pid=%d suspends=%" PRIu64
+		       " suspend_cancels=%" PRIu64 " restores=%" PRIu64
+		       " ignored=%" PRIu64 " progress=%" PRIu64
+		       " out_held=%" PRIu64 " out_released=%" PRIu64
+		       " out_dropped=%" PRIu64 " backpressure=%" PRIu64
+		       " restore_verify=%" PRIu64 "\n",
+		(int)getpid(), LD(&c->suspends), LD(&c->suspend_cancels),
+		LD(&c->restores), LD(&c->ignored_requests), LD(&c->progress),
+		LD(&gt->held_bytes), LD(&gt->released_bytes),
+		LD(&gt->dropped_bytes), LD(&gt->backpressure),
+		LD(&c->last_verify_ok));
+}
+
+static void *kernel_main(void *arg)
+{
+	struct tb_guest *g = arg;
+	struct tb_sim_ctrl *c = g->ctrl;
+	char v[TB_SIM_VAL_MAX];
+	int64_t next_stats = tb_now_ns() + (int64_t)g->cfg.stats_interval_s *
+						   TB_NSEC_PER_SEC;
+	int r;
+
+	while (!tb_guest_exiting(g)) {
+		struct tb_sim_waitset ws = { .n = 0, .extra_fd = -1 };
+		int64_t dl = tb_now_ns() + 100 * TB_NSEC_PER_MSEC;
+
+		ws.port[ws.n] = TB_SIM_PORT_STORE;
+		ws.end[ws.n++] = TB_SIM_END_GUEST;
+		if (g->suspend_port > 0) {
+			ws.port[ws.n] = (unsigned)g->suspend_port;
+			ws.end[ws.n++] = TB_SIM_END_GUEST;
+		}
+		r = tb_sim_evtchn_wait(c, g->evtfds, &ws, 0, dl);
+		if (r == 0) {
+			/* xenstore watch: control/shutdown */
+			if (!tb_sim_store_read(&c->store, TB_SIM_KEY_SHUTDOWN,
+					       v, sizeof(v)) &&
+			    !strcmp(v, "suspend")) {
+				if (g->cfg.ignore_suspend) {
+					INC(&c->ignored_requests);
+				} else if (!tb_sim_store_cmpxchg(
+						   &c->store,
+						   TB_SIM_KEY_SHUTDOWN,
+						   "suspend", "")) {
+					/* acked by clearing, as Linux does */
+					handle_request(g);
+				}
+			}
+		} else if (r == 1) {
+			handle_request(g);
+		}
+		if (g->want_stats || (g->cfg.stats_interval_s &&
+				      tb_now_ns() >= next_stats)) {
+			g->want_stats = 0;
+			print_stats(g, stderr, false);
+			next_stats = tb_now_ns() +
+				     (int64_t)g->cfg.stats_interval_s *
+					     TB_NSEC_PER_SEC;
+		}
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ gate */
+
+int tb_guest_send(struct tb_guest *g, uint32_t conn, const void *p,
+		  uint32_t len)
+{
+	struct tb_sim_gate *gt = &g->ctrl->gate;
+	bool waited = false;
+	int rc;
+
+	pthread_mutex_lock(&g->gate_lock);
+	for (;;) {
+		rc = tb_sim_gate_append(gt, g->ring, conn, p, len);
+		if (rc != -EAGAIN || tb_guest_exiting(g))
+			break;
+		if (!waited) {
+			INC(&gt->backpressure);
+			waited = true;
+		}
+		if (LD(&g->stop_req)) {
+			/* a safepoint: the command is applied, its reply
+			 * not yet queued; it goes out after the resume */
+			pthread_mutex_unlock(&g->gate_lock);
+			park(g, g->nr_vcpus - 1);
+			pthread_mutex_lock(&g->gate_lock);
+			continue;
+		}
+		{
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 10 * TB_NSEC_PER_MSEC;
+			if (ts.tv_nsec >= TB_NSEC_PER_SEC) {
+				ts.tv_sec++;
+				ts.tv_nsec -= TB_NSEC_PER_SEC;
+			}
+			pthread_cond_timedwait(&g->gate_room, &g->gate_lock,
+					       &ts);
+		}
+	}
+	pthread_mutex_unlock(&g->gate_lock);
+	if (!rc)
+		tb_sim_evtchn_notify(g->ctrl, g->evtfds, TB_SIM_PORT_GATE,
+				     TB_SIM_END_GUEST);
+	return rc;
+}
+
+static void *netback_main(void *arg)
+{
+	struct tb_guest *g = arg;
+	struct tb_sim_gate *gt = &g->ctrl->gate;
+	struct tb_sim_waitset ws = { .n = 1, .port = { TB_SIM_PORT_GATE },
+				     .end = { TB_SIM_END_GUEST },
+				     .extra_fd = -1 };
+	struct tb_sim_gate_rec rec;
+	uint8_t *buf = malloc(gt->ring_size);
+	bool sent;
+	int r;
+
+	if (!buf)
+		return NULL;
+	while (!tb_guest_exiting(g)) {
+		r = tb_sim_gate_peek(gt, g->ring, &rec, buf, gt->ring_size);
+		if (r == 1) {
+			sent = g->kv && tb_guest_kv_transmit(g->kv, rec.conn,
+							     buf, rec.len);
+			pthread_mutex_lock(&g->gate_lock);
+			tb_sim_gate_pop(gt, &rec, sent);
+			pthread_cond_broadcast(&g->gate_room);
+			pthread_mutex_unlock(&g->gate_lock);
+			continue;
+		}
+		tb_sim_evtchn_wait(g->ctrl, g->evtfds, &ws, 0,
+				   tb_now_ns() + 100 * TB_NSEC_PER_MSEC);
+	}
+	free(buf);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ toolstack */
+
+static void self_resume(struct tb_guest *g)
+{
+	struct tb_sim_ctrl *c = g->ctrl;
+	uint32_t expect = TB_SIM_REQ_PENDING;
+
+	ST(&c->attached, 0);
+	ST(&c->subscribed_port, 0);
+	__atomic_compare_exchange_n(&c->suspend_req, &expect, TB_SIM_REQ_NONE,
+				    false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	ST(&c->gate.mode, TB_SIM_GATE_OPEN);
+	tb_sim_evtchn_notify(c, g->evtfds, TB_SIM_PORT_GATE, TB_SIM_END_GUEST);
+	if (LD(&c->state) == TB_SIM_PAUSED)
+		ST(&c->state, TB_SIM_RUNNING);
+	if (LD(&c->state) == TB_SIM_SUSPENDED) {
+		/* the daemon left us suspended: cancel the suspend */
+		ST(&c->suspend_req, TB_SIM_REQ_NONE);
+		ST(&c->hypercall_ret, 1);
+		INC(&c->resume_gen);
+		ST(&c->state, TB_SIM_RUNNING);
+		tb_sim_evtchn_notify(c, g->evtfds, TB_SIM_PORT_RESUME,
+				     TB_SIM_END_GUEST);
+	}
+}
+
+static int send_hello(struct tb_guest *g, int s, int status)
+{
+	struct tb_sim_hello h = { 0 };
+	int fds[TB_SIM_MAX_FDS];
+	unsigned n = 0, i;
+
+	h.magic = TB_SIM_HELLO_MAGIC;
+	h.version = TB_SIM_VERSION;
+	h.status = status;
+	h.pid = (int32_t)getpid();
+	h.ram_size = g->ram_size;
+	h.ram_gva = (uint64_t)(uintptr_t)g->ram;
+	h.ctrl_size = g->ctrl_size;
+	h.ring_size = g->ctrl->gate.ring_size;
+	h.page_size = TB_PAGE_SIZE;
+	h.features = g->ctrl->features;
+	h.hugepages = g->cfg.hugepages;
+	if (status == 0) {
+		fds[n++] = g->ram_fd;
+		fds[n++] = g->ctrl_fd;
+		fds[n++] = g->ring_fd;
+		if (g->uffd >= 0) {
+			fds[n++] = g->uffd;
+			h.has_uffd = 1;
+		}
+		for (i = 0; i < TB_SIM_NR_EVTFDS; i++)
+			fds[n++] = g->evtfds[i];
+	}
+	h.nr_fds = n;
+	return tb_sim_send_fds(s, &h, sizeof(h), fds, n);
+}
+
+static void *tool_main(void *arg)
+{
+	struct tb_guest *g = arg;
+	int conn = -1, s;
+	char b[64];
+
+	while (!tb_guest_exiting(g)) {
+		struct pollfd pfd[2] = { { g->listen_fd, POLLIN, 0 },
+					 { conn, POLLIN, 0 } };
+
+		if (poll(pfd, conn >= 0 ? 2 : 1, 100) <= 0)
+			continue;
+		if (pfd[0].revents & POLLIN) {
+			s = accept4(g->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			if (s >= 0) {
+				if (conn >= 0) {
+					send_hello(g, s, -EBUSY);
+					close(s);
+				} else if (send_hello(g, s, 0)) {
+					close(s);
+				} else {
+					conn = s;
+					ST(&g->ctrl->attached, 1);
+					if (g->wd_sock >= 0)
+						tb_sim_send_fds(g->wd_sock, "c",
+								1, &conn, 1);
+				}
+			}
+		}
+		if (conn >= 0 && pfd[1].revents) {
+			ssize_t n = read(conn, b, sizeof(b));
+
+			if (n == 0 || (n < 0 && errno != EINTR &&
+				       errno != EAGAIN)) {
+				close(conn);
+				conn = -1;
+				self_resume(g);
+			}
+		}
+	}
+	if (conn >= 0)
+		close(conn);
+	return NULL;
+}
+
+/*
+ * Pause watchdog: a SIGSTOPped guest cannot notice its daemon dying, so a
+ * small child process (not stopped by a SIGSTOP to the guest) holds the
+ * connection too and sends SIGCONT when it hangs up.
+ */
+static void watchdog_main(int sock, pid_t guest)
+{
+	int conn = -1;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != guest)
+		_exit(0);
+	for (;;) {
+		struct pollfd pfd[2] = { { sock, POLLIN, 0 },
+					 { conn, POLLRDHUP, 0 } };
+		int n = poll(pfd, conn >= 0 ? 2 : 1, -1);
+
+		if (n < 0 && errno != EINTR)
+			_exit(1);
+		if (pfd[0].revents) {
+			char c;
+			int fd;
+			unsigned nf = 1;
+
+			if (tb_sim_recv_fds(sock, &c, 1, &fd, &nf))
+				_exit(0); /* guest gone */
+			if (nf == 1) {
+				if (conn >= 0)
+					close(conn);
+				conn = fd;
+			}
+		}
+		if (conn >= 0 && (pfd[1].revents & (POLLRDHUP | POLLHUP))) {
+			kill(guest, SIGCONT);
+			close(conn);
+			conn = -1;
+		}
+	}
+}
+
+static int start_watchdog(struct tb_guest *g)
+{
+	int sv[2];
+	pid_t me = getpid(), pid;
+
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -errno;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		watchdog_main(sv[1], me);
+		_exit(0);
+	}
+	close(sv[1]);
+	g->wd_sock = sv[0];
+	g->wd_pid = pid;
+	return 0;
+}
+
+/* ------------------------------------------------------------ workload */
+
+static inline uint64_t rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+struct vcpu_arg {
+	struct tb_guest *g;
+	unsigned t;
+};
+
+static void rate_wait(struct tb_guest *g, int64_t t_next)
+{
+	int64_t d = t_next - tb_now_ns();
+	struct timespec ts;
+
+	if (d <= 0)
+		return;
+	if (d > 10 * TB_NSEC_PER_MSEC)
+		d = 10 * TB_NSEC_PER_MSEC;
+	ts.tv_sec = d / TB_NSEC_PER_SEC;
+	ts.tv_nsec = d % TB_NSEC_PER_SEC;
+	/* idle until the next write, or until a freeze wakes us */
+	futex(&g->stop_req, FUTEX_WAIT_PRIVATE, 0, &ts);
+}
+
+static void synthetic_loop(struct tb_guest *g, unsigned t, unsigned lanes)
+{
+	struct tb_sim_ram_hdr *h = (struct tb_sim_ram_hdr *)g->ram;
+	struct tb_sim_vcpu *v = &g->vcpu[t];
+	uint64_t wss = g->cfg.wss ? g->cfg.wss / TB_PAGE_SIZE : h->nr_data;
+	uint64_t n, j, rate;
+	int64_t period = 0, t_next;
+
+	if (wss > h->nr_data)
+		wss = h->nr_data;
+	n = wss > t ? (wss - t + lanes - 1) / lanes : 0;
+	if (!n)
+		return;
+	rate = g->cfg.dirty_rate;
+	if (rate)
+		period = (int64_t)(TB_NSEC_PER_SEC * lanes / rate);
+	t_next = tb_now_ns();
+	while (!tb_guest_exiting(g)) {
+		tb_guest_safepoint(g, t);
+		if (period) {
+			if (tb_now_ns() < t_next) {
+				rate_wait(g, t_next);
+				continue;
+			}
+			t_next += period;
+			if (t_next < tb_now_ns() - TB_NSEC_PER_SEC)
+				t_next = tb_now_ns();
+		}
+		switch (g->cfg.pattern) {
+		case TB_GUEST_HOTSET:
+			if (rng_next(&v->rng) % 10)
+				j = rng_next(&v->rng) % TB_MAX(n / 10, 1);
+			else
+				j = rng_next(&v->rng) % n;
+			break;
+		case TB_GUEST_SEQUENTIAL:
+			j = v->pos++ % n;
+			break;
+		default:
+			j = rng_next(&v->rng) % n;
+			break;
+		}
+		tb_sim_page_write(g->ram, h->data_first + j * lanes + t, t,
+				  tb_guest_mark, g);
+		v->ops++;
+		__atomic_add_fetch(&g->ctrl->progress, 1, __ATOMIC_RELAXED);
+	}
+}
+
+static void kv_loop(struct tb_guest *g, unsigned t)
+{
+	while (!tb_guest_exiting(g)) {
+		tb_guest_safepoint(g, t);
+		if (g->kv_relisten) {
+			g->kv_relisten = false;
+			tb_guest_kv_relisten(g->kv);
+		}
+		if (tb_guest_kv_step(g->kv, 5) == 0)
+			g->vcpu[t].ops++;
+	}
+}
+
+static void idle_loop(struct tb_guest *g, unsigned t)
+{
+	while (!tb_guest_exiting(g)) {
+		tb_guest_safepoint(g, t);
+		rate_wait(g, tb_now_ns() + 10 * TB_NSEC_PER_MSEC);
+	}
+}
+
+static void *vcpu_main(void *arg)
+{
+	struct vcpu_arg *a = arg;
+	struct tb_guest *g = a->g;
+	unsigned t = a->t;
+	struct tb_sim_ram_hdr *h = (struct tb_sim_ram_hdr *)g->ram;
+
+	free(a);
+	switch (g->vcpu_kind[t]) {
+	case TB_GUEST_SYNTHETIC:
+		synthetic_loop(g, t, h->nr_lanes);
+		break;
+	case TB_GUEST_KV:
+		kv_loop(g, t);
+		break;
+	default:
+		break;
+	}
+	idle_loop(g, t);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ boot */
+
+static void crash_handler(int sig)
+{
+	if (crash_guest && crash_guest->ctrl)
+		crash_guest->ctrl->state = TB_SIM_CRASHED;
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int setup_uffd(struct tb_guest *g)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg;
+	struct uffdio_writeprotect wp;
+	int flags = O_CLOEXEC | O_NONBLOCK;
+	int fd, rc;
+
+	if (geteuid() != 0)
+		flags |= UFFD_USER_MODE_ONLY;
+	fd = (int)syscall(SYS_userfaultfd, flags);
+	if (fd < 0 && errno == EPERM && !(flags & UFFD_USER_MODE_ONLY))
+		fd = (int)syscall(SYS_userfaultfd, flags | UFFD_USER_MODE_ONLY);
+	if (fd < 0)
+		return -errno;
+	api.features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
+	if (g->cfg.hugepages)
+		api.features |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		rc = -errno;
+		goto out_close;
+	}
+	if (!(api.features & UFFD_FEATURE_WP_ASYNC)) {
+		rc = -ENOTSUP;
+		goto out_close;
+	}
+	reg.range.start = (uint64_t)(uintptr_t)g->ram;
+	reg.range.len = g->ram_size;
+	reg.mode = UFFDIO_REGISTER_MODE_WP;
+	if (ioctl(fd, UFFDIO_REGISTER, &reg)) {
+		rc = -errno;
+		goto out_close;
+	}
+	/* once, at setup: ~17 ms per GiB; later re-arming is PAGEMAP_SCAN */
+	wp.range = reg.range;
+	wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+	if (ioctl(fd, UFFDIO_WRITEPROTECT, &wp)) {
+		rc = -errno;
+		goto out_close;
+	}
+	g->uffd = fd;
+	return 0;
+out_close:
+	close(fd);
+	return rc;
+}
+
+static int read_all_fd(int fd, struct tb_buf *b)
+{
+	char tmp[65536];
+	ssize_t n;
+
+	lseek(fd, 0, SEEK_SET);
+	for (;;) {
+		n = read(fd, tmp, sizeof(tmp));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0;
+		if (tb_buf_append(b, tmp, (size_t)n))
+			return -ENOMEM;
+	}
+}
+
+static int load_state(struct tb_guest *g, struct tb_sim_dev_state *dev,
+		      uint32_t *nr)
+{
+	struct tb_buf b = { 0 };
+	size_t used, used2;
+	int fd = g->cfg.state_fd, rc;
+
+	if (g->cfg.state_file) {
+		fd = open(g->cfg.state_file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+	}
+	rc = read_all_fd(fd, &b);
+	if (g->cfg.state_file)
+		close(fd);
+	if (rc)
+		goto out;
+	rc = tb_sim_blob_get_cpu(b.data, b.len, g->vcpu, nr, &used);
+	if (!rc)
+		rc = tb_sim_blob_get_dev(b.data + used, b.len - used, dev,
+					 &used2);
+out:
+	tb_buf_free(&b);
+	return rc;
+}
+
+static int make_listener(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int s;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, path);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	unlink(path);
+	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) || listen(s, 4)) {
+		int e = -errno;
+
+		close(s);
+		return e;
+	}
+	return s;
+}
+
+static int boot(struct tb_guest *g)
+{
+	const struct tb_guest_cfg *cfg = &g->cfg;
+	struct tb_sim_dev_state dev;
+	struct tb_sim_ctrl *c;
+	uint32_t nr_saved = 0;
+	uint64_t o;
+	unsigned i, lanes, mflags = MFD_CLOEXEC;
+	char v[32];
+	int rc;
+
+	g->ram_size = cfg->ram_size;
+	if (cfg->restore) {
+		struct stat st;
+
+		g->ram_fd = cfg->ram_fd;
+		if (fstat(g->ram_fd, &st))
+			return -errno;
+		g->ram_size = (uint64_t)st.st_size;
+		rc = load_state(g, &dev, &nr_saved);
+		if (rc) {
+			fprintf(stderr, "tiber-simguest: bad state blob: %s\n",
+				strerror(-rc));
+			return rc;
+		}
+	} else {
+		if (cfg->hugepages)
+			mflags |= MFD_HUGETLB;
+		g->ram_fd = memfd_create("tiber-guest-ram", mflags);
+		if (g->ram_fd < 0)
+			return -errno;
+		if (ftruncate(g->ram_fd, (off_t)g->ram_size))
+			return -errno;
+	}
+	if (g->ram_size < 64 * TB_PAGE_SIZE || g->ram_size % TB_PAGE_SIZE)
+		return -EINVAL;
+	g->nr_pages = g->ram_size / TB_PAGE_SIZE;
+	g->ram = mmap(NULL, g->ram_size, PROT_READ | PROT_WRITE,
+		      MAP_SHARED | MAP_POPULATE, g->ram_fd, 0);
+	if (g->ram == MAP_FAILED) {
+		g->ram = NULL;
+		return -errno;
+	}
+	/* pre-fault writable PTEs before uffd-wp (facts 1a: 2.5x cheaper) */
+	for (o = 0; o < g->ram_size; o += TB_PAGE_SIZE) {
+		volatile uint8_t *p = g->ram + o;
+
+		*p = *p;
+	}
+	g->ctrl_size = tb_sim_ctrl_size(g->ram_size);
+	g->ctrl_fd = memfd_create("tiber-guest-ctrl", MFD_CLOEXEC);
+	if (g->ctrl_fd < 0 || ftruncate(g->ctrl_fd, (off_t)g->ctrl_size))
+		return -errno;
+	g->ctrl = mmap(NULL, g->ctrl_size, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_POPULATE, g->ctrl_fd, 0);
+	if (g->ctrl == MAP_FAILED) {
+		g->ctrl = NULL;
+		return -errno;
+	}
+	c = g->ctrl;
+	crash_guest = g;
+	g->ring_fd = memfd_create("tiber-guest-gate", MFD_CLOEXEC);
+	if (g->ring_fd < 0 || ftruncate(g->ring_fd, (off_t)cfg->gate_ring))
+		return -errno;
+	g->ring = mmap(NULL, cfg->gate_ring, PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_POPULATE, g->ring_fd, 0);
+	if (g->ring == MAP_FAILED) {
+		g->ring = NULL;
+		return -errno;
+	}
+	for (i = 0; i < TB_SIM_NR_EVTFDS; i++) {
+		g->evtfds[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (g->evtfds[i] < 0)
+			return -errno;
+	}
+
+	c->magic = TB_SIM_MAGIC;
+	c->version = TB_SIM_VERSION;
+	c->guest_pid = (int32_t)getpid();
+	c->page_size = TB_PAGE_SIZE;
+	c->ram_size = g->ram_size;
+	c->ram_gva = (uint64_t)(uintptr_t)g->ram;
+	c->state = TB_SIM_BOOTING;
+	c->shutdown_reason = TB_SIM_SHUTDOWN_NONE;
+	c->bitmap_off = TB_SIM_CTRL_FIXED;
+	c->bitmap_len = g->ctrl_size - TB_SIM_CTRL_FIXED;
+	c->gate.ring_size = cfg->gate_ring;
+	c->gate.mode = TB_SIM_GATE_OPEN;
+	for (i = 1; i < TB_SIM_PORT_FIRST_DYN; i++)
+		c->port[i].state = TB_SIM_PORT_RESERVED;
+	g->bitmap = tb_sim_ctrl_bitmap(c);
+
+	/* workload threads = vCPUs */
+	g->nr_vcpus = 0;
+	if (cfg->workload == TB_GUEST_SYNTHETIC ||
+	    cfg->workload == TB_GUEST_MIXED)
+		for (i = 0; i < cfg->threads; i++)
+			g->vcpu_kind[g->nr_vcpus++] = TB_GUEST_SYNTHETIC;
+	lanes = TB_MAX(g->nr_vcpus, 1u);
+	if (cfg->workload == TB_GUEST_KV || cfg->workload == TB_GUEST_MIXED)
+		g->vcpu_kind[g->nr_vcpus++] = TB_GUEST_KV;
+	if (!g->nr_vcpus)
+		g->vcpu_kind[g->nr_vcpus++] = TB_GUEST_IDLE;
+
+	if (cfg->restore) {
+		const struct tb_sim_ram_hdr *h = (void *)g->ram;
+
+		if (h->magic != TB_SIM_RAM_MAGIC || h->nr_lanes != lanes ||
+		    nr_saved != g->nr_vcpus) {
+			fprintf(stderr,
+				"tiber-simguest: restore: RAM/state do not match the workload flags (lanes %u vs %u, vcpus %u vs %u)\n",
+				h->nr_lanes, lanes, nr_saved, g->nr_vcpus);
+			return -EINVAL;
+		}
+		for (i = 0; i < TB_SIM_STORE_SLOTS; i++)
+			c->store.slot[i] = dev.slot[i];
+		c->suspends = dev.suspends;
+		c->suspend_cancels = dev.suspend_cancels;
+		c->restores = dev.restores;
+		c->gate.cur_epoch = dev.gate_cur_epoch;
+		c->gate.released_epoch = dev.gate_cur_epoch;
+	} else {
+		rc = tb_sim_ram_format(g->ram, g->nr_pages, cfg->content, lanes,
+				       (cfg->workload == TB_GUEST_KV ||
+					cfg->workload == TB_GUEST_MIXED) ?
+					       (uint64_t)64 :
+					       0);
+		if (rc)
+			return rc;
+		for (i = 0; i < g->nr_vcpus; i++) {
+			g->vcpu[i].id = i;
+			g->vcpu[i].kind = g->vcpu_kind[i];
+			g->vcpu[i].rng = 0x9e3779b97f4a7c15ull * (i + 1) ^
+					 (uint64_t)getpid();
+		}
+		tb_sim_store_write(&c->store, TB_SIM_KEY_NAME,
+				   cfg->name ? cfg->name : "simguest");
+		snprintf(v, sizeof(v), "%u", cfg->domid);
+		tb_sim_store_write(&c->store, TB_SIM_KEY_DOMID, v);
+	}
+
+	if (!strcmp(cfg->dirty_mech, "uffd") ||
+	    !strcmp(cfg->dirty_mech, "auto")) {
+		rc = setup_uffd(g);
+		if (rc && !strcmp(cfg->dirty_mech, "uffd")) {
+			fprintf(stderr, "tiber-simguest: uffd-wp async: %s\n",
+				strerror(-rc));
+			return rc;
+		}
+	}
+	c->features = TB_SIM_FEAT_DIRTY_BITMAP;
+	if (!cfg->no_suspend_cancel)
+		c->features |= TB_SIM_FEAT_SUSPEND_CANCEL;
+	if (g->uffd >= 0)
+		c->features |= TB_SIM_FEAT_UFFD_WP;
+
+	if (cfg->restore) {
+		/* the suspend hypercall "returns 0": RESTORE hooks */
+		INC(&c->restores);
+		rc = publish_port(g);
+		if (rc)
+			return rc;
+		verify_self(g);
+		for (i = 0; i < g->nr_vcpus; i++)
+			g->vcpu[i].kind = g->vcpu_kind[i];
+	} else {
+		rc = publish_port(g);
+		if (rc)
+			return rc;
+	}
+	tb_sim_store_write(&c->store, TB_SIM_KEY_SHUTDOWN, "");
+	return 0;
+}
+
+static int write_stats_file(struct tb_guest *g)
+{
+	FILE *f = fopen(g->cfg.stats_file, "w");
+
+	if (!f)
+		return -errno;
+	print_stats(g, f, true);
+	return fclose(f) ? -errno : 0;
+}
+
+int tb_guest_main(const struct tb_guest_cfg *cfg)
+{
+	struct tb_guest *g = calloc(1, sizeof(*g));
+	sigset_t set;
+	siginfo_t si;
+	unsigned i, started = 0;
+	int rc, status = 1;
+
+	if (!g)
+		return 1;
+	g->cfg = *cfg;
+	g->uffd = -1;
+	g->ram_fd = g->ctrl_fd = g->ring_fd = -1;
+	g->listen_fd = g->wd_sock = -1;
+	for (i = 0; i < TB_SIM_NR_EVTFDS; i++)
+		g->evtfds[i] = -1;
+	pthread_mutex_init(&g->gate_lock, NULL);
+	pthread_cond_init(&g->gate_room, NULL);
+	g->t_boot = tb_now_ns();
+
+	signal(SIGSEGV, crash_handler);
+	signal(SIGBUS, crash_handler);
+	signal(SIGABRT, crash_handler);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	rc = boot(g);
+	if (rc) {
+		fprintf(stderr, "tiber-simguest: boot failed: %s\n",
+			strerror(-rc));
+		goto out;
+	}
+	if (cfg->workload == TB_GUEST_KV || cfg->workload == TB_GUEST_MIXED) {
+		rc = tb_guest_kv_open(g, cfg->kv_listen, &g->kv);
+		if (rc) {
+			fprintf(stderr, "tiber-simguest: kv listen %s: %s\n",
+				cfg->kv_listen ? cfg->kv_listen : "(none)",
+				strerror(-rc));
+			goto out;
+		}
+	}
+	if (cfg->socket) {
+		g->listen_fd = make_listener(cfg->socket);
+		if (g->listen_fd < 0) {
+			rc = g->listen_fd;
+			fprintf(stderr, "tiber-simguest: socket %s: %s\n",
+				cfg->socket, strerror(-rc));
+			goto out;
+		}
+		rc = start_watchdog(g);
+		if (rc)
+			goto out;
+	}
+	ST(&g->ctrl->state, TB_SIM_RUNNING);
+	for (i = 0; i < g->nr_vcpus; i++) {
+		struct vcpu_arg *a = malloc(sizeof(*a));
+
+		if (!a)
+			goto out_threads;
+		a->g = g;
+		a->t = i;
+		if (pthread_create(&g->vcpu_thr[i], NULL, vcpu_main, a)) {
+			free(a);
+			goto out_threads;
+		}
+		started++;
+	}
+	if (pthread_create(&g->kernel_thr, NULL, kernel_main, g))
+		goto out_threads;
+	pthread_create(&g->netback_thr, NULL, netback_main, g);
+	if (g->listen_fd >= 0)
+		pthread_create(&g->tool_thr, NULL, tool_main, g);
+	fprintf(stderr,
+		"tiber-simguest: pid=%d ram=%" PRIu64
+		"MiB suspend_port=%d%s features=%#x dirty=%s %s ready\n",
+		(int)getpid(), g->ram_size >> 20, g->suspend_port,
+		cfg->static_port > 0 ? "(static)" : "", g->ctrl->features,
+		g->uffd >= 0 ? "uffd-wp" : "bitmap",
+		cfg->restore ? "restored" : "booted");
+	status = 0;
+	for (;;) {
+		if (sigwaitinfo(&set, &si) < 0)
+			continue;
+		if (si.si_signo == SIGUSR1) {
+			g->want_stats = 1;
+			continue;
+		}
+		break;
+	}
+	ST(&g->exiting, 1);
+	/* unpark anyone, stop the kernel thread's wait */
+	thaw(g);
+	pthread_join(g->kernel_thr, NULL);
+	pthread_join(g->netback_thr, NULL);
+	if (g->listen_fd >= 0)
+		pthread_join(g->tool_thr, NULL);
+out_threads:
+	ST(&g->exiting, 1);
+	thaw(g);
+	for (i = 0; i < started; i++)
+		pthread_join(g->vcpu_thr[i], NULL);
+	if (g->ctrl)
+		print_stats(g, stderr, false);
+	if (cfg->stats_file && g->ctrl)
+		write_stats_file(g);
+	if (g->ctrl)
+		ST(&g->ctrl->state, TB_SIM_DEAD);
+out:
+	if (g->kv)
+		tb_guest_kv_close(g->kv);
+	if (g->wd_sock >= 0)
+		close(g->wd_sock); /* watchdog sees EOF and exits */
+	if (g->wd_pid > 0) {
+		kill(g->wd_pid, SIGKILL);
+		waitpid(g->wd_pid, NULL, 0);
+	}
+	if (g->listen_fd >= 0) {
+		close(g->listen_fd);
+		unlink(cfg->socket);
+	}
+	if (g->uffd >= 0)
+		close(g->uffd);
+	for (i = 0; i < TB_SIM_NR_EVTFDS; i++)
+		if (g->evtfds[i] >= 0)
+			close(g->evtfds[i]);
+	if (g->ring)
+		munmap(g->ring, cfg->gate_ring);
+	if (g->ctrl)
+		munmap(g->ctrl, g->ctrl_size);
+	if (g->ram)
+		munmap(g->ram, g->ram_size);
+	if (g->ram_fd >= 0)
+		close(g->ram_fd);
+	if (g->ctrl_fd >= 0)
+		close(g->ctrl_fd);
+	if (g->ring_fd >= 0)
+		close(g->ring_fd);
+	crash_guest = NULL;
+	free(g);
+	return rc ? 1 : status;
+}

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/* tiber-simguest internals: the simulated guest process (sim/). */
+#ifndef TIBER_SIM_GUEST_H
+#define TIBER_SIM_GUEST_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tiber/simproto.h"
+
+enum tb_guest_workload {
+	TB_GUEST_IDLE = 0,
+	TB_GUEST_SYNTHETIC = 1,
+	TB_GUEST_KV = 2,
+	TB_GUEST_MIXED = 3, /* kv + synthetic threads */
+};
+
+enum tb_guest_pattern {
+	TB_GUEST_UNIFORM = 0,
+	TB_GUEST_HOTSET = 1,
+	TB_GUEST_SEQUENTIAL = 2,
+};
+
+struct tb_guest_cfg {
+	uint64_t ram_size;
+	bool hugepages;
+	const char *socket;
+	int static_port;	/* > 0: dom0less port */
+	bool no_suspend_cancel;
+	bool ignore_suspend;	/* test: never answer suspend requests */
+	const char *dirty_mech; /* auto | uffd | bitmap */
+	unsigned workload;
+	uint64_t dirty_rate;	/* pages/s over all threads; 0 = flat out */
+	uint64_t wss;		/* bytes; 0 = all data pages */
+	unsigned pattern;
+	unsigned content;
+	unsigned threads;
+	const char *kv_listen;
+	uint64_t gate_ring;
+	const char *stats_file;
+	unsigned stats_interval_s;
+	const char *name;
+	uint32_t domid;
+	/* restore */
+	bool restore;
+	int ram_fd;
+	int state_fd;
+	const char *state_file;
+};
+
+struct tb_guest;
+
+/* Boot (or restore) and run until SIGTERM/SIGINT.  Returns the exit
+ * status. */
+int tb_guest_main(const struct tb_guest_cfg *cfg);
+
+/* KV service (sim/kv.c), run by one workload thread. */
+struct tb_guest_kv;
+int tb_guest_kv_open(struct tb_guest *g, const char *addr,
+		     struct tb_guest_kv **out);
+/* One service step: poll sockets up to @timeout_ms, apply commands, queue
+ * replies through the gate.  Returns 0 or -errno. */
+int tb_guest_kv_step(struct tb_guest_kv *kv, int timeout_ms);
+/* RESTORE hook: drop every connection, re-listen. */
+int tb_guest_kv_relisten(struct tb_guest_kv *kv);
+void tb_guest_kv_close(struct tb_guest_kv *kv);
+/* Called by the netback thread: send to a connection, false if gone. */
+bool tb_guest_kv_transmit(struct tb_guest_kv *kv, uint32_t conn,
+			  const void *p, size_t len);
+
+/* Services the KV code needs from the guest. */
+void *tb_guest_ram(struct tb_guest *g);
+void tb_guest_mark(uint64_t pfn, void *g);
+/* Queue output through the gate (blocks for room; parks at a safepoint
+ * while it waits if a suspend is requested). */
+int tb_guest_send(struct tb_guest *g, uint32_t conn, const void *p,
+		  uint32_t len);
+/* Safepoint check for a workload thread (vcpu index @t). */
+void tb_guest_safepoint(struct tb_guest *g, unsigned t);
+bool tb_guest_exiting(struct tb_guest *g);
+
+/* KV client (failover checker) and the self-bench. */
+int tb_kvclient_main(const char *addr, unsigned clients, uint64_t ops,
+		     const char *log_path, uint64_t keys, int64_t retry_ns);
+int tb_simbench_main(int argc, char **argv);
+
+/* Parse "unix:/path" or "host:port" into a sockaddr; 0 or -EINVAL. */
+struct sockaddr_storage;
+int tb_guest_parse_addr(const char *s, struct sockaddr_storage *ss,
+			unsigned *len);
+
+#endif
