@@ -48,10 +48,9 @@ static void tb_codec_init_once(void)
 {
 	/* 4096 zeros compress to ~20 bytes; 0 here would mean a broken lz4,
 	 * and then unchanged pages just take the normal path. */
-	tb_codec_zero_lz4_len =
-		LZ4_compress_default((const char *)tb_codec_zero_page,
-				     (char *)tb_codec_zero_lz4, TB_PAGE_SIZE,
-				     (int)sizeof(tb_codec_zero_lz4));
+	tb_codec_zero_lz4_len = LZ4_compress_default(
+		(const char *)tb_codec_zero_page, (char *)tb_codec_zero_lz4,
+		TB_PAGE_SIZE, (int)sizeof(tb_codec_zero_lz4));
 }
 
 bool tb_page_is_zero(const void *page)
@@ -88,8 +87,8 @@ static uint32_t tb_codec_lz4(const void *src, void *out, int accel)
 }
 
 int tb_codec_encode(const struct tb_codec_opts *opts, const void *page,
-		    const void *shadow, void *out, uint8_t *enc,
-		    uint32_t *len, struct tb_codec_stats *stats)
+		    const void *shadow, void *out, uint8_t *enc, uint32_t *len,
+		    struct tb_codec_stats *stats)
 {
 	uint8_t e = TB_ENC_RAW;
 	uint32_t n = 0;

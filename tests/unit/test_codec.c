@@ -19,7 +19,14 @@
 
 #define PS TB_PAGE_SIZE
 
-enum kind { K_ZERO, K_TEXT, K_RANDOM, K_DELTA, K_SAME, K_NR };
+enum kind {
+	K_ZERO,
+	K_TEXT,
+	K_RANDOM,
+	K_DELTA,
+	K_SAME,
+	K_NR
+};
 
 static void fill_random(uint8_t *p, size_t n, unsigned *seed)
 {
@@ -33,14 +40,17 @@ static void fill_random(uint8_t *p, size_t n, unsigned *seed)
 static void fill_text(uint8_t *p, size_t n, unsigned *seed)
 {
 	static const char *const words[] = {
-		"the", "page", "of", "memory", "is", "copied", "to", "a",
-		"backup", "host", "while", "guest", "runs", "and", "every",
-		"epoch", "checkpoint", "must", "be", "acknowledged", "before",
-		"output", "released", "struct", "int", "return", "if",
-		"else", "for", "static", "const", "char", "unsigned", "long",
-		"buffer", "length", "error", "count", "value", "network",
-		"replica", "state", "device", "kernel", "in", "with", "that",
-		"which", "from", "by", "on", "this", "license", "software",
+		"the",	   "page",	 "of",	     "memory",	 "is",
+		"copied",  "to",	 "a",	     "backup",	 "host",
+		"while",   "guest",	 "runs",     "and",	 "every",
+		"epoch",   "checkpoint", "must",     "be",	 "acknowledged",
+		"before",  "output",	 "released", "struct",	 "int",
+		"return",  "if",	 "else",     "for",	 "static",
+		"const",   "char",	 "unsigned", "long",	 "buffer",
+		"length",  "error",	 "count",    "value",	 "network",
+		"replica", "state",	 "device",   "kernel",	 "in",
+		"with",	   "that",	 "which",    "from",	 "by",
+		"on",	   "this",	 "license",  "software",
 	};
 	size_t i = 0, w, len;
 	int cap = 1;
@@ -141,9 +151,8 @@ static uint8_t roundtrip(const struct tb_codec_opts *o, const uint8_t *page,
 
 	ck_assert_ptr_nonnull(out);
 	ck_assert_ptr_nonnull(back);
-	ck_assert_int_eq(tb_codec_encode(o, page, shadow, out, &enc, &len,
-					 NULL),
-			 0);
+	ck_assert_int_eq(
+		tb_codec_encode(o, page, shadow, out, &enc, &len, NULL), 0);
 	check_len(enc, len);
 	if (!shadow || !o->xor_delta)
 		ck_assert_uint_ne(enc, TB_ENC_XOR_LZ4);
@@ -305,19 +314,16 @@ START_TEST(bad_arguments_are_einval)
 
 	page[7] = 1;
 	o.accel = 0;
-	ck_assert_int_eq(tb_codec_encode(&o, page, NULL, out, &enc, &len,
-					 NULL),
+	ck_assert_int_eq(tb_codec_encode(&o, page, NULL, out, &enc, &len, NULL),
 			 -EINVAL);
 	o.accel = -3;
-	ck_assert_int_eq(tb_codec_encode(&o, page, NULL, out, &enc, &len,
-					 NULL),
+	ck_assert_int_eq(tb_codec_encode(&o, page, NULL, out, &enc, &len, NULL),
 			 -EINVAL);
 	o.accel = 1;
 	ck_assert_int_eq(tb_codec_encode(NULL, page, NULL, out, &enc, &len,
 					 NULL),
 			 -EINVAL);
-	ck_assert_int_eq(tb_codec_encode(&o, NULL, NULL, out, &enc, &len,
-					 NULL),
+	ck_assert_int_eq(tb_codec_encode(&o, NULL, NULL, out, &enc, &len, NULL),
 			 -EINVAL);
 	ck_assert_int_eq(tb_codec_encode(&o, page, NULL, NULL, &enc, &len,
 					 NULL),
@@ -340,9 +346,8 @@ START_TEST(xor_decode_in_place_over_prev)
 	uint32_t len;
 
 	make_page(K_DELTA, page, shadow, &seed);
-	ck_assert_int_eq(tb_codec_encode(&o, page, shadow, out, &enc, &len,
-					 NULL),
-			 0);
+	ck_assert_int_eq(
+		tb_codec_encode(&o, page, shadow, out, &enc, &len, NULL), 0);
 	ck_assert_uint_eq(enc, TB_ENC_XOR_LZ4);
 	ck_assert_int_eq(tb_codec_decode(enc, out, len, shadow, shadow), 0);
 	ck_assert_int_eq(memcmp(shadow, page, PS), 0);
@@ -362,9 +367,8 @@ START_TEST(fixed_corruptions_are_rejected_and_leave_output_alone)
 	uint32_t len, n;
 
 	make_page(K_DELTA, page, shadow, &seed);
-	ck_assert_int_eq(tb_codec_encode(&o, page, shadow, out, &enc, &len,
-					 NULL),
-			 0);
+	ck_assert_int_eq(
+		tb_codec_encode(&o, page, shadow, out, &enc, &len, NULL), 0);
 	ck_assert_uint_eq(enc, TB_ENC_XOR_LZ4);
 	fill_random(back, PS, &seed);
 	memcpy(before, back, PS);
@@ -437,8 +441,7 @@ START_TEST(lz4_that_saves_too_little_is_raw_and_rejected)
 	ck_assert_int_eq(tb_codec_decode(TB_ENC_LZ4, p, (uint32_t)n, NULL,
 					 back),
 			 -EBADMSG);
-	ck_assert_int_eq(tb_codec_encode(&o, page, NULL, out, &enc, &len,
-					 NULL),
+	ck_assert_int_eq(tb_codec_encode(&o, page, NULL, out, &enc, &len, NULL),
 			 0);
 	ck_assert_uint_eq(enc, TB_ENC_RAW);
 	/* while one that pays is LZ4 */
@@ -575,11 +578,11 @@ START_TEST(concurrent_threads_round_trip_independently)
 	unsigned i;
 
 	for (i = 0; i < 4; i++) {
-		args[i] = (struct thr_arg){ .seed = 100 + i,
-					    .iters = tb_check_scale(2000, 400) };
-		ck_assert_int_eq(pthread_create(&t[i], NULL, thr_main,
-						&args[i]),
-				 0);
+		args[i] =
+			(struct thr_arg){ .seed = 100 + i,
+					  .iters = tb_check_scale(2000, 400) };
+		ck_assert_int_eq(
+			pthread_create(&t[i], NULL, thr_main, &args[i]), 0);
 	}
 	for (i = 0; i < 4; i++) {
 		ck_assert_int_eq(pthread_join(t[i], NULL), 0);
@@ -600,7 +603,8 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, stats_count_pages_and_bytes_per_encoding);
 	tcase_add_test(tc, bad_arguments_are_einval);
 	tcase_add_test(tc, xor_decode_in_place_over_prev);
-	tcase_add_test(tc, fixed_corruptions_are_rejected_and_leave_output_alone);
+	tcase_add_test(tc,
+		       fixed_corruptions_are_rejected_and_leave_output_alone);
 	tcase_add_test(tc, lz4_that_saves_too_little_is_raw_and_rejected);
 	tcase_add_test(tc, random_corruptions_never_touch_memory_out_of_bounds);
 	tcase_add_test(tc, concurrent_threads_round_trip_independently);
