@@ -357,8 +357,8 @@ static int tb_addr_parse(const char *addr, bool passive, struct tb_addr *out,
 	rc = getaddrinfo(host, port, &hints, &res);
 	if (rc && !v6 && !tb_all_numeric(host)) {
 		/* not a literal: resolve the name */
+		/* no AI_ADDRCONFIG: it hides localhost on loopback-only hosts */
 		hints.ai_flags &= ~AI_NUMERICHOST;
-		hints.ai_flags |= AI_ADDRCONFIG;
 		rc = getaddrinfo(host, port, &hints, &res);
 		if (rc)
 			return tb_gai_errno(rc);
@@ -645,24 +645,35 @@ static int tb_connect_one(const struct tb_addr *a, int64_t deadline_ns,
 	if (fd < 0)
 		return -errno;
 	tb_sock_tune(fd, a->ss.ss_family);
-	if (connect(fd, (const void *)&a->ss, a->len) == 0)
-		goto out_ok;
-	if (errno != EINPROGRESS && errno != EAGAIN) {
-		rc = -errno;
-		goto out_close;
+	while (connect(fd, (const void *)&a->ss, a->len) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN && a->ss.ss_family == AF_UNIX) {
+			/* backlog full: nothing started, try again shortly */
+			if (deadline_ns >= 0 && tb_now_ns() >= deadline_ns) {
+				rc = -ETIMEDOUT;
+				goto out_close;
+			}
+			tb_sleep_until(tb_now_ns() + TB_NSEC_PER_MSEC);
+			continue;
+		}
+		if (errno != EINPROGRESS) {
+			rc = -errno;
+			goto out_close;
+		}
+		rc = tb_poll_until(fd, POLLOUT, deadline_ns);
+		if (rc)
+			goto out_close;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) {
+			rc = -errno;
+			goto out_close;
+		}
+		if (err) {
+			rc = -err;
+			goto out_close;
+		}
+		break;
 	}
-	rc = tb_poll_until(fd, POLLOUT, deadline_ns);
-	if (rc)
-		goto out_close;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) {
-		rc = -errno;
-		goto out_close;
-	}
-	if (err) {
-		rc = -err;
-		goto out_close;
-	}
-out_ok:
 	*out_fd = fd;
 	return 0;
 out_close:
