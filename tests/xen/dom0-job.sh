@@ -1,0 +1,240 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# tiber's check-xen job.  Runs INSIDE dom0 (the xen-qemu recipe's XQ_JOB),
+# with the overlay that tests/xen/run.sh builds:
+#   /usr/local/bin/{tb-xenprobe,tiberd,tiber-replicator}  (tiberd optional)
+#   /root/testguest/{tiber-testguest,tiber-testguest-nocancel,testguest.cfg}
+# usage: dom0-job.sh [types="pv pvh"] [epochs=200] [rates="10 20 40"]
+# Per guest type: boot the stock Debian domU, sanity-check the backend
+# (tb-xenprobe), a cancelled suspend, SIGKILL + recover, then tiberd +
+# tiber-replicator on loopback for EPOCHS epochs at each rate, then
+# `xl remus` for the same time, and a side-by-side table.  Then the
+# freestanding test guest (event-channel path).  Prints TEST lines,
+# TABLE lines and "N passed, N failed"; raw data in /root/results/tiber/.
+set -u
+TYPES=${1:-pv pvh}
+EPOCHS=${2:-200}
+RATES=${3:-10 20 40}
+OUT=/root/results/tiber; mkdir -p $OUT
+PROBE=/usr/local/bin/tb-xenprobe
+TIBERD=/usr/local/bin/tiberd
+REPL=/usr/local/bin/tiber-replicator
+pass=0; fail=0
+now() { cut -d' ' -f1 /proc/uptime; }
+T0=$(now)
+el() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
+res() { if [ "$2" = 0 ]; then pass=$((pass+1)); echo "TEST $1 PASS $3"; else fail=$((fail+1)); echo "TEST $1 FAIL $3"; fi; }
+conlog() { echo /var/log/xen/console/guest-$1.log; }
+last_tick() { grep -a -o '^TICK [0-9]*' "$(conlog $1)" 2>/dev/null | tail -1 | cut -d' ' -f2; }
+ticking() { # guest's TICK counter advances within 8 s
+	local a b i; a=$(last_tick $1)
+	for i in $(seq 16); do sleep 0.5; b=$(last_tick $1); [ -n "$b" ] && [ "$b" != "$a" ] && return 0; done
+	return 1
+}
+running() { # the domain exists and is not shut down / crashed
+	xl list $1 2>/dev/null | tail -1 | awk '{print $5}' | grep -q '^[rb-]*$'
+}
+USE_TIBERD=0
+[ -x $TIBERD ] && [ -x $REPL ] && USE_TIBERD=1
+echo "=== tiber check-xen: $(xl info | grep -E '^xen_version') dom0 kernel $(uname -r)"
+echo "INFO driver=$([ $USE_TIBERD = 1 ] && echo 'tiberd+tiber-replicator (loopback)' || echo 'tb-xenprobe (tiberd not built)')"
+
+# stats FILE KEY...: p50/p99 of trace fields (ms)
+tracestats() {
+	python3 - "$1" <<'EOF'
+import json, sys
+rows = []
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith('{'):
+        continue
+    try:
+        rows.append(json.loads(line))
+    except ValueError:
+        pass
+def pct(v, p):
+    if not v: return float('nan')
+    v = sorted(v); return v[min(len(v) - 1, int(len(v) * p))]
+ok = [r for r in rows if r.get('t_resumed', 0) and r.get('t_suspended', 0)]
+w = [(r['t_suspended'] - r['t_request']) / 1e6 for r in ok]
+pz = [(r['t_resumed'] - r['t_suspended']) / 1e6 for r in ok]
+t = sorted(r['t_request'] for r in ok)
+per = [(b - a) / 1e6 for a, b in zip(t, t[1:])]
+print("n=%d req_susp_p50=%.1f req_susp_p99=%.1f pause_p50=%.2f pause_p99=%.2f period_p50=%.1f period_p99=%.1f"
+      % (len(ok), pct(w, .5), pct(w, .99), pct(pz, .5), pct(pz, .99), pct(per, .5), pct(per, .99)))
+EOF
+}
+
+# remusstats FILE: the same from `xl -vvv remus | tsline` (pause = guest
+# suspended until its checkpoint is written: "guest has suspended" ->
+# last "Checkpointed save: N/N", the resume is not logged by xl)
+remusstats() {
+	python3 - "$1" <<'EOF'
+import sys
+req = susp = None; w = []; pz = []; per = []; last_req = None; n = 0
+for line in open(sys.argv[1], errors='replace'):
+    parts = line.split(' ', 1)
+    try: t = float(parts[0]) * 1e3
+    except ValueError: continue
+    s = parts[1] if len(parts) > 1 else ''
+    if 'issuing' in s and 'suspend' in s:
+        if last_req is not None: per.append(t - last_req)
+        last_req = req = t
+    elif 'guest has suspended' in s and req is not None:
+        susp = t; w.append(t - req)
+    elif 'Checkpointed save: ' in s:
+        a = s.split('Checkpointed save: ')[1].split()[0].split('/')
+        if len(a) == 2 and a[0] == a[1]:
+            n += 1
+            if susp is not None: pz.append(t - susp); susp = None
+def pct(v, p):
+    if not v: return float('nan')
+    v = sorted(v); return v[min(len(v) - 1, int(len(v) * p))]
+print("n=%d req_susp_p50=%.1f req_susp_p99=%.1f pause_p50=%.2f pause_p99=%.2f period_p50=%.1f period_p99=%.1f"
+      % (n, pct(w, .5), pct(w, .99), pct(pz, .5), pct(pz, .99), pct(per, .5), pct(per, .99)))
+EOF
+}
+field() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+
+# run_tiber NAME DOMID HZ KERNEL TAG: EPOCHS epochs; sets TSTATS
+run_tiber() {
+	local name=$1 domid=$2 hz=$3 kernel=$4 tag=$5 tr=$OUT/trace-$5.jsonl
+	local port=$((7000 + RANDOM % 2000)) rpid rc t tick0 tick1
+	rm -f $tr
+	tick0=$(last_tick $name)
+	t=$(now)
+	if [ $USE_TIBERD = 1 ]; then
+		$REPL --listen 127.0.0.1:$port > $OUT/replicator-$tag.log 2>&1 &
+		rpid=$!
+		sleep 0.5
+		timeout $((EPOCHS / hz * 4 + 120)) $TIBERD --backend xen --domain $domid \
+			--backup 127.0.0.1:$port --rate $hz --epochs $EPOCHS \
+			--trace $tr --kernel $kernel > $OUT/tiberd-$tag.log 2>&1
+		rc=$?
+		kill $rpid 2>/dev/null; wait $rpid 2>/dev/null
+	else
+		timeout $((EPOCHS / hz * 4 + 120)) $PROBE $domid $EPOCHS $hz \
+			kernel=$kernel trace=$tr > $OUT/probe-$tag.log 2>&1
+		rc=$?
+		grep -E '^(INFO|RESULT)' $OUT/probe-$tag.log
+	fi
+	RUN_S=$(el $t)
+	TSTATS=$(tracestats $tr)
+	local n; n=$(field n "$TSTATS")
+	ticking $name; local tk=$?
+	tick1=$(last_tick $name)
+	running $name; local up=$?
+	res tiber_${tag} $(( rc != 0 || ${n:-0} < EPOCHS || tk != 0 || up != 0 )) \
+		"rc=$rc epochs=${n:-0}/$EPOCHS in ${RUN_S}s guest_running=$([ $up = 0 ] && echo yes || echo no) ticks ${tick0:-?}->${tick1:-?} $TSTATS"
+	[ $rc = 0 ] || tail -5 $OUT/tiberd-$tag.log $OUT/probe-$tag.log 2>/dev/null
+}
+
+# run_remus NAME HZ SECONDS TAG: xl remus to a blackhole; sets RSTATS
+run_remus() {
+	local name=$1 hz=$2 secs=$3 tag=$4 rl=$OUT/xl-remus-$4.log
+	local iv=$((1000 / hz))
+	(timeout -s INT $secs xl -vvv remus -F -b -n -d -i $iv $name localhost 2>&1 | tsline > $rl)
+	sleep 1
+	# xl remus may leave the guest suspended when interrupted mid-checkpoint
+	if xl list $name 2>/dev/null | tail -1 | awk '{print $5}' | grep -q s; then
+		$PROBE $(xl domid $name) recover > /dev/null; echo "NOTE xl remus left $name suspended; recovered"
+	fi
+	RSTATS=$(remusstats $rl)
+	ticking $name; local tk=$?
+	res xl_remus_${tag} $(( tk != 0 || $(field n "$RSTATS" | sed 's/^$/0/') == 0 )) \
+		"-i $iv for ${secs}s guest_ticking=$([ $tk = 0 ] && echo yes || echo no) $RSTATS"
+	gzip -f $rl
+}
+
+row() { # TABLE lines: type hz who stats
+	echo "TABLE $1 $2Hz $3 req->susp p50/p99 $(field req_susp_p50 "$4")/$(field req_susp_p99 "$4") ms | pause p50/p99 $(field pause_p50 "$4")/$(field pause_p99 "$4") ms | period p50/p99 $(field period_p50 "$4")/$(field period_p99 "$4") ms | n=$(field n "$4")"
+}
+
+TABLE=()
+for TYPE in $TYPES; do
+	case $TYPE in
+	pv) CFG=/root/domu/domu.cfg; NAME=domu ;;
+	pvh) CFG=/root/domu/domh.cfg; NAME=domh ;;
+	esac
+	echo "=== $TYPE"
+	xl destroy $NAME >/dev/null 2>&1; rm -f $(conlog $NAME)
+	t=$(now)
+	timeout 300 xl create $CFG > $OUT/create-$TYPE.log 2>&1; rc=$?
+	for i in $(seq 600); do grep -q DOMU-BOOTED $(conlog $NAME) 2>/dev/null && break; sleep 0.2; done
+	ticking $NAME; tk=$?
+	res ${TYPE}_boot $(( rc != 0 || tk != 0 )) "xl create rc=$rc, booted and ticking after $(el $t)s"
+	[ $tk = 0 ] || continue
+	DOMID=$(xl domid $NAME)
+	echo "INFO $TYPE device/suspend/event-channel='$(xenstore-read /local/domain/$DOMID/device/suspend/event-channel 2>/dev/null)' control/feature-suspend='$(xenstore-read /local/domain/$DOMID/control/feature-suspend 2>/dev/null)'"
+
+	# backend sanity: 20 epochs with the probe (attach .. detach)
+	timeout 120 $PROBE $DOMID 20 10 kernel=/root/domu/vmlinuz > $OUT/probe-$TYPE-sanity.log 2>&1; rc=$?
+	grep -E '^(INFO|RESULT|SUMMARY)' $OUT/probe-$TYPE-sanity.log
+	ticking $NAME; tk=$?
+	res ${TYPE}_backend_sanity $(( rc || tk )) "$(grep -o 'epochs_ok=[0-9]* failed=[0-9]*' $OUT/probe-$TYPE-sanity.log) ticking=$([ $tk = 0 ] && echo yes || echo no)"
+
+	# a suspend that misses its deadline is cancelled; guest keeps running
+	timeout 60 $PROBE $DOMID timeout > $OUT/probe-$TYPE-timeout.log 2>&1; rc=$?
+	grep RESULT $OUT/probe-$TYPE-timeout.log
+	ticking $NAME; tk=$?
+	res ${TYPE}_deadline_cancel $(( rc || tk )) "ticking=$([ $tk = 0 ] && echo yes || echo no)"
+
+	# SIGKILL in the middle of a run, then recover (tiberctl recover's function)
+	$PROBE $DOMID 100000 40 kernel=/root/domu/vmlinuz > $OUT/probe-$TYPE-kill.log 2>&1 &
+	ppid=$!; sleep 4; kill -9 $ppid; wait $ppid 2>/dev/null
+	st=$(xl list $NAME | tail -1 | awk '{print $5}')
+	timeout 60 $PROBE $DOMID recover > $OUT/probe-$TYPE-recover.log 2>&1; rc=$?
+	grep RESULT $OUT/probe-$TYPE-recover.log
+	ticking $NAME; tk=$?
+	res ${TYPE}_sigkill_recover $(( rc || tk )) "state after kill -9: '$st'; ticking after recover=$([ $tk = 0 ] && echo yes || echo no)"
+
+	for HZ in $RATES; do
+		run_tiber $NAME $DOMID $HZ /root/domu/vmlinuz $TYPE-${HZ}hz
+		TABLE+=("$(row $TYPE $HZ tiber "$TSTATS")")
+		secs=${RUN_S%.*}; [ "${secs:-0}" -ge 5 ] || secs=5
+		run_remus $NAME $HZ $secs $TYPE-${HZ}hz
+		TABLE+=("$(row $TYPE $HZ xl-remus "$RSTATS")")
+		running $NAME || break
+	done
+	xl dmesg | grep -i -E "triple|crash" | tail -3
+	cp $(conlog $NAME) $OUT/ 2>/dev/null
+	xl destroy $NAME >/dev/null 2>&1
+done
+
+# The freestanding PV test guest: publishes device/suspend/event-channel
+if [ -f /root/testguest/testguest.cfg ]; then
+	echo "=== testguest (event-channel suspend path)"
+	G=testguest
+	xl destroy $G >/dev/null 2>&1; rm -f $(conlog $G)
+	timeout 120 xl create /root/testguest/testguest.cfg > $OUT/create-$G.log 2>&1; rc=$?
+	for i in $(seq 100); do [ -n "$(last_tick $G)" ] && break; sleep 0.2; done
+	ticking $G; tk=$?
+	res testguest_boot $(( rc || tk )) "xl create rc=$rc"
+	if [ $tk = 0 ]; then
+		DOMID=$(xl domid $G)
+		echo "INFO testguest device/suspend/event-channel='$(xenstore-read /local/domain/$DOMID/device/suspend/event-channel 2>/dev/null)'"
+		timeout 60 $PROBE $DOMID 5 10 kernel=/root/testguest/tiber-testguest > $OUT/probe-tg-sanity.log 2>&1
+		grep -E '^INFO dom' $OUT/probe-tg-sanity.log
+		grep -q 'suspend_mode=evtchn' $OUT/probe-tg-sanity.log
+		res testguest_evtchn_mode $? "$(grep -o 'suspend_mode=[a-z]*' $OUT/probe-tg-sanity.log)"
+		run_tiber $G $DOMID 20 /root/testguest/tiber-testguest testguest-20hz
+		TABLE+=("$(row testguest 20 tiber-evtchn "$TSTATS")")
+		xl destroy $G
+	fi
+	# the variant without XEN_ELFNOTE_SUSPEND_CANCEL must be refused
+	sed -e 's/^name = .*/name = "tgnc"/' -e 's#tiber-testguest"#tiber-testguest-nocancel"#' \
+		/root/testguest/testguest.cfg > /root/testguest/tgnc.cfg
+	timeout 120 xl create /root/testguest/tgnc.cfg > /dev/null 2>&1
+	sleep 2
+	timeout 60 $PROBE $(xl domid tgnc) 5 10 > $OUT/probe-tgnc.log 2>&1; rc=$?
+	grep RESULT $OUT/probe-tgnc.log | head -1
+	grep -q 'does not advertise SUSPEND_CANCEL' $OUT/probe-tgnc.log
+	res testguest_nocancel_refused $? "attach rc=$rc"
+	xl destroy tgnc >/dev/null 2>&1
+fi
+
+echo "=== side by side (ms; tiber pause = suspended->resumed incl. page copy; xl remus pause = suspended->checkpoint written, -b blackhole)"
+for l in "${TABLE[@]}"; do echo "$l"; done
+echo "=== tiber check-xen done in $(el $T0)s"
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
