@@ -191,8 +191,6 @@ int tb_sim_evtchn_alloc(struct tb_sim_ctrl *c, int want)
 						 __ATOMIC_SEQ_CST,
 						 __ATOMIC_SEQ_CST))
 			return -EBUSY;
-		ST(&c->port[want].end[0].pending, 0);
-		ST(&c->port[want].end[1].pending, 0);
 		return want;
 	}
 	for (p = TB_SIM_PORT_FIRST_DYN; p < TB_SIM_NR_PORTS; p++) {
@@ -200,11 +198,8 @@ int tb_sim_evtchn_alloc(struct tb_sim_ctrl *c, int want)
 		if (__atomic_compare_exchange_n(&c->port[p].state, &expect,
 						TB_SIM_PORT_UNBOUND, false,
 						__ATOMIC_SEQ_CST,
-						__ATOMIC_SEQ_CST)) {
-			ST(&c->port[p].end[0].pending, 0);
-			ST(&c->port[p].end[1].pending, 0);
-			return (int)p;
-		}
+						__ATOMIC_SEQ_CST))
+			return (int)p; /* pending bits kept: see alloc's doc */
 	}
 	return -ENOSPC;
 }

@@ -231,13 +231,16 @@ static void restore_hooks(struct tb_guest *g)
 	verify_self(g);
 }
 
-/* PMSG_THAW: suspend cancelled (checkpoint); continue in place. */
+/*
+ * PMSG_THAW: suspend cancelled (checkpoint); continue in place.  The port
+ * stays bound and armed: its pending bit is NOT cleared here, since the
+ * daemon may already have asked for the next checkpoint (clearing it
+ * lost that request).  A stale notification is harmless: the request
+ * word decides (handle_request).
+ */
 static void thaw_hooks(struct tb_guest *g)
 {
 	INC(&g->ctrl->suspend_cancels);
-	if (g->suspend_port > 0)
-		tb_sim_evtchn_consume(g->ctrl, (unsigned)g->suspend_port,
-				      TB_SIM_END_GUEST);
 }
 
 /* The simulated SCHEDOP_shutdown(SHUTDOWN_suspend).  Returns what the
@@ -531,6 +534,14 @@ static void *tool_main(void *arg)
 			continue;
 		if (pfd[0].revents & POLLIN) {
 			s = accept4(g->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			if (s >= 0 && conn >= 0 &&
+			    recv(conn, b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+				/* the old daemon hung up before this one
+				 * connected: finish its detach first */
+				close(conn);
+				conn = -1;
+				self_resume(g);
+			}
 			if (s >= 0) {
 				if (conn >= 0) {
 					send_hello(g, s, -EBUSY);
@@ -966,6 +977,27 @@ static int boot(struct tb_guest *g)
 		c->port[i].state = TB_SIM_PORT_RESERVED;
 	g->bitmap = tb_sim_ctrl_bitmap(c);
 
+	if (cfg->restore) {
+		const struct tb_sim_ram_hdr *rh = (void *)g->ram;
+
+		if (rh->magic != TB_SIM_RAM_MAGIC ||
+		    rh->nr_pages != g->nr_pages ||
+		    rh->workload > TB_GUEST_MIXED || rh->nr_threads == 0 ||
+		    rh->nr_threads >= TB_SIM_MAX_VCPUS) {
+			fprintf(stderr,
+				"tiber-simguest: restore: RAM is not a tiber-simguest image\n");
+			return -EINVAL;
+		}
+		/* the guest kernel's own config lives in its memory */
+		g->cfg.workload = rh->workload;
+		g->cfg.pattern = rh->pattern;
+		g->cfg.wss = rh->wss_pages * TB_PAGE_SIZE;
+		g->cfg.dirty_rate = rh->dirty_rate;
+		g->cfg.threads = rh->nr_threads;
+		g->cfg.content = rh->content;
+	}
+	cfg = &g->cfg;
+
 	/* workload threads = vCPUs */
 	g->nr_vcpus = 0;
 	if (cfg->workload == TB_GUEST_SYNTHETIC ||
@@ -1003,6 +1035,15 @@ static int boot(struct tb_guest *g)
 					       0);
 		if (rc)
 			return rc;
+		{
+			struct tb_sim_ram_hdr *wh = (void *)g->ram;
+
+			wh->workload = cfg->workload;
+			wh->pattern = cfg->pattern;
+			wh->wss_pages = cfg->wss / TB_PAGE_SIZE;
+			wh->dirty_rate = cfg->dirty_rate;
+			wh->nr_threads = cfg->threads;
+		}
 		for (i = 0; i < g->nr_vcpus; i++) {
 			g->vcpu[i].id = i;
 			g->vcpu[i].kind = g->vcpu_kind[i];
@@ -1090,6 +1131,7 @@ int tb_guest_main(const struct tb_guest_cfg *cfg)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	rc = boot(g);
+	cfg = &g->cfg; /* a restore takes the workload from the image */
 	if (rc) {
 		fprintf(stderr, "tiber-simguest: boot failed: %s\n",
 			strerror(-rc));
@@ -1135,6 +1177,10 @@ int tb_guest_main(const struct tb_guest_cfg *cfg)
 	pthread_create(&g->netback_thr, NULL, netback_main, g);
 	if (g->listen_fd >= 0)
 		pthread_create(&g->tool_thr, NULL, tool_main, g);
+	if (cfg->ready_fd >= 0) {
+		(void)!write(cfg->ready_fd, "1", 1);
+		close(cfg->ready_fd);
+	}
 	fprintf(stderr,
 		"tiber-simguest: pid=%d ram=%" PRIu64
 		"MiB suspend_port=%d%s features=%#x dirty=%s %s ready\n",

@@ -47,6 +47,7 @@ struct tb_guest_cfg {
 	int ram_fd;
 	int state_fd;
 	const char *state_file;
+	int ready_fd;		/* write one byte here once running */
 };
 
 struct tb_guest;

@@ -39,7 +39,10 @@ static void usage(FILE *f)
 		"  --kv-listen ADDR         unix:/path or 127.0.0.1:port\n"
 		"  --gate-ring SIZE         output gate ring (default 1M)\n"
 		"  --stats-file FILE        JSON counters at exit\n"
-		"  --stats-interval S       stderr counters every S seconds (0 off, default 5)\n");
+		"  --stats-interval S       stderr counters every S seconds (0 off, default 5)\n"
+		"  --ready-fd N             write one byte to fd N once running\n"
+		"restore: the workload parameters come from the RAM image's header;\n"
+		"  --kv-listen must be given again for a kv guest.\n");
 }
 
 enum {
@@ -47,7 +50,7 @@ enum {
 	O_IGNORE, O_MECH, O_WORKLOAD, O_RATE, O_WSS, O_PATTERN, O_CONTENT,
 	O_THREADS, O_KVLISTEN, O_RING, O_STATSF, O_STATSI, O_RESTORE, O_RAMFD,
 	O_STATE, O_STATEFD, O_VERIFY, O_VERIFYFD, O_KVCLIENT, O_CLIENTS,
-	O_OPS, O_KEYS, O_LOG, O_BENCH, O_HELP, O_RETRY,
+	O_OPS, O_KEYS, O_LOG, O_BENCH, O_HELP, O_RETRY, O_READY,
 };
 
 static const struct option opts[] = {
@@ -83,6 +86,7 @@ static const struct option opts[] = {
 	{ "log", 1, 0, O_LOG },
 	{ "retry", 1, 0, O_RETRY },
 	{ "selftest-bench", 0, 0, O_BENCH },
+	{ "ready-fd", 1, 0, O_READY },
 	{ "help", 0, 0, O_HELP },
 	{ 0, 0, 0, 0 },
 };
@@ -126,6 +130,7 @@ int main(int argc, char **argv)
 		.workload = TB_GUEST_SYNTHETIC, .threads = 1,
 		.content = TB_SIM_CONTENT_DELTA, .gate_ring = 1 << 20,
 		.stats_interval_s = 5, .ram_fd = -1, .state_fd = -1,
+		.ready_fd = -1,
 	};
 	const char *verify_file = NULL, *kv_addr = NULL, *log = NULL;
 	uint64_t u, clients = 4, ops = 1000, keys = 16;
@@ -281,6 +286,11 @@ int main(int argc, char **argv)
 		case O_RETRY:
 			if (tb_parse_duration(optarg, &retry_ns))
 				return bad(name, optarg);
+			break;
+		case O_READY:
+			if (tb_parse_u64(optarg, &u) || u > 65535)
+				return bad("ready-fd", optarg);
+			cfg.ready_fd = (int)u;
 			break;
 		case O_BENCH:
 			bench = true;

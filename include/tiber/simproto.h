@@ -223,7 +223,9 @@ int tb_sim_evtchn_wait(struct tb_sim_ctrl *c, const int *evtfds,
 		       const struct tb_sim_waitset *ws, int64_t spin_ns,
 		       int64_t deadline_ns);
 /* EVTCHNOP_alloc_unbound: a free dynamic port (or @want if > 0 and free).
- * Returns the port or -ENOSPC/-EBUSY. */
+ * Returns the port or -ENOSPC/-EBUSY.  Pending bits are not cleared: a
+ * notification racing with a re-allocation must not be lost, and a stale
+ * one is harmless (the suspend_req word decides). */
 int tb_sim_evtchn_alloc(struct tb_sim_ctrl *c, int want);
 void tb_sim_evtchn_free(struct tb_sim_ctrl *c, unsigned port);
 
@@ -273,7 +275,7 @@ uint64_t tb_sim_gate_room(const struct tb_sim_gate *g);
  */
 #define TB_SIM_BLOB_CPU 0x55504354u /* "TCPU" */
 #define TB_SIM_BLOB_DEV 0x56454454u /* "TDEV" */
-#define TB_SIM_STATE_TAG 0x4d495301u /* tb_dom_info.state_tag for sim */
+#define TB_SIM_STATE_TAG 1u /* = TB_STATE_SIM of stream.h: tb_dom_info.state_tag */
 
 struct tb_sim_blob_hdr {
 	uint32_t magic;
@@ -440,5 +442,15 @@ struct tb_sim_verify_report {
  * 0 (see report->ok) or -EINVAL if it is not a tiber-simguest image. */
 int tb_sim_verify(const void *ram, uint64_t size,
 		  struct tb_sim_verify_report *rep);
+
+/* ----------------------------------------------------------- daemon extras */
+/* For tests and tools that hold a sim tb_dom (lib/backend/sim.c). */
+struct tb_dom;
+struct tb_bitmap;
+struct tb_sim_ctrl *tb_sim_dom_ctrl(struct tb_dom *d);
+pid_t tb_sim_dom_pid(struct tb_dom *d);
+/* Harvest (read + clear) the guest's cooperative bitmap into @out: the
+ * oracle the uffd-wp harvest is checked against.  0 or -EINVAL. */
+int tb_sim_dom_harvest_oracle(struct tb_dom *d, struct tb_bitmap *out);
 
 #endif
