@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Backend registry, suspend-mode names, per-thread failure reasons. */
+/* Suspend-mode names, per-thread failure reasons. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,15 +32,6 @@ int tb_suspend_mode_parse(const char *s, enum tb_suspend_mode *out)
 		}
 	}
 	return -EINVAL;
-}
-
-const struct tb_backend_ops *tb_backend_find(const char *name)
-{
-	if (!strcmp(name, "sim"))
-		return &tb_backend_sim_ops;
-	if (!strcmp(name, "xen"))
-		return &tb_backend_xen_ops;
-	return NULL;
 }
 
 static __thread char reason[256];

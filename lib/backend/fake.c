@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: MIT
+/*
+ * In-process fake backend for unit tests (see tiber/fake.h).
+ * Suspend = the writers' rwlock taken for writing; resume = released.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "tiber/fake.h"
+#include "tiber/stream.h"
+
+struct fake_priv {
+	pthread_rwlock_t guest;	/* writers hold it shared */
+	pthread_mutex_t lock;
+	struct tb_bitmap dirty;
+	bool requested;
+};
+
+static struct tb_fake *the_fake;
+
+int tb_fake_create(struct tb_fake **out, uint64_t nr_pages)
+{
+	struct tb_fake *f = calloc(1, sizeof(*f));
+	struct fake_priv *p = calloc(1, sizeof(*p));
+
+	if (!f || !p)
+		goto fail;
+	f->nr_pages = nr_pages;
+	f->ram = mmap(NULL, nr_pages * TB_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (f->ram == MAP_FAILED || tb_bitmap_init(&p->dirty, nr_pages))
+		goto fail;
+	pthread_rwlock_init(&p->guest, NULL);
+	pthread_mutex_init(&p->lock, NULL);
+	f->priv = p;
+	the_fake = f;
+	*out = f;
+	return 0;
+fail:
+	if (f && f->ram && f->ram != MAP_FAILED)
+		munmap(f->ram, nr_pages * TB_PAGE_SIZE);
+	free(p);
+	free(f);
+	return -ENOMEM;
+}
+
+void tb_fake_destroy(struct tb_fake *f)
+{
+	struct fake_priv *p = f->priv;
+
+	munmap(f->ram, f->nr_pages * TB_PAGE_SIZE);
+	tb_bitmap_free(&p->dirty);
+	pthread_rwlock_destroy(&p->guest);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+	if (the_fake == f)
+		the_fake = NULL;
+	free(f);
+}
+
+void tb_fake_write(struct tb_fake *f, uint64_t pfn, uint32_t off,
+		   uint8_t val)
+{
+	struct fake_priv *p = f->priv;
+
+	pthread_rwlock_rdlock(&p->guest);
+	f->ram[pfn * TB_PAGE_SIZE + off] = val;
+	pthread_mutex_lock(&p->lock);
+	tb_bitmap_set(&p->dirty, pfn);
+	f->writes++;
+	pthread_mutex_unlock(&p->lock);
+	pthread_rwlock_unlock(&p->guest);
+}
+
+void tb_fake_quiesce(struct tb_fake *f, void (*fn)(void *), void *arg)
+{
+	struct fake_priv *p = f->priv;
+
+	pthread_rwlock_wrlock(&p->guest);
+	fn(arg);
+	pthread_rwlock_unlock(&p->guest);
+}
+
+static int fake_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
+{
+	struct tb_fake *f = the_fake;
+
+	if (!f)
+		return -ENODEV;
+	if (f->no_suspend_cancel && !cfg->allow_slow_resume) {
+		tb_backend_set_reason("guest does not advertise SUSPEND_CANCEL");
+		return -EPERM;
+	}
+	f->attached = true;
+	*out = (struct tb_dom *)f;
+	return 0;
+}
+
+static void fake_get_info(struct tb_dom *d, struct tb_dom_info *info)
+{
+	struct tb_fake *f = (struct tb_fake *)d;
+
+	memset(info, 0, sizeof(*info));
+	info->domid = 1;
+	strcpy(info->name, "fake");
+	strcpy(info->kind, "fake");
+	strcpy(info->dirty_mech, "fake-log");
+	info->nr_pages = f->nr_pages;
+	info->nr_vcpus = 1;
+	info->state_tag = TB_STATE_SIM;
+	info->suspend_mode = TB_SUSPEND_EVTCHN;
+	info->suspend_cancel = !f->no_suspend_cancel;
+}
+
+static int fake_request_suspend(struct tb_dom *d)
+{
+	struct tb_fake *f = (struct tb_fake *)d;
+	struct fake_priv *p = f->priv;
+
+	if (f->dead)
+		return -ESRCH;
+	p->requested = true;
+	return 0;
+}
+
+static int fake_await(struct tb_dom *d, int64_t deadline_ns)
+{
+	struct tb_fake *f = (struct tb_fake *)d;
+	struct fake_priv *p = f->priv;
+
+	if (!p->requested)
+		return -EINVAL;
+	p->requested = false;
+	if (f->ignore_suspend) {
+		tb_sleep_until(deadline_ns);
+		f->timeouts++;
+		return -ETIMEDOUT;
+	}
+	pthread_rwlock_wrlock(&p->guest);
+	f->suspended = true;
+	f->suspends++;
+	return 0;
+}
+
+static int fake_harvest(struct tb_dom *d, struct tb_bitmap *out)
+{
+	struct tb_fake *f = (struct tb_fake *)d;
+	struct fake_priv *p = f->priv;
+	int rc = f->fail_harvest;
+
+	if (rc) {
+		f->fail_harvest = 0;
+		return rc;
+	}
+	pthread_mutex_lock(&p->lock);
+	tb_bitmap_or(out, &p->dirty);
+	tb_bitmap_clear_all(&p->dirty);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+static int fake_copy(struct tb_dom *d, const uint64_t *pfns, size_t n,
+		     void *dst)
+{
+	struct tb_fake *f = (struct tb_fake *)d;
+	int rc = f->fail_copy;
+	size_t i;
+
+	if (rc) {
+		f->fail_copy = 0;
+		return rc;
+	}
+	for (i = 0; i < n; i++) {
+		if (pfns[i] >= f->nr_pages)
+			return -EINVAL;
+		memcpy((uint8_t *)dst + i * TB_PAGE_SIZE,
+		       f->ram + pfns[i] * TB_PAGE_SIZE, TB_PAGE_SIZE);
+	}
+	return 0;
+}
+
+static int fake_save_cpu(struct tb_dom *d, struct tb_buf *out)
+{
+	struct tb_fake *f = (struct tb_fake *)d;
+
+	return tb_buf_append(out, &f->writes, sizeof(f->writes));
+}
+
+static int fake_save_dev(struct tb_dom *d, struct tb_buf *out)
+{
+	return tb_buf_append(out, "fake-dev", 8);
+}
+
+static int fake_boundary(struct tb_dom *d, uint64_t epoch)
+{
+	((struct tb_fake *)d)->boundary_epoch = epoch;
+	return 0;
+}
+
+static int fake_release(struct tb_dom *d, uint64_t epoch)
+{
+	__atomic_store_n(&((struct tb_fake *)d)->released_epoch, epoch,
+			 __ATOMIC_RELEASE);
+	return 0;
+}
+
+static int fake_gated(struct tb_dom *d, bool gated)
+{
+	((struct tb_fake *)d)->gated = gated;
+	return 0;
+}
+
+static int fake_resume(struct tb_dom *d, bool fast)
+{
+	struct tb_fake *f = (struct tb_fake *)d;
+	struct fake_priv *p = f->priv;
+
+	if (!f->suspended)
+		return -EINVAL;
+	f->suspended = false;
+	if (fast)
+		f->fast_resumes++;
+	else
+		f->slow_resumes++;
+	pthread_rwlock_unlock(&p->guest);
+	return 0;
+}
+
+static int fake_health(struct tb_dom *d)
+{
+	return ((struct tb_fake *)d)->dead ? -ESRCH : 0;
+}
+
+static void fake_stats(struct tb_dom *d, struct tb_dom_stats *st)
+{
+	struct tb_fake *f = (struct tb_fake *)d;
+
+	memset(st, 0, sizeof(*st));
+	st->suspends = f->suspends;
+	st->suspend_timeouts = f->timeouts;
+	st->fast_resumes = f->fast_resumes;
+	st->slow_resumes = f->slow_resumes;
+}
+
+static void fake_detach(struct tb_dom *d)
+{
+	struct tb_fake *f = (struct tb_fake *)d;
+
+	if (f->suspended)
+		fake_resume(d, true);
+	f->gated = false;
+	f->attached = false;
+}
+
+static int fake_restore(const struct tb_restore_req *req,
+			struct tb_restore_res *res)
+{
+	tb_backend_set_reason("the fake backend cannot restore");
+	return -ENOTSUP;
+}
+
+const struct tb_backend_ops tb_backend_fake_ops = {
+	.name = "fake",
+	.attach = fake_attach,
+	.get_info = fake_get_info,
+	.request_suspend = fake_request_suspend,
+	.await_suspended = fake_await,
+	.harvest_dirty = fake_harvest,
+	.copy_pages = fake_copy,
+	.save_cpu_state = fake_save_cpu,
+	.save_device_state = fake_save_dev,
+	.output_boundary = fake_boundary,
+	.output_release = fake_release,
+	.output_set_gated = fake_gated,
+	.resume = fake_resume,
+	.check_health = fake_health,
+	.get_stats = fake_stats,
+	.detach = fake_detach,
+	.restore = fake_restore,
+};

@@ -1,0 +1,1532 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The epoch engine (primary side of one protected domain).
+ *
+ * Invariants:
+ * - The guest is never left suspended: every path that suspended it
+ *   resumes it before returning, even on error (a stuck guest is worse
+ *   than a lost epoch).
+ * - Nothing goes over the network while the guest is paused (except in
+ *   the xl-remus-style baseline mode, which exists to be measured).
+ * - Epoch N's output leaves only after the backup acked N (output_release
+ *   from the receiver thread).  If the backup is lost, policy decides:
+ *   release everything and run unprotected, or hold output and keep the
+ *   guest suspended until the backup is back.
+ * - Dirty bits are never lost: a harvest ORs into e->dirty, which is only
+ *   cleared once those pages are staged.  A failed epoch leaves them for
+ *   the next one; a lost backup means a full re-sync anyway.
+ * - At most max_inflight epochs are staged but not acked; a tick that
+ *   finds no free slot is skipped and counted, never queued.
+ * - The sender encodes epochs in order and keeps a shadow of every page
+ *   the backup holds, so XOR deltas match the backup's previous copy.
+ *
+ * Threads: the caller of tb_engine_run (ticks, checkpoints, control
+ * socket, reconnects); a sender (encode + send + heartbeats); a receiver
+ * (ACKs, heartbeats, loss detection).  Backend hooks are called from the
+ * tick thread only, except output_release/get_stats (receiver).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "tiber/epoch.h"
+#include "tiber/log.h"
+#include "tiber/stream.h"
+
+#define CHUNK_PAGES 1024u /* pre-copy chunk: one PAGE_DATA record */
+#define NR_CHUNKS 4u
+#define PAUSE_RING 1024u
+
+enum job_type {
+	JOB_BEGIN_FULL,	 /* EPOCH_BEGIN of a first sync */
+	JOB_CHUNK,	 /* pre-copy pages of the first sync */
+	JOB_CHECKPOINT,	 /* a paused round: pages + state + END */
+};
+
+struct job {
+	enum job_type type;
+	uint64_t epoch;
+	bool full;	  /* part of a first sync */
+	uint64_t *pfns;
+	uint8_t *pages;
+	size_t n;
+	size_t cap;	  /* pages the buffers can hold */
+	size_t prefaulted; /* pages of @pages already touched */
+	struct tb_buf cpu, dev;
+	struct tb_epoch_rec rec;
+	bool busy;	  /* owned by the pipeline */
+	bool sent;
+	int send_rc;
+	struct job *next;
+};
+
+struct tb_engine {
+	struct tb_engine_cfg cfg;
+	struct tb_dom *dom;
+	struct tb_dom_info info;
+	bool fast_resume;
+
+	struct tb_bitmap dirty;
+	struct tb_bitmap scratch;
+	uint64_t *pfn_list;
+
+	struct job *slots; /* max_inflight checkpoint slots */
+	struct job chunks[NR_CHUNKS];
+
+	/* pipeline: protected by lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct job *q_head, *q_tail;
+	bool link_up;
+	bool link_lost;	   /* set by sender/receiver, seen by ticks */
+	uint64_t inflight;
+	uint64_t next_epoch;
+	uint64_t last_acked;
+	uint64_t full_pages_sent;  /* sender: pre-copy pages of FULL epoch */
+	uint64_t full_bytes_sent;
+	struct job *full_pending;  /* FULL epoch sent up to its paused round */
+
+	struct tb_conn *conn;
+	pthread_t sender, receiver;
+	bool threads_running;
+	uint8_t *shadow; /* backup's copy of every page sent; NULL: none */
+	struct tb_bitmap shadow_valid;
+	struct tb_digest digest;
+	struct tb_buf sendbuf;
+	struct tb_page_rec prec;
+	uint8_t encbuf[TB_CODEC_OUT_MAX];
+	uint64_t hb_seq;
+	int64_t last_rx_ns;
+
+	int stop_fd;	/* eventfd */
+	int timer_fd;
+	int ctl_fd;	/* control listener or -1 */
+	atomic_bool stopping;
+
+	FILE *trace;
+	pthread_mutex_t trace_lock;
+
+	/* status, protected by lock */
+	enum tb_engine_state state;
+	uint64_t epochs_started, epochs_acked, skipped, missed, timeouts;
+	uint64_t losses, resyncs, bytes_raw, bytes_wire;
+	uint64_t skipped_since;
+	int64_t pause_ring[PAUSE_RING];
+	uint64_t pause_count;
+	bool held_suspended;
+	int64_t last_loss_log_ns;
+};
+
+static const char *const state_names[] = {
+	"starting", "syncing", "protected", "unprotected", "held", "stopped",
+};
+
+const char *tb_engine_state_name(enum tb_engine_state s)
+{
+	return (unsigned)s < TB_ARRAY_SIZE(state_names) ? state_names[s] : "?";
+}
+
+void tb_engine_cfg_defaults(struct tb_engine_cfg *cfg)
+{
+	struct tb_codec_opts codec = TB_CODEC_OPTS_DEFAULT;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->dom.static_port = -1;
+	cfg->dom.suspend_cancel = -1;
+	cfg->dom.dirty_mech = "auto";
+	cfg->dom.copy_threads = 2;
+	cfg->rate_hz = 50;
+	cfg->suspend_timeout_ns = 200 * TB_NSEC_PER_MSEC;
+	cfg->hb_interval_ns = 100 * TB_NSEC_PER_MSEC;
+	cfg->hb_timeout_ns = 1000 * TB_NSEC_PER_MSEC;
+	cfg->lag_limit_ns = 3000 * TB_NSEC_PER_MSEC;
+	cfg->reconnect_interval_ns = 1000 * TB_NSEC_PER_MSEC;
+	cfg->max_inflight = 2;
+	cfg->precopy_rounds = 3;
+	cfg->gate_output = true;
+	cfg->codec = codec;
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+int tb_epoch_rec_json(const struct tb_epoch_rec *r, char *buf, size_t len)
+{
+	int n = snprintf(
+		buf, len,
+		"{\"epoch\":%" PRIu64 ",\"full\":%s,\"acked\":%s,"
+		"\"t_tick\":%" PRId64 ",\"t_request\":%" PRId64
+		",\"t_notified\":%" PRId64 ",\"t_suspended\":%" PRId64
+		",\"t_harvested\":%" PRId64 ",\"t_staged\":%" PRId64
+		",\"t_resumed\":%" PRId64 ",\"t_encoded\":%" PRId64
+		",\"t_sent\":%" PRId64 ",\"t_acked\":%" PRId64
+		",\"t_released\":%" PRId64 ",\"pause_ns\":%" PRId64
+		",\"dirty_pages\":%" PRIu64 ",\"raw_bytes\":%" PRIu64
+		",\"wire_bytes\":%" PRIu64 ",\"pages_raw\":%" PRIu64
+		",\"pages_zero\":%" PRIu64 ",\"pages_xor_lz4\":%" PRIu64
+		",\"pages_lz4\":%" PRIu64 ",\"skipped_ticks\":%" PRIu64 "}",
+		r->epoch, r->full ? "true" : "false",
+		r->acked ? "true" : "false", r->t_tick, r->t_request,
+		r->t_notified, r->t_suspended, r->t_harvested, r->t_staged,
+		r->t_resumed, r->t_encoded, r->t_sent, r->t_acked,
+		r->t_released,
+		r->t_resumed && r->t_suspended ? r->t_resumed - r->t_suspended
+					       : 0,
+		r->dirty_pages, r->raw_bytes, r->wire_bytes,
+		r->enc_pages[TB_ENC_RAW], r->enc_pages[TB_ENC_ZERO],
+		r->enc_pages[TB_ENC_XOR_LZ4], r->enc_pages[TB_ENC_LZ4],
+		r->skipped_ticks);
+
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+static void emit_epoch(struct tb_engine *e, const struct tb_epoch_rec *r)
+{
+	char line[1024];
+
+	if (e->trace && !tb_epoch_rec_json(r, line, sizeof(line))) {
+		pthread_mutex_lock(&e->trace_lock);
+		fprintf(e->trace, "%s\n", line);
+		fflush(e->trace);
+		pthread_mutex_unlock(&e->trace_lock);
+	}
+	if (e->cfg.on_epoch)
+		e->cfg.on_epoch(e->cfg.on_epoch_arg, r);
+}
+
+/* ---------------------------------------------------------------- jobs */
+
+static int job_alloc(struct job *j, size_t cap)
+{
+	size_t bytes = cap * TB_PAGE_SIZE;
+
+	memset(j, 0, sizeof(*j));
+	j->cap = cap;
+	j->pfns = calloc(cap, sizeof(*j->pfns));
+	/* Reserved, touched lazily outside the pause (prefault_job). */
+	j->pages = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (j->pages == MAP_FAILED)
+		j->pages = NULL;
+	return j->pfns && j->pages ? 0 : -ENOMEM;
+}
+
+static void job_free(struct job *j)
+{
+	free(j->pfns);
+	if (j->pages)
+		munmap(j->pages, j->cap * TB_PAGE_SIZE);
+	tb_buf_free(&j->cpu);
+	tb_buf_free(&j->dev);
+	j->pfns = NULL;
+	j->pages = NULL;
+}
+
+/* Touch staging pages up to @want so the copy in the pause does not fault
+ * (a fresh page costs ~1.5 us, notes §3).  Runs with the guest running. */
+static void prefault_job(struct job *j, size_t want)
+{
+	size_t i;
+
+	want = TB_MIN(want, j->cap);
+	for (i = j->prefaulted; i < want; i++)
+		j->pages[i * TB_PAGE_SIZE] = 0;
+	if (want > j->prefaulted)
+		j->prefaulted = want;
+}
+
+static void queue_push(struct tb_engine *e, struct job *j)
+{
+	pthread_mutex_lock(&e->lock);
+	j->next = NULL;
+	j->sent = false;
+	j->busy = true;
+	if (e->q_tail)
+		e->q_tail->next = j;
+	else
+		e->q_head = j;
+	e->q_tail = j;
+	pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+}
+
+/* Caller holds lock. */
+static void mark_lost_locked(struct tb_engine *e)
+{
+	if (!e->link_lost) {
+		e->link_lost = true;
+		if (e->conn)
+			tb_conn_shutdown(e->conn);
+	}
+	pthread_cond_broadcast(&e->cond);
+}
+
+static void mark_lost(struct tb_engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	mark_lost_locked(e);
+	pthread_mutex_unlock(&e->lock);
+}
+
+/* ---------------------------------------------------------------- sender */
+
+static int64_t deadline_in(int64_t ns)
+{
+	return tb_now_ns() + ns;
+}
+
+static int flush_send(struct tb_engine *e, struct tb_epoch_rec *rec)
+{
+	int rc;
+
+	if (!e->sendbuf.len)
+		return 0;
+	rc = tb_conn_send(e->conn, e->sendbuf.data, e->sendbuf.len,
+			  deadline_in(e->cfg.lag_limit_ns));
+	if (rec)
+		rec->wire_bytes += e->sendbuf.len;
+	tb_buf_reset(&e->sendbuf);
+	return rc;
+}
+
+/* Encode pages of @j into PAGE_DATA records, sending each when full. */
+static int send_pages(struct tb_engine *e, struct job *j,
+		      struct tb_epoch_rec *rec, bool raw_only)
+{
+	struct tb_codec_opts raw = { .compress = false, .xor_delta = false,
+				     .accel = 1 };
+	const struct tb_codec_opts *opts = raw_only ? &raw : &e->cfg.codec;
+	struct tb_codec_stats st = { 0 };
+	size_t i;
+	int rc = 0;
+
+	if (!j->n)
+		return 0;
+	rc = tb_enc_pages_begin(&e->prec, &e->sendbuf, CHUNK_PAGES);
+	for (i = 0; !rc && i < j->n; i++) {
+		const uint8_t *page = j->pages + i * TB_PAGE_SIZE;
+		uint64_t pfn = j->pfns[i];
+		const uint8_t *shadow = NULL;
+		uint8_t enc;
+		uint32_t len;
+
+		if (e->shadow && tb_bitmap_test(&e->shadow_valid, pfn))
+			shadow = e->shadow + pfn * TB_PAGE_SIZE;
+		rc = tb_codec_encode(opts, page, shadow, e->encbuf, &enc, &len,
+				     &st);
+		if (rc)
+			break;
+		tb_digest_page(&e->digest, pfn, page);
+		rc = tb_enc_pages_add(&e->prec, pfn, enc, e->encbuf, len);
+		if (rc == -ENOSPC) {
+			rc = tb_enc_pages_finish(&e->prec);
+			if (!rc)
+				rc = flush_send(e, rec);
+			if (!rc)
+				rc = tb_enc_pages_begin(&e->prec, &e->sendbuf,
+							CHUNK_PAGES);
+			if (!rc)
+				rc = tb_enc_pages_add(&e->prec, pfn, enc,
+						      e->encbuf, len);
+		}
+		if (rc)
+			break;
+		if (e->shadow) {
+			memcpy(e->shadow + pfn * TB_PAGE_SIZE, page,
+			       TB_PAGE_SIZE);
+			tb_bitmap_set(&e->shadow_valid, pfn);
+		}
+	}
+	if (!rc)
+		rc = tb_enc_pages_finish(&e->prec);
+	if (!rc)
+		rc = flush_send(e, rec);
+	for (i = 0; i <= TB_ENC_MAX; i++)
+		rec->enc_pages[i] += st.pages[i];
+	rec->raw_bytes += j->n * TB_PAGE_SIZE;
+	return rc;
+}
+
+static int send_job(struct tb_engine *e, struct job *j)
+{
+	struct tb_epoch_rec *rec = &j->rec;
+	struct tb_epoch_begin b = { 0 };
+	struct tb_epoch_end end = { 0 };
+	bool raw_only = e->cfg.mode == TB_MODE_SEND_WHILE_PAUSED;
+	int rc = 0;
+
+	if (j->type == JOB_BEGIN_FULL || (j->type == JOB_CHECKPOINT &&
+					  !j->full)) {
+		b.epoch = j->epoch;
+		b.flags = j->full ? TB_EPOCH_FULL : 0;
+		b.t_request_ns = rec->t_request;
+		b.t_suspended_ns = rec->t_suspended;
+		b.t_resumed_ns = rec->t_resumed;
+		rc = tb_enc_epoch_begin(&e->sendbuf, &b);
+		if (rc)
+			return rc;
+		e->full_pages_sent = e->full_bytes_sent = 0;
+		if (j->type == JOB_BEGIN_FULL)
+			return flush_send(e, NULL);
+	}
+	rc = send_pages(e, j, rec, raw_only);
+	if (rc || j->type != JOB_CHECKPOINT)
+		return rc;
+	rc = tb_enc_state(&e->sendbuf, TB_REC_CPU_STATE, e->info.state_tag, 0,
+			  j->cpu.data, (uint32_t)j->cpu.len);
+	if (!rc)
+		rc = tb_enc_state(&e->sendbuf, TB_REC_DEVICE_STATE,
+				  e->info.state_tag, 0, j->dev.data,
+				  (uint32_t)j->dev.len);
+	if (rc)
+		return rc;
+	tb_digest_state(&e->digest, e->info.state_tag, 0, j->cpu.data,
+			(uint32_t)j->cpu.len);
+	tb_digest_state(&e->digest, e->info.state_tag, 0, j->dev.data,
+			(uint32_t)j->dev.len);
+	rec->raw_bytes += j->cpu.len + j->dev.len;
+	end.epoch = j->epoch;
+	end.nr_pages = (j->full ? e->full_pages_sent : 0) + j->n;
+	end.nr_bytes = (j->full ? e->full_bytes_sent : 0) +
+		       j->n * TB_PAGE_SIZE + j->cpu.len + j->dev.len;
+	end.digest = tb_digest_final(&e->digest);
+	rec->t_encoded = tb_now_ns();
+	rc = tb_enc_epoch_end(&e->sendbuf, &end);
+	if (!rc)
+		rc = flush_send(e, rec);
+	return rc;
+}
+
+static int send_heartbeat(struct tb_engine *e)
+{
+	struct tb_heartbeat hb = { .seq = ++e->hb_seq,
+				   .time_ns = tb_now_ns(),
+				   .last_epoch = e->next_epoch - 1 };
+	int rc = tb_enc_heartbeat(&e->sendbuf, &hb);
+
+	return rc ? rc : flush_send(e, NULL);
+}
+
+static void *sender_main(void *arg)
+{
+	struct tb_engine *e = arg;
+	int64_t next_hb = tb_now_ns() + e->cfg.hb_interval_ns;
+	struct timespec ts;
+	struct job *j;
+	int rc;
+
+	for (;;) {
+		pthread_mutex_lock(&e->lock);
+		while (!e->q_head && !e->link_lost &&
+		       tb_now_ns() < next_hb) {
+			ts.tv_sec = next_hb / TB_NSEC_PER_SEC;
+			ts.tv_nsec = next_hb % TB_NSEC_PER_SEC;
+			pthread_cond_timedwait(&e->cond, &e->lock, &ts);
+		}
+		if (e->link_lost) {
+			pthread_mutex_unlock(&e->lock);
+			break;
+		}
+		j = e->q_head;
+		if (j) {
+			e->q_head = j->next;
+			if (!e->q_head)
+				e->q_tail = NULL;
+		}
+		pthread_mutex_unlock(&e->lock);
+
+		if (!j) {
+			rc = send_heartbeat(e);
+			next_hb = tb_now_ns() + e->cfg.hb_interval_ns;
+			if (rc) {
+				tb_err_rc(rc, "backup=%s heartbeat send",
+					  e->cfg.backup);
+				mark_lost(e);
+				break;
+			}
+			continue;
+		}
+		rc = send_job(e, j);
+		if (!rc && j->full && j->type == JOB_CHUNK) {
+			e->full_pages_sent += j->n;
+			e->full_bytes_sent += j->n * TB_PAGE_SIZE;
+		}
+		pthread_mutex_lock(&e->lock);
+		j->rec.t_sent = tb_now_ns();
+		j->sent = true;
+		j->send_rc = rc;
+		e->bytes_wire += j->rec.wire_bytes;
+		e->bytes_raw += j->rec.raw_bytes;
+		if (j->type != JOB_CHECKPOINT)
+			j->busy = false; /* chunk buffers go back at once */
+		pthread_cond_broadcast(&e->cond);
+		pthread_mutex_unlock(&e->lock);
+		if (rc) {
+			tb_err_rc(rc, "backup=%s epoch=%" PRIu64 " send",
+				  e->cfg.backup, j->epoch);
+			mark_lost(e);
+			break;
+		}
+		next_hb = tb_now_ns() + e->cfg.hb_interval_ns;
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- receiver */
+
+static void record_pause(struct tb_engine *e, const struct tb_epoch_rec *r)
+{
+	if (!r->t_resumed || !r->t_suspended)
+		return;
+	e->pause_ring[e->pause_count % PAUSE_RING] =
+		r->t_resumed - r->t_suspended;
+	e->pause_count++;
+}
+
+static int handle_ack(struct tb_engine *e, const struct tb_ack *ack)
+{
+	struct job *j = NULL;
+	unsigned i;
+	int rc;
+
+	pthread_mutex_lock(&e->lock);
+	for (i = 0; i < e->cfg.max_inflight; i++)
+		if (e->slots[i].busy && e->slots[i].epoch == ack->epoch)
+			j = &e->slots[i];
+	pthread_mutex_unlock(&e->lock);
+	if (!j) {
+		tb_err("backup=%s ack for epoch=%" PRIu64
+		       " that is not in flight",
+		       e->cfg.backup, ack->epoch);
+		return -EPROTO;
+	}
+	if (ack->status) {
+		tb_err("backup=%s rejected epoch=%" PRIu64 ": %s",
+		       e->cfg.backup, ack->epoch,
+		       tb_stream_strerr((int)ack->status));
+		return -EPROTO;
+	}
+	/* The ACK may overtake the sender's bookkeeping of this job: wait
+	 * for it, so the slot is never freed under the sender. */
+	pthread_mutex_lock(&e->lock);
+	while (!j->sent && !e->link_lost)
+		pthread_cond_wait(&e->cond, &e->lock);
+	pthread_mutex_unlock(&e->lock);
+	if (!j->sent)
+		return -ECANCELED;
+	j->rec.t_acked = tb_now_ns();
+	if (e->cfg.gate_output) {
+		rc = e->cfg.ops->output_release(e->dom, ack->epoch);
+		if (rc)
+			tb_warn_rc(rc, "epoch=%" PRIu64 " output release: %s",
+				   ack->epoch, tb_backend_reason());
+	}
+	j->rec.t_released = tb_now_ns();
+	j->rec.acked = true;
+	emit_epoch(e, &j->rec);
+	pthread_mutex_lock(&e->lock);
+	e->last_acked = ack->epoch;
+	e->epochs_acked++;
+	e->inflight--;
+	record_pause(e, &j->rec);
+	if (j->full && e->state == TB_ENG_SYNCING)
+		e->state = TB_ENG_PROTECTED;
+	j->busy = false;
+	pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+	return 0;
+}
+
+static void *receiver_main(void *arg)
+{
+	struct tb_engine *e = arg;
+	struct tb_sess sess;
+	struct tb_rec rec;
+	int rc;
+
+	tb_sess_init(&sess, TB_ROLE_BACKUP);
+	sess.state = TB_SESS_IDLE; /* HELLO was taken by connect_backup */
+	for (;;) {
+		rc = tb_conn_recv_rec(e->conn, &rec,
+				      deadline_in(e->cfg.hb_timeout_ns));
+		if (rc == 0) {
+			tb_err("backup=%s closed the connection",
+			       e->cfg.backup);
+			break;
+		}
+		if (rc < 0) {
+			if (rc != -ECANCELED)
+				tb_err_rc(rc, "backup=%s receive%s%s",
+					  e->cfg.backup,
+					  rc == -ETIMEDOUT ? " (no heartbeat)"
+							   : "",
+					  "");
+			break;
+		}
+		e->last_rx_ns = tb_now_ns();
+		rc = tb_sess_check(&sess, &rec, NULL);
+		if (rc) {
+			tb_err("backup=%s record type=%u out of order",
+			       e->cfg.backup, rec.type);
+			break;
+		}
+		if (rec.type == TB_REC_ACK) {
+			if (handle_ack(e, &rec.u.ack))
+				break;
+		} else if (rec.type == TB_REC_ERROR) {
+			tb_err("backup=%s error code=%u: %.*s", e->cfg.backup,
+			       rec.u.error.code, (int)rec.u.error.text_len,
+			       rec.u.error.text);
+			break;
+		}
+	}
+	mark_lost(e);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- link */
+
+static int connect_backup(struct tb_engine *e)
+{
+	struct tb_hello h = { .magic = TB_STREAM_MAGIC,
+			      .version = TB_STREAM_VERSION,
+			      .role = TB_ROLE_PRIMARY,
+			      .domid = e->info.domid,
+			      .page_size = TB_PAGE_SIZE,
+			      .nr_pages = e->info.nr_pages,
+			      .features = TB_FEAT_ALL };
+	struct tb_rec rec;
+	int rc;
+
+	memcpy(h.name, e->info.name, sizeof(h.name));
+	rc = tb_conn_connect(&e->conn, e->cfg.backup, &e->cfg.conn,
+			     deadline_in(e->cfg.hb_timeout_ns));
+	if (rc)
+		return rc;
+	tb_buf_reset(&e->sendbuf);
+	rc = tb_enc_hello(&e->sendbuf, &h);
+	if (!rc)
+		rc = flush_send(e, NULL);
+	if (!rc)
+		rc = tb_conn_recv_rec(e->conn, &rec,
+				      deadline_in(e->cfg.hb_timeout_ns));
+	if (rc == 0)
+		rc = -ECONNRESET;
+	if (rc < 0)
+		goto fail;
+	if (rec.type == TB_REC_ERROR) {
+		tb_err("backup=%s refused: %.*s", e->cfg.backup,
+		       (int)rec.u.error.text_len, rec.u.error.text);
+		rc = -ECONNREFUSED;
+		goto fail;
+	}
+	if (rec.type != TB_REC_HELLO || rec.u.hello.role != TB_ROLE_BACKUP ||
+	    rec.u.hello.nr_pages != e->info.nr_pages) {
+		tb_err("backup=%s answered with a bad HELLO", e->cfg.backup);
+		rc = -EPROTO;
+		goto fail;
+	}
+	/* The codec may only use what the backup accepted. */
+	if (!(rec.u.hello.features & TB_FEAT_XOR_LZ4))
+		e->cfg.codec.xor_delta = false;
+	if (!(rec.u.hello.features & TB_FEAT_LZ4))
+		e->cfg.codec.compress = false;
+	return 0;
+fail:
+	tb_conn_close(e->conn);
+	e->conn = NULL;
+	return rc;
+}
+
+static int start_link(struct tb_engine *e)
+{
+	int rc = connect_backup(e);
+
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&e->lock);
+	e->link_lost = false;
+	e->link_up = true;
+	e->q_head = e->q_tail = NULL;
+	pthread_mutex_unlock(&e->lock);
+	e->last_rx_ns = tb_now_ns();
+	/* Drop a digest a broken link left half done. */
+	tb_digest_final(&e->digest);
+	/* A new backup holds nothing: no XOR deltas until pages are sent. */
+	if (e->shadow)
+		tb_bitmap_clear_all(&e->shadow_valid);
+	if (pthread_create(&e->sender, NULL, sender_main, e))
+		goto fail;
+	if (pthread_create(&e->receiver, NULL, receiver_main, e)) {
+		mark_lost(e);
+		pthread_join(e->sender, NULL);
+		goto fail;
+	}
+	e->threads_running = true;
+	return 0;
+fail:
+	tb_conn_close(e->conn);
+	e->conn = NULL;
+	e->link_up = false;
+	return -EAGAIN;
+}
+
+/* Join the link threads, drop in-flight epochs (reported as not acked). */
+static void stop_link(struct tb_engine *e, bool orderly)
+{
+	unsigned i;
+
+	if (orderly && e->conn && e->threads_running) {
+		/* Let queued epochs go out, then say goodbye so the backup
+		 * does not fail over. */
+		pthread_mutex_lock(&e->lock);
+		while (e->q_head && !e->link_lost) 
+			pthread_cond_wait(&e->cond, &e->lock);
+		pthread_mutex_unlock(&e->lock);
+	}
+	mark_lost(e);
+	if (e->threads_running) {
+		pthread_join(e->sender, NULL);
+		pthread_join(e->receiver, NULL);
+		e->threads_running = false;
+	}
+	if (orderly && e->conn) {
+		/* Best effort: the link may be gone already. */
+		tb_buf_reset(&e->sendbuf);
+		if (!tb_enc_error(&e->sendbuf, TB_SERR_NONE,
+				  "primary shutting down"))
+			tb_conn_send(e->conn, e->sendbuf.data, e->sendbuf.len,
+				     deadline_in(100 * TB_NSEC_PER_MSEC));
+	}
+	tb_buf_reset(&e->sendbuf);
+	if (e->conn) {
+		tb_conn_close(e->conn);
+		e->conn = NULL;
+	}
+	pthread_mutex_lock(&e->lock);
+	for (i = 0; i < e->cfg.max_inflight; i++) {
+		struct job *j = &e->slots[i];
+
+		if (j->busy) {
+			j->rec.acked = false;
+			emit_epoch(e, &j->rec);
+			j->busy = false;
+		}
+	}
+	for (i = 0; i < NR_CHUNKS; i++)
+		e->chunks[i].busy = false;
+	e->q_head = e->q_tail = NULL;
+	e->inflight = 0;
+	e->link_up = false;
+	e->full_pending = NULL;
+	pthread_mutex_unlock(&e->lock);
+}
+
+/* ---------------------------------------------------------------- checkpoint */
+
+/* Resume with the engine's resume kind; log if it fails. */
+static int resume_guest(struct tb_engine *e)
+{
+	int rc = e->cfg.ops->resume(e->dom, e->fast_resume);
+
+	if (rc)
+		tb_err_rc(rc, "dom=%u resume: %s", e->info.domid,
+			  tb_backend_reason());
+	return rc;
+}
+
+static int suspend_guest(struct tb_engine *e, struct tb_epoch_rec *rec)
+{
+	const struct tb_backend_ops *ops = e->cfg.ops;
+	struct tb_dom_stats st;
+	int rc;
+
+	rec->t_request = tb_now_ns();
+	rc = ops->request_suspend(e->dom);
+	if (!rc)
+		rc = ops->await_suspended(e->dom, rec->t_request +
+						  e->cfg.suspend_timeout_ns);
+	rec->t_suspended = tb_now_ns();
+	ops->get_stats(e->dom, &st);
+	rec->t_notified = st.t_notify_ns;
+	if (rc == -ETIMEDOUT) {
+		pthread_mutex_lock(&e->lock);
+		e->timeouts++;
+		pthread_mutex_unlock(&e->lock);
+		tb_warn("dom=%u epoch=%" PRIu64
+			" guest did not suspend within %" PRId64
+			" ms; request cancelled, guest running",
+			e->info.domid, rec->epoch,
+			e->cfg.suspend_timeout_ns / TB_NSEC_PER_MSEC);
+	} else if (rc) {
+		tb_err_rc(rc, "dom=%u epoch=%" PRIu64 " suspend: %s",
+			  e->info.domid, rec->epoch, tb_backend_reason());
+	}
+	return rc;
+}
+
+/*
+ * One paused round into @j: harvest, copy, state, boundary, resume.
+ * @already_suspended: the guest is held suspended (policy hold).
+ */
+static int checkpoint(struct tb_engine *e, struct job *j,
+		      bool already_suspended)
+{
+	const struct tb_backend_ops *ops = e->cfg.ops;
+	struct tb_epoch_rec *rec = &j->rec;
+	size_t n;
+	int rc, rc2;
+
+	if (!already_suspended) {
+		rc = suspend_guest(e, rec);
+		if (rc)
+			return rc;
+	} else {
+		rec->t_request = rec->t_suspended = tb_now_ns();
+	}
+	/* Paused from here: only harvest, copy, state, then resume. */
+	rc = ops->harvest_dirty(e->dom, &e->dirty);
+	rec->t_harvested = tb_now_ns();
+	if (rc) {
+		tb_err_rc(rc, "dom=%u epoch=%" PRIu64 " dirty harvest: %s",
+			  e->info.domid, j->epoch, tb_backend_reason());
+		goto out_resume;
+	}
+	n = tb_bitmap_to_list(&e->dirty, j->pfns, j->cap);
+	j->n = n;
+	rec->dirty_pages = n;
+	rc = ops->copy_pages(e->dom, j->pfns, n, j->pages);
+	if (!rc) {
+		tb_buf_reset(&j->cpu);
+		tb_buf_reset(&j->dev);
+		rc = ops->save_cpu_state(e->dom, &j->cpu);
+	}
+	if (!rc)
+		rc = ops->save_device_state(e->dom, &j->dev);
+	if (!rc && e->cfg.gate_output)
+		rc = ops->output_boundary(e->dom, j->epoch);
+	rec->t_staged = tb_now_ns();
+	if (rc) {
+		tb_err_rc(rc, "dom=%u epoch=%" PRIu64 " staging: %s",
+			  e->info.domid, j->epoch, tb_backend_reason());
+		goto out_resume;
+	}
+	if (e->cfg.mode == TB_MODE_SEND_WHILE_PAUSED) {
+		/* Baseline: ship while the guest stays suspended. */
+		queue_push(e, j);
+		pthread_mutex_lock(&e->lock);
+		e->inflight++;
+		while (!j->sent && !e->link_lost)
+			pthread_cond_wait(&e->cond, &e->lock);
+		pthread_mutex_unlock(&e->lock);
+	}
+out_resume:
+	/* Resume even on error: a stuck guest is worse than a lost epoch. */
+	rc2 = resume_guest(e);
+	rec->t_resumed = tb_now_ns();
+	if (rc)
+		return rc;
+	if (rc2)
+		return rc2;
+	tb_bitmap_clear_all(&e->dirty);
+	if (e->cfg.mode == TB_MODE_STAGED) {
+		pthread_mutex_lock(&e->lock);
+		e->inflight++;
+		pthread_mutex_unlock(&e->lock);
+		queue_push(e, j);
+	}
+	return 0;
+}
+
+static void slot_unreserve(struct tb_engine *e, struct job *j)
+{
+	pthread_mutex_lock(&e->lock);
+	j->busy = false;
+	pthread_mutex_unlock(&e->lock);
+}
+
+static struct job *free_slot(struct tb_engine *e)
+{
+	struct job *j = NULL;
+	unsigned i;
+
+	pthread_mutex_lock(&e->lock);
+	for (i = 0; i < e->cfg.max_inflight && !j; i++)
+		if (!e->slots[i].busy)
+			j = &e->slots[i];
+	pthread_mutex_unlock(&e->lock);
+	return j;
+}
+
+static void slot_reset(struct tb_engine *e, struct job *j, bool full,
+		       int64_t t_tick)
+{
+	memset(&j->rec, 0, sizeof(j->rec));
+	j->type = JOB_CHECKPOINT;
+	j->full = full;
+	j->n = 0;
+	pthread_mutex_lock(&e->lock);
+	j->busy = true; /* reserved until acked, or until the epoch fails */
+	j->epoch = e->next_epoch++;
+	e->epochs_started++;
+	j->rec.skipped_ticks = e->skipped_since;
+	e->skipped_since = 0;
+	pthread_mutex_unlock(&e->lock);
+	j->rec.epoch = j->epoch;
+	j->rec.full = full;
+	j->rec.t_tick = t_tick;
+}
+
+/* Wait for a free chunk buffer while the guest runs. */
+static struct job *get_chunk(struct tb_engine *e)
+{
+	struct job *j = NULL;
+	unsigned i;
+
+	pthread_mutex_lock(&e->lock);
+	while (!e->link_lost && !atomic_load(&e->stopping)) {
+		for (i = 0; i < NR_CHUNKS && !j; i++)
+			if (!e->chunks[i].busy)
+				j = &e->chunks[i];
+		if (j)
+			break;
+		pthread_cond_wait(&e->cond, &e->lock);
+	}
+	pthread_mutex_unlock(&e->lock);
+	return j;
+}
+
+/* Send @n pfns of @list as pre-copy chunks (guest running). */
+static int precopy_pages(struct tb_engine *e, uint64_t epoch,
+			 const uint64_t *list, size_t n)
+{
+	size_t done, k;
+	struct job *c;
+	int rc;
+
+	for (done = 0; done < n; done += k) {
+		c = get_chunk(e);
+		if (!c)
+			return -ECONNRESET;
+		k = TB_MIN((size_t)CHUNK_PAGES, n - done);
+		memcpy(c->pfns, list + done, k * sizeof(*list));
+		c->n = k;
+		c->type = JOB_CHUNK;
+		c->epoch = epoch;
+		c->full = true;
+		memset(&c->rec, 0, sizeof(c->rec));
+		rc = e->cfg.ops->copy_pages(e->dom, c->pfns, k, c->pages);
+		if (rc) {
+			tb_err_rc(rc, "dom=%u pre-copy: %s", e->info.domid,
+				  tb_backend_reason());
+			return rc;
+		}
+		queue_push(e, c);
+	}
+	return 0;
+}
+
+static int finish_full(struct tb_engine *e)
+{
+	int rc = checkpoint(e, e->full_pending, e->held_suspended);
+
+	if (!rc) {
+		e->full_pending = NULL;
+		e->held_suspended = false;
+	}
+	return rc;
+}
+
+/*
+ * First sync: a full copy while the guest runs, a few rounds of what it
+ * dirtied meanwhile, then one paused round that closes the FULL epoch.
+ */
+static int first_sync(struct tb_engine *e, int64_t t_tick)
+{
+	const struct tb_backend_ops *ops = e->cfg.ops;
+	struct job *begin, *final;
+	uint64_t epoch, i, n;
+	unsigned round;
+	int rc;
+
+	pthread_mutex_lock(&e->lock);
+	e->state = TB_ENG_SYNCING;
+	pthread_mutex_unlock(&e->lock);
+	e->full_pages_sent = e->full_bytes_sent = 0;
+	final = free_slot(e);
+	if (!final)
+		return -EBUSY;
+	slot_reset(e, final, true, t_tick);
+	epoch = final->epoch;
+	begin = get_chunk(e);
+	if (!begin) {
+		slot_unreserve(e, final);
+		return -ECONNRESET;
+	}
+	memset(&begin->rec, 0, sizeof(begin->rec));
+	begin->type = JOB_BEGIN_FULL;
+	begin->epoch = epoch;
+	begin->full = true;
+	begin->n = 0;
+	queue_push(e, begin);
+
+	/* Round 0: every page; tracking restarts now. */
+	tb_bitmap_clear_all(&e->scratch);
+	rc = ops->harvest_dirty(e->dom, &e->scratch);
+	if (rc)
+		return rc;
+	tb_bitmap_clear_all(&e->dirty);
+	for (i = 0; i < e->info.nr_pages; i++)
+		e->pfn_list[i] = i;
+	rc = precopy_pages(e, epoch, e->pfn_list, e->info.nr_pages);
+	for (round = 1; !rc && round < e->cfg.precopy_rounds &&
+			!e->held_suspended;
+	     round++) {
+		rc = ops->harvest_dirty(e->dom, &e->dirty);
+		if (rc)
+			break;
+		n = tb_bitmap_to_list(&e->dirty, e->pfn_list,
+				      e->info.nr_pages);
+		tb_bitmap_clear_all(&e->dirty);
+		if (n < CHUNK_PAGES / 4)
+			break; /* little left: the paused round takes it */
+		rc = precopy_pages(e, epoch, e->pfn_list, n);
+	}
+	if (rc) {
+		tb_err_rc(rc, "dom=%u first sync", e->info.domid);
+		slot_unreserve(e, final);
+		mark_lost(e); /* the open FULL epoch dies with the link */
+		return rc;
+	}
+	/* The paused round that closes the epoch runs now and, if the
+	 * guest does not suspend in time, on later ticks: the epoch stays
+	 * open on the wire until it succeeds or the link is lost. */
+	e->full_pending = final;
+	return finish_full(e);
+}
+
+/* ---------------------------------------------------------------- control */
+
+static int open_control(struct tb_engine *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	e->ctl_fd = -1;
+	if (!e->cfg.control_path || !*e->cfg.control_path)
+		return 0;
+	if (strlen(e->cfg.control_path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, e->cfg.control_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(sa.sun_path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    listen(fd, 8)) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
+	e->ctl_fd = fd;
+	return 0;
+}
+
+static void serve_control(struct tb_engine *e)
+{
+	char req[128], resp[4096];
+	struct pollfd p;
+	ssize_t n;
+	int fd = accept4(e->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	p.fd = fd;
+	p.events = POLLIN;
+	if (poll(&p, 1, 200) != 1) {
+		close(fd);
+		return;
+	}
+	n = read(fd, req, sizeof(req) - 1);
+	if (n > 0) {
+		req[n] = 0;
+		if (!strncmp(req, "status", 6))
+			tb_engine_status_json(e, resp, sizeof(resp) - 1);
+		else
+			snprintf(resp, sizeof(resp) - 1,
+				 "{\"error\":\"unknown command\"}");
+		strcat(resp, "\n");
+		if (write(fd, resp, strlen(resp)) < 0)
+			tb_dbg("control reply: %s", strerror(errno));
+	}
+	close(fd);
+}
+
+/* ---------------------------------------------------------------- loop */
+
+static void lost_backup(struct tb_engine *e)
+{
+	const struct tb_backend_ops *ops = e->cfg.ops;
+	struct tb_epoch_rec r = { 0 };
+	int rc;
+
+	stop_link(e, false);
+	pthread_mutex_lock(&e->lock);
+	e->losses++;
+	pthread_mutex_unlock(&e->lock);
+	if (e->cfg.loss_policy == TB_LOSS_HOLD) {
+		tb_err("dom=%u BACKUP LOST: guest held suspended and output held until the backup returns (policy hold)",
+		       e->info.domid);
+		rc = suspend_guest(e, &r);
+		if (rc) {
+			tb_err_rc(rc, "dom=%u cannot hold the guest; it keeps running unprotected, output released",
+				  e->info.domid);
+			ops->output_set_gated(e->dom, false);
+			e->state = TB_ENG_UNPROTECTED;
+			return;
+		}
+		e->held_suspended = true;
+		e->state = TB_ENG_HELD;
+	} else {
+		tb_err("dom=%u BACKUP LOST: guest keeps running UNPROTECTED, output released; reconnecting every %" PRId64
+		       " ms",
+		       e->info.domid,
+		       e->cfg.reconnect_interval_ns / TB_NSEC_PER_MSEC);
+		if (e->cfg.gate_output)
+			ops->output_set_gated(e->dom, false);
+		e->state = TB_ENG_UNPROTECTED;
+	}
+}
+
+static int try_reconnect(struct tb_engine *e, int64_t now)
+{
+	int rc;
+
+	if (now - e->last_loss_log_ns < e->cfg.reconnect_interval_ns)
+		return -EAGAIN;
+	e->last_loss_log_ns = now;
+	rc = start_link(e);
+	if (rc) {
+		tb_dbg("backup=%s reconnect: %s", e->cfg.backup,
+		       strerror(-rc));
+		return rc;
+	}
+	tb_info("dom=%u backup=%s connected; full sync", e->info.domid,
+		e->cfg.backup);
+	if (e->cfg.gate_output)
+		e->cfg.ops->output_set_gated(e->dom, true);
+	pthread_mutex_lock(&e->lock);
+	e->resyncs++;
+	pthread_mutex_unlock(&e->lock);
+	return 0;
+}
+
+static bool backup_lagging(struct tb_engine *e, int64_t now)
+{
+	bool lag = false;
+	unsigned i;
+
+	pthread_mutex_lock(&e->lock);
+	for (i = 0; i < e->cfg.max_inflight; i++) {
+		struct job *j = &e->slots[i];
+
+		if (j->busy && j->rec.t_resumed &&
+		    now - j->rec.t_resumed > e->cfg.lag_limit_ns)
+			lag = true;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return lag;
+}
+
+static int tick(struct tb_engine *e, int64_t t_tick)
+{
+	struct job *j;
+	bool lost;
+	int rc;
+
+	pthread_mutex_lock(&e->lock);
+	lost = e->link_lost && e->link_up;
+	pthread_mutex_unlock(&e->lock);
+	if (lost || (e->link_up && backup_lagging(e, t_tick))) {
+		if (!lost)
+			tb_err("backup=%s no ACK for %" PRId64
+			       " ms: declaring it lost",
+			       e->cfg.backup,
+			       e->cfg.lag_limit_ns / TB_NSEC_PER_MSEC);
+		lost_backup(e);
+		e->last_loss_log_ns = 0;
+		return 0;
+	}
+	if (!e->link_up) {
+		if (try_reconnect(e, t_tick))
+			return 0;
+		rc = first_sync(e, t_tick);
+		if (!rc || rc == -ETIMEDOUT || atomic_load(&e->stopping))
+			return 0;
+		goto check_guest;
+	}
+	if (e->full_pending) {
+		e->full_pending->rec.t_tick = t_tick;
+		rc = finish_full(e);
+		if (!rc || rc == -ETIMEDOUT)
+			return 0;
+		goto check_guest;
+	}
+	j = free_slot(e);
+	if (!j) {
+		pthread_mutex_lock(&e->lock);
+		e->skipped++;
+		e->skipped_since++;
+		pthread_mutex_unlock(&e->lock);
+		return 0;
+	}
+	slot_reset(e, j, false, t_tick);
+	rc = checkpoint(e, j, false);
+	if (rc)
+		slot_unreserve(e, j);
+	if (rc == -ETIMEDOUT)
+		return 0; /* guest running; counted; next tick retries */
+	if (!rc) {
+		/* Grow staging outside the pause for the next epochs. */
+		prefault_job(j, TB_MAX(j->n * 2, (size_t)4096));
+		return 0;
+	}
+check_guest:
+	rc = e->cfg.ops->check_health(e->dom);
+	if (rc) {
+		tb_err_rc(rc, "dom=%u guest is gone or crashed: %s",
+			  e->info.domid, tb_backend_reason());
+		return rc;
+	}
+	return 0;
+}
+
+int tb_engine_run(struct tb_engine *e)
+{
+	int64_t period = (int64_t)(1e9 / e->cfg.rate_hz), t0, t_tick;
+	struct itimerspec its = { 0 };
+	struct pollfd pfd[3];
+	uint64_t expirations, ticks = 0;
+	int rc = 0, nfd, hrc;
+
+	t0 = tb_now_ns() + period;
+	its.it_value.tv_sec = t0 / TB_NSEC_PER_SEC;
+	its.it_value.tv_nsec = t0 % TB_NSEC_PER_SEC;
+	its.it_interval.tv_sec = period / TB_NSEC_PER_SEC;
+	its.it_interval.tv_nsec = period % TB_NSEC_PER_SEC;
+	if (timerfd_settime(e->timer_fd, TFD_TIMER_ABSTIME, &its, NULL))
+		return -errno;
+	t_tick = t0;
+	while (!atomic_load(&e->stopping)) {
+		pfd[0] = (struct pollfd){ .fd = e->timer_fd, .events = POLLIN };
+		pfd[1] = (struct pollfd){ .fd = e->stop_fd, .events = POLLIN };
+		nfd = 2;
+		if (e->ctl_fd >= 0)
+			pfd[nfd++] = (struct pollfd){ .fd = e->ctl_fd,
+						      .events = POLLIN };
+		if (poll(pfd, (nfds_t)nfd, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		if (nfd > 2 && (pfd[2].revents & POLLIN))
+			serve_control(e);
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		if (read(e->timer_fd, &expirations, sizeof(expirations)) !=
+		    sizeof(expirations))
+			continue;
+		if (expirations > 1) {
+			pthread_mutex_lock(&e->lock);
+			e->missed += expirations - 1;
+			e->skipped_since += expirations - 1;
+			pthread_mutex_unlock(&e->lock);
+		}
+		ticks += expirations;
+		t_tick = t0 + (int64_t)(ticks - 1) * period;
+		rc = tick(e, t_tick);
+		if (rc)
+			break;
+		if (e->cfg.max_epochs && e->epochs_started >= e->cfg.max_epochs)
+			break;
+	}
+	/* Wait (bounded) for the last epochs' ACKs before we stop. */
+	if (!rc && e->link_up) {
+		int64_t end = tb_now_ns() + e->cfg.lag_limit_ns;
+
+		struct timespec ts = { .tv_sec = end / TB_NSEC_PER_SEC,
+				       .tv_nsec = end % TB_NSEC_PER_SEC };
+
+		pthread_mutex_lock(&e->lock);
+		while (e->inflight && !e->link_lost &&
+		       pthread_cond_timedwait(&e->cond, &e->lock, &ts) !=
+			       ETIMEDOUT)
+			;
+		pthread_mutex_unlock(&e->lock);
+	}
+	if (e->held_suspended) {
+		resume_guest(e);
+		e->held_suspended = false;
+	}
+	stop_link(e, true);
+	hrc = e->cfg.ops->check_health(e->dom);
+	if (!rc && hrc)
+		rc = hrc;
+	e->state = TB_ENG_STOPPED;
+	return rc;
+}
+
+void tb_engine_stop(struct tb_engine *e)
+{
+	uint64_t one = 1;
+
+	atomic_store(&e->stopping, true);
+	if (write(e->stop_fd, &one, sizeof(one)) < 0)
+		return;
+}
+
+/* ---------------------------------------------------------------- status */
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+void tb_engine_get_status(struct tb_engine *e, struct tb_engine_status *st)
+{
+	int64_t sorted[PAUSE_RING], now = tb_now_ns();
+	size_t n, i;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&e->lock);
+	st->state = e->state;
+	st->info = e->info;
+	st->rate_hz = e->cfg.rate_hz;
+	st->epochs_started = e->epochs_started;
+	st->epochs_acked = e->epochs_acked;
+	st->last_acked_epoch = e->last_acked;
+	st->inflight = e->inflight;
+	st->skipped_ticks = e->skipped;
+	st->missed_ticks = e->missed;
+	st->suspend_timeouts = e->timeouts;
+	st->backup_losses = e->losses;
+	st->resyncs = e->resyncs;
+	st->bytes_wire = e->bytes_wire;
+	n = TB_MIN(e->pause_count, (uint64_t)PAUSE_RING);
+	memcpy(sorted, e->pause_ring, n * sizeof(int64_t));
+	if (e->pause_count)
+		st->last_pause_ns =
+			e->pause_ring[(e->pause_count - 1) % PAUSE_RING];
+	for (i = 0; i < e->cfg.max_inflight; i++) {
+		struct job *j = &e->slots[i];
+
+		if (j->busy && j->rec.t_resumed &&
+		    now - j->rec.t_resumed > st->backup_lag_ns)
+			st->backup_lag_ns = now - j->rec.t_resumed;
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (n) {
+		qsort(sorted, n, sizeof(int64_t), cmp_i64);
+		st->pause_p50_ns = sorted[(n - 1) / 2];
+		st->pause_p99_ns = sorted[(n * 99 - 1) / 100];
+	}
+	e->cfg.ops->get_stats(e->dom, &st->dom);
+}
+
+int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
+{
+	struct tb_engine_status st;
+	int n;
+
+	tb_engine_get_status(e, &st);
+	n = snprintf(
+		buf, len,
+		"{\"domid\":%u,\"name\":\"%s\",\"backend\":\"%s\","
+		"\"state\":\"%s\",\"rate_hz\":%.1f,\"suspend_mode\":\"%s\","
+		"\"dirty_mech\":\"%s\",\"epochs\":%" PRIu64
+		",\"last_epoch\":%" PRIu64 ",\"inflight\":%" PRIu64
+		",\"last_pause_us\":%.1f,\"pause_p50_us\":%.1f,"
+		"\"pause_p99_us\":%.1f,\"backup_lag_ms\":%.2f,"
+		"\"skipped_ticks\":%" PRIu64 ",\"missed_ticks\":%" PRIu64
+		",\"suspend_timeouts\":%" PRIu64 ",\"backup_losses\":%" PRIu64
+		",\"resyncs\":%" PRIu64 ",\"mb_shipped\":%.2f,"
+		"\"output_held_bytes\":%" PRIu64
+		",\"output_released_bytes\":%" PRIu64 "}",
+		st.info.domid, st.info.name, e->cfg.ops->name,
+		tb_engine_state_name(st.state), st.rate_hz,
+		tb_suspend_mode_name(st.info.suspend_mode), st.info.dirty_mech,
+		st.epochs_acked, st.last_acked_epoch, st.inflight,
+		st.last_pause_ns / 1e3, st.pause_p50_ns / 1e3,
+		st.pause_p99_ns / 1e3, st.backup_lag_ns / 1e6,
+		st.skipped_ticks, st.missed_ticks, st.suspend_timeouts,
+		st.backup_losses, st.resyncs, st.bytes_wire / 1e6,
+		st.dom.output_held_bytes, st.dom.output_released_bytes);
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+/* ---------------------------------------------------------------- setup */
+
+int tb_engine_create(struct tb_engine **out, const struct tb_engine_cfg *cfg)
+{
+	pthread_condattr_t ca;
+	struct tb_engine *e;
+	size_t nr;
+	unsigned i;
+	int rc;
+
+	if (!cfg->ops || !cfg->backup || cfg->rate_hz <= 0 ||
+	    cfg->rate_hz > 10000 || cfg->max_inflight < 1 ||
+	    cfg->max_inflight > 8)
+		return -EINVAL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->cfg = *cfg;
+	e->stop_fd = e->timer_fd = e->ctl_fd = -1;
+	pthread_mutex_init(&e->lock, NULL);
+	/* Every timed wait here takes CLOCK_MONOTONIC deadlines. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&e->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&e->trace_lock, NULL);
+	e->next_epoch = 1;
+
+	rc = cfg->ops->attach(&e->dom, &cfg->dom);
+	if (rc) {
+		tb_err_rc(rc, "attach %s: %s",
+			  cfg->dom.guest ? cfg->dom.guest : "domain",
+			  tb_backend_reason());
+		e->dom = NULL;
+		goto fail;
+	}
+	cfg->ops->get_info(e->dom, &e->info);
+	e->fast_resume = e->info.suspend_cancel &&
+			 e->info.suspend_mode != TB_SUSPEND_PAUSE;
+	if (!e->info.suspend_cancel &&
+	    e->info.suspend_mode != TB_SUSPEND_PAUSE)
+		tb_warn("dom=%u guest does not advertise SUSPEND_CANCEL: slow resume every epoch (it sees a restore)",
+			e->info.domid);
+	if (e->info.suspend_mode == TB_SUSPEND_PAUSE)
+		tb_warn("dom=%u suspend mode pause: no guest cooperation, no suspend-cancel",
+			e->info.domid);
+	nr = (size_t)e->info.nr_pages;
+	rc = -ENOMEM;
+	if (tb_bitmap_init(&e->dirty, nr) || tb_bitmap_init(&e->scratch, nr) ||
+	    tb_bitmap_init(&e->shadow_valid, nr))
+		goto fail;
+	e->pfn_list = calloc(nr ? nr : 1, sizeof(uint64_t));
+	e->slots = calloc(cfg->max_inflight, sizeof(*e->slots));
+	if (!e->pfn_list || !e->slots)
+		goto fail;
+	for (i = 0; i < cfg->max_inflight; i++) {
+		rc = job_alloc(&e->slots[i], nr);
+		if (rc)
+			goto fail;
+		prefault_job(&e->slots[i], TB_MIN(nr, (size_t)16384));
+	}
+	for (i = 0; i < NR_CHUNKS; i++) {
+		rc = job_alloc(&e->chunks[i], CHUNK_PAGES);
+		if (rc)
+			goto fail;
+		prefault_job(&e->chunks[i], CHUNK_PAGES);
+	}
+	if (cfg->codec.compress && cfg->codec.xor_delta) {
+		e->shadow = mmap(NULL, nr * TB_PAGE_SIZE,
+				 PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				 -1, 0);
+		if (e->shadow == MAP_FAILED) {
+			e->shadow = NULL;
+			rc = -ENOMEM;
+			goto fail;
+		}
+	}
+	rc = tb_digest_init(&e->digest);
+	if (rc)
+		goto fail;
+	e->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	e->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	if (e->stop_fd < 0 || e->timer_fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	rc = open_control(e);
+	if (rc) {
+		tb_err_rc(rc, "control socket %s", cfg->control_path);
+		goto fail;
+	}
+	if (cfg->trace_path) {
+		e->trace = fopen(cfg->trace_path, "w");
+		if (!e->trace) {
+			rc = -errno;
+			tb_err_rc(rc, "trace file %s", cfg->trace_path);
+			goto fail;
+		}
+	}
+	/* Output is gated from the first connection on (try_reconnect). */
+	e->state = TB_ENG_STARTING;
+	*out = e;
+	return 0;
+fail:
+	tb_engine_destroy(e);
+	return rc;
+}
+
+void tb_engine_destroy(struct tb_engine *e)
+{
+	unsigned i;
+
+	if (!e)
+		return;
+	if (e->threads_running)
+		stop_link(e, false);
+	if (e->dom)
+		e->cfg.ops->detach(e->dom); /* resumes, opens the gate */
+	if (e->slots)
+		for (i = 0; i < e->cfg.max_inflight; i++)
+			job_free(&e->slots[i]);
+	free(e->slots);
+	for (i = 0; i < NR_CHUNKS; i++)
+		job_free(&e->chunks[i]);
+	if (e->shadow)
+		munmap(e->shadow, e->info.nr_pages * TB_PAGE_SIZE);
+	tb_bitmap_free(&e->dirty);
+	tb_bitmap_free(&e->scratch);
+	tb_bitmap_free(&e->shadow_valid);
+	free(e->pfn_list);
+	tb_enc_pages_free(&e->prec);
+	tb_buf_free(&e->sendbuf);
+	if (e->digest.state)
+		tb_digest_free(&e->digest);
+	if (e->trace)
+		fclose(e->trace);
+	if (e->ctl_fd >= 0) {
+		close(e->ctl_fd);
+		unlink(e->cfg.control_path);
+	}
+	if (e->stop_fd >= 0)
+		close(e->stop_fd);
+	if (e->timer_fd >= 0)
+		close(e->timer_fd);
+	pthread_mutex_destroy(&e->lock);
+	pthread_cond_destroy(&e->cond);
+	pthread_mutex_destroy(&e->trace_lock);
+	free(e);
+}

@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Replica staging and commit.
+ *
+ * Invariants:
+ * - r->mem and the committed state blobs change only in commit(), after
+ *   EPOCH_END verified counts and digest; before that everything goes to
+ *   staging (st_* for incremental epochs, a fresh memfd for FULL ones).
+ * - Any error discards the staging whole; the last committed epoch stays
+ *   intact and is what a failover restores.
+ * - A pfn appears at most once in an incremental epoch (a duplicate is a
+ *   protocol error); a FULL epoch may resend pages (pre-copy rounds), the
+ *   latest copy wins.
+ * - XOR deltas decode against the receiver's current view of the page:
+ *   the FULL image being built, else the committed replica.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "tiber/codec.h"
+#include "tiber/replica.h"
+
+static int map_memfd(uint64_t nr_pages, int *fd_out, uint8_t **mem_out)
+{
+	size_t bytes = (size_t)nr_pages * TB_PAGE_SIZE;
+	uint8_t *mem;
+	int fd = memfd_create("tiber-replica", MFD_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)bytes)) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
+	mem = mmap(NULL, bytes ? bytes : TB_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		   MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
+	*fd_out = fd;
+	*mem_out = mem;
+	return 0;
+}
+
+static void unmap_memfd(uint64_t nr_pages, int *fd, uint8_t **mem)
+{
+	size_t bytes = (size_t)nr_pages * TB_PAGE_SIZE;
+
+	if (*mem)
+		munmap(*mem, bytes ? bytes : TB_PAGE_SIZE);
+	if (*fd >= 0)
+		close(*fd);
+	*mem = NULL;
+	*fd = -1;
+}
+
+int tb_replica_init(struct tb_replica *r, const struct tb_hello *hello)
+{
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->mem_fd = r->full_fd = -1;
+	if (hello->page_size != TB_PAGE_SIZE) {
+		snprintf(r->err, sizeof(r->err),
+			 "page size %u not supported (want %u)",
+			 hello->page_size, TB_PAGE_SIZE);
+		return -EINVAL;
+	}
+	/* 1 TiB of guest at most: beyond that the HELLO is nonsense. */
+	if (!hello->nr_pages || hello->nr_pages > (1ull << 28)) {
+		snprintf(r->err, sizeof(r->err),
+			 "guest page count %" PRIu64 " out of range",
+			 hello->nr_pages);
+		return -EINVAL;
+	}
+	r->hello = *hello;
+	r->nr_pages = hello->nr_pages;
+	rc = map_memfd(r->nr_pages, &r->mem_fd, &r->mem);
+	if (!rc)
+		rc = tb_bitmap_init(&r->st_seen, r->nr_pages);
+	if (!rc)
+		rc = tb_digest_init(&r->digest);
+	if (!rc) {
+		r->st_pfns = calloc(r->nr_pages, sizeof(uint64_t));
+		r->st_pages = mmap(NULL, r->nr_pages * TB_PAGE_SIZE,
+				   PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				   -1, 0);
+		if (r->st_pages == MAP_FAILED)
+			r->st_pages = NULL;
+		if (!r->st_pfns || !r->st_pages)
+			rc = -ENOMEM;
+	}
+	if (rc) {
+		snprintf(r->err, sizeof(r->err), "replica of %" PRIu64
+			 " pages: %s", r->nr_pages, strerror(-rc));
+		tb_replica_free(r);
+	}
+	return rc;
+}
+
+void tb_replica_abort(struct tb_replica *r)
+{
+	if (!r->in_epoch)
+		return;
+	if (r->full)
+		unmap_memfd(r->nr_pages, &r->full_fd, &r->full_mem);
+	tb_bitmap_clear_all(&r->st_seen);
+	r->st_n = 0;
+	r->in_epoch = false;
+	r->discarded++;
+	tb_digest_final(&r->digest);
+}
+
+void tb_replica_free(struct tb_replica *r)
+{
+	tb_replica_abort(r);
+	unmap_memfd(r->nr_pages, &r->mem_fd, &r->mem);
+	if (r->st_pages)
+		munmap(r->st_pages, r->nr_pages * TB_PAGE_SIZE);
+	r->st_pages = NULL;
+	free(r->st_pfns);
+	r->st_pfns = NULL;
+	tb_bitmap_free(&r->st_seen);
+	tb_buf_free(&r->cpu_state);
+	tb_buf_free(&r->dev_state);
+	tb_buf_free(&r->st_cpu);
+	tb_buf_free(&r->st_dev);
+	if (r->digest.state)
+		tb_digest_free(&r->digest);
+}
+
+static int fail(struct tb_replica *r, int *serr, int code, const char *fmt,
+		...) __attribute__((format(printf, 4, 5)));
+
+static int fail(struct tb_replica *r, int *serr, int code, const char *fmt,
+		...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->err, sizeof(r->err), fmt, ap);
+	va_end(ap);
+	*serr = code;
+	tb_replica_abort(r);
+	return tb_stream_errno(code);
+}
+
+static int begin(struct tb_replica *r, const struct tb_epoch_begin *b,
+		 int *serr)
+{
+	int rc;
+
+	if (r->have_commit && b->epoch <= r->committed_epoch)
+		return fail(r, serr, TB_SERR_BAD_ORDER,
+			    "epoch %" PRIu64 " not after committed %" PRIu64,
+			    b->epoch, r->committed_epoch);
+	if (!(b->flags & TB_EPOCH_FULL) && !r->have_commit)
+		return fail(r, serr, TB_SERR_BAD_ORDER,
+			    "incremental epoch %" PRIu64
+			    " without a full sync first",
+			    b->epoch);
+	r->in_epoch = true;
+	r->epoch = b->epoch;
+	r->full = b->flags & TB_EPOCH_FULL;
+	r->st_n = 0;
+	r->st_pages_count = r->st_bytes = 0;
+	r->st_have_cpu = r->st_have_dev = false;
+	tb_bitmap_clear_all(&r->st_seen);
+	tb_digest_final(&r->digest); /* reset */
+	if (r->full) {
+		rc = map_memfd(r->nr_pages, &r->full_fd, &r->full_mem);
+		if (rc) {
+			r->in_epoch = false;
+			snprintf(r->err, sizeof(r->err),
+				 "full image: %s", strerror(-rc));
+			*serr = TB_SERR_BAD_FIELD;
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int pages(struct tb_replica *r, const struct tb_page_data *p,
+		 int *serr)
+{
+	const uint8_t *payload = p->payloads;
+	struct tb_page_desc d;
+	uint8_t *dst;
+	const uint8_t *prev;
+	uint64_t pfn;
+	uint32_t i;
+
+	for (i = 0; i < p->nr_pages; i++) {
+		tb_page_desc_get(p, i, &d);
+		pfn = tb_page_pfn_get(p, i);
+		if (pfn >= r->nr_pages)
+			return fail(r, serr, TB_SERR_BAD_FIELD,
+				    "epoch %" PRIu64 ": pfn %" PRIu64
+				    " beyond guest size %" PRIu64,
+				    r->epoch, pfn, r->nr_pages);
+		if (r->full) {
+			dst = r->full_mem + pfn * TB_PAGE_SIZE;
+			prev = dst;
+		} else {
+			if (tb_bitmap_test(&r->st_seen, pfn))
+				return fail(r, serr, TB_SERR_BAD_FIELD,
+					    "epoch %" PRIu64 ": pfn %" PRIu64
+					    " sent twice",
+					    r->epoch, pfn);
+			tb_bitmap_set(&r->st_seen, pfn);
+			dst = r->st_pages + r->st_n * TB_PAGE_SIZE;
+			prev = r->mem + pfn * TB_PAGE_SIZE;
+			r->st_pfns[r->st_n++] = pfn;
+		}
+		if (tb_codec_decode(d.enc, payload, d.len, prev, dst))
+			return fail(r, serr, TB_SERR_CODEC,
+				    "epoch %" PRIu64 ": pfn %" PRIu64
+				    " payload (encoding %u, %u bytes) does not decode",
+				    r->epoch, pfn, d.enc, d.len);
+		tb_digest_page(&r->digest, pfn, dst);
+		payload += d.len;
+		r->st_pages_count++;
+		r->st_bytes += TB_PAGE_SIZE;
+	}
+	return 0;
+}
+
+static int state(struct tb_replica *r, uint32_t type,
+		 const struct tb_state_blob *s, int *serr)
+{
+	struct tb_buf *b = type == TB_REC_CPU_STATE ? &r->st_cpu : &r->st_dev;
+	bool *have = type == TB_REC_CPU_STATE ? &r->st_have_cpu
+					      : &r->st_have_dev;
+
+	if (*have)
+		return fail(r, serr, TB_SERR_BAD_ORDER,
+			    "epoch %" PRIu64 ": second %s record", r->epoch,
+			    type == TB_REC_CPU_STATE ? "CPU_STATE"
+						     : "DEVICE_STATE");
+	tb_buf_reset(b);
+	if (tb_buf_append(b, s->data, s->len))
+		return fail(r, serr, TB_SERR_OVERSIZE, "state: out of memory");
+	*have = true;
+	r->state_tag = s->tag;
+	tb_digest_state(&r->digest, s->tag, s->index, s->data, s->len);
+	r->st_bytes += s->len;
+	return 0;
+}
+
+static void swap_buf(struct tb_buf *a, struct tb_buf *b)
+{
+	struct tb_buf t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+static int commit(struct tb_replica *r, const struct tb_epoch_end *end,
+		  int *serr)
+{
+	uint64_t digest = tb_digest_final(&r->digest), i;
+
+	if (end->epoch != r->epoch)
+		return fail(r, serr, TB_SERR_BAD_ORDER,
+			    "EPOCH_END %" PRIu64 " closes epoch %" PRIu64,
+			    end->epoch, r->epoch);
+	if (!r->st_have_cpu || !r->st_have_dev)
+		return fail(r, serr, TB_SERR_BAD_DIGEST,
+			    "epoch %" PRIu64 ": CPU or device state missing",
+			    r->epoch);
+	if (end->nr_pages != r->st_pages_count || end->nr_bytes != r->st_bytes)
+		return fail(r, serr, TB_SERR_BAD_DIGEST,
+			    "epoch %" PRIu64 ": got %" PRIu64 " pages/%" PRIu64
+			    " bytes, EPOCH_END says %" PRIu64 "/%" PRIu64,
+			    r->epoch, r->st_pages_count, r->st_bytes,
+			    end->nr_pages, end->nr_bytes);
+	if (end->digest != digest)
+		return fail(r, serr, TB_SERR_BAD_DIGEST,
+			    "epoch %" PRIu64 ": digest %016" PRIx64
+			    " != EPOCH_END %016" PRIx64,
+			    r->epoch, digest, end->digest);
+	/* Verified: apply.  Nothing below can fail. */
+	if (r->full) {
+		unmap_memfd(r->nr_pages, &r->mem_fd, &r->mem);
+		r->mem_fd = r->full_fd;
+		r->mem = r->full_mem;
+		r->full_fd = -1;
+		r->full_mem = NULL;
+	} else {
+		for (i = 0; i < r->st_n; i++)
+			memcpy(r->mem + r->st_pfns[i] * TB_PAGE_SIZE,
+			       r->st_pages + i * TB_PAGE_SIZE, TB_PAGE_SIZE);
+	}
+	swap_buf(&r->cpu_state, &r->st_cpu);
+	swap_buf(&r->dev_state, &r->st_dev);
+	r->committed_epoch = r->epoch;
+	r->have_commit = true;
+	r->commits++;
+	r->in_epoch = false;
+	r->st_n = 0;
+	return 1;
+}
+
+int tb_replica_rec(struct tb_replica *r, const struct tb_rec *rec, int *serr)
+{
+	*serr = TB_SERR_NONE;
+	switch (rec->type) {
+	case TB_REC_EPOCH_BEGIN:
+		if (r->in_epoch)
+			return fail(r, serr, TB_SERR_BAD_ORDER,
+				    "EPOCH_BEGIN inside epoch %" PRIu64,
+				    r->epoch);
+		return begin(r, &rec->u.begin, serr);
+	case TB_REC_PAGE_DATA:
+	case TB_REC_CPU_STATE:
+	case TB_REC_DEVICE_STATE:
+	case TB_REC_EPOCH_END:
+		if (!r->in_epoch)
+			return fail(r, serr, TB_SERR_BAD_ORDER,
+				    "record type %u outside an epoch",
+				    rec->type);
+		if (rec->type == TB_REC_PAGE_DATA)
+			return pages(r, &rec->u.pages, serr);
+		if (rec->type == TB_REC_EPOCH_END)
+			return commit(r, &rec->u.end, serr);
+		return state(r, rec->type, &rec->u.state, serr);
+	case TB_REC_HEARTBEAT:
+	case TB_REC_ERROR:
+		return 0;
+	default:
+		return fail(r, serr, TB_SERR_BAD_ORDER,
+			    "record type %u not expected from a primary",
+			    rec->type);
+	}
+}

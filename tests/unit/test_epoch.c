@@ -1,0 +1,379 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The epoch engine against the in-process fake backend and a minimal
+ * in-process backup (tb_replica over a unix socket).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "tiber/epoch.h"
+#include "tiber/fake.h"
+#include "tiber/replica.h"
+#include "tiber/transport.h"
+
+#define NPAGES 2048u
+
+static struct tb_fake *fake;
+static struct tb_replica rep;
+static struct tb_listener *lis;
+static pthread_t backup_thr, writer_thr;
+static atomic_bool writer_stop, backup_stop;
+static atomic_uint_fast64_t acks;
+static bool backup_running, writer_running;
+static char addr[128];
+
+/* A minimal backup: HELLO, then stage/commit/ACK until the link ends. */
+static void *backup_main(void *arg)
+{
+	struct tb_buf out = { 0 };
+	struct tb_conn *c;
+	struct tb_rec rec;
+	struct tb_hello h;
+	int rc, serr;
+
+	while (!atomic_load(&backup_stop)) {
+		rc = tb_listener_accept(lis, &c, NULL,
+					tb_now_ns() + 50 * TB_NSEC_PER_MSEC);
+		if (rc)
+			continue;
+		rc = tb_conn_recv_rec(c, &rec, tb_now_ns() + TB_NSEC_PER_SEC);
+		if (rc != 1 || rec.type != TB_REC_HELLO) {
+			tb_conn_close(c);
+			continue;
+		}
+		h = rec.u.hello;
+		if (!rep.mem)
+			ck_assert_int_eq(tb_replica_init(&rep, &h), 0);
+		h.role = TB_ROLE_BACKUP;
+		tb_enc_hello(&out, &h);
+		tb_conn_send(c, out.data, out.len, tb_now_ns() + TB_NSEC_PER_SEC);
+		tb_buf_reset(&out);
+		while (!atomic_load(&backup_stop)) {
+			rc = tb_conn_recv_rec(c, &rec,
+					      tb_now_ns() + 50 * TB_NSEC_PER_MSEC);
+			if (rc == -ETIMEDOUT)
+				continue;
+			if (rc <= 0)
+				break;
+			rc = tb_replica_rec(&rep, &rec, &serr);
+			ck_assert_msg(rc >= 0, "replica: %s", rep.err);
+			if (rc == 1) {
+				struct tb_ack a = { .epoch = rep.committed_epoch };
+
+				tb_enc_ack(&out, &a);
+				tb_conn_send(c, out.data, out.len,
+					     tb_now_ns() + TB_NSEC_PER_SEC);
+				tb_buf_reset(&out);
+				atomic_fetch_add(&acks, 1);
+			}
+		}
+		tb_replica_abort(&rep);
+		tb_conn_close(c);
+	}
+	tb_buf_free(&out);
+	return NULL;
+}
+
+static void *writer_main(void *arg)
+{
+	unsigned seed = 42;
+
+	while (!atomic_load(&writer_stop)) {
+		uint64_t pfn = (uint64_t)rand_r(&seed) % NPAGES;
+
+		/* hot set: half the writes go to 64 pages */
+		if (rand_r(&seed) & 1)
+			pfn %= 64;
+		tb_fake_write(fake, pfn, (uint32_t)rand_r(&seed) % TB_PAGE_SIZE,
+			      (uint8_t)rand_r(&seed));
+		if (!(fake->writes % 64))
+			usleep(50);
+	}
+	return NULL;
+}
+
+static void start_backup(void)
+{
+	snprintf(addr, sizeof(addr), "unix:/tmp/tiber-test-epoch-%d.sock",
+		 (int)getpid());
+	ck_assert_int_eq(tb_listener_open(&lis, addr), 0);
+	atomic_store(&backup_stop, false);
+	ck_assert_int_eq(pthread_create(&backup_thr, NULL, backup_main, NULL),
+			 0);
+	backup_running = true;
+}
+
+static void stop_backup(void)
+{
+	if (!backup_running)
+		return;
+	atomic_store(&backup_stop, true);
+	pthread_join(backup_thr, NULL);
+	tb_listener_close(lis);
+	backup_running = false;
+}
+
+static void setup(void)
+{
+	memset(&rep, 0, sizeof(rep));
+	atomic_store(&acks, 0);
+	ck_assert_int_eq(tb_fake_create(&fake, NPAGES), 0);
+	snprintf(addr, sizeof(addr), "unix:/tmp/tiber-test-epoch-none-%d.sock",
+		 (int)getpid());
+}
+
+static void teardown(void)
+{
+	if (writer_running) {
+		atomic_store(&writer_stop, true);
+		pthread_join(writer_thr, NULL);
+		writer_running = false;
+	}
+	stop_backup();
+	if (rep.mem)
+		tb_replica_free(&rep);
+	tb_fake_destroy(fake);
+}
+
+static void base_cfg(struct tb_engine_cfg *cfg, double hz, uint64_t epochs)
+{
+	tb_engine_cfg_defaults(cfg);
+	cfg->ops = &tb_backend_fake_ops;
+	cfg->backup = addr;
+	cfg->rate_hz = hz;
+	cfg->max_epochs = epochs;
+	cfg->suspend_timeout_ns = 20 * TB_NSEC_PER_MSEC;
+	cfg->reconnect_interval_ns = 50 * TB_NSEC_PER_MSEC;
+}
+
+struct run_ctx {
+	struct tb_engine *e;
+	int rc;
+};
+
+static void *run_main(void *arg)
+{
+	struct run_ctx *r = arg;
+
+	r->rc = tb_engine_run(r->e);
+	return NULL;
+}
+
+static void compare(void *arg)
+{
+	unsigned i;
+
+	for (i = 0; i < NPAGES; i++)
+		ck_assert_msg(!memcmp(rep.mem + (size_t)i * TB_PAGE_SIZE,
+				      fake->ram + (size_t)i * TB_PAGE_SIZE,
+				      TB_PAGE_SIZE),
+			      "replica page %u differs from the guest", i);
+}
+
+START_TEST(replica_equals_guest_after_quiesced_epochs)
+{
+	struct tb_engine_cfg cfg;
+	struct tb_engine_status st;
+	struct run_ctx r = { 0 };
+	pthread_t t;
+
+	start_backup();
+	ck_assert_int_eq(pthread_create(&writer_thr, NULL, writer_main, NULL),
+			 0);
+	writer_running = true;
+	base_cfg(&cfg, 200, 80);
+	ck_assert_int_eq(tb_engine_create(&r.e, &cfg), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, run_main, &r), 0);
+	/* Let the guest write for most epochs, then stop it so the last
+	 * epochs carry the final image. */
+	while (atomic_load(&acks) < 60)
+		usleep(1000);
+	atomic_store(&writer_stop, true);
+	pthread_join(writer_thr, NULL);
+	writer_running = false;
+	pthread_join(t, NULL);
+	ck_assert_int_eq(r.rc, 0);
+	tb_engine_get_status(r.e, &st);
+	ck_assert_uint_eq(st.epochs_acked, 80);
+	ck_assert_uint_eq(rep.committed_epoch, 80);
+	ck_assert_uint_eq(fake->released_epoch, 80);
+	ck_assert_uint_eq(fake->fast_resumes, fake->suspends);
+	ck_assert(!fake->suspended);
+	tb_fake_quiesce(fake, compare, NULL);
+	tb_engine_destroy(r.e);
+	ck_assert(!fake->attached);
+}
+END_TEST
+
+START_TEST(failed_copy_resumes_guest_and_keeps_dirty_pages)
+{
+	struct tb_engine_cfg cfg;
+	struct run_ctx r = { 0 };
+	unsigned i;
+
+	start_backup();
+	base_cfg(&cfg, 100, 6);
+	ck_assert_int_eq(tb_engine_create(&r.e, &cfg), 0);
+	/* Epoch 1 (full sync) happens in the first tick; then dirty pages
+	 * whose first copy fails must still reach the backup. */
+	for (i = 0; i < 32; i++)
+		tb_fake_write(fake, i * 7, 11, (uint8_t)(i + 1));
+	fake->fail_copy = -EIO;
+	r.rc = tb_engine_run(r.e);
+	ck_assert_int_eq(r.rc, 0);
+	ck_assert(!fake->suspended);
+	ck_assert_uint_eq(fake->suspends, fake->fast_resumes);
+	tb_fake_quiesce(fake, compare, NULL);
+	tb_engine_destroy(r.e);
+}
+END_TEST
+
+START_TEST(guest_that_never_suspends_is_left_running)
+{
+	struct tb_engine_cfg cfg;
+	struct tb_engine_status st;
+	struct run_ctx r = { 0 };
+
+	start_backup();
+	base_cfg(&cfg, 50, 0);
+	ck_assert_int_eq(tb_engine_create(&r.e, &cfg), 0);
+	fake->ignore_suspend = true;
+	/* The full sync's paused round never happens: stop after a few
+	 * ticks from another thread. */
+	pthread_t t;
+
+	ck_assert_int_eq(pthread_create(&t, NULL, run_main, &r), 0);
+	while (fake->timeouts < 3)
+		usleep(1000);
+	tb_engine_stop(r.e);
+	pthread_join(t, NULL);
+	tb_engine_get_status(r.e, &st);
+	ck_assert_uint_ge(st.suspend_timeouts, 3);
+	ck_assert_uint_eq(fake->suspends, 0);
+	ck_assert(!fake->suspended);
+	tb_engine_destroy(r.e);
+}
+END_TEST
+
+START_TEST(no_backup_means_unprotected_and_output_open)
+{
+	struct tb_engine_cfg cfg;
+	struct tb_engine_status st;
+	struct run_ctx r = { 0 };
+	pthread_t t;
+
+	base_cfg(&cfg, 100, 0);
+	ck_assert_int_eq(tb_engine_create(&r.e, &cfg), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, run_main, &r), 0);
+	usleep(150 * 1000);
+	tb_engine_get_status(r.e, &st);
+	ck_assert_uint_eq(st.epochs_acked, 0);
+	ck_assert(!fake->gated);
+	ck_assert_uint_eq(fake->suspends, 0);
+	/* Now the backup appears: protection starts with a full sync. */
+	start_backup();
+	while (atomic_load(&acks) < 3)
+		usleep(1000);
+	ck_assert(fake->gated);
+	tb_engine_stop(r.e);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(r.rc, 0);
+	tb_engine_destroy(r.e);
+	ck_assert(!fake->gated);
+}
+END_TEST
+
+START_TEST(lost_backup_releases_output_then_resyncs)
+{
+	struct tb_engine_cfg cfg;
+	struct tb_engine_status st;
+	struct run_ctx r = { 0 };
+	pthread_t t;
+
+	start_backup();
+	base_cfg(&cfg, 100, 0);
+	cfg.hb_timeout_ns = 200 * TB_NSEC_PER_MSEC;
+	ck_assert_int_eq(tb_engine_create(&r.e, &cfg), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, run_main, &r), 0);
+	while (atomic_load(&acks) < 5)
+		usleep(1000);
+	stop_backup();
+	do {
+		usleep(5000);
+		tb_engine_get_status(r.e, &st);
+	} while (st.state != TB_ENG_UNPROTECTED);
+	ck_assert(!fake->gated);
+	ck_assert(!fake->suspended);
+	atomic_store(&acks, 0);
+	start_backup();
+	while (atomic_load(&acks) < 3)
+		usleep(1000);
+	tb_engine_get_status(r.e, &st);
+	ck_assert_int_eq(st.state, TB_ENG_PROTECTED);
+	ck_assert_uint_ge(st.backup_losses, 1);
+	ck_assert_uint_ge(st.resyncs, 2);
+	ck_assert(fake->gated);
+	tb_engine_stop(r.e);
+	pthread_join(t, NULL);
+	tb_engine_destroy(r.e);
+}
+END_TEST
+
+START_TEST(guest_without_suspend_cancel_is_refused_or_slow)
+{
+	struct tb_engine_cfg cfg;
+	struct tb_engine *e;
+
+	start_backup();
+	fake->no_suspend_cancel = true;
+	base_cfg(&cfg, 100, 3);
+	ck_assert_int_eq(tb_engine_create(&e, &cfg), -EPERM);
+	cfg.dom.allow_slow_resume = true;
+	ck_assert_int_eq(tb_engine_create(&e, &cfg), 0);
+	ck_assert_int_eq(tb_engine_run(e), 0);
+	ck_assert_uint_eq(fake->fast_resumes, 0);
+	ck_assert_uint_eq(fake->slow_resumes, fake->suspends);
+	ck_assert_uint_ge(fake->suspends, 3);
+	tb_engine_destroy(e);
+}
+END_TEST
+
+START_TEST(dead_guest_stops_the_engine)
+{
+	struct tb_engine_cfg cfg;
+	struct tb_engine *e;
+
+	start_backup();
+	base_cfg(&cfg, 100, 0);
+	ck_assert_int_eq(tb_engine_create(&e, &cfg), 0);
+	fake->dead = true;
+	ck_assert_int_eq(tb_engine_run(e), -ESRCH);
+	tb_engine_destroy(e);
+}
+END_TEST
+
+static Suite *epoch_suite(void)
+{
+	Suite *s = suite_create("epoch");
+	TCase *tc = tcase_create("engine");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, replica_equals_guest_after_quiesced_epochs);
+	tcase_add_test(tc, failed_copy_resumes_guest_and_keeps_dirty_pages);
+	tcase_add_test(tc, guest_that_never_suspends_is_left_running);
+	tcase_add_test(tc, no_backup_means_unprotected_and_output_open);
+	tcase_add_test(tc, lost_backup_releases_output_then_resyncs);
+	tcase_add_test(tc, guest_without_suspend_cancel_is_refused_or_slow);
+	tcase_add_test(tc, dead_guest_stops_the_engine);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+TB_CHECK_MAIN(epoch_suite)
