@@ -596,7 +596,8 @@ static void sim_get_info(struct tb_dom *d, struct tb_dom_info *info)
 		info->domid = (uint32_t)id;
 	if (tb_sim_store_read(&d->ctrl->store, TB_SIM_KEY_NAME, v, sizeof(v)))
 		v[0] = 0;
-	snprintf(info->name, sizeof(info->name), "%s", v);
+	v[sizeof(info->name) - 1] = 0;
+	memcpy(info->name, v, strlen(v) + 1);
 	snprintf(info->kind, sizeof(info->kind), "sim");
 	info->nr_pages = d->nr_pages;
 	info->nr_vcpus = TB_MAX(LD(&d->ctrl->nr_vcpus), 1u);
