@@ -719,7 +719,7 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 			tb_backend_set_reason("map m2p: %s", xc_last(d));
 			goto fail;
 		}
-		d->m2p_size = max_mfn + 1;
+		d->m2p_size = max_mfn; /* entries mapped: see detach */
 	}
 
 	d->fmem = xenforeignmemory_open(NULL, 0);
@@ -1293,9 +1293,14 @@ static void xen_detach(struct tb_dom *d)
 		unmap_memory(d);
 		xenforeignmemory_close(d->fmem);
 	}
+	/*
+	 * libxenguest maps max_mfn entries (its M2P_SIZE() means to round
+	 * up to 2 MiB but its shift-by-size makes that a no-op): unmap no
+	 * more than that, or the next mapping (libraries, TLS) goes too.
+	 */
 	if (d->m2p)
 		munmap(d->m2p, TB_ALIGN_UP(d->m2p_size * sizeof(xen_pfn_t),
-					   (size_t)(1u << 21)));
+					   (size_t)TB_PAGE_SIZE));
 	if (d->minfo.p2m_table)
 		xc_unmap_domain_meminfo(d->xch, &d->minfo);
 	if (d->dirty_bm)

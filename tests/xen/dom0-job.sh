@@ -174,7 +174,7 @@ for TYPE in $TYPES; do
 	res ${TYPE}_backend_sanity $(( rc || tk )) "$(grep -o 'epochs_ok=[0-9]* failed=[0-9]*' $OUT/probe-$TYPE-sanity.log) ticking=$([ $tk = 0 ] && echo yes || echo no)"
 
 	# a suspend that misses its deadline is cancelled; guest keeps running
-	timeout 60 $PROBE $DOMID timeout > $OUT/probe-$TYPE-timeout.log 2>&1; rc=$?
+	timeout 60 $PROBE $DOMID timeout kernel=/root/domu/vmlinuz > $OUT/probe-$TYPE-timeout.log 2>&1; rc=$?
 	grep RESULT $OUT/probe-$TYPE-timeout.log
 	ticking $NAME; tk=$?
 	res ${TYPE}_deadline_cancel $(( rc || tk )) "ticking=$([ $tk = 0 ] && echo yes || echo no)"

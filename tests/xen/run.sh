@@ -52,7 +52,7 @@ mkdir -p "$OVL/usr/local/bin" "$OVL/root/tiber" "$OVL/root/testguest"
 PKGS="xencontrol xenguest xenevtchn xenforeignmemory xenstore xentoollog liburing liblz4 libxxhash"
 # shellcheck disable=SC2046
 cc -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
-	-I"$TOP/include" -o "$OVL/usr/local/bin/tb-xenprobe" "$HERE/tb-xenprobe.c" \
+	-no-pie -I"$TOP/include" -o "$OVL/usr/local/bin/tb-xenprobe" "$HERE/tb-xenprobe.c" \
 	"$TOP/build/rel/libtiber.a" $(pkg-config --libs $PKGS 2>/dev/null) -lm -lrt -pthread \
 	>> "$D/build.log" 2>&1 || { echo "check-xen: FAIL: tb-xenprobe does not build"; tail -20 "$D/build.log"; exit 1; }
 for p in tiberd tiber-replicator tiberctl; do

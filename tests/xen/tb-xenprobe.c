@@ -7,7 +7,8 @@
  *
  * usage: tb-xenprobe DOMID EPOCHS HZ [mode=auto|evtchn|xenstore|pause]
  *                    [kernel=PATH] [cancel=-1|0|1] [trace=FILE]
- *        tb-xenprobe DOMID timeout   request with a 1 ms deadline: the
+ *        tb-xenprobe DOMID timeout [kernel=PATH]
+ *                                    request with a 1 ms deadline: the
  *                                    guest must be running afterwards
  *        tb-xenprobe DOMID recover   tb_xen_recover(DOMID, fast, unpause)
  *        tb-xenprobe kernel PATH     SUSPEND_CANCEL note of a kernel image
@@ -16,7 +17,9 @@
  * the guest is healthy at the end.
  */
 #include <errno.h>
+#include <execinfo.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,17 @@
 __attribute__((weak)) const struct tb_backend_ops tb_backend_sim_ops = {
 	.name = "sim-absent",
 };
+
+/* A crash prints its stack (addresses: addr2line -e tb-xenprobe). */
+static void on_fatal(int sig)
+{
+	void *bt[32];
+	int n = backtrace(bt, 32);
+
+	backtrace_symbols_fd(bt, n, 2);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -54,7 +68,7 @@ static const char *arg(int argc, char **argv, const char *key)
 	size_t k = strlen(key);
 	int i;
 
-	for (i = 4; i < argc; i++)
+	for (i = 3; i < argc; i++)
 		if (!strncmp(argv[i], key, k) && argv[i][k] == '=')
 			return argv[i] + k + 1;
 	return NULL;
@@ -106,6 +120,8 @@ int main(int argc, char **argv)
 	FILE *trace = NULL;
 	int rc;
 
+	signal(SIGSEGV, on_fatal);
+	signal(SIGBUS, on_fatal);
 	if (argc >= 3 && !strcmp(argv[1], "kernel")) {
 		bool yes;
 
@@ -129,6 +145,7 @@ int main(int argc, char **argv)
 		return rc ? 1 : 0;
 	}
 	if (!strcmp(argv[2], "timeout")) {
+		cfg.kernel_path = arg(argc, argv, "kernel");
 		rc = ops->attach(&d, &cfg);
 		if (rc) {
 			printf("RESULT attach failed: %s: %s\n", strerror(-rc),
