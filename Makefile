@@ -35,7 +35,7 @@ ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 LIB_SRCS := $(sort $(wildcard lib/*.c lib/backend/*.c))
 SIM_SRCS := $(filter-out sim/main.c,$(sort $(wildcard sim/*.c)))
 TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
-TEST_UTIL := tests/unit/check_main.c
+TEST_UTIL := tests/unit/check_main.c tests/unit/prim.c
 
 # Programs: name -> sources.  A program appears once its main file exists.
 PROG_tiberd := $(wildcard daemon/*.c)
@@ -116,12 +116,12 @@ $(BIN)/$(1): $(call objs,$(REL),$(PROG_$(1))) $(REL_SIMLIB) $(REL_LIB)
 endef
 $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
 
-$(REL)/tests/%: $(REL)/tests/unit/%.o $(REL)/tests/unit/check_main.o \
+$(REL)/tests/%: $(REL)/tests/unit/%.o $(call objs,$(REL),$(TEST_UTIL)) \
 		$(REL_SIMLIB) $(REL_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LINK_LIBS)
 
-$(ASAN)/tests/%: $(ASAN)/tests/unit/%.o $(ASAN)/tests/unit/check_main.o \
+$(ASAN)/tests/%: $(ASAN)/tests/unit/%.o $(call objs,$(ASAN),$(TEST_UTIL)) \
 		$(ASAN_SIMLIB) $(ASAN_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $(ASAN_FLAGS) -o $@ $^ $(CHECK_LIBS) $(LINK_LIBS)

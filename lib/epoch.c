@@ -92,6 +92,7 @@ struct tb_engine {
 	struct job *q_head, *q_tail;
 	bool link_up;
 	bool link_lost;	   /* set by sender/receiver, seen by ticks */
+	bool sender_quit;  /* orderly stop: sender exits, link stays up */
 	uint64_t inflight;
 	uint64_t next_epoch;
 	uint64_t last_acked;
@@ -429,13 +430,13 @@ static void *sender_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&e->lock);
-		while (!e->q_head && !e->link_lost &&
+		while (!e->q_head && !e->link_lost && !e->sender_quit &&
 		       tb_now_ns() < next_hb) {
 			ts.tv_sec = next_hb / TB_NSEC_PER_SEC;
 			ts.tv_nsec = next_hb % TB_NSEC_PER_SEC;
 			pthread_cond_timedwait(&e->cond, &e->lock, &ts);
 		}
-		if (e->link_lost) {
+		if (e->link_lost || (e->sender_quit && !e->q_head)) {
 			pthread_mutex_unlock(&e->lock);
 			break;
 		}
@@ -561,6 +562,8 @@ static void *receiver_main(void *arg)
 	for (;;) {
 		rc = tb_conn_recv_rec(e->conn, &rec,
 				      deadline_in(e->cfg.hb_timeout_ns));
+		if (rc <= 0 && e->sender_quit)
+			break; /* orderly stop: the backup closes, fine */
 		if (rc == 0) {
 			tb_err("backup=%s closed the connection",
 			       e->cfg.backup);
@@ -658,6 +661,7 @@ static int start_link(struct tb_engine *e)
 		return rc;
 	pthread_mutex_lock(&e->lock);
 	e->link_lost = false;
+	e->sender_quit = false;
 	e->link_up = true;
 	e->q_head = e->q_tail = NULL;
 	pthread_mutex_unlock(&e->lock);
@@ -683,32 +687,39 @@ fail:
 	return -EAGAIN;
 }
 
-/* Join the link threads, drop in-flight epochs (reported as not acked). */
+/* Join the link threads, drop in-flight epochs (reported as not acked).
+ * @orderly: let queued epochs go out, then say goodbye (ERROR code 0) so
+ * the backup does not fail over. */
 static void stop_link(struct tb_engine *e, bool orderly)
 {
 	unsigned i;
 
 	if (orderly && e->conn && e->threads_running) {
-		/* Let queued epochs go out, then say goodbye so the backup
-		 * does not fail over. */
 		pthread_mutex_lock(&e->lock);
-		while (e->q_head && !e->link_lost) 
-			pthread_cond_wait(&e->cond, &e->lock);
+		e->sender_quit = true;
+		pthread_cond_broadcast(&e->cond);
 		pthread_mutex_unlock(&e->lock);
+		pthread_join(e->sender, NULL);
+		pthread_mutex_lock(&e->lock);
+		orderly = !e->link_lost;
+		pthread_mutex_unlock(&e->lock);
+		if (orderly) {
+			tb_buf_reset(&e->sendbuf);
+			if (!tb_enc_error(&e->sendbuf, TB_SERR_NONE,
+					  "primary shutting down"))
+				tb_conn_send(e->conn, e->sendbuf.data,
+					     e->sendbuf.len,
+					     deadline_in(100 * TB_NSEC_PER_MSEC));
+		}
+		mark_lost(e);
+		pthread_join(e->receiver, NULL);
+		e->threads_running = false;
 	}
 	mark_lost(e);
 	if (e->threads_running) {
 		pthread_join(e->sender, NULL);
 		pthread_join(e->receiver, NULL);
 		e->threads_running = false;
-	}
-	if (orderly && e->conn) {
-		/* Best effort: the link may be gone already. */
-		tb_buf_reset(&e->sendbuf);
-		if (!tb_enc_error(&e->sendbuf, TB_SERR_NONE,
-				  "primary shutting down"))
-			tb_conn_send(e->conn, e->sendbuf.data, e->sendbuf.len,
-				     deadline_in(100 * TB_NSEC_PER_MSEC));
 	}
 	tb_buf_reset(&e->sendbuf);
 	if (e->conn) {

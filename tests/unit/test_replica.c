@@ -5,102 +5,12 @@
 #include <string.h>
 
 #include "check_main.h"
+#include "prim.h"
 #include "tiber/codec.h"
 #include "tiber/replica.h"
 #include "tiber/stream.h"
 
-#define NPAGES 64u
-
-/* The primary's view: its shadow of what the backup holds. */
-struct prim {
-	uint8_t mem[NPAGES][TB_PAGE_SIZE];
-	uint8_t shadow[NPAGES][TB_PAGE_SIZE];
-	bool shadow_ok[NPAGES];
-	struct tb_buf out;
-	struct tb_page_rec prec;
-	struct tb_digest dig;
-};
-
-static void fill(uint8_t *p, unsigned seed)
-{
-	unsigned i;
-
-	for (i = 0; i < TB_PAGE_SIZE; i++)
-		p[i] = (uint8_t)(seed * 31 + i * (seed | 1));
-}
-
-/* Encode one epoch of @pfns into pr->out (as the engine does). */
-static void encode_epoch(struct prim *pr, uint64_t epoch, bool full,
-			 const uint64_t *pfns, size_t n)
-{
-	struct tb_codec_opts opts = TB_CODEC_OPTS_DEFAULT;
-	struct tb_epoch_begin b = { .epoch = epoch,
-				    .flags = full ? TB_EPOCH_FULL : 0 };
-	struct tb_epoch_end e = { .epoch = epoch };
-	uint8_t enc, buf[TB_CODEC_OUT_MAX];
-	const char cpu[] = "cpu-state", dev[] = "device-state";
-	uint32_t len;
-	size_t i;
-
-	ck_assert_int_eq(tb_enc_epoch_begin(&pr->out, &b), 0);
-	ck_assert_int_eq(tb_enc_pages_begin(&pr->prec, &pr->out, 16), 0);
-	for (i = 0; i < n; i++) {
-		uint64_t p = pfns[i];
-		int rc;
-
-		ck_assert_int_eq(tb_codec_encode(&opts, pr->mem[p],
-						 pr->shadow_ok[p] ? pr->shadow[p]
-								  : NULL,
-						 buf, &enc, &len, NULL),
-				 0);
-		tb_digest_page(&pr->dig, p, pr->mem[p]);
-		rc = tb_enc_pages_add(&pr->prec, p, enc, buf, len);
-		if (rc == -ENOSPC) {
-			ck_assert_int_eq(tb_enc_pages_finish(&pr->prec), 0);
-			ck_assert_int_eq(tb_enc_pages_begin(&pr->prec,
-							    &pr->out, 16),
-					 0);
-			rc = tb_enc_pages_add(&pr->prec, p, enc, buf, len);
-		}
-		ck_assert_int_eq(rc, 0);
-		memcpy(pr->shadow[p], pr->mem[p], TB_PAGE_SIZE);
-		pr->shadow_ok[p] = true;
-	}
-	ck_assert_int_eq(tb_enc_pages_finish(&pr->prec), 0);
-	ck_assert_int_eq(tb_enc_state(&pr->out, TB_REC_CPU_STATE,
-				      TB_STATE_SIM, 0, cpu, sizeof(cpu)),
-			 0);
-	ck_assert_int_eq(tb_enc_state(&pr->out, TB_REC_DEVICE_STATE,
-				      TB_STATE_SIM, 0, dev, sizeof(dev)),
-			 0);
-	tb_digest_state(&pr->dig, TB_STATE_SIM, 0, cpu, sizeof(cpu));
-	tb_digest_state(&pr->dig, TB_STATE_SIM, 0, dev, sizeof(dev));
-	e.nr_pages = n;
-	e.nr_bytes = n * TB_PAGE_SIZE + sizeof(cpu) + sizeof(dev);
-	e.digest = tb_digest_final(&pr->dig);
-	ck_assert_int_eq(tb_enc_epoch_end(&pr->out, &e), 0);
-}
-
-static void prim_init(struct prim *pr)
-{
-	unsigned i;
-
-	memset(pr, 0, sizeof(*pr));
-	ck_assert_int_eq(tb_digest_init(&pr->dig), 0);
-	for (i = 0; i < NPAGES; i++) {
-		if (i % 5 == 0)
-			memset(pr->mem[i], 0, TB_PAGE_SIZE);
-		else
-			fill(pr->mem[i], i);
-	}
-}
-
-static void prim_free(struct prim *pr)
-{
-	tb_buf_free(&pr->out);
-	tb_enc_pages_free(&pr->prec);
-	tb_digest_free(&pr->dig);
-}
+#define NPAGES PRIM_NPAGES
 
 /* Feed pr->out through a real decoder into the replica; return the last
  * tb_replica_rec result (stops at the first error). */
@@ -123,17 +33,6 @@ static int feed(struct tb_replica *r, struct prim *pr, size_t cut, int *serr)
 	tb_dec_free(&d);
 	tb_buf_reset(&pr->out);
 	return last;
-}
-
-static struct tb_hello hello(void)
-{
-	struct tb_hello h = { .magic = TB_STREAM_MAGIC,
-			      .version = TB_STREAM_VERSION,
-			      .role = TB_ROLE_PRIMARY,
-			      .domid = 3,
-			      .page_size = TB_PAGE_SIZE,
-			      .nr_pages = NPAGES };
-	return h;
 }
 
 static void all_pfns(uint64_t *p)
@@ -160,7 +59,7 @@ static struct tb_replica rep;
 
 static void setup(void)
 {
-	struct tb_hello h = hello();
+	struct tb_hello h = prim_hello();
 	uint64_t pfns[NPAGES];
 	int serr;
 
@@ -168,7 +67,7 @@ static void setup(void)
 	prim_init(pr);
 	ck_assert_int_eq(tb_replica_init(&rep, &h), 0);
 	all_pfns(pfns);
-	encode_epoch(pr, 1, true, pfns, NPAGES);
+	prim_encode_epoch(pr, 1, true, pfns, NPAGES);
 	ck_assert_int_eq(feed(&rep, pr, 0, &serr), 1);
 	ck_assert_uint_eq(rep.committed_epoch, 1);
 	assert_replica_is(&rep, pr);
@@ -190,7 +89,7 @@ START_TEST(full_then_incremental_epochs_apply_bit_exact)
 		pr->mem[pfns[i]][100] ^= 0x5a; /* small delta: XOR_LZ4 */
 		pr->mem[pfns[i]][4000] = (uint8_t)i;
 	}
-	encode_epoch(pr, 2, false, pfns, 4);
+	prim_encode_epoch(pr, 2, false, pfns, 4);
 	ck_assert_int_eq(feed(&rep, pr, 0, &serr), 1);
 	ck_assert_uint_eq(rep.committed_epoch, 2);
 	assert_replica_is(&rep, pr);
@@ -205,8 +104,8 @@ static void make_epoch2(uint8_t before[TB_PAGE_SIZE])
 	uint64_t pfn = 9;
 
 	memcpy(before, rep.mem + pfn * TB_PAGE_SIZE, TB_PAGE_SIZE);
-	fill(pr->mem[pfn], 999);
-	encode_epoch(pr, 2, false, &pfn, 1);
+	prim_fill(pr->mem[pfn], 999);
+	prim_encode_epoch(pr, 2, false, &pfn, 1);
 }
 
 static void assert_unchanged(const uint8_t before[TB_PAGE_SIZE])
@@ -262,7 +161,7 @@ START_TEST(replayed_and_early_epochs_are_rejected)
 	uint64_t pfn = 3;
 	int serr;
 
-	encode_epoch(pr, 1, false, &pfn, 1); /* replay of committed 1 */
+	prim_encode_epoch(pr, 1, false, &pfn, 1); /* replay of committed 1 */
 	ck_assert_int_lt(feed(&rep, pr, 0, &serr), 0);
 	ck_assert_int_eq(serr, TB_SERR_BAD_ORDER);
 	ck_assert_uint_eq(rep.committed_epoch, 1);
@@ -271,13 +170,13 @@ END_TEST
 
 START_TEST(incremental_before_full_sync_is_rejected)
 {
-	struct tb_hello h = hello();
+	struct tb_hello h = prim_hello();
 	struct tb_replica r2;
 	uint64_t pfn = 3;
 	int serr;
 
 	ck_assert_int_eq(tb_replica_init(&r2, &h), 0);
-	encode_epoch(pr, 5, false, &pfn, 1);
+	prim_encode_epoch(pr, 5, false, &pfn, 1);
 	ck_assert_int_lt(feed(&r2, pr, 0, &serr), 0);
 	ck_assert_int_eq(serr, TB_SERR_BAD_ORDER);
 	ck_assert(!r2.have_commit);
@@ -294,14 +193,14 @@ START_TEST(duplicate_and_out_of_range_pfns_are_rejected)
 	int serr, rc = 0;
 
 	memcpy(before, rep.mem + 9 * TB_PAGE_SIZE, TB_PAGE_SIZE);
-	encode_epoch(pr, 2, false, dup, 2);
+	prim_encode_epoch(pr, 2, false, dup, 2);
 	ck_assert_int_lt(feed(&rep, pr, 0, &serr), 0);
 	ck_assert_int_eq(serr, TB_SERR_BAD_FIELD);
 	ck_assert(strstr(rep.err, "sent twice"));
 	assert_unchanged(before);
 
 	/* A pfn beyond the guest: patch it in the decoded record. */
-	encode_epoch(pr, 3, false, dup, 1);
+	prim_encode_epoch(pr, 3, false, dup, 1);
 	tb_dec_init(&d);
 	ck_assert_int_eq(tb_dec_feed(&d, pr->out.data, pr->out.len), 0);
 	while (tb_dec_next(&d, &rec) == 1) {
@@ -352,17 +251,17 @@ START_TEST(new_full_sync_keeps_old_replica_until_committed)
 	int serr;
 
 	memcpy(before, rep.mem + 9 * TB_PAGE_SIZE, TB_PAGE_SIZE);
-	fill(pr->mem[9], 1234);
+	prim_fill(pr->mem[9], 1234);
 	memset(pr->shadow_ok, 0, sizeof(pr->shadow_ok)); /* new link */
 	all_pfns(pfns);
-	encode_epoch(pr, 7, true, pfns, NPAGES);
+	prim_encode_epoch(pr, 7, true, pfns, NPAGES);
 	len = pr->out.len;
 	ck_assert_int_eq(feed(&rep, pr, len - 56, &serr), 0);
 	tb_replica_abort(&rep); /* primary died before END */
 	assert_unchanged(before);
 	/* A FULL epoch starts from nothing at the backup: no deltas. */
 	memset(pr->shadow_ok, 0, sizeof(pr->shadow_ok));
-	encode_epoch(pr, 8, true, pfns, NPAGES);
+	prim_encode_epoch(pr, 8, true, pfns, NPAGES);
 	ck_assert_int_eq(feed(&rep, pr, 0, &serr), 1);
 	ck_assert_uint_eq(rep.committed_epoch, 8);
 	assert_replica_is(&rep, pr);
