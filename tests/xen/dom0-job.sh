@@ -60,6 +60,9 @@ w = [(r['t_suspended'] - r['t_request']) / 1e6 for r in ok]
 pz = [(r['t_resumed'] - r['t_suspended']) / 1e6 for r in ok]
 t = sorted(r['t_request'] for r in ok)
 per = [(b - a) / 1e6 for a, b in zip(t, t[1:])]
+acked = sum(1 for r in rows if r.get('acked', True))
+skipped = sum(r.get('skipped_ticks', 0) for r in rows)
+print("rows=%d acked=%d skipped=%d " % (len(rows), acked, skipped), end='')
 print("n=%d req_susp_p50=%.1f req_susp_p99=%.1f pause_p50=%.2f pause_p99=%.2f period_p50=%.1f period_p99=%.1f"
       % (len(ok), pct(w, .5), pct(w, .99), pct(pz, .5), pct(pz, .99), pct(per, .5), pct(per, .99)))
 EOF
@@ -94,7 +97,8 @@ print("n=%d req_susp_p50=%.1f req_susp_p99=%.1f pause_p50=%.2f pause_p99=%.2f pe
       % (n, pct(w, .5), pct(w, .99), pct(pz, .5), pct(pz, .99), pct(per, .5), pct(per, .99)))
 EOF
 }
-field() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" <<<"$2"; }
+field() { sed -n "s/\(^\|.* \)$1=\([^ ]*\).*/\2/p" <<<"$2"; }
+num() { local v; v=$(field "$1" "$2"); echo "${v:-0}"; }
 
 # run_tiber NAME DOMID HZ KERNEL TAG: EPOCHS epochs; sets TSTATS
 run_tiber() {
@@ -109,7 +113,8 @@ run_tiber() {
 		sleep 0.5
 		timeout $((EPOCHS / hz * 4 + 120)) $TIBERD --backend xen --domain $domid \
 			--backup 127.0.0.1:$port --rate $hz --epochs $EPOCHS \
-			--trace $tr --kernel $kernel > $OUT/tiberd-$tag.log 2>&1
+			--trace $tr --kernel $kernel --suspend_timeout 2s \
+			> $OUT/tiberd-$tag.log 2>&1
 		rc=$?
 		kill $rpid 2>/dev/null; wait $rpid 2>/dev/null
 	else
@@ -120,12 +125,13 @@ run_tiber() {
 	fi
 	RUN_S=$(el $t)
 	TSTATS=$(tracestats $tr)
-	local n; n=$(field n "$TSTATS")
+	local n rows acked; n=$(num n "$TSTATS"); rows=$(num rows "$TSTATS"); acked=$(num acked "$TSTATS")
 	ticking $name; local tk=$?
 	tick1=$(last_tick $name)
 	running $name; local up=$?
-	res tiber_${tag} $(( rc != 0 || ${n:-0} < EPOCHS || tk != 0 || up != 0 )) \
-		"rc=$rc epochs=${n:-0}/$EPOCHS in ${RUN_S}s guest_running=$([ $up = 0 ] && echo yes || echo no) ticks ${tick0:-?}->${tick1:-?} $TSTATS"
+	# every epoch: suspended, resumed and (tiberd) acked by the replicator
+	res tiber_${tag} $(( rc != 0 || n < EPOCHS || rows != n || acked != rows || tk != 0 || up != 0 )) \
+		"rc=$rc epochs=$n/$EPOCHS in ${RUN_S}s guest_running=$([ $up = 0 ] && echo yes || echo no) ticks ${tick0:-?}->${tick1:-?} $TSTATS"
 	[ $rc = 0 ] || tail -5 $OUT/tiberd-$tag.log $OUT/probe-$tag.log 2>/dev/null
 }
 
@@ -141,7 +147,7 @@ run_remus() {
 	fi
 	RSTATS=$(remusstats $rl)
 	ticking $name; local tk=$?
-	res xl_remus_${tag} $(( tk != 0 || $(field n "$RSTATS" | sed 's/^$/0/') == 0 )) \
+	res xl_remus_${tag} $(( tk != 0 || $(num n "$RSTATS") == 0 )) \
 		"-i $iv for ${secs}s guest_ticking=$([ $tk = 0 ] && echo yes || echo no) $RSTATS"
 	gzip -f $rl
 }
@@ -181,12 +187,22 @@ for TYPE in $TYPES; do
 
 	# SIGKILL in the middle of a run, then recover (tiberctl recover's function)
 	$PROBE $DOMID 100000 40 kernel=/root/domu/vmlinuz > $OUT/probe-$TYPE-kill.log 2>&1 &
-	ppid=$!; sleep 4; kill -9 $ppid; wait $ppid 2>/dev/null
+	ppid=$!
+	for i in $(seq 100); do grep -q '^EPOCH 3 ' $OUT/probe-$TYPE-kill.log && break; sleep 0.2; done
+	sleep 1.$((RANDOM % 10)); kill -9 $ppid; wait $ppid 2>/dev/null
 	st=$(xl list $NAME | tail -1 | awk '{print $5}')
 	timeout 60 $PROBE $DOMID recover > $OUT/probe-$TYPE-recover.log 2>&1; rc=$?
 	grep RESULT $OUT/probe-$TYPE-recover.log
 	ticking $NAME; tk=$?
-	res ${TYPE}_sigkill_recover $(( rc || tk )) "state after kill -9: '$st'; ticking after recover=$([ $tk = 0 ] && echo yes || echo no)"
+	res ${TYPE}_sigkill_recover $(( rc || tk )) "state after kill -9 mid-run: '$st'; ticking after recover=$([ $tk = 0 ] && echo yes || echo no)"
+	# killed while the guest is suspended: recover must resume it
+	timeout 60 $PROBE $DOMID die-suspended kernel=/root/domu/vmlinuz > $OUT/probe-$TYPE-die.log 2>&1
+	grep RESULT $OUT/probe-$TYPE-die.log
+	st=$(xl list $NAME | tail -1 | awk '{print $5}')
+	timeout 60 $PROBE $DOMID recover > $OUT/probe-$TYPE-recover2.log 2>&1; rc=$?
+	grep RESULT $OUT/probe-$TYPE-recover2.log
+	ticking $NAME; tk=$?
+	res ${TYPE}_killed_suspended_recover $(( rc || tk )) "state after kill -9: '$st'; ticking after recover=$([ $tk = 0 ] && echo yes || echo no)"
 
 	for HZ in $RATES; do
 		run_tiber $NAME $DOMID $HZ /root/domu/vmlinuz $TYPE-${HZ}hz

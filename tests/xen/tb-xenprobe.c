@@ -10,6 +10,9 @@
  *        tb-xenprobe DOMID timeout [kernel=PATH]
  *                                    request with a 1 ms deadline: the
  *                                    guest must be running afterwards
+ *        tb-xenprobe DOMID die-suspended [kernel=PATH]
+ *                                    suspend the guest, then SIGKILL
+ *                                    ourselves (what recover must undo)
  *        tb-xenprobe DOMID recover   tb_xen_recover(DOMID, fast, unpause)
  *        tb-xenprobe kernel PATH     SUSPEND_CANCEL note of a kernel image
  * Per epoch one JSON line in the trace (tiberd's field names); prints
@@ -143,6 +146,19 @@ int main(int argc, char **argv)
 		printf("RESULT recover rc=%d did: %s %s\n", rc,
 		       *rep ? rep : "nothing", rc ? tb_backend_reason() : "");
 		return rc ? 1 : 0;
+	}
+	if (!strcmp(argv[2], "die-suspended")) {
+		cfg.kernel_path = arg(argc, argv, "kernel");
+		rc = ops->attach(&d, &cfg);
+		if (!rc)
+			rc = ops->request_suspend(d);
+		if (!rc)
+			rc = ops->await_suspended(d, tb_now_ns() +
+							     5 * TB_NSEC_PER_SEC);
+		printf("RESULT die-suspended: suspend rc=%d %s; now SIGKILL\n",
+		       rc, rc ? tb_backend_reason() : "");
+		fflush(stdout);
+		raise(SIGKILL);
 	}
 	if (!strcmp(argv[2], "timeout")) {
 		cfg.kernel_path = arg(argc, argv, "kernel");
