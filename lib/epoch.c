@@ -1010,9 +1010,9 @@ static int first_sync(struct tb_engine *e, int64_t t_tick)
 			break;
 		n = tb_bitmap_to_list(&e->dirty, e->pfn_list,
 				      e->info.nr_pages);
-		tb_bitmap_clear_all(&e->dirty);
 		if (n < CHUNK_PAGES / 4)
 			break; /* little left: the paused round takes it */
+		tb_bitmap_clear_all(&e->dirty);
 		rc = precopy_pages(e, epoch, e->pfn_list, n);
 	}
 	if (rc) {
