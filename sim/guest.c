@@ -12,7 +12,8 @@
  *   netback    host side of the output gate: transmits queued output when
  *              the gate is open or its epoch is released
  *   vcpuN      workload threads (synthetic writers, the KV service)
- *   main       signals (SIGTERM/SIGINT exit, SIGUSR1 stats)
+ *   main       signals (SIGTERM/SIGINT exit, SIGUSR1 stats, SIGUSR2
+ *              quiesce: the workload stops writing, for tests)
  *
  * Invariants:
  *   - workload threads only stop at safepoints, between transactions, so
@@ -83,6 +84,7 @@ struct tb_guest {
 
 	pthread_t kernel_thr, tool_thr, netback_thr;
 	volatile sig_atomic_t want_stats;
+	int quiesced; /* SIGUSR2: the workload stops writing for good */
 	int64_t t_boot;
 };
 
@@ -687,7 +689,7 @@ static void synthetic_loop(struct tb_guest *g, unsigned t, unsigned lanes)
 	if (rate)
 		period = (int64_t)(TB_NSEC_PER_SEC * lanes / rate);
 	t_next = tb_now_ns();
-	while (!tb_guest_exiting(g)) {
+	while (!tb_guest_exiting(g) && !LD(&g->quiesced)) {
 		tb_guest_safepoint(g, t);
 		if (period) {
 			if (tb_now_ns() < t_next) {
@@ -721,7 +723,7 @@ static void synthetic_loop(struct tb_guest *g, unsigned t, unsigned lanes)
 
 static void kv_loop(struct tb_guest *g, unsigned t)
 {
-	while (!tb_guest_exiting(g)) {
+	while (!tb_guest_exiting(g) && !LD(&g->quiesced)) {
 		tb_guest_safepoint(g, t);
 		if (g->kv_relisten) {
 			g->kv_relisten = false;
@@ -1127,6 +1129,7 @@ int tb_guest_main(const struct tb_guest_cfg *cfg)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
@@ -1194,6 +1197,14 @@ int tb_guest_main(const struct tb_guest_cfg *cfg)
 			continue;
 		if (si.si_signo == SIGUSR1) {
 			g->want_stats = 1;
+			continue;
+		}
+		if (si.si_signo == SIGUSR2) {
+			/* Tests: freeze RAM contents (the workload threads
+			 * idle from their next safepoint) so a replica can
+			 * be compared bit for bit. */
+			ST(&g->quiesced, 1);
+			fprintf(stderr, "tiber-simguest: workload quiesced\n");
 			continue;
 		}
 		break;

@@ -285,6 +285,19 @@ static void apply(struct tb_guest *g, uint64_t client, uint64_t seq,
 			 client, seq);
 		return;
 	}
+	/*
+	 * Clients number their requests 1, 2, 3 ... and send the next only
+	 * after the reply to the previous one.  A jump means this state
+	 * lost requests whose replies the client already saw: output was
+	 * released ahead of what the backup had (output commit broken).
+	 * Say so, and do not apply.
+	 */
+	if (seq > (cl->client == client ? cl->last_seq : 0) + 1) {
+		snprintf(reply, rlen,
+			 "%" PRIu64 " %" PRIu64 " ERR gap last=%" PRIu64 "\n",
+			 client, seq, cl->client == client ? cl->last_seq : 0);
+		return;
+	}
 	if (!key || !*key || strlen(key) >= TB_SIM_KV_KEY ||
 	    (val && strlen(val) >= TB_SIM_KV_VAL)) {
 		snprintf(reply, rlen, "%" PRIu64 " %" PRIu64 " ERR bad key\n",
@@ -460,6 +473,7 @@ struct kvc {
 	pthread_mutex_t *log_lock;
 	uint64_t reconnects;
 	uint64_t retries;
+	uint64_t violations;
 	int rc;
 };
 
@@ -581,6 +595,16 @@ static void *kvc_main(void *arg)
 			}
 		}
 		buf[len - 1] = 0;
+		if (strstr(buf, " ERR gap")) {
+			/* the service forgot requests we had replies to */
+			fprintf(stderr,
+				"kvclient: CONSISTENCY VIOLATION client=%" PRIu64
+				" seq=%" PRIu64 ": %s\n",
+				client, seq, buf);
+			k->violations++;
+			k->rc = -EPROTO;
+			goto out;
+		}
 		if (k->log) {
 			pthread_mutex_lock(k->log_lock);
 			fprintf(k->log, "%" PRIu64 " %" PRIu64 " %s %s | %s\n",
@@ -604,7 +628,7 @@ int tb_kvclient_main(const char *addr, unsigned clients, uint64_t ops,
 	pthread_t *th;
 	FILE *log = NULL;
 	unsigned i, base = ((unsigned)getpid() & 0xffffff) * 256;
-	uint64_t rec = 0, retr = 0;
+	uint64_t rec = 0, retr = 0, viol = 0;
 	int rc = 0;
 
 	if (!clients || clients > 256)
@@ -635,11 +659,12 @@ int tb_kvclient_main(const char *addr, unsigned clients, uint64_t ops,
 			rc = 1;
 		rec += k[i].reconnects - 1;
 		retr += k[i].retries;
+		viol += k[i].violations;
 	}
 	fprintf(stderr,
 		"kvclient: clients=%u ops=%" PRIu64 " reconnects=%" PRIu64
-		" retries=%" PRIu64 " %s\n",
-		clients, ops, rec, retr, rc ? "FAILED" : "ok");
+		" retries=%" PRIu64 " violations=%" PRIu64 " %s\n",
+		clients, ops, rec, retr, viol, rc ? "FAILED" : "ok");
 out:
 	if (log)
 		fclose(log);
