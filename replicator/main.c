@@ -253,7 +253,7 @@ static void *conn_main(void *arg)
 	char why[200];
 	int64_t now, t_last_rx, next_hb;
 	const char *lost = NULL;
-	uint64_t hb_seq = 0;
+	uint64_t hb_seq = 0, rx_bytes = 0;
 	int rc, serr;
 
 	rc = tb_conn_recv_rec(c, &rec, tb_now_ns() + opt.hb_timeout_ns);
@@ -307,6 +307,15 @@ static void *conn_main(void *arg)
 		rc = tb_conn_recv_rec(c, &rec, deadline);
 		now = tb_now_ns();
 		if (rc == -ETIMEDOUT) {
+			struct tb_conn_stats st;
+
+			/* A big record on a slow link: bytes still flowing
+			 * mean the primary is alive. */
+			tb_conn_get_stats(c, &st);
+			if (st.bytes_recv != rx_bytes) {
+				rx_bytes = st.bytes_recv;
+				t_last_rx = now;
+			}
 			if (now - t_last_rx >= opt.hb_timeout_ns) {
 				lost = "heartbeat timeout";
 				break;
