@@ -35,6 +35,14 @@
 #define TB_STATE_LEN_MAX (4u << 20)
 /* Longest ERROR text. */
 #define TB_ERROR_TEXT_MAX 1024u
+/* Longest LZ4 / XOR_LZ4 page payload: LZ4_compressBound(4096). */
+#define TB_PAGE_LZ4_LEN_MAX 4128u
+/* Highest pfn (and HELLO nr_pages <= TB_PFN_MAX + 1): 52-bit frames. */
+#define TB_PFN_MAX ((1ull << 52) - 1)
+/* ERROR.code: 0 is an orderly close (no error), 1..TB_SERR_MAX an enum
+ * tb_stream_err; a local errno E of the sender is sent as
+ * TB_ERROR_ERRNO_BASE + E (E in 1..4095). */
+#define TB_ERROR_ERRNO_BASE 0x10000u
 
 enum tb_rec_type {
 	TB_REC_HELLO = 1,
@@ -141,7 +149,8 @@ struct tb_heartbeat {
 };
 
 struct tb_error {
-	uint32_t code; /* enum tb_stream_err or a positive errno */
+	uint32_t code; /* 0 (orderly close), enum tb_stream_err, or
+			  TB_ERROR_ERRNO_BASE + errno */
 	uint32_t text_len;
 	const char *text; /* not NUL-terminated; into the decoder's buffer */
 };
@@ -168,6 +177,11 @@ struct tb_rec {
 /* CRC32C (Castagnoli), standard init/final xor: crc32c("123456789") =
  * 0xE3069283.  @crc is the previous result (0 to start). */
 uint32_t tb_crc32c(uint32_t crc, const void *data, size_t len);
+/* The two implementations behind tb_crc32c (for tests and benchmarks):
+ * table-driven slicing-by-8, and SSE4.2 (call only if available). */
+uint32_t tb_crc32c_sw(uint32_t crc, const void *data, size_t len);
+uint32_t tb_crc32c_hw(uint32_t crc, const void *data, size_t len);
+bool tb_crc32c_hw_available(void);
 
 /* ---------------------------------------------------------------- digest */
 
@@ -190,7 +204,9 @@ void tb_digest_free(struct tb_digest *d);
 /* ---------------------------------------------------------------- encode */
 
 /* Each appends one whole record to @out.  0, -ENOMEM or -EINVAL (a field
- * out of limits: a programmer error on the sending side). */
+ * out of limits: a programmer error on the sending side).  @text of
+ * tb_enc_error is truncated to TB_ERROR_TEXT_MAX bytes; control
+ * characters other than tab are sent as '?'. */
 int tb_enc_hello(struct tb_buf *out, const struct tb_hello *h);
 int tb_enc_epoch_begin(struct tb_buf *out, const struct tb_epoch_begin *b);
 int tb_enc_epoch_end(struct tb_buf *out, const struct tb_epoch_end *e);
@@ -206,7 +222,11 @@ int tb_enc_state(struct tb_buf *out, uint32_t type, uint32_t tag,
  * descriptor and payload, finish writes the counts, pad and CRC.
  * Body layout: u32 nr_pages, u32 0, u64 pfn[nr], {u8 enc, u8 0, u16 0,
  * u32 len}[nr], payloads.  (Arrays are sized for max_pages while
- * building and compacted by finish.)
+ * building and compacted by finish.)  Zero-initialise the struct before
+ * the first begin; it may be reused for any number of records (scratch
+ * is kept) and is released with tb_enc_pages_free.  Nothing else may be
+ * appended to @out between begin and finish.  finish with no pages
+ * added emits nothing.  After an error of add the record is unchanged.
  */
 struct tb_page_rec {
 	struct tb_buf *out;
@@ -271,11 +291,15 @@ struct tb_dec {
 
 void tb_dec_init(struct tb_dec *d);
 void tb_dec_free(struct tb_dec *d);
-/* Take @len more bytes.  0 or -ENOMEM. */
+/* Take @len more bytes.  0 or -ENOMEM (bytes after a sticky error are
+ * dropped).  A decoded record's pointers are valid until the next call of
+ * any tb_dec_* function on @d. */
 int tb_dec_feed(struct tb_dec *d, const void *data, size_t len);
 /*
  * Pointer/room to receive directly into (avoids a copy): make room for at
- * least @want bytes, receive into *@p, then tb_dec_commit(n).
+ * least @want bytes, receive into *@p, then tb_dec_commit(n).  When the
+ * header of a partial record is pending, room covers its rest as well.
+ * 0, -ENOMEM, or the sticky error's -errno.
  */
 int tb_dec_space(struct tb_dec *d, size_t want, uint8_t **p, size_t *room);
 void tb_dec_commit(struct tb_dec *d, size_t n);
@@ -285,8 +309,8 @@ void tb_dec_commit(struct tb_dec *d, size_t n);
  * optional records are skipped silently (counted in d->records).
  */
 int tb_dec_next(struct tb_dec *d, struct tb_rec *rec);
-/* Peer closed: -EPIPE with TB_SERR_TRUNCATED if bytes of a partial record
- * are pending, else 0. */
+/* Peer closed (call after tb_dec_next returned 0): -EPIPE with
+ * TB_SERR_TRUNCATED if bytes of a partial record are pending, else 0. */
 int tb_dec_eof(struct tb_dec *d);
 
 /*
@@ -294,12 +318,14 @@ int tb_dec_eof(struct tb_dec *d);
  * epochs: EPOCH_BEGIN, {PAGE_DATA, CPU_STATE, DEVICE_STATE}*, EPOCH_END;
  * HEARTBEAT and ERROR anywhere after HELLO (HEARTBEAT also inside an
  * epoch).  Backup -> primary: HELLO, then ACK, HEARTBEAT, ERROR.
- * Epoch numbers strictly increase.
+ * ERROR is also allowed before HELLO (to report a rejected HELLO) and
+ * ends the direction.  Epoch numbers strictly increase.
  */
 enum tb_sess_state {
 	TB_SESS_WANT_HELLO = 0,
 	TB_SESS_IDLE = 1,     /* between epochs */
 	TB_SESS_IN_EPOCH = 2, /* after EPOCH_BEGIN */
+	TB_SESS_CLOSED = 3,   /* after ERROR or a violation: nothing more */
 };
 struct tb_sess {
 	uint32_t dir_role;	/* role of the SENDER of this direction */
@@ -308,8 +334,11 @@ struct tb_sess {
 	bool have_epoch;
 };
 void tb_sess_init(struct tb_sess *s, enum tb_role sender);
-/* 0 if @rec may come now (and advance the state), else -EPROTO with
- * TB_SERR_BAD_ORDER / TB_SERR_VERSION set in @d (d may be NULL). */
+/* 0 if @rec may come now (and advance the state), else
+ * tb_stream_errno(code) (-EPROTO for TB_SERR_BAD_ORDER, -EPROTONOSUPPORT
+ * for TB_SERR_VERSION: a HELLO of the wrong role) with the code and a
+ * message set in @d unless it already has an error (d may be NULL).
+ * A violation is sticky: the state becomes TB_SESS_CLOSED. */
 int tb_sess_check(struct tb_sess *s, const struct tb_rec *rec,
 		  struct tb_dec *d);
 

@@ -1,0 +1,1525 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The tiber wire format: CRC32C, epoch digest, record encoders, the
+ * streaming decoder and the session order checker.  The normative spec is
+ * docs/stream-format.md; every limit and check here is listed there.
+ *
+ * All decoder input is hostile.  A record's header is checked (length
+ * limit, type, per-type length) as soon as its 8 bytes are present, before
+ * the decoder makes room for the rest of the record; the body is parsed
+ * only after the trailer CRC and the zero padding were verified.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <lz4.h>
+#include <xxhash.h>
+
+#include "tiber/stream.h"
+
+/* ================================================================ layout */
+
+/* Wire structs: the offsets of every field (all little-endian).  They are
+ * only used through offsetof/sizeof; values are stored with tb_put_le*. */
+struct w_rec_hdr {
+	uint32_t type;
+	uint32_t length;
+};
+struct w_rec_trailer {
+	uint32_t crc;
+	uint32_t zero;
+};
+struct w_hello {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t role;
+	uint32_t domid;
+	uint32_t page_size;
+	uint64_t nr_pages;
+	uint64_t features;
+	char name[32];
+};
+struct w_epoch_begin {
+	uint64_t epoch;
+	uint32_t flags;
+	uint32_t reserved;
+	int64_t t_request_ns;
+	int64_t t_suspended_ns;
+	int64_t t_resumed_ns;
+};
+struct w_pages_hdr {
+	uint32_t nr_pages;
+	uint32_t reserved;
+	/* then u64 pfn[nr], struct w_page_desc desc[nr], payloads */
+};
+struct w_page_desc {
+	uint8_t enc;
+	uint8_t reserved0;
+	uint16_t reserved1;
+	uint32_t len;
+};
+struct w_state_hdr {
+	uint32_t tag;
+	uint32_t index;
+	uint32_t len;
+	uint32_t reserved;
+	/* then data[len] */
+};
+struct w_epoch_end {
+	uint64_t epoch;
+	uint64_t nr_pages;
+	uint64_t nr_bytes;
+	uint64_t digest;
+};
+struct w_ack {
+	uint64_t epoch;
+	uint32_t status;
+	uint32_t reserved;
+};
+struct w_heartbeat {
+	uint64_t seq;
+	int64_t time_ns;
+	uint64_t last_epoch;
+};
+struct w_error_hdr {
+	uint32_t code;
+	uint32_t text_len;
+	/* then text[text_len] */
+};
+
+#define OFF(s, f) offsetof(struct s, f)
+
+_Static_assert(sizeof(struct w_rec_hdr) == TB_REC_HDR_LEN, "rec hdr");
+_Static_assert(sizeof(struct w_rec_trailer) == TB_REC_TRAILER_LEN, "trailer");
+_Static_assert(sizeof(struct w_hello) == 72, "HELLO body is 72 bytes");
+_Static_assert(OFF(w_hello, nr_pages) == 24 && OFF(w_hello, features) == 32 &&
+		       OFF(w_hello, name) == 40,
+	       "HELLO offsets");
+_Static_assert(sizeof(((struct w_hello *)0)->name) ==
+		       sizeof(((struct tb_hello *)0)->name),
+	       "HELLO name");
+_Static_assert(sizeof(struct w_epoch_begin) == 40, "EPOCH_BEGIN is 40 bytes");
+_Static_assert(OFF(w_epoch_begin, t_request_ns) == 16, "EPOCH_BEGIN offsets");
+_Static_assert(sizeof(struct w_pages_hdr) == 8, "PAGE_DATA header");
+_Static_assert(sizeof(struct w_page_desc) == 8, "page descriptor");
+_Static_assert(OFF(w_page_desc, len) == 4, "page descriptor offsets");
+_Static_assert(sizeof(struct w_state_hdr) == 16, "state header");
+_Static_assert(sizeof(struct w_epoch_end) == 32, "EPOCH_END is 32 bytes");
+_Static_assert(sizeof(struct w_ack) == 16, "ACK is 16 bytes");
+_Static_assert(sizeof(struct w_heartbeat) == 24, "HEARTBEAT is 24 bytes");
+_Static_assert(sizeof(struct w_error_hdr) == 8, "ERROR header");
+_Static_assert(TB_PAGE_LZ4_LEN_MAX == LZ4_COMPRESSBOUND(TB_PAGE_SIZE),
+	       "LZ4 page bound");
+_Static_assert(TB_PAGE_SIZE == 4096, "the wire format has 4 KiB pages");
+
+#define HELLO_LEN ((uint32_t)sizeof(struct w_hello))
+#define BEGIN_LEN ((uint32_t)sizeof(struct w_epoch_begin))
+#define END_LEN ((uint32_t)sizeof(struct w_epoch_end))
+#define ACK_LEN ((uint32_t)sizeof(struct w_ack))
+#define HB_LEN ((uint32_t)sizeof(struct w_heartbeat))
+#define ERR_HDR_LEN ((uint32_t)sizeof(struct w_error_hdr))
+#define STATE_HDR_LEN ((uint32_t)sizeof(struct w_state_hdr))
+#define PAGES_HDR_LEN ((uint32_t)sizeof(struct w_pages_hdr))
+/* pfn + descriptor per page */
+#define PAGE_ENTRY_LEN (8u + (uint32_t)sizeof(struct w_page_desc))
+/* Largest PAGE_DATA body: every page at the largest payload. */
+#define PAGES_LEN_MAX                                                       \
+	(PAGES_HDR_LEN +                                                    \
+	 TB_PAGES_PER_REC_MAX * (PAGE_ENTRY_LEN + TB_PAGE_LZ4_LEN_MAX))
+_Static_assert(PAGES_LEN_MAX <= TB_REC_LEN_MAX, "PAGE_DATA fits a record");
+_Static_assert(STATE_HDR_LEN + TB_STATE_LEN_MAX <= TB_REC_LEN_MAX,
+	       "state fits a record");
+_Static_assert(TB_REC_LEN_MAX <= UINT32_MAX - 32, "no overflow on totals");
+
+/* Bytes a record with a body of @len takes on the wire. */
+static inline size_t rec_total(uint32_t len)
+{
+	return TB_REC_HDR_LEN + TB_ALIGN_UP((size_t)len, 8) +
+	       TB_REC_TRAILER_LEN;
+}
+
+static const char *const type_names[] = {
+	[TB_REC_HELLO] = "HELLO",
+	[TB_REC_EPOCH_BEGIN] = "EPOCH_BEGIN",
+	[TB_REC_PAGE_DATA] = "PAGE_DATA",
+	[TB_REC_CPU_STATE] = "CPU_STATE",
+	[TB_REC_DEVICE_STATE] = "DEVICE_STATE",
+	[TB_REC_EPOCH_END] = "EPOCH_END",
+	[TB_REC_ACK] = "ACK",
+	[TB_REC_HEARTBEAT] = "HEARTBEAT",
+	[TB_REC_ERROR] = "ERROR",
+};
+
+static const char *type_name(uint32_t type)
+{
+	if (type < TB_ARRAY_SIZE(type_names) && type_names[type])
+		return type_names[type];
+	return (type & TB_REC_OPTIONAL) ? "optional" : "unknown";
+}
+
+/* ================================================================ CRC32C */
+
+#define CRC32C_POLY 0x82F63B78u /* reflected Castagnoli */
+#define CRC_LONG 8192u		/* hw: three interleaved streams of this */
+#define CRC_SHORT 256u		/* ... and of this for the tail */
+
+static uint32_t crc_table[8][256];	 /* slicing-by-8 */
+static uint32_t crc_long_shift[4][256];	 /* x^(8*CRC_LONG) mod P */
+static uint32_t crc_short_shift[4][256]; /* x^(8*CRC_SHORT) mod P */
+static bool crc_have_hw;
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+/* a * b mod P over GF(2), reflected (bit 31 is x^0). */
+static uint32_t crc_multmodp(uint32_t a, uint32_t b)
+{
+	uint32_t m = 1u << 31, p = 0;
+
+	while (m) {
+		if (a & m)
+			p ^= b;
+		m >>= 1;
+		b = (b & 1) ? (b >> 1) ^ CRC32C_POLY : b >> 1;
+	}
+	return p;
+}
+
+/* x^(8 * n) mod P, reflected. */
+static uint32_t crc_x8n(size_t n)
+{
+	uint32_t r = 1u << 31, sq = 1u << 30; /* x^0, x^1 */
+	size_t bits = n * 8;
+
+	while (bits) {
+		if (bits & 1)
+			r = crc_multmodp(sq, r);
+		sq = crc_multmodp(sq, sq);
+		bits >>= 1;
+	}
+	return r;
+}
+
+/* Table to multiply a raw CRC register by @op, a byte at a time. */
+static void crc_shift_table(uint32_t t[4][256], uint32_t op)
+{
+	unsigned k, n;
+
+	for (k = 0; k < 4; k++)
+		for (n = 0; n < 256; n++)
+			t[k][n] = crc_multmodp(op, (uint32_t)n << (8 * k));
+}
+
+static inline uint32_t crc_shift(const uint32_t t[4][256], uint32_t crc)
+{
+	return t[0][crc & 0xff] ^ t[1][(crc >> 8) & 0xff] ^
+	       t[2][(crc >> 16) & 0xff] ^ t[3][crc >> 24];
+}
+
+static void crc_init(void)
+{
+	unsigned n, k;
+
+	for (n = 0; n < 256; n++) {
+		uint32_t c = n;
+
+		for (k = 0; k < 8; k++)
+			c = (c & 1) ? (c >> 1) ^ CRC32C_POLY : c >> 1;
+		crc_table[0][n] = c;
+	}
+	for (n = 0; n < 256; n++)
+		for (k = 1; k < 8; k++)
+			crc_table[k][n] =
+				(crc_table[k - 1][n] >> 8) ^
+				crc_table[0][crc_table[k - 1][n] & 0xff];
+	crc_shift_table(crc_long_shift, crc_x8n(CRC_LONG));
+	crc_shift_table(crc_short_shift, crc_x8n(CRC_SHORT));
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	crc_have_hw = __builtin_cpu_supports("sse4.2");
+#endif
+}
+
+static inline void crc_ready(void)
+{
+	pthread_once(&crc_once, crc_init);
+}
+
+uint32_t tb_crc32c_sw(uint32_t crc, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	crc_ready();
+	crc = ~crc;
+	while (len && ((uintptr_t)p & 7)) {
+		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+		len--;
+	}
+	while (len >= 8) {
+		uint64_t w = tb_get_le64(p) ^ crc;
+
+		crc = crc_table[7][w & 0xff] ^ crc_table[6][(w >> 8) & 0xff] ^
+		      crc_table[5][(w >> 16) & 0xff] ^
+		      crc_table[4][(w >> 24) & 0xff] ^
+		      crc_table[3][(w >> 32) & 0xff] ^
+		      crc_table[2][(w >> 40) & 0xff] ^
+		      crc_table[1][(w >> 48) & 0xff] ^ crc_table[0][w >> 56];
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		crc = crc_table[0][(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+#if defined(__x86_64__)
+/*
+ * Three independent crc32 streams over adjacent blocks hide the
+ * instruction's 3-cycle latency; the partial CRCs are combined with the
+ * shift tables (crc(A B) = shift_|B|(crc(A)) ^ crc(B), raw registers).
+ */
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_sse42(uint32_t crc, const uint8_t *p, size_t len)
+{
+	uint64_t c0 = ~crc, c1, c2, w0, w1, w2;
+	const uint8_t *end;
+
+	while (len && ((uintptr_t)p & 7)) {
+		c0 = __builtin_ia32_crc32qi((uint32_t)c0, *p++);
+		len--;
+	}
+	while (len >= 3 * CRC_LONG) {
+		c1 = c2 = 0;
+		end = p + CRC_LONG;
+		do {
+			memcpy(&w0, p, 8);
+			memcpy(&w1, p + CRC_LONG, 8);
+			memcpy(&w2, p + 2 * CRC_LONG, 8);
+			c0 = __builtin_ia32_crc32di(c0, le64toh(w0));
+			c1 = __builtin_ia32_crc32di(c1, le64toh(w1));
+			c2 = __builtin_ia32_crc32di(c2, le64toh(w2));
+			p += 8;
+		} while (p < end);
+		c0 = crc_shift(crc_long_shift, (uint32_t)c0) ^ c1;
+		c0 = crc_shift(crc_long_shift, (uint32_t)c0) ^ c2;
+		p += 2 * CRC_LONG;
+		len -= 3 * CRC_LONG;
+	}
+	while (len >= 3 * CRC_SHORT) {
+		c1 = c2 = 0;
+		end = p + CRC_SHORT;
+		do {
+			memcpy(&w0, p, 8);
+			memcpy(&w1, p + CRC_SHORT, 8);
+			memcpy(&w2, p + 2 * CRC_SHORT, 8);
+			c0 = __builtin_ia32_crc32di(c0, le64toh(w0));
+			c1 = __builtin_ia32_crc32di(c1, le64toh(w1));
+			c2 = __builtin_ia32_crc32di(c2, le64toh(w2));
+			p += 8;
+		} while (p < end);
+		c0 = crc_shift(crc_short_shift, (uint32_t)c0) ^ c1;
+		c0 = crc_shift(crc_short_shift, (uint32_t)c0) ^ c2;
+		p += 2 * CRC_SHORT;
+		len -= 3 * CRC_SHORT;
+	}
+	while (len >= 8) {
+		memcpy(&w0, p, 8);
+		c0 = __builtin_ia32_crc32di(c0, le64toh(w0));
+		p += 8;
+		len -= 8;
+	}
+	while (len--)
+		c0 = __builtin_ia32_crc32qi((uint32_t)c0, *p++);
+	return ~(uint32_t)c0;
+}
+#endif
+
+bool tb_crc32c_hw_available(void)
+{
+	crc_ready();
+	return crc_have_hw;
+}
+
+uint32_t tb_crc32c_hw(uint32_t crc, const void *data, size_t len)
+{
+	crc_ready();
+#if defined(__x86_64__)
+	if (crc_have_hw)
+		return crc32c_sse42(crc, data, len);
+#endif
+	return tb_crc32c_sw(crc, data, len);
+}
+
+uint32_t tb_crc32c(uint32_t crc, const void *data, size_t len)
+{
+	crc_ready();
+#if defined(__x86_64__)
+	if (crc_have_hw)
+		return crc32c_sse42(crc, data, len);
+#endif
+	return tb_crc32c_sw(crc, data, len);
+}
+
+/* ================================================================ digest */
+
+int tb_digest_init(struct tb_digest *d)
+{
+	XXH3_state_t *st = XXH3_createState();
+
+	d->state = st;
+	if (!st)
+		return -ENOMEM;
+	XXH3_64bits_reset(st);
+	return 0;
+}
+
+void tb_digest_page(struct tb_digest *d, uint64_t pfn, const void *page)
+{
+	uint8_t le[8];
+
+	tb_put_le64(le, pfn);
+	XXH3_64bits_update(d->state, le, sizeof(le));
+	XXH3_64bits_update(d->state, page, TB_PAGE_SIZE);
+}
+
+void tb_digest_state(struct tb_digest *d, uint32_t tag, uint32_t index,
+		     const void *data, uint32_t len)
+{
+	uint8_t le[12];
+
+	tb_put_le32(le, tag);
+	tb_put_le32(le + 4, index);
+	tb_put_le32(le + 8, len);
+	XXH3_64bits_update(d->state, le, sizeof(le));
+	if (len)
+		XXH3_64bits_update(d->state, data, len);
+}
+
+uint64_t tb_digest_final(struct tb_digest *d)
+{
+	uint64_t h = XXH3_64bits_digest(d->state);
+
+	XXH3_64bits_reset(d->state);
+	return h;
+}
+
+void tb_digest_free(struct tb_digest *d)
+{
+	if (d->state)
+		XXH3_freeState(d->state);
+	d->state = NULL;
+}
+
+/* ================================================================ errors */
+
+static const char *const serr_names[] = {
+	[TB_SERR_NONE] = "no error",
+	[TB_SERR_TRUNCATED] = "stream ended inside a record",
+	[TB_SERR_BAD_CRC] = "record CRC mismatch or nonzero padding",
+	[TB_SERR_OVERSIZE] = "length exceeds its limit",
+	[TB_SERR_BAD_ORDER] = "record not allowed in this session state",
+	[TB_SERR_UNKNOWN_TYPE] = "unknown mandatory record type",
+	[TB_SERR_VERSION] = "incompatible HELLO (magic, version or role)",
+	[TB_SERR_BAD_FIELD] = "invalid field value",
+	[TB_SERR_BAD_DIGEST] = "epoch counts or digest mismatch",
+	[TB_SERR_CODEC] = "page payload does not decode",
+};
+
+const char *tb_stream_strerr(int code)
+{
+	if (code >= 0 && code <= TB_SERR_MAX)
+		return serr_names[code];
+	return "unknown stream error";
+}
+
+int tb_stream_errno(int code)
+{
+	switch (code) {
+	case TB_SERR_NONE:
+		return 0;
+	case TB_SERR_TRUNCATED:
+		return -EPIPE;
+	case TB_SERR_BAD_CRC:
+		return -EBADMSG;
+	case TB_SERR_OVERSIZE:
+		return -EMSGSIZE;
+	case TB_SERR_BAD_ORDER:
+		return -EPROTO;
+	case TB_SERR_UNKNOWN_TYPE:
+		return -EOPNOTSUPP;
+	case TB_SERR_VERSION:
+		return -EPROTONOSUPPORT;
+	case TB_SERR_BAD_FIELD:
+		return -EINVAL;
+	case TB_SERR_BAD_DIGEST:
+		return -EILSEQ;
+	case TB_SERR_CODEC:
+		return -EUCLEAN;
+	default:
+		return -EPROTO;
+	}
+}
+
+/* ================================================================ checks
+ * Shared by the decoder and the encoders (which run the decoder's check
+ * on what they built, so they never emit a record the peer rejects).
+ * Each returns a TB_SERR_* code and writes the reason to @why.
+ */
+
+#define WHY(code, ...)                                   \
+	do {                                             \
+		snprintf(why, whylen, __VA_ARGS__);      \
+		return (code);                           \
+	} while (0)
+
+/* Allowed body lengths of a record type: [*min, *max]. false: unknown. */
+static bool type_len_range(uint32_t type, uint32_t *min, uint32_t *max)
+{
+	switch (type) {
+	case TB_REC_HELLO:
+		*min = *max = HELLO_LEN;
+		return true;
+	case TB_REC_EPOCH_BEGIN:
+		*min = *max = BEGIN_LEN;
+		return true;
+	case TB_REC_PAGE_DATA:
+		*min = PAGES_HDR_LEN + PAGE_ENTRY_LEN;
+		*max = PAGES_LEN_MAX;
+		return true;
+	case TB_REC_CPU_STATE:
+	case TB_REC_DEVICE_STATE:
+		*min = STATE_HDR_LEN;
+		*max = STATE_HDR_LEN + TB_STATE_LEN_MAX;
+		return true;
+	case TB_REC_EPOCH_END:
+		*min = *max = END_LEN;
+		return true;
+	case TB_REC_ACK:
+		*min = *max = ACK_LEN;
+		return true;
+	case TB_REC_HEARTBEAT:
+		*min = *max = HB_LEN;
+		return true;
+	case TB_REC_ERROR:
+		*min = ERR_HDR_LEN;
+		*max = ERR_HDR_LEN + TB_ERROR_TEXT_MAX;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Header check, done as soon as the 8 header bytes are there.  *@skip:
+ * an unknown optional record (to be CRC-checked and dropped). */
+static int check_header(uint32_t type, uint32_t len, bool *skip, char *why,
+			size_t whylen)
+{
+	uint32_t min, max;
+
+	*skip = false;
+	if (len > TB_REC_LEN_MAX)
+		WHY(TB_SERR_OVERSIZE, "length %" PRIu32 " exceeds limit %u",
+		    len, TB_REC_LEN_MAX);
+	if (!type_len_range(type, &min, &max)) {
+		if (type & TB_REC_OPTIONAL) {
+			*skip = true;
+			return 0;
+		}
+		WHY(TB_SERR_UNKNOWN_TYPE, "unknown mandatory type %" PRIu32,
+		    type);
+	}
+	if (len > max)
+		WHY(TB_SERR_OVERSIZE,
+		    "length %" PRIu32 " exceeds limit %" PRIu32 " of %s", len,
+		    max, type_name(type));
+	if (len < min || (min == max && len != min))
+		WHY(TB_SERR_BAD_FIELD,
+		    "length %" PRIu32 " invalid for %s (%s %" PRIu32 ")", len,
+		    type_name(type), min == max ? "must be" : "minimum", min);
+	return 0;
+}
+
+/* Text a human reads (HELLO name, ERROR text): no control characters
+ * except tab.  Returns the index of the first bad byte or @n. */
+static size_t text_bad_at(const uint8_t *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+			return i;
+	return n;
+}
+
+static int page_len_ok(uint8_t enc, uint32_t len)
+{
+	switch (enc) {
+	case TB_ENC_RAW:
+		return len == TB_PAGE_SIZE;
+	case TB_ENC_ZERO:
+		return len == 0;
+	case TB_ENC_XOR_LZ4:
+	case TB_ENC_LZ4:
+		return len >= 1 && len <= TB_PAGE_LZ4_LEN_MAX;
+	default:
+		return 0;
+	}
+}
+
+/* ERROR.code: 0 (TB_SERR_NONE) is an orderly close, no error (the
+ * primary's goodbye: the backup closes without failing over); then a
+ * stream error, or TB_ERROR_ERRNO_BASE + errno. */
+static bool error_code_ok(uint32_t code)
+{
+	return code <= TB_SERR_MAX ||
+	       (code > TB_ERROR_ERRNO_BASE &&
+		code < TB_ERROR_ERRNO_BASE + 4096);
+}
+
+static int parse_hello(const uint8_t *b, struct tb_hello *h, char *why,
+		       size_t whylen)
+{
+	size_t n, i;
+
+	h->magic = tb_get_le64(b + OFF(w_hello, magic));
+	h->version = tb_get_le32(b + OFF(w_hello, version));
+	h->role = tb_get_le32(b + OFF(w_hello, role));
+	h->domid = tb_get_le32(b + OFF(w_hello, domid));
+	h->page_size = tb_get_le32(b + OFF(w_hello, page_size));
+	h->nr_pages = tb_get_le64(b + OFF(w_hello, nr_pages));
+	h->features = tb_get_le64(b + OFF(w_hello, features));
+	memcpy(h->name, b + OFF(w_hello, name), sizeof(h->name));
+	if (h->magic != TB_STREAM_MAGIC)
+		WHY(TB_SERR_VERSION, "HELLO magic 0x%016" PRIx64 " is not tiber's",
+		    h->magic);
+	if (h->version != TB_STREAM_VERSION)
+		WHY(TB_SERR_VERSION, "HELLO version %" PRIu32 ", this is %u",
+		    h->version, TB_STREAM_VERSION);
+	if (h->role != TB_ROLE_PRIMARY && h->role != TB_ROLE_BACKUP)
+		WHY(TB_SERR_BAD_FIELD, "HELLO role %" PRIu32, h->role);
+	if (h->page_size != TB_PAGE_SIZE)
+		WHY(TB_SERR_BAD_FIELD, "HELLO page_size %" PRIu32,
+		    h->page_size);
+	if (h->nr_pages > TB_PFN_MAX + 1 ||
+	    (h->role == TB_ROLE_PRIMARY && h->nr_pages == 0))
+		WHY(TB_SERR_BAD_FIELD, "HELLO nr_pages %" PRIu64, h->nr_pages);
+	if (h->role == TB_ROLE_BACKUP && (h->features & ~TB_FEAT_ALL))
+		WHY(TB_SERR_BAD_FIELD,
+		    "HELLO of the backup accepts unknown features 0x%" PRIx64,
+		    h->features & ~(uint64_t)TB_FEAT_ALL);
+	n = strnlen(h->name, sizeof(h->name));
+	i = text_bad_at((const uint8_t *)h->name, n);
+	if (i < n)
+		WHY(TB_SERR_BAD_FIELD, "HELLO name has control byte 0x%02x",
+		    (uint8_t)h->name[i]);
+	for (i = n; i < sizeof(h->name); i++)
+		if (h->name[i])
+			WHY(TB_SERR_BAD_FIELD,
+			    "HELLO name not NUL-padded at byte %zu", i);
+	return 0;
+}
+
+static int parse_begin(const uint8_t *b, struct tb_epoch_begin *e, char *why,
+		       size_t whylen)
+{
+	e->epoch = tb_get_le64(b + OFF(w_epoch_begin, epoch));
+	e->flags = tb_get_le32(b + OFF(w_epoch_begin, flags));
+	e->reserved = tb_get_le32(b + OFF(w_epoch_begin, reserved));
+	e->t_request_ns =
+		(int64_t)tb_get_le64(b + OFF(w_epoch_begin, t_request_ns));
+	e->t_suspended_ns =
+		(int64_t)tb_get_le64(b + OFF(w_epoch_begin, t_suspended_ns));
+	e->t_resumed_ns =
+		(int64_t)tb_get_le64(b + OFF(w_epoch_begin, t_resumed_ns));
+	if (e->epoch == 0)
+		WHY(TB_SERR_BAD_FIELD, "EPOCH_BEGIN epoch 0");
+	if (e->flags & ~TB_EPOCH_FULL)
+		WHY(TB_SERR_BAD_FIELD, "EPOCH_BEGIN unknown flags 0x%" PRIx32,
+		    e->flags);
+	if (e->reserved)
+		WHY(TB_SERR_BAD_FIELD, "EPOCH_BEGIN reserved field nonzero");
+	if (e->t_request_ns < 0 || e->t_suspended_ns < 0 ||
+	    e->t_resumed_ns < 0)
+		WHY(TB_SERR_BAD_FIELD, "EPOCH_BEGIN negative timestamp");
+	return 0;
+}
+
+static int parse_pages(const uint8_t *b, uint32_t len, struct tb_page_data *pd,
+		       char *why, size_t whylen)
+{
+	uint32_t nr = tb_get_le32(b + OFF(w_pages_hdr, nr_pages)), i;
+	uint64_t arrays, sum = 0;
+	const uint8_t *pfns, *descs;
+
+	if (tb_get_le32(b + OFF(w_pages_hdr, reserved)))
+		WHY(TB_SERR_BAD_FIELD, "PAGE_DATA reserved field nonzero");
+	if (nr == 0)
+		WHY(TB_SERR_BAD_FIELD, "PAGE_DATA with 0 pages");
+	if (nr > TB_PAGES_PER_REC_MAX)
+		WHY(TB_SERR_OVERSIZE,
+		    "PAGE_DATA page count %" PRIu32 " exceeds limit %u", nr,
+		    TB_PAGES_PER_REC_MAX);
+	arrays = PAGES_HDR_LEN + (uint64_t)nr * PAGE_ENTRY_LEN;
+	if (arrays > len)
+		WHY(TB_SERR_BAD_FIELD,
+		    "PAGE_DATA of %" PRIu32 " pages does not fit %" PRIu32
+		    " bytes",
+		    nr, len);
+	pfns = b + PAGES_HDR_LEN;
+	descs = pfns + 8 * (size_t)nr;
+	for (i = 0; i < nr; i++) {
+		const uint8_t *dp = descs + 8 * (size_t)i;
+		uint8_t enc = dp[OFF(w_page_desc, enc)];
+		uint32_t plen = tb_get_le32(dp + OFF(w_page_desc, len));
+		uint64_t pfn = tb_get_le64(pfns + 8 * (size_t)i);
+
+		if (pfn > TB_PFN_MAX)
+			WHY(TB_SERR_BAD_FIELD,
+			    "PAGE_DATA page %" PRIu32 ": pfn 0x%" PRIx64
+			    " out of range",
+			    i, pfn);
+		if (enc > TB_ENC_MAX)
+			WHY(TB_SERR_BAD_FIELD,
+			    "PAGE_DATA page %" PRIu32 ": unknown encoding %u",
+			    i, enc);
+		if (dp[OFF(w_page_desc, reserved0)] ||
+		    tb_get_le32(dp) >> 8) /* reserved0 and reserved1 */
+			WHY(TB_SERR_BAD_FIELD,
+			    "PAGE_DATA page %" PRIu32
+			    ": descriptor reserved bytes nonzero",
+			    i);
+		if (!page_len_ok(enc, plen))
+			WHY(TB_SERR_BAD_FIELD,
+			    "PAGE_DATA page %" PRIu32 ": length %" PRIu32
+			    " invalid for encoding %u",
+			    i, plen, enc);
+		sum += plen;
+	}
+	if (sum != len - arrays)
+		WHY(TB_SERR_BAD_FIELD,
+		    "PAGE_DATA payload lengths sum to %" PRIu64
+		    ", record has %" PRIu64,
+		    sum, len - arrays);
+	pd->nr_pages = nr;
+	pd->pfns_le = pfns;
+	pd->descs = descs;
+	pd->payloads = b + arrays;
+	pd->payload_len = sum;
+	return 0;
+}
+
+static int parse_state(const uint8_t *b, uint32_t len, struct tb_state_blob *s,
+		       char *why, size_t whylen)
+{
+	s->tag = tb_get_le32(b + OFF(w_state_hdr, tag));
+	s->index = tb_get_le32(b + OFF(w_state_hdr, index));
+	s->len = tb_get_le32(b + OFF(w_state_hdr, len));
+	s->data = b + STATE_HDR_LEN;
+	if (s->tag < TB_STATE_SIM || s->tag > TB_STATE_XEN_HVM)
+		WHY(TB_SERR_BAD_FIELD, "state tag %" PRIu32, s->tag);
+	if (tb_get_le32(b + OFF(w_state_hdr, reserved)))
+		WHY(TB_SERR_BAD_FIELD, "state reserved field nonzero");
+	if (s->len > TB_STATE_LEN_MAX)
+		WHY(TB_SERR_OVERSIZE,
+		    "state length %" PRIu32 " exceeds limit %u", s->len,
+		    TB_STATE_LEN_MAX);
+	if (s->len != len - STATE_HDR_LEN)
+		WHY(TB_SERR_BAD_FIELD,
+		    "state length %" PRIu32 " but record carries %" PRIu32,
+		    s->len, len - STATE_HDR_LEN);
+	return 0;
+}
+
+static int parse_end(const uint8_t *b, struct tb_epoch_end *e, char *why,
+		     size_t whylen)
+{
+	e->epoch = tb_get_le64(b + OFF(w_epoch_end, epoch));
+	e->nr_pages = tb_get_le64(b + OFF(w_epoch_end, nr_pages));
+	e->nr_bytes = tb_get_le64(b + OFF(w_epoch_end, nr_bytes));
+	e->digest = tb_get_le64(b + OFF(w_epoch_end, digest));
+	if (e->epoch == 0)
+		WHY(TB_SERR_BAD_FIELD, "EPOCH_END epoch 0");
+	if (e->nr_pages > UINT64_MAX / TB_PAGE_SIZE ||
+	    e->nr_bytes < e->nr_pages * TB_PAGE_SIZE)
+		WHY(TB_SERR_BAD_FIELD,
+		    "EPOCH_END %" PRIu64 " bytes cannot hold %" PRIu64
+		    " pages",
+		    e->nr_bytes, e->nr_pages);
+	return 0;
+}
+
+static int parse_ack(const uint8_t *b, struct tb_ack *a, char *why,
+		     size_t whylen)
+{
+	a->epoch = tb_get_le64(b + OFF(w_ack, epoch));
+	a->status = tb_get_le32(b + OFF(w_ack, status));
+	a->reserved = tb_get_le32(b + OFF(w_ack, reserved));
+	if (a->epoch == 0)
+		WHY(TB_SERR_BAD_FIELD, "ACK epoch 0");
+	if (a->status > TB_SERR_MAX)
+		WHY(TB_SERR_BAD_FIELD, "ACK status %" PRIu32, a->status);
+	if (a->reserved)
+		WHY(TB_SERR_BAD_FIELD, "ACK reserved field nonzero");
+	return 0;
+}
+
+static int parse_heartbeat(const uint8_t *b, struct tb_heartbeat *h,
+			   char *why, size_t whylen)
+{
+	h->seq = tb_get_le64(b + OFF(w_heartbeat, seq));
+	h->time_ns = (int64_t)tb_get_le64(b + OFF(w_heartbeat, time_ns));
+	h->last_epoch = tb_get_le64(b + OFF(w_heartbeat, last_epoch));
+	if (h->time_ns < 0)
+		WHY(TB_SERR_BAD_FIELD, "HEARTBEAT negative time");
+	return 0;
+}
+
+static int parse_error(const uint8_t *b, uint32_t len, struct tb_error *e,
+		       char *why, size_t whylen)
+{
+	size_t i;
+
+	e->code = tb_get_le32(b + OFF(w_error_hdr, code));
+	e->text_len = tb_get_le32(b + OFF(w_error_hdr, text_len));
+	e->text = (const char *)b + ERR_HDR_LEN;
+	if (!error_code_ok(e->code))
+		WHY(TB_SERR_BAD_FIELD, "ERROR code %" PRIu32, e->code);
+	if (e->text_len > TB_ERROR_TEXT_MAX)
+		WHY(TB_SERR_OVERSIZE,
+		    "ERROR text length %" PRIu32 " exceeds limit %u",
+		    e->text_len, TB_ERROR_TEXT_MAX);
+	if (e->text_len != len - ERR_HDR_LEN)
+		WHY(TB_SERR_BAD_FIELD,
+		    "ERROR text length %" PRIu32 " but record carries %" PRIu32,
+		    e->text_len, len - ERR_HDR_LEN);
+	i = text_bad_at((const uint8_t *)e->text, e->text_len);
+	if (i < e->text_len)
+		WHY(TB_SERR_BAD_FIELD, "ERROR text has control byte 0x%02x",
+		    (uint8_t)e->text[i]);
+	return 0;
+}
+
+/* Parse and validate the body of a known record (header already checked,
+ * so @len is within the type's range). */
+static int parse_body(uint32_t type, const uint8_t *b, uint32_t len,
+		      struct tb_rec *rec, char *why, size_t whylen)
+{
+	switch (type) {
+	case TB_REC_HELLO:
+		return parse_hello(b, &rec->u.hello, why, whylen);
+	case TB_REC_EPOCH_BEGIN:
+		return parse_begin(b, &rec->u.begin, why, whylen);
+	case TB_REC_PAGE_DATA:
+		return parse_pages(b, len, &rec->u.pages, why, whylen);
+	case TB_REC_CPU_STATE:
+	case TB_REC_DEVICE_STATE:
+		return parse_state(b, len, &rec->u.state, why, whylen);
+	case TB_REC_EPOCH_END:
+		return parse_end(b, &rec->u.end, why, whylen);
+	case TB_REC_ACK:
+		return parse_ack(b, &rec->u.ack, why, whylen);
+	case TB_REC_HEARTBEAT:
+		return parse_heartbeat(b, &rec->u.hb, why, whylen);
+	case TB_REC_ERROR:
+		return parse_error(b, len, &rec->u.error, why, whylen);
+	default:
+		WHY(TB_SERR_UNKNOWN_TYPE, "unknown mandatory type %" PRIu32,
+		    type);
+	}
+}
+
+/* ================================================================ encode */
+
+/*
+ * Reserve a whole record at the end of @out and write its header and
+ * zero padding; the caller fills the body and calls rec_close.  Nothing
+ * is committed (out->len unchanged) until rec_close.
+ */
+static uint8_t *rec_open(struct tb_buf *out, uint32_t type, uint32_t len)
+{
+	uint8_t *r;
+	size_t pad = TB_ALIGN_UP((size_t)len, 8) - len;
+
+	if (tb_buf_reserve(out, rec_total(len)))
+		return NULL;
+	r = out->data + out->len;
+	tb_put_le32(r + OFF(w_rec_hdr, type), type);
+	tb_put_le32(r + OFF(w_rec_hdr, length), len);
+	memset(r + TB_REC_HDR_LEN + len, 0, pad);
+	return r + TB_REC_HDR_LEN;
+}
+
+static void rec_close(struct tb_buf *out, uint32_t len)
+{
+	uint8_t *r = out->data + out->len;
+	size_t covered = TB_REC_HDR_LEN + TB_ALIGN_UP((size_t)len, 8);
+
+	tb_put_le32(r + covered + OFF(w_rec_trailer, crc),
+		    tb_crc32c(0, r, covered));
+	tb_put_le32(r + covered + OFF(w_rec_trailer, zero), 0);
+	out->len += rec_total(len);
+}
+
+/* Validate the body just built with the decoder's own checks. */
+static int rec_check_close(struct tb_buf *out, uint32_t type, uint32_t len)
+{
+	struct tb_rec rec;
+	char why[128];
+
+	if (parse_body(type, out->data + out->len + TB_REC_HDR_LEN, len, &rec,
+		       why, sizeof(why)))
+		return -EINVAL;
+	rec_close(out, len);
+	return 0;
+}
+
+int tb_enc_hello(struct tb_buf *out, const struct tb_hello *h)
+{
+	uint8_t *b;
+	size_t n;
+
+	if (!out || !h)
+		return -EINVAL;
+	b = rec_open(out, TB_REC_HELLO, HELLO_LEN);
+	if (!b)
+		return -ENOMEM;
+	memset(b, 0, HELLO_LEN);
+	tb_put_le64(b + OFF(w_hello, magic), h->magic);
+	tb_put_le32(b + OFF(w_hello, version), h->version);
+	tb_put_le32(b + OFF(w_hello, role), h->role);
+	tb_put_le32(b + OFF(w_hello, domid), h->domid);
+	tb_put_le32(b + OFF(w_hello, page_size), h->page_size);
+	tb_put_le64(b + OFF(w_hello, nr_pages), h->nr_pages);
+	tb_put_le64(b + OFF(w_hello, features), h->features);
+	n = strnlen(h->name, sizeof(h->name));
+	memcpy(b + OFF(w_hello, name), h->name, n); /* rest stays zero */
+	return rec_check_close(out, TB_REC_HELLO, HELLO_LEN);
+}
+
+int tb_enc_epoch_begin(struct tb_buf *out, const struct tb_epoch_begin *e)
+{
+	uint8_t *b;
+
+	if (!out || !e)
+		return -EINVAL;
+	b = rec_open(out, TB_REC_EPOCH_BEGIN, BEGIN_LEN);
+	if (!b)
+		return -ENOMEM;
+	tb_put_le64(b + OFF(w_epoch_begin, epoch), e->epoch);
+	tb_put_le32(b + OFF(w_epoch_begin, flags), e->flags);
+	tb_put_le32(b + OFF(w_epoch_begin, reserved), e->reserved);
+	tb_put_le64(b + OFF(w_epoch_begin, t_request_ns),
+		    (uint64_t)e->t_request_ns);
+	tb_put_le64(b + OFF(w_epoch_begin, t_suspended_ns),
+		    (uint64_t)e->t_suspended_ns);
+	tb_put_le64(b + OFF(w_epoch_begin, t_resumed_ns),
+		    (uint64_t)e->t_resumed_ns);
+	return rec_check_close(out, TB_REC_EPOCH_BEGIN, BEGIN_LEN);
+}
+
+int tb_enc_epoch_end(struct tb_buf *out, const struct tb_epoch_end *e)
+{
+	uint8_t *b;
+
+	if (!out || !e)
+		return -EINVAL;
+	b = rec_open(out, TB_REC_EPOCH_END, END_LEN);
+	if (!b)
+		return -ENOMEM;
+	tb_put_le64(b + OFF(w_epoch_end, epoch), e->epoch);
+	tb_put_le64(b + OFF(w_epoch_end, nr_pages), e->nr_pages);
+	tb_put_le64(b + OFF(w_epoch_end, nr_bytes), e->nr_bytes);
+	tb_put_le64(b + OFF(w_epoch_end, digest), e->digest);
+	return rec_check_close(out, TB_REC_EPOCH_END, END_LEN);
+}
+
+int tb_enc_ack(struct tb_buf *out, const struct tb_ack *a)
+{
+	uint8_t *b;
+
+	if (!out || !a)
+		return -EINVAL;
+	b = rec_open(out, TB_REC_ACK, ACK_LEN);
+	if (!b)
+		return -ENOMEM;
+	tb_put_le64(b + OFF(w_ack, epoch), a->epoch);
+	tb_put_le32(b + OFF(w_ack, status), a->status);
+	tb_put_le32(b + OFF(w_ack, reserved), a->reserved);
+	return rec_check_close(out, TB_REC_ACK, ACK_LEN);
+}
+
+int tb_enc_heartbeat(struct tb_buf *out, const struct tb_heartbeat *h)
+{
+	uint8_t *b;
+
+	if (!out || !h)
+		return -EINVAL;
+	b = rec_open(out, TB_REC_HEARTBEAT, HB_LEN);
+	if (!b)
+		return -ENOMEM;
+	tb_put_le64(b + OFF(w_heartbeat, seq), h->seq);
+	tb_put_le64(b + OFF(w_heartbeat, time_ns), (uint64_t)h->time_ns);
+	tb_put_le64(b + OFF(w_heartbeat, last_epoch), h->last_epoch);
+	return rec_check_close(out, TB_REC_HEARTBEAT, HB_LEN);
+}
+
+int tb_enc_error(struct tb_buf *out, uint32_t code, const char *text)
+{
+	uint32_t n, i, len;
+	uint8_t *b, *t;
+
+	if (!out || !error_code_ok(code))
+		return -EINVAL;
+	if (!text)
+		text = "";
+	n = (uint32_t)strnlen(text, TB_ERROR_TEXT_MAX);
+	len = ERR_HDR_LEN + n;
+	b = rec_open(out, TB_REC_ERROR, len);
+	if (!b)
+		return -ENOMEM;
+	tb_put_le32(b + OFF(w_error_hdr, code), code);
+	tb_put_le32(b + OFF(w_error_hdr, text_len), n);
+	t = b + ERR_HDR_LEN;
+	memcpy(t, text, n);
+	for (i = 0; i < n; i++)
+		if (text_bad_at(t + i, 1) == 0)
+			t[i] = '?';
+	return rec_check_close(out, TB_REC_ERROR, len);
+}
+
+int tb_enc_state(struct tb_buf *out, uint32_t type, uint32_t tag,
+		 uint32_t index, const void *data, uint32_t len)
+{
+	uint8_t *b;
+
+	if (!out || (type != TB_REC_CPU_STATE && type != TB_REC_DEVICE_STATE) ||
+	    len > TB_STATE_LEN_MAX || (len && !data))
+		return -EINVAL;
+	b = rec_open(out, type, STATE_HDR_LEN + len);
+	if (!b)
+		return -ENOMEM;
+	tb_put_le32(b + OFF(w_state_hdr, tag), tag);
+	tb_put_le32(b + OFF(w_state_hdr, index), index);
+	tb_put_le32(b + OFF(w_state_hdr, len), len);
+	tb_put_le32(b + OFF(w_state_hdr, reserved), 0);
+	if (len)
+		memcpy(b + STATE_HDR_LEN, data, len);
+	return rec_check_close(out, type, STATE_HDR_LEN + len);
+}
+
+/*
+ * PAGE_DATA builder.  Layout in @out while building, from rec_off:
+ *   record header | pages header | room for max_pages pfns and
+ *   descriptors | payloads appended by add
+ * pfns and descriptors go to the scratch arrays; finish writes them into
+ * place, moving the payloads down when fewer than max_pages were added.
+ */
+static size_t pages_arrays_off(uint32_t max_pages)
+{
+	return TB_REC_HDR_LEN + PAGES_HDR_LEN +
+	       (size_t)max_pages * PAGE_ENTRY_LEN;
+}
+
+int tb_enc_pages_begin(struct tb_page_rec *r, struct tb_buf *out,
+		       uint32_t max_pages)
+{
+	size_t hdr;
+
+	if (!r || !out || max_pages == 0 || max_pages > TB_PAGES_PER_REC_MAX)
+		return -EINVAL;
+	if (!r->pfns) {
+		r->pfns = malloc(TB_PAGES_PER_REC_MAX * sizeof(*r->pfns));
+		if (!r->pfns)
+			return -ENOMEM;
+	}
+	if (!r->descs) {
+		r->descs = malloc(TB_PAGES_PER_REC_MAX * 8);
+		if (!r->descs)
+			return -ENOMEM;
+	}
+	hdr = pages_arrays_off(max_pages);
+	if (tb_buf_reserve(out, hdr))
+		return -ENOMEM;
+	r->out = out;
+	r->rec_off = out->len;
+	r->max_pages = max_pages;
+	r->nr_pages = 0;
+	out->len += hdr;
+	return 0;
+}
+
+int tb_enc_pages_add(struct tb_page_rec *r, uint64_t pfn, uint8_t enc,
+		     const void *payload, uint32_t len)
+{
+	struct tb_buf *out = r->out;
+	uint64_t body;
+
+	if (!out || pfn > TB_PFN_MAX || !page_len_ok(enc, len) ||
+	    (len && !payload))
+		return -EINVAL;
+	if (r->nr_pages >= r->max_pages)
+		return -ENOSPC;
+	/* body size after compaction, with this page */
+	body = (out->len - r->rec_off - pages_arrays_off(r->max_pages)) +
+	       PAGES_HDR_LEN + (uint64_t)(r->nr_pages + 1) * PAGE_ENTRY_LEN +
+	       len;
+	if (body > TB_REC_LEN_MAX)
+		return -ENOSPC;
+	/* + pad and trailer, so finish never allocates */
+	if (tb_buf_reserve(out, (size_t)len + 8 + TB_REC_TRAILER_LEN))
+		return -ENOMEM;
+	if (len)
+		memcpy(out->data + out->len, payload, len);
+	out->len += len;
+	r->pfns[r->nr_pages] = pfn;
+	memset(r->descs + 8 * (size_t)r->nr_pages, 0, 8);
+	r->descs[8 * (size_t)r->nr_pages + OFF(w_page_desc, enc)] = enc;
+	tb_put_le32(r->descs + 8 * (size_t)r->nr_pages + OFF(w_page_desc, len),
+		    len);
+	r->nr_pages++;
+	return 0;
+}
+
+int tb_enc_pages_finish(struct tb_page_rec *r)
+{
+	struct tb_buf *out = r->out;
+	size_t reserved_end, arrays_end, payload, i;
+	uint32_t body_len;
+	uint8_t *rec, *b;
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	if (r->nr_pages == 0) { /* nothing added: emit nothing */
+		out->len = r->rec_off;
+		r->out = NULL;
+		return 0;
+	}
+	reserved_end = r->rec_off + pages_arrays_off(r->max_pages);
+	arrays_end = r->rec_off + pages_arrays_off(r->nr_pages);
+	payload = out->len - reserved_end;
+	rec = out->data + r->rec_off;
+	if (arrays_end != reserved_end)
+		memmove(out->data + arrays_end, out->data + reserved_end,
+			payload);
+	body_len = (uint32_t)(arrays_end - r->rec_off - TB_REC_HDR_LEN +
+			      payload);
+	b = rec + TB_REC_HDR_LEN;
+	tb_put_le32(b + OFF(w_pages_hdr, nr_pages), r->nr_pages);
+	tb_put_le32(b + OFF(w_pages_hdr, reserved), 0);
+	for (i = 0; i < r->nr_pages; i++)
+		tb_put_le64(b + PAGES_HDR_LEN + 8 * i, r->pfns[i]);
+	memcpy(b + PAGES_HDR_LEN + 8 * (size_t)r->nr_pages, r->descs,
+	       8 * (size_t)r->nr_pages);
+	/* header + pad + trailer: room was reserved by add */
+	out->len = r->rec_off;
+	tb_put_le32(rec + OFF(w_rec_hdr, type), TB_REC_PAGE_DATA);
+	tb_put_le32(rec + OFF(w_rec_hdr, length), body_len);
+	memset(b + body_len, 0, TB_ALIGN_UP((size_t)body_len, 8) - body_len);
+	rc = rec_check_close(out, TB_REC_PAGE_DATA, body_len);
+	r->out = NULL;
+	return rc;
+}
+
+void tb_enc_pages_free(struct tb_page_rec *r)
+{
+	free(r->pfns);
+	free(r->descs);
+	tb_buf_free(&r->payload);
+	r->pfns = NULL;
+	r->descs = NULL;
+	r->out = NULL;
+	r->nr_pages = r->max_pages = 0;
+}
+
+/* ================================================================ decode */
+
+#define DEC_MIN_CAP (64u << 10)
+/* Growth beyond this is only to what is needed (two largest records). */
+#define DEC_DOUBLE_MAX (2 * (TB_REC_LEN_MAX + 16u))
+
+void tb_dec_init(struct tb_dec *d)
+{
+	memset(d, 0, sizeof(*d));
+}
+
+void tb_dec_free(struct tb_dec *d)
+{
+	free(d->buf);
+	d->buf = NULL;
+	d->len = d->cap = d->off = 0;
+}
+
+/* d->msg = "record N (TYPE) at byte B: why" (truncated to fit). */
+static void set_msg(struct tb_dec *d, bool have_pos, uint64_t rec_no,
+		    uint32_t type, uint64_t pos, const char *why)
+{
+	if (have_pos)
+		snprintf(d->msg, sizeof(d->msg),
+			 "record %" PRIu64 " (%s) at byte %" PRIu64 ": %.100s",
+			 rec_no, type_name(type), pos, why);
+	else
+		snprintf(d->msg, sizeof(d->msg), "%s: %.100s",
+			 type_name(type), why);
+}
+
+/* Stream offset of the first pending byte. */
+static uint64_t dec_pos(const struct tb_dec *d)
+{
+	return d->bytes_in - (d->len - d->off);
+}
+
+__attribute__((format(printf, 5, 6))) static int
+dec_fail(struct tb_dec *d, int code, uint64_t pos, uint32_t type,
+	 const char *fmt, ...)
+{
+	char why[128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (!d->err) {
+		d->err = code;
+		set_msg(d, true, d->records, type, pos, why);
+	}
+	return tb_stream_errno(d->err);
+}
+
+/* Room for @need more bytes after d->len, moving or growing the buffer
+ * only when needed. */
+static int dec_reserve(struct tb_dec *d, size_t need)
+{
+	size_t pending, cap;
+	uint8_t *nb;
+
+	if (d->off == d->len)
+		d->off = d->len = 0;
+	if (d->cap - d->len >= need)
+		return 0;
+	pending = d->len - d->off;
+	if (need > SIZE_MAX / 4 - pending)
+		return -ENOMEM;
+	if (pending + need <= d->cap) {
+		memmove(d->buf, d->buf + d->off, pending);
+		d->off = 0;
+		d->len = pending;
+		return 0;
+	}
+	/* first: 64 KiB; then double, up to about two largest records */
+	cap = DEC_MIN_CAP;
+	if (d->cap && d->cap * 2 <= DEC_DOUBLE_MAX)
+		cap = TB_MAX(cap, d->cap * 2);
+	if (cap < pending + need)
+		cap = TB_ALIGN_UP(pending + need, (size_t)4096);
+	nb = malloc(cap);
+	if (!nb)
+		return -ENOMEM;
+	if (pending)
+		memcpy(nb, d->buf + d->off, pending);
+	free(d->buf);
+	d->buf = nb;
+	d->cap = cap;
+	d->off = 0;
+	d->len = pending;
+	return 0;
+}
+
+int tb_dec_feed(struct tb_dec *d, const void *data, size_t len)
+{
+	if (d->err || !len)
+		return 0;
+	if (dec_reserve(d, len))
+		return -ENOMEM;
+	memcpy(d->buf + d->len, data, len);
+	d->len += len;
+	d->bytes_in += len;
+	return 0;
+}
+
+int tb_dec_space(struct tb_dec *d, size_t want, uint8_t **p, size_t *room)
+{
+	size_t pending = d->len - d->off, need = want ? want : 4096;
+	char why[8];
+	bool skip;
+
+	if (d->err)
+		return tb_stream_errno(d->err);
+	if (pending >= TB_REC_HDR_LEN) {
+		const uint8_t *h = d->buf + d->off;
+		uint32_t type = tb_get_le32(h + OFF(w_rec_hdr, type));
+		uint32_t len = tb_get_le32(h + OFF(w_rec_hdr, length));
+
+		/* a validated header: room for the rest of its record */
+		if (!check_header(type, len, &skip, why, sizeof(why)) &&
+		    rec_total(len) > pending)
+			need = TB_MAX(need, rec_total(len) - pending);
+	}
+	if (dec_reserve(d, need))
+		return -ENOMEM;
+	*p = d->buf + d->len;
+	*room = d->cap - d->len;
+	return 0;
+}
+
+void tb_dec_commit(struct tb_dec *d, size_t n)
+{
+	if (d->err)
+		return;
+	if (n > d->cap - d->len) /* caller bug: never past the buffer */
+		n = d->cap - d->len;
+	d->len += n;
+	d->bytes_in += n;
+}
+
+int tb_dec_next(struct tb_dec *d, struct tb_rec *rec)
+{
+	for (;;) {
+		size_t pending = d->len - d->off, total, covered, i;
+		const uint8_t *r, *b;
+		uint32_t type, len, crc, want;
+		uint64_t pos = dec_pos(d);
+		char why[128];
+		bool skip;
+		int code;
+
+		if (d->err)
+			return tb_stream_errno(d->err);
+		if (pending < TB_REC_HDR_LEN)
+			return 0;
+		r = d->buf + d->off;
+		type = tb_get_le32(r + OFF(w_rec_hdr, type));
+		len = tb_get_le32(r + OFF(w_rec_hdr, length));
+		code = check_header(type, len, &skip, why, sizeof(why));
+		if (code)
+			return dec_fail(d, code, pos, type, "%s", why);
+		total = rec_total(len);
+		if (pending < total)
+			return 0;
+		b = r + TB_REC_HDR_LEN;
+		covered = total - TB_REC_TRAILER_LEN;
+		for (i = TB_REC_HDR_LEN + len; i < covered; i++)
+			if (r[i])
+				return dec_fail(d, TB_SERR_BAD_CRC, pos, type,
+						"nonzero padding byte");
+		crc = tb_get_le32(r + covered + OFF(w_rec_trailer, crc));
+		want = tb_crc32c(0, r, covered);
+		if (crc != want)
+			return dec_fail(d, TB_SERR_BAD_CRC, pos, type,
+					"CRC 0x%08" PRIx32
+					" but content has 0x%08" PRIx32,
+					crc, want);
+		if (tb_get_le32(r + covered + OFF(w_rec_trailer, zero)))
+			return dec_fail(d, TB_SERR_BAD_CRC, pos, type,
+					"nonzero trailer word");
+		if (skip) {
+			d->off += total;
+			d->records++;
+			continue;
+		}
+		memset(rec, 0, sizeof(*rec));
+		code = parse_body(type, b, len, rec, why, sizeof(why));
+		if (code)
+			return dec_fail(d, code, pos, type, "%s", why);
+		rec->type = type;
+		rec->length = len;
+		rec->body = b;
+		d->off += total;
+		d->records++;
+		return 1;
+	}
+}
+
+int tb_dec_eof(struct tb_dec *d)
+{
+	size_t pending = d->len - d->off;
+
+	if (d->err)
+		return tb_stream_errno(d->err);
+	if (!pending)
+		return 0;
+	if (pending >= TB_REC_HDR_LEN) {
+		uint32_t len = tb_get_le32(d->buf + d->off +
+					   OFF(w_rec_hdr, length));
+
+		return dec_fail(d, TB_SERR_TRUNCATED, dec_pos(d),
+				tb_get_le32(d->buf + d->off),
+				"stream ended after %zu of %zu bytes", pending,
+				rec_total(len));
+	}
+	return dec_fail(d, TB_SERR_TRUNCATED, dec_pos(d), 0,
+			"stream ended inside a record header (%zu bytes)",
+			pending);
+}
+
+/* ================================================================ session */
+
+/*
+ * What each record type does in each state, per direction (the role of
+ * the sender).  A zero entry is a violation: anything not listed here is
+ * refused (fail closed).
+ */
+enum sess_act {
+	SA_DENY = 0,
+	SA_STAY,  /* allowed, state unchanged */
+	SA_HELLO, /* -> IDLE, role must match the direction */
+	SA_BEGIN, /* epoch > last -> IN_EPOCH */
+	SA_END,	  /* epoch == current -> IDLE */
+	SA_ACK,	  /* epoch > last acked, stay IDLE */
+	SA_ERROR, /* -> CLOSED */
+};
+
+#define NSTATES (TB_SESS_CLOSED + 1)
+#define NTYPES (TB_REC_ERROR + 1)
+
+static const uint8_t sess_table[2][NSTATES][NTYPES] = {
+	[0] = { /* primary -> backup */
+		[TB_SESS_WANT_HELLO] = {
+			[TB_REC_HELLO] = SA_HELLO,
+			[TB_REC_ERROR] = SA_ERROR,
+		},
+		[TB_SESS_IDLE] = {
+			[TB_REC_EPOCH_BEGIN] = SA_BEGIN,
+			[TB_REC_HEARTBEAT] = SA_STAY,
+			[TB_REC_ERROR] = SA_ERROR,
+		},
+		[TB_SESS_IN_EPOCH] = {
+			[TB_REC_PAGE_DATA] = SA_STAY,
+			[TB_REC_CPU_STATE] = SA_STAY,
+			[TB_REC_DEVICE_STATE] = SA_STAY,
+			[TB_REC_EPOCH_END] = SA_END,
+			[TB_REC_HEARTBEAT] = SA_STAY,
+			[TB_REC_ERROR] = SA_ERROR,
+		},
+		/* TB_SESS_CLOSED: nothing */
+	},
+	[1] = { /* backup -> primary */
+		[TB_SESS_WANT_HELLO] = {
+			[TB_REC_HELLO] = SA_HELLO,
+			[TB_REC_ERROR] = SA_ERROR,
+		},
+		[TB_SESS_IDLE] = {
+			[TB_REC_ACK] = SA_ACK,
+			[TB_REC_HEARTBEAT] = SA_STAY,
+			[TB_REC_ERROR] = SA_ERROR,
+		},
+		/* TB_SESS_IN_EPOCH, TB_SESS_CLOSED: nothing */
+	},
+};
+
+static const char *const sess_state_names[NSTATES] = {
+	[TB_SESS_WANT_HELLO] = "before HELLO",
+	[TB_SESS_IDLE] = "between epochs",
+	[TB_SESS_IN_EPOCH] = "inside an epoch",
+	[TB_SESS_CLOSED] = "after ERROR or a violation",
+};
+
+void tb_sess_init(struct tb_sess *s, enum tb_role sender)
+{
+	memset(s, 0, sizeof(*s));
+	s->dir_role = sender;
+	s->state = TB_SESS_WANT_HELLO;
+}
+
+__attribute__((format(printf, 5, 6))) static int
+sess_fail(struct tb_sess *s, struct tb_dec *d, const struct tb_rec *rec,
+	  int code, const char *fmt, ...)
+{
+	char why[128];
+	va_list ap;
+	uint64_t rec_no = 0, pos = 0;
+	bool have_pos = false;
+
+	s->state = TB_SESS_CLOSED;
+	if (d && !d->err) {
+		va_start(ap, fmt);
+		vsnprintf(why, sizeof(why), fmt, ap);
+		va_end(ap);
+		/* position of @rec if it came from @d's buffer */
+		uintptr_t body = (uintptr_t)rec->body,
+			  base = (uintptr_t)d->buf;
+
+		if (d->buf && body >= base + TB_REC_HDR_LEN &&
+		    body < base + d->len && d->records) {
+			size_t at = (size_t)(body - base) - TB_REC_HDR_LEN;
+
+			rec_no = d->records - 1;
+			pos = d->bytes_in - (d->len - at);
+			have_pos = true;
+		}
+		d->err = code;
+		set_msg(d, have_pos, rec_no, rec->type, pos, why);
+	}
+	return tb_stream_errno(code);
+}
+
+int tb_sess_check(struct tb_sess *s, const struct tb_rec *rec,
+		  struct tb_dec *d)
+{
+	unsigned dir, act = SA_DENY;
+	const char *sender;
+
+	if (s->dir_role == TB_ROLE_PRIMARY)
+		dir = 0, sender = "primary";
+	else if (s->dir_role == TB_ROLE_BACKUP)
+		dir = 1, sender = "backup";
+	else
+		return sess_fail(s, d, rec, TB_SERR_BAD_ORDER,
+				 "session of unknown role %" PRIu32,
+				 s->dir_role);
+	if ((unsigned)s->state < NSTATES && rec->type < NTYPES)
+		act = sess_table[dir][s->state][rec->type];
+	switch (act) {
+	case SA_STAY:
+		return 0;
+	case SA_HELLO:
+		if (rec->u.hello.role != s->dir_role)
+			return sess_fail(s, d, rec, TB_SERR_VERSION,
+					 "HELLO of role %" PRIu32
+					 " from the %s side",
+					 rec->u.hello.role, sender);
+		s->state = TB_SESS_IDLE;
+		return 0;
+	case SA_BEGIN:
+		if (s->have_epoch && rec->u.begin.epoch <= s->last_epoch)
+			return sess_fail(s, d, rec, TB_SERR_BAD_ORDER,
+					 "epoch %" PRIu64
+					 " not above last epoch %" PRIu64
+					 " (replayed or reordered)",
+					 rec->u.begin.epoch, s->last_epoch);
+		s->last_epoch = rec->u.begin.epoch;
+		s->have_epoch = true;
+		s->state = TB_SESS_IN_EPOCH;
+		return 0;
+	case SA_END:
+		if (rec->u.end.epoch != s->last_epoch)
+			return sess_fail(s, d, rec, TB_SERR_BAD_ORDER,
+					 "EPOCH_END %" PRIu64
+					 " inside epoch %" PRIu64,
+					 rec->u.end.epoch, s->last_epoch);
+		s->state = TB_SESS_IDLE;
+		return 0;
+	case SA_ACK:
+		if (s->have_epoch && rec->u.ack.epoch <= s->last_epoch)
+			return sess_fail(s, d, rec, TB_SERR_BAD_ORDER,
+					 "ACK of epoch %" PRIu64
+					 " not above last ACK %" PRIu64
+					 " (replayed or reordered)",
+					 rec->u.ack.epoch, s->last_epoch);
+		s->last_epoch = rec->u.ack.epoch;
+		s->have_epoch = true;
+		return 0;
+	case SA_ERROR:
+		s->state = TB_SESS_CLOSED;
+		return 0;
+	default:
+		return sess_fail(s, d, rec, TB_SERR_BAD_ORDER,
+				 "%s from the %s side not allowed %s",
+				 type_name(rec->type), sender,
+				 (unsigned)s->state < NSTATES
+					 ? sess_state_names[s->state]
+					 : "in a bad state");
+	}
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# `make fuzz`: the stream decoder's longer fuzz runs.
+#  1. build/bin/tiber-fuzz-stream -n 2000000 (the mutation campaign of the
+#     unit test, 20x longer; TIBER_FUZZ_COUNT, TIBER_FUZZ_SEED override).
+#  2. If clang can link -fsanitize=fuzzer (Debian: clang + libclang-rt-dev),
+#     build tests/fuzz/fuzz_stream.c with ASan/UBSan into build/fuzz/ and
+#     run it for ${TIBER_FUZZ_SECONDS:-60} s from a seed corpus of valid
+#     streams written by tiber-fuzz-stream -c.
+# Exits non-zero on any crash or oracle violation (reproducers are left in
+# the current directory / build/fuzz/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+BIN=$BUILD/bin/tiber-fuzz-stream
+FUZZ=$BUILD/fuzz
+COUNT=${TIBER_FUZZ_COUNT:-2000000}
+SEED=${TIBER_FUZZ_SEED:-$(date +%s)}
+SECS=${TIBER_FUZZ_SECONDS:-60}
+CLANG=${CLANG:-clang}
+
+[ -x "$BIN" ] || make --no-print-directory "$BIN"
+
+echo "fuzz: $BIN -n $COUNT -s $SEED"
+"$BIN" -n "$COUNT" -s "$SEED"
+
+probe=$(mktemp -d)
+trap 'rm -rf "$probe"' EXIT
+printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n)\n{ (void)d; (void)n; return 0; }\n' >"$probe/p.c"
+if ! command -v "$CLANG" >/dev/null ||
+	! "$CLANG" -fsanitize=fuzzer "$probe/p.c" -o "$probe/p" 2>/dev/null; then
+	echo "fuzz: $CLANG cannot build -fsanitize=fuzzer; libFuzzer run skipped"
+	exit 0
+fi
+
+mkdir -p "$FUZZ/corpus"
+echo "fuzz: building $FUZZ/fuzz_stream"
+"$CLANG" -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Itests/fuzz \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer \
+	tests/fuzz/fuzz_stream.c lib/stream.c lib/common.c \
+	-llz4 -lxxhash -lm -pthread -o "$FUZZ/fuzz_stream"
+rm -rf "$FUZZ/seeds"
+"$BIN" -c "$FUZZ/seeds" -n 64 -s "$SEED"
+
+echo "fuzz: libFuzzer for ${SECS}s (corpus $FUZZ/corpus)"
+rc=0
+ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
+UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+	"$FUZZ/fuzz_stream" -max_total_time="$SECS" -max_len=65536 \
+	-print_final_stats=1 -artifact_prefix="$FUZZ/" \
+	"$FUZZ/corpus" "$FUZZ/seeds" 2>&1 | tee "$FUZZ/fuzz.log" | tail -25 ||
+	rc=$?
+# the fuzzer's own status (tee/tail hide it from the pipeline)
+if [ "$rc" -ne 0 ] || grep -qE '^==[0-9]+==ERROR|oracle violation|deadly signal|Test unit written' "$FUZZ/fuzz.log"; then
+	echo "fuzz: FAIL (log: $FUZZ/fuzz.log, reproducer in $FUZZ/)"
+	exit 1
+fi
+echo "fuzz: PASS"
