@@ -369,41 +369,64 @@ static void unmap_memory(struct tb_dom *d)
 	tb_bitmap_free(&d->holes);
 }
 
+/* Map @pfn (as @frame) alone over its slot of the chunk (MAP_FIXED). */
+static void remap_one(struct tb_dom *d, uint64_t pfn, xen_pfn_t frame)
+{
+	size_t c = (size_t)(pfn / CHUNK_PAGES);
+	uint8_t *p = d->chunks[c] + (pfn % CHUNK_PAGES) * TB_PAGE_SIZE;
+	int err = 0;
+
+	if (!xenforeignmemory_map2(d->fmem, d->domid, p, PROT_READ, MAP_FIXED,
+				   1, &frame, &err) ||
+	    err)
+		tb_bitmap_set(&d->holes, pfn);
+	else
+		tb_bitmap_clear(&d->holes, pfn);
+}
+
 /*
- * Address of @pfn in our mapping, or NULL if there is no page there.  For
- * PV a p2m entry that changed since the mapping was made (ballooning,
- * page exchange) is remapped alone: the remap replaces the one page of
- * the chunk's range (MAP_FIXED via xenforeignmemory_map2).
+ * Address of @pfn in our mapping, or NULL if there is no page there (it
+ * reads as zeros).  For PV a p2m entry that changed since the mapping was
+ * made (ballooning, page exchange) is remapped alone.  For HVM/PVH a hole
+ * is retried only when log-dirty reports a write to it (harvest_dirty):
+ * a gfn populated but never written is zero, and retrying the ~980 000
+ * holes of a PVH gfn space on every full copy would cost a syscall each.
  */
 static uint8_t *page_ptr(struct tb_dom *d, uint64_t pfn)
 {
 	size_t c = (size_t)(pfn / CHUNK_PAGES);
 	uint8_t *p = d->chunks[c] + (pfn % CHUNK_PAGES) * TB_PAGE_SIZE;
-	xen_pfn_t arr;
-	int err = 0;
 
 	if (d->kind == KIND_PV) {
 		uint64_t mfn = pfn < d->minfo.p2m_size ?
 				       d->minfo.p2m_table[pfn] :
 				       INVALID_PFN;
 
-		if (mfn == d->mapped_mfn[pfn])
-			return tb_bitmap_test(&d->holes, pfn) ? NULL : p;
-		arr = mfn;
-		d->mapped_mfn[pfn] = mfn;
-	} else {
-		if (!tb_bitmap_test(&d->holes, pfn))
-			return p;
-		arr = pfn;
+		if (mfn != d->mapped_mfn[pfn]) {
+			d->mapped_mfn[pfn] = mfn;
+			remap_one(d, pfn, mfn);
+		}
 	}
-	if (!xenforeignmemory_map2(d->fmem, d->domid, p, PROT_READ, MAP_FIXED,
-				   1, &arr, &err) ||
-	    err) {
-		tb_bitmap_set(&d->holes, pfn);
-		return NULL;
+	return tb_bitmap_test(&d->holes, pfn) ? NULL : p;
+}
+
+/* HVM/PVH: holes the guest wrote to are mapped now (see page_ptr). */
+static void remap_dirty_holes(struct tb_dom *d, const uint64_t *bm)
+{
+	uint64_t w, nw = (d->nr_gpfns + 63) / 64;
+
+	for (w = 0; w < nw; w++) {
+		uint64_t hit = bm[w] & d->holes.words[w];
+
+		while (hit) {
+			unsigned b = (unsigned)__builtin_ctzll(hit);
+			uint64_t pfn = w * 64 + b;
+
+			hit &= hit - 1;
+			if (pfn < d->nr_gpfns)
+				remap_one(d, pfn, pfn);
+		}
 	}
-	tb_bitmap_clear(&d->holes, pfn);
-	return p;
 }
 
 /* ------------------------------------------------------------ channels */
@@ -747,7 +770,9 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 					      d->domid, xc_last(d));
 			goto fail;
 		}
-		(void)bm;
+		/* Holes written while we were mapping. */
+		if (d->kind != KIND_PV)
+			remap_dirty_holes(d, bm);
 	}
 	free(dompath);
 	*out = d;
@@ -926,6 +951,8 @@ static int xen_harvest_dirty(struct tb_dom *d, struct tb_bitmap *out)
 				HYPERCALL_BUFFER(bm), d->nr_gpfns, 0, &ss) < 0)
 		return -errno;
 	tb_xen_bitmap_merge(out->words, out->nbits, bm, d->nr_gpfns);
+	if (d->kind != KIND_PV)
+		remap_dirty_holes(d, bm);
 	d->st.dirty_harvests++;
 	return 0;
 }
