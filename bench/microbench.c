@@ -5,6 +5,10 @@
  *   memcpy       GB/s, the machine reference
  *   codec        encode/decode ns per 4 KiB page and ratio, per content
  *                kind and codec mode
+ *   crc32c       tb_crc32c GB/s at record-like sizes
+ *   transport    tb_conn send throughput, loopback TCP and a unix
+ *                socketpair, SEND vs SEND_ZC, into a plain recv() sink
+ *                and into tb_conn_recv_rec (decoder + CRC check)
  *
  * Every figure is measured over several runs and reported as median and
  * best (min time), so a noisy shared 2-core box still gives stable
@@ -18,13 +22,18 @@
 #include <glob.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include "tiber/codec.h"
 #include "tiber/common.h"
+#include "tiber/stream.h"
+#include "tiber/transport.h"
 
 #define PS TB_PAGE_SIZE
 
@@ -158,14 +167,30 @@ static void mb_memcpy(const struct mb_cfg *cfg, struct mb_json *j)
 
 /* ---------------------------------------------------------------- codec */
 
-enum mb_kind { MB_ZERO, MB_TEXT, MB_RANDOM, MB_DELTA1, MB_DELTA5, MB_KINDS };
+enum mb_kind {
+	MB_ZERO,
+	MB_TEXT,
+	MB_RANDOM,
+	MB_DELTA1,
+	MB_DELTA5,
+	MB_KINDS
+};
 static const char *const mb_kind_name[MB_KINDS] = {
 	"zero", "text", "random", "delta1%", "delta5%",
 };
 
-enum mb_mode { MB_RAW, MB_LZ4, MB_XOR, MB_XOR_PLAIN, MB_MODES };
+enum mb_mode {
+	MB_RAW,
+	MB_LZ4,
+	MB_XOR,
+	MB_XOR_PLAIN,
+	MB_MODES
+};
 static const char *const mb_mode_name[MB_MODES] = {
-	"raw", "lz4", "xor", "xor+plain",
+	"raw",
+	"lz4",
+	"xor",
+	"xor+plain",
 };
 static const char *const mb_mode_help[MB_MODES] = {
 	"compress off: ZERO or RAW",
@@ -212,9 +237,10 @@ static void mb_corpus_load(struct mb_corpus *c, size_t want)
 	c->source = "synthetic words";
 	for (c->len = 0; c->len + 16 < want;) {
 		static const char *const w[] = {
-			"the ", "page ", "memory ", "is ", "copied ", "to ",
-			"backup ", "epoch ", "struct ", "int ", "return ",
-			"if (", "error", ");\n", "buffer ", "length ", "and ",
+			"the ",	   "page ",   "memory ", "is ",	    "copied ",
+			"to ",	   "backup ", "epoch ",	 "struct ", "int ",
+			"return ", "if (",    "error",	 ");\n",    "buffer ",
+			"length ", "and ",
 		};
 		const char *s = w[(unsigned)rand() % TB_ARRAY_SIZE(w)];
 		size_t n = strlen(s);
@@ -409,6 +435,335 @@ static void mb_codec(const struct mb_cfg *cfg, struct mb_json *j)
 	free(pages);
 }
 
+/* ---------------------------------------------------------------- crc32c */
+
+static void mb_crc(const struct mb_cfg *cfg, struct mb_json *j)
+{
+	static const size_t sizes[] = { 4096, 64u << 10, 16u << 20 };
+	static const struct {
+		const char *name;
+		uint32_t (*fn)(uint32_t crc, const void *data, size_t len);
+	} impls[] = {
+		{ "tb_crc32c", tb_crc32c },
+		{ "sw", tb_crc32c_sw },
+	};
+	size_t total = (size_t)(cfg->quick ? 64 : 256) << 20;
+	double *t = calloc(cfg->reps, sizeof(double));
+	uint8_t *buf = mb_alloc(sizes[TB_ARRAY_SIZE(sizes) - 1]);
+	volatile uint32_t sink = 0;
+	unsigned s, r, m;
+	size_t i, n, iters;
+
+	for (m = 0; m < TB_ARRAY_SIZE(impls); m++) {
+		if (impls[m].fn(0, "123456789", 9) != 0xE3069283u) {
+			fprintf(stderr, "crc32c %s: wrong check value %08x\n",
+				impls[m].name, impls[m].fn(0, "123456789", 9));
+			exit(1);
+		}
+	}
+	for (i = 0; i < sizes[TB_ARRAY_SIZE(sizes) - 1]; i++)
+		buf[i] = (uint8_t)(i * 131 + (i >> 9));
+	printf("\ncrc32c (one buffer again and again; GB/s median / best; "
+	       "hw crc32 instruction %s)\n",
+	       tb_crc32c_hw_available() ? "available" : "not available");
+	for (m = 0; m < TB_ARRAY_SIZE(impls); m++)
+		for (s = 0; s < TB_ARRAY_SIZE(sizes); s++) {
+			struct mb_stat st;
+
+			n = sizes[s];
+			/* the table version is ~10x slower: a tenth of the bytes */
+			iters = total / n / (m ? 8 : 1);
+			if (!iters)
+				iters = 1;
+			for (r = 0; r < cfg->reps; r++) {
+				int64_t t0 = tb_now_ns();
+				uint32_t crc = 0;
+
+				for (i = 0; i < iters; i++)
+					crc = impls[m].fn(crc, buf, n);
+				sink = crc;
+				t[r] = (double)(tb_now_ns() - t0);
+			}
+			st = mb_stat_of(t, cfg->reps);
+			printf("  %-10s %8zu B buffer %6.2f / %6.2f GB/s\n",
+			       impls[m].name, n,
+			       (double)(iters * n) / st.median,
+			       (double)(iters * n) / st.min);
+			fprintf(mb_json_item(j),
+				"{\"impl\": \"%s\", \"hw_available\": %s, "
+				"\"buffer_bytes\": %zu, \"gbps_median\": %.3f, "
+				"\"gbps_best\": %.3f}",
+				impls[m].name,
+				tb_crc32c_hw_available() ? "true" : "false", n,
+				(double)(iters * n) / st.median,
+				(double)(iters * n) / st.min);
+		}
+	(void)sink;
+	free(buf);
+	free(t);
+}
+
+/* ---------------------------------------------------------------- transport */
+
+#define MB_NET_CHUNK	  (64u << 10)
+#define MB_NET_PAGES	  16u /* pages per PAGE_DATA record in "rec" mode */
+#define MB_NET_TIMEOUT_NS (60 * TB_NSEC_PER_SEC)
+
+struct mb_rx {
+	int fd;		      /* raw sink: recv() here */
+	struct tb_conn *conn; /* record sink: tb_conn_recv_rec here */
+	uint64_t want;	      /* bytes (raw) or records (rec) */
+	uint64_t got;
+	int rc;
+	pthread_t thr;
+};
+
+static void *mb_rx_raw(void *arg)
+{
+	struct mb_rx *rx = arg;
+	size_t cap = 256u << 10;
+	uint8_t *buf = malloc(cap);
+	ssize_t n;
+
+	rx->rc = buf ? 0 : -ENOMEM;
+	while (!rx->rc && rx->got < rx->want) {
+		n = recv(rx->fd, buf, TB_MIN(cap, rx->want - rx->got), 0);
+		if (n > 0)
+			rx->got += (uint64_t)n;
+		else if (n == 0)
+			rx->rc = -EPIPE;
+		else if (errno != EINTR)
+			rx->rc = -errno;
+	}
+	free(buf);
+	return NULL;
+}
+
+static void *mb_rx_rec(void *arg)
+{
+	struct mb_rx *rx = arg;
+	struct tb_rec rec;
+	int rc = 0;
+
+	while (rx->got < rx->want) {
+		rc = tb_conn_recv_rec(rx->conn, &rec,
+				      tb_now_ns() + MB_NET_TIMEOUT_NS);
+		if (rc != 1)
+			break;
+		if (rec.type != TB_REC_PAGE_DATA ||
+		    rec.u.pages.nr_pages != MB_NET_PAGES) {
+			rc = -EBADMSG;
+			break;
+		}
+		rx->got++;
+		rc = 0;
+	}
+	rx->rc = rc == 0 ? 0 : (rc < 0 ? rc : -EPIPE);
+	return NULL;
+}
+
+/* The syscall baseline: blocking send() until all of @buf is gone. */
+static int mb_send_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	ssize_t n;
+
+	while (len) {
+		n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* One PAGE_DATA record of MB_NET_PAGES raw pages, ~64 KiB. */
+static int mb_net_record(struct tb_buf *out)
+{
+	struct tb_page_rec pr = { 0 };
+	uint8_t *page = mb_alloc(PS);
+	unsigned i;
+	int rc;
+
+	rc = tb_enc_pages_begin(&pr, out, MB_NET_PAGES);
+	if (rc)
+		goto out;
+	for (i = 0; i < MB_NET_PAGES && !rc; i++) {
+		memset(page, (int)i + 1, PS);
+		rc = tb_enc_pages_add(&pr, i, TB_ENC_RAW, page, PS);
+	}
+	if (!rc)
+		rc = tb_enc_pages_finish(&pr);
+	tb_enc_pages_free(&pr);
+out:
+	free(page);
+	return rc;
+}
+
+/* A connected pair: *tx is a tb_conn, the sink is *rx_conn or *rx_fd. */
+static int mb_net_pair(bool tcp, const struct tb_conn_opts *o,
+		       struct tb_conn **tx, struct tb_conn **rx_conn)
+{
+	struct tb_listener *l = NULL;
+	int64_t dl = tb_now_ns() + 10 * TB_NSEC_PER_SEC;
+	int sv[2], rc;
+
+	*tx = *rx_conn = NULL;
+	if (!tcp) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+			return -errno;
+		rc = tb_conn_from_fd(tx, sv[0], o);
+		if (rc) {
+			close(sv[1]);
+			return rc;
+		}
+		rc = tb_conn_from_fd(rx_conn, sv[1], NULL);
+		goto out;
+	}
+	rc = tb_listener_open(&l, "127.0.0.1:0");
+	if (rc)
+		return rc;
+	rc = tb_conn_connect(tx, tb_listener_addr(l), o, dl);
+	if (!rc)
+		rc = tb_listener_accept(l, rx_conn, NULL, dl);
+	tb_listener_close(l);
+out:
+	if (rc) {
+		if (*tx)
+			tb_conn_close(*tx);
+		*tx = NULL;
+	}
+	return rc;
+}
+
+static void mb_net(const struct mb_cfg *cfg, struct mb_json *j)
+{
+	static const char *const sink_name[2] = { "raw", "rec" };
+	static const char *const zc_name[3] = { "SEND", "SEND_ZC", "send()" };
+	uint64_t total = (uint64_t)(cfg->quick ? 128 : 1024) << 20;
+	unsigned reps = TB_MIN(cfg->reps, 5u), r, tcp, zc, sink;
+	double *t = calloc(reps, sizeof(double));
+	uint8_t *chunk = mb_alloc(MB_NET_CHUNK);
+	struct tb_buf rec = { 0 };
+	int rc;
+
+	rc = mb_net_record(&rec);
+	if (rc) {
+		fprintf(stderr, "transport: building a PAGE_DATA record: %s\n",
+			strerror(-rc));
+		exit(1);
+	}
+	printf("\ntransport (%" PRIu64
+	       " MiB per run, %u runs; sender tb_conn_send, receiver thread;\n"
+	       "  sink raw: recv() into 256 KiB, 64 KiB sends;\n"
+	       "  sink rec: tb_conn_recv_rec, PAGE_DATA records of %u pages = %zu B)\n",
+	       total >> 20, reps, MB_NET_PAGES, rec.len);
+	printf("  %-6s %-8s %-4s %16s %9s %9s\n", "link", "send", "sink",
+	       "GB/s med (best)", "zc sends", "zc copied");
+
+	/* zc: 0 SEND, 1 SEND_ZC, 2 plain send() on the same socket (the
+	 * syscall baseline, raw sink only) */
+	for (tcp = 0; tcp < 2; tcp++)
+		for (zc = 0; zc < 3; zc++)
+			for (sink = 0; sink < (zc == 2 ? 1u : 2u); sink++) {
+				struct tb_conn_opts o = { .zerocopy = zc == 1 };
+				const char *mode = zc_name[zc];
+				const char *link = tcp ? "tcp" : "unix";
+				struct tb_conn *tx, *rxc;
+				struct tb_conn_stats cs;
+				const void *buf =
+					sink ? (const void *)rec.data : chunk;
+				size_t len = sink ? rec.len : MB_NET_CHUNK;
+				uint64_t nsend = total / len;
+				struct mb_stat st;
+				bool zc_ok;
+				uint64_t i;
+
+				rc = mb_net_pair(tcp, &o, &tx, &rxc);
+				if (rc) {
+					printf("  %-6s %-8s %-4s  setup failed: %s\n",
+					       link, mode, sink_name[sink],
+					       strerror(-rc));
+					continue;
+				}
+				zc_ok = tb_conn_zc_supported(tx);
+				for (r = 0; r < reps && !rc; r++) {
+					struct mb_rx rx = {
+						.fd = tb_conn_fd(rxc),
+						.conn = rxc,
+						.want = sink ? nsend :
+							       nsend * len,
+					};
+					int64_t t0 = tb_now_ns();
+
+					if (pthread_create(&rx.thr, NULL,
+							   sink ? mb_rx_rec :
+								  mb_rx_raw,
+							   &rx)) {
+						rc = -EAGAIN;
+						break;
+					}
+					for (i = 0; i < nsend && !rc; i++) {
+						if (zc == 2)
+							rc = mb_send_all(
+								tb_conn_fd(tx),
+								buf, len);
+						else
+							rc = tb_conn_send(
+								tx, buf, len,
+								tb_now_ns() +
+									MB_NET_TIMEOUT_NS);
+					}
+					if (rc)
+						tb_conn_shutdown(rxc);
+					pthread_join(rx.thr, NULL);
+					t[r] = (double)(tb_now_ns() - t0);
+					if (!rc)
+						rc = rx.rc;
+				}
+				tb_conn_get_stats(tx, &cs);
+				tb_conn_close(tx);
+				tb_conn_close(rxc);
+				if (rc) {
+					printf("  %-6s %-8s %-4s  failed: %s\n",
+					       link, mode, sink_name[sink],
+					       strerror(-rc));
+					rc = 0;
+					continue;
+				}
+				st = mb_stat_of(t, reps);
+				printf("  %-6s %-8s %-4s %6.2f (%6.2f) %9" PRIu64
+				       " %9" PRIu64 "%s\n",
+				       link, mode, sink_name[sink],
+				       (double)(nsend * len) / st.median,
+				       (double)(nsend * len) / st.min,
+				       cs.zc_sends, cs.zc_copied,
+				       zc == 1 && !zc_ok ?
+					       "  (SEND_ZC unsupported: sent with SEND)" :
+					       "");
+				fprintf(mb_json_item(j),
+					"{\"link\": \"%s\", \"send\": \"%s\", "
+					"\"zc_supported\": %s, \"sink\": \"%s\", "
+					"\"send_bytes\": %zu, \"bytes_per_run\": %" PRIu64
+					", "
+					"\"gbps_median\": %.3f, \"gbps_best\": %.3f, "
+					"\"zc_sends\": %" PRIu64
+					", \"zc_copied\": %" PRIu64
+					", \"sends\": %" PRIu64 "}",
+					link, mode, zc_ok ? "true" : "false",
+					sink_name[sink], len, nsend * len,
+					(double)(nsend * len) / st.median,
+					(double)(nsend * len) / st.min,
+					cs.zc_sends, cs.zc_copied, cs.sends);
+			}
+	tb_buf_free(&rec);
+	free(chunk);
+	free(t);
+}
+
 /* ---------------------------------------------------------------- main */
 
 static void mb_usage(FILE *f)
@@ -430,8 +785,9 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct mb_cfg cfg = { .accel = 1 };
-	struct mb_json jm, jc;
+	struct mb_json jm, jc, jr, jn;
 	struct utsname un;
+	double load;
 	uint64_t v;
 	int c, rc = 0;
 	FILE *f;
@@ -466,16 +822,28 @@ int main(int argc, char **argv)
 	cfg.reps = cfg.quick ? 3 : 7;
 	if (uname(&un))
 		memset(&un, 0, sizeof(un));
+	/* the box is shared: say how busy it was */
+	f = fopen("/proc/loadavg", "r");
+	if (!f || fscanf(f, "%lf", &load) != 1)
+		load = -1;
+	if (f)
+		fclose(f);
 
-	printf("tiber-microbench: %s, %u runs per figure, %s %s\n",
-	       cfg.quick ? "quick" : "full", cfg.reps, un.sysname,
-	       un.release);
+	printf("tiber-microbench: %s, %u runs per figure, %s %s, %ld cpus, load %.2f\n",
+	       cfg.quick ? "quick" : "full", cfg.reps, un.sysname, un.release,
+	       sysconf(_SC_NPROCESSORS_ONLN), load);
 	mb_json_open(&jm);
 	mb_memcpy(&cfg, &jm);
 	mb_json_close(&jm);
 	mb_json_open(&jc);
 	mb_codec(&cfg, &jc);
 	mb_json_close(&jc);
+	mb_json_open(&jr);
+	mb_crc(&cfg, &jr);
+	mb_json_close(&jr);
+	mb_json_open(&jn);
+	mb_net(&cfg, &jn);
+	mb_json_close(&jn);
 
 	if (cfg.json_path) {
 		f = fopen(cfg.json_path, "w");
@@ -487,11 +855,15 @@ int main(int argc, char **argv)
 		}
 		fprintf(f,
 			"{\n  \"tool\": \"tiber-microbench\", \"quick\": %s, "
-			"\"runs\": %u, \"kernel\": \"%s\",\n"
+			"\"runs\": %u, \"kernel\": \"%s\", \"cpus\": %ld, "
+			"\"loadavg_1m_at_start\": %.2f,\n"
 			"  \"memcpy\": [%s\n  ],\n"
-			"  \"codec\": [%s\n  ]\n}\n",
+			"  \"codec\": [%s\n  ],\n"
+			"  \"crc32c\": [%s\n  ],\n"
+			"  \"transport\": [%s\n  ]\n}\n",
 			cfg.quick ? "true" : "false", cfg.reps, un.release,
-			jm.buf, jc.buf);
+			sysconf(_SC_NPROCESSORS_ONLN), load, jm.buf, jc.buf,
+			jr.buf, jn.buf);
 		if (fclose(f)) {
 			fprintf(stderr, "tiber-microbench: %s: %s\n",
 				cfg.json_path, strerror(errno));
@@ -501,5 +873,7 @@ int main(int argc, char **argv)
 out:
 	free(jm.buf);
 	free(jc.buf);
+	free(jr.buf);
+	free(jn.buf);
 	return rc;
 }
