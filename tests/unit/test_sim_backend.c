@@ -535,6 +535,15 @@ START_TEST(bitmap_fallback_forced)
 	ops->get_info(d, &info);
 	ck_assert_str_eq(info.dirty_mech, "bitmap(cooperative)");
 	ck_assert_int_eq(tb_bitmap_init(&bm, info.nr_pages), 0);
+	/* Let the guest write after attach (attach starts all clean). */
+	{
+		uint64_t p0 = __atomic_load_n(&tb_sim_dom_ctrl(d)->progress,
+					      __ATOMIC_SEQ_CST);
+
+		while (__atomic_load_n(&tb_sim_dom_ctrl(d)->progress,
+				       __ATOMIC_SEQ_CST) < p0 + 10)
+			usleep(1000);
+	}
 	ck_assert_int_eq(ops->request_suspend(d), 0);
 	ck_assert_int_eq(ops->await_suspended(d, tb_now_ns() +
 							 5 * TB_NSEC_PER_SEC),
