@@ -5,8 +5,11 @@
 # on stdout and writes JSON (and plots) under bench-out/ (git-ignored).
 #
 #   TIBER_BENCH_OUT    output directory (default: bench-out)
-#   TIBER_BENCH_QUICK  1: short runs of every stage
+#   TIBER_BENCH_QUICK  1: tiber-microbench --quick (tiber-bench takes its
+#                      own flags from TIBER_BENCH_ARGS)
 #   TIBER_BENCH_ARGS   extra arguments for tiber-bench
+#   TIBER_BENCH_STAGES names of the stages to run (default: all), e.g.
+#                      TIBER_BENCH_STAGES=microbench make bench
 #
 # A stage is a function bench_<name> listed in STAGES; a stage whose
 # program is not built yet is skipped with a note.  Add later stages by
@@ -39,6 +42,10 @@ STAGES=(
 fail=0
 for s in "${STAGES[@]}"; do
 	read -r name prog <<<"$s"
+	if [ -n "${TIBER_BENCH_STAGES:-}" ] &&
+		[[ " ${TIBER_BENCH_STAGES//,/ } " != *" $name "* ]]; then
+		continue
+	fi
 	if [ ! -x "$BIN/$prog" ]; then
 		echo "=== bench $name: skipped ($BIN/$prog not built)"
 		continue
