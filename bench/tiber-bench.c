@@ -1,0 +1,844 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tiber-bench: pause latency of the real programs, with the physical
+ * bound and the xl-remus-style baseline measured in the same run.
+ *
+ * Each run starts tiber-replicator, a tiber-simguest and tiberd
+ * --backend sim, parses tiberd's per-epoch trace (steady state only: the
+ * full sync and WARM_EPOCHS after it are skipped), then measures in this
+ * process the copy bound for the run's median dirty set, and, where
+ * asked, the same guest unprotected for its ops ratio.
+ *
+ * Sweeps are one-dimensional around a base point (1 GiB guest, 40 Hz,
+ * 1k dirty pages per epoch, delta content, loopback TCP, lz4 on, uffd);
+ * the full cross product would take hours on 2 cores.  Every figure is
+ * a measurement of this invocation; the headline figures are ratios of
+ * runs made minutes apart on the same box.
+ *
+ * Usage: tiber-bench [--quick] [--json FILE] [--plot DIR]
+ *                    [--markdown FILE] [--only SWEEP,...] [--secs S]
+ *                    [--bin DIR] [--keep] [-v]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/utsname.h>
+
+#include "tiber/common.h"
+#include "bench.h"
+
+#define MAX_RUNS 64
+
+static struct bench_env env;
+static struct bench_cfg plan[MAX_RUNS];
+static struct bench_res res[MAX_RUNS];
+static unsigned nr_plan;
+static bool keep_tmp;
+
+static void on_signal(int sig)
+{
+	bench_interrupted = 1;
+	bench_kill_all();
+}
+
+static void on_exit_cleanup(void)
+{
+	bench_kill_all();
+	if (keep_tmp) {
+		fprintf(stderr, "tiber-bench: kept %s\n", env.tmp);
+		env.tmp[0] = 0;
+	}
+	bench_env_cleanup(&env);
+}
+
+/* ---------------------------------------------------------------- plan */
+
+static struct bench_cfg base(bool quick)
+{
+	struct bench_cfg c = {
+		.sweep = "base", .mode = BENCH_STAGED, .rate_hz = 40,
+		.dirty_target = 1000, .content = "delta",
+		.guest_mib = quick ? 256 : 1024, .link = BENCH_LINK_TCP,
+		.compress = true, .mech = "uffd", .secs = quick ? 1.5 : 5,
+	};
+	return c;
+}
+
+static const char *plan_only;
+
+static bool want(const char *only, const char *sweep);
+
+static void add(struct bench_cfg c)
+{
+	if (nr_plan < MAX_RUNS && want(plan_only, c.sweep))
+		plan[nr_plan++] = c;
+}
+
+static bool want(const char *only, const char *sweep)
+{
+	char buf[256], *tok, *save = NULL;
+
+	if (!only)
+		return true;
+	snprintf(buf, sizeof(buf), "%s", only);
+	for (tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save))
+		if (!strcmp(tok, sweep))
+			return true;
+	return false;
+}
+
+static void make_plan(bool quick, const char *only, double secs)
+{
+	static const uint64_t dirty[] = { 0, 100, 1000, 10000, 100000 };
+	static const double rates[] = { 10, 20, 100, 200 };
+	static const char *const contents[] = { "zero", "text", "random" };
+	static const uint64_t rams[] = { 256, 2048, 4096 };
+	static const double gbits[] = { 1, 10, 25 };
+	struct bench_cfg b = base(quick), c;
+	unsigned i, m;
+
+	plan_only = only;
+	if (secs > 0)
+		b.secs = secs;
+	if (quick) {
+		/* the three of the issue, on a 10 Gbit/s emulated link */
+		c = b;
+		c.sweep = "quick";
+		c.link = BENCH_LINK_EMU;
+		c.link_gbit = 10;
+		c.ops = true;
+		add(c);
+		c.ops = false;
+		c.dirty_target = 10000;
+		add(c);
+		c.mode = BENCH_SWP;
+		add(c);
+		c = b;
+		c.sweep = "ops";
+		c.flatout = true;
+		c.ops = true;
+		add(c);
+		c = b;
+		c.sweep = "rate";
+		c.rate_hz = 100;
+		add(c);
+		c.rate_hz = 200;
+		add(c);
+		return;
+	}
+	if (want(only, "dirty")) {
+		for (i = 0; i < TB_ARRAY_SIZE(dirty); i++) {
+			c = b;
+			c.sweep = "dirty";
+			c.dirty_target = dirty[i];
+			c.ops = dirty[i] == 1000;
+			/* 100k pages cost ~30 ms to copy: 40 Hz cannot hold */
+			if (dirty[i] >= 100000)
+				c.rate_hz = 10;
+			add(c);
+		}
+		for (i = 1; i < 4; i++) {
+			c = b;
+			c.sweep = "dirty";
+			c.mode = BENCH_SWP;
+			c.dirty_target = dirty[i];
+			add(c);
+		}
+	}
+	if (want(only, "rate"))
+		for (i = 0; i < TB_ARRAY_SIZE(rates); i++) {
+			c = b;
+			c.sweep = "rate";
+			c.rate_hz = rates[i];
+			c.ops = true;
+			add(c);
+		}
+	if (want(only, "ops")) {
+		c = b;
+		c.sweep = "ops";
+		c.flatout = true;
+		c.ops = true;
+		add(c);
+	}
+	if (want(only, "content"))
+		for (i = 0; i < TB_ARRAY_SIZE(contents); i++) {
+			c = b;
+			c.sweep = "content";
+			c.content = contents[i];
+			add(c);
+		}
+	if (want(only, "ram"))
+		for (i = 0; i < TB_ARRAY_SIZE(rams); i++) {
+			c = b;
+			c.sweep = "ram";
+			c.guest_mib = rams[i];
+			add(c);
+		}
+	if (want(only, "link")) {
+		c = b;
+		c.sweep = "link";
+		c.dirty_target = 10000;
+		c.link = BENCH_LINK_UNIX;
+		add(c);
+		for (i = 0; i < TB_ARRAY_SIZE(gbits); i++)
+			for (m = 0; m < 2; m++) {
+				c = b;
+				c.sweep = "link";
+				c.dirty_target = 10000;
+				c.link = BENCH_LINK_EMU;
+				c.link_gbit = gbits[i];
+				c.mode = m ? BENCH_SWP : BENCH_STAGED;
+				add(c);
+			}
+	}
+	if (want(only, "compress")) {
+		c = b;
+		c.sweep = "compress";
+		c.compress = false;
+		add(c);
+	}
+	if (want(only, "mech")) {
+		c = b;
+		c.sweep = "mech";
+		c.mech = "bitmap";
+		add(c);
+	}
+}
+
+/* ---------------------------------------------------------------- text */
+
+static const char *mode_name(enum bench_mode m)
+{
+	return m == BENCH_SWP ? "send-while-paused" : "staged";
+}
+
+static void link_name(const struct bench_res *r, char *buf, size_t len)
+{
+	const struct bench_cfg *c = &r->cfg;
+
+	if (c->link == BENCH_LINK_UNIX)
+		snprintf(buf, len, "unix");
+	else if (c->link == BENCH_LINK_TCP)
+		snprintf(buf, len, "tcp");
+	else
+		snprintf(buf, len, "%gG-%s", c->link_gbit, r->link_emulation);
+}
+
+static void describe(const struct bench_cfg *c, char *buf, size_t len)
+{
+	char l[32];
+
+	if (c->link == BENCH_LINK_EMU)
+		snprintf(l, sizeof(l), "%g Gbit/s", c->link_gbit);
+	else
+		snprintf(l, sizeof(l), "%s",
+			 c->link == BENCH_LINK_UNIX ? "unix" : "tcp");
+	snprintf(buf, len,
+		 "%s: %s %" PRIu64 "%s pages/epoch @%g Hz, %s, %" PRIu64
+		 " MiB, %s, lz4 %s, %s",
+		 c->sweep, mode_name(c->mode), c->dirty_target,
+		 c->flatout ? " (flat out)" : "", c->rate_hz, c->content,
+		 c->guest_mib, l, c->compress ? "on" : "off", c->mech);
+}
+
+static double ratio(double a, double b)
+{
+	return b > 0 ? a / b : NAN;
+}
+
+/* "%.2f" or "-" for NaN / not measured */
+static const char *fmt(char *buf, size_t len, int prec, double v)
+{
+	if (isnan(v) || v < 0)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%.*f", prec, v);
+	return buf;
+}
+
+#define US(x) ((x) / 1e3)
+
+static void print_table(FILE *f, bool md)
+{
+	const char *sep = md ? " | " : " ";
+	unsigned i;
+
+	if (md)
+		fprintf(f, "| sweep | mode | Hz | dirty target | dirty p50 | content | MiB | link | lz4 | mech | epochs | pause p50 µs | p99 µs | max µs | handshake p50 µs | harvest p50 µs | copy p50 µs | scattered bound µs | memcpy bound µs | p99/bound | jitter p99 µs | missed | achieved Hz | raw MB | wire MB | ops ratio |\n|%s\n",
+			"---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+	else
+		fprintf(f, "%-8s %-5s %4s %7s %7s %-6s %5s %-9s %-3s %-6s %5s %8s %8s %8s %7s %7s %7s %8s %8s %6s %8s %5s %6s %8s %8s %5s\n",
+			"sweep", "mode", "Hz", "target", "dirty", "content",
+			"MiB", "link", "lz4", "mech", "epoch", "p50us",
+			"p99us", "maxus", "hs_us", "harv_us", "copy_us",
+			"bound_us", "memcpyus", "p99/bd", "jit99us", "miss",
+			"ach_Hz", "rawMB", "wireMB", "ops");
+	for (i = 0; i < nr_plan; i++) {
+		struct bench_res *r = &res[i];
+		const struct bench_cfg *c = &r->cfg;
+		char l[32], b1[32], b2[32];
+
+		link_name(r, l, sizeof(l));
+		if (!r->ok) {
+			if (md)
+				fprintf(f, "| %s | %s | %g | %" PRIu64 " | FAILED: %s |\n",
+					c->sweep, mode_name(c->mode), c->rate_hz,
+					c->dirty_target, r->err);
+			else
+				fprintf(f, "%-8s %-5s %4g %7" PRIu64 " FAILED: %s\n",
+					c->sweep, c->mode ? "swp" : "stg",
+					c->rate_hz, c->dirty_target, r->err);
+			continue;
+		}
+		if (md)
+			fprintf(f, "| ");
+		fprintf(f,
+			md ? "%s | %s | %g | %" PRIu64 "%s | %.0f | %s | %" PRIu64 " | %s | %s | %s | %" PRIu64 " | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %.0f | %" PRIu64 " | %.1f | %.1f | %.1f | %s |\n" :
+			     "%-8s %-5s %4g %7" PRIu64 "%s %7.0f %-6s %5" PRIu64 " %-9s %-3s %-6s %5" PRIu64 " %8.0f %8.0f %8.0f %7.0f %7.0f %7.0f %8.0f %8.0f %6s %8.0f %5" PRIu64 " %6.1f %8.1f %8.1f %5s\n",
+			c->sweep,
+			md ? mode_name(c->mode) : (c->mode ? "swp" : "stg"),
+			c->rate_hz, c->dirty_target,
+			c->flatout ? (md ? " (flat out)" : "*") : (md ? "" : " "),
+			r->ph[PH_DIRTY].p50, c->content, c->guest_mib, l,
+			c->compress && c->mode == BENCH_STAGED ? "on" : "off",
+			c->mech, r->epochs, US(r->ph[PH_PAUSE].p50),
+			US(r->ph[PH_PAUSE].p99), US(r->ph[PH_PAUSE].max),
+			US(r->ph[PH_HANDSHAKE].p50), US(r->ph[PH_HARVEST].p50),
+			US(r->ph[PH_COPY].p50), US(r->copy_scattered_ns),
+			US(r->copy_memcpy_ns),
+			fmt(b1, sizeof(b1), 2,
+			    ratio(r->ph[PH_PAUSE].p99, r->copy_scattered_ns)),
+			US(r->ph[PH_JITTER].p99), r->missed_ticks,
+			r->achieved_hz, (double)r->bytes_raw / 1e6,
+			(double)r->bytes_wire / 1e6,
+			fmt(b2, sizeof(b2), 3, r->guest_ops_ratio));
+	}
+	(void)sep;
+}
+
+static void print_phases(FILE *f, bool md)
+{
+	static const int ph[] = { PH_HANDSHAKE, PH_HARVEST, PH_COPY,
+				  PH_RESUME, PH_PAUSE, PH_PERIOD, PH_SEND,
+				  PH_ACK, PH_RELEASE };
+	unsigned i, k;
+
+	if (md) {
+		fprintf(f, "| sweep | mode | Hz | dirty | MiB | link |");
+		for (k = 0; k < TB_ARRAY_SIZE(ph); k++)
+			fprintf(f, " %s p50 / p99 µs |", bench_phase_names[ph[k]]);
+		fprintf(f, "\n|---|---|---|---|---|---|");
+		for (k = 0; k < TB_ARRAY_SIZE(ph); k++)
+			fprintf(f, "---|");
+		fprintf(f, "\n");
+	} else {
+		fprintf(f, "%-8s %-5s %4s %7s %5s %-9s", "sweep", "mode", "Hz",
+			"dirty", "MiB", "link");
+		for (k = 0; k < TB_ARRAY_SIZE(ph); k++)
+			fprintf(f, " %15s", bench_phase_names[ph[k]]);
+		fprintf(f, "   (p50/p99 us)\n");
+	}
+	for (i = 0; i < nr_plan; i++) {
+		struct bench_res *r = &res[i];
+		char l[32], cell[40];
+
+		if (!r->ok)
+			continue;
+		link_name(r, l, sizeof(l));
+		fprintf(f,
+			md ? "| %s | %s | %g | %" PRIu64 " | %" PRIu64 " | %s |" :
+			     "%-8s %-5s %4g %7" PRIu64 " %5" PRIu64 " %-9s",
+			r->cfg.sweep,
+			md ? mode_name(r->cfg.mode) :
+			     (r->cfg.mode ? "swp" : "stg"),
+			r->cfg.rate_hz, r->cfg.dirty_target, r->cfg.guest_mib,
+			l);
+		for (k = 0; k < TB_ARRAY_SIZE(ph); k++) {
+			struct bench_stat *s = &r->ph[ph[k]];
+
+			snprintf(cell, sizeof(cell), "%.0f/%.0f", US(s->p50),
+				 US(s->p99));
+			fprintf(f, md ? " %s |" : " %15s", cell);
+		}
+		fprintf(f, "\n");
+	}
+}
+
+/* ---------------------------------------------------------------- headlines */
+
+struct headlines {
+	double bound_1k, bound_10k;	/* staged p99 / scattered bound */
+	double bound_1k_mc, bound_10k_mc;	/* staged p99 / memcpy bound */
+	double swp_10g;			/* staged p99 / swp p99, 10 Gbit/s */
+	double max_rate;		/* 1k pages, jitter p99 < 1 ms */
+	double ops_flat, ops_base;	/* guest ops ratio at 40 Hz */
+	const struct bench_res *r1k, *r10k, *s10g, *w10g, *rflat, *rbase;
+};
+
+static bool is_basic(const struct bench_res *r)
+{
+	const struct bench_cfg *c = &r->cfg;
+
+	return r->ok && c->compress && !strcmp(c->mech, "uffd") &&
+	       !strcmp(c->content, "delta") && !c->flatout;
+}
+
+/* The first run matching, links in order of preference. */
+static const struct bench_res *find(enum bench_mode mode, uint64_t dirty,
+				    double rate, double gbit)
+{
+	static const enum bench_link pref[] = { BENCH_LINK_TCP,
+						BENCH_LINK_EMU };
+	unsigned i, p;
+
+	for (p = 0; p < TB_ARRAY_SIZE(pref); p++)
+		for (i = 0; i < nr_plan; i++) {
+			const struct bench_res *r = &res[i];
+
+			if (!is_basic(r) || r->cfg.mode != mode ||
+			    r->cfg.dirty_target != dirty ||
+			    r->cfg.rate_hz != rate)
+				continue;
+			if (gbit > 0 ? (r->cfg.link == BENCH_LINK_EMU &&
+					r->cfg.link_gbit == gbit) :
+				       r->cfg.link == pref[p])
+				return r;
+		}
+	return NULL;
+}
+
+static void compute_headlines(struct headlines *h)
+{
+	unsigned i;
+
+	memset(h, 0, sizeof(*h));
+	h->r1k = find(BENCH_STAGED, 1000, 40, 0);
+	h->r10k = find(BENCH_STAGED, 10000, 40, 0);
+	h->s10g = find(BENCH_STAGED, 10000, 40, 10);
+	h->w10g = find(BENCH_SWP, 10000, 40, 10);
+	h->bound_1k = h->r1k ? ratio(h->r1k->ph[PH_PAUSE].p99,
+				     h->r1k->copy_scattered_ns) : NAN;
+	h->bound_10k = h->r10k ? ratio(h->r10k->ph[PH_PAUSE].p99,
+				       h->r10k->copy_scattered_ns) : NAN;
+	h->bound_1k_mc = h->r1k ? ratio(h->r1k->ph[PH_PAUSE].p99,
+					h->r1k->copy_memcpy_ns) : NAN;
+	h->bound_10k_mc = h->r10k ? ratio(h->r10k->ph[PH_PAUSE].p99,
+					  h->r10k->copy_memcpy_ns) : NAN;
+	h->swp_10g = h->s10g && h->w10g ? ratio(h->s10g->ph[PH_PAUSE].p99,
+						h->w10g->ph[PH_PAUSE].p99) :
+					  NAN;
+	h->max_rate = NAN;
+	h->ops_flat = h->ops_base = NAN;
+	for (i = 0; i < nr_plan; i++) {
+		const struct bench_res *r = &res[i];
+
+		if (r->ok && r->cfg.flatout && r->cfg.rate_hz == 40 &&
+		    r->guest_ops_ratio >= 0) {
+			h->rflat = r;
+			h->ops_flat = r->guest_ops_ratio;
+		}
+		if (!is_basic(r) || r->cfg.mode != BENCH_STAGED ||
+		    r->cfg.dirty_target != 1000)
+			continue;
+		if (r->cfg.rate_hz == 40 && r->guest_ops_ratio >= 0 &&
+		    !h->rbase) {
+			h->rbase = r;
+			h->ops_base = r->guest_ops_ratio;
+		}
+		/* sustained: jitter p99 < 1 ms and >= 95 % of the rate */
+		if (r->ph[PH_JITTER].p99 < 1e6 &&
+		    r->achieved_hz >= 0.95 * r->cfg.rate_hz &&
+		    (isnan(h->max_rate) || r->cfg.rate_hz > h->max_rate))
+			h->max_rate = r->cfg.rate_hz;
+	}
+}
+
+static void print_headlines(FILE *f, const struct headlines *h, bool md)
+{
+	char a[32], b[32], c[32], d[32];
+	const char *li = md ? "* " : "  ";
+
+	fprintf(f, "%sstaged pause p99 / scattered-copy bound: 1k pages %s, 10k pages %s",
+		li, fmt(a, sizeof(a), 2, h->bound_1k),
+		fmt(b, sizeof(b), 2, h->bound_10k));
+	fprintf(f, " (vs memcpy bound: %s, %s)\n",
+		fmt(a, sizeof(a), 2, h->bound_1k_mc),
+		fmt(b, sizeof(b), 2, h->bound_10k_mc));
+	if (h->s10g && h->w10g)
+		fprintf(f, "%sstaged / send-while-paused pause p99 at 10k pages, 10 Gbit/s (%s): %s (%.0f us / %.0f us)\n",
+			li, h->s10g->link_emulation,
+			fmt(a, sizeof(a), 3, h->swp_10g),
+			US(h->s10g->ph[PH_PAUSE].p99),
+			US(h->w10g->ph[PH_PAUSE].p99));
+	else
+		fprintf(f, "%sstaged / send-while-paused at 10 Gbit/s: not measured\n",
+			li);
+	fprintf(f, "%shighest rate tried with 1k pages, jitter p99 < 1 ms and >= 95%% of the rate achieved: %s Hz\n",
+		li, fmt(a, sizeof(a), 0, h->max_rate));
+	fprintf(f, "%sguest ops ratio at 40 Hz (protected / unprotected): flat-out writer over 1k pages %s (%s / %s ops/s); rate-limited 1k-page guest %s\n",
+		li, fmt(a, sizeof(a), 3, h->ops_flat),
+		fmt(b, sizeof(b), 0,
+		    h->rflat ? h->rflat->ops_protected : NAN),
+		fmt(c, sizeof(c), 0,
+		    h->rflat ? h->rflat->ops_unprotected : NAN),
+		fmt(d, sizeof(d), 3, h->ops_base));
+}
+
+/* ---------------------------------------------------------------- machine */
+
+struct machine {
+	char cpu[128], kernel[160], date[64];
+	long nproc;
+	uint64_t mem_kib;
+	double load;
+};
+
+static void get_machine(struct machine *m)
+{
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[512];
+	struct utsname u;
+	time_t now = time(NULL);
+
+	memset(m, 0, sizeof(*m));
+	snprintf(m->cpu, sizeof(m->cpu), "unknown");
+	while (f && fgets(line, sizeof(line), f)) {
+		char *p = strchr(line, ':');
+
+		if (!strncmp(line, "model name", 10) && p) {
+			snprintf(m->cpu, sizeof(m->cpu), "%s", p + 2);
+			m->cpu[strcspn(m->cpu, "\n\"\\")] = 0;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	f = fopen("/proc/meminfo", "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemTotal: %" SCNu64, &m->mem_kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	if (!uname(&u))
+		snprintf(m->kernel, sizeof(m->kernel), "%s %s", u.sysname,
+			 u.release);
+	m->nproc = sysconf(_SC_NPROCESSORS_ONLN);
+	strftime(m->date, sizeof(m->date), "%Y-%m-%dT%H:%M:%SZ",
+		 gmtime(&now));
+	f = fopen("/proc/loadavg", "r");
+	if (f) {
+		if (fscanf(f, "%lf", &m->load) != 1)
+			m->load = -1;
+		fclose(f);
+	}
+}
+
+/* ---------------------------------------------------------------- json */
+
+static void json_stat(FILE *f, const char *name, const struct bench_stat *s)
+{
+	fprintf(f,
+		"\"%s\": {\"p50\": %.0f, \"p90\": %.0f, \"p99\": %.0f, \"p999\": %.0f, \"max\": %.0f, \"mean\": %.0f, \"count\": %" PRIu64 "}",
+		name, s->p50, s->p90, s->p99, s->p999, s->max, s->mean,
+		s->count);
+}
+
+static void json_num(FILE *f, double v, int prec)
+{
+	if (isnan(v) || v < 0)
+		fprintf(f, "null");
+	else
+		fprintf(f, "%.*f", prec, v);
+}
+
+static int write_json(const char *path, const struct machine *m,
+		      const struct headlines *h, bool quick, double wall)
+{
+	FILE *f = fopen(path, "w");
+	unsigned i;
+	int p;
+
+	if (!f)
+		return -errno;
+	fprintf(f,
+		"{\"machine\": {\"cpu\": \"%s\", \"nproc\": %ld, \"mem_mib\": %" PRIu64
+		", \"kernel\": \"%s\", \"date\": \"%s\", \"loadavg_start\": %.2f, \"quick\": %s, \"wall_s\": %.1f, \"link_emulation_note\": \"%s\"},\n",
+		m->cpu, m->nproc, m->mem_kib / 1024, m->kernel, m->date,
+		m->load, quick ? "true" : "false", wall,
+		env.netns_ok ? "tbf in network namespaces" : env.netns_err);
+	fprintf(f, " \"headlines\": {\"pause_p99_over_scattered_bound_1k\": ");
+	json_num(f, h->bound_1k, 3);
+	fprintf(f, ", \"pause_p99_over_scattered_bound_10k\": ");
+	json_num(f, h->bound_10k, 3);
+	fprintf(f, ", \"pause_p99_over_memcpy_bound_1k\": ");
+	json_num(f, h->bound_1k_mc, 3);
+	fprintf(f, ", \"pause_p99_over_memcpy_bound_10k\": ");
+	json_num(f, h->bound_10k_mc, 3);
+	fprintf(f, ", \"staged_over_swp_pause_p99_10k_10gbit\": ");
+	json_num(f, h->swp_10g, 4);
+	fprintf(f, ", \"max_rate_hz_1k_jitter_p99_under_1ms\": ");
+	json_num(f, h->max_rate, 0);
+	fprintf(f, ", \"guest_ops_ratio_40hz_flatout\": ");
+	json_num(f, h->ops_flat, 4);
+	fprintf(f, ", \"guest_ops_ratio_40hz_1k\": ");
+	json_num(f, h->ops_base, 4);
+	fprintf(f, "},\n \"runs\": [");
+	for (i = 0; i < nr_plan; i++) {
+		const struct bench_res *r = &res[i];
+		const struct bench_cfg *c = &r->cfg;
+
+		fprintf(f,
+			"%s\n  {\"backend\": \"sim\", \"mode\": \"%s\", \"sweep\": \"%s\", \"ok\": %s, \"error\": \"%s\", \"rate_hz\": %g, \"dirty_pages\": %" PRIu64
+			", \"dirty_target\": %" PRIu64 ", \"dirty_measured\": ",
+			i ? "," : "", mode_name(c->mode), c->sweep,
+			r->ok ? "true" : "false", r->err, c->rate_hz,
+			c->dirty_target, c->dirty_target);
+		json_stat(f, "p", &r->ph[PH_DIRTY]);
+		fprintf(f,
+			", \"flatout\": %s, \"content\": \"%s\", \"guest_mib\": %" PRIu64
+			", \"link\": \"%s\", \"link_gbit\": %g, \"link_emulation\": \"%s\", \"compression\": %s, \"dirty_mech\": \"%s\", \"epochs\": %" PRIu64
+			", \"missed_ticks\": %" PRIu64
+			", \"tiberd_status\": {\"skipped_ticks\": %" PRIu64
+			", \"missed_ticks\": %" PRIu64 "}, \"unacked\": %" PRIu64
+			", \"achieved_hz\": %.2f, \"sync_s\": %.2f, ",
+			c->flatout ? "true" : "false", c->content, c->guest_mib,
+			c->link == BENCH_LINK_UNIX ? "unix" :
+			c->link == BENCH_LINK_TCP  ? "tcp" :
+						     "emulated",
+			c->link == BENCH_LINK_EMU ? c->link_gbit : 0,
+			r->link_emulation,
+			c->compress && c->mode == BENCH_STAGED ? "true" :
+								 "false",
+			c->mech, r->epochs, r->missed_ticks,
+			r->status_skipped_ticks, r->status_missed_ticks,
+			r->unacked, r->achieved_hz, r->sync_s);
+		for (p = 0; p < PH_NR; p++) {
+			char name[40];
+
+			if (p == PH_DIRTY || p == PH_JITTER)
+				continue;
+			snprintf(name, sizeof(name), "%s_ns",
+				 bench_phase_names[p]);
+			json_stat(f, name, &r->ph[p]);
+			fprintf(f, ", ");
+		}
+		fprintf(f, "\"period_jitter_ns\": {\"p99\": %.0f, \"p50\": %.0f, \"max\": %.0f}, ",
+			r->ph[PH_JITTER].p99, r->ph[PH_JITTER].p50,
+			r->ph[PH_JITTER].max);
+		fprintf(f,
+			"\"copy_bound_ns\": {\"memcpy\": %.0f, \"scattered\": %.0f, \"scattered_1thread\": %.0f, \"scattered_2threads\": %.0f, \"pages\": %" PRIu64
+			"}, \"pause_p99_over_scattered_bound\": ",
+			r->copy_memcpy_ns, r->copy_scattered_ns,
+			r->copy_scattered_1t_ns, r->copy_scattered_2t_ns,
+			r->copy_pages);
+		json_num(f, ratio(r->ph[PH_PAUSE].p99, r->copy_scattered_ns),
+			 3);
+		fprintf(f, ", \"pause_p50_over_scattered_bound\": ");
+		json_num(f, ratio(r->ph[PH_PAUSE].p50, r->copy_scattered_ns),
+			 3);
+		fprintf(f,
+			", \"bytes\": {\"raw\": %" PRIu64 ", \"wire\": %" PRIu64
+			"}, \"pages_enc\": {\"zero\": %" PRIu64
+			", \"xor_lz4\": %" PRIu64 ", \"lz4\": %" PRIu64
+			", \"raw\": %" PRIu64 "}, \"guest_ops_ratio\": ",
+			r->bytes_raw, r->bytes_wire, r->pages_zero,
+			r->pages_xor_lz4, r->pages_lz4, r->pages_raw);
+		json_num(f, r->guest_ops_ratio, 4);
+		fprintf(f, ", \"guest_ops_per_s\": {\"protected\": ");
+		json_num(f, r->ops_protected, 0);
+		fprintf(f, ", \"unprotected\": ");
+		json_num(f, r->ops_unprotected, 0);
+		fprintf(f, "}, \"loadavg\": [%.2f, %.2f], \"wall_s\": %.1f}",
+			r->load_start, r->load_end, r->wall_s);
+	}
+	fprintf(f, "\n ]}\n");
+	return fclose(f) ? -errno : 0;
+}
+
+static int write_markdown(const char *path, const struct machine *m,
+			  const struct headlines *h, bool quick, double wall)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	fprintf(f, "<!-- SPDX-License-Identifier: MIT -->\n<!-- generated by tiber-bench%s; do not edit -->\n# tiber-bench results (%s)\n\n",
+		quick ? " --quick" : "", m->date);
+	fprintf(f, "Machine: %s, %ld CPUs, %" PRIu64 " MiB RAM, %s; load average %.2f at start; %.0f s wall.  Link emulation: %s.\n\n",
+		m->cpu, m->nproc, m->mem_kib / 1024, m->kernel, m->load, wall,
+		env.netns_ok ? "tbf on a veth pair between two network namespaces" :
+			       env.netns_err);
+	fprintf(f, "## Headline ratios\n\n");
+	print_headlines(f, h, true);
+	fprintf(f, "\n## Runs\n\nTimes in µs; bounds measured right after each run for the run's p50 dirty set; `p99/bound` = pause p99 / scattered-copy bound.\n\n");
+	print_table(f, true);
+	fprintf(f, "\n## Phases (p50 / p99 µs)\n\n");
+	print_phases(f, true);
+	return fclose(f) ? -errno : 0;
+}
+
+/* ---------------------------------------------------------------- main */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: tiber-bench [--quick] [--json FILE] [--plot DIR] [--markdown FILE]\n"
+		"                   [--only dirty,rate,ops,content,ram,link,compress,mech]\n"
+		"                   [--secs S] [--bin DIR] [--keep] [-v]\n"
+		"Pause latency of tiberd over the simulated backend, against the copy\n"
+		"bound and the send-while-paused baseline measured in the same run.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "quick", 0, 0, 'q' }, { "json", 1, 0, 'j' },
+		{ "plot", 1, 0, 'p' },	{ "markdown", 1, 0, 'm' },
+		{ "only", 1, 0, 'o' },	{ "secs", 1, 0, 's' },
+		{ "bin", 1, 0, 'b' },	{ "keep", 0, 0, 'k' },
+		{ "help", 0, 0, 'h' },	{ 0, 0, 0, 0 },
+	};
+	const char *json = NULL, *plot = NULL, *md = NULL, *only = NULL;
+	char bin[512] = "", self[512];
+	bool quick = false, verbose = false;
+	double secs = 0, wall;
+	struct headlines h;
+	struct machine m;
+	int64_t t0 = tb_now_ns();
+	unsigned i, nok = 0;
+	int c, rc = 0;
+	ssize_t n;
+
+	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'q':
+			quick = true;
+			break;
+		case 'j':
+			json = optarg;
+			break;
+		case 'p':
+			plot = optarg;
+			break;
+		case 'm':
+			md = optarg;
+			break;
+		case 'o':
+			only = optarg;
+			break;
+		case 's':
+			secs = atof(optarg);
+			break;
+		case 'b':
+			snprintf(bin, sizeof(bin), "%s", optarg);
+			break;
+		case 'k':
+			keep_tmp = true;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!bin[0]) {
+		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n <= 0) {
+			perror("tiber-bench: /proc/self/exe");
+			return 1;
+		}
+		self[n] = 0;
+		snprintf(bin, sizeof(bin), "%s", dirname(self));
+	}
+	make_plan(quick, only, secs);
+	if (!nr_plan) {
+		fprintf(stderr, "tiber-bench: nothing to run (--only %s)\n",
+			only ? only : "");
+		return 2;
+	}
+	get_machine(&m);
+	if (bench_env_init(&env, bin)) {
+		perror("tiber-bench: temp dir");
+		return 1;
+	}
+	env.verbose = verbose;
+	atexit(on_exit_cleanup);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+
+	printf("tiber-bench: %u runs%s on %s, %ld CPUs, %" PRIu64 " MiB, %s (load %.2f)\n",
+	       nr_plan, quick ? " (quick)" : "", m.cpu, m.nproc,
+	       m.mem_kib / 1024, m.kernel, m.load);
+	fflush(stdout);
+	for (i = 0; i < nr_plan && !bench_interrupted; i++) {
+		char d[256];
+		double el = (double)(tb_now_ns() - t0) / 1e9;
+
+		describe(&plan[i], d, sizeof(d));
+		fprintf(stderr, "[%2u/%u %5.0fs] %s ...", i + 1, nr_plan, el,
+			d);
+		fflush(stderr);
+		bench_run(&env, &plan[i], &res[i]);
+		if (res[i].ok) {
+			nok++;
+			fprintf(stderr,
+				" pause p50 %.0f us p99 %.0f us, dirty p50 %.0f, %.1fs\n",
+				US(res[i].ph[PH_PAUSE].p50),
+				US(res[i].ph[PH_PAUSE].p99),
+				res[i].ph[PH_DIRTY].p50, res[i].wall_s);
+		} else {
+			fprintf(stderr, " FAILED: %s\n", res[i].err);
+		}
+	}
+	if (bench_interrupted) {
+		fprintf(stderr, "tiber-bench: interrupted\n");
+		nr_plan = i;
+		rc = 130;
+	}
+	bench_copy_free();
+	wall = (double)(tb_now_ns() - t0) / 1e9;
+	compute_headlines(&h);
+	printf("\nRuns (times in us; bound = scattered copy of the p50 dirty set, cache-cold, best of 1 and 2 threads; * = flat-out writer)\n");
+	print_table(stdout, false);
+	printf("\nPhases\n");
+	print_phases(stdout, false);
+	printf("\nHeadline ratios (same run, %.0f s wall, load %.2f at start)\n",
+	       wall, m.load);
+	print_headlines(stdout, &h, false);
+	if (!env.netns_ok)
+		printf("  link emulation: %s -> tiberd --link-gbit pacing\n",
+		       env.netns_err);
+	if (json && write_json(json, &m, &h, quick, wall)) {
+		perror("tiber-bench: json");
+		rc = rc ?: 1;
+	}
+	if (md && write_markdown(md, &m, &h, quick, wall)) {
+		perror("tiber-bench: markdown");
+		rc = rc ?: 1;
+	}
+	if (plot && bench_plot(plot, res, nr_plan)) {
+		fprintf(stderr, "tiber-bench: plots failed\n");
+		rc = rc ?: 1;
+	}
+	for (i = 0; i < nr_plan; i++)
+		free(res[i].pause_ns);
+	if (!rc && nok < nr_plan)
+		rc = 1;
+	return rc;
+}
