@@ -1209,9 +1209,10 @@ int tb_guest_main(const struct tb_guest_cfg *cfg)
 		}
 		break;
 	}
+	/* The kernel thread sees exiting within 100 ms (and finishes a
+	 * suspend in progress: its RESTORE hooks verify RAM, so the
+	 * workload must stay parked until it is done); then unpark. */
 	ST(&g->exiting, 1);
-	/* unpark anyone, stop the kernel thread's wait */
-	thaw(g);
 	pthread_join(g->kernel_thr, NULL);
 	pthread_join(g->netback_thr, NULL);
 	if (g->listen_fd >= 0)

@@ -124,6 +124,19 @@ static uint64_t ctr(struct tb_dom *d, uint64_t *p)
 	return __atomic_load_n(p, __ATOMIC_SEQ_CST);
 }
 
+/* Wait until the guest made @n more writes: attach starts with every
+ * page clean, so a test expecting dirty pages must let it write first
+ * (on a loaded machine it may not have yet). */
+static void wait_progress(struct tb_dom *d, uint64_t n)
+{
+	uint64_t p0 = __atomic_load_n(&tb_sim_dom_ctrl(d)->progress,
+				      __ATOMIC_SEQ_CST);
+
+	while (__atomic_load_n(&tb_sim_dom_ctrl(d)->progress,
+			       __ATOMIC_SEQ_CST) < p0 + n)
+		usleep(1000);
+}
+
 START_TEST(every_op_on_a_running_guest)
 {
 	const char *args[] = { "--ram", "64M", "--dirty-rate", "20000", NULL };
@@ -150,6 +163,7 @@ START_TEST(every_op_on_a_running_guest)
 	ck_assert_int_eq(ops->resume(d, true), -EINVAL); /* not suspended */
 	ck_assert_int_eq(ops->save_cpu_state(d, &cpu), -EINVAL);
 
+	wait_progress(d, 10);
 	ck_assert_int_eq(ops->request_suspend(d), 0);
 	ck_assert_int_eq(ops->await_suspended(d, tb_now_ns() +
 							 5 * TB_NSEC_PER_SEC),
@@ -535,15 +549,7 @@ START_TEST(bitmap_fallback_forced)
 	ops->get_info(d, &info);
 	ck_assert_str_eq(info.dirty_mech, "bitmap(cooperative)");
 	ck_assert_int_eq(tb_bitmap_init(&bm, info.nr_pages), 0);
-	/* Let the guest write after attach (attach starts all clean). */
-	{
-		uint64_t p0 = __atomic_load_n(&tb_sim_dom_ctrl(d)->progress,
-					      __ATOMIC_SEQ_CST);
-
-		while (__atomic_load_n(&tb_sim_dom_ctrl(d)->progress,
-				       __ATOMIC_SEQ_CST) < p0 + 10)
-			usleep(1000);
-	}
+	wait_progress(d, 10);
 	ck_assert_int_eq(ops->request_suspend(d), 0);
 	ck_assert_int_eq(ops->await_suspended(d, tb_now_ns() +
 							 5 * TB_NSEC_PER_SEC),
