@@ -81,6 +81,7 @@ struct bench_res {
 	double ops_protected, ops_unprotected; /* ops/s; <0: not measured */
 	double guest_ops_ratio;		/* <0: not measured */
 	double load_start, load_end;	/* /proc/loadavg 1 min */
+	double others_cores;		/* CPU used by other processes */
 	double wall_s;
 	double *pause_ns;		/* steady-state samples, for plots */
 	uint64_t nr_pause;

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -365,6 +366,35 @@ static int sample_progress(pid_t guest, const char *log, uint64_t *ops,
 	return -ETIMEDOUT;
 }
 
+/* Busy jiffies of the whole machine (all CPUs). */
+static uint64_t machine_busy(void)
+{
+	unsigned long long v[8] = { 0 };
+	FILE *f = fopen("/proc/stat", "r");
+	uint64_t busy = 0;
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+		   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8)
+		busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+	fclose(f);
+	return busy;
+}
+
+/* CPU seconds of this process and its reaped children. */
+static double own_cpu_s(void)
+{
+	struct rusage a, b;
+
+	getrusage(RUSAGE_SELF, &a);
+	getrusage(RUSAGE_CHILDREN, &b);
+	return (double)(a.ru_utime.tv_sec + a.ru_stime.tv_sec +
+			b.ru_utime.tv_sec + b.ru_stime.tv_sec) +
+	       (double)(a.ru_utime.tv_usec + a.ru_stime.tv_usec +
+			b.ru_utime.tv_usec + b.ru_stime.tv_usec) / 1e6;
+}
+
 static double loadavg1(void)
 {
 	FILE *f = fopen("/proc/loadavg", "r");
@@ -672,6 +702,9 @@ int bench_run(struct bench_env *env, const struct bench_cfg *c,
 	struct trec *t = NULL;
 	int argc = 0, rc, st = 0;
 
+	uint64_t busy0 = machine_busy();
+	double own0 = own_cpu_s();
+
 	memset(res, 0, sizeof(*res));
 	res->cfg = *c;
 	res->guest_ops_ratio = res->ops_protected = res->ops_unprotected = -1;
@@ -879,6 +912,11 @@ out:
 		stop_proc(repl, 3000);
 	res->load_end = loadavg1();
 	res->wall_s = (double)(tb_now_ns() - t_start) / 1e9;
+	/* cores other processes kept busy during the run (noise) */
+	res->others_cores = ((double)(machine_busy() - busy0) /
+				     (double)sysconf(_SC_CLK_TCK) -
+			     (own_cpu_s() - own0)) /
+			    res->wall_s;
 	if (env->verbose || !res->ok) {
 		/* keep the evidence of a failed run */
 		if (!res->ok)

@@ -474,11 +474,17 @@ static void print_headlines(FILE *f, const struct headlines *h, bool md)
 		fmt(a, sizeof(a), 2, h->bound_1k_mc),
 		fmt(b, sizeof(b), 2, h->bound_10k_mc));
 	if (h->s10g && h->w10g)
-		fprintf(f, "%sstaged / send-while-paused pause p99 at 10k pages, 10 Gbit/s (%s): %s (%.0f us / %.0f us)\n",
+		fprintf(f, "%sstaged / send-while-paused pause p99 at 10k pages, 10 Gbit/s (%s): %s (%.0f us / %.0f us; dirty p50 %.0f / %.0f pages; per dirty page %s)\n",
 			li, h->s10g->link_emulation,
 			fmt(a, sizeof(a), 3, h->swp_10g),
 			US(h->s10g->ph[PH_PAUSE].p99),
-			US(h->w10g->ph[PH_PAUSE].p99));
+			US(h->w10g->ph[PH_PAUSE].p99),
+			h->s10g->ph[PH_DIRTY].p50, h->w10g->ph[PH_DIRTY].p50,
+			fmt(b, sizeof(b), 3,
+			    ratio(ratio(h->s10g->ph[PH_PAUSE].p99,
+					h->s10g->ph[PH_DIRTY].p50),
+				  ratio(h->w10g->ph[PH_PAUSE].p99,
+					h->w10g->ph[PH_DIRTY].p50))));
 	else
 		fprintf(f, "%sstaged / send-while-paused at 10 Gbit/s: not measured\n",
 			li);
@@ -657,8 +663,9 @@ static int write_json(const char *path, const struct machine *m,
 		json_num(f, r->ops_protected, 0);
 		fprintf(f, ", \"unprotected\": ");
 		json_num(f, r->ops_unprotected, 0);
-		fprintf(f, "}, \"loadavg\": [%.2f, %.2f], \"wall_s\": %.1f}",
-			r->load_start, r->load_end, r->wall_s);
+		fprintf(f, "}, \"loadavg\": [%.2f, %.2f], \"others_cores\": %.2f, \"wall_s\": %.1f}",
+			r->load_start, r->load_end, r->others_cores,
+			r->wall_s);
 	}
 	fprintf(f, "\n ]}\n");
 	return fclose(f) ? -errno : 0;
@@ -798,10 +805,11 @@ int main(int argc, char **argv)
 		if (res[i].ok) {
 			nok++;
 			fprintf(stderr,
-				" pause p50 %.0f us p99 %.0f us, dirty p50 %.0f, %.1fs\n",
+				" pause p50 %.0f us p99 %.0f us, dirty p50 %.0f, %.1fs, others %.2f cores\n",
 				US(res[i].ph[PH_PAUSE].p50),
 				US(res[i].ph[PH_PAUSE].p99),
-				res[i].ph[PH_DIRTY].p50, res[i].wall_s);
+				res[i].ph[PH_DIRTY].p50, res[i].wall_s,
+				res[i].others_cores);
 		} else {
 			fprintf(stderr, " FAILED: %s\n", res[i].err);
 		}

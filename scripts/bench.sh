@@ -7,7 +7,8 @@
 #   TIBER_BENCH_OUT    output directory (default: bench-out)
 #   TIBER_BENCH_QUICK  1: tiber-microbench --quick (tiber-bench takes its
 #                      own flags from TIBER_BENCH_ARGS)
-#   TIBER_BENCH_ARGS   extra arguments for tiber-bench
+#   TIBER_BENCH_ARGS   extra arguments for tiber-bench (e.g. --quick);
+#                      a full tiber-bench run also refreshes docs/bench/
 #   TIBER_BENCH_STAGES names of the stages to run (default: all), e.g.
 #                      TIBER_BENCH_STAGES=microbench make bench
 #
@@ -28,9 +29,24 @@ bench_microbench() {
 }
 
 bench_pause() {
+	local rc
 	# shellcheck disable=SC2086 # TIBER_BENCH_ARGS is split on purpose
 	"$BIN/tiber-bench" --json "$OUT/bench.json" --plot "$OUT/plots" \
-		${TIBER_BENCH_ARGS:-}
+		--markdown "$OUT/bench.md" ${TIBER_BENCH_ARGS:-}
+	rc=$?
+	# A complete full sweep refreshes docs/bench/ (tables, JSON, PNGs),
+	# which docs/benchmarks.md shows; partial or quick runs do not.
+	case " ${TIBER_BENCH_ARGS:-} " in
+	*" --quick "* | *" --only"* | *" --secs"*) return $rc ;;
+	esac
+	if [ $rc -ne 130 ] && [ -s "$OUT/bench.md" ]; then
+		mkdir -p docs/bench
+		cp "$OUT/bench.md" docs/bench/results.md
+		cp "$OUT/bench.json" docs/bench/bench.json
+		cp "$OUT"/plots/*.png docs/bench/
+		echo "bench: docs/bench/ updated from this run"
+	fi
+	return $rc
 }
 
 # stage name, program it needs
