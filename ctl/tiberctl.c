@@ -100,14 +100,15 @@ static int status_all(void)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: tiberctl [--socket PATH] status\n"
-		   "       tiberctl recover [--slow] [--no-unpause] DOMID\n\n"
-		   "status   state, rate, last epoch, pause p50/p99 and backup lag of\n"
-		   "         every tiberd (or the one at PATH), one JSON line each\n"
-		   "recover  xen: resume a domain a killed tiberd left suspended or\n"
-		   "         paused, switch log-dirty off, release its event channel\n"
-		   "         (--slow: the guest lacks SUSPEND_CANCEL; --no-unpause: leave\n"
-		   "         a paused domain paused)\n");
+	fprintf(f,
+		"usage: tiberctl [--socket PATH] status\n"
+		"       tiberctl recover [--slow] [--no-unpause] DOMID\n\n"
+		"status   state, rate, last epoch, pause p50/p99 and backup lag of\n"
+		"         every tiberd (or the one at PATH), one JSON line each\n"
+		"recover  xen: resume a domain a killed tiberd left suspended or\n"
+		"         paused, switch log-dirty off, release its event channel\n"
+		"         (--slow: the guest lacks SUSPEND_CANCEL; --no-unpause: leave\n"
+		"         a paused domain paused)\n");
 }
 
 int main(int argc, char **argv)
@@ -118,7 +119,8 @@ int main(int argc, char **argv)
 	uint64_t domid;
 	int i = 1, rc;
 
-	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+	if (argc > 1 &&
+	    (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		usage(stdout);
 		return 0;
 	}
@@ -139,7 +141,8 @@ int main(int argc, char **argv)
 			} else if (!strcmp(argv[i], "--no-unpause")) {
 				unpause = false;
 			} else {
-				fprintf(stderr, "tiberctl: recover: unknown flag '%s'\n",
+				fprintf(stderr,
+					"tiberctl: recover: unknown flag '%s'\n",
 					argv[i]);
 				return 2;
 			}
@@ -151,7 +154,8 @@ int main(int argc, char **argv)
 		i--;
 		if (tb_parse_u64(argv[i + 1], &domid) || !domid ||
 		    domid >= 0x7ff0) {
-			fprintf(stderr, "tiberctl: recover: bad domain id '%s'\n",
+			fprintf(stderr,
+				"tiberctl: recover: bad domain id '%s'\n",
 				argv[i + 1]);
 			return 2;
 		}

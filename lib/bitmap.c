@@ -77,7 +77,8 @@ uint64_t tb_bitmap_next(const struct tb_bitmap *bm, uint64_t from)
 	w = bm->words[i] & (~0ull << (from & 63));
 	for (;;) {
 		if (w)
-			return ((uint64_t)i << 6) + (uint64_t)__builtin_ctzll(w);
+			return ((uint64_t)i << 6) +
+			       (uint64_t)__builtin_ctzll(w);
 		if (++i >= n)
 			return bm->nbits;
 		w = bm->words[i];
@@ -92,8 +93,7 @@ void tb_bitmap_or(struct tb_bitmap *dst, const struct tb_bitmap *src)
 		dst->words[i] |= src->words[i];
 }
 
-size_t tb_bitmap_to_list(const struct tb_bitmap *bm, uint64_t *pfns,
-			 size_t cap)
+size_t tb_bitmap_to_list(const struct tb_bitmap *bm, uint64_t *pfns, size_t cap)
 {
 	size_t i, n = tb_bitmap_nwords(bm), out = 0;
 	uint64_t w;

@@ -122,9 +122,14 @@ int tb_parse_size(const char *s, uint64_t *out)
 		const char *u;
 		double mul;
 	} units[] = {
-		{ "", 1 },	   { "b", 1 },	       { "k", 1024.0 },
-		{ "kib", 1024.0 }, { "m", 1048576.0 }, { "mib", 1048576.0 },
-		{ "g", 1073741824.0 }, { "gib", 1073741824.0 },
+		{ "", 1 },
+		{ "b", 1 },
+		{ "k", 1024.0 },
+		{ "kib", 1024.0 },
+		{ "m", 1048576.0 },
+		{ "mib", 1048576.0 },
+		{ "g", 1073741824.0 },
+		{ "gib", 1073741824.0 },
 	};
 	const char *unit;
 	double num, v;
@@ -153,8 +158,8 @@ int tb_parse_duration(const char *s, int64_t *out_ns)
 		const char *u;
 		double mul;
 	} units[] = {
-		{ "", 1e6 },  { "ms", 1e6 }, { "s", 1e9 },
-		{ "us", 1e3 }, { "ns", 1 },  { "m", 60e9 },
+		{ "", 1e6 },   { "ms", 1e6 }, { "s", 1e9 },
+		{ "us", 1e3 }, { "ns", 1 },   { "m", 60e9 },
 	};
 	const char *unit;
 	double num, v;

@@ -70,8 +70,8 @@ static int parse_bool(const char *v, bool *out)
 	return -EINVAL;
 }
 
-static int check_bounds(struct tb_opts *o, const struct tb_opt *opt,
-			double v, const char *where, const char *value)
+static int check_bounds(struct tb_opts *o, const struct tb_opt *opt, double v,
+			const char *where, const char *value)
 {
 	if (opt->min < opt->max && (v < opt->min || v > opt->max)) {
 		snprintf(o->err, sizeof(o->err),
@@ -228,8 +228,8 @@ int tb_opts_load_file(struct tb_opts *o, const char *path)
 		snprintf(where, sizeof(where), "config %s:%d", path, lineno);
 		len = strlen(line);
 		if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
-			snprintf(o->err, sizeof(o->err), "%.300s: line too long",
-				 where);
+			snprintf(o->err, sizeof(o->err),
+				 "%.300s: line too long", where);
 			rc = -EINVAL;
 			break;
 		}
@@ -239,7 +239,8 @@ int tb_opts_load_file(struct tb_opts *o, const char *path)
 		eq = strchr(key, '=');
 		if (!eq) {
 			snprintf(o->err, sizeof(o->err),
-				 "%.300s: expected KEY = VALUE: '%.200s'", where, key);
+				 "%.300s: expected KEY = VALUE: '%.200s'",
+				 where, key);
 			rc = -EINVAL;
 			break;
 		}
@@ -249,10 +250,12 @@ int tb_opts_load_file(struct tb_opts *o, const char *path)
 		if (*val == '"') {
 			char *end = strchr(val + 1, '"');
 
-			if (!end || (*trim(end + 1) != 0 && *trim(end + 1) != '#')) {
-				snprintf(o->err, sizeof(o->err),
-					 "%.300s: key '%.100s': unterminated or trailing text after quoted value",
-					 where, key);
+			if (!end ||
+			    (*trim(end + 1) != 0 && *trim(end + 1) != '#')) {
+				snprintf(
+					o->err, sizeof(o->err),
+					"%.300s: key '%.100s': unterminated or trailing text after quoted value",
+					where, key);
 				rc = -EINVAL;
 				break;
 			}
@@ -264,9 +267,10 @@ int tb_opts_load_file(struct tb_opts *o, const char *path)
 		}
 		opt = find_opt(o, key);
 		if (opt && opt->cli_only) {
-			snprintf(o->err, sizeof(o->err),
-				 "%.300s: key '%.100s' is only allowed on the command line",
-				 where, key);
+			snprintf(
+				o->err, sizeof(o->err),
+				"%.300s: key '%.100s' is only allowed on the command line",
+				where, key);
 			rc = -EINVAL;
 			break;
 		}
@@ -278,8 +282,8 @@ int tb_opts_load_file(struct tb_opts *o, const char *path)
 	return rc;
 }
 
-int tb_opts_parse_argv(struct tb_opts *o, int argc, char **argv,
-		       char ***rest, int *nrest, bool *help)
+int tb_opts_parse_argv(struct tb_opts *o, int argc, char **argv, char ***rest,
+		       int *nrest, bool *help)
 {
 	const struct tb_opt *opt;
 	char key[128], where[160];
@@ -363,7 +367,8 @@ int tb_opts_parse_argv(struct tb_opts *o, int argc, char **argv,
 
 void tb_opts_usage(const struct tb_opts *o, FILE *f)
 {
-	static const char *const tn[] = { "STR", "N", "N", "N", "X", "[yes|no]",
+	static const char *const tn[] = { "STR",  "N",	  "N",
+					  "N",	  "X",	  "[yes|no]",
 					  "SIZE", "TIME", "CHOICE" };
 	char flag[64];
 	size_t i;

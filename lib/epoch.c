@@ -47,27 +47,27 @@
 #include "tiber/stream.h"
 
 #define CHUNK_PAGES 1024u /* pre-copy chunk: one PAGE_DATA record */
-#define NR_CHUNKS 4u
-#define PAUSE_RING 1024u
+#define NR_CHUNKS   4u
+#define PAUSE_RING  1024u
 
 enum job_type {
-	JOB_BEGIN_FULL,	 /* EPOCH_BEGIN of a first sync */
-	JOB_CHUNK,	 /* pre-copy pages of the first sync */
-	JOB_CHECKPOINT,	 /* a paused round: pages + state + END */
+	JOB_BEGIN_FULL, /* EPOCH_BEGIN of a first sync */
+	JOB_CHUNK,	/* pre-copy pages of the first sync */
+	JOB_CHECKPOINT, /* a paused round: pages + state + END */
 };
 
 struct job {
 	enum job_type type;
 	uint64_t epoch;
-	bool full;	  /* part of a first sync */
+	bool full; /* part of a first sync */
 	uint64_t *pfns;
 	uint8_t *pages;
 	size_t n;
-	size_t cap;	  /* pages the buffers can hold */
+	size_t cap;	   /* pages the buffers can hold */
 	size_t prefaulted; /* pages of @pages already touched */
 	struct tb_buf cpu, dev;
 	struct tb_epoch_rec rec;
-	bool busy;	  /* owned by the pipeline */
+	bool busy; /* owned by the pipeline */
 	bool sent;
 	int send_rc;
 	struct job *next;
@@ -91,14 +91,14 @@ struct tb_engine {
 	pthread_cond_t cond;
 	struct job *q_head, *q_tail;
 	bool link_up;
-	bool link_lost;	   /* set by sender/receiver, seen by ticks */
-	bool sender_quit;  /* orderly stop: sender exits, link stays up */
+	bool link_lost;	  /* set by sender/receiver, seen by ticks */
+	bool sender_quit; /* orderly stop: sender exits, link stays up */
 	uint64_t inflight;
 	uint64_t next_epoch;
 	uint64_t last_acked;
-	uint64_t full_pages_sent;  /* sender: pre-copy pages of FULL epoch */
+	uint64_t full_pages_sent; /* sender: pre-copy pages of FULL epoch */
 	uint64_t full_bytes_sent;
-	struct job *full_pending;  /* FULL epoch sent up to its paused round */
+	struct job *full_pending; /* FULL epoch sent up to its paused round */
 
 	struct tb_conn *conn;
 	pthread_t sender, receiver;
@@ -112,9 +112,9 @@ struct tb_engine {
 	uint64_t hb_seq;
 	int64_t last_rx_ns;
 
-	int stop_fd;	/* eventfd */
+	int stop_fd; /* eventfd */
 	int timer_fd;
-	int ctl_fd;	/* control listener or -1 */
+	int ctl_fd; /* control listener or -1 */
 	atomic_bool stopping;
 
 	FILE *trace;
@@ -183,8 +183,8 @@ int tb_epoch_rec_json(const struct tb_epoch_rec *r, char *buf, size_t len)
 		r->t_notified, r->t_suspended, r->t_harvested, r->t_staged,
 		r->t_resumed, r->t_encoded, r->t_sent, r->t_acked,
 		r->t_released,
-		r->t_resumed && r->t_suspended ? r->t_resumed - r->t_suspended
-					       : 0,
+		r->t_resumed && r->t_suspended ? r->t_resumed - r->t_suspended :
+						 0,
 		r->dirty_pages, r->raw_bytes, r->wire_bytes,
 		r->enc_pages[TB_ENC_RAW], r->enc_pages[TB_ENC_ZERO],
 		r->enc_pages[TB_ENC_XOR_LZ4], r->enc_pages[TB_ENC_LZ4],
@@ -306,7 +306,8 @@ static int flush_send(struct tb_engine *e, struct tb_epoch_rec *rec)
 static int send_pages(struct tb_engine *e, struct job *j,
 		      struct tb_epoch_rec *rec, bool raw_only)
 {
-	struct tb_codec_opts raw = { .compress = false, .xor_delta = false,
+	struct tb_codec_opts raw = { .compress = false,
+				     .xor_delta = false,
 				     .accel = 1 };
 	const struct tb_codec_opts *opts = raw_only ? &raw : &e->cfg.codec;
 	struct tb_codec_stats st = { 0 };
@@ -368,8 +369,8 @@ static int send_job(struct tb_engine *e, struct job *j)
 	bool raw_only = e->cfg.mode == TB_MODE_SEND_WHILE_PAUSED;
 	int rc = 0;
 
-	if (j->type == JOB_BEGIN_FULL || (j->type == JOB_CHECKPOINT &&
-					  !j->full)) {
+	if (j->type == JOB_BEGIN_FULL ||
+	    (j->type == JOB_CHECKPOINT && !j->full)) {
 		b.epoch = j->epoch;
 		b.flags = j->full ? TB_EPOCH_FULL : 0;
 		b.t_request_ns = rec->t_request;
@@ -573,8 +574,8 @@ static void *receiver_main(void *arg)
 			if (rc != -ECANCELED)
 				tb_err_rc(rc, "backup=%s receive%s%s",
 					  e->cfg.backup,
-					  rc == -ETIMEDOUT ? " (no heartbeat)"
-							   : "",
+					  rc == -ETIMEDOUT ? " (no heartbeat)" :
+							     "",
 					  "");
 			break;
 		}
@@ -707,9 +708,10 @@ static void stop_link(struct tb_engine *e, bool orderly)
 			tb_buf_reset(&e->sendbuf);
 			if (!tb_enc_error(&e->sendbuf, TB_SERR_NONE,
 					  "primary shutting down"))
-				tb_conn_send(e->conn, e->sendbuf.data,
-					     e->sendbuf.len,
-					     deadline_in(100 * TB_NSEC_PER_MSEC));
+				tb_conn_send(
+					e->conn, e->sendbuf.data,
+					e->sendbuf.len,
+					deadline_in(100 * TB_NSEC_PER_MSEC));
 		}
 		mark_lost(e);
 		pthread_join(e->receiver, NULL);
@@ -767,8 +769,8 @@ static int suspend_guest(struct tb_engine *e, struct tb_epoch_rec *rec)
 	rec->t_request = tb_now_ns();
 	rc = ops->request_suspend(e->dom);
 	if (!rc)
-		rc = ops->await_suspended(e->dom, rec->t_request +
-						  e->cfg.suspend_timeout_ns);
+		rc = ops->await_suspended(
+			e->dom, rec->t_request + e->cfg.suspend_timeout_ns);
 	rec->t_suspended = tb_now_ns();
 	ops->get_stats(e->dom, &st);
 	rec->t_notified = st.t_notify_ns;
@@ -1002,14 +1004,13 @@ static int first_sync(struct tb_engine *e, int64_t t_tick)
 	for (i = 0; i < e->info.nr_pages; i++)
 		e->pfn_list[i] = i;
 	rc = precopy_pages(e, epoch, e->pfn_list, e->info.nr_pages);
-	for (round = 1; !rc && round < e->cfg.precopy_rounds &&
-			!e->held_suspended;
+	for (round = 1;
+	     !rc && round < e->cfg.precopy_rounds && !e->held_suspended;
 	     round++) {
 		rc = ops->harvest_dirty(e->dom, &e->dirty);
 		if (rc)
 			break;
-		n = tb_bitmap_to_list(&e->dirty, e->pfn_list,
-				      e->info.nr_pages);
+		n = tb_bitmap_to_list(&e->dirty, e->pfn_list, e->info.nr_pages);
 		if (n < CHUNK_PAGES / 4)
 			break; /* little left: the paused round takes it */
 		tb_bitmap_clear_all(&e->dirty);
@@ -1045,8 +1046,7 @@ static int open_control(struct tb_engine *e)
 	if (fd < 0)
 		return -errno;
 	unlink(sa.sun_path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    listen(fd, 8)) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 8)) {
 		int rc = -errno;
 
 		close(fd);
@@ -1103,8 +1103,10 @@ static void lost_backup(struct tb_engine *e)
 		       e->info.domid);
 		rc = suspend_guest(e, &r);
 		if (rc) {
-			tb_err_rc(rc, "dom=%u cannot hold the guest; it keeps running unprotected, output released",
-				  e->info.domid);
+			tb_err_rc(
+				rc,
+				"dom=%u cannot hold the guest; it keeps running unprotected, output released",
+				e->info.domid);
 			ops->output_set_gated(e->dom, false);
 			e->state = TB_ENG_UNPROTECTED;
 			return;
@@ -1131,8 +1133,7 @@ static int try_reconnect(struct tb_engine *e, int64_t now)
 	e->last_loss_log_ns = now;
 	rc = start_link(e);
 	if (rc) {
-		tb_dbg("backup=%s reconnect: %s", e->cfg.backup,
-		       strerror(-rc));
+		tb_dbg("backup=%s reconnect: %s", e->cfg.backup, strerror(-rc));
 		return rc;
 	}
 	tb_info("dom=%u backup=%s connected; full sync", e->info.domid,
@@ -1384,10 +1385,10 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		tb_suspend_mode_name(st.info.suspend_mode), st.info.dirty_mech,
 		st.epochs_acked, st.last_acked_epoch, st.inflight,
 		st.last_pause_ns / 1e3, st.pause_p50_ns / 1e3,
-		st.pause_p99_ns / 1e3, st.backup_lag_ns / 1e6,
-		st.skipped_ticks, st.missed_ticks, st.suspend_timeouts,
-		st.backup_losses, st.resyncs, st.bytes_wire / 1e6,
-		st.dom.output_held_bytes, st.dom.output_released_bytes);
+		st.pause_p99_ns / 1e3, st.backup_lag_ns / 1e6, st.skipped_ticks,
+		st.missed_ticks, st.suspend_timeouts, st.backup_losses,
+		st.resyncs, st.bytes_wire / 1e6, st.dom.output_held_bytes,
+		st.dom.output_released_bytes);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 
@@ -1430,8 +1431,7 @@ int tb_engine_create(struct tb_engine **out, const struct tb_engine_cfg *cfg)
 	cfg->ops->get_info(e->dom, &e->info);
 	e->fast_resume = e->info.suspend_cancel &&
 			 e->info.suspend_mode != TB_SUSPEND_PAUSE;
-	if (!e->info.suspend_cancel &&
-	    e->info.suspend_mode != TB_SUSPEND_PAUSE)
+	if (!e->info.suspend_cancel && e->info.suspend_mode != TB_SUSPEND_PAUSE)
 		tb_warn("dom=%u guest does not advertise SUSPEND_CANCEL: slow resume every epoch (it sees a restore)",
 			e->info.domid);
 	if (e->info.suspend_mode == TB_SUSPEND_PAUSE)

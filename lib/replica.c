@@ -103,8 +103,9 @@ int tb_replica_init(struct tb_replica *r, const struct tb_hello *hello)
 			rc = -ENOMEM;
 	}
 	if (rc) {
-		snprintf(r->err, sizeof(r->err), "replica of %" PRIu64
-			 " pages: %s", r->nr_pages, strerror(-rc));
+		snprintf(r->err, sizeof(r->err),
+			 "replica of %" PRIu64 " pages: %s", r->nr_pages,
+			 strerror(-rc));
 		tb_replica_free(r);
 	}
 	return rc;
@@ -141,11 +142,10 @@ void tb_replica_free(struct tb_replica *r)
 		tb_digest_free(&r->digest);
 }
 
-static int fail(struct tb_replica *r, int *serr, int code, const char *fmt,
-		...) __attribute__((format(printf, 4, 5)));
+static int fail(struct tb_replica *r, int *serr, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
-static int fail(struct tb_replica *r, int *serr, int code, const char *fmt,
-		...)
+static int fail(struct tb_replica *r, int *serr, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -183,8 +183,8 @@ static int begin(struct tb_replica *r, const struct tb_epoch_begin *b,
 		rc = map_memfd(r->nr_pages, &r->full_fd, &r->full_mem);
 		if (rc) {
 			r->in_epoch = false;
-			snprintf(r->err, sizeof(r->err),
-				 "full image: %s", strerror(-rc));
+			snprintf(r->err, sizeof(r->err), "full image: %s",
+				 strerror(-rc));
 			*serr = TB_SERR_BAD_FIELD;
 			return rc;
 		}
@@ -192,8 +192,7 @@ static int begin(struct tb_replica *r, const struct tb_epoch_begin *b,
 	return 0;
 }
 
-static int pages(struct tb_replica *r, const struct tb_page_data *p,
-		 int *serr)
+static int pages(struct tb_replica *r, const struct tb_page_data *p, int *serr)
 {
 	const uint8_t *payload = p->payloads;
 	struct tb_page_desc d;
@@ -225,10 +224,11 @@ static int pages(struct tb_replica *r, const struct tb_page_data *p,
 			r->st_pfns[r->st_n++] = pfn;
 		}
 		if (tb_codec_decode(d.enc, payload, d.len, prev, dst))
-			return fail(r, serr, TB_SERR_CODEC,
-				    "epoch %" PRIu64 ": pfn %" PRIu64
-				    " payload (encoding %u, %u bytes) does not decode",
-				    r->epoch, pfn, d.enc, d.len);
+			return fail(
+				r, serr, TB_SERR_CODEC,
+				"epoch %" PRIu64 ": pfn %" PRIu64
+				" payload (encoding %u, %u bytes) does not decode",
+				r->epoch, pfn, d.enc, d.len);
 		tb_digest_page(&r->digest, pfn, dst);
 		payload += d.len;
 		r->st_pages_count++;
@@ -241,14 +241,14 @@ static int state(struct tb_replica *r, uint32_t type,
 		 const struct tb_state_blob *s, int *serr)
 {
 	struct tb_buf *b = type == TB_REC_CPU_STATE ? &r->st_cpu : &r->st_dev;
-	bool *have = type == TB_REC_CPU_STATE ? &r->st_have_cpu
-					      : &r->st_have_dev;
+	bool *have = type == TB_REC_CPU_STATE ? &r->st_have_cpu :
+						&r->st_have_dev;
 
 	if (*have)
 		return fail(r, serr, TB_SERR_BAD_ORDER,
 			    "epoch %" PRIu64 ": second %s record", r->epoch,
-			    type == TB_REC_CPU_STATE ? "CPU_STATE"
-						     : "DEVICE_STATE");
+			    type == TB_REC_CPU_STATE ? "CPU_STATE" :
+						       "DEVICE_STATE");
 	tb_buf_reset(b);
 	if (tb_buf_append(b, s->data, s->len))
 		return fail(r, serr, TB_SERR_OVERSIZE, "state: out of memory");

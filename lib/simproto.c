@@ -25,9 +25,9 @@
 
 #include "tiber/simproto.h"
 
-#define LD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
-#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
-#define LDA(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define LD(p)	  __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define ST(p, v)  __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define LDA(p)	  __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STR(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
 static inline void cpu_relax(void)
@@ -186,19 +186,17 @@ int tb_sim_evtchn_alloc(struct tb_sim_ctrl *c, int want)
 		if (want >= TB_SIM_NR_PORTS)
 			return -EINVAL;
 		expect = TB_SIM_PORT_FREE;
-		if (!__atomic_compare_exchange_n(&c->port[want].state, &expect,
-						 TB_SIM_PORT_UNBOUND, false,
-						 __ATOMIC_SEQ_CST,
-						 __ATOMIC_SEQ_CST))
+		if (!__atomic_compare_exchange_n(
+			    &c->port[want].state, &expect, TB_SIM_PORT_UNBOUND,
+			    false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
 			return -EBUSY;
 		return want;
 	}
 	for (p = TB_SIM_PORT_FIRST_DYN; p < TB_SIM_NR_PORTS; p++) {
 		expect = TB_SIM_PORT_FREE;
-		if (__atomic_compare_exchange_n(&c->port[p].state, &expect,
-						TB_SIM_PORT_UNBOUND, false,
-						__ATOMIC_SEQ_CST,
-						__ATOMIC_SEQ_CST))
+		if (__atomic_compare_exchange_n(
+			    &c->port[p].state, &expect, TB_SIM_PORT_UNBOUND,
+			    false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
 			return (int)p; /* pending bits kept: see alloc's doc */
 	}
 	return -ENOSPC;
@@ -273,8 +271,7 @@ static int store_put_locked(struct tb_sim_store *s, const char *key,
 	return 0;
 }
 
-int tb_sim_store_write(struct tb_sim_store *s, const char *key,
-		       const char *val)
+int tb_sim_store_write(struct tb_sim_store *s, const char *key, const char *val)
 {
 	int rc = store_check(key, val);
 
@@ -369,8 +366,8 @@ uint64_t tb_sim_gate_room(const struct tb_sim_gate *g)
 	return g->ring_size - (LDA(&g->head) - LDA(&g->tail));
 }
 
-static void ring_put(uint8_t *ring, uint64_t size, uint64_t off,
-		     const void *p, size_t n)
+static void ring_put(uint8_t *ring, uint64_t size, uint64_t off, const void *p,
+		     size_t n)
 {
 	uint64_t o = off & (size - 1);
 	size_t first = TB_MIN(n, (size_t)(size - o));
@@ -380,8 +377,8 @@ static void ring_put(uint8_t *ring, uint64_t size, uint64_t off,
 		memcpy(ring, (const uint8_t *)p + first, n - first);
 }
 
-static void ring_get(const uint8_t *ring, uint64_t size, uint64_t off,
-		     void *p, size_t n)
+static void ring_get(const uint8_t *ring, uint64_t size, uint64_t off, void *p,
+		     size_t n)
 {
 	uint64_t o = off & (size - 1);
 	size_t first = TB_MIN(n, (size_t)(size - o));
@@ -470,8 +467,8 @@ int tb_sim_blob_put_cpu(struct tb_buf *out, const struct tb_sim_vcpu *v,
 
 	if (nr > TB_SIM_MAX_VCPUS)
 		return -EINVAL;
-	rc = tb_buf_reserve(out, sizeof(struct tb_sim_blob_hdr) +
-					 nr * sizeof(w));
+	rc = tb_buf_reserve(out,
+			    sizeof(struct tb_sim_blob_hdr) + nr * sizeof(w));
 	if (rc)
 		return rc;
 	rc = put_hdr(out, TB_SIM_BLOB_CPU, nr, nr * (uint32_t)sizeof(w));
@@ -622,15 +619,15 @@ int tb_sim_send_fds(int sock, const void *buf, size_t len, const int *fds,
 	return (size_t)n == len ? 0 : -EPROTO;
 }
 
-int tb_sim_recv_fds(int sock, void *buf, size_t len, int *fds,
-		    unsigned *nfds)
+int tb_sim_recv_fds(int sock, void *buf, size_t len, int *fds, unsigned *nfds)
 {
 	union {
 		char b[CMSG_SPACE(sizeof(int) * TB_SIM_MAX_FDS)];
 		struct cmsghdr align;
 	} cbuf;
 	struct iovec iov = { buf, len };
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+	struct msghdr m = { .msg_iov = &iov,
+			    .msg_iovlen = 1,
 			    .msg_control = cbuf.b,
 			    .msg_controllen = sizeof(cbuf.b) };
 	struct cmsghdr *cm;

@@ -21,11 +21,11 @@
 
 #include "tiber/simproto.h"
 
-#define WORDS (TB_PAGE_SIZE / 8)
+#define WORDS	(TB_PAGE_SIZE / 8)
 #define DELTA_K 8
 
 static const char *const content_names[] = { "zero", "text", "random",
-					      "delta" };
+					     "delta" };
 
 const char *tb_sim_content_name(unsigned c)
 {
@@ -76,10 +76,10 @@ static inline uint64_t delta_val(uint64_t p, uint32_t g, unsigned k)
 }
 
 static const char *const dict[] = {
-	"the ",	   "guest ", "page ",  "epoch ",  "checkpoint ", "replica ",
-	"dirty ",  "write ", "xen ",   "domain ", "event ",	 "channel ",
-	"store ",  "commit ", "output ", "backup ", "primary ",	 "resume ",
-	"cancel ", "\n",     "of ",    "and ",	  "to ",	 "a ",
+	"the ",	   "guest ",  "page ",	 "epoch ",  "checkpoint ", "replica ",
+	"dirty ",  "write ",  "xen ",	 "domain ", "event ",	   "channel ",
+	"store ",  "commit ", "output ", "backup ", "primary ",	   "resume ",
+	"cancel ", "\n",      "of ",	 "and ",    "to ",	   "a ",
 };
 
 static void text_fill(uint64_t p, uint32_t g, uint8_t *dst)
@@ -101,8 +101,7 @@ static void text_fill(uint64_t p, uint32_t g, uint8_t *dst)
 	}
 }
 
-void tb_sim_page_expect(uint64_t pfn, uint32_t gen, unsigned content,
-			void *dst)
+void tb_sim_page_expect(uint64_t pfn, uint32_t gen, unsigned content, void *dst)
 {
 	uint64_t *w = dst;
 	uint64_t s;
@@ -143,8 +142,8 @@ void tb_sim_page_write(void *ram, uint64_t pfn, unsigned lane,
 	uint8_t *page = (uint8_t *)ram + pfn * TB_PAGE_SIZE;
 	uint64_t *w = (uint64_t *)page;
 	uint64_t di = pfn - h->data_first;
-	uint32_t *gens = (uint32_t *)((uint8_t *)ram +
-				      h->gen_first * TB_PAGE_SIZE);
+	uint32_t *gens =
+		(uint32_t *)((uint8_t *)ram + h->gen_first * TB_PAGE_SIZE);
 	uint32_t old = gens[di], g = old + 1;
 	unsigned k;
 
@@ -287,8 +286,8 @@ int tb_sim_verify(const void *ram, uint64_t size,
 	if (h->nr_pages == 0 || h->nr_pages > size / TB_PAGE_SIZE ||
 	    h->nr_lanes == 0 || h->nr_lanes > TB_SIM_MAX_LANES ||
 	    h->content > TB_SIM_CONTENT_DELTA || h->gen_first != 1 ||
-	    h->gen_pages != (h->nr_pages * 4 + TB_PAGE_SIZE - 1) /
-				    TB_PAGE_SIZE ||
+	    h->gen_pages !=
+		    (h->nr_pages * 4 + TB_PAGE_SIZE - 1) / TB_PAGE_SIZE ||
 	    h->kv_first != 1 + h->gen_pages ||
 	    h->data_first != h->kv_first + h->kv_pages ||
 	    h->data_first >= h->nr_pages ||
@@ -327,7 +326,8 @@ int tb_sim_verify(const void *ram, uint64_t size,
 			rep->bad_lanes++;
 			fail(rep,
 			     "lane %u: ledger %s, seq %llu vs sum of gens %llu",
-			     l, xl[l] == h->lane[l].xor_ledger ? "ok" : "MISMATCH",
+			     l,
+			     xl[l] == h->lane[l].xor_ledger ? "ok" : "MISMATCH",
 			     (unsigned long long)h->lane[l].seq,
 			     (unsigned long long)sl[l]);
 		}

@@ -116,19 +116,19 @@ _Static_assert(TB_PAGE_LZ4_LEN_MAX == LZ4_COMPRESSBOUND(TB_PAGE_SIZE),
 	       "LZ4 page bound");
 _Static_assert(TB_PAGE_SIZE == 4096, "the wire format has 4 KiB pages");
 
-#define HELLO_LEN ((uint32_t)sizeof(struct w_hello))
-#define BEGIN_LEN ((uint32_t)sizeof(struct w_epoch_begin))
-#define END_LEN ((uint32_t)sizeof(struct w_epoch_end))
-#define ACK_LEN ((uint32_t)sizeof(struct w_ack))
-#define HB_LEN ((uint32_t)sizeof(struct w_heartbeat))
-#define ERR_HDR_LEN ((uint32_t)sizeof(struct w_error_hdr))
+#define HELLO_LEN     ((uint32_t)sizeof(struct w_hello))
+#define BEGIN_LEN     ((uint32_t)sizeof(struct w_epoch_begin))
+#define END_LEN	      ((uint32_t)sizeof(struct w_epoch_end))
+#define ACK_LEN	      ((uint32_t)sizeof(struct w_ack))
+#define HB_LEN	      ((uint32_t)sizeof(struct w_heartbeat))
+#define ERR_HDR_LEN   ((uint32_t)sizeof(struct w_error_hdr))
 #define STATE_HDR_LEN ((uint32_t)sizeof(struct w_state_hdr))
 #define PAGES_HDR_LEN ((uint32_t)sizeof(struct w_pages_hdr))
 /* pfn + descriptor per page */
 #define PAGE_ENTRY_LEN (8u + (uint32_t)sizeof(struct w_page_desc))
 /* Largest PAGE_DATA body: every page at the largest payload. */
-#define PAGES_LEN_MAX                                                       \
-	(PAGES_HDR_LEN +                                                    \
+#define PAGES_LEN_MAX    \
+	(PAGES_HDR_LEN + \
 	 TB_PAGES_PER_REC_MAX * (PAGE_ENTRY_LEN + TB_PAGE_LZ4_LEN_MAX))
 _Static_assert(PAGES_LEN_MAX <= TB_REC_LEN_MAX, "PAGE_DATA fits a record");
 _Static_assert(STATE_HDR_LEN + TB_STATE_LEN_MAX <= TB_REC_LEN_MAX,
@@ -164,8 +164,8 @@ static const char *type_name(uint32_t type)
 /* ================================================================ CRC32C */
 
 #define CRC32C_POLY 0x82F63B78u /* reflected Castagnoli */
-#define CRC_LONG 8192u		/* hw: three interleaved streams of this */
-#define CRC_SHORT 256u		/* ... and of this for the tail */
+#define CRC_LONG    8192u	/* hw: three interleaved streams of this */
+#define CRC_SHORT   256u	/* ... and of this for the tail */
 
 static uint32_t crc_table[8][256];	 /* slicing-by-8 */
 static uint32_t crc_long_shift[4][256];	 /* x^(8*CRC_LONG) mod P */
@@ -468,10 +468,10 @@ int tb_stream_errno(int code)
  * Each returns a TB_SERR_* code and writes the reason to @why.
  */
 
-#define WHY(code, ...)                                   \
-	do {                                             \
-		snprintf(why, whylen, __VA_ARGS__);      \
-		return (code);                           \
+#define WHY(code, ...)                              \
+	do {                                        \
+		snprintf(why, whylen, __VA_ARGS__); \
+		return (code);                      \
 	} while (0)
 
 /* Allowed body lengths of a record type: [*min, *max]. false: unknown. */
@@ -573,9 +573,8 @@ static int page_len_ok(uint8_t enc, uint32_t len)
  * stream error, or TB_ERROR_ERRNO_BASE + errno. */
 static bool error_code_ok(uint32_t code)
 {
-	return code <= TB_SERR_MAX ||
-	       (code > TB_ERROR_ERRNO_BASE &&
-		code < TB_ERROR_ERRNO_BASE + 4096);
+	return code <= TB_SERR_MAX || (code > TB_ERROR_ERRNO_BASE &&
+				       code < TB_ERROR_ERRNO_BASE + 4096);
 }
 
 static int parse_hello(const uint8_t *b, struct tb_hello *h, char *why,
@@ -592,8 +591,8 @@ static int parse_hello(const uint8_t *b, struct tb_hello *h, char *why,
 	h->features = tb_get_le64(b + OFF(w_hello, features));
 	memcpy(h->name, b + OFF(w_hello, name), sizeof(h->name));
 	if (h->magic != TB_STREAM_MAGIC)
-		WHY(TB_SERR_VERSION, "HELLO magic 0x%016" PRIx64 " is not tiber's",
-		    h->magic);
+		WHY(TB_SERR_VERSION,
+		    "HELLO magic 0x%016" PRIx64 " is not tiber's", h->magic);
 	if (h->version != TB_STREAM_VERSION)
 		WHY(TB_SERR_VERSION, "HELLO version %" PRIu32 ", this is %u",
 		    h->version, TB_STREAM_VERSION);
@@ -640,8 +639,7 @@ static int parse_begin(const uint8_t *b, struct tb_epoch_begin *e, char *why,
 		    e->flags);
 	if (e->reserved)
 		WHY(TB_SERR_BAD_FIELD, "EPOCH_BEGIN reserved field nonzero");
-	if (e->t_request_ns < 0 || e->t_suspended_ns < 0 ||
-	    e->t_resumed_ns < 0)
+	if (e->t_request_ns < 0 || e->t_suspended_ns < 0 || e->t_resumed_ns < 0)
 		WHY(TB_SERR_BAD_FIELD, "EPOCH_BEGIN negative timestamp");
 	return 0;
 }
@@ -744,8 +742,7 @@ static int parse_end(const uint8_t *b, struct tb_epoch_end *e, char *why,
 	if (e->nr_pages > UINT64_MAX / TB_PAGE_SIZE ||
 	    e->nr_bytes < e->nr_pages * TB_PAGE_SIZE)
 		WHY(TB_SERR_BAD_FIELD,
-		    "EPOCH_END %" PRIu64 " bytes cannot hold %" PRIu64
-		    " pages",
+		    "EPOCH_END %" PRIu64 " bytes cannot hold %" PRIu64 " pages",
 		    e->nr_bytes, e->nr_pages);
 	return 0;
 }
@@ -765,8 +762,8 @@ static int parse_ack(const uint8_t *b, struct tb_ack *a, char *why,
 	return 0;
 }
 
-static int parse_heartbeat(const uint8_t *b, struct tb_heartbeat *h,
-			   char *why, size_t whylen)
+static int parse_heartbeat(const uint8_t *b, struct tb_heartbeat *h, char *why,
+			   size_t whylen)
 {
 	h->seq = tb_get_le64(b + OFF(w_heartbeat, seq));
 	h->time_ns = (int64_t)tb_get_le64(b + OFF(w_heartbeat, time_ns));
@@ -1104,8 +1101,8 @@ int tb_enc_pages_finish(struct tb_page_rec *r)
 	if (arrays_end != reserved_end)
 		memmove(out->data + arrays_end, out->data + reserved_end,
 			payload);
-	body_len = (uint32_t)(arrays_end - r->rec_off - TB_REC_HDR_LEN +
-			      payload);
+	body_len =
+		(uint32_t)(arrays_end - r->rec_off - TB_REC_HDR_LEN + payload);
 	b = rec + TB_REC_HDR_LEN;
 	tb_put_le32(b + OFF(w_pages_hdr, nr_pages), r->nr_pages);
 	tb_put_le32(b + OFF(w_pages_hdr, reserved), 0);
@@ -1161,8 +1158,8 @@ static void set_msg(struct tb_dec *d, bool have_pos, uint64_t rec_no,
 			 "record %" PRIu64 " (%s) at byte %" PRIu64 ": %.100s",
 			 rec_no, type_name(type), pos, why);
 	else
-		snprintf(d->msg, sizeof(d->msg), "%s: %.100s",
-			 type_name(type), why);
+		snprintf(d->msg, sizeof(d->msg), "%s: %.100s", type_name(type),
+			 why);
 }
 
 /* Stream offset of the first pending byte. */
@@ -1341,8 +1338,8 @@ int tb_dec_eof(struct tb_dec *d)
 	if (!pending)
 		return 0;
 	if (pending >= TB_REC_HDR_LEN) {
-		uint32_t len = tb_get_le32(d->buf + d->off +
-					   OFF(w_rec_hdr, length));
+		uint32_t len =
+			tb_get_le32(d->buf + d->off + OFF(w_rec_hdr, length));
 
 		return dec_fail(d, TB_SERR_TRUNCATED, dec_pos(d),
 				tb_get_le32(d->buf + d->off),
@@ -1372,7 +1369,7 @@ enum sess_act {
 };
 
 #define NSTATES (TB_SESS_CLOSED + 1)
-#define NTYPES (TB_REC_ERROR + 1)
+#define NTYPES	(TB_REC_ERROR + 1)
 
 static const uint8_t sess_table[2][NSTATES][NTYPES] = {
 	[0] = { /* primary -> backup */
@@ -1438,8 +1435,7 @@ sess_fail(struct tb_sess *s, struct tb_dec *d, const struct tb_rec *rec,
 		vsnprintf(why, sizeof(why), fmt, ap);
 		va_end(ap);
 		/* position of @rec if it came from @d's buffer */
-		uintptr_t body = (uintptr_t)rec->body,
-			  base = (uintptr_t)d->buf;
+		uintptr_t body = (uintptr_t)rec->body, base = (uintptr_t)d->buf;
 
 		if (d->buf && body >= base + TB_REC_HDR_LEN &&
 		    body < base + d->len && d->records) {
@@ -1455,8 +1451,7 @@ sess_fail(struct tb_sess *s, struct tb_dec *d, const struct tb_rec *rec,
 	return tb_stream_errno(code);
 }
 
-int tb_sess_check(struct tb_sess *s, const struct tb_rec *rec,
-		  struct tb_dec *d)
+int tb_sess_check(struct tb_sess *s, const struct tb_rec *rec, struct tb_dec *d)
 {
 	unsigned dir, act = SA_DENY;
 	const char *sender;
@@ -1518,8 +1513,8 @@ int tb_sess_check(struct tb_sess *s, const struct tb_rec *rec,
 		return sess_fail(s, d, rec, TB_SERR_BAD_ORDER,
 				 "%s from the %s side not allowed %s",
 				 type_name(rec->type), sender,
-				 (unsigned)s->state < NSTATES
-					 ? sess_state_names[s->state]
-					 : "in a bad state");
+				 (unsigned)s->state < NSTATES ?
+					 sess_state_names[s->state] :
+					 "in a bad state");
 	}
 }

@@ -37,7 +37,12 @@
 
 #define MAX_DOMS 64
 
-enum dom_state { DOM_FREE, DOM_ACTIVE, DOM_IDLE, DOM_FAILED_OVER };
+enum dom_state {
+	DOM_FREE,
+	DOM_ACTIVE,
+	DOM_IDLE,
+	DOM_FAILED_OVER
+};
 
 struct rdom {
 	enum dom_state state;
@@ -117,14 +122,16 @@ static struct rdom *claim(const struct tb_hello *h, char *why, size_t len)
 			free_d = &doms[i];
 	}
 	if (d && d->state == DOM_ACTIVE) {
-		snprintf(why, len,
-			 "domain %u (%s) is already protected by a live primary",
-			 h->domid, d->name);
+		snprintf(
+			why, len,
+			"domain %u (%s) is already protected by a live primary",
+			h->domid, d->name);
 		d = NULL;
 	} else if (d && d->state == DOM_FAILED_OVER) {
-		snprintf(why, len,
-			 "domain %u (%s) failed over: the guest runs on this host now",
-			 h->domid, d->name);
+		snprintf(
+			why, len,
+			"domain %u (%s) failed over: the guest runs on this host now",
+			h->domid, d->name);
 		d = NULL;
 	} else if (!d && !free_d) {
 		snprintf(why, len, "too many domains (%d)", MAX_DOMS);
@@ -157,8 +164,8 @@ static void failover(struct rdom *d, const char *cause, int64_t t_last_rx)
 
 	if (!opt.failover || !d->have_rep || !r->have_commit) {
 		tb_err("dom=%u primary lost (%s); %s", d->domid, cause,
-		       !opt.failover ? "failover disabled"
-				     : "no committed epoch to restore");
+		       !opt.failover ? "failover disabled" :
+				       "no committed epoch to restore");
 		release(d, DOM_IDLE);
 		return;
 	}
@@ -233,7 +240,9 @@ static void dump_replica(const struct rdom *d)
 	snprintf(path, sizeof(path), "%s/dom%u.json", opt.dump_dir, d->domid);
 	f = fopen(path, "w");
 	if (f) {
-		fprintf(f, "{\"domid\":%u,\"epoch\":%" PRIu64 ",\"pages\":%" PRIu64 "}\n",
+		fprintf(f,
+			"{\"domid\":%u,\"epoch\":%" PRIu64 ",\"pages\":%" PRIu64
+			"}\n",
 			d->domid, r->committed_epoch, r->nr_pages);
 		fclose(f);
 	}
@@ -302,7 +311,8 @@ static void *conn_main(void *arg)
 	t_last_rx = tb_now_ns();
 	next_hb = t_last_rx + opt.hb_interval_ns;
 	while (!atomic_load(&stopping)) {
-		int64_t deadline = TB_MIN(next_hb, t_last_rx + opt.hb_timeout_ns);
+		int64_t deadline =
+			TB_MIN(next_hb, t_last_rx + opt.hb_timeout_ns);
 
 		rc = tb_conn_recv_rec(c, &rec, deadline);
 		now = tb_now_ns();
@@ -337,8 +347,8 @@ static void *conn_main(void *arg)
 				tb_replica_abort(&d->rep);
 				break;
 			}
-			lost = rc == -EPIPE ? "connection closed mid-record"
-					    : "connection error";
+			lost = rc == -EPIPE ? "connection closed mid-record" :
+					      "connection error";
 			break;
 		} else {
 			t_last_rx = now;
@@ -449,26 +459,52 @@ int main(int argc, char **argv)
 	bool help;
 	struct tb_opts o;
 	const struct tb_opt table[] = {
-		{ .key = "listen", .type = TB_OPT_STR, .dst = &listen_addr,
+		{ .key = "listen",
+		  .type = TB_OPT_STR,
+		  .dst = &listen_addr,
 		  .help = "address to listen on: HOST:PORT, [V6]:PORT or unix:/path" },
-		{ .key = "backend", .type = TB_OPT_CHOICE, .dst = &backend,
-		  .help = "backend used to restore guests on failover", .choices = backends },
-		{ .key = "heartbeat_interval", .type = TB_OPT_DURATION, .dst = &opt.hb_interval_ns,
-		  .help = "heartbeat period (default 100ms)", .min = 1, .max = 60000 },
-		{ .key = "heartbeat_timeout", .type = TB_OPT_DURATION, .dst = &opt.hb_timeout_ns,
-		  .help = "primary silent this long: lost (default 1s)", .min = 1, .max = 600000 },
-		{ .key = "failover", .type = TB_OPT_BOOL, .dst = &opt.failover,
+		{ .key = "backend",
+		  .type = TB_OPT_CHOICE,
+		  .dst = &backend,
+		  .help = "backend used to restore guests on failover",
+		  .choices = backends },
+		{ .key = "heartbeat_interval",
+		  .type = TB_OPT_DURATION,
+		  .dst = &opt.hb_interval_ns,
+		  .help = "heartbeat period (default 100ms)",
+		  .min = 1,
+		  .max = 60000 },
+		{ .key = "heartbeat_timeout",
+		  .type = TB_OPT_DURATION,
+		  .dst = &opt.hb_timeout_ns,
+		  .help = "primary silent this long: lost (default 1s)",
+		  .min = 1,
+		  .max = 600000 },
+		{ .key = "failover",
+		  .type = TB_OPT_BOOL,
+		  .dst = &opt.failover,
 		  .help = "restore the guest when its primary is lost (default yes)" },
-		{ .key = "restore_args", .type = TB_OPT_STR, .dst = &opt.restore_args,
+		{ .key = "restore_args",
+		  .type = TB_OPT_STR,
+		  .dst = &opt.restore_args,
 		  .help = "backend-specific arguments for the restored guest" },
-		{ .key = "status_file", .type = TB_OPT_STR, .dst = &opt.status_file,
+		{ .key = "status_file",
+		  .type = TB_OPT_STR,
+		  .dst = &opt.status_file,
 		  .help = "append a JSON line per failover to this file" },
-		{ .key = "dump_dir", .type = TB_OPT_STR, .dst = &opt.dump_dir,
+		{ .key = "dump_dir",
+		  .type = TB_OPT_STR,
+		  .dst = &opt.dump_dir,
 		  .help = "write the committed image here when a primary detaches" },
-		{ .key = "exit_after_failover", .type = TB_OPT_BOOL, .dst = &opt.exit_after_failover,
+		{ .key = "exit_after_failover",
+		  .type = TB_OPT_BOOL,
+		  .dst = &opt.exit_after_failover,
 		  .help = "exit once a guest has been failed over" },
-		{ .key = "log_level", .type = TB_OPT_CHOICE, .dst = &level,
-		  .help = "log level", .choices = levels },
+		{ .key = "log_level",
+		  .type = TB_OPT_CHOICE,
+		  .dst = &level,
+		  .help = "log level",
+		  .choices = levels },
 	};
 
 	tb_log_init("tiber-replicator", TB_LOG_INFO);

@@ -45,12 +45,12 @@
 #include "tiber/sim_uapi.h"
 #include "guest.h"
 
-#define LD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define LD(p)	 __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
-#define INC(p) __atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST)
+#define INC(p)	 __atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST)
 
 #define RESUME_SPIN_NS (200 * TB_NSEC_PER_USEC)
-#define PARK_SPIN_NS (200 * TB_NSEC_PER_USEC)
+#define PARK_SPIN_NS   (200 * TB_NSEC_PER_USEC)
 
 struct tb_guest {
 	struct tb_guest_cfg cfg;
@@ -69,9 +69,9 @@ struct tb_guest {
 
 	/* freeze/thaw */
 	unsigned nr_vcpus;
-	int stop_req;	/* futex */
-	int parked;	/* futex */
-	int run_gen;	/* futex */
+	int stop_req; /* futex */
+	int parked;   /* futex */
+	int run_gen;  /* futex */
 	int exiting;
 	bool kv_relisten;
 	pthread_t vcpu_thr[TB_SIM_MAX_VCPUS];
@@ -124,8 +124,9 @@ static void park(struct tb_guest *g, unsigned t)
 	int64_t until;
 
 	/* the vCPU's registers: what save_cpu_state hands out */
-	g->vcpu[t].lane_seq =
-		((struct tb_sim_ram_hdr *)g->ram)->lane[t % TB_SIM_MAX_LANES].seq;
+	g->vcpu[t].lane_seq = ((struct tb_sim_ram_hdr *)g->ram)
+				      ->lane[t % TB_SIM_MAX_LANES]
+				      .seq;
 	g->ctrl->vcpu[t] = g->vcpu[t];
 	if ((unsigned)INC(&g->parked) == g->nr_vcpus)
 		futex(&g->parked, FUTEX_WAKE_PRIVATE, 1, NULL);
@@ -250,7 +251,8 @@ static void thaw_hooks(struct tb_guest *g)
 static int hypercall_suspend(struct tb_guest *g)
 {
 	struct tb_sim_ctrl *c = g->ctrl;
-	struct tb_sim_waitset ws = { .n = 1, .port = { TB_SIM_PORT_RESUME },
+	struct tb_sim_waitset ws = { .n = 1,
+				     .port = { TB_SIM_PORT_RESUME },
 				     .end = { TB_SIM_END_GUEST },
 				     .extra_fd = -1 };
 	unsigned sub;
@@ -267,7 +269,8 @@ static int hypercall_suspend(struct tb_guest *g)
 	/* spin first: a short checkpoint resumes us in ~0.1 us (facts 2) */
 	for (;;) {
 		int r = tb_sim_evtchn_wait(c, g->evtfds, &ws, RESUME_SPIN_NS,
-					   tb_now_ns() + 100 * TB_NSEC_PER_MSEC);
+					   tb_now_ns() +
+						   100 * TB_NSEC_PER_MSEC);
 
 		if (LD(&c->state) == TB_SIM_RUNNING && r == 0)
 			break;
@@ -341,8 +344,8 @@ static void *kernel_main(void *arg)
 	struct tb_guest *g = arg;
 	struct tb_sim_ctrl *c = g->ctrl;
 	char v[TB_SIM_VAL_MAX];
-	int64_t next_stats = tb_now_ns() + (int64_t)g->cfg.stats_interval_s *
-						   TB_NSEC_PER_SEC;
+	int64_t next_stats = tb_now_ns() +
+			     (int64_t)g->cfg.stats_interval_s * TB_NSEC_PER_SEC;
 	int r;
 
 	while (!tb_guest_exiting(g)) {
@@ -374,13 +377,13 @@ static void *kernel_main(void *arg)
 		} else if (r == 1) {
 			handle_request(g);
 		}
-		if (g->want_stats || (g->cfg.stats_interval_s &&
-				      tb_now_ns() >= next_stats)) {
+		if (g->want_stats ||
+		    (g->cfg.stats_interval_s && tb_now_ns() >= next_stats)) {
 			g->want_stats = 0;
 			print_stats(g, stderr, false);
-			next_stats = tb_now_ns() +
-				     (int64_t)g->cfg.stats_interval_s *
-					     TB_NSEC_PER_SEC;
+			next_stats =
+				tb_now_ns() + (int64_t)g->cfg.stats_interval_s *
+						      TB_NSEC_PER_SEC;
 		}
 	}
 	return NULL;
@@ -436,7 +439,8 @@ static void *netback_main(void *arg)
 {
 	struct tb_guest *g = arg;
 	struct tb_sim_gate *gt = &g->ctrl->gate;
-	struct tb_sim_waitset ws = { .n = 1, .port = { TB_SIM_PORT_GATE },
+	struct tb_sim_waitset ws = { .n = 1,
+				     .port = { TB_SIM_PORT_GATE },
 				     .end = { TB_SIM_END_GUEST },
 				     .extra_fd = -1 };
 	struct tb_sim_gate_rec rec;
@@ -562,8 +566,8 @@ static void *tool_main(void *arg)
 		if (conn >= 0 && pfd[1].revents) {
 			ssize_t n = read(conn, b, sizeof(b));
 
-			if (n == 0 || (n < 0 && errno != EINTR &&
-				       errno != EAGAIN)) {
+			if (n == 0 ||
+			    (n < 0 && errno != EINTR && errno != EAGAIN)) {
 				close(conn);
 				conn = -1;
 				self_resume(g);

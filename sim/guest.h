@@ -26,13 +26,13 @@ struct tb_guest_cfg {
 	uint64_t ram_size;
 	bool hugepages;
 	const char *socket;
-	int static_port;	/* > 0: dom0less port */
+	int static_port; /* > 0: dom0less port */
 	bool no_suspend_cancel;
 	bool ignore_suspend;	/* test: never answer suspend requests */
 	const char *dirty_mech; /* auto | uffd | bitmap */
 	unsigned workload;
-	uint64_t dirty_rate;	/* pages/s over all threads; 0 = flat out */
-	uint64_t wss;		/* bytes; 0 = all data pages */
+	uint64_t dirty_rate; /* pages/s over all threads; 0 = flat out */
+	uint64_t wss;	     /* bytes; 0 = all data pages */
 	unsigned pattern;
 	unsigned content;
 	unsigned threads;
@@ -47,7 +47,7 @@ struct tb_guest_cfg {
 	int ram_fd;
 	int state_fd;
 	const char *state_file;
-	int ready_fd;		/* write one byte here once running */
+	int ready_fd; /* write one byte here once running */
 };
 
 struct tb_guest;
@@ -67,8 +67,8 @@ int tb_guest_kv_step(struct tb_guest_kv *kv, int timeout_ms);
 int tb_guest_kv_relisten(struct tb_guest_kv *kv);
 void tb_guest_kv_close(struct tb_guest_kv *kv);
 /* Called by the netback thread: send to a connection, false if gone. */
-bool tb_guest_kv_transmit(struct tb_guest_kv *kv, uint32_t conn,
-			  const void *p, size_t len);
+bool tb_guest_kv_transmit(struct tb_guest_kv *kv, uint32_t conn, const void *p,
+			  size_t len);
 
 /* Services the KV code needs from the guest. */
 void *tb_guest_ram(struct tb_guest *g);

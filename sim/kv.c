@@ -32,7 +32,7 @@
 #include "guest.h"
 
 #define KV_MAX_CONNS 64
-#define KV_LINE 256
+#define KV_LINE	     256
 
 struct kv_conn {
 	int fd;
@@ -94,8 +94,7 @@ static int kv_listen(struct tb_guest_kv *kv)
 
 	if (tb_guest_parse_addr(kv->addr, &ss, &len))
 		return -EINVAL;
-	s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-		   0);
+	s = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s < 0)
 		return -errno;
 	if (ss.ss_family == AF_UNIX)
@@ -179,8 +178,8 @@ void tb_guest_kv_close(struct tb_guest_kv *kv)
 	free(kv);
 }
 
-bool tb_guest_kv_transmit(struct tb_guest_kv *kv, uint32_t conn,
-			  const void *p, size_t len)
+bool tb_guest_kv_transmit(struct tb_guest_kv *kv, uint32_t conn, const void *p,
+			  size_t len)
 {
 	bool ok = false;
 	int i;
@@ -227,8 +226,7 @@ static uint64_t str_hash(const char *s)
 }
 
 /* Find @key's slot, or the free slot it would go in; NULL if full. */
-static struct tb_sim_kv_ent *kv_find(struct tb_sim_kv_hdr *kh,
-				     const char *key)
+static struct tb_sim_kv_ent *kv_find(struct tb_sim_kv_hdr *kh, const char *key)
 {
 	struct tb_sim_kv_ent *e = (struct tb_sim_kv_ent *)(kh + 1);
 	uint64_t i, n = kh->nr_ents, start = str_hash(key) % n;
@@ -242,8 +240,7 @@ static struct tb_sim_kv_ent *kv_find(struct tb_sim_kv_hdr *kh,
 	return NULL;
 }
 
-static struct tb_sim_kv_client *kv_client(struct tb_sim_kv_hdr *kh,
-					  uint64_t id)
+static struct tb_sim_kv_client *kv_client(struct tb_sim_kv_hdr *kh, uint64_t id)
 {
 	struct tb_sim_kv_client *free_slot = NULL;
 	uint64_t min_seq = UINT64_MAX;
@@ -268,8 +265,8 @@ static struct tb_sim_kv_client *kv_client(struct tb_sim_kv_hdr *kh,
 }
 
 static void apply(struct tb_guest *g, uint64_t client, uint64_t seq,
-		  const char *op, const char *key, const char *val,
-		  char *reply, size_t rlen)
+		  const char *op, const char *key, const char *val, char *reply,
+		  size_t rlen)
 {
 	struct tb_sim_kv_hdr *kh = kv_hdr(g);
 	struct tb_sim_kv_client *cl = kv_client(kh, client);
@@ -321,7 +318,8 @@ static void apply(struct tb_guest *g, uint64_t client, uint64_t seq,
 		if (!strcmp(op, "SET")) {
 			if (!val) {
 				snprintf(reply, rlen,
-					 "%" PRIu64 " %" PRIu64 " ERR no value\n",
+					 "%" PRIu64 " %" PRIu64
+					 " ERR no value\n",
 					 client, seq);
 				goto record;
 			}
@@ -372,8 +370,7 @@ static void handle_line(struct tb_guest_kv *kv, struct kv_conn *c, char *line)
 	    tb_parse_u64(sq, &seq) || !client) {
 		snprintf(reply, sizeof(reply), "0 0 ERR parse\n");
 	} else {
-		apply(kv->g, client, seq, op, key, val, reply,
-		      TB_SIM_KV_REPLY);
+		apply(kv->g, client, seq, op, key, val, reply, TB_SIM_KV_REPLY);
 	}
 	tb_guest_send(kv->g, c->id, reply, (uint32_t)strlen(reply));
 }
@@ -519,7 +516,8 @@ static int kvc_readline(int s, char *buf, size_t cap, size_t *have,
 
 			if (left <= 0)
 				return -ETIMEDOUT;
-			if (poll(&p, 1, (int)(left / TB_NSEC_PER_MSEC) + 1) <= 0)
+			if (poll(&p, 1, (int)(left / TB_NSEC_PER_MSEC) + 1) <=
+			    0)
 				continue;
 		}
 		n = recv(s, buf + *have, cap - *have, 0);
@@ -647,9 +645,13 @@ int tb_kvclient_main(const char *addr, unsigned clients, uint64_t ops,
 		goto out;
 	}
 	for (i = 0; i < clients; i++) {
-		k[i] = (struct kvc){ .addr = addr, .id_base = base, .i = i,
-				     .ops = ops, .keys = keys ? keys : 16,
-				     .retry_ns = retry_ns, .log = log,
+		k[i] = (struct kvc){ .addr = addr,
+				     .id_base = base,
+				     .i = i,
+				     .ops = ops,
+				     .keys = keys ? keys : 16,
+				     .retry_ns = retry_ns,
+				     .log = log,
 				     .log_lock = &lock };
 		pthread_create(&th[i], NULL, kvc_main, &k[i]);
 	}

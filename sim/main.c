@@ -46,11 +46,40 @@ static void usage(FILE *f)
 }
 
 enum {
-	O_RAM = 256, O_HUGE, O_SOCKET, O_NAME, O_DOMID, O_STATIC, O_NOSC,
-	O_IGNORE, O_MECH, O_WORKLOAD, O_RATE, O_WSS, O_PATTERN, O_CONTENT,
-	O_THREADS, O_KVLISTEN, O_RING, O_STATSF, O_STATSI, O_RESTORE, O_RAMFD,
-	O_STATE, O_STATEFD, O_VERIFY, O_VERIFYFD, O_KVCLIENT, O_CLIENTS,
-	O_OPS, O_KEYS, O_LOG, O_BENCH, O_HELP, O_RETRY, O_READY,
+	O_RAM = 256,
+	O_HUGE,
+	O_SOCKET,
+	O_NAME,
+	O_DOMID,
+	O_STATIC,
+	O_NOSC,
+	O_IGNORE,
+	O_MECH,
+	O_WORKLOAD,
+	O_RATE,
+	O_WSS,
+	O_PATTERN,
+	O_CONTENT,
+	O_THREADS,
+	O_KVLISTEN,
+	O_RING,
+	O_STATSF,
+	O_STATSI,
+	O_RESTORE,
+	O_RAMFD,
+	O_STATE,
+	O_STATEFD,
+	O_VERIFY,
+	O_VERIFYFD,
+	O_KVCLIENT,
+	O_CLIENTS,
+	O_OPS,
+	O_KEYS,
+	O_LOG,
+	O_BENCH,
+	O_HELP,
+	O_RETRY,
+	O_READY,
 };
 
 static const struct option opts[] = {
@@ -111,9 +140,9 @@ static int verify_fd(int fd, const char *what)
 	munmap(p, (size_t)st.st_size);
 	printf("verify %s: %s pages=%" PRIu64 " writes=%" PRIu64
 	       " bad_pages=%" PRIu64 " bad_lanes=%" PRIu64 "%s%s\n",
-	       what, (!rc && rep.ok) ? "OK" : "INCONSISTENT",
-	       rep.pages_checked, rep.total_writes, rep.bad_pages,
-	       rep.bad_lanes, rep.msg[0] ? ": " : "", rep.msg);
+	       what, (!rc && rep.ok) ? "OK" : "INCONSISTENT", rep.pages_checked,
+	       rep.total_writes, rep.bad_pages, rep.bad_lanes,
+	       rep.msg[0] ? ": " : "", rep.msg);
 	return (!rc && rep.ok) ? 0 : 1;
 }
 
@@ -126,10 +155,15 @@ static int bad(const char *opt, const char *v)
 int main(int argc, char **argv)
 {
 	struct tb_guest_cfg cfg = {
-		.ram_size = 256ull << 20, .dirty_mech = "auto",
-		.workload = TB_GUEST_SYNTHETIC, .threads = 1,
-		.content = TB_SIM_CONTENT_DELTA, .gate_ring = 1 << 20,
-		.stats_interval_s = 5, .ram_fd = -1, .state_fd = -1,
+		.ram_size = 256ull << 20,
+		.dirty_mech = "auto",
+		.workload = TB_GUEST_SYNTHETIC,
+		.threads = 1,
+		.content = TB_SIM_CONTENT_DELTA,
+		.gate_ring = 1 << 20,
+		.stats_interval_s = 5,
+		.ram_fd = -1,
+		.state_fd = -1,
 		.ready_fd = -1,
 	};
 	const char *verify_file = NULL, *kv_addr = NULL, *log = NULL;
@@ -142,9 +176,8 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[c], "--selftest-bench"))
 			return tb_simbench_main(argc, argv);
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		const char *name = c >= O_RAM && c <= O_RETRY ?
-					   opts[c - O_RAM].name :
-					   "?";
+		const char *name =
+			c >= O_RAM && c <= O_RETRY ? opts[c - O_RAM].name : "?";
 
 		switch (c) {
 		case O_RAM:
@@ -325,15 +358,16 @@ int main(int argc, char **argv)
 	if (kv_addr)
 		return tb_kvclient_main(kv_addr, (unsigned)clients, ops, log,
 					keys, retry_ns);
-	if (cfg.restore && (cfg.ram_fd < 0 ||
-			    (cfg.state_fd < 0 && !cfg.state_file))) {
+	if (cfg.restore &&
+	    (cfg.ram_fd < 0 || (cfg.state_fd < 0 && !cfg.state_file))) {
 		fprintf(stderr,
 			"tiber-simguest: --restore needs --ram-fd and --state or --state-fd\n");
 		return 2;
 	}
 	if ((cfg.workload == TB_GUEST_KV || cfg.workload == TB_GUEST_MIXED) &&
 	    !cfg.kv_listen) {
-		fprintf(stderr, "tiber-simguest: --workload kv needs --kv-listen\n");
+		fprintf(stderr,
+			"tiber-simguest: --workload kv needs --kv-listen\n");
 		return 2;
 	}
 	return tb_guest_main(&cfg);

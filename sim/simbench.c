@@ -79,8 +79,10 @@ static int64_t pct(int64_t *v, size_t n, double q)
 static struct tb_dom *attach(const char *sock, enum tb_suspend_mode m,
 			     unsigned threads)
 {
-	struct tb_dom_cfg cfg = { .guest = sock, .static_port = -1,
-				  .suspend_mode = m, .dirty_mech = "auto",
+	struct tb_dom_cfg cfg = { .guest = sock,
+				  .static_port = -1,
+				  .suspend_mode = m,
+				  .dirty_mech = "auto",
 				  .copy_threads = threads };
 	struct tb_dom *d = NULL;
 	int rc = ops->attach(&d, &cfg);
@@ -94,8 +96,7 @@ static struct tb_dom *attach(const char *sock, enum tb_suspend_mode m,
 static void bench_suspend(const char *self, const char *sock, unsigned n)
 {
 	static const char *const names[] = { "evtchn", "xenstore", "pause" };
-	enum tb_suspend_mode modes[] = { TB_SUSPEND_EVTCHN,
-					 TB_SUSPEND_XENSTORE,
+	enum tb_suspend_mode modes[] = { TB_SUSPEND_EVTCHN, TB_SUSPEND_XENSTORE,
 					 TB_SUSPEND_PAUSE };
 	const char *args[] = { "--ram", "256M", "--dirty-rate", "100000",
 			       NULL };
@@ -103,7 +104,8 @@ static void bench_suspend(const char *self, const char *sock, unsigned n)
 	unsigned m, i;
 
 	printf("# request -> suspended (t_wake - t_notify) and resume() call, "
-	       "%u cycles, 256 MiB guest writing 100k pages/s\n", n);
+	       "%u cycles, 256 MiB guest writing 100k pages/s\n",
+	       n);
 	printf("%-9s %10s %10s %10s %12s\n", "mode", "p50_us", "p99_us",
 	       "max_us", "resume_p50");
 	for (m = 0; m < 3; m++) {
@@ -120,8 +122,8 @@ static void bench_suspend(const char *self, const char *sock, unsigned n)
 			int64_t t;
 
 			ops->request_suspend(d);
-			if (ops->await_suspended(d, tb_now_ns() +
-							    TB_NSEC_PER_SEC))
+			if (ops->await_suspended(d,
+						 tb_now_ns() + TB_NSEC_PER_SEC))
 				break;
 			ops->get_stats(d, &st);
 			lat[i] = st.t_wake_ns - st.t_notify_ns;
@@ -158,9 +160,13 @@ static void bench_harvest(const char *self, const char *sock)
 	printf("%-8s %10s %10s %10s\n", "dirty", "reported", "min_us",
 	       "med_us");
 	for (k = 0; k < TB_ARRAY_SIZE(ns); k++) {
-		const char *args[] = { "--ram", "1G", "--workload",
-				       ns[k] ? "synthetic" : "idle", "--pattern",
-				       "sequential", "--wss", wss, NULL };
+		const char *args[] = {
+			"--ram",      "1G",
+			"--workload", ns[k] ? "synthetic" : "idle",
+			"--pattern",  "sequential",
+			"--wss",      wss,
+			NULL
+		};
 		struct tb_bitmap bm;
 		int64_t t[5];
 		uint64_t got = 0;
@@ -178,14 +184,15 @@ static void bench_harvest(const char *self, const char *sock)
 		}
 		tb_bitmap_init(&bm, 262144);
 		for (r = 0; r < 5; r++) {
-			uint64_t p0 = __atomic_load_n(
-				&tb_sim_dom_ctrl(d)->progress, __ATOMIC_SEQ_CST);
+			uint64_t p0 =
+				__atomic_load_n(&tb_sim_dom_ctrl(d)->progress,
+						__ATOMIC_SEQ_CST);
 			int64_t t0;
 
 			/* sequential over the wss: one pass dirties it all */
-			while (ns[k] && __atomic_load_n(&tb_sim_dom_ctrl(d)->progress,
-							__ATOMIC_SEQ_CST) <
-						p0 + ns[k])
+			while (ns[k] &&
+			       __atomic_load_n(&tb_sim_dom_ctrl(d)->progress,
+					       __ATOMIC_SEQ_CST) < p0 + ns[k])
 				usleep(1000);
 			ops->request_suspend(d);
 			ops->await_suspended(d, tb_now_ns() + TB_NSEC_PER_SEC);
@@ -196,8 +203,9 @@ static void bench_harvest(const char *self, const char *sock)
 			got = tb_bitmap_count(&bm);
 			ops->resume(d, true);
 		}
-		printf("%-8" PRIu64 " %10" PRIu64 " %10.1f %10.1f\n", ns[k], got,
-		       (double)pct(t, 5, 0) / 1e3, (double)pct(t, 5, .5) / 1e3);
+		printf("%-8" PRIu64 " %10" PRIu64 " %10.1f %10.1f\n", ns[k],
+		       got, (double)pct(t, 5, 0) / 1e3,
+		       (double)pct(t, 5, .5) / 1e3);
 		tb_bitmap_free(&bm);
 		ops->detach(d);
 		reap(pid);
@@ -214,8 +222,8 @@ static void evict(uint8_t *sweep, size_t len)
 
 static void bench_copy(const char *self, const char *sock)
 {
-	const char *args[] = { "--ram", "1G", "--workload", "idle", "--content",
-			       "random", NULL };
+	const char *args[] = { "--ram",	    "1G",     "--workload", "idle",
+			       "--content", "random", NULL };
 	uint64_t nsz[] = { 1000, 10000, 100000 };
 	size_t sweep_len = 96u << 20;
 	uint8_t *sweep = malloc(sweep_len), *dst = malloc(100000ull * 4096);
@@ -252,9 +260,9 @@ static void bench_copy(const char *self, const char *sock)
 				evict(sweep, sweep_len);
 				t0 = tb_now_ns();
 				ops->copy_pages(d, pfns, n, dst);
-				best[th - 1] = TB_MIN(best[th - 1],
-						      (double)(tb_now_ns() - t0) /
-							      (double)n);
+				best[th - 1] = TB_MIN(
+					best[th - 1],
+					(double)(tb_now_ns() - t0) / (double)n);
 			}
 			ops->resume(d, true);
 			ops->detach(d);
@@ -264,12 +272,14 @@ static void bench_copy(const char *self, const char *sock)
 
 			evict(sweep, sweep_len);
 			t0 = tb_now_ns();
-			memcpy(dst, sweep + 4096, n * 4096 > sweep_len - 4096 ?
-							  sweep_len - 4096 :
-							  n * 4096);
-			best[2] = TB_MIN(best[2],
-					 (double)(tb_now_ns() - t0) /
-						 (double)TB_MIN(n, (sweep_len - 4096) / 4096));
+			memcpy(dst, sweep + 4096,
+			       n * 4096 > sweep_len - 4096 ? sweep_len - 4096 :
+							     n * 4096);
+			best[2] = TB_MIN(
+				best[2],
+				(double)(tb_now_ns() - t0) /
+					(double)TB_MIN(n, (sweep_len - 4096) /
+								  4096));
 		}
 		printf("%-8" PRIu64 " %12.0f %12.0f %14.0f\n", n, best[0],
 		       best[1], best[2]);

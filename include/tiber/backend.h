@@ -43,11 +43,11 @@ const char *tb_suspend_mode_name(enum tb_suspend_mode m);
 int tb_suspend_mode_parse(const char *s, enum tb_suspend_mode *out);
 
 struct tb_dom_cfg {
-	const char *guest;     /* sim: simguest control socket path */
-	uint32_t domid;	       /* xen: domain id */
+	const char *guest; /* sim: simguest control socket path */
+	uint32_t domid;	   /* xen: domain id */
 	enum tb_suspend_mode suspend_mode;
-	int32_t static_port;   /* >= 0: dom0less static suspend port */
-	bool allow_slow_resume; /* guest without SUSPEND_CANCEL: resume slow
+	int32_t static_port;	 /* >= 0: dom0less static suspend port */
+	bool allow_slow_resume;	 /* guest without SUSPEND_CANCEL: resume slow
 				   (guest sees 0) instead of refusing */
 	const char *kernel_path; /* xen: kernel image for the ELF notes */
 	int suspend_cancel;	 /* xen: -1 detect, 0 no, 1 yes (config) */
@@ -58,49 +58,49 @@ struct tb_dom_cfg {
 struct tb_dom_info {
 	uint32_t domid;
 	char name[32];
-	char kind[16];	       /* "sim", "pv", "pvh", "hvm" */
-	uint64_t nr_pages;     /* pfn space: bitmap size */
+	char kind[16];	   /* "sim", "pv", "pvh", "hvm" */
+	uint64_t nr_pages; /* pfn space: bitmap size */
 	uint32_t nr_vcpus;
-	uint32_t state_tag;    /* enum tb_state_tag of the state blobs */
+	uint32_t state_tag; /* enum tb_state_tag of the state blobs */
 	enum tb_suspend_mode suspend_mode; /* resolved, never AUTO */
-	bool suspend_cancel;   /* guest advertises SUSPEND_CANCEL */
-	char dirty_mech[32];   /* how dirty pages are found */
+	bool suspend_cancel;		   /* guest advertises SUSPEND_CANCEL */
+	char dirty_mech[32];		   /* how dirty pages are found */
 };
 
 struct tb_dom_stats {
-	uint64_t suspends;	  /* completed suspends */
+	uint64_t suspends;	   /* completed suspends */
 	uint64_t suspend_timeouts; /* requests cancelled at the deadline */
 	uint64_t fast_resumes;
 	uint64_t slow_resumes;
 	uint64_t dirty_harvests;
 	uint64_t pages_copied;
-	uint64_t output_held_bytes;     /* currently held */
+	uint64_t output_held_bytes;	/* currently held */
 	uint64_t output_released_bytes; /* total released */
 	uint64_t output_dropped_bytes;	/* overflow policy "drop" */
 	/* Last op's inner timestamps (CLOCK_MONOTONIC ns), 0 if n/a. */
-	int64_t t_notify_ns;	/* request_suspend signalled the guest */
-	int64_t t_wake_ns;	/* await_suspended woke up */
+	int64_t t_notify_ns; /* request_suspend signalled the guest */
+	int64_t t_wake_ns;   /* await_suspended woke up */
 };
 
 /* Backup side: start a guest from a committed image. */
 struct tb_restore_req {
-	const char *name;      /* guest name */
-	uint32_t domid;	       /* original domain id */
+	const char *name; /* guest name */
+	uint32_t domid;	  /* original domain id */
 	uint64_t nr_pages;
-	int mem_fd;	       /* memfd with nr_pages * 4096 bytes of RAM */
+	int mem_fd; /* memfd with nr_pages * 4096 bytes of RAM */
 	const void *cpu_state;
 	size_t cpu_state_len;
 	const void *dev_state;
 	size_t dev_state_len;
 	uint32_t state_tag;
-	uint64_t epoch;	       /* the committed epoch restored from */
-	const char *args;      /* backend-specific, e.g. sim: extra guest
+	uint64_t epoch;	  /* the committed epoch restored from */
+	const char *args; /* backend-specific, e.g. sim: extra guest
 				  flags; xen: domain config file */
 };
 struct tb_restore_res {
-	pid_t pid;	      /* sim: restored guest process */
-	uint32_t domid;	      /* xen: new domain id */
-	char where[128];      /* sim: its control socket; xen: name */
+	pid_t pid;	 /* sim: restored guest process */
+	uint32_t domid;	 /* xen: new domain id */
+	char where[128]; /* sim: its control socket; xen: name */
 };
 
 struct tb_backend_ops {

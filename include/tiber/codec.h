@@ -24,7 +24,7 @@
  * the decoder rejects any other length for those encodings.
  */
 #define TB_CODEC_MIN_GAIN 64u
-#define TB_CODEC_LZ4_MAX (TB_PAGE_SIZE - TB_CODEC_MIN_GAIN)
+#define TB_CODEC_LZ4_MAX  (TB_PAGE_SIZE - TB_CODEC_MIN_GAIN)
 
 struct tb_codec_opts {
 	bool compress;	/* false: only ZERO and RAW */
@@ -38,7 +38,10 @@ struct tb_codec_opts {
 	 */
 	bool try_plain;
 };
-#define TB_CODEC_OPTS_DEFAULT { .compress = true, .xor_delta = true, .accel = 1 }
+#define TB_CODEC_OPTS_DEFAULT                                   \
+	{                                                       \
+		.compress = true, .xor_delta = true, .accel = 1 \
+	}
 
 struct tb_codec_stats {
 	uint64_t pages[TB_ENC_MAX + 1];
@@ -62,8 +65,8 @@ bool tb_page_is_zero(const void *page);
  * @page or @shadow.
  */
 int tb_codec_encode(const struct tb_codec_opts *opts, const void *page,
-		    const void *shadow, void *out, uint8_t *enc,
-		    uint32_t *len, struct tb_codec_stats *stats);
+		    const void *shadow, void *out, uint8_t *enc, uint32_t *len,
+		    struct tb_codec_stats *stats);
 
 /*
  * Decode one page into @page_out (4096 bytes).  @prev is the receiver's

@@ -13,15 +13,15 @@
 #include <time.h>
 #include <endian.h>
 
-#define TB_PAGE_SHIFT 12
-#define TB_PAGE_SIZE (1u << TB_PAGE_SHIFT)
-#define TB_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define TB_PAGE_SHIFT	  12
+#define TB_PAGE_SIZE	  (1u << TB_PAGE_SHIFT)
+#define TB_ARRAY_SIZE(a)  (sizeof(a) / sizeof((a)[0]))
 #define TB_ALIGN_UP(x, a) (((x) + ((a)-1)) & ~((__typeof__(x))(a)-1))
-#define TB_MIN(a, b) ((a) < (b) ? (a) : (b))
-#define TB_MAX(a, b) ((a) > (b) ? (a) : (b))
-#define TB_NSEC_PER_SEC ((int64_t)1000000000)
-#define TB_NSEC_PER_MSEC ((int64_t)1000000)
-#define TB_NSEC_PER_USEC ((int64_t)1000)
+#define TB_MIN(a, b)	  ((a) < (b) ? (a) : (b))
+#define TB_MAX(a, b)	  ((a) > (b) ? (a) : (b))
+#define TB_NSEC_PER_SEC	  ((int64_t)1000000000)
+#define TB_NSEC_PER_MSEC  ((int64_t)1000000)
+#define TB_NSEC_PER_USEC  ((int64_t)1000)
 
 /* CLOCK_MONOTONIC in ns: the one clock of every timestamp tiber records. */
 static inline int64_t tb_now_ns(void)

@@ -16,12 +16,12 @@
 #include <stdio.h>
 
 enum tb_opt_type {
-	TB_OPT_STR,	 /* const char * (points into tb_opts storage) */
-	TB_OPT_U64,	 /* uint64_t */
-	TB_OPT_U32,	 /* uint32_t */
-	TB_OPT_INT,	 /* int */
-	TB_OPT_DOUBLE,	 /* double */
-	TB_OPT_BOOL,	 /* bool: yes/no/true/false/1/0/on/off; a flag alone = yes */
+	TB_OPT_STR,    /* const char * (points into tb_opts storage) */
+	TB_OPT_U64,    /* uint64_t */
+	TB_OPT_U32,    /* uint32_t */
+	TB_OPT_INT,    /* int */
+	TB_OPT_DOUBLE, /* double */
+	TB_OPT_BOOL, /* bool: yes/no/true/false/1/0/on/off; a flag alone = yes */
 	TB_OPT_SIZE,	 /* uint64_t bytes: 64M, 4G */
 	TB_OPT_DURATION, /* int64_t ns: 10ms, 2s, 500us; bare number = ms */
 	TB_OPT_CHOICE,	 /* int: index into a NULL-terminated choices[] */
@@ -59,8 +59,8 @@ int tb_opts_load_file(struct tb_opts *o, const char *path);
  * the flags in order.  Non-flag arguments are returned in @rest
  * (argv order, *nrest).  --help sets *help.  0 or -EINVAL with o->err.
  */
-int tb_opts_parse_argv(struct tb_opts *o, int argc, char **argv,
-		       char ***rest, int *nrest, bool *help);
+int tb_opts_parse_argv(struct tb_opts *o, int argc, char **argv, char ***rest,
+		       int *nrest, bool *help);
 /* Print "  --key VALUE   help (default)" lines. */
 void tb_opts_usage(const struct tb_opts *o, FILE *f);
 

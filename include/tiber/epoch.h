@@ -24,7 +24,7 @@
 struct tb_epoch_rec;
 
 enum tb_engine_mode {
-	TB_MODE_STAGED = 0,	     /* resume first, then send (tiber) */
+	TB_MODE_STAGED = 0,	       /* resume first, then send (tiber) */
 	TB_MODE_SEND_WHILE_PAUSED = 1, /* xl-remus style baseline */
 };
 
@@ -36,23 +36,23 @@ enum tb_loss_policy {
 struct tb_engine_cfg {
 	const struct tb_backend_ops *ops;
 	struct tb_dom_cfg dom;
-	const char *backup;	      /* replicator address */
+	const char *backup; /* replicator address */
 	double rate_hz;
-	uint64_t max_epochs;	      /* stop after this many; 0 = run on */
-	int64_t suspend_timeout_ns;   /* await_suspended deadline */
+	uint64_t max_epochs;	    /* stop after this many; 0 = run on */
+	int64_t suspend_timeout_ns; /* await_suspended deadline */
 	int64_t hb_interval_ns;
-	int64_t hb_timeout_ns;	      /* nothing from the backup: lost */
-	int64_t lag_limit_ns;	      /* oldest unacked epoch older: lost */
+	int64_t hb_timeout_ns; /* nothing from the backup: lost */
+	int64_t lag_limit_ns;  /* oldest unacked epoch older: lost */
 	int64_t reconnect_interval_ns;
-	unsigned max_inflight;	      /* staged-but-unacked epochs (>= 1) */
-	unsigned precopy_rounds;      /* first sync rounds while running */
+	unsigned max_inflight;	 /* staged-but-unacked epochs (>= 1) */
+	unsigned precopy_rounds; /* first sync rounds while running */
 	enum tb_loss_policy loss_policy;
 	enum tb_engine_mode mode;
-	bool gate_output;	      /* hold output until the backup acks */
+	bool gate_output; /* hold output until the backup acks */
 	struct tb_codec_opts codec;
 	struct tb_conn_opts conn;
-	const char *trace_path;	      /* JSON Lines, one object per epoch */
-	const char *control_path;     /* unix socket for tiberctl, or NULL */
+	const char *trace_path;	  /* JSON Lines, one object per epoch */
+	const char *control_path; /* unix socket for tiberctl, or NULL */
 	/* Called from the receiver thread for every finished epoch. */
 	void (*on_epoch)(void *arg, const struct tb_epoch_rec *rec);
 	void *on_epoch_arg;
@@ -63,9 +63,9 @@ void tb_engine_cfg_defaults(struct tb_engine_cfg *cfg);
 /* Everything known about one epoch: the trace line and the bench input. */
 struct tb_epoch_rec {
 	uint64_t epoch;
-	bool full;	    /* first sync */
-	bool acked;	    /* false: lost with the backup */
-	int64_t t_tick;	    /* scheduled tick time */
+	bool full;	/* first sync */
+	bool acked;	/* false: lost with the backup */
+	int64_t t_tick; /* scheduled tick time */
 	int64_t t_request;
 	int64_t t_notified; /* backend signalled the guest */
 	int64_t t_suspended;
@@ -103,9 +103,9 @@ struct tb_engine_status {
 	uint64_t inflight;
 	int64_t last_pause_ns;
 	int64_t pause_p50_ns, pause_p99_ns; /* over the last 1024 epochs */
-	int64_t backup_lag_ns;	/* age of the oldest unacked epoch */
+	int64_t backup_lag_ns; /* age of the oldest unacked epoch */
 	uint64_t skipped_ticks;
-	uint64_t missed_ticks;	/* timer overruns */
+	uint64_t missed_ticks; /* timer overruns */
 	uint64_t suspend_timeouts;
 	uint64_t backup_losses;
 	uint64_t resyncs;

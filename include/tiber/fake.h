@@ -18,10 +18,10 @@ struct tb_fake {
 	uint64_t nr_pages;
 	uint8_t *ram;
 	/* knobs (set before the call they affect) */
-	int fail_copy;	      /* next copy_pages returns this, once */
-	int fail_harvest;     /* next harvest_dirty returns this, once */
-	bool ignore_suspend;  /* never suspends: await times out */
-	bool dead;	      /* check_health reports the guest gone */
+	int fail_copy;	     /* next copy_pages returns this, once */
+	int fail_harvest;    /* next harvest_dirty returns this, once */
+	bool ignore_suspend; /* never suspends: await times out */
+	bool dead;	     /* check_health reports the guest gone */
 	bool no_suspend_cancel;
 	/* observations */
 	uint64_t suspends, fast_resumes, slow_resumes, timeouts;
@@ -38,8 +38,7 @@ extern const struct tb_backend_ops tb_backend_fake_ops;
 int tb_fake_create(struct tb_fake **out, uint64_t nr_pages);
 void tb_fake_destroy(struct tb_fake *f);
 /* The guest writes @val at @off of page @pfn (waits while suspended). */
-void tb_fake_write(struct tb_fake *f, uint64_t pfn, uint32_t off,
-		   uint8_t val);
+void tb_fake_write(struct tb_fake *f, uint64_t pfn, uint32_t off, uint8_t val);
 /* Run @fn while the guest is quiescent (as if suspended). */
 void tb_fake_quiesce(struct tb_fake *f, void (*fn)(void *), void *arg);
 

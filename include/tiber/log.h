@@ -29,18 +29,18 @@ int tb_log_parse_level(const char *s);
 void tb_log_emit(int level, const char *func, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-#define TB_LOG_(lvl, rc, ...)                                          \
-	do {                                                           \
-		if ((lvl) <= tb_log_level)                             \
+#define TB_LOG_(lvl, rc, ...)                                            \
+	do {                                                             \
+		if ((lvl) <= tb_log_level)                               \
 			tb_log_emit((lvl), __func__, (rc), __VA_ARGS__); \
 	} while (0)
 
-#define tb_err(...) TB_LOG_(TB_LOG_ERR, 0, __VA_ARGS__)
+#define tb_err(...)  TB_LOG_(TB_LOG_ERR, 0, __VA_ARGS__)
 #define tb_warn(...) TB_LOG_(TB_LOG_WARN, 0, __VA_ARGS__)
 #define tb_info(...) TB_LOG_(TB_LOG_INFO, 0, __VA_ARGS__)
-#define tb_dbg(...) TB_LOG_(TB_LOG_DEBUG, 0, __VA_ARGS__)
+#define tb_dbg(...)  TB_LOG_(TB_LOG_DEBUG, 0, __VA_ARGS__)
 /* @rc is a -errno; its strerror is appended. */
-#define tb_err_rc(rc, ...) TB_LOG_(TB_LOG_ERR, (rc), __VA_ARGS__)
+#define tb_err_rc(rc, ...)  TB_LOG_(TB_LOG_ERR, (rc), __VA_ARGS__)
 #define tb_warn_rc(rc, ...) TB_LOG_(TB_LOG_WARN, (rc), __VA_ARGS__)
 
 #endif

@@ -17,9 +17,9 @@
 #include "tiber/stream.h"
 
 struct tb_replica {
-	struct tb_hello hello;	/* the primary's */
+	struct tb_hello hello; /* the primary's */
 	uint64_t nr_pages;
-	int mem_fd;		/* committed memory */
+	int mem_fd; /* committed memory */
 	uint8_t *mem;
 	bool have_commit;
 	uint64_t committed_epoch;
@@ -31,9 +31,9 @@ struct tb_replica {
 	bool in_epoch;
 	uint64_t epoch;
 	bool full;
-	int full_fd;		/* FULL epoch: a fresh memory image */
+	int full_fd; /* FULL epoch: a fresh memory image */
 	uint8_t *full_mem;
-	uint64_t *st_pfns;	/* incremental: staged pages */
+	uint64_t *st_pfns; /* incremental: staged pages */
 	uint8_t *st_pages;
 	uint64_t st_n;
 	struct tb_bitmap st_seen;
@@ -41,7 +41,7 @@ struct tb_replica {
 	bool st_have_cpu, st_have_dev;
 	uint64_t st_pages_count, st_bytes;
 	struct tb_digest digest;
-	uint64_t discarded;	/* epochs thrown away */
+	uint64_t discarded; /* epochs thrown away */
 
 	char err[256];
 };

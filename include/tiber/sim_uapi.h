@@ -49,16 +49,16 @@ struct pm_scan_arg {
 };
 _Static_assert(sizeof(struct pm_scan_arg) == 96, "uapi pm_scan_arg");
 
-#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
-#define PAGE_IS_WPALLOWED (1 << 0)
-#define PAGE_IS_WRITTEN (1 << 1)
-#define PAGE_IS_FILE (1 << 2)
-#define PAGE_IS_PRESENT (1 << 3)
-#define PAGE_IS_SWAPPED (1 << 4)
-#define PAGE_IS_PFNZERO (1 << 5)
-#define PAGE_IS_HUGE (1 << 6)
-#define PAGE_IS_SOFT_DIRTY (1 << 7)
-#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PAGEMAP_SCAN	      _IOWR('f', 16, struct pm_scan_arg)
+#define PAGE_IS_WPALLOWED     (1 << 0)
+#define PAGE_IS_WRITTEN	      (1 << 1)
+#define PAGE_IS_FILE	      (1 << 2)
+#define PAGE_IS_PRESENT	      (1 << 3)
+#define PAGE_IS_SWAPPED	      (1 << 4)
+#define PAGE_IS_PFNZERO	      (1 << 5)
+#define PAGE_IS_HUGE	      (1 << 6)
+#define PAGE_IS_SOFT_DIRTY    (1 << 7)
+#define PM_SCAN_WP_MATCHING   (1 << 0)
 #define PM_SCAN_CHECK_WPASYNC (1 << 1)
 #endif
 

@@ -30,8 +30,8 @@
 
 #include "tiber/common.h"
 
-#define TB_SIM_MAGIC 0x4d495354u /* "TSIM" */
-#define TB_SIM_VERSION 1u
+#define TB_SIM_MAGIC	  0x4d495354u /* "TSIM" */
+#define TB_SIM_VERSION	  1u
 #define TB_SIM_CTRL_FIXED (64u * 1024u) /* fixed part of the control memfd */
 
 /* Domain state (the hypervisor's view). */
@@ -46,33 +46,33 @@ enum tb_sim_state {
 
 /* Xen's SHUTDOWN_* codes. */
 #define TB_SIM_SHUTDOWN_POWEROFF 0u
-#define TB_SIM_SHUTDOWN_SUSPEND 2u
-#define TB_SIM_SHUTDOWN_CRASH 3u
-#define TB_SIM_SHUTDOWN_NONE 0xffu
+#define TB_SIM_SHUTDOWN_SUSPEND	 2u
+#define TB_SIM_SHUTDOWN_CRASH	 3u
+#define TB_SIM_SHUTDOWN_NONE	 0xffu
 
 /* features word (the ELF notes) */
 #define TB_SIM_FEAT_SUSPEND_CANCEL (1u << 0)
-#define TB_SIM_FEAT_UFFD_WP (1u << 1)	 /* guest registered uffd-wp async */
-#define TB_SIM_FEAT_DIRTY_BITMAP (1u << 2) /* guest marks its writes */
+#define TB_SIM_FEAT_UFFD_WP	   (1u << 1) /* guest registered uffd-wp async */
+#define TB_SIM_FEAT_DIRTY_BITMAP   (1u << 2) /* guest marks its writes */
 
 /* suspend_req word: the one truth about a pending request (CAS). */
-#define TB_SIM_REQ_NONE 0u
+#define TB_SIM_REQ_NONE	   0u
 #define TB_SIM_REQ_PENDING 1u /* daemon asked */
-#define TB_SIM_REQ_TAKEN 2u   /* guest claimed it: it will suspend */
+#define TB_SIM_REQ_TAKEN   2u /* guest claimed it: it will suspend */
 
 /* Event channel ports. */
-#define TB_SIM_NR_PORTS 16
-#define TB_SIM_PORT_DOM_EXC 1 /* VIRQ_DOM_EXC: guest -> daemon */
-#define TB_SIM_PORT_RESUME 2  /* hypervisor resume: daemon -> guest */
-#define TB_SIM_PORT_STORE 3   /* xenstore watch fired: -> guest */
-#define TB_SIM_PORT_GATE 4    /* output gate: -> guest's netback */
+#define TB_SIM_NR_PORTS	      16
+#define TB_SIM_PORT_DOM_EXC   1 /* VIRQ_DOM_EXC: guest -> daemon */
+#define TB_SIM_PORT_RESUME    2 /* hypervisor resume: daemon -> guest */
+#define TB_SIM_PORT_STORE     3 /* xenstore watch fired: -> guest */
+#define TB_SIM_PORT_GATE      4 /* output gate: -> guest's netback */
 #define TB_SIM_PORT_FIRST_DYN 8 /* EVTCHNOP_alloc_unbound hands these */
-#define TB_SIM_END_GUEST 0 /* delivered to the guest */
-#define TB_SIM_END_TOOL 1  /* delivered to the toolstack (daemon) */
-#define TB_SIM_NR_EVTFDS (TB_SIM_NR_PORTS * 2)
-#define TB_SIM_PORT_FREE 0u
-#define TB_SIM_PORT_RESERVED 1u
-#define TB_SIM_PORT_UNBOUND 2u /* allocated by the guest */
+#define TB_SIM_END_GUEST      0 /* delivered to the guest */
+#define TB_SIM_END_TOOL	      1 /* delivered to the toolstack (daemon) */
+#define TB_SIM_NR_EVTFDS      (TB_SIM_NR_PORTS * 2)
+#define TB_SIM_PORT_FREE      0u
+#define TB_SIM_PORT_RESERVED  1u
+#define TB_SIM_PORT_UNBOUND   2u /* allocated by the guest */
 
 struct tb_sim_port_end {
 	uint32_t pending;  /* set by notify, consumed by the waiter */
@@ -87,13 +87,13 @@ struct tb_sim_port {
 
 /* Simulated xenstore: a fixed table, seqlock for readers, a lock word for
  * writers (both processes write). */
-#define TB_SIM_STORE_SLOTS 16
-#define TB_SIM_KEY_MAX 48
-#define TB_SIM_VAL_MAX 80
+#define TB_SIM_STORE_SLOTS	16
+#define TB_SIM_KEY_MAX		48
+#define TB_SIM_VAL_MAX		80
 #define TB_SIM_KEY_SUSPEND_PORT "device/suspend/event-channel"
-#define TB_SIM_KEY_SHUTDOWN "control/shutdown"
-#define TB_SIM_KEY_NAME "name"
-#define TB_SIM_KEY_DOMID "domid"
+#define TB_SIM_KEY_SHUTDOWN	"control/shutdown"
+#define TB_SIM_KEY_NAME		"name"
+#define TB_SIM_KEY_DOMID	"domid"
 
 struct tb_sim_store_slot {
 	char key[TB_SIM_KEY_MAX]; /* "" = free */
@@ -101,36 +101,36 @@ struct tb_sim_store_slot {
 };
 
 struct tb_sim_store {
-	uint32_t lock; /* writers */
-	uint32_t seq;  /* odd while a write is in progress */
+	uint32_t lock;	    /* writers */
+	uint32_t seq;	    /* odd while a write is in progress */
 	uint64_t watch_gen; /* bumped by every write */
 	struct tb_sim_store_slot slot[TB_SIM_STORE_SLOTS];
 };
 
 /* Output gate words (the ring itself is its own memfd). */
-#define TB_SIM_GATE_OPEN 0u
+#define TB_SIM_GATE_OPEN  0u
 #define TB_SIM_GATE_GATED 1u
 
 struct tb_sim_gate {
-	uint32_t mode;		  /* TB_SIM_GATE_* (daemon writes) */
+	uint32_t mode; /* TB_SIM_GATE_* (daemon writes) */
 	uint32_t pad;
-	uint64_t cur_epoch;	  /* boundary: new output gets cur_epoch+1 */
-	uint64_t released_epoch;  /* tags <= this may leave */
-	uint64_t ring_size;	  /* bytes, power of two */
-	uint64_t head;		  /* producer offset (monotonic) */
-	uint64_t tail;		  /* netback offset (monotonic) */
-	uint64_t held_bytes;	  /* payload bytes in the ring */
-	uint64_t released_bytes;  /* total payload bytes transmitted */
-	uint64_t dropped_bytes;	  /* connection gone before release */
-	uint64_t backpressure;	  /* sends that had to wait for room */
+	uint64_t cur_epoch;	 /* boundary: new output gets cur_epoch+1 */
+	uint64_t released_epoch; /* tags <= this may leave */
+	uint64_t ring_size;	 /* bytes, power of two */
+	uint64_t head;		 /* producer offset (monotonic) */
+	uint64_t tail;		 /* netback offset (monotonic) */
+	uint64_t held_bytes;	 /* payload bytes in the ring */
+	uint64_t released_bytes; /* total payload bytes transmitted */
+	uint64_t dropped_bytes;	 /* connection gone before release */
+	uint64_t backpressure;	 /* sends that had to wait for room */
 	uint64_t msgs_released;
 };
 
 /* One message in the gate ring: header + payload padded to 8 bytes. */
 struct tb_sim_gate_rec {
-	uint32_t len;	  /* payload bytes; 0 + conn 0 = wrap filler */
-	uint32_t conn;	  /* guest-side connection id */
-	uint64_t tag;	  /* epoch the output belongs to */
+	uint32_t len;  /* payload bytes; 0 + conn 0 = wrap filler */
+	uint32_t conn; /* guest-side connection id */
+	uint64_t tag;  /* epoch the output belongs to */
 };
 _Static_assert(sizeof(struct tb_sim_gate_rec) == 16, "gate ABI");
 
@@ -153,23 +153,23 @@ struct tb_sim_ctrl {
 	int32_t guest_pid;
 	uint32_t page_size;
 	uint64_t ram_size;
-	uint64_t ram_gva;	/* guest's address of RAM (for pagemap) */
-	uint32_t features;	/* ELF notes */
-	uint32_t state;		/* enum tb_sim_state */
+	uint64_t ram_gva;  /* guest's address of RAM (for pagemap) */
+	uint32_t features; /* ELF notes */
+	uint32_t state;	   /* enum tb_sim_state */
 	uint32_t shutdown_reason;
-	int32_t hypercall_ret;	/* written by the daemon before resuming */
-	uint32_t suspend_req;	/* TB_SIM_REQ_* */
+	int32_t hypercall_ret;	  /* written by the daemon before resuming */
+	uint32_t suspend_req;	  /* TB_SIM_REQ_* */
 	uint32_t subscribed_port; /* XEN_DOMCTL_subscribe; 0 = none */
-	uint32_t static_port;	/* dom0less port; 0 = none */
-	uint32_t attached;	/* a daemon holds the control socket */
-	uint64_t resume_gen;	/* bumped by every resume */
+	uint32_t static_port;	  /* dom0less port; 0 = none */
+	uint32_t attached;	  /* a daemon holds the control socket */
+	uint64_t resume_gen;	  /* bumped by every resume */
 	/* counters */
 	uint64_t suspends;
 	uint64_t suspend_cancels; /* THAW */
 	uint64_t restores;	  /* RESTORE */
 	uint64_t ignored_requests;
-	uint64_t progress;	  /* workload ops, any thread */
-	uint64_t last_verify_ok;  /* restore-hook verifier: 1 ok, 2 bad */
+	uint64_t progress;	 /* workload ops, any thread */
+	uint64_t last_verify_ok; /* restore-hook verifier: 1 ok, 2 bad */
 	/* dirty bitmap (cooperative): offset in this memfd, bytes */
 	uint64_t bitmap_off;
 	uint64_t bitmap_len;
@@ -202,11 +202,9 @@ static inline uint64_t *tb_sim_ctrl_bitmap(struct tb_sim_ctrl *c)
 void tb_sim_evtchn_notify(struct tb_sim_ctrl *c, const int *evtfds,
 			  unsigned port, unsigned end);
 /* Consume a pending event without waiting: true if there was one. */
-bool tb_sim_evtchn_consume(struct tb_sim_ctrl *c, unsigned port,
-			   unsigned end);
+bool tb_sim_evtchn_consume(struct tb_sim_ctrl *c, unsigned port, unsigned end);
 /* Retract a notification not yet consumed (true if it was pending). */
-bool tb_sim_evtchn_retract(struct tb_sim_ctrl *c, unsigned port,
-			   unsigned end);
+bool tb_sim_evtchn_retract(struct tb_sim_ctrl *c, unsigned port, unsigned end);
 
 struct tb_sim_waitset {
 	unsigned n;
@@ -275,7 +273,8 @@ uint64_t tb_sim_gate_room(const struct tb_sim_gate *g);
  */
 #define TB_SIM_BLOB_CPU 0x55504354u /* "TCPU" */
 #define TB_SIM_BLOB_DEV 0x56454454u /* "TDEV" */
-#define TB_SIM_STATE_TAG 1u /* = TB_STATE_SIM of stream.h: tb_dom_info.state_tag */
+#define TB_SIM_STATE_TAG \
+	1u /* = TB_STATE_SIM of stream.h: tb_dom_info.state_tag */
 
 struct tb_sim_blob_hdr {
 	uint32_t magic;
@@ -297,8 +296,9 @@ struct tb_sim_dev_state {
 	uint64_t restores;
 	struct tb_sim_store_slot slot[TB_SIM_STORE_SLOTS];
 };
-_Static_assert(sizeof(struct tb_sim_dev_state) == 56 +
-		       TB_SIM_STORE_SLOTS * sizeof(struct tb_sim_store_slot),
+_Static_assert(sizeof(struct tb_sim_dev_state) ==
+		       56 + TB_SIM_STORE_SLOTS *
+				       sizeof(struct tb_sim_store_slot),
 	       "dev ABI");
 
 int tb_sim_blob_put_cpu(struct tb_buf *out, const struct tb_sim_vcpu *v,
@@ -337,8 +337,7 @@ struct tb_sim_hello {
 int tb_sim_send_fds(int sock, const void *buf, size_t len, const int *fds,
 		    unsigned nfds);
 /* *nfds in: capacity, out: received (extra fds are closed). */
-int tb_sim_recv_fds(int sock, void *buf, size_t len, int *fds,
-		    unsigned *nfds);
+int tb_sim_recv_fds(int sock, void *buf, size_t len, int *fds, unsigned *nfds);
 
 /* ----------------------------------------------------------- RAM image */
 /*
@@ -375,11 +374,11 @@ struct tb_sim_ram_hdr {
 	uint64_t gen_first, gen_pages;
 	uint64_t kv_first, kv_pages;
 	uint64_t data_first, nr_data;
-	uint32_t nr_lanes;   /* data page p belongs to lane p % nr_lanes */
-	uint32_t kv_lane;    /* the lane KV writes count in */
+	uint32_t nr_lanes; /* data page p belongs to lane p % nr_lanes */
+	uint32_t kv_lane;  /* the lane KV writes count in */
 	uint64_t boot_id;
 	/* workload parameters (the "guest kernel's" config survives restore) */
-	uint32_t workload;   /* 0 synthetic, 1 kv */
+	uint32_t workload; /* 0 synthetic, 1 kv */
 	uint32_t pattern;
 	uint64_t wss_pages;
 	uint64_t dirty_rate; /* pages/s, 0 = as fast as possible */
@@ -389,10 +388,10 @@ struct tb_sim_ram_hdr {
 };
 
 /* KV table in RAM: open addressing; a dedup table per client. */
-#define TB_SIM_KV_KEY 32
-#define TB_SIM_KV_VAL 64
+#define TB_SIM_KV_KEY	  32
+#define TB_SIM_KV_VAL	  64
 #define TB_SIM_KV_CLIENTS 256
-#define TB_SIM_KV_REPLY 96
+#define TB_SIM_KV_REPLY	  96
 struct tb_sim_kv_ent {
 	char key[TB_SIM_KV_KEY];
 	char val[TB_SIM_KV_VAL];
@@ -431,12 +430,12 @@ void tb_sim_page_write(void *ram, uint64_t pfn, unsigned lane,
 struct tb_sim_verify_report {
 	bool ok;
 	uint64_t pages_checked;
-	uint64_t bad_pages;	/* content != f(p, gen[p]) */
+	uint64_t bad_pages; /* content != f(p, gen[p]) */
 	uint64_t first_bad_pfn;
 	uint32_t first_bad_gen;
-	uint64_t bad_lanes;	/* ledger or seq mismatch */
-	uint64_t total_writes;	/* sum of gens */
-	char msg[256];		/* first problem, human-readable */
+	uint64_t bad_lanes;    /* ledger or seq mismatch */
+	uint64_t total_writes; /* sum of gens */
+	char msg[256];	       /* first problem, human-readable */
 };
 /* Check that @ram (@size bytes, hostile) is one consistent state.
  * 0 (see report->ok) or -EINVAL if it is not a tiber-simguest image. */

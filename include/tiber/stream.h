@@ -21,11 +21,11 @@
 
 #include "tiber/common.h"
 
-#define TB_STREAM_MAGIC 0x5254534542495454ull /* "TTIBESTR" little-endian */
+#define TB_STREAM_MAGIC	  0x5254534542495454ull /* "TTIBESTR" little-endian */
 #define TB_STREAM_VERSION 1u
 
-#define TB_REC_OPTIONAL 0x80000000u /* type bit: receiver may skip it */
-#define TB_REC_HDR_LEN 8u
+#define TB_REC_OPTIONAL	   0x80000000u /* type bit: receiver may skip it */
+#define TB_REC_HDR_LEN	   8u
 #define TB_REC_TRAILER_LEN 8u
 /* Largest body a record may carry (PAGE_DATA with 1024 raw pages fits). */
 #define TB_REC_LEN_MAX (8u << 20)
@@ -63,8 +63,8 @@ enum tb_role {
 
 /* HELLO feature bits (negotiated: the backup answers with the subset). */
 #define TB_FEAT_XOR_LZ4 (1ull << 0) /* PAGE_DATA may use XOR_LZ4 */
-#define TB_FEAT_LZ4 (1ull << 1)	    /* PAGE_DATA may use LZ4 */
-#define TB_FEAT_ALL (TB_FEAT_XOR_LZ4 | TB_FEAT_LZ4)
+#define TB_FEAT_LZ4	(1ull << 1) /* PAGE_DATA may use LZ4 */
+#define TB_FEAT_ALL	(TB_FEAT_XOR_LZ4 | TB_FEAT_LZ4)
 
 /* Per-page encodings in PAGE_DATA. */
 enum tb_page_enc {
@@ -123,17 +123,17 @@ struct tb_page_desc {
 };
 
 struct tb_state_blob {
-	uint32_t tag; /* enum tb_state_tag */
-	uint32_t index; /* vcpu number or device section */
+	uint32_t tag;	     /* enum tb_state_tag */
+	uint32_t index;	     /* vcpu number or device section */
 	const uint8_t *data; /* into the decoder's buffer */
 	uint32_t len;
 };
 
 struct tb_epoch_end {
 	uint64_t epoch;
-	uint64_t nr_pages;  /* pages sent in this epoch */
-	uint64_t nr_bytes;  /* decoded page bytes + state blob bytes */
-	uint64_t digest;    /* tb_digest over the decoded content, see below */
+	uint64_t nr_pages; /* pages sent in this epoch */
+	uint64_t nr_bytes; /* decoded page bytes + state blob bytes */
+	uint64_t digest;   /* tb_digest over the decoded content, see below */
 };
 
 struct tb_ack {
@@ -233,8 +233,8 @@ struct tb_page_rec {
 	size_t rec_off;
 	uint32_t max_pages;
 	uint32_t nr_pages;
-	uint64_t *pfns; /* scratch, max_pages */
-	uint8_t *descs; /* scratch, 8 x max_pages */
+	uint64_t *pfns;	       /* scratch, max_pages */
+	uint8_t *descs;	       /* scratch, 8 x max_pages */
 	struct tb_buf payload; /* scratch, reused */
 };
 int tb_enc_pages_begin(struct tb_page_rec *r, struct tb_buf *out,
@@ -254,8 +254,7 @@ static inline void tb_page_desc_get(const struct tb_page_data *p, uint32_t i,
 	d->enc = p->descs[8 * (size_t)i];
 	d->len = tb_get_le32(p->descs + 8 * (size_t)i + 4);
 }
-static inline uint64_t tb_page_pfn_get(const struct tb_page_data *p,
-				       uint32_t i)
+static inline uint64_t tb_page_pfn_get(const struct tb_page_data *p, uint32_t i)
 {
 	return tb_get_le64(p->pfns_le + 8 * (size_t)i);
 }
@@ -283,10 +282,10 @@ int tb_stream_errno(int code);
 struct tb_dec {
 	uint8_t *buf; /* pending bytes */
 	size_t len, cap, off;
-	uint64_t bytes_in;   /* total fed */
-	uint64_t records;    /* total returned */
-	int err;	     /* enum tb_stream_err, sticky */
-	char msg[160];	     /* human text of err */
+	uint64_t bytes_in; /* total fed */
+	uint64_t records;  /* total returned */
+	int err;	   /* enum tb_stream_err, sticky */
+	char msg[160];	   /* human text of err */
 };
 
 void tb_dec_init(struct tb_dec *d);
@@ -328,9 +327,9 @@ enum tb_sess_state {
 	TB_SESS_CLOSED = 3,   /* after ERROR or a violation: nothing more */
 };
 struct tb_sess {
-	uint32_t dir_role;	/* role of the SENDER of this direction */
+	uint32_t dir_role; /* role of the SENDER of this direction */
 	enum tb_sess_state state;
-	uint64_t last_epoch;	/* last EPOCH_BEGIN (primary) or ACK */
+	uint64_t last_epoch; /* last EPOCH_BEGIN (primary) or ACK */
 	bool have_epoch;
 };
 void tb_sess_init(struct tb_sess *s, enum tb_role sender);

@@ -26,9 +26,9 @@ struct tb_conn;
 struct tb_listener;
 
 struct tb_conn_opts {
-	bool zerocopy;	    /* use IORING_OP_SEND_ZC if the kernel has it */
-	uint64_t rate_bps;  /* pace sends to this many bits/s; 0 = no limit */
-	unsigned sq_depth;  /* ring size; 0 = default (64) */
+	bool zerocopy;	   /* use IORING_OP_SEND_ZC if the kernel has it */
+	uint64_t rate_bps; /* pace sends to this many bits/s; 0 = no limit */
+	unsigned sq_depth; /* ring size; 0 = default (64) */
 };
 
 struct tb_conn_stats {
@@ -38,7 +38,7 @@ struct tb_conn_stats {
 	uint64_t zc_sends;	/* of which SEND_ZC */
 	uint64_t zc_copied;	/* SEND_ZC that the kernel copied anyway */
 	uint64_t batches;	/* submit calls on the send side */
-	int64_t pacing_wait_ns;	/* time spent waiting for the pacer */
+	int64_t pacing_wait_ns; /* time spent waiting for the pacer */
 };
 
 /* Connect to @addr.  0 or -errno (-ETIMEDOUT, -ECONNREFUSED, -EINVAL for

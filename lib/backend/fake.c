@@ -13,7 +13,7 @@
 #include "tiber/stream.h"
 
 struct fake_priv {
-	pthread_rwlock_t guest;	/* writers hold it shared */
+	pthread_rwlock_t guest; /* writers hold it shared */
 	pthread_mutex_t lock;
 	struct tb_bitmap dirty;
 	bool requested;
@@ -61,8 +61,7 @@ void tb_fake_destroy(struct tb_fake *f)
 	free(f);
 }
 
-void tb_fake_write(struct tb_fake *f, uint64_t pfn, uint32_t off,
-		   uint8_t val)
+void tb_fake_write(struct tb_fake *f, uint64_t pfn, uint32_t off, uint8_t val)
 {
 	struct fake_priv *p = f->priv;
 
@@ -91,7 +90,8 @@ static int fake_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	if (!f)
 		return -ENODEV;
 	if (f->no_suspend_cancel && !cfg->allow_slow_resume) {
-		tb_backend_set_reason("guest does not advertise SUSPEND_CANCEL");
+		tb_backend_set_reason(
+			"guest does not advertise SUSPEND_CANCEL");
 		return -EPERM;
 	}
 	f->attached = true;

@@ -44,15 +44,15 @@
 #include "tiber/sim_uapi.h"
 #include "tiber/simproto.h"
 
-#define LD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define LD(p)	 __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
-#define INC(p) __atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST)
+#define INC(p)	 __atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST)
 
 #define AWAIT_SPIN_NS (50 * TB_NSEC_PER_USEC)
 #define RACE_GRACE_NS (2 * TB_NSEC_PER_SEC)
-#define COPY_MT_MIN 256
-#define MAX_WORKERS 8
-#define SCAN_VEC_MAX 65536
+#define COPY_MT_MIN   256
+#define MAX_WORKERS   8
+#define SCAN_VEC_MAX  65536
 
 struct copy_pool {
 	unsigned n; /* helper threads (the caller is one more) */
@@ -81,10 +81,10 @@ struct tb_dom {
 	uint64_t ring_size;
 	enum tb_suspend_mode mode;
 	bool use_uffd, suspend_cancel;
-	unsigned port;	     /* bound suspend port (evtchn), 0 = none */
-	bool req_by_store;   /* the outstanding request went via the store */
-	bool suspended;	     /* suspended (or paused) by us */
-	bool need_rebind;    /* slow resume: the guest re-publishes its port */
+	unsigned port;	   /* bound suspend port (evtchn), 0 = none */
+	bool req_by_store; /* the outstanding request went via the store */
+	bool suspended;	   /* suspended (or paused) by us */
+	bool need_rebind;  /* slow resume: the guest re-publishes its port */
 	struct page_region *vec;
 	size_t vec_len;
 	struct copy_pool pool;
@@ -157,8 +157,7 @@ static void *copy_worker(void *arg)
 	return NULL;
 }
 
-static int pool_start(struct copy_pool *p, unsigned helpers,
-		      const uint8_t *ram)
+static int pool_start(struct copy_pool *p, unsigned helpers, const uint8_t *ram)
 {
 	unsigned i;
 
@@ -308,7 +307,8 @@ static int scan_dirty(struct tb_dom *d, struct tb_bitmap *out)
 
 			if (s < d->ram_gva || e > end || s >= e)
 				return -EIO;
-			tb_bitmap_set_range(out, (s - d->ram_gva) / TB_PAGE_SIZE,
+			tb_bitmap_set_range(out,
+					    (s - d->ram_gva) / TB_PAGE_SIZE,
 					    (e - s) / TB_PAGE_SIZE);
 		}
 		/* completion rule: see the invariants at the top */
@@ -356,11 +356,9 @@ static int recv_hello(struct tb_dom *d, struct tb_sim_hello *h)
 	}
 	if (h->status) {
 		rc = h->status < 0 ? h->status : -EPROTO;
-		tb_backend_set_reason("sim: guest %s refused: %s%s", d->path,
-				      strerror(-rc),
-				      rc == -EBUSY ?
-					      " (another daemon is attached)" :
-					      "");
+		tb_backend_set_reason(
+			"sim: guest %s refused: %s%s", d->path, strerror(-rc),
+			rc == -EBUSY ? " (another daemon is attached)" : "");
 		goto out_close;
 	}
 	want = 3 + (h->has_uffd ? 1 : 0) + TB_SIM_NR_EVTFDS;
@@ -450,7 +448,8 @@ static int sim_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	int rc, p;
 
 	if (!cfg->guest || strlen(cfg->guest) >= sizeof(sa.sun_path)) {
-		tb_backend_set_reason("sim: guest socket path missing or too long");
+		tb_backend_set_reason(
+			"sim: guest socket path missing or too long");
 		return -EINVAL;
 	}
 	d = calloc(1, sizeof(*d));
@@ -568,8 +567,7 @@ static int sim_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	if (rc)
 		goto fail;
 	ST(&d->ctrl->gate.mode, TB_SIM_GATE_OPEN);
-	rc = pool_start(&d->pool, cfg->copy_threads ? cfg->copy_threads - 1 :
-						      1,
+	rc = pool_start(&d->pool, cfg->copy_threads ? cfg->copy_threads - 1 : 1,
 			d->ram);
 	if (rc) {
 		tb_backend_set_reason("sim: copy threads: %s", strerror(-rc));
@@ -706,7 +704,8 @@ static int await_paused(struct tb_dom *d, int64_t deadline_ns)
 			syscall(SYS_pidfd_send_signal, d->pidfd, SIGCONT, NULL,
 				0);
 			stat_inc(d, &d->st.suspend_timeouts, 1);
-			tb_backend_set_reason("sim: SIGSTOP not confirmed by the deadline");
+			tb_backend_set_reason(
+				"sim: SIGSTOP not confirmed by the deadline");
 			return -ETIMEDOUT;
 		}
 		if (++n < 50)
@@ -729,7 +728,8 @@ static bool is_suspended(struct tb_dom *d)
 
 static int wait_suspended(struct tb_dom *d, int64_t deadline_ns)
 {
-	struct tb_sim_waitset ws = { .n = 1, .port = { TB_SIM_PORT_DOM_EXC },
+	struct tb_sim_waitset ws = { .n = 1,
+				     .port = { TB_SIM_PORT_DOM_EXC },
 				     .end = { TB_SIM_END_TOOL },
 				     .extra_fd = d->pidfd };
 	uint32_t st;
@@ -792,7 +792,8 @@ static int sim_await_suspended(struct tb_dom *d, int64_t deadline_ns)
 		else
 			tb_sim_evtchn_retract(c, d->port, TB_SIM_END_GUEST);
 		stat_inc(d, &d->st.suspend_timeouts, 1);
-		tb_backend_set_reason("sim: guest did not suspend by the deadline; request cancelled");
+		tb_backend_set_reason(
+			"sim: guest did not suspend by the deadline; request cancelled");
 		return -ETIMEDOUT;
 	}
 	/* it claimed the request in the race: let it finish, resume it */
@@ -803,10 +804,12 @@ static int sim_await_suspended(struct tb_dom *d, int64_t deadline_ns)
 	if (rc == 0) {
 		d->suspended = true;
 		sim_resume(d, true);
-		tb_backend_set_reason("sim: guest suspended after the deadline; resumed");
+		tb_backend_set_reason(
+			"sim: guest suspended after the deadline; resumed");
 		return -ETIMEDOUT;
 	}
-	tb_backend_set_reason("sim: guest took the request but did not suspend");
+	tb_backend_set_reason(
+		"sim: guest took the request but did not suspend");
 	return -ETIMEDOUT;
 }
 
@@ -834,8 +837,8 @@ static int sim_copy_pages(struct tb_dom *d, const uint64_t *pfns, size_t n,
 
 	for (i = 0; i < n; i++) {
 		if (pfns[i] >= d->nr_pages || (i && pfns[i] <= pfns[i - 1])) {
-			tb_backend_set_reason("sim: copy_pages: bad pfn list at %zu",
-					      i);
+			tb_backend_set_reason(
+				"sim: copy_pages: bad pfn list at %zu", i);
 			return -EINVAL;
 		}
 	}
@@ -900,9 +903,9 @@ static int sim_output_release(struct tb_dom *d, uint64_t epoch)
 	uint64_t cur = LD(&d->ctrl->gate.released_epoch);
 
 	while (cur < epoch &&
-	       !__atomic_compare_exchange_n(&d->ctrl->gate.released_epoch,
-					    &cur, epoch, false,
-					    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+	       !__atomic_compare_exchange_n(&d->ctrl->gate.released_epoch, &cur,
+					    epoch, false, __ATOMIC_SEQ_CST,
+					    __ATOMIC_SEQ_CST))
 		;
 	tb_sim_evtchn_notify(d->ctrl, d->evtfds, TB_SIM_PORT_GATE,
 			     TB_SIM_END_GUEST);

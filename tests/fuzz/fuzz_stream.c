@@ -34,7 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	role = (data[0] & 1) ? TB_ROLE_BACKUP : TB_ROLE_PRIMARY;
 	r.s = tb_get_le64(data + 1);
 	if (sm_check(&ctx, data + IN_HDR, size - IN_HDR, role, &r, 1)) {
-		fprintf(stderr, "fuzz_stream: oracle violation: %s\n", ctx.fail);
+		fprintf(stderr, "fuzz_stream: oracle violation: %s\n",
+			ctx.fail);
 		abort();
 	}
 	return 0;

@@ -63,8 +63,8 @@ static int write_corpus(const char *dir, uint64_t seed, uint64_t count)
 	}
 	for (i = 0; i < count && !rc; i++) {
 		struct sm_rng r = { seed + i };
-		enum tb_role role = (i & 3) == 3 ? TB_ROLE_BACKUP
-						 : TB_ROLE_PRIMARY;
+		enum tb_role role = (i & 3) == 3 ? TB_ROLE_BACKUP :
+						   TB_ROLE_PRIMARY;
 
 		tb_buf_reset(&b);
 		if (sm_gen_stream(&r, role, &b, &pr)) {
@@ -104,8 +104,8 @@ static int replay(struct sm_ctx *c, int argc, char **argv)
 			struct sm_rng r = { tb_get_le64(b.data + 1) };
 
 			if (sm_check(c, b.data + 9, b.len - 9,
-				     (b.data[0] & 1) ? TB_ROLE_BACKUP
-						     : TB_ROLE_PRIMARY,
+				     (b.data[0] & 1) ? TB_ROLE_BACKUP :
+						       TB_ROLE_PRIMARY,
 				     &r, 1)) {
 				printf("%s: FAIL: %s\n", argv[i], c->fail);
 				bad = 1;
@@ -180,8 +180,8 @@ int main(int argc, char **argv)
 			uint64_t at = c.index;
 
 			snprintf(path, sizeof(path),
-				 "stream-fail-%" PRIu64 "-%" PRIu64 ".bin", seed,
-				 at);
+				 "stream-fail-%" PRIu64 "-%" PRIu64 ".bin",
+				 seed, at);
 			fprintf(stderr, "tiber-fuzz-stream: FAIL: %s\n",
 				c.fail);
 			/* -r FILE checks it with another chunking; -s/-i

@@ -105,8 +105,8 @@ static inline void sm_fix_crcs(uint8_t *p, size_t len)
 }
 
 /* Offsets of the records whose headers fit, at most @max. */
-static inline size_t sm_rec_offsets(const uint8_t *p, size_t len,
-				    size_t *offs, size_t max)
+static inline size_t sm_rec_offsets(const uint8_t *p, size_t len, size_t *offs,
+				    size_t max)
 {
 	size_t off = 0, n = 0;
 
@@ -177,9 +177,9 @@ static inline int sm_gen_error(struct sm_rng *r, struct tb_buf *out)
 	text[n] = 0;
 	/* 0 (orderly close), a stream error, or an errno */
 	return tb_enc_error(out,
-			    sm_below(r, 2) ? sm_below(r, TB_SERR_MAX + 1)
-					   : TB_ERROR_ERRNO_BASE + 1 +
-						     sm_below(r, 200),
+			    sm_below(r, 2) ?
+				    sm_below(r, TB_SERR_MAX + 1) :
+				    TB_ERROR_ERRNO_BASE + 1 + sm_below(r, 200),
 			    text);
 }
 
@@ -213,7 +213,8 @@ static inline int sm_gen_stream(struct sm_rng *r, enum tb_role role,
 	n = 1 + sm_below(r, 3);
 	for (i = 0; !rc && i < n; i++, epoch += 1 + sm_below(r, 3)) {
 		struct tb_heartbeat hb = { .seq = i,
-					   .time_ns = (int64_t)sm_below(r, 1u << 30),
+					   .time_ns = (int64_t)sm_below(
+						   r, 1u << 30),
 					   .last_epoch = epoch - 1 };
 
 		if (sm_below(r, 4) == 0)
@@ -223,10 +224,12 @@ static inline int sm_gen_stream(struct sm_rng *r, enum tb_role role,
 		if (rc)
 			break;
 		if (role == TB_ROLE_BACKUP) {
-			struct tb_ack a = { .epoch = epoch,
-					    .status = sm_below(r, 8)
-							      ? 0
-							      : sm_below(r, TB_SERR_MAX + 1) };
+			struct tb_ack a = {
+				.epoch = epoch,
+				.status = sm_below(r, 8) ?
+						  0 :
+						  sm_below(r, TB_SERR_MAX + 1)
+			};
 
 			rc = tb_enc_ack(out, &a);
 			continue;
@@ -261,8 +264,8 @@ static inline int sm_gen_stream(struct sm_rng *r, enum tb_role role,
 					index = sm_below(r, 4);
 					rc = tb_enc_state(
 						out,
-						k < 15 ? TB_REC_CPU_STATE
-						       : TB_REC_DEVICE_STATE,
+						k < 15 ? TB_REC_CPU_STATE :
+							 TB_REC_DEVICE_STATE,
 						tag, index, blob, blen);
 					e.nr_bytes += blen;
 				} else if (k < 19) {
@@ -439,10 +442,11 @@ static inline void sm_mutate(struct sm_rng *r, struct tb_buf *s,
 				}
 				tb_put_le64(s->data + at, v);
 			} else
-				tb_put_le32(s->data + at,
-					    sm_interesting32[sm_below(
-						    r, TB_ARRAY_SIZE(
-							       sm_interesting32))]);
+				tb_put_le32(
+					s->data + at,
+					sm_interesting32[sm_below(
+						r, TB_ARRAY_SIZE(
+							   sm_interesting32))]);
 			break;
 		case SM_SPLICE: /* a record of the donor at a record boundary */
 			if (!donor || !donor_len)
@@ -520,12 +524,12 @@ static inline void sm_mutate(struct sm_rng *r, struct tb_buf *s,
 /* ---------------------------------------------------------------- check */
 
 struct sm_ctx {
-	struct tb_buf enc;	 /* re-encoding scratch */
-	struct tb_page_rec pr;	 /* builder reused for every re-encoding */
-	struct tb_buf trace[2];	 /* re-encoded records of each chunking */
-	char fail[512];		 /* invariant violation, "" if none */
-	uint64_t index;		 /* sm_campaign: the current stream */
-	enum tb_role role;	 /* ... and its sender */
+	struct tb_buf enc;	/* re-encoding scratch */
+	struct tb_page_rec pr;	/* builder reused for every re-encoding */
+	struct tb_buf trace[2]; /* re-encoded records of each chunking */
+	char fail[512];		/* invariant violation, "" if none */
+	uint64_t index;		/* sm_campaign: the current stream */
+	enum tb_role role;	/* ... and its sender */
 	/* stats: [0] valid streams, [1] mutants (and libFuzzer inputs) */
 	struct sm_stats {
 		uint64_t streams, clean, records, bytes;
@@ -574,11 +578,13 @@ static inline int sm_revalidate(struct sm_ctx *c, const struct tb_rec *rec,
 		const struct tb_page_data *p = &rec->u.pages;
 		const uint8_t *pl = p->payloads;
 		uint64_t sum = 0;
-		uint32_t max = p->nr_pages +
-			       sm_below(r, TB_PAGES_PER_REC_MAX - p->nr_pages + 1);
+		uint32_t max =
+			p->nr_pages +
+			sm_below(r, TB_PAGES_PER_REC_MAX - p->nr_pages + 1);
 
 		if (p->nr_pages == 0 || p->nr_pages > TB_PAGES_PER_REC_MAX)
-			return sm_fail(c, "PAGE_DATA with %u pages", p->nr_pages);
+			return sm_fail(c, "PAGE_DATA with %u pages",
+				       p->nr_pages);
 		rc = tb_enc_pages_begin(&c->pr, e, max);
 		for (i = 0; !rc && i < p->nr_pages; i++) {
 			struct tb_page_desc d;
@@ -602,7 +608,8 @@ static inline int sm_revalidate(struct sm_ctx *c, const struct tb_rec *rec,
 		if (!rc)
 			rc = tb_enc_pages_finish(&c->pr);
 		if (sum != p->payload_len || pl != end)
-			return sm_fail(c, "PAGE_DATA payloads %" PRIu64
+			return sm_fail(c,
+				       "PAGE_DATA payloads %" PRIu64
 				       " of %" PRIu64 " bytes",
 				       sum, p->payload_len);
 		break;
@@ -643,9 +650,9 @@ static inline int sm_revalidate(struct sm_ctx *c, const struct tb_rec *rec,
 	if (rc)
 		return sm_fail(c, "re-encoding type %u failed: %d", rec->type,
 			       rc);
-	if (e->len != sm_rec_total(rec->length) ||
-	    memcmp(e->data, raw, e->len))
-		return sm_fail(c, "re-encoded type %u differs (%zu vs %zu bytes)",
+	if (e->len != sm_rec_total(rec->length) || memcmp(e->data, raw, e->len))
+		return sm_fail(c,
+			       "re-encoded type %u differs (%zu vs %zu bytes)",
 			       rec->type, e->len, sm_rec_total(rec->length));
 	return 0;
 }
@@ -666,8 +673,7 @@ static inline int sm_dec_code_ok(int err)
  */
 static inline int sm_decode(struct sm_ctx *c, const uint8_t *p, size_t len,
 			    enum tb_role role, int mode, struct sm_rng *r,
-			    struct tb_buf *trace, int *outcome,
-			    uint64_t *nrec)
+			    struct tb_buf *trace, int *outcome, uint64_t *nrec)
 {
 	struct tb_dec d;
 	struct tb_sess s;
@@ -705,7 +711,8 @@ static inline int sm_decode(struct sm_ctx *c, const uint8_t *p, size_t len,
 			if (rc) {
 				if (d.err != TB_SERR_BAD_ORDER &&
 				    d.err != TB_SERR_VERSION) {
-					fail = sm_fail(c, "tb_sess_check: err %d",
+					fail = sm_fail(c,
+						       "tb_sess_check: err %d",
 						       d.err);
 					break;
 				}
@@ -733,7 +740,8 @@ static inline int sm_decode(struct sm_ctx *c, const uint8_t *p, size_t len,
 			rc = tb_dec_feed(&d, p + pos, 1);
 			pos++;
 		} else {
-			rc = tb_dec_space(&d, 1 + sm_below(r, 300), &dst, &room);
+			rc = tb_dec_space(&d, 1 + sm_below(r, 300), &dst,
+					  &room);
 			if (rc) {
 				fail = sm_fail(c, "tb_dec_space: %d", rc);
 				break;
@@ -773,7 +781,8 @@ static inline int sm_check(struct sm_ctx *c, const uint8_t *p, size_t len,
 			   enum tb_role role, struct sm_rng *r, int mutant)
 {
 	struct sm_stats *st = &c->st[mutant ? 1 : 0];
-	int out0 = 0, out1 = 0, mode = (len < 2048 && sm_below(r, 8) == 0) ? 2 : 1;
+	int out0 = 0, out1 = 0,
+	    mode = (len < 2048 && sm_below(r, 8) == 0) ? 2 : 1;
 	uint64_t n0, n1;
 
 	c->fail[0] = 0;
@@ -812,7 +821,8 @@ static inline int sm_campaign(struct sm_ctx *c, uint64_t seed, uint64_t first,
 	int rc = 0;
 
 	for (i = first; i < first + count; i++) {
-		struct sm_rng r = { seed * 0x100000001B3ull ^ (i * 0x9E3779B97F4A7C15ull) };
+		struct sm_rng r = { seed * 0x100000001B3ull ^
+				    (i * 0x9E3779B97F4A7C15ull) };
 		enum tb_role role;
 		size_t k;
 
@@ -822,7 +832,8 @@ static inline int sm_campaign(struct sm_ctx *c, uint64_t seed, uint64_t first,
 		c->role = role;
 		tb_buf_reset(&valid);
 		if (sm_gen_stream(&r, role, &valid, &c->pr)) {
-			rc = sm_fail(c, "stream %" PRIu64 ": generator failed", i);
+			rc = sm_fail(c, "stream %" PRIu64 ": generator failed",
+				     i);
 			tb_buf_reset(bad);
 			break;
 		}
@@ -830,7 +841,8 @@ static inline int sm_campaign(struct sm_ctx *c, uint64_t seed, uint64_t first,
 		if (sm_check(c, valid.data, valid.len, role, &r, 0) ||
 		    c->st[0].clean != nvalid + 1) {
 			if (!c->fail[0])
-				sm_fail(c, "valid stream did not decode cleanly");
+				sm_fail(c,
+					"valid stream did not decode cleanly");
 			rc = -1;
 			tb_buf_reset(bad);
 			tb_buf_append(bad, valid.data, valid.len);

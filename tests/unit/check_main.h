@@ -12,9 +12,9 @@ int tb_check_run(Suite *s);
  * scale their iteration counts with tb_check_scale(). */
 unsigned tb_check_scale(unsigned full, unsigned sanitized);
 
-#define TB_CHECK_MAIN(suite_fn)                 \
-	int main(void)                          \
-	{                                       \
+#define TB_CHECK_MAIN(suite_fn)                  \
+	int main(void)                           \
+	{                                        \
 		return tb_check_run(suite_fn()); \
 	}
 

@@ -16,7 +16,7 @@ void prim_fill(uint8_t *p, unsigned seed)
 
 /* Encode one epoch of @pfns into pr->out (as the engine does). */
 void prim_encode_epoch(struct prim *pr, uint64_t epoch, bool full,
-			 const uint64_t *pfns, size_t n)
+		       const uint64_t *pfns, size_t n)
 {
 	struct tb_codec_opts opts = TB_CODEC_OPTS_DEFAULT;
 	struct tb_epoch_begin b = { .epoch = epoch,
@@ -33,18 +33,17 @@ void prim_encode_epoch(struct prim *pr, uint64_t epoch, bool full,
 		uint64_t p = pfns[i];
 		int rc;
 
-		ck_assert_int_eq(tb_codec_encode(&opts, pr->mem[p],
-						 pr->shadow_ok[p] ? pr->shadow[p]
-								  : NULL,
-						 buf, &enc, &len, NULL),
-				 0);
+		ck_assert_int_eq(
+			tb_codec_encode(&opts, pr->mem[p],
+					pr->shadow_ok[p] ? pr->shadow[p] : NULL,
+					buf, &enc, &len, NULL),
+			0);
 		tb_digest_page(&pr->dig, p, pr->mem[p]);
 		rc = tb_enc_pages_add(&pr->prec, p, enc, buf, len);
 		if (rc == -ENOSPC) {
 			ck_assert_int_eq(tb_enc_pages_finish(&pr->prec), 0);
-			ck_assert_int_eq(tb_enc_pages_begin(&pr->prec,
-							    &pr->out, 16),
-					 0);
+			ck_assert_int_eq(
+				tb_enc_pages_begin(&pr->prec, &pr->out, 16), 0);
 			rc = tb_enc_pages_add(&pr->prec, p, enc, buf, len);
 		}
 		ck_assert_int_eq(rc, 0);
@@ -52,8 +51,8 @@ void prim_encode_epoch(struct prim *pr, uint64_t epoch, bool full,
 		pr->shadow_ok[p] = true;
 	}
 	ck_assert_int_eq(tb_enc_pages_finish(&pr->prec), 0);
-	ck_assert_int_eq(tb_enc_state(&pr->out, TB_REC_CPU_STATE,
-				      TB_STATE_SIM, 0, cpu, sizeof(cpu)),
+	ck_assert_int_eq(tb_enc_state(&pr->out, TB_REC_CPU_STATE, TB_STATE_SIM,
+				      0, cpu, sizeof(cpu)),
 			 0);
 	ck_assert_int_eq(tb_enc_state(&pr->out, TB_REC_DEVICE_STATE,
 				      TB_STATE_SIM, 0, dev, sizeof(dev)),
@@ -86,7 +85,6 @@ void prim_free(struct prim *pr)
 	tb_enc_pages_free(&pr->prec);
 	tb_digest_free(&pr->dig);
 }
-
 
 struct tb_hello prim_hello(void)
 {

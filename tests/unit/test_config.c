@@ -20,17 +20,28 @@ static int s_color;
 
 static const struct tb_opt table[] = {
 	{ .key = "name", .type = TB_OPT_STR, .dst = &s_name, .help = "n" },
-	{ .key = "count", .type = TB_OPT_U32, .dst = &s_count, .help = "c",
-	  .min = 1, .max = 100 },
-	{ .key = "rate_hz", .type = TB_OPT_DOUBLE, .dst = &s_rate,
-	  .help = "r" },
+	{ .key = "count",
+	  .type = TB_OPT_U32,
+	  .dst = &s_count,
+	  .help = "c",
+	  .min = 1,
+	  .max = 100 },
+	{ .key = "rate_hz", .type = TB_OPT_DOUBLE, .dst = &s_rate, .help = "r" },
 	{ .key = "flag", .type = TB_OPT_BOOL, .dst = &s_flag, .help = "f" },
 	{ .key = "size", .type = TB_OPT_SIZE, .dst = &s_size, .help = "s" },
-	{ .key = "timeout", .type = TB_OPT_DURATION, .dst = &s_time,
+	{ .key = "timeout",
+	  .type = TB_OPT_DURATION,
+	  .dst = &s_time,
 	  .help = "t" },
-	{ .key = "color", .type = TB_OPT_CHOICE, .dst = &s_color,
-	  .help = "c", .choices = colors },
-	{ .key = "secret", .type = TB_OPT_STR, .dst = &s_name, .help = "x",
+	{ .key = "color",
+	  .type = TB_OPT_CHOICE,
+	  .dst = &s_color,
+	  .help = "c",
+	  .choices = colors },
+	{ .key = "secret",
+	  .type = TB_OPT_STR,
+	  .dst = &s_name,
+	  .help = "x",
 	  .cli_only = true },
 };
 
@@ -64,8 +75,8 @@ START_TEST(file_then_flags_override)
 				"rate-hz = 40\n\n"
 				"flag = yes\nsize = 64M\ntimeout = 20ms\n"
 				"color = green\n");
-	char *argv[] = { "prog", "--count", "9", "--config", path, "rest",
-			 "--flag=no", NULL };
+	char *argv[] = { "prog", "--count", "9",	 "--config",
+			 path,	 "rest",    "--flag=no", NULL };
 	struct tb_opts o;
 	char **rest;
 	int nrest;
@@ -111,7 +122,8 @@ START_TEST(file_errors_name_line_and_key)
 {
 	expect_file_error("count = 7\nbogus = 1\n", ":2: unknown key 'bogus'");
 	expect_file_error("count = abc\n", "key 'count': not a non-negative");
-	expect_file_error("count = 500\n", "key 'count': value '500' out of range");
+	expect_file_error("count = 500\n",
+			  "key 'count': value '500' out of range");
 	expect_file_error("flag = maybe\n", "key 'flag': not a boolean");
 	expect_file_error("size = 12q\n", "key 'size': not a size");
 	expect_file_error("timeout = 1h\n", "key 'timeout': not a duration");

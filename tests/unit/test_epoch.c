@@ -52,11 +52,12 @@ static void *backup_main(void *arg)
 			ck_assert_int_eq(tb_replica_init(&rep, &h), 0);
 		h.role = TB_ROLE_BACKUP;
 		tb_enc_hello(&out, &h);
-		tb_conn_send(c, out.data, out.len, tb_now_ns() + TB_NSEC_PER_SEC);
+		tb_conn_send(c, out.data, out.len,
+			     tb_now_ns() + TB_NSEC_PER_SEC);
 		tb_buf_reset(&out);
 		while (!atomic_load(&backup_stop)) {
-			rc = tb_conn_recv_rec(c, &rec,
-					      tb_now_ns() + 50 * TB_NSEC_PER_MSEC);
+			rc = tb_conn_recv_rec(
+				c, &rec, tb_now_ns() + 50 * TB_NSEC_PER_MSEC);
 			if (rc == -ETIMEDOUT)
 				continue;
 			if (rc <= 0)
@@ -64,7 +65,9 @@ static void *backup_main(void *arg)
 			rc = tb_replica_rec(&rep, &rec, &serr);
 			ck_assert_msg(rc >= 0, "replica: %s", rep.err);
 			if (rc == 1) {
-				struct tb_ack a = { .epoch = rep.committed_epoch };
+				struct tb_ack a = {
+					.epoch = rep.committed_epoch
+				};
 
 				tb_enc_ack(&out, &a);
 				tb_conn_send(c, out.data, out.len,

@@ -21,8 +21,7 @@ static int feed(struct tb_replica *r, struct prim *pr, size_t cut, int *serr)
 	int rc, last = 0;
 
 	tb_dec_init(&d);
-	ck_assert_int_eq(tb_dec_feed(&d, pr->out.data,
-				     cut ? cut : pr->out.len),
+	ck_assert_int_eq(tb_dec_feed(&d, pr->out.data, cut ? cut : pr->out.len),
 			 0);
 	while ((rc = tb_dec_next(&d, &rec)) == 1) {
 		last = tb_replica_rec(r, &rec, serr);

@@ -50,15 +50,14 @@ static void start_replicator(void)
 	if (!repl_pid) {
 		fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		dup2(fd, 2);
-		execl(path, "tiber-replicator", "--listen", addr,
-		      "--failover", "no", "--dump-dir", dump,
-		      "--heartbeat-timeout", "2s", (char *)NULL);
+		execl(path, "tiber-replicator", "--listen", addr, "--failover",
+		      "no", "--dump-dir", dump, "--heartbeat-timeout", "2s",
+		      (char *)NULL);
 		_exit(127);
 	}
 	for (fd = 0; fd < 200 && access(sock, F_OK); fd++)
 		usleep(10000);
-	ck_assert_msg(!access(sock, F_OK), "replicator %s did not start",
-		      path);
+	ck_assert_msg(!access(sock, F_OK), "replicator %s did not start", path);
 }
 
 static struct tb_conn *hello(void)
@@ -249,8 +248,7 @@ START_TEST(reordered_records_are_rejected)
 
 	bad_epoch2();
 	/* Drop EPOCH_BEGIN: PAGE_DATA arrives outside an epoch. */
-	tb_buf_append(&keep, pr->out.data + begin_len,
-		      pr->out.len - begin_len);
+	tb_buf_append(&keep, pr->out.data + begin_len, pr->out.len - begin_len);
 	tb_buf_reset(&pr->out);
 	tb_buf_append(&pr->out, keep.data, keep.len);
 	tb_buf_free(&keep);

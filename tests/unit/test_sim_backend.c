@@ -40,9 +40,10 @@ static pid_t spawn_guest(const char *const *extra)
 	char c;
 	pid_t pid;
 
-	ck_assert_msg(access(guest_bin(), X_OK) == 0,
-		      "tiber-simguest not found at %s: run `make all` first or set TIBER_SIMGUEST",
-		      guest_bin());
+	ck_assert_msg(
+		access(guest_bin(), X_OK) == 0,
+		"tiber-simguest not found at %s: run `make all` first or set TIBER_SIMGUEST",
+		guest_bin());
 	snprintf(sock_path, sizeof(sock_path), "/tmp/tb-simtest-%d.sock",
 		 (int)getpid());
 	ck_assert_int_eq(pipe(ready), 0);
@@ -165,9 +166,8 @@ START_TEST(every_op_on_a_running_guest)
 
 	wait_progress(d, 10);
 	ck_assert_int_eq(ops->request_suspend(d), 0);
-	ck_assert_int_eq(ops->await_suspended(d, tb_now_ns() +
-							 5 * TB_NSEC_PER_SEC),
-			 0);
+	ck_assert_int_eq(
+		ops->await_suspended(d, tb_now_ns() + 5 * TB_NSEC_PER_SEC), 0);
 	ck_assert_int_eq(tb_sim_dom_ctrl(d)->state, TB_SIM_SUSPENDED);
 	ck_assert_int_eq(tb_bitmap_init(&bm, info.nr_pages), 0);
 	ck_assert_int_eq(ops->harvest_dirty(d, &bm), 0);
@@ -209,9 +209,8 @@ START_TEST(every_op_on_a_running_guest)
 	}
 	/* detach while suspended: the guest is resumed */
 	ck_assert_int_eq(ops->request_suspend(d), 0);
-	ck_assert_int_eq(ops->await_suspended(d, tb_now_ns() +
-							 5 * TB_NSEC_PER_SEC),
-			 0);
+	ck_assert_int_eq(
+		ops->await_suspended(d, tb_now_ns() + 5 * TB_NSEC_PER_SEC), 0);
 	ops->detach(d);
 	d = attach_ok(&cfg); /* re-attach after detach works */
 	ck_assert_int_eq(tb_sim_dom_ctrl(d)->state, TB_SIM_RUNNING);
@@ -247,9 +246,8 @@ static void run_cycles(const char *const *args, enum tb_suspend_mode mode,
 		cycle(d, true);
 	/* one more suspend: the last THAW hooks have run by then */
 	ck_assert_int_eq(ops->request_suspend(d), 0);
-	ck_assert_int_eq(ops->await_suspended(d, tb_now_ns() +
-							 5 * TB_NSEC_PER_SEC),
-			 0);
+	ck_assert_int_eq(
+		ops->await_suspended(d, tb_now_ns() + 5 * TB_NSEC_PER_SEC), 0);
 	if (mode != TB_SUSPEND_PAUSE) {
 		ck_assert_uint_eq(ctr(d, &tb_sim_dom_ctrl(d)->suspend_cancels),
 				  n);
@@ -262,8 +260,7 @@ static void run_cycles(const char *const *args, enum tb_suspend_mode mode,
 
 START_TEST(ten_thousand_cycles_no_lost_wakeup)
 {
-	const char *args[] = { "--ram", "64M", "--dirty-rate", "100000",
-			       NULL };
+	const char *args[] = { "--ram", "64M", "--dirty-rate", "100000", NULL };
 
 	run_cycles(args, TB_SUSPEND_EVTCHN, -1, tb_check_scale(10000, 2000));
 }
@@ -271,7 +268,7 @@ END_TEST
 
 START_TEST(suspend_while_busy)
 {
-	const char *args[] = { "--ram", "128M", "--threads", "2",
+	const char *args[] = { "--ram",	    "128M",   "--threads", "2",
 			       "--content", "random", NULL };
 
 	run_cycles(args, TB_SUSPEND_AUTO, -1, tb_check_scale(500, 100));
@@ -301,7 +298,8 @@ START_TEST(static_port_dom0less)
 	d = attach_ok(&cfg);
 	ck_assert_int_ne(tb_sim_store_read(&tb_sim_dom_ctrl(d)->store,
 					   TB_SIM_KEY_SUSPEND_PORT, v,
-					   sizeof(v)) == 0 && v[0],
+					   sizeof(v)) == 0 &&
+				 v[0],
 			 1);
 	ops->get_info(d, &info);
 	ck_assert_int_eq(info.suspend_mode, TB_SUSPEND_EVTCHN);
@@ -416,9 +414,8 @@ START_TEST(no_suspend_cancel_refused_or_slow)
 	cycle(d, true); /* downgraded to slow: the guest sees 0 */
 	cycle(d, true); /* the guest re-published its port; we rebound */
 	ck_assert_int_eq(ops->request_suspend(d), 0);
-	ck_assert_int_eq(ops->await_suspended(d, tb_now_ns() +
-							 5 * TB_NSEC_PER_SEC),
-			 0);
+	ck_assert_int_eq(
+		ops->await_suspended(d, tb_now_ns() + 5 * TB_NSEC_PER_SEC), 0);
 	ck_assert_uint_eq(tb_sim_dom_ctrl(d)->restores, 2);
 	ck_assert_uint_eq(tb_sim_dom_ctrl(d)->suspend_cancels, 0);
 	ck_assert_uint_eq(tb_sim_dom_ctrl(d)->last_verify_ok, 1);
@@ -461,11 +458,12 @@ static void dirty_exactness(const char *const *args, unsigned rounds)
 		for (i = 0; i < nw; i++) {
 			uint64_t miss = oracle.words[i] & ~got.words[i];
 
-			ck_assert_msg(!miss,
-				      "round %u: page %llu written but not reported",
-				      r,
-				      (unsigned long long)(i * 64 +
-							   __builtin_ctzll(miss)));
+			ck_assert_msg(
+				!miss,
+				"round %u: page %llu written but not reported",
+				r,
+				(unsigned long long)(i * 64 +
+						     __builtin_ctzll(miss)));
 			/* round 0 also holds writes made between attach's
 			 * two discarding harvests: not a tracking error */
 			if (r)
@@ -490,9 +488,9 @@ static void dirty_exactness(const char *const *args, unsigned rounds)
 
 START_TEST(dirty_tracking_exact_4k)
 {
-	const char *args[] = { "--ram", "256M", "--threads", "2",
-			       "--dirty-rate", "500000", "--pattern", "hotset",
-			       NULL };
+	const char *args[] = { "--ram",	    "256M",	    "--threads",
+			       "2",	    "--dirty-rate", "500000",
+			       "--pattern", "hotset",	    NULL };
 
 	dirty_exactness(args, tb_check_scale(200, 50));
 }
@@ -520,8 +518,8 @@ static bool hugetlb_works(void)
 
 START_TEST(dirty_tracking_exact_hugepages)
 {
-	const char *args[] = { "--ram", "64M", "--hugepages", "--dirty-rate",
-			       "100000", NULL };
+	const char *args[] = { "--ram",	       "64M",	 "--hugepages",
+			       "--dirty-rate", "100000", NULL };
 
 	if (!hugetlb_works()) {
 		fprintf(stderr,
@@ -534,8 +532,9 @@ END_TEST
 
 START_TEST(bitmap_fallback_forced)
 {
-	const char *args[] = { "--ram", "64M", "--dirty-mech", "bitmap",
-			       "--dirty-rate", "100000", NULL };
+	const char *args[] = { "--ram",	 "64M",		 "--dirty-mech",
+			       "bitmap", "--dirty-rate", "100000",
+			       NULL };
 	pid_t pid = spawn_guest(args);
 	struct tb_dom_cfg cfg = base_cfg();
 	struct tb_dom *d = NULL;
@@ -551,9 +550,8 @@ START_TEST(bitmap_fallback_forced)
 	ck_assert_int_eq(tb_bitmap_init(&bm, info.nr_pages), 0);
 	wait_progress(d, 10);
 	ck_assert_int_eq(ops->request_suspend(d), 0);
-	ck_assert_int_eq(ops->await_suspended(d, tb_now_ns() +
-							 5 * TB_NSEC_PER_SEC),
-			 0);
+	ck_assert_int_eq(
+		ops->await_suspended(d, tb_now_ns() + 5 * TB_NSEC_PER_SEC), 0);
 	ck_assert_int_eq(ops->harvest_dirty(d, &bm), 0);
 	ck_assert_uint_gt(tb_bitmap_count(&bm), 0);
 	tb_bitmap_clear_all(&bm);
@@ -568,8 +566,9 @@ END_TEST
 
 START_TEST(restore_from_copied_image)
 {
-	const char *args[] = { "--ram", "64M", "--threads", "2", "--content",
-			       "text", "--dirty-rate", "200000", NULL };
+	const char *args[] = { "--ram",	    "64M",  "--threads",    "2",
+			       "--content", "text", "--dirty-rate", "200000",
+			       NULL };
 	pid_t pid = spawn_guest(args), rpid;
 	struct tb_dom_cfg cfg = base_cfg();
 	struct tb_dom *d = attach_ok(&cfg), *rd;
@@ -585,9 +584,8 @@ START_TEST(restore_from_copied_image)
 	usleep(100000);
 	ops->get_info(d, &info);
 	ck_assert_int_eq(ops->request_suspend(d), 0);
-	ck_assert_int_eq(ops->await_suspended(d, tb_now_ns() +
-							 5 * TB_NSEC_PER_SEC),
-			 0);
+	ck_assert_int_eq(
+		ops->await_suspended(d, tb_now_ns() + 5 * TB_NSEC_PER_SEC), 0);
 	memfd = memfd_create("replica", MFD_CLOEXEC);
 	ck_assert_int_ge(memfd, 0);
 	ck_assert_int_eq(ftruncate(memfd, (off_t)(info.nr_pages * 4096)), 0);

@@ -45,18 +45,16 @@ START_TEST(store_write_read_cmpxchg)
 	ck_assert_int_eq(tb_sim_store_read(&s, "a", v, sizeof(v)), -ENOENT);
 	ck_assert_int_eq(tb_sim_store_write(&s, "control/shutdown", "suspend"),
 			 0);
-	ck_assert_int_eq(tb_sim_store_read(&s, "control/shutdown", v,
-					   sizeof(v)),
-			 0);
+	ck_assert_int_eq(
+		tb_sim_store_read(&s, "control/shutdown", v, sizeof(v)), 0);
 	ck_assert_str_eq(v, "suspend");
 	ck_assert_uint_eq(s.seq % 2, 0);
 	ck_assert_uint_eq(s.watch_gen, 1);
-	ck_assert_int_eq(tb_sim_store_cmpxchg(&s, "control/shutdown", "poweroff",
-					      ""),
+	ck_assert_int_eq(tb_sim_store_cmpxchg(&s, "control/shutdown",
+					      "poweroff", ""),
 			 -EAGAIN);
-	ck_assert_int_eq(tb_sim_store_cmpxchg(&s, "control/shutdown", "suspend",
-					      ""),
-			 0);
+	ck_assert_int_eq(
+		tb_sim_store_cmpxchg(&s, "control/shutdown", "suspend", ""), 0);
 	ck_assert_int_eq(tb_sim_store_read(&s, "control/shutdown", v,
 					   sizeof(v)),
 			 -ENOENT);
@@ -87,8 +85,9 @@ START_TEST(evtchn_alloc_notify_wait)
 {
 	int fds[TB_SIM_NR_EVTFDS];
 	struct tb_sim_ctrl *c = new_ctrl(fds);
-	struct tb_sim_waitset ws = { .n = 2, .port = { 8, 9 },
-				     .end = { 0, 0 }, .extra_fd = -1 };
+	struct tb_sim_waitset ws = {
+		.n = 2, .port = { 8, 9 }, .end = { 0, 0 }, .extra_fd = -1
+	};
 	int p;
 
 	c->port[1].state = TB_SIM_PORT_RESERVED;
@@ -130,8 +129,9 @@ struct pp {
 static void *ponger(void *arg)
 {
 	struct pp *p = arg;
-	struct tb_sim_waitset ws = { .n = 1, .port = { 8 }, .end = { 0 },
-				     .extra_fd = -1 };
+	struct tb_sim_waitset ws = {
+		.n = 1, .port = { 8 }, .end = { 0 }, .extra_fd = -1
+	};
 	unsigned i;
 
 	for (i = 0; i < p->n; i++) {
@@ -146,8 +146,9 @@ START_TEST(evtchn_no_lost_wakeup_stress)
 {
 	int fds[TB_SIM_NR_EVTFDS];
 	struct tb_sim_ctrl *c = new_ctrl(fds);
-	struct tb_sim_waitset ws = { .n = 1, .port = { 8 }, .end = { 1 },
-				     .extra_fd = -1 };
+	struct tb_sim_waitset ws = {
+		.n = 1, .port = { 8 }, .end = { 1 }, .extra_fd = -1
+	};
 	struct pp p = { c, fds, tb_check_scale(200000, 20000), 0 };
 	pthread_t t;
 	void *ret;
@@ -189,24 +190,19 @@ START_TEST(gate_holds_until_released_in_order)
 	g.cur_epoch = 5; /* boundary */
 	ck_assert_int_eq(tb_sim_gate_append(&g, ring, 2, "b-6", 3), 0);
 	ck_assert_uint_eq(g.held_bytes, 6);
-	ck_assert_int_eq(tb_sim_gate_peek(&g, ring, &rec, buf, sizeof(buf)),
-			 0);
+	ck_assert_int_eq(tb_sim_gate_peek(&g, ring, &rec, buf, sizeof(buf)), 0);
 	g.released_epoch = 4;
-	ck_assert_int_eq(tb_sim_gate_peek(&g, ring, &rec, buf, sizeof(buf)),
-			 0);
+	ck_assert_int_eq(tb_sim_gate_peek(&g, ring, &rec, buf, sizeof(buf)), 0);
 	g.released_epoch = 5;
-	ck_assert_int_eq(tb_sim_gate_peek(&g, ring, &rec, buf, sizeof(buf)),
-			 1);
+	ck_assert_int_eq(tb_sim_gate_peek(&g, ring, &rec, buf, sizeof(buf)), 1);
 	ck_assert_uint_eq(rec.tag, 5);
 	ck_assert_uint_eq(rec.conn, 1);
 	ck_assert(!memcmp(buf, "a-5", 3));
 	tb_sim_gate_pop(&g, &rec, true);
 	/* epoch 6 is still held */
-	ck_assert_int_eq(tb_sim_gate_peek(&g, ring, &rec, buf, sizeof(buf)),
-			 0);
+	ck_assert_int_eq(tb_sim_gate_peek(&g, ring, &rec, buf, sizeof(buf)), 0);
 	g.mode = TB_SIM_GATE_OPEN; /* open: everything flows */
-	ck_assert_int_eq(tb_sim_gate_peek(&g, ring, &rec, buf, sizeof(buf)),
-			 1);
+	ck_assert_int_eq(tb_sim_gate_peek(&g, ring, &rec, buf, sizeof(buf)), 1);
 	ck_assert_uint_eq(rec.tag, 6);
 	tb_sim_gate_pop(&g, &rec, false);
 	ck_assert_uint_eq(g.released_bytes, 3);
@@ -221,19 +217,16 @@ START_TEST(gate_holds_until_released_in_order)
 			break;
 	}
 	ck_assert_int_gt(n, 100);
-	ck_assert_int_eq(tb_sim_gate_append(&g, ring, 3, buf, 5000),
-			 -EMSGSIZE);
+	ck_assert_int_eq(tb_sim_gate_append(&g, ring, 3, buf, 5000), -EMSGSIZE);
 	g.released_epoch = 6;
 	for (i = 0; i < n; i++) {
 		snprintf(msg, sizeof(msg), "message %04d", i);
-		ck_assert_int_eq(tb_sim_gate_peek(&g, ring, &rec, buf,
-						  sizeof(buf)),
-				 1);
+		ck_assert_int_eq(
+			tb_sim_gate_peek(&g, ring, &rec, buf, sizeof(buf)), 1);
 		ck_assert(!memcmp(buf, msg, 12));
 		tb_sim_gate_pop(&g, &rec, true);
 	}
-	ck_assert_int_eq(tb_sim_gate_peek(&g, ring, &rec, buf, sizeof(buf)),
-			 0);
+	ck_assert_int_eq(tb_sim_gate_peek(&g, ring, &rec, buf, sizeof(buf)), 0);
 	ck_assert_uint_eq(tb_sim_gate_room(&g), sizeof(ring));
 }
 END_TEST
@@ -249,16 +242,16 @@ static void *image(void)
 	return p;
 }
 
-static void run_writes(uint8_t *ram, unsigned lanes, unsigned n,
-		       uint64_t seed)
+static void run_writes(uint8_t *ram, unsigned lanes, unsigned n, uint64_t seed)
 {
 	struct tb_sim_ram_hdr *h = (void *)ram;
 	unsigned i;
 
 	for (i = 0; i < n; i++) {
 		seed = seed * 6364136223846793005ull + 1;
-		tb_sim_page_write(ram, h->data_first + (seed >> 33) % h->nr_data,
-				  0, NULL, NULL);
+		tb_sim_page_write(ram,
+				  h->data_first + (seed >> 33) % h->nr_data, 0,
+				  NULL, NULL);
 	}
 	(void)lanes;
 }

@@ -36,7 +36,9 @@ static void build_primary(struct tb_buf *b)
 				   .nr_pages = 4,
 				   .nr_bytes = 4 * 4096 + 12,
 				   .digest = 0x1122334455667788ull };
-	struct tb_heartbeat hb = { .seq = 3, .time_ns = 123456789, .last_epoch = 4 };
+	struct tb_heartbeat hb = { .seq = 3,
+				   .time_ns = 123456789,
+				   .last_epoch = 4 };
 	struct tb_page_rec pr = { 0 };
 	uint8_t raw[TB_PAGE_SIZE], lz[10] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
 	unsigned i;
@@ -47,16 +49,23 @@ static void build_primary(struct tb_buf *b)
 	ck_assert_int_eq(tb_enc_epoch_begin(b, &be), 0);
 	ck_assert_int_eq(tb_enc_pages_begin(&pr, b, 16), 0);
 	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, TB_ENC_ZERO, NULL, 0), 0);
-	ck_assert_int_eq(tb_enc_pages_add(&pr, 2, TB_ENC_RAW, raw, sizeof(raw)), 0);
+	ck_assert_int_eq(tb_enc_pages_add(&pr, 2, TB_ENC_RAW, raw, sizeof(raw)),
+			 0);
 	ck_assert_int_eq(tb_enc_pages_add(&pr, 3, TB_ENC_LZ4, lz, 10), 0);
-	ck_assert_int_eq(tb_enc_pages_add(&pr, TB_PFN_MAX, TB_ENC_XOR_LZ4, lz, 5), 0);
+	ck_assert_int_eq(
+		tb_enc_pages_add(&pr, TB_PFN_MAX, TB_ENC_XOR_LZ4, lz, 5), 0);
 	ck_assert_int_eq(tb_enc_pages_finish(&pr), 0);
 	tb_enc_pages_free(&pr);
-	ck_assert_int_eq(tb_enc_state(b, TB_REC_CPU_STATE, TB_STATE_SIM, 0, "cpu-state", 9), 0);
-	ck_assert_int_eq(tb_enc_state(b, TB_REC_DEVICE_STATE, TB_STATE_XEN_HVM, 2, "dev", 3), 0);
+	ck_assert_int_eq(tb_enc_state(b, TB_REC_CPU_STATE, TB_STATE_SIM, 0,
+				      "cpu-state", 9),
+			 0);
+	ck_assert_int_eq(tb_enc_state(b, TB_REC_DEVICE_STATE, TB_STATE_XEN_HVM,
+				      2, "dev", 3),
+			 0);
 	ck_assert_int_eq(tb_enc_heartbeat(b, &hb), 0);
 	ck_assert_int_eq(tb_enc_epoch_end(b, &en), 0);
-	ck_assert_int_eq(tb_enc_error(b, TB_ERROR_ERRNO_BASE + ENOSPC, "disk\tfull"), 0);
+	ck_assert_int_eq(
+		tb_enc_error(b, TB_ERROR_ERRNO_BASE + ENOSPC, "disk\tfull"), 0);
 }
 
 static const uint32_t primary_types[] = {
@@ -67,8 +76,8 @@ static const uint32_t primary_types[] = {
 
 /* Decode @p fed whole; return the final error code (0 clean) and count
  * the records. */
-static int decode_whole(const uint8_t *p, size_t len, uint64_t *nrec,
-			char *msg, size_t msglen)
+static int decode_whole(const uint8_t *p, size_t len, uint64_t *nrec, char *msg,
+			size_t msglen)
 {
 	struct tb_dec d;
 	struct tb_rec rec;
@@ -100,10 +109,11 @@ static int decode_code(const struct tb_buf *b)
 
 /* A copy of the one record in @rec with its body patched at @off (@width
  * bytes, little-endian) and a correct CRC. */
-static void patch_rec(struct tb_buf *out, const struct tb_buf *rec,
-		      size_t off, int width, uint64_t val)
+static void patch_rec(struct tb_buf *out, const struct tb_buf *rec, size_t off,
+		      int width, uint64_t val)
 {
-	uint32_t type = tb_get_le32(rec->data), len = tb_get_le32(rec->data + 4);
+	uint32_t type = tb_get_le32(rec->data),
+		 len = tb_get_le32(rec->data + 4);
 	uint8_t body[8192];
 
 	ck_assert_uint_le(len, sizeof(body));
@@ -130,9 +140,9 @@ START_TEST(crc32c_check_values_both_paths)
 		0x00, 0x18, 0x28, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 		0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
 	};
-	uint32_t (*const fns[])(uint32_t, const void *, size_t) = {
-		tb_crc32c, tb_crc32c_sw, tb_crc32c_hw
-	};
+	uint32_t (*const fns[])(uint32_t, const void *,
+				size_t) = { tb_crc32c, tb_crc32c_sw,
+					    tb_crc32c_hw };
 	uint8_t zero[32], ones[32], inc[32], dec[32];
 	unsigned i, f;
 
@@ -276,12 +286,14 @@ START_TEST(round_trip_of_every_record_type)
 			ck_assert_uint_eq(rec.u.pages.nr_pages, 4);
 			ck_assert_uint_eq(rec.u.pages.payload_len, 4096 + 15);
 			ck_assert_uint_eq(rec.length, 8 + 4 * 16 + 4096 + 15);
-			ck_assert_uint_eq(tb_page_pfn_get(&rec.u.pages, 3), TB_PFN_MAX);
+			ck_assert_uint_eq(tb_page_pfn_get(&rec.u.pages, 3),
+					  TB_PFN_MAX);
 			tb_page_desc_get(&rec.u.pages, 0, &pd);
 			ck_assert(pd.enc == TB_ENC_ZERO && pd.len == 0);
 			tb_page_desc_get(&rec.u.pages, 1, &pd);
 			ck_assert(pd.enc == TB_ENC_RAW && pd.len == 4096);
-			ck_assert_uint_eq(rec.u.pages.payloads[4095], (uint8_t)(4095 * 7));
+			ck_assert_uint_eq(rec.u.pages.payloads[4095],
+					  (uint8_t)(4095 * 7));
 			tb_page_desc_get(&rec.u.pages, 2, &pd);
 			ck_assert(pd.enc == TB_ENC_LZ4 && pd.len == 10);
 			ck_assert_uint_eq(rec.u.pages.payloads[4096], 1);
@@ -292,7 +304,8 @@ START_TEST(round_trip_of_every_record_type)
 			ck_assert_uint_eq(rec.u.state.tag, TB_STATE_SIM);
 			ck_assert_uint_eq(rec.u.state.len, 9);
 			ck_assert(!memcmp(rec.u.state.data, "cpu-state", 9));
-			ck_assert_uint_eq(rec.length % 8, 1); /* 16 + 9: padded */
+			ck_assert_uint_eq(rec.length % 8,
+					  1); /* 16 + 9: padded */
 			break;
 		case TB_REC_DEVICE_STATE:
 			ck_assert_uint_eq(rec.u.state.tag, TB_STATE_XEN_HVM);
@@ -307,10 +320,12 @@ START_TEST(round_trip_of_every_record_type)
 			ck_assert_uint_eq(rec.u.end.epoch, 5);
 			ck_assert_uint_eq(rec.u.end.nr_pages, 4);
 			ck_assert_uint_eq(rec.u.end.nr_bytes, 4 * 4096 + 12);
-			ck_assert_uint_eq(rec.u.end.digest, 0x1122334455667788ull);
+			ck_assert_uint_eq(rec.u.end.digest,
+					  0x1122334455667788ull);
 			break;
 		case TB_REC_ERROR:
-			ck_assert_uint_eq(rec.u.error.code, TB_ERROR_ERRNO_BASE + ENOSPC);
+			ck_assert_uint_eq(rec.u.error.code,
+					  TB_ERROR_ERRNO_BASE + ENOSPC);
 			ck_assert_uint_eq(rec.u.error.text_len, 9);
 			ck_assert(!memcmp(rec.u.error.text, "disk\tfull", 9));
 			break;
@@ -344,7 +359,9 @@ START_TEST(wire_layout_is_little_endian_padded_and_crc_covered)
 	struct tb_buf b = { 0 };
 	uint32_t len;
 
-	ck_assert_int_eq(tb_enc_state(&b, TB_REC_CPU_STATE, TB_STATE_SIM, 1, "abc", 3), 0);
+	ck_assert_int_eq(tb_enc_state(&b, TB_REC_CPU_STATE, TB_STATE_SIM, 1,
+				      "abc", 3),
+			 0);
 	len = 16 + 3;
 	ck_assert_uint_eq(b.len, 8 + 24 + 8);
 	ck_assert_uint_eq(b.data[0], TB_REC_CPU_STATE);
@@ -353,7 +370,9 @@ START_TEST(wire_layout_is_little_endian_padded_and_crc_covered)
 	ck_assert_uint_eq(tb_get_le32(b.data + 8), TB_STATE_SIM);
 	ck_assert_uint_eq(tb_get_le32(b.data + 16), 3);
 	ck_assert(!memcmp(b.data + 24, "abc", 3));
-	ck_assert_uint_eq(b.data[27] | b.data[28] | b.data[29] | b.data[30] | b.data[31], 0);
+	ck_assert_uint_eq(b.data[27] | b.data[28] | b.data[29] | b.data[30] |
+				  b.data[31],
+			  0);
 	ck_assert_uint_eq(tb_get_le32(b.data + 32), tb_crc32c(0, b.data, 32));
 	ck_assert_uint_eq(tb_get_le32(b.data + 36), 0);
 	tb_buf_free(&b);
@@ -403,37 +422,53 @@ START_TEST(page_builder_compacts_fills_and_rejects)
 	/* reserve for 1024, add 3: compacted */
 	ck_assert_int_eq(tb_enc_pages_begin(&pr, &b, TB_PAGES_PER_REC_MAX), 0);
 	for (i = 0; i < 3; i++)
-		ck_assert_int_eq(tb_enc_pages_add(&pr, i, TB_ENC_LZ4, payload, 100 + i), 0);
+		ck_assert_int_eq(tb_enc_pages_add(&pr, i, TB_ENC_LZ4, payload,
+						  100 + i),
+				 0);
 	ck_assert_int_eq(tb_enc_pages_finish(&pr), 0);
 	ck_assert_uint_eq(b.len, sm_rec_total(8 + 3 * 16 + 303));
 	/* full by pages: -ENOSPC, then a new record */
 	ck_assert_int_eq(tb_enc_pages_begin(&pr, &b, 2), 0);
 	ck_assert_int_eq(tb_enc_pages_add(&pr, 10, TB_ENC_ZERO, NULL, 0), 0);
 	ck_assert_int_eq(tb_enc_pages_add(&pr, 11, TB_ENC_ZERO, NULL, 0), 0);
-	ck_assert_int_eq(tb_enc_pages_add(&pr, 12, TB_ENC_ZERO, NULL, 0), -ENOSPC);
+	ck_assert_int_eq(tb_enc_pages_add(&pr, 12, TB_ENC_ZERO, NULL, 0),
+			 -ENOSPC);
 	/* invalid pages: -EINVAL, record unchanged */
 	ck_assert_int_eq(tb_enc_pages_finish(&pr), 0);
 	ck_assert_int_eq(tb_enc_pages_begin(&pr, &b, 8), 0);
 	before = b.len;
 	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, 4, payload, 1), -EINVAL);
-	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, TB_ENC_RAW, payload, 4095), -EINVAL);
-	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, TB_ENC_ZERO, payload, 1), -EINVAL);
-	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, TB_ENC_LZ4, payload, 0), -EINVAL);
-	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, TB_ENC_XOR_LZ4, payload, TB_PAGE_LZ4_LEN_MAX + 1), -EINVAL);
-	ck_assert_int_eq(tb_enc_pages_add(&pr, TB_PFN_MAX + 1, TB_ENC_ZERO, NULL, 0), -EINVAL);
-	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, TB_ENC_LZ4, NULL, 5), -EINVAL);
+	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, TB_ENC_RAW, payload, 4095),
+			 -EINVAL);
+	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, TB_ENC_ZERO, payload, 1),
+			 -EINVAL);
+	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, TB_ENC_LZ4, payload, 0),
+			 -EINVAL);
+	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, TB_ENC_XOR_LZ4, payload,
+					  TB_PAGE_LZ4_LEN_MAX + 1),
+			 -EINVAL);
+	ck_assert_int_eq(tb_enc_pages_add(&pr, TB_PFN_MAX + 1, TB_ENC_ZERO,
+					  NULL, 0),
+			 -EINVAL);
+	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, TB_ENC_LZ4, NULL, 5),
+			 -EINVAL);
 	ck_assert_uint_eq(b.len, before);
 	ck_assert_uint_eq(pr.nr_pages, 0);
 	/* finish with nothing added emits nothing */
 	ck_assert_int_eq(tb_enc_pages_finish(&pr), 0);
-	ck_assert_uint_eq(b.len, sm_rec_total(8 + 3 * 16 + 303) + sm_rec_total(8 + 2 * 16));
+	ck_assert_uint_eq(b.len, sm_rec_total(8 + 3 * 16 + 303) +
+					 sm_rec_total(8 + 2 * 16));
 	ck_assert_int_eq(tb_enc_pages_begin(&pr, &b, 0), -EINVAL);
-	ck_assert_int_eq(tb_enc_pages_begin(&pr, &b, TB_PAGES_PER_REC_MAX + 1), -EINVAL);
+	ck_assert_int_eq(tb_enc_pages_begin(&pr, &b, TB_PAGES_PER_REC_MAX + 1),
+			 -EINVAL);
 	/* largest record: 1024 pages of the largest payload */
 	ck_assert_int_eq(tb_enc_pages_begin(&pr, &b, TB_PAGES_PER_REC_MAX), 0);
 	for (i = 0; i < TB_PAGES_PER_REC_MAX; i++)
-		ck_assert_int_eq(tb_enc_pages_add(&pr, i, TB_ENC_LZ4, payload, TB_PAGE_LZ4_LEN_MAX), 0);
-	ck_assert_int_eq(tb_enc_pages_add(&pr, i, TB_ENC_ZERO, NULL, 0), -ENOSPC);
+		ck_assert_int_eq(tb_enc_pages_add(&pr, i, TB_ENC_LZ4, payload,
+						  TB_PAGE_LZ4_LEN_MAX),
+				 0);
+	ck_assert_int_eq(tb_enc_pages_add(&pr, i, TB_ENC_ZERO, NULL, 0),
+			 -ENOSPC);
 	ck_assert_int_eq(tb_enc_pages_finish(&pr), 0);
 	tb_enc_pages_free(&pr);
 
@@ -494,12 +529,17 @@ START_TEST(encoders_reject_invalid_fields)
 	ck_assert_int_eq(tb_enc_ack(&b, &a), -EINVAL);
 	hb.time_ns = -1;
 	ck_assert_int_eq(tb_enc_heartbeat(&b, &hb), -EINVAL);
-	ck_assert_int_eq(tb_enc_error(&b, TB_ERROR_ERRNO_BASE + 4096, "x"), -EINVAL);
+	ck_assert_int_eq(tb_enc_error(&b, TB_ERROR_ERRNO_BASE + 4096, "x"),
+			 -EINVAL);
 	ck_assert_int_eq(tb_enc_error(&b, TB_SERR_MAX + 1, "x"), -EINVAL);
 	ck_assert_int_eq(tb_enc_error(&b, TB_ERROR_ERRNO_BASE, "x"), -EINVAL);
-	ck_assert_int_eq(tb_enc_state(&b, TB_REC_HELLO, TB_STATE_SIM, 0, "", 0), -EINVAL);
-	ck_assert_int_eq(tb_enc_state(&b, TB_REC_CPU_STATE, 0, 0, "", 0), -EINVAL);
-	ck_assert_int_eq(tb_enc_state(&b, TB_REC_CPU_STATE, TB_STATE_SIM, 0, big, TB_STATE_LEN_MAX + 1), -EINVAL);
+	ck_assert_int_eq(tb_enc_state(&b, TB_REC_HELLO, TB_STATE_SIM, 0, "", 0),
+			 -EINVAL);
+	ck_assert_int_eq(tb_enc_state(&b, TB_REC_CPU_STATE, 0, 0, "", 0),
+			 -EINVAL);
+	ck_assert_int_eq(tb_enc_state(&b, TB_REC_CPU_STATE, TB_STATE_SIM, 0,
+				      big, TB_STATE_LEN_MAX + 1),
+			 -EINVAL);
 	ck_assert_uint_eq(b.len, 0); /* nothing emitted */
 
 	/* long text is truncated, control characters become '?' */
@@ -549,7 +589,8 @@ static void decode_chunked(const struct tb_buf *b, struct sm_rng *r, int mode,
 			pos++;
 			continue;
 		}
-		ck_assert_int_eq(tb_dec_space(&d, 1 + sm_below(r, 64), &p, &room), 0);
+		ck_assert_int_eq(
+			tb_dec_space(&d, 1 + sm_below(r, 64), &p, &room), 0);
 		ck_assert_uint_ge(room, 1);
 		if (first_split) {
 			n = first_split;
@@ -605,7 +646,8 @@ START_TEST(truncated_stream_is_detected_at_every_cut)
 
 		for (k = 0; k < no; k++)
 			boundary |= offs[k] == cut;
-		ck_assert_int_eq(decode_whole(b.data, cut, &n, msg, sizeof(msg)),
+		ck_assert_int_eq(decode_whole(b.data, cut, &n, msg,
+					      sizeof(msg)),
 				 boundary ? 0 : TB_SERR_TRUNCATED);
 	}
 	decode_whole(b.data, b.len - 3, &n, msg, sizeof(msg));
@@ -643,16 +685,19 @@ START_TEST(bad_crc_nonzero_pad_and_trailer_are_rejected)
 	}
 	/* nonzero padding with a correct CRC (CPU_STATE: 25-byte body) */
 	tb_buf_reset(&c);
-	ck_assert_int_eq(tb_enc_state(&c, TB_REC_CPU_STATE, 1, 0, "123456789", 9), 0);
+	ck_assert_int_eq(
+		tb_enc_state(&c, TB_REC_CPU_STATE, 1, 0, "123456789", 9), 0);
 	c.data[8 + 25] = 1;
 	sm_fix_crcs(c.data, c.len);
-	ck_assert_int_eq(decode_whole(c.data, c.len, &n, msg, sizeof(msg)), TB_SERR_BAD_CRC);
+	ck_assert_int_eq(decode_whole(c.data, c.len, &n, msg, sizeof(msg)),
+			 TB_SERR_BAD_CRC);
 	ck_assert_ptr_nonnull(strstr(msg, "padding"));
 	/* nonzero trailer word */
 	c.data[8 + 25] = 0;
 	c.data[c.len - 1] = 0x80;
 	sm_fix_crcs(c.data, c.len);
-	ck_assert_int_eq(decode_whole(c.data, c.len, &n, msg, sizeof(msg)), TB_SERR_BAD_CRC);
+	ck_assert_int_eq(decode_whole(c.data, c.len, &n, msg, sizeof(msg)),
+			 TB_SERR_BAD_CRC);
 	ck_assert_ptr_nonnull(strstr(msg, "trailer"));
 	ck_assert_int_eq(tb_stream_errno(TB_SERR_BAD_CRC), -EBADMSG);
 	tb_buf_free(&b);
@@ -673,8 +718,10 @@ START_TEST(oversize_is_rejected_from_the_header_before_buffering)
 		{ TB_REC_PAGE_DATA, TB_REC_LEN_MAX + 1, TB_SERR_OVERSIZE },
 		{ 0x12345, 0xffffffff, TB_SERR_OVERSIZE }, /* before the type */
 		{ TB_REC_OPTIONAL | 77, TB_REC_LEN_MAX + 1, TB_SERR_OVERSIZE },
-		{ TB_REC_PAGE_DATA, 8 + 1024 * (16 + TB_PAGE_LZ4_LEN_MAX) + 1, TB_SERR_OVERSIZE },
-		{ TB_REC_CPU_STATE, 16 + TB_STATE_LEN_MAX + 1, TB_SERR_OVERSIZE },
+		{ TB_REC_PAGE_DATA, 8 + 1024 * (16 + TB_PAGE_LZ4_LEN_MAX) + 1,
+		  TB_SERR_OVERSIZE },
+		{ TB_REC_CPU_STATE, 16 + TB_STATE_LEN_MAX + 1,
+		  TB_SERR_OVERSIZE },
 		{ TB_REC_ERROR, 8 + TB_ERROR_TEXT_MAX + 1, TB_SERR_OVERSIZE },
 		{ TB_REC_HELLO, 73, TB_SERR_OVERSIZE },
 		{ TB_REC_HELLO, 71, TB_SERR_BAD_FIELD },
@@ -692,13 +739,17 @@ START_TEST(oversize_is_rejected_from_the_header_before_buffering)
 		/* a bad header never makes room for its body */
 		ck_assert_int_eq(tb_dec_space(&d, 100, &p, &room), 0);
 		ck_assert_uint_lt(d.cap, 1u << 20);
-		ck_assert_int_eq(tb_dec_next(&d, &rec), tb_stream_errno(cases[i].code));
+		ck_assert_int_eq(tb_dec_next(&d, &rec),
+				 tb_stream_errno(cases[i].code));
 		ck_assert_int_eq(d.err, cases[i].code);
 		ck_assert_uint_lt(d.cap, 1u << 20);
 		/* sticky */
-		ck_assert_int_eq(tb_dec_next(&d, &rec), tb_stream_errno(cases[i].code));
-		ck_assert_int_eq(tb_dec_space(&d, 100, &p, &room), tb_stream_errno(cases[i].code));
-		ck_assert_int_eq(tb_dec_eof(&d), tb_stream_errno(cases[i].code));
+		ck_assert_int_eq(tb_dec_next(&d, &rec),
+				 tb_stream_errno(cases[i].code));
+		ck_assert_int_eq(tb_dec_space(&d, 100, &p, &room),
+				 tb_stream_errno(cases[i].code));
+		ck_assert_int_eq(tb_dec_eof(&d),
+				 tb_stream_errno(cases[i].code));
 		tb_dec_free(&d);
 	}
 	/* the message names the record, its offset and the limit */
@@ -714,9 +765,11 @@ START_TEST(oversize_is_rejected_from_the_header_before_buffering)
 		while (tb_dec_next(&d, &rec) == 1)
 			;
 		ck_assert_int_eq(d.err, TB_SERR_OVERSIZE);
-		ck_assert_msg(strstr(d.msg, "record 8 (PAGE_DATA) at byte ") &&
-				      strstr(d.msg, "length 9000000 exceeds limit 8388608"),
-			      "%s", d.msg);
+		ck_assert_msg(
+			strstr(d.msg, "record 8 (PAGE_DATA) at byte ") &&
+				strstr(d.msg,
+				       "length 9000000 exceeds limit 8388608"),
+			"%s", d.msg);
 		tb_buf_free(&b);
 	}
 	tb_dec_free(&d);
@@ -747,7 +800,8 @@ START_TEST(unknown_mandatory_type_fails_optional_is_skipped)
 
 		ck_assert_int_eq(tb_enc_heartbeat(&b, &hb), 0);
 	}
-	ck_assert_int_eq(sm_put_raw(&b, TB_REC_OPTIONAL | 0x7fffffff, NULL, 0), 0);
+	ck_assert_int_eq(sm_put_raw(&b, TB_REC_OPTIONAL | 0x7fffffff, NULL, 0),
+			 0);
 	tb_dec_init(&d);
 	ck_assert_int_eq(tb_dec_feed(&d, b.data, b.len), 0);
 	ck_assert_int_eq(tb_dec_next(&d, &rec), 1);
@@ -758,7 +812,8 @@ START_TEST(unknown_mandatory_type_fails_optional_is_skipped)
 	tb_dec_free(&d);
 	/* ... but CRC-checked */
 	b.data[8] ^= 1;
-	ck_assert_int_eq(decode_whole(b.data, b.len, &n, NULL, 0), TB_SERR_BAD_CRC);
+	ck_assert_int_eq(decode_whole(b.data, b.len, &n, NULL, 0),
+			 TB_SERR_BAD_CRC);
 	/* unknown mandatory types: 0, 10, 0x7fffffff */
 	tb_buf_reset(&b);
 	ck_assert_int_eq(sm_put_raw(&b, 10, "abc", 3), 0);
@@ -771,7 +826,8 @@ START_TEST(unknown_mandatory_type_fails_optional_is_skipped)
 	ck_assert_int_eq(decode_code(&b), TB_SERR_UNKNOWN_TYPE);
 	/* v1 has no optional variant of a known type: skipped too */
 	tb_buf_reset(&b);
-	ck_assert_int_eq(sm_put_raw(&b, TB_REC_OPTIONAL | TB_REC_HELLO, "x", 1), 0);
+	ck_assert_int_eq(sm_put_raw(&b, TB_REC_OPTIONAL | TB_REC_HELLO, "x", 1),
+			 0);
 	ck_assert_int_eq(decode_whole(b.data, b.len, &n, NULL, 0), 0);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_int_eq(tb_stream_errno(TB_SERR_UNKNOWN_TYPE), -EOPNOTSUPP);
@@ -792,7 +848,8 @@ START_TEST(version_and_magic_mismatch)
 
 	ck_assert_int_eq(tb_enc_hello(&b, &h), 0);
 	patch_rec(&c, &b, 8, 4, 2);
-	ck_assert_int_eq(decode_whole(c.data, c.len, &n, msg, sizeof(msg)), TB_SERR_VERSION);
+	ck_assert_int_eq(decode_whole(c.data, c.len, &n, msg, sizeof(msg)),
+			 TB_SERR_VERSION);
 	ck_assert_ptr_nonnull(strstr(msg, "version 2"));
 	patch_rec(&c, &b, 0, 8, 0x5254534542495455ull);
 	ck_assert_int_eq(decode_code(&c), TB_SERR_VERSION);
@@ -807,14 +864,30 @@ START_TEST(bad_field_values_are_rejected)
 	struct tb_buf rec[10] = { { 0 } }, c = { 0 };
 	struct tb_page_rec pr = { 0 };
 	uint8_t payload[16] = { 1 };
-	struct tb_hello hp = { .magic = TB_STREAM_MAGIC, .version = 1, .role = TB_ROLE_PRIMARY,
-			       .page_size = 4096, .nr_pages = 10, .name = "ab" };
+	struct tb_hello hp = { .magic = TB_STREAM_MAGIC,
+			       .version = 1,
+			       .role = TB_ROLE_PRIMARY,
+			       .page_size = 4096,
+			       .nr_pages = 10,
+			       .name = "ab" };
 	struct tb_hello hb = hp;
 	struct tb_epoch_begin be = { .epoch = 3 };
-	struct tb_epoch_end en = { .epoch = 3, .nr_pages = 1, .nr_bytes = 4096 };
+	struct tb_epoch_end en = { .epoch = 3,
+				   .nr_pages = 1,
+				   .nr_bytes = 4096 };
 	struct tb_ack ack = { .epoch = 3 };
 	struct tb_heartbeat hbt = { .seq = 1 };
-	enum { HP, HB, BE, PD, CS, EN, AK, HT, ER };
+	enum {
+		HP,
+		HB,
+		BE,
+		PD,
+		CS,
+		EN,
+		AK,
+		HT,
+		ER
+	};
 	struct {
 		int rec;
 		size_t off;
@@ -822,36 +895,37 @@ START_TEST(bad_field_values_are_rejected)
 		uint64_t val;
 		int code;
 	} cases[] = {
-		{ HP, 12, 4, 0, TB_SERR_BAD_FIELD },	       /* role 0 */
-		{ HP, 12, 4, 3, TB_SERR_BAD_FIELD },	       /* role 3 */
-		{ HP, 20, 4, 8192, TB_SERR_BAD_FIELD },	       /* page_size */
-		{ HP, 24, 8, 0, TB_SERR_BAD_FIELD },	       /* nr_pages 0 */
+		{ HP, 12, 4, 0, TB_SERR_BAD_FIELD },	/* role 0 */
+		{ HP, 12, 4, 3, TB_SERR_BAD_FIELD },	/* role 3 */
+		{ HP, 20, 4, 8192, TB_SERR_BAD_FIELD }, /* page_size */
+		{ HP, 24, 8, 0, TB_SERR_BAD_FIELD },	/* nr_pages 0 */
 		{ HP, 24, 8, TB_PFN_MAX + 2, TB_SERR_BAD_FIELD },
 		{ HP, 24, 8, TB_PFN_MAX + 1, 0 },
-		{ HP, 32, 8, 1ull << 40, 0 },		       /* offers unknown */
-		{ HP, 40, 1, 0x1b, TB_SERR_BAD_FIELD },	       /* ESC in name */
-		{ HP, 40, 1, 0x7f, TB_SERR_BAD_FIELD },	       /* DEL */
-		{ HP, 71, 1, 'x', TB_SERR_BAD_FIELD },	       /* not NUL-padded */
-		{ HB, 32, 8, 1ull << 40, TB_SERR_BAD_FIELD },  /* accepts unknown */
-		{ HB, 24, 8, 0, 0 },			       /* backup: 0 ok */
-		{ BE, 0, 8, 0, TB_SERR_BAD_FIELD },	       /* epoch 0 */
-		{ BE, 8, 4, 2, TB_SERR_BAD_FIELD },	       /* flags */
-		{ BE, 12, 4, 1, TB_SERR_BAD_FIELD },	       /* reserved */
+		{ HP, 32, 8, 1ull << 40, 0 },		/* offers unknown */
+		{ HP, 40, 1, 0x1b, TB_SERR_BAD_FIELD }, /* ESC in name */
+		{ HP, 40, 1, 0x7f, TB_SERR_BAD_FIELD }, /* DEL */
+		{ HP, 71, 1, 'x', TB_SERR_BAD_FIELD },	/* not NUL-padded */
+		{ HB, 32, 8, 1ull << 40,
+		  TB_SERR_BAD_FIELD },		     /* accepts unknown */
+		{ HB, 24, 8, 0, 0 },		     /* backup: 0 ok */
+		{ BE, 0, 8, 0, TB_SERR_BAD_FIELD },  /* epoch 0 */
+		{ BE, 8, 4, 2, TB_SERR_BAD_FIELD },  /* flags */
+		{ BE, 12, 4, 1, TB_SERR_BAD_FIELD }, /* reserved */
 		{ BE, 16, 8, (uint64_t)-1, TB_SERR_BAD_FIELD },
 		{ BE, 24, 8, 1ull << 63, TB_SERR_BAD_FIELD },
 		{ BE, 32, 8, (uint64_t)-5, TB_SERR_BAD_FIELD },
-		{ PD, 0, 4, 0, TB_SERR_BAD_FIELD },	       /* nr_pages 0 */
-		{ PD, 0, 4, 1025, TB_SERR_OVERSIZE },	       /* > 1024 pages */
-		{ PD, 0, 4, 3, TB_SERR_BAD_FIELD },	       /* counts wrong */
+		{ PD, 0, 4, 0, TB_SERR_BAD_FIELD },   /* nr_pages 0 */
+		{ PD, 0, 4, 1025, TB_SERR_OVERSIZE }, /* > 1024 pages */
+		{ PD, 0, 4, 3, TB_SERR_BAD_FIELD },   /* counts wrong */
 		{ PD, 0, 4, 5, TB_SERR_BAD_FIELD },
-		{ PD, 4, 4, 1, TB_SERR_BAD_FIELD },	       /* reserved */
+		{ PD, 4, 4, 1, TB_SERR_BAD_FIELD }, /* reserved */
 		/* body: hdr 0..7, pfn 8..23, desc0 (LZ4 16) 24..31,
 		 * desc1 (ZERO) 32..39, payload 40..55 */
 		{ PD, 8, 8, TB_PFN_MAX + 1, TB_SERR_BAD_FIELD },
 		{ PD, 16, 8, TB_PFN_MAX, 0 },
-		{ PD, 24, 1, 4, TB_SERR_BAD_FIELD },	       /* enc 4 */
+		{ PD, 24, 1, 4, TB_SERR_BAD_FIELD }, /* enc 4 */
 		{ PD, 24, 1, 0xff, TB_SERR_BAD_FIELD },
-		{ PD, 25, 1, 1, TB_SERR_BAD_FIELD },	       /* desc reserved */
+		{ PD, 25, 1, 1, TB_SERR_BAD_FIELD }, /* desc reserved */
 		{ PD, 26, 1, 1, TB_SERR_BAD_FIELD },
 		{ PD, 27, 1, 0x80, TB_SERR_BAD_FIELD },
 		{ PD, 24, 1, TB_ENC_RAW, TB_SERR_BAD_FIELD },  /* RAW len 16 */
@@ -859,37 +933,37 @@ START_TEST(bad_field_values_are_rejected)
 		{ PD, 36, 4, 1, TB_SERR_BAD_FIELD },	       /* ZERO len 1 */
 		{ PD, 28, 4, 0, TB_SERR_BAD_FIELD },	       /* LZ4 len 0 */
 		{ PD, 28, 4, TB_PAGE_LZ4_LEN_MAX + 1, TB_SERR_BAD_FIELD },
-		{ PD, 28, 4, 15, TB_SERR_BAD_FIELD },	       /* trailing byte */
-		{ PD, 28, 4, 17, TB_SERR_BAD_FIELD },	       /* past the end */
+		{ PD, 28, 4, 15, TB_SERR_BAD_FIELD }, /* trailing byte */
+		{ PD, 28, 4, 17, TB_SERR_BAD_FIELD }, /* past the end */
 		{ PD, 24, 1, TB_ENC_XOR_LZ4, 0 },
-		{ PD, 32, 1, TB_ENC_LZ4, TB_SERR_BAD_FIELD },  /* LZ4 len 0 */
-		{ CS, 0, 4, 0, TB_SERR_BAD_FIELD },	       /* tag 0 */
-		{ CS, 0, 4, 4, TB_SERR_BAD_FIELD },	       /* tag 4 */
-		{ CS, 4, 4, 0xffffffff, 0 },		       /* index: opaque */
-		{ CS, 8, 4, 4, TB_SERR_BAD_FIELD },	       /* len mismatch */
+		{ PD, 32, 1, TB_ENC_LZ4, TB_SERR_BAD_FIELD }, /* LZ4 len 0 */
+		{ CS, 0, 4, 0, TB_SERR_BAD_FIELD },	      /* tag 0 */
+		{ CS, 0, 4, 4, TB_SERR_BAD_FIELD },	      /* tag 4 */
+		{ CS, 4, 4, 0xffffffff, 0 },	    /* index: opaque */
+		{ CS, 8, 4, 4, TB_SERR_BAD_FIELD }, /* len mismatch */
 		{ CS, 8, 4, 6, TB_SERR_BAD_FIELD },
 		{ CS, 8, 4, TB_STATE_LEN_MAX + 1, TB_SERR_OVERSIZE },
-		{ CS, 12, 4, 1, TB_SERR_BAD_FIELD },	       /* reserved */
-		{ EN, 0, 8, 0, TB_SERR_BAD_FIELD },	       /* epoch 0 */
-		{ EN, 8, 8, 2, TB_SERR_BAD_FIELD },	       /* 2 pages in 4096 B */
-		{ EN, 8, 8, 1ull << 60, TB_SERR_BAD_FIELD },   /* overflow */
+		{ CS, 12, 4, 1, TB_SERR_BAD_FIELD }, /* reserved */
+		{ EN, 0, 8, 0, TB_SERR_BAD_FIELD },  /* epoch 0 */
+		{ EN, 8, 8, 2, TB_SERR_BAD_FIELD },  /* 2 pages in 4096 B */
+		{ EN, 8, 8, 1ull << 60, TB_SERR_BAD_FIELD }, /* overflow */
 		{ EN, 16, 8, 4095, TB_SERR_BAD_FIELD },
 		{ AK, 0, 8, 0, TB_SERR_BAD_FIELD },
 		{ AK, 8, 4, TB_SERR_MAX + 1, TB_SERR_BAD_FIELD },
 		{ AK, 8, 4, TB_SERR_MAX, 0 },
 		{ AK, 12, 4, 1, TB_SERR_BAD_FIELD },
 		{ HT, 8, 8, (uint64_t)INT64_MIN, TB_SERR_BAD_FIELD },
-		{ ER, 0, 4, 0, 0 },			       /* orderly close */
+		{ ER, 0, 4, 0, 0 }, /* orderly close */
 		{ ER, 0, 4, TB_SERR_MAX + 1, TB_SERR_BAD_FIELD },
 		{ ER, 0, 4, TB_ERROR_ERRNO_BASE, TB_SERR_BAD_FIELD },
 		{ ER, 0, 4, TB_ERROR_ERRNO_BASE + 4096, TB_SERR_BAD_FIELD },
 		{ ER, 0, 4, TB_ERROR_ERRNO_BASE + 4095, 0 },
-		{ ER, 4, 4, 3, TB_SERR_BAD_FIELD },	       /* text_len */
+		{ ER, 4, 4, 3, TB_SERR_BAD_FIELD }, /* text_len */
 		{ ER, 4, 4, 5, TB_SERR_BAD_FIELD },
 		{ ER, 4, 4, TB_ERROR_TEXT_MAX + 1, TB_SERR_OVERSIZE },
-		{ ER, 8, 1, 0, TB_SERR_BAD_FIELD },	       /* NUL in text */
+		{ ER, 8, 1, 0, TB_SERR_BAD_FIELD }, /* NUL in text */
 		{ ER, 9, 1, '\r', TB_SERR_BAD_FIELD },
-		{ ER, 9, 1, 0xc3, 0 },			       /* UTF-8 ok */
+		{ ER, 9, 1, 0xc3, 0 }, /* UTF-8 ok */
 	};
 	unsigned i;
 
@@ -903,7 +977,8 @@ START_TEST(bad_field_values_are_rejected)
 	ck_assert_int_eq(tb_enc_pages_add(&pr, 6, TB_ENC_ZERO, NULL, 0), 0);
 	ck_assert_int_eq(tb_enc_pages_finish(&pr), 0);
 	tb_enc_pages_free(&pr);
-	ck_assert_int_eq(tb_enc_state(&rec[CS], TB_REC_CPU_STATE, 1, 0, "12345", 5), 0);
+	ck_assert_int_eq(
+		tb_enc_state(&rec[CS], TB_REC_CPU_STATE, 1, 0, "12345", 5), 0);
 	ck_assert_int_eq(tb_enc_epoch_end(&rec[EN], &en), 0);
 	ck_assert_int_eq(tb_enc_ack(&rec[AK], &ack), 0);
 	ck_assert_int_eq(tb_enc_heartbeat(&rec[HT], &hbt), 0);
@@ -1025,10 +1100,12 @@ START_TEST(session_order_primary_to_backup)
 	for (i = 0; i < TB_ARRAY_SIZE(cases); i++) {
 		tb_sess_init(&s, TB_ROLE_PRIMARY);
 		if (cases[i].prefix >= 1)
-			ck_assert_int_eq(sess(&s, TB_REC_HELLO, TB_ROLE_PRIMARY), 0);
+			ck_assert_int_eq(
+				sess(&s, TB_REC_HELLO, TB_ROLE_PRIMARY), 0);
 		if (cases[i].prefix >= 2)
 			ck_assert_int_eq(sess(&s, TB_REC_EPOCH_BEGIN, 5), 0);
-		ck_assert_msg(sess(&s, cases[i].type, cases[i].arg) == cases[i].rc,
+		ck_assert_msg(sess(&s, cases[i].type, cases[i].arg) ==
+				      cases[i].rc,
 			      "case %u", i);
 		if (cases[i].rc) {
 			ck_assert_int_eq(s.state, TB_SESS_CLOSED);
@@ -1048,8 +1125,11 @@ START_TEST(session_rejects_replayed_and_reordered_epochs)
 	struct tb_buf b = { 0 };
 	struct tb_epoch_begin be = { .epoch = 10 };
 	struct tb_epoch_end en = { .epoch = 10, .digest = 1 };
-	struct tb_hello h = { .magic = TB_STREAM_MAGIC, .version = 1, .role = TB_ROLE_PRIMARY,
-			      .page_size = 4096, .nr_pages = 1 };
+	struct tb_hello h = { .magic = TB_STREAM_MAGIC,
+			      .version = 1,
+			      .role = TB_ROLE_PRIMARY,
+			      .page_size = 4096,
+			      .nr_pages = 1 };
 	size_t first_epoch_off, first_epoch_len;
 	int rc, n = 0;
 
@@ -1098,7 +1178,8 @@ START_TEST(session_rejects_replayed_and_reordered_epochs)
 	tb_sess_init(&s, TB_ROLE_BACKUP);
 	ck_assert_int_eq(sess(&s, TB_REC_ACK, 1), -EPROTO); /* before HELLO */
 	tb_sess_init(&s, TB_ROLE_BACKUP);
-	ck_assert_int_eq(sess(&s, TB_REC_HELLO, TB_ROLE_PRIMARY), -EPROTONOSUPPORT);
+	ck_assert_int_eq(sess(&s, TB_REC_HELLO, TB_ROLE_PRIMARY),
+			 -EPROTONOSUPPORT);
 	tb_sess_init(&s, TB_ROLE_BACKUP);
 	ck_assert_int_eq(sess(&s, TB_REC_HELLO, TB_ROLE_BACKUP), 0);
 	ck_assert_int_eq(sess(&s, TB_REC_ACK, 3), 0);
@@ -1138,8 +1219,10 @@ START_TEST(error_codes_map_to_distinct_errnos)
 		ck_assert_int_lt(tb_stream_errno(i), 0);
 		ck_assert_str_ne(tb_stream_strerr(i), tb_stream_strerr(0));
 		for (j = 1; j < i; j++) {
-			ck_assert_int_ne(tb_stream_errno(i), tb_stream_errno(j));
-			ck_assert_str_ne(tb_stream_strerr(i), tb_stream_strerr(j));
+			ck_assert_int_ne(tb_stream_errno(i),
+					 tb_stream_errno(j));
+			ck_assert_str_ne(tb_stream_strerr(i),
+					 tb_stream_strerr(j));
 		}
 	}
 	ck_assert_int_eq(tb_stream_errno(TB_SERR_BAD_DIGEST), -EILSEQ);
@@ -1166,9 +1249,12 @@ START_TEST(decoder_buffer_stays_within_two_records)
 
 	/* the largest PAGE_DATA of raw pages: 1024 x 4 KiB */
 	memset(page, 0xa5, sizeof(page));
-	ck_assert_int_eq(tb_enc_pages_begin(&pr, &rec, TB_PAGES_PER_REC_MAX), 0);
+	ck_assert_int_eq(tb_enc_pages_begin(&pr, &rec, TB_PAGES_PER_REC_MAX),
+			 0);
 	for (i = 0; i < TB_PAGES_PER_REC_MAX; i++)
-		ck_assert_int_eq(tb_enc_pages_add(&pr, i, TB_ENC_RAW, page, TB_PAGE_SIZE), 0);
+		ck_assert_int_eq(tb_enc_pages_add(&pr, i, TB_ENC_RAW, page,
+						  TB_PAGE_SIZE),
+				 0);
 	ck_assert_int_eq(tb_enc_pages_finish(&pr), 0);
 	tb_enc_pages_free(&pr);
 	total = nrec * rec.len;
@@ -1176,7 +1262,8 @@ START_TEST(decoder_buffer_stays_within_two_records)
 	tb_dec_init(&d);
 	while (sent < total) {
 		while ((rc = tb_dec_next(&d, &r)) == 1) {
-			ck_assert_uint_eq(r.u.pages.nr_pages, TB_PAGES_PER_REC_MAX);
+			ck_assert_uint_eq(r.u.pages.nr_pages,
+					  TB_PAGES_PER_REC_MAX);
 			got++;
 		}
 		ck_assert_int_eq(rc, 0);
@@ -1206,8 +1293,8 @@ START_TEST(decoder_buffer_stays_within_two_records)
 	ck_assert_int_eq(tb_dec_eof(&d), 0);
 	ck_assert_uint_eq(got, nrec);
 	/* about two records, and no reallocation in steady state */
-	ck_assert_msg(max_cap <= 2 * rec.len + want + 65536, "cap %zu, record %zu",
-		      max_cap, rec.len);
+	ck_assert_msg(max_cap <= 2 * rec.len + want + 65536,
+		      "cap %zu, record %zu", max_cap, rec.len);
 	ck_assert_uint_le(reallocs, 4);
 	tb_dec_free(&d);
 	tb_buf_free(&rec);
@@ -1226,9 +1313,11 @@ START_TEST(mutation_campaign_of_100k_streams)
 	int k;
 
 	memset(&c, 0, sizeof(c));
-	ck_assert_msg(sm_campaign(&c, 20261123, 0, count, &bad) == 0, "%s", c.fail);
+	ck_assert_msg(sm_campaign(&c, 20261123, 0, count, &bad) == 0, "%s",
+		      c.fail);
 	ck_assert_uint_eq(m->streams, count);
-	printf("stream mutation: %" PRIu64 " mutants (%.1f MB) in %.1f s: clean %" PRIu64,
+	printf("stream mutation: %" PRIu64
+	       " mutants (%.1f MB) in %.1f s: clean %" PRIu64,
 	       m->streams, (double)m->bytes / 1e6,
 	       (double)(tb_now_ns() - t0) / 1e9, m->clean);
 	for (k = 1; k <= TB_SERR_MAX; k++)
@@ -1259,7 +1348,8 @@ static Suite *stream_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, crc32c_check_values_both_paths);
-	tcase_add_test(tc, crc32c_paths_agree_on_random_data_lengths_alignments);
+	tcase_add_test(tc,
+		       crc32c_paths_agree_on_random_data_lengths_alignments);
 	tcase_add_test(tc, digest_is_xxh3_over_the_documented_bytes);
 	tcase_add_test(tc, round_trip_of_every_record_type);
 	tcase_add_test(tc, wire_layout_is_little_endian_padded_and_crc_covered);
@@ -1269,7 +1359,8 @@ static Suite *stream_suite(void)
 	tcase_add_test(tc, decoding_is_independent_of_chunking);
 	tcase_add_test(tc, truncated_stream_is_detected_at_every_cut);
 	tcase_add_test(tc, bad_crc_nonzero_pad_and_trailer_are_rejected);
-	tcase_add_test(tc, oversize_is_rejected_from_the_header_before_buffering);
+	tcase_add_test(tc,
+		       oversize_is_rejected_from_the_header_before_buffering);
 	tcase_add_test(tc, unknown_mandatory_type_fails_optional_is_skipped);
 	tcase_add_test(tc, version_and_magic_mismatch);
 	tcase_add_test(tc, bad_field_values_are_rejected);
