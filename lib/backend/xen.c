@@ -716,8 +716,9 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 				      strerror(-rc),
 				      d->kind == KIND_PV && rc == -EOPNOTSUPP ?
 					      " (PV log-dirty needs a hypervisor with CONFIG_SHADOW_PAGING)" :
-				      rc == -EBUSY || rc == -EEXIST ?
-					      " (already tracked by another tool, e.g. xl remus?)" :
+				      rc == -EBUSY || rc == -EEXIST ||
+						      rc == -EINVAL ?
+					      " (already on? another tool such as xl remus or migration, or a tiberd killed by SIGKILL: tiberctl recover)" :
 					      "");
 		goto fail;
 	}

@@ -107,6 +107,11 @@ run_tiber() {
 	rm -f $tr
 	tick0=$(last_tick $name)
 	t=$(now)
+	if [ $USE_TIBERD = 1 ] && [ "${TIBERD_OOM:-}" = "$name" ]; then
+		RUN_S=0; TSTATS=""; TIBER_FAILED=1
+		res tiber_${tag} 1 "not run: tiberd was OOM-killed on $name at a lower rate"
+		return
+	fi
 	if [ $USE_TIBERD = 1 ]; then
 		# Under QEMU TCG with one dom0 vCPU the default 1 s heartbeat
 		# timeout and 200 ms suspend deadline are too tight (measured:
@@ -137,9 +142,31 @@ run_tiber() {
 	running $name; local up=$?
 	local state; state=$(xl list $name 2>/dev/null | tail -1 | awk '{print $5}')
 	# every epoch: suspended, resumed and (tiberd) acked by the replicator
-	res tiber_${tag} $(( rc != 0 || n < EPOCHS || rows != n || acked != rows || tk != 0 || up != 0 )) \
+	TIBER_FAILED=$(( rc != 0 || n < EPOCHS || rows != n || acked != rows || tk != 0 || up != 0 ))
+	res tiber_${tag} $TIBER_FAILED \
 		"rc=$rc epochs=$n/$EPOCHS in ${RUN_S}s guest_state=$state ticks ${tick0:-?}->${tick1:-?} $TSTATS"
 	[ $rc = 0 ] || tail -5 $OUT/tiberd-$tag.log $OUT/probe-$tag.log 2>/dev/null
+	if [ $rc = 137 ]; then
+		dmesg | grep -i -m2 "out of memory\|oom-kill"
+		TIBERD_OOM=$name
+	fi
+	# a tiberd that died may have left log-dirty on (xl remus would get
+	# EBUSY) or the guest suspended: what `tiberctl recover` is for
+	if [ $rc != 0 ]; then
+		echo "NOTE after tiberd rc=$rc: $($PROBE $domid recover | grep RESULT)"
+	fi
+}
+
+# run_probe NAME DOMID HZ KERNEL TAG: the backend alone (no replicator), for
+# numbers when tiberd failed; sets PSTATS
+run_probe() {
+	local tr=$OUT/trace-probe-$5.jsonl rc
+	timeout $((EPOCHS / $3 * 4 + 120)) $PROBE $2 $EPOCHS $3 kernel=$4 \
+		trace=$tr > $OUT/probe-$5.log 2>&1
+	rc=$?
+	PSTATS=$(tracestats $tr)
+	ticking $1; local tk=$?
+	res probe_$5 $(( rc || tk )) "rc=$rc $(grep -o 'epochs_ok=[0-9]* failed=[0-9]*' $OUT/probe-$5.log) $PSTATS"
 }
 
 # run_remus NAME HZ SECONDS TAG: xl remus to a blackhole; sets RSTATS
@@ -152,6 +179,10 @@ run_remus() {
 	if xl list $name 2>/dev/null | tail -1 | awk '{print $5}' | grep -q s; then
 		$PROBE $(xl domid $name) recover > /dev/null; echo "NOTE xl remus left $name suspended; recovered"
 	fi
+	# an interrupted xl remus leaves log-dirty on (measured: the next
+	# attach failed), which the next tiberd could not enable
+	local did; did=$($PROBE $(xl domid $name) recover | sed -n 's/^RESULT recover rc=0 did: //p')
+	[ -n "$did" ] && [ "$did" != "nothing " ] && echo "NOTE after xl remus, recover did: $did"
 	RSTATS=$(remusstats $rl)
 	ticking $name; local tk=$?
 	res xl_remus_${tag} $(( tk != 0 || $(num n "$RSTATS") == 0 )) \
@@ -214,7 +245,12 @@ for TYPE in $TYPES; do
 	for HZ in $RATES; do
 		run_tiber $NAME $DOMID $HZ /root/domu/vmlinuz $TYPE-${HZ}hz
 		TABLE+=("$(row $TYPE $HZ tiber "$TSTATS")")
-		secs=${RUN_S%.*}; [ "${secs:-0}" -ge 5 ] || secs=5
+		if [ $USE_TIBERD = 1 ] && [ $TIBER_FAILED != 0 ]; then
+			run_probe $NAME $DOMID $HZ /root/domu/vmlinuz $TYPE-${HZ}hz
+			TABLE+=("$(row $TYPE $HZ tb-xenprobe "$PSTATS")")
+		fi
+		secs=${RUN_S%.*}; [ "${secs:-0}" -ge 5 ] || secs=$((EPOCHS / HZ + 5))
+		[ "$secs" -le $((EPOCHS / HZ * 3 + 10)) ] || secs=$((EPOCHS / HZ * 3 + 10))
 		run_remus $NAME $HZ $secs $TYPE-${HZ}hz
 		TABLE+=("$(row $TYPE $HZ xl-remus "$RSTATS")")
 		running $NAME || break
