@@ -38,16 +38,16 @@ int main(int argc, char **argv)
 {
 	struct tb_engine_cfg cfg;
 	int backend = 0, smode = 0, policy = 0, emode = 0, scancel = 0;
-	int level = TB_LOG_INFO, static_port = -1, rc, nrest;
+	int level = TB_LOG_INFO, static_port = -1, rc;
 	const char *guest = NULL, *backup = NULL, *control = NULL;
 	const char *kernel = NULL, *dirty_mech = "auto";
 	uint32_t domid = 0, copy_threads = 2, max_inflight = 2;
 	uint32_t precopy = 3, accel = 1;
 	bool compress = true, xor_delta = true, zerocopy = false;
-	bool gate = true, slow = false, help;
+	bool gate = true, slow = false;
 	double link_gbit = 0;
 	uint64_t epochs = 0;
-	char defctl[256], **rest;
+	char defctl[256];
 	struct tb_opts o;
 
 	tb_engine_cfg_defaults(&cfg);
@@ -208,19 +208,14 @@ int main(int argc, char **argv)
 
 	tb_log_init("tiberd", TB_LOG_INFO);
 	tb_opts_init(&o, table, TB_ARRAY_SIZE(table));
-	rc = tb_opts_parse_argv(&o, argc, argv, &rest, &nrest, &help);
-	if (help) {
-		printf("usage: tiberd --backend sim|xen --domain ID|--guest SOCKET --backup HOST:PORT --rate HZ [--config FILE] [--trace FILE]\n\n"
-		       "Protect one domain: checkpoint it RATE times a second and ship every\n"
-		       "epoch to tiber-replicator.  Flags and config keys (KEY = VALUE):\n");
-		tb_opts_usage(&o, stdout);
+	rc = tb_opts_parse_cli(
+		&o, argc, argv,
+		"usage: tiberd --backend sim|xen --domain ID|--guest SOCKET --backup HOST:PORT --rate HZ [--config FILE] [--trace FILE]\n\n"
+		"Protect one domain: checkpoint it RATE times a second and ship every\n"
+		"epoch to tiber-replicator.  Flags and config keys (KEY = VALUE):\n");
+	if (rc == 1) {
 		tb_opts_free(&o);
 		return 0;
-	}
-	if (!rc && nrest) {
-		snprintf(o.err, sizeof(o.err), "unexpected argument '%s'",
-			 rest[0]);
-		rc = -EINVAL;
 	}
 	if (!rc && !backup) {
 		snprintf(o.err, sizeof(o.err),

@@ -365,6 +365,27 @@ int tb_opts_parse_argv(struct tb_opts *o, int argc, char **argv, char ***rest,
 	return 0;
 }
 
+int tb_opts_parse_cli(struct tb_opts *o, int argc, char **argv,
+		      const char *usage)
+{
+	char **rest;
+	int rc, nrest;
+	bool help;
+
+	rc = tb_opts_parse_argv(o, argc, argv, &rest, &nrest, &help);
+	if (help) {
+		fputs(usage, stdout);
+		tb_opts_usage(o, stdout);
+		return 1;
+	}
+	if (!rc && nrest) {
+		snprintf(o->err, sizeof(o->err), "unexpected argument '%.200s'",
+			 rest[0]);
+		rc = -EINVAL;
+	}
+	return rc;
+}
+
 void tb_opts_usage(const struct tb_opts *o, FILE *f)
 {
 	static const char *const tn[] = { "STR",  "N",	  "N",

@@ -454,9 +454,7 @@ int main(int argc, char **argv)
 	const char *listen_addr = NULL;
 	struct conn_ctx *conns = NULL, *cx;
 	struct tb_listener *l;
-	int backend = 0, level = TB_LOG_INFO, rc, nrest, i;
-	char **rest;
-	bool help;
+	int backend = 0, level = TB_LOG_INFO, rc, i;
 	struct tb_opts o;
 	const struct tb_opt table[] = {
 		{ .key = "listen",
@@ -509,19 +507,14 @@ int main(int argc, char **argv)
 
 	tb_log_init("tiber-replicator", TB_LOG_INFO);
 	tb_opts_init(&o, table, TB_ARRAY_SIZE(table));
-	rc = tb_opts_parse_argv(&o, argc, argv, &rest, &nrest, &help);
-	if (help) {
-		printf("usage: tiber-replicator --listen HOST:PORT [--config FILE]\n\n"
-		       "Backup side: keep a replica of every protected guest and fail\n"
-		       "over when its primary is lost.  Flags and config keys:\n");
-		tb_opts_usage(&o, stdout);
+	rc = tb_opts_parse_cli(
+		&o, argc, argv,
+		"usage: tiber-replicator --listen HOST:PORT [--config FILE]\n\n"
+		"Backup side: keep a replica of every protected guest and fail\n"
+		"over when its primary is lost.  Flags and config keys:\n");
+	if (rc == 1) {
 		tb_opts_free(&o);
 		return 0;
-	}
-	if (!rc && nrest) {
-		snprintf(o.err, sizeof(o.err), "unexpected argument '%s'",
-			 rest[0]);
-		rc = -EINVAL;
 	}
 	if (!rc && !listen_addr) {
 		snprintf(o.err, sizeof(o.err),

@@ -61,6 +61,13 @@ int tb_opts_load_file(struct tb_opts *o, const char *path);
  */
 int tb_opts_parse_argv(struct tb_opts *o, int argc, char **argv, char ***rest,
 		       int *nrest, bool *help);
+/*
+ * A program's whole command line: parse (no positional arguments
+ * allowed); on --help print @usage and the key table to stdout.
+ * 0: go on; 1: help was printed (exit 0); -EINVAL: o->err says why.
+ */
+int tb_opts_parse_cli(struct tb_opts *o, int argc, char **argv,
+		      const char *usage);
 /* Print "  --key VALUE   help (default)" lines. */
 void tb_opts_usage(const struct tb_opts *o, FILE *f);
 

@@ -180,6 +180,20 @@ START_TEST(bool_flag_alone_means_yes)
 }
 END_TEST
 
+START_TEST(cli_rejects_positional_arguments_and_prints_help)
+{
+	char *a1[] = { "prog", "--count", "2", "stray", NULL };
+	char *a2[] = { "prog", "--help", NULL };
+	struct tb_opts o;
+
+	tb_opts_init(&o, table, TB_ARRAY_SIZE(table));
+	ck_assert_int_eq(tb_opts_parse_cli(&o, 4, a1, "usage\n"), -EINVAL);
+	ck_assert(strstr(o.err, "unexpected argument 'stray'"));
+	ck_assert_int_eq(tb_opts_parse_cli(&o, 2, a2, "usage\n"), 1);
+	tb_opts_free(&o);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -189,6 +203,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, file_errors_name_line_and_key);
 	tcase_add_test(tc, flag_errors_are_clear);
 	tcase_add_test(tc, bool_flag_alone_means_yes);
+	tcase_add_test(tc, cli_rejects_positional_arguments_and_prints_help);
 	suite_add_tcase(s, tc);
 	return s;
 }
