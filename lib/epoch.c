@@ -763,7 +763,6 @@ static int resume_guest(struct tb_engine *e)
 static int suspend_guest(struct tb_engine *e, struct tb_epoch_rec *rec)
 {
 	const struct tb_backend_ops *ops = e->cfg.ops;
-	struct tb_dom_stats st;
 	int rc;
 
 	rec->t_request = tb_now_ns();
@@ -772,8 +771,6 @@ static int suspend_guest(struct tb_engine *e, struct tb_epoch_rec *rec)
 		rc = ops->await_suspended(
 			e->dom, rec->t_request + e->cfg.suspend_timeout_ns);
 	rec->t_suspended = tb_now_ns();
-	ops->get_stats(e->dom, &st);
-	rec->t_notified = st.t_notify_ns;
 	if (rc == -ETIMEDOUT) {
 		pthread_mutex_lock(&e->lock);
 		e->timeouts++;
@@ -799,6 +796,7 @@ static int checkpoint(struct tb_engine *e, struct job *j,
 {
 	const struct tb_backend_ops *ops = e->cfg.ops;
 	struct tb_epoch_rec *rec = &j->rec;
+	struct tb_dom_stats st;
 	size_t n;
 	int rc, rc2;
 
@@ -849,6 +847,9 @@ out_resume:
 	/* Resume even on error: a stuck guest is worse than a lost epoch. */
 	rc2 = resume_guest(e);
 	rec->t_resumed = tb_now_ns();
+	/* Bookkeeping only once the guest runs again. */
+	ops->get_stats(e->dom, &st);
+	rec->t_notified = st.t_notify_ns;
 	if (rc)
 		return rc;
 	if (rc2)
