@@ -114,14 +114,18 @@ struct tb_dom {
 	xen_pfn_t *types;      /* scratch for xc_get_pfn_type_batch */
 	size_t types_cap;
 
+	/* HVM/PVH */
+	uint8_t *hvm_buf;      /* xc_domain_hvm_getcontext, reused */
+	size_t hvm_cap;
+
 	struct tb_dom_stats st;
 };
 
 /* ------------------------------------------------------------ logging */
 
-static void xlog_vmessage(xentoollog_logger *l, xentoollog_level level,
-			  int errnoval, const char *context, const char *fmt,
-			  va_list ap)
+__attribute__((format(printf, 5, 0))) static void
+xlog_vmessage(xentoollog_logger *l, xentoollog_level level, int errnoval,
+	      const char *context, const char *fmt, va_list ap)
 {
 	struct xen_logger *xl = (struct xen_logger *)l;
 	int n;
@@ -1100,26 +1104,34 @@ static int xen_save_cpu_state(struct tb_dom *d, struct tb_buf *out)
 		}
 		return rc;
 	}
-	{
-		int len = xc_domain_hvm_getcontext(d->xch, d->domid, NULL, 0);
-		uint8_t *buf;
+	/* One hypercall per epoch into a buffer kept from the last one; the
+	 * size query only when it no longer fits (-ENOSPC). */
+	for (int tries = 0; tries < 2; tries++) {
+		int len = -1;
 
+		if (d->hvm_buf)
+			len = xc_domain_hvm_getcontext(d->xch, d->domid,
+						       d->hvm_buf,
+						       (uint32_t)d->hvm_cap);
+		if (len >= 0) {
+			rc = blob_hdr(out, BLOB_CPU_HVM, 1);
+			if (!rc)
+				rc = blob_rec(out, REC_HVM_CTX, 0, d->hvm_buf,
+					      (uint32_t)len);
+			return rc;
+		}
+		if (d->hvm_buf && errno != ENOSPC)
+			return -errno;
+		len = xc_domain_hvm_getcontext(d->xch, d->domid, NULL, 0);
 		if (len < 0)
 			return -errno;
-		buf = malloc((size_t)len);
-		if (!buf)
+		free(d->hvm_buf);
+		d->hvm_cap = (size_t)len + 4096; /* room for growth */
+		d->hvm_buf = malloc(d->hvm_cap);
+		if (!d->hvm_buf)
 			return -ENOMEM;
-		len = xc_domain_hvm_getcontext(d->xch, d->domid, buf,
-					       (uint32_t)len);
-		if (len < 0)
-			rc = -errno;
-		if (!rc)
-			rc = blob_hdr(out, BLOB_CPU_HVM, 1);
-		if (!rc)
-			rc = blob_rec(out, REC_HVM_CTX, 0, buf, (uint32_t)len);
-		free(buf);
 	}
-	return rc;
+	return -ENOSPC;
 }
 
 static int xen_save_device_state(struct tb_dom *d, struct tb_buf *out)
@@ -1335,6 +1347,7 @@ static void xen_detach(struct tb_dom *d)
 		xc__hypercall_buffer_free_pages(d->xch, &d->dirty_hbuf,
 						(int)d->dirty_bm_pages);
 	free(d->types);
+	free(d->hvm_buf);
 	if (d->xsh)
 		xs_close(d->xsh);
 	if (d->xch)
