@@ -1,0 +1,843 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Xen migration stream v2 writer and parser (see xen_stream.h).  Pure:
+ * no Xen header, no hypercall.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xen_stream.h"
+
+static const char xl_magic[TB_XS_XL_MAGIC_LEN] =
+	"Xen saved domain, xl format\n \0 \r";
+
+/* tiber's Xen state blobs (docs/xen-backend.md) */
+#define BLOB_MAGIC 0x4e584254u
+#define BLOB_HDR 16u
+enum { BLOB_CPU_PV = 1, BLOB_CPU_HVM = 2, BLOB_DEV = 3 };
+enum {
+	BREC_PV_VCPU = 1,
+	BREC_HVM_CTX = 2,
+	BREC_TSC = 3,
+	BREC_SHINFO = 4,
+	BREC_HVM_PARAM = 5,
+	BREC_PV_INFO = 6,
+};
+
+static const uint32_t wanted_params[] = {
+	1,  /* STORE_PFN */
+	5,  /* IOREQ_PFN */
+	6,  /* BUFIOREQ_PFN */
+	27, /* PAGING_RING_PFN */
+	28, /* MONITOR_RING_PFN */
+	29, /* SHARING_RING_PFN */
+	37, /* VM86_TSS_SIZED */
+	17, /* CONSOLE_PFN */
+	19, /* ACPI_IOPORTS_LOCATION */
+	9,  /* VIRIDIAN */
+	12, /* IDENT_PT */
+	34, /* VM_GENERATION_ID_ADDR */
+	32, /* IOREQ_SERVER_PFN */
+	33, /* NR_IOREQ_SERVER_PAGES */
+	36, /* X87_FIP_WIDTH */
+	38, /* MCA_CAP */
+};
+
+bool tb_xs_hvm_param_wanted(uint32_t index)
+{
+	for (size_t i = 0; i < TB_ARRAY_SIZE(wanted_params); i++)
+		if (wanted_params[i] == index)
+			return true;
+	return false;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	put_be32(p, (uint32_t)(v >> 32));
+	put_be32(p + 4, (uint32_t)v);
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+/* ------------------------------------------------------------ writer */
+
+#define WBUF_SIZE (1u << 20)
+
+struct wr {
+	int fd;
+	uint8_t *buf;
+	size_t len;
+	int err;
+	struct tb_xs_stats *st;
+};
+
+static int wr_flush(struct wr *w)
+{
+	size_t off = 0;
+
+	while (!w->err && off < w->len) {
+		ssize_t n = write(w->fd, w->buf + off, w->len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			w->err = n < 0 ? -errno : -EIO;
+		else
+			off += (size_t)n;
+	}
+	w->len = 0;
+	return w->err;
+}
+
+static void wr_put(struct wr *w, const void *p, size_t n)
+{
+	const uint8_t *s = p;
+
+	w->st->bytes += n;
+	while (!w->err && n) {
+		size_t k = WBUF_SIZE - w->len;
+
+		if (k > n)
+			k = n;
+		if (s)
+			memcpy(w->buf + w->len, s, k);
+		else
+			memset(w->buf + w->len, 0, k);
+		w->len += k;
+		n -= k;
+		if (s)
+			s += k;
+		if (w->len == WBUF_SIZE)
+			wr_flush(w);
+	}
+}
+
+/* Reserve @n bytes in the buffer (n <= WBUF_SIZE) and return them. */
+static uint8_t *wr_space(struct wr *w, size_t n)
+{
+	uint8_t *p;
+
+	if (WBUF_SIZE - w->len < n)
+		wr_flush(w);
+	if (w->err)
+		return NULL;
+	p = w->buf + w->len;
+	w->len += n;
+	w->st->bytes += n;
+	return p;
+}
+
+/* Record header for a body of @len bytes; the caller writes the body and
+ * then wr_pad(). */
+static void wr_rhdr(struct wr *w, uint32_t type, uint32_t len)
+{
+	uint8_t h[8];
+
+	tb_put_le32(h, type);
+	tb_put_le32(h + 4, len);
+	wr_put(w, h, sizeof(h));
+	w->st->records++;
+}
+
+static void wr_pad(struct wr *w, uint32_t len)
+{
+	size_t pad = TB_ALIGN_UP((size_t)len, 8) - len;
+
+	if (pad)
+		wr_put(w, NULL, pad);
+}
+
+static void wr_rec(struct wr *w, uint32_t type, const void *body,
+		   uint32_t len)
+{
+	wr_rhdr(w, type, len);
+	if (len)
+		wr_put(w, body, len);
+	wr_pad(w, len);
+}
+
+static int check_image(const struct tb_xs_image *img)
+{
+	if (img->nr_pages == 0 || img->nr_pages > TB_XS_PFN_MASK)
+		return -EINVAL;
+	if (img->holes && img->holes->nbits < img->nr_pages)
+		return -EINVAL;
+	if (img->dom_type == TB_XS_DHDR_TYPE_X86_PV) {
+		if (img->guest_width != 8 || img->pt_levels != 4 ||
+		    !img->shared_info || !img->p2m_frames ||
+		    !img->nr_p2m_frames || !img->nr_vcpus)
+			return -EINVAL;
+		/* 512 p2m entries (8 bytes) per frame */
+		if ((img->p2m_end_pfn >> 9) + 1 != img->nr_p2m_frames)
+			return -EINVAL;
+		return 0;
+	}
+	if (img->dom_type == TB_XS_DHDR_TYPE_X86_HVM)
+		return img->hvm_ctx && img->hvm_ctx_len ? 0 : -EINVAL;
+	return -EINVAL;
+}
+
+static uint8_t pfn_type(const struct tb_xs_image *img, uint64_t pfn)
+{
+	return img->pfn_types ? img->pfn_types[pfn] & 0xf : TB_XS_PF_NOTAB;
+}
+
+static bool type_has_data(uint8_t t)
+{
+	return t != TB_XS_PF_BROKEN && t != TB_XS_PF_XALLOC &&
+	       t != TB_XS_PF_XTAB;
+}
+
+/* One PAGE_DATA record for @n pfns. */
+static void wr_batch(struct wr *w, const struct tb_xs_image *img,
+		     const uint64_t *pfns, size_t n)
+{
+	size_t ndata = 0, i;
+	uint8_t h[8];
+
+	for (i = 0; i < n; i++)
+		ndata += type_has_data(pfn_type(img, pfns[i]));
+	wr_rhdr(w, TB_XS_REC_PAGE_DATA,
+		(uint32_t)(8 + 8 * n + ndata * TB_PAGE_SIZE));
+	tb_put_le32(h, (uint32_t)n);
+	tb_put_le32(h + 4, 0);
+	wr_put(w, h, sizeof(h));
+	for (i = 0; i < n; i++) {
+		uint64_t e = pfns[i] | (uint64_t)pfn_type(img, pfns[i]) << 60;
+
+		tb_put_le64(h, e);
+		wr_put(w, h, sizeof(h));
+	}
+	for (i = 0; i < n && !w->err; i++) {
+		uint8_t *page;
+		ssize_t r;
+
+		if (!type_has_data(pfn_type(img, pfns[i])))
+			continue;
+		page = wr_space(w, TB_PAGE_SIZE);
+		if (!page)
+			break;
+		r = pread(img->mem_fd, page, TB_PAGE_SIZE,
+			  (off_t)(pfns[i] * TB_PAGE_SIZE));
+		if (r != (ssize_t)TB_PAGE_SIZE)
+			w->err = r < 0 ? -errno : -EIO;
+		w->st->pages++;
+	}
+	/* body is 8-aligned: 8 + 8n + 4096k */
+}
+
+static void wr_pages(struct wr *w, const struct tb_xs_image *img)
+{
+	uint64_t pfns[TB_XS_BATCH];
+	size_t n = 0;
+
+	for (uint64_t pfn = 0; pfn < img->nr_pages && !w->err; pfn++) {
+		if (img->holes && tb_bitmap_test(img->holes, pfn)) {
+			w->st->pages_skipped++;
+			continue;
+		}
+		pfns[n++] = pfn;
+		if (n == TB_XS_BATCH) {
+			wr_batch(w, img, pfns, n);
+			n = 0;
+		}
+	}
+	if (n)
+		wr_batch(w, img, pfns, n);
+}
+
+static void wr_libxc(struct wr *w, const struct tb_xs_image *img)
+{
+	uint8_t b[32];
+	size_t i;
+
+	/* image header, big-endian */
+	memset(b, 0, sizeof(b));
+	put_be64(b, TB_XS_IHDR_MARKER);
+	put_be32(b + 8, TB_XS_IHDR_ID);
+	put_be32(b + 12, TB_XS_IHDR_VERSION);
+	/* options 0: little-endian; reserved zero */
+	wr_put(w, b, TB_XS_IHDR_SIZE);
+	/* domain header */
+	memset(b, 0, sizeof(b));
+	tb_put_le32(b, img->dom_type);
+	b[4] = TB_XS_PAGE_SHIFT;
+	tb_put_le32(b + 8, img->xen_major);
+	tb_put_le32(b + 12, img->xen_minor);
+	wr_put(w, b, TB_XS_DHDR_SIZE);
+
+	if (img->dom_type == TB_XS_DHDR_TYPE_X86_PV) {
+		memset(b, 0, 8);
+		b[0] = (uint8_t)img->guest_width;
+		b[1] = (uint8_t)img->pt_levels;
+		wr_rec(w, TB_XS_REC_X86_PV_INFO, b, 8);
+	}
+	wr_rec(w, TB_XS_REC_STATIC_DATA_END, NULL, 0);
+	if (img->dom_type == TB_XS_DHDR_TYPE_X86_PV) {
+		uint32_t len = (uint32_t)(8 + 8 * img->nr_p2m_frames);
+
+		wr_rhdr(w, TB_XS_REC_X86_PV_P2M_FRAMES, len);
+		tb_put_le32(b, 0);
+		tb_put_le32(b + 4, (uint32_t)img->p2m_end_pfn);
+		wr_put(w, b, 8);
+		for (i = 0; i < img->nr_p2m_frames; i++) {
+			tb_put_le64(b, img->p2m_frames[i]);
+			wr_put(w, b, 8);
+		}
+	}
+	wr_pages(w, img);
+	if (img->have_tsc) {
+		memset(b, 0, 24);
+		tb_put_le32(b, img->tsc_mode);
+		tb_put_le32(b + 4, img->tsc_khz);
+		tb_put_le64(b + 8, img->tsc_nsec);
+		tb_put_le32(b + 16, img->tsc_incarnation);
+		wr_rec(w, TB_XS_REC_X86_TSC_INFO, b, 24);
+	}
+	if (img->dom_type == TB_XS_DHDR_TYPE_X86_PV) {
+		wr_rec(w, TB_XS_REC_SHARED_INFO, img->shared_info,
+		       TB_PAGE_SIZE);
+		for (i = 0; i < img->nr_vcpus; i++) {
+			const struct tb_xs_vcpu *v = &img->vcpus[i];
+			uint32_t len = (uint32_t)(8 + v->basic_len);
+
+			if (!v->basic_len)
+				continue;
+			wr_rhdr(w, TB_XS_REC_X86_PV_VCPU_BASIC, len);
+			memset(b, 0, 8);
+			tb_put_le32(b, v->id);
+			wr_put(w, b, 8);
+			wr_put(w, v->basic, v->basic_len);
+			wr_pad(w, len);
+		}
+	} else {
+		size_t n = 0;
+
+		for (i = 0; i < img->nr_params; i++)
+			n += img->params[i].value != 0;
+		if (n) {
+			wr_rhdr(w, TB_XS_REC_HVM_PARAMS,
+				(uint32_t)(8 + 16 * n));
+			memset(b, 0, 8);
+			tb_put_le32(b, (uint32_t)n);
+			wr_put(w, b, 8);
+			for (i = 0; i < img->nr_params; i++) {
+				if (!img->params[i].value)
+					continue;
+				tb_put_le64(b, img->params[i].index);
+				tb_put_le64(b + 8, img->params[i].value);
+				wr_put(w, b, 16);
+			}
+		}
+		wr_rec(w, TB_XS_REC_HVM_CONTEXT, img->hvm_ctx,
+		       (uint32_t)img->hvm_ctx_len);
+	}
+	wr_rec(w, TB_XS_REC_END, NULL, 0);
+}
+
+static int wr_run(int fd, const char *config, size_t config_len, bool xl,
+		  const struct tb_xs_image *img, struct tb_xs_stats *st)
+{
+	struct tb_xs_stats dummy;
+	struct wr w = { .fd = fd };
+	int rc = check_image(img);
+
+	if (rc)
+		return rc;
+	if (config_len > UINT32_MAX - 8)
+		return -EINVAL;
+	w.st = st ? st : &dummy;
+	memset(w.st, 0, sizeof(*w.st));
+	w.buf = malloc(WBUF_SIZE);
+	if (!w.buf)
+		return -ENOMEM;
+	if (xl) {
+		uint8_t h[TB_XS_XL_HDR_SIZE + 4];
+		uint32_t opt = config ? (uint32_t)(4 + config_len) : 0;
+
+		memset(h, 0, sizeof(h));
+		memcpy(h, xl_magic, TB_XS_XL_MAGIC_LEN);
+		/* "domain's byte order": native = little-endian */
+		tb_put_le32(h + 32, TB_XS_XL_BYTEORDER);
+		tb_put_le32(h + 36, 0); /* mandatory flags: text config */
+		tb_put_le32(h + 40, 0);
+		tb_put_le32(h + 44, opt);
+		tb_put_le32(h + 48, (uint32_t)config_len);
+		wr_put(&w, h, TB_XS_XL_HDR_SIZE + (config ? 4 : 0));
+		if (config)
+			wr_put(&w, config, config_len);
+		put_be64(h, TB_XS_LIBXL_IDENT);
+		put_be32(h + 8, TB_XS_LIBXL_VERSION);
+		put_be32(h + 12, 0);
+		wr_put(&w, h, 16);
+		wr_rec(&w, TB_XS_LIBXL_REC_LIBXC_CONTEXT, NULL, 0);
+	}
+	wr_libxc(&w, img);
+	if (xl)
+		wr_rec(&w, TB_XS_LIBXL_REC_END, NULL, 0);
+	rc = wr_flush(&w);
+	free(w.buf);
+	return rc;
+}
+
+int tb_xs_write_libxc(int fd, const struct tb_xs_image *img,
+		      struct tb_xs_stats *st)
+{
+	return wr_run(fd, NULL, 0, false, img, st);
+}
+
+int tb_xs_write_xl(int fd, const char *config, size_t config_len,
+		   const struct tb_xs_image *img, struct tb_xs_stats *st)
+{
+	return wr_run(fd, config, config_len, true, img, st);
+}
+
+/* ------------------------------------------------------------ parser */
+
+struct rd {
+	const uint8_t *p;
+	size_t len, off;
+	const char *why;
+};
+
+static int fail(struct rd *r, const char *why)
+{
+	r->why = why;
+	return -EPROTO;
+}
+
+/* Read one record header + body; checks padding. */
+static int rd_rec(struct rd *r, uint32_t *type, const uint8_t **body,
+		  uint32_t *blen)
+{
+	size_t padded;
+
+	if (r->len - r->off < 8)
+		return fail(r, "truncated record header");
+	*type = tb_get_le32(r->p + r->off);
+	*blen = tb_get_le32(r->p + r->off + 4);
+	padded = TB_ALIGN_UP((size_t)*blen, 8);
+	if (r->len - r->off - 8 < padded)
+		return fail(r, "truncated record body");
+	*body = r->p + r->off + 8;
+	for (size_t i = *blen; i < padded; i++)
+		if ((*body)[i])
+			return fail(r, "non-zero record padding");
+	r->off += 8 + padded;
+	return 0;
+}
+
+static int parse_page_data(struct rd *r, struct tb_xs_parsed *o,
+			   const uint8_t *b, uint32_t len)
+{
+	uint32_t count, ndata = 0;
+
+	if (len < 8)
+		return fail(r, "PAGE_DATA shorter than its header");
+	count = tb_get_le32(b);
+	if (!count)
+		return fail(r, "PAGE_DATA with count 0");
+	if (tb_get_le32(b + 4))
+		return fail(r, "PAGE_DATA reserved field not zero");
+	if ((len - 8) / 8 < count)
+		return fail(r, "PAGE_DATA pfn array truncated");
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t e = tb_get_le64(b + 8 + 8 * (size_t)i);
+		unsigned t = (unsigned)(e >> 60);
+		uint64_t pfn = e & TB_XS_PFN_MASK;
+
+		if ((e >> 52) & 0xff)
+			return fail(r, "PAGE_DATA pfn reserved bits set");
+		if (t >= 5 && t <= 8)
+			return fail(r, "PAGE_DATA unknown page type");
+		ndata += type_has_data((uint8_t)t);
+		if (pfn > o->max_pfn || o->pfns == 0)
+			o->max_pfn = pfn > o->max_pfn ? pfn : o->max_pfn;
+		o->pfns++;
+	}
+	if ((uint64_t)len != 8 + 8 * (uint64_t)count +
+				    (uint64_t)ndata * TB_PAGE_SIZE)
+		return fail(r, "PAGE_DATA length does not match its pages");
+	o->pages += ndata;
+	return 0;
+}
+
+static int parse_libxc(struct rd *r, struct tb_xs_parsed *o,
+		       tb_xs_rec_fn on_rec, void *arg)
+{
+	const uint8_t *h = r->p + r->off;
+	bool pv;
+	int rc;
+
+	if (r->len - r->off < TB_XS_IHDR_SIZE + TB_XS_DHDR_SIZE)
+		return fail(r, "truncated image/domain header");
+	if (get_be64(h) != TB_XS_IHDR_MARKER)
+		return fail(r, "bad image header marker");
+	if (get_be32(h + 8) != TB_XS_IHDR_ID)
+		return fail(r, "bad image header id (not XENF)");
+	if (get_be32(h + 12) != TB_XS_IHDR_VERSION)
+		return fail(r, "image header version is not 3");
+	if (h[16] || h[17] || get_be32(h + 20))
+		return fail(r, "image options/reserved not zero (big-endian?)");
+	h += TB_XS_IHDR_SIZE;
+	o->dom_type = tb_get_le32(h);
+	if (o->dom_type != TB_XS_DHDR_TYPE_X86_PV &&
+	    o->dom_type != TB_XS_DHDR_TYPE_X86_HVM)
+		return fail(r, "unknown domain type");
+	if (h[4] != TB_XS_PAGE_SHIFT || h[5] || h[6] || h[7])
+		return fail(r, "page shift not 12 or reserved not zero");
+	o->xen_major = tb_get_le32(h + 8);
+	o->xen_minor = tb_get_le32(h + 12);
+	r->off += TB_XS_IHDR_SIZE + TB_XS_DHDR_SIZE;
+	pv = o->dom_type == TB_XS_DHDR_TYPE_X86_PV;
+
+	while (!o->seen_end) {
+		const uint8_t *b;
+		uint32_t type, len;
+
+		rc = rd_rec(r, &type, &b, &len);
+		if (rc)
+			return rc;
+		o->records++;
+		if (pv && !o->seen_pv_info && type != TB_XS_REC_X86_PV_INFO)
+			return fail(r, "PV stream must start with X86_PV_INFO");
+		switch (type) {
+		case TB_XS_REC_END:
+			if (len)
+				return fail(r, "END with a body");
+			o->seen_end = true;
+			break;
+		case TB_XS_REC_X86_PV_INFO:
+			if (!pv || o->seen_pv_info || len != 8 ||
+			    (b[0] != 4 && b[0] != 8) ||
+			    (b[1] != 3 && b[1] != 4))
+				return fail(r, "bad X86_PV_INFO");
+			o->seen_pv_info = true;
+			break;
+		case TB_XS_REC_STATIC_DATA_END:
+			if (len || o->seen_static_end)
+				return fail(r, "bad STATIC_DATA_END");
+			o->seen_static_end = true;
+			break;
+		case TB_XS_REC_X86_PV_P2M_FRAMES: {
+			uint32_t s, e;
+
+			if (!pv || !o->seen_static_end || len < 16)
+				return fail(r, "misplaced X86_PV_P2M_FRAMES");
+			s = tb_get_le32(b);
+			e = tb_get_le32(b + 4);
+			if (e < s || (uint64_t)len !=
+				     8 + 8 * ((uint64_t)(e >> 9) -
+					      (s >> 9) + 1))
+				return fail(r, "X86_PV_P2M_FRAMES length");
+			o->seen_p2m = true;
+			break;
+		}
+		case TB_XS_REC_PAGE_DATA:
+			if (!o->seen_static_end)
+				return fail(r, "PAGE_DATA before STATIC_DATA_END");
+			if (pv && !o->seen_p2m)
+				return fail(r, "PV PAGE_DATA before P2M_FRAMES");
+			rc = parse_page_data(r, o, b, len);
+			if (rc)
+				return rc;
+			break;
+		case TB_XS_REC_X86_TSC_INFO:
+			if (len != 24 || tb_get_le32(b + 20))
+				return fail(r, "bad X86_TSC_INFO");
+			o->seen_tsc = true;
+			break;
+		case TB_XS_REC_SHARED_INFO:
+			if (!pv || len != TB_PAGE_SIZE)
+				return fail(r, "bad SHARED_INFO");
+			o->seen_shinfo = true;
+			break;
+		case TB_XS_REC_X86_PV_VCPU_BASIC:
+			if (!pv || len < 8 || tb_get_le32(b + 4))
+				return fail(r, "bad X86_PV_VCPU_BASIC");
+			o->vcpus_basic++;
+			break;
+		case TB_XS_REC_HVM_PARAMS: {
+			uint32_t n;
+
+			if (pv || len < 8 || tb_get_le32(b + 4))
+				return fail(r, "bad HVM_PARAMS");
+			n = tb_get_le32(b);
+			if ((uint64_t)len != 8 + 16 * (uint64_t)n)
+				return fail(r, "HVM_PARAMS length");
+			if (o->seen_hvm_ctx)
+				return fail(r, "HVM_PARAMS after HVM_CONTEXT");
+			o->seen_hvm_params = true;
+			break;
+		}
+		case TB_XS_REC_HVM_CONTEXT:
+			if (pv || !len)
+				return fail(r, "bad HVM_CONTEXT");
+			o->seen_hvm_ctx = true;
+			break;
+		default:
+			if (!(type & TB_XS_REC_OPTIONAL))
+				return fail(r, "unknown mandatory record");
+		}
+		if (on_rec) {
+			rc = on_rec(arg, type, b, len);
+			if (rc)
+				return rc;
+		}
+	}
+	if (!o->seen_static_end)
+		return fail(r, "no STATIC_DATA_END");
+	if (pv && (!o->seen_p2m || !o->seen_shinfo || !o->vcpus_basic))
+		return fail(r, "PV stream lacks P2M_FRAMES/SHARED_INFO/VCPU");
+	if (!pv && !o->seen_hvm_ctx)
+		return fail(r, "HVM stream lacks HVM_CONTEXT");
+	return 0;
+}
+
+int tb_xs_parse(const void *buf, size_t len, struct tb_xs_parsed *out,
+		tb_xs_rec_fn on_rec, void *arg, const char **why)
+{
+	struct rd r = { .p = buf, .len = len };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (len >= TB_XS_XL_HDR_SIZE &&
+	    !memcmp(buf, xl_magic, TB_XS_XL_MAGIC_LEN)) {
+		uint32_t opt;
+
+		out->xl_header = true;
+		if (tb_get_le32(r.p + 32) != TB_XS_XL_BYTEORDER) {
+			rc = fail(&r, "xl header byte order");
+			goto out;
+		}
+		if (tb_get_le32(r.p + 36) || tb_get_le32(r.p + 40)) {
+			rc = fail(&r, "xl header flags we do not write");
+			goto out;
+		}
+		opt = tb_get_le32(r.p + 44);
+		r.off = TB_XS_XL_HDR_SIZE;
+		if (opt > len - r.off) {
+			rc = fail(&r, "xl optional data truncated");
+			goto out;
+		}
+		if (opt) {
+			if (opt < 4 || tb_get_le32(r.p + r.off) != opt - 4) {
+				rc = fail(&r, "xl config length");
+				goto out;
+			}
+			out->xl_config_len = opt - 4;
+			out->xl_config = (const char *)r.p + r.off + 4;
+		}
+		r.off += opt;
+	}
+	if (len - r.off >= 16 && get_be64(r.p + r.off) == TB_XS_LIBXL_IDENT) {
+		const uint8_t *b;
+		uint32_t type, blen;
+
+		out->libxl = true;
+		if (get_be32(r.p + r.off + 8) != TB_XS_LIBXL_VERSION ||
+		    get_be32(r.p + r.off + 12)) {
+			rc = fail(&r, "libxl header version/options");
+			goto out;
+		}
+		r.off += 16;
+		rc = rd_rec(&r, &type, &b, &blen);
+		if (rc)
+			goto out;
+		if (type != TB_XS_LIBXL_REC_LIBXC_CONTEXT || blen) {
+			rc = fail(&r, "libxl: first record not LIBXC_CONTEXT");
+			goto out;
+		}
+	} else if (out->xl_header) {
+		rc = fail(&r, "xl header not followed by a libxl stream");
+		goto out;
+	}
+	rc = parse_libxc(&r, out, on_rec, arg);
+	if (rc)
+		goto out;
+	if (out->libxl) {
+		const uint8_t *b;
+		uint32_t type, blen;
+
+		rc = rd_rec(&r, &type, &b, &blen);
+		if (rc)
+			goto out;
+		if (type != TB_XS_LIBXL_REC_END || blen) {
+			rc = fail(&r, "libxl: no END after the libxc stream");
+			goto out;
+		}
+	}
+	if (r.off != len)
+		rc = fail(&r, "trailing bytes after END");
+out:
+	if (why)
+		*why = rc ? r.why : NULL;
+	return rc;
+}
+
+/* ------------------------------------------------------------ blobs */
+
+struct blob {
+	const uint8_t *p;
+	size_t len, off;
+	uint32_t kind, count;
+};
+
+static int blob_open(struct blob *b, const void *p, size_t len)
+{
+	b->p = p;
+	b->len = len;
+	b->off = BLOB_HDR;
+	if (!p || len < BLOB_HDR || tb_get_le32(b->p) != BLOB_MAGIC ||
+	    tb_get_le32(b->p + 4) != 1)
+		return -EINVAL;
+	b->kind = tb_get_le32(b->p + 8);
+	b->count = tb_get_le32(b->p + 12);
+	return 0;
+}
+
+/* 1: a record; 0: end; -EINVAL: malformed. */
+static int blob_next(struct blob *b, uint32_t *type, uint32_t *id,
+		     const uint8_t **body, uint32_t *len)
+{
+	if (b->off == b->len)
+		return 0;
+	if (b->len - b->off < 16)
+		return -EINVAL;
+	*type = tb_get_le32(b->p + b->off);
+	*id = tb_get_le32(b->p + b->off + 4);
+	*len = tb_get_le32(b->p + b->off + 8);
+	if (b->len - b->off - 16 < *len)
+		return -EINVAL;
+	*body = b->p + b->off + 16;
+	b->off += 16 + (size_t)*len;
+	return 1;
+}
+
+int tb_xs_from_blobs(const void *cpu, size_t cpu_len, const void *dev,
+		     size_t dev_len, uint64_t nr_pages,
+		     struct tb_xs_blobs *ps, struct tb_xs_image *img)
+{
+	struct blob c, d;
+	const uint8_t *body;
+	uint32_t type, id, len;
+	bool have_holes = false;
+	int rc;
+
+	memset(ps, 0, sizeof(*ps));
+	memset(img, 0, sizeof(*img));
+	img->xen_major = 4;
+	img->xen_minor = 17;
+	img->nr_pages = nr_pages;
+	img->mem_fd = -1;
+	if (blob_open(&c, cpu, cpu_len) || blob_open(&d, dev, dev_len) ||
+	    d.kind != BLOB_DEV) {
+		snprintf(ps->reason, sizeof(ps->reason),
+			 "state blobs are not tiber Xen blobs (TBXN v1)");
+		return -EINVAL;
+	}
+	if (c.kind == BLOB_CPU_PV) {
+		snprintf(ps->reason, sizeof(ps->reason),
+			 "PV failover: the replica lacks the page-table types and the p2m frame list a PV restore needs (blob v1 does not carry them)");
+		return -ENOTSUP;
+	}
+	if (c.kind != BLOB_CPU_HVM) {
+		snprintf(ps->reason, sizeof(ps->reason),
+			 "unknown CPU blob kind %u", c.kind);
+		return -EINVAL;
+	}
+	img->dom_type = TB_XS_DHDR_TYPE_X86_HVM;
+	while ((rc = blob_next(&c, &type, &id, &body, &len)) == 1)
+		if (type == BREC_HVM_CTX) {
+			img->hvm_ctx = body;
+			img->hvm_ctx_len = len;
+		}
+	if (rc < 0 || !img->hvm_ctx_len) {
+		snprintf(ps->reason, sizeof(ps->reason),
+			 "CPU blob malformed or without HVM context");
+		return -EINVAL;
+	}
+	rc = tb_bitmap_init(&ps->holes, nr_pages);
+	if (rc)
+		return rc;
+	while ((rc = blob_next(&d, &type, &id, &body, &len)) == 1) {
+		switch (type) {
+		case BREC_TSC:
+			if (len < 24)
+				goto bad;
+			img->have_tsc = true;
+			img->tsc_mode = tb_get_le32(body);
+			img->tsc_khz = tb_get_le32(body + 4);
+			img->tsc_incarnation = tb_get_le32(body + 8);
+			img->tsc_nsec = tb_get_le64(body + 16);
+			break;
+		case BREC_HVM_PARAM:
+			if (len != 8)
+				goto bad;
+			if (!tb_xs_hvm_param_wanted(id) ||
+			    img->nr_params == TB_ARRAY_SIZE(ps->params))
+				break;
+			ps->params[img->nr_params].index = id;
+			ps->params[img->nr_params].value = tb_get_le64(body);
+			img->nr_params++;
+			break;
+		case TB_XS_BLOB_REC_HOLES:
+			if (len % 16)
+				goto bad;
+			have_holes = true;
+			for (uint32_t i = 0; i < len; i += 16) {
+				uint64_t first = tb_get_le64(body + i);
+				uint64_t n = tb_get_le64(body + i + 8);
+
+				if (first >= nr_pages || n > nr_pages - first)
+					goto bad;
+				tb_bitmap_set_range(&ps->holes, first, n);
+			}
+			break;
+		default:
+			break;
+		}
+	}
+	if (rc < 0)
+		goto bad;
+	if (!have_holes) {
+		snprintf(ps->reason, sizeof(ps->reason),
+			 "HVM/PVH failover needs the device blob's HOLES record (primary's tiber too old): without it the whole %" PRIu64 "-pfn space would be populated",
+			 nr_pages);
+		tb_xs_blobs_free(ps);
+		return -ENOTSUP;
+	}
+	img->params = ps->params;
+	img->holes = &ps->holes;
+	return 0;
+bad:
+	snprintf(ps->reason, sizeof(ps->reason), "device blob malformed");
+	tb_xs_blobs_free(ps);
+	return -EINVAL;
+}
+
+void tb_xs_blobs_free(struct tb_xs_blobs *ps)
+{
+	tb_bitmap_free(&ps->holes);
+}
