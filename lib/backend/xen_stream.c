@@ -380,7 +380,8 @@ static int wr_run(int fd, const char *config, size_t config_len, bool xl,
 		memcpy(h, xl_magic, TB_XS_XL_MAGIC_LEN);
 		/* "domain's byte order": native = little-endian */
 		tb_put_le32(h + 32, TB_XS_XL_BYTEORDER);
-		tb_put_le32(h + 36, 0); /* mandatory flags: text config */
+		/* mandatory flags: STREAMv2, config as xl text (no JSON) */
+		tb_put_le32(h + 36, TB_XS_XL_FLAG_STREAMV2);
 		tb_put_le32(h + 40, 0);
 		tb_put_le32(h + 44, opt);
 		tb_put_le32(h + 48, (uint32_t)config_len);
@@ -631,7 +632,8 @@ int tb_xs_parse(const void *buf, size_t len, struct tb_xs_parsed *out,
 			rc = fail(&r, "xl header byte order");
 			goto out;
 		}
-		if (tb_get_le32(r.p + 36) || tb_get_le32(r.p + 40)) {
+		if (tb_get_le32(r.p + 36) != TB_XS_XL_FLAG_STREAMV2 ||
+		    tb_get_le32(r.p + 40)) {
 			rc = fail(&r, "xl header flags we do not write");
 			goto out;
 		}

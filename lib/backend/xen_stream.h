@@ -11,7 +11,8 @@
  * Layout written by tb_xs_write_xl():
  *
  *   xl header  "Xen saved domain, xl format\n \0 \r", byteorder 0x01020304,
- *              flags 0, optional data = u32 length + the xl config text
+ *              mandatory flags STREAMv2, optional data = u32 length +
+ *              the xl config text
  *   libxl      "LibxlFmt" v2 (big-endian), record LIBXC_CONTEXT (empty)
  *   libxc      image header (big-endian, XENF v3), domain header,
  *              [X86_PV_INFO] STATIC_DATA_END [X86_PV_P2M_FRAMES]
@@ -81,6 +82,7 @@ enum tb_xs_pfinfo {
 #define TB_XS_XL_MAGIC_LEN 32u
 #define TB_XS_XL_HDR_SIZE 48u
 #define TB_XS_XL_BYTEORDER 0x01020304u
+#define TB_XS_XL_FLAG_STREAMV2 (1u << 1) /* else xl assumes a legacy stream */
 
 /* HVM params a restore wants (Xen's save list); others are dropped. */
 bool tb_xs_hvm_param_wanted(uint32_t index);

@@ -33,10 +33,13 @@ static int make_ram(uint64_t n)
 	return fd;
 }
 
-/* Read the whole memfd back. */
-static uint8_t *slurp(int fd, size_t *len)
+/* Read the whole memfd back; with TIBER_XS_DUMP=DIR also write it to
+ * DIR/<test>.<n> (tests/integration/test_xen_stream_verify.sh feeds
+ * those to Xen's verify-stream-v2). */
+static uint8_t *slurp_named(int fd, size_t *len, const char *name)
 {
 	off_t end = lseek(fd, 0, SEEK_END);
+	const char *dir = getenv("TIBER_XS_DUMP");
 	uint8_t *b;
 
 	ck_assert_int_gt(end, 0);
@@ -44,8 +47,19 @@ static uint8_t *slurp(int fd, size_t *len)
 	ck_assert_ptr_nonnull(b);
 	ck_assert_int_eq(pread(fd, b, (size_t)end, 0), end);
 	*len = (size_t)end;
+	if (dir && name) {
+		char path[512];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		f = fopen(path, "wb");
+		ck_assert_ptr_nonnull(f);
+		ck_assert_uint_eq(fwrite(b, 1, *len, f), *len);
+		fclose(f);
+	}
 	return b;
 }
+#define slurp(fd, len) slurp_named(fd, len, NULL)
 
 static uint32_t be32(const uint8_t *p)
 {
@@ -82,7 +96,7 @@ START_TEST(golden_hvm_libxc)
 	img.params = prm;
 	img.nr_params = 2;
 	ck_assert_int_eq(tb_xs_write_libxc(out, &img, &st), 0);
-	b = slurp(out, &len);
+	b = slurp_named(out, &len, "golden.libxc");
 
 	memset(exp, 0, sizeof(exp));
 	/* image header: marker all ones, "XENF", version 3, options 0 */
@@ -228,7 +242,7 @@ START_TEST(roundtrip_hvm_xl)
 	img.params = prm;
 	img.nr_params = 3;
 	ck_assert_int_eq(tb_xs_write_xl(out, cfg, strlen(cfg), &img, &st), 0);
-	b = slurp(out, &len);
+	b = slurp_named(out, &len, "hvm.xl");
 	/* the xl header + config text is unaligned; the rest is records */
 	ck_assert_uint_eq((len - 52 - strlen(cfg)) % 8, 0);
 	ck_assert_uint_eq(st.bytes, len);
@@ -238,7 +252,7 @@ START_TEST(roundtrip_hvm_xl)
 	ck_assert_int_eq(memcmp(b, "Xen saved domain, xl format\n \0 \r", 32),
 			 0);
 	ck_assert_uint_eq(tb_get_le32(b + 32), 0x01020304);
-	ck_assert_uint_eq(tb_get_le32(b + 36), 0);
+	ck_assert_uint_eq(tb_get_le32(b + 36), 2); /* STREAMv2 */
 	ck_assert_uint_eq(tb_get_le32(b + 44), 4 + strlen(cfg));
 	ck_assert_uint_eq(tb_get_le32(b + 48), strlen(cfg));
 	ck_assert_int_eq(memcmp(b + 52, cfg, strlen(cfg)), 0);
@@ -318,7 +332,7 @@ START_TEST(roundtrip_pv)
 	img.vcpus = vcpus;
 	img.nr_vcpus = 3;
 	ck_assert_int_eq(tb_xs_write_libxc(out, &img, NULL), 0);
-	b = slurp(out, &len);
+	b = slurp_named(out, &len, "pv.libxc");
 	/* first record after the headers: X86_PV_INFO {8, 4} */
 	ck_assert_uint_eq(tb_get_le32(b + 40), TB_XS_REC_X86_PV_INFO);
 	ck_assert_uint_eq(tb_get_le32(b + 44), 8);
