@@ -10,7 +10,7 @@ WERROR ?= 1
 SANITIZE ?= 0
 
 PKGS := liburing liblz4 libxxhash xencontrol xenguest xenevtchn \
-	xenforeignmemory xenstore xentoollog
+	xenforeignmemory xenstore xentoollog libnl-route-3.0 libnl-3.0
 # pkg-config is only asked when something is compiled (not for deps/help).
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
