@@ -23,8 +23,8 @@
 #include "xen_netbuf.h"
 
 #define DEFAULT_LIMIT (8u << 20)
-#define PLUG_HANDLE TC_HANDLE(1, 0)
-#define INGRESS_HANDLE TC_HANDLE(0xffff, 0)
+#define PLUG_HANDLE 0x00010000u     /* 1: */
+#define INGRESS_HANDLE 0xffff0000u  /* ffff: */
 #define FILTER_PRIO 1
 
 struct tb_netbuf {
