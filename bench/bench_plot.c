@@ -112,10 +112,13 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		struct bench_res *r = &runs[i];
 		char name[32];
 
+		/* the dirty sweep's 1k and 10k, and the 10 Gbit/s pair */
 		if (!basic(r) || r->cfg.rate_hz != 40 || !r->nr_pause ||
 		    (r->cfg.dirty_target != 1000 &&
 		     r->cfg.dirty_target != 10000) ||
-		    r->cfg.guest_mib != runs[0].cfg.guest_mib)
+		    r->cfg.guest_mib != runs[0].cfg.guest_mib ||
+		    r->cfg.link == BENCH_LINK_UNIX ||
+		    (r->cfg.link == BENCH_LINK_EMU && r->cfg.link_gbit != 10))
 			continue;
 		qsort(r->pause_ns, r->nr_pause, sizeof(double), cmp_dbl);
 		snprintf(name, sizeof(name), "cdf_%u.dat", i);
@@ -183,8 +186,11 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		for (i = 0; i < nr; i++) {
 			struct bench_res *r = &runs[i];
 
+			/* 1 Gbit/s send-while-paused dwarfs every other bar */
 			if (!basic(r) || r->cfg.rate_hz != 40 ||
 			    r->cfg.guest_mib != runs[0].cfg.guest_mib ||
+			    (r->cfg.link == BENCH_LINK_EMU &&
+			     r->cfg.link_gbit < 10) ||
 			    (strcmp(r->cfg.sweep, "dirty") &&
 			     strcmp(r->cfg.sweep, "quick") &&
 			     strcmp(r->cfg.sweep, "link")))
@@ -200,7 +206,7 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		fclose(f);
 	}
 	fprintf(gp, "set output 'phases.png'\n"
-		    "set title 'Mean pause by phase (40 Hz); handshake (request to suspended) precedes the pause'\n"
+		    "set title 'Mean pause by phase (40 Hz; links below 10 Gbit/s: see the tables); handshake (request to suspended) precedes the pause'\n"
 		    "set style data histograms\nset style histogram rowstacked\n"
 		    "set style fill solid 0.8 border -1\nset boxwidth 0.7\n"
 		    "set xtics rotate by -35\nset xlabel 'mode, dirty pages per epoch, link'\n"
@@ -209,7 +215,7 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		    "'' using 4 title 'copy + state', "
 		    "'' using 5 title 'resume (swp: send + resume)', "
 		    "'' using 2 title 'handshake (before the pause)'\n"
-		    "unset style\nset style data lines\nset xtics norotate\nunset key\nset key outside right top\nset yrange [*:*]\n");
+		    "unset style\nset style data lines\nset xtics norotate\nset key noautotitle\nset yrange [*:*]\n");
 
 	/* 4. rate vs jitter */
 	for (n = 0, i = 0; i < nr; i++)
@@ -232,7 +238,7 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 	fprintf(gp, "set output 'rate_jitter.png'\n"
 		    "set title 'Checkpoint rate vs period jitter (staged, 1k dirty pages per epoch target)'\n"
 		    "set xlabel 'checkpoint rate (Hz, log scale)'\nset ylabel 'time (us, log scale)'\n"
-		    "set logscale xy\nset format x '%%g'\nset format y '%%g'\nset key inside top left box opaque\n"
+		    "set logscale xy\nset format x '%%g'\nset format y '%%g'\nset key inside bottom right box opaque\n"
 		    "set xrange [5:400]\nset samples 200\n"
 		    "plot 'rate.dat' using 1:2 with linespoints lw 2 pt 7 title 'period jitter p99 (|request - scheduled tick|)', "
 		    "'rate.dat' using 1:5 with linespoints lw 2 pt 6 title 'period jitter p50', "
