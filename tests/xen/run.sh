@@ -49,7 +49,7 @@ make -C "$TOP" -j2 build/rel/libtiber.a >> "$D/build.log" 2>&1 || {
 	echo "check-xen: FAIL: libtiber.a does not build"; tail -20 "$D/build.log"; exit 1; }
 OVL=$D/overlay; rm -rf "$OVL"
 mkdir -p "$OVL/usr/local/bin" "$OVL/root/tiber" "$OVL/root/testguest"
-PKGS="xencontrol xenguest xenevtchn xenforeignmemory xenstore xentoollog liburing liblz4 libxxhash"
+PKGS="xencontrol xenguest xenevtchn xenforeignmemory xenstore xentoollog liburing liblz4 libxxhash libnl-route-3.0 libnl-3.0"
 # shellcheck disable=SC2046
 cc -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
 	-no-pie -I"$TOP/include" -o "$OVL/usr/local/bin/tb-xenprobe" "$HERE/tb-xenprobe.c" \
@@ -66,6 +66,12 @@ else
 fi
 cp "$HERE/dom0-job.sh" "$OVL/root/tiber/"
 chmod 755 "$OVL/root/tiber/dom0-job.sh"
+# TIBER_XEN_JOB=netbuf: only the output-commit test (tests/xen/dom0-netbuf.sh)
+if [ "${TIBER_XEN_JOB:-}" = netbuf ]; then
+	cp "$TOP/build/rel/tests/test_xen_netbuf" "$OVL/usr/local/bin/"
+	cp "$HERE/dom0-netbuf.sh" "$OVL/root/tiber/"
+	chmod 755 "$OVL/root/tiber/dom0-netbuf.sh"
+fi
 echo "check-xen: programs: $(ls "$OVL/usr/local/bin" | tr '\n' ' ')"
 
 # 2. shared libraries the programs need that the dom0 rootfs lacks (e.g.
@@ -86,6 +92,7 @@ done
 # 3. Xen in QEMU, the job, results
 export XQ_OVERLAY="$OVL ${XQ_OVERLAY:-}"
 export XQ_JOB="/root/tiber/dom0-job.sh '${TIBER_XEN_TYPES:-pv pvh}' ${TIBER_XEN_EPOCHS:-200} '${TIBER_XEN_RATES:-10 20 40}'"
+[ "${TIBER_XEN_JOB:-}" = netbuf ] && export XQ_JOB="/root/tiber/dom0-netbuf.sh"
 "$RECIPE/ci-run.sh" pv > "$D/ci-run.log" 2>&1
 rc=$?
 LOG=$D/results/autojob.log
