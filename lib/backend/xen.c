@@ -18,9 +18,10 @@
  *    remapped alone.  copy_pages is a memcpy from that mapping.
  *  - Log-dirty is on from attach to detach; one CLEAN at attach makes
  *    "all pages start clean" true.
- *  - Output gating (sch_plug on vifs) is not implemented on Xen yet: the
- *    output_* hooks succeed without holding anything, and get_info says
- *    so ("output gating: none" in docs/xen-backend.md).
+ *  - Output gating: the guest's first vif goes through xen_netbuf.c
+ *    (ifb + plug qdisc); a guest without a vif (or TIBER_XEN_VIF=none)
+ *    has nothing held.  Failover (restore) writes a migration stream v2
+ *    (xen_stream.c) and runs `xl restore`: HVM/PVH only.
  */
 #include <ctype.h>
 #include <errno.h>
