@@ -35,6 +35,7 @@ struct bench_cfg {
 	bool compress;
 	const char *mech;	/* uffd|bitmap */
 	double secs;		/* steady-state seconds */
+	double deadline_s;	/* stop tiberd then (0: from RAM and secs) */
 	bool ops;		/* also run the guest unprotected: ops ratio */
 };
 
