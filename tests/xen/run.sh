@@ -84,8 +84,11 @@ if [ ! -f "$D/rootfs.stamp" ]; then
 fi
 for b in "$OVL"/usr/local/bin/*; do
 	ldd "$b" | awk '/=> \// {print $3}' | while read -r lib; do
+		# merged /usr: /lib is a symlink in the rootfs, so /lib/... goes
+		# to usr/lib/... in the overlay (e.g. libnl-3.so.200)
+		dst=$lib; case $lib in /lib/*|/lib64/*) dst=/usr$lib;; esac
 		[ -e "$D/rootfs$lib" ] || [ -e "$D/rootfs/usr$lib" ] || {
-			mkdir -p "$OVL$(dirname "$lib")"; cp -L "$lib" "$OVL$lib"; }
+			mkdir -p "$OVL$(dirname "$dst")"; cp -L "$lib" "$OVL$dst"; }
 	done
 done
 
