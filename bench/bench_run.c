@@ -816,8 +816,10 @@ int bench_run(struct bench_env *env, const struct bench_cfg *c,
 			tiberd = -1;
 			break;
 		}
-		if (bench_interrupted)
+		if (bench_interrupted) {
+			snprintf(res->err, sizeof(res->err), "interrupted");
 			goto out;
+		}
 		lines = count_lines(trace, "\n");
 		if (c->ops && !sampled_a && lines >= 2 + WARM_EPOCHS) {
 			sampled_a = !sample_progress(g.pid, g.log, &ops_a, &t_a);
