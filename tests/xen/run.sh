@@ -66,11 +66,12 @@ else
 fi
 cp "$HERE/dom0-job.sh" "$OVL/root/tiber/"
 chmod 755 "$OVL/root/tiber/dom0-job.sh"
-# TIBER_XEN_JOB=netbuf: only the output-commit test (tests/xen/dom0-netbuf.sh)
-if [ "${TIBER_XEN_JOB:-}" = netbuf ]; then
+# TIBER_XEN_JOB=ha: only the HA tests (tests/xen/dom0-ha.sh: output
+# commit in dom0's kernel, PVH failover through xl restore)
+if [ "${TIBER_XEN_JOB:-}" = ha ]; then
 	cp "$TOP/build/rel/tests/test_xen_netbuf" "$OVL/usr/local/bin/"
-	cp "$HERE/dom0-netbuf.sh" "$OVL/root/tiber/"
-	chmod 755 "$OVL/root/tiber/dom0-netbuf.sh"
+	cp "$HERE/dom0-ha.sh" "$OVL/root/tiber/"
+	chmod 755 "$OVL/root/tiber/dom0-ha.sh"
 fi
 echo "check-xen: programs: $(ls "$OVL/usr/local/bin" | tr '\n' ' ')"
 
@@ -95,7 +96,7 @@ done
 # 3. Xen in QEMU, the job, results
 export XQ_OVERLAY="$OVL ${XQ_OVERLAY:-}"
 export XQ_JOB="/root/tiber/dom0-job.sh '${TIBER_XEN_TYPES:-pv pvh}' ${TIBER_XEN_EPOCHS:-200} '${TIBER_XEN_RATES:-10 20 40}'"
-[ "${TIBER_XEN_JOB:-}" = netbuf ] && export XQ_JOB="/root/tiber/dom0-netbuf.sh"
+[ "${TIBER_XEN_JOB:-}" = ha ] && export XQ_JOB="/root/tiber/dom0-ha.sh"
 "$RECIPE/ci-run.sh" pv > "$D/ci-run.log" 2>&1
 rc=$?
 LOG=$D/results/autojob.log
