@@ -203,6 +203,22 @@ static void make_plan(bool quick, const char *only, double secs)
 				add(c);
 			}
 	}
+	if (want(only, "equal"))
+		for (m = 0; m < 2; m++) {
+			/*
+			 * A flat-out writer over exactly 10k pages dirties all
+			 * of them every epoch, however long the pause: both
+			 * modes then copy (and ship) the same dirty set.
+			 */
+			c = b;
+			c.sweep = "equal";
+			c.dirty_target = 10000;
+			c.flatout = true;
+			c.link = BENCH_LINK_EMU;
+			c.link_gbit = 10;
+			c.mode = m ? BENCH_SWP : BENCH_STAGED;
+			add(c);
+		}
 	if (want(only, "compress")) {
 		c = b;
 		c.sweep = "compress";
@@ -382,9 +398,11 @@ struct headlines {
 	double bound_1k, bound_10k;	/* staged p99 / scattered bound */
 	double bound_1k_mc, bound_10k_mc;	/* staged p99 / memcpy bound */
 	double swp_10g;			/* staged p99 / swp p99, 10 Gbit/s */
+	double swp_eq;			/* same, flat-out 10k-page writer */
 	double max_rate;		/* 1k pages, jitter p99 < 1 ms */
 	double ops_flat, ops_base;	/* guest ops ratio at 40 Hz */
 	const struct bench_res *r1k, *r10k, *s10g, *w10g, *rflat, *rbase;
+	const struct bench_res *seq, *weq;
 };
 
 static bool is_basic(const struct bench_res *r)
@@ -440,9 +458,16 @@ static void compute_headlines(struct headlines *h)
 						h->w10g->ph[PH_PAUSE].p99) :
 					  NAN;
 	h->max_rate = NAN;
-	h->ops_flat = h->ops_base = NAN;
+	h->ops_flat = h->ops_base = h->swp_eq = NAN;
 	for (i = 0; i < nr_plan; i++) {
 		const struct bench_res *r = &res[i];
+
+		if (r->ok && !strcmp(r->cfg.sweep, "equal")) {
+			if (r->cfg.mode == BENCH_SWP)
+				h->weq = r;
+			else
+				h->seq = r;
+		}
 
 		if (r->ok && r->cfg.flatout && r->cfg.rate_hz == 40 &&
 		    r->guest_ops_ratio >= 0) {
@@ -463,6 +488,9 @@ static void compute_headlines(struct headlines *h)
 		    (isnan(h->max_rate) || r->cfg.rate_hz > h->max_rate))
 			h->max_rate = r->cfg.rate_hz;
 	}
+	if (h->seq && h->weq)
+		h->swp_eq = ratio(h->seq->ph[PH_PAUSE].p99,
+				  h->weq->ph[PH_PAUSE].p99);
 }
 
 static void print_headlines(FILE *f, const struct headlines *h, bool md)
@@ -491,6 +519,13 @@ static void print_headlines(FILE *f, const struct headlines *h, bool md)
 	else
 		fprintf(f, "%sstaged / send-while-paused at 10 Gbit/s: not measured\n",
 			li);
+	if (h->seq && h->weq)
+		fprintf(f, "%sthe same with an equal dirty set (flat-out writer over 10k pages, 10 Gbit/s %s): %s (%.0f us / %.0f us; dirty p50 %.0f / %.0f pages)\n",
+			li, h->seq->link_emulation,
+			fmt(a, sizeof(a), 3, h->swp_eq),
+			US(h->seq->ph[PH_PAUSE].p99),
+			US(h->weq->ph[PH_PAUSE].p99), h->seq->ph[PH_DIRTY].p50,
+			h->weq->ph[PH_DIRTY].p50);
 	fprintf(f, "%shighest rate tried with 1k pages, jitter p99 < 1 ms and >= 95%% of the rate achieved: %s Hz\n",
 		li, fmt(a, sizeof(a), 0, h->max_rate));
 	fprintf(f, "%sguest ops ratio at 40 Hz (protected / unprotected): flat-out writer over 1k pages %s (%s / %s ops/s); rate-limited 1k-page guest %s\n",
@@ -594,6 +629,8 @@ static int write_json(const char *path, const struct machine *m,
 	json_num(f, h->bound_10k_mc, 3);
 	fprintf(f, ", \"staged_over_swp_pause_p99_10k_10gbit\": ");
 	json_num(f, h->swp_10g, 4);
+	fprintf(f, ", \"staged_over_swp_pause_p99_10k_10gbit_equal_dirty\": ");
+	json_num(f, h->swp_eq, 4);
 	fprintf(f, ", \"max_rate_hz_1k_jitter_p99_under_1ms\": ");
 	json_num(f, h->max_rate, 0);
 	fprintf(f, ", \"guest_ops_ratio_40hz_flatout\": ");
@@ -607,11 +644,11 @@ static int write_json(const char *path, const struct machine *m,
 
 		fprintf(f,
 			"%s\n  {\"backend\": \"sim\", \"mode\": \"%s\", \"sweep\": \"%s\", \"ok\": %s, \"error\": \"%s\", \"rate_hz\": %g, \"dirty_pages\": %" PRIu64
-			", \"dirty_target\": %" PRIu64 ", \"dirty_measured\": ",
+			", \"dirty_target\": %" PRIu64 ", ",
 			i ? "," : "", mode_name(c->mode), c->sweep,
 			r->ok ? "true" : "false", r->err, c->rate_hz,
 			c->dirty_target, c->dirty_target);
-		json_stat(f, "p", &r->ph[PH_DIRTY]);
+		json_stat(f, "dirty_measured", &r->ph[PH_DIRTY]);
 		fprintf(f,
 			", \"flatout\": %s, \"content\": \"%s\", \"guest_mib\": %" PRIu64
 			", \"link\": \"%s\", \"link_gbit\": %g, \"link_emulation\": \"%s\", \"compression\": %s, \"dirty_mech\": \"%s\", \"epochs\": %" PRIu64
@@ -702,7 +739,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: tiber-bench [--quick] [--json FILE] [--plot DIR] [--markdown FILE]\n"
-		"                   [--only dirty,rate,ops,content,ram,link,compress,mech]\n"
+		"                   [--only dirty,rate,ops,content,ram,link,equal,compress,mech]\n"
 		"                   [--secs S] [--bin DIR] [--keep] [-v]\n"
 		"Pause latency of tiberd over the simulated backend, against the copy\n"
 		"bound and the send-while-paused baseline measured in the same run.\n");
