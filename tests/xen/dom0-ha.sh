@@ -60,8 +60,16 @@ if [ -n "$DOMID" ] && [ -x $TIBERD ] && [ -x $REPL ]; then
 		--heartbeat_timeout 10s --lag_limit 30s --trace $OUT/trace.jsonl \
 		> $OUT/tiberd.log 2>&1 &
 	tpid=$!
-	sleep 40
-	acked=$(grep -c '"acked":true' $OUT/trace.jsonl 2>/dev/null)
+	# the full sync of the PVH pfn space takes a while under TCG: wait
+	# for 20 acked epochs (up to 400 s)
+	t_sync=$(now); acked=0
+	for i in $(seq 200); do
+		acked=$(grep -c '"t_acked":[1-9]' $OUT/trace.jsonl 2>/dev/null)
+		[ "${acked:-0}" -ge 20 ] && break
+		kill -0 $tpid 2>/dev/null || break
+		sleep 2
+	done
+	echo "INFO $acked acked epochs after $(el $t_sync)s"
 	tick_kill=$(last_tick $NAME); nlines=$(wc -l < "$(conlog $NAME)")
 	kill -9 $tpid; wait $tpid 2>/dev/null
 	xl destroy $NAME; t_kill=$(now)
