@@ -520,7 +520,7 @@ static void print_headlines(FILE *f, const struct headlines *h, bool md)
 		fprintf(f, "%sstaged / send-while-paused at 10 Gbit/s: not measured\n",
 			li);
 	if (h->seq && h->weq)
-		fprintf(f, "%sthe same with an equal dirty set (flat-out writer over 10k pages, 10 Gbit/s %s): %s (%.0f us / %.0f us; dirty p50 %.0f / %.0f pages)\n",
+		fprintf(f, "%sthe same with a flat-out writer over 10k pages (10 Gbit/s %s): %s (%.0f us / %.0f us; dirty p50 %.0f / %.0f pages; equal only if the guest can touch all 10k each epoch)\n",
 			li, h->seq->link_emulation,
 			fmt(a, sizeof(a), 3, h->swp_eq),
 			US(h->seq->ph[PH_PAUSE].p99),
