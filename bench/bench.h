@@ -23,20 +23,20 @@ enum bench_mode {
 
 /* What one run asks for. */
 struct bench_cfg {
-	const char *sweep;	/* label: which sweep the run belongs to */
+	const char *sweep; /* label: which sweep the run belongs to */
 	enum bench_mode mode;
 	double rate_hz;
-	uint64_t dirty_target;	/* pages per epoch (0: idle guest) */
-	bool flatout;		/* guest writes flat out over dirty_target pages */
-	const char *content;	/* zero|text|random|delta */
+	uint64_t dirty_target; /* pages per epoch (0: idle guest) */
+	bool flatout;	     /* guest writes flat out over dirty_target pages */
+	const char *content; /* zero|text|random|delta */
 	uint64_t guest_mib;
 	enum bench_link link;
-	double link_gbit;	/* BENCH_LINK_EMU only */
+	double link_gbit; /* BENCH_LINK_EMU only */
 	bool compress;
-	const char *mech;	/* uffd|bitmap */
-	double secs;		/* steady-state seconds */
-	double deadline_s;	/* stop tiberd then (0: from RAM and secs) */
-	bool ops;		/* also run the guest unprotected: ops ratio */
+	const char *mech;  /* uffd|bitmap */
+	double secs;	   /* steady-state seconds */
+	double deadline_s; /* stop tiberd then (0: from RAM and secs) */
+	bool ops;	   /* also run the guest unprotected: ops ratio */
 };
 
 struct bench_stat {
@@ -65,33 +65,33 @@ struct bench_res {
 	struct bench_cfg cfg;
 	bool ok;
 	char err[160];
-	const char *link_emulation;	/* tbf|pacing|none */
-	uint64_t epochs;		/* steady-state epochs measured */
-	uint64_t missed_ticks;		/* skipped ticks in steady state */
-	uint64_t status_skipped_ticks;	/* tiberd final status, whole run */
+	const char *link_emulation;    /* tbf|pacing|none */
+	uint64_t epochs;	       /* steady-state epochs measured */
+	uint64_t missed_ticks;	       /* skipped ticks in steady state */
+	uint64_t status_skipped_ticks; /* tiberd final status, whole run */
 	uint64_t status_missed_ticks;
 	uint64_t unacked;
 	double achieved_hz;
-	double sync_s;			/* full sync: first tick -> 2nd request */
+	double sync_s; /* full sync: first tick -> 2nd request */
 	struct bench_stat ph[PH_NR];
-	uint64_t bytes_raw, bytes_wire;	/* steady-state sums */
+	uint64_t bytes_raw, bytes_wire; /* steady-state sums */
 	uint64_t pages_zero, pages_xor_lz4, pages_lz4, pages_raw;
 	double copy_memcpy_ns, copy_scattered_ns; /* min(1t, 2t) */
 	double copy_scattered_1t_ns, copy_scattered_2t_ns;
-	uint64_t copy_pages;		/* pages the bound copied (p50 dirty) */
+	uint64_t copy_pages; /* pages the bound copied (p50 dirty) */
 	double ops_protected, ops_unprotected; /* ops/s; <0: not measured */
-	double guest_ops_ratio;		/* <0: not measured */
-	double load_start, load_end;	/* /proc/loadavg 1 min */
-	double others_cores;		/* CPU used by other processes */
+	double guest_ops_ratio;		       /* <0: not measured */
+	double load_start, load_end;	       /* /proc/loadavg 1 min */
+	double others_cores;		       /* CPU used by other processes */
 	double wall_s;
-	double *pause_ns;		/* steady-state samples, for plots */
+	double *pause_ns; /* steady-state samples, for plots */
 	uint64_t nr_pause;
 };
 
 struct bench_env {
-	const char *bin;	/* directory of the tiber programs */
-	char tmp[256];		/* per-invocation temp directory */
-	bool netns_ok;		/* tbf link emulation available */
+	const char *bin; /* directory of the tiber programs */
+	char tmp[256];	 /* per-invocation temp directory */
+	bool netns_ok;	 /* tbf link emulation available */
 	char netns_err[320];
 	bool verbose;
 };

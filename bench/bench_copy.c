@@ -24,9 +24,9 @@
 #include "tiber/common.h"
 #include "bench.h"
 
-#define PS 4096ull
-#define REPS 7
-#define EVICT_BYTES (128ull << 20) /* L3 here is 32 MiB */
+#define PS	     4096ull
+#define REPS	     7
+#define EVICT_BYTES  (128ull << 20) /* L3 here is 32 MiB */
 #define KEEP_SRC_MAX (1ull << 30)
 
 static uint8_t *src, *dst, *evict;

@@ -65,8 +65,9 @@ static int cmp_res_dirty(const void *a, const void *b)
 	const struct bench_res *x = *(struct bench_res *const *)a;
 	const struct bench_res *y = *(struct bench_res *const *)b;
 
-	return x->ph[PH_DIRTY].p50 < y->ph[PH_DIRTY].p50 ? -1 :
-	       x->ph[PH_DIRTY].p50 > y->ph[PH_DIRTY].p50;
+	return x->ph[PH_DIRTY].p50 < y->ph[PH_DIRTY].p50 ?
+		       -1 :
+		       x->ph[PH_DIRTY].p50 > y->ph[PH_DIRTY].p50;
 }
 
 static int cmp_res_rate(const void *a, const void *b)
@@ -74,8 +75,9 @@ static int cmp_res_rate(const void *a, const void *b)
 	const struct bench_res *x = *(struct bench_res *const *)a;
 	const struct bench_res *y = *(struct bench_res *const *)b;
 
-	return x->cfg.rate_hz < y->cfg.rate_hz ? -1 :
-	       x->cfg.rate_hz > y->cfg.rate_hz;
+	return x->cfg.rate_hz < y->cfg.rate_hz ?
+		       -1 :
+		       x->cfg.rate_hz > y->cfg.rate_hz;
 }
 
 int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
@@ -103,11 +105,12 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		    "set grid\nset key outside right top\n");
 
 	/* 1. pause CDF per mode: 40 Hz, 1k and 10k pages */
-	fprintf(gp, "set output 'pause_cdf.png'\n"
-		    "set title 'Pause CDF per mode (40 Hz, delta content; staged = tiber, swp = send-while-paused, the xl remus baseline)'\n"
-		    "set xlabel 'pause (ms, log scale)'\nset ylabel 'fraction of epochs'\n"
-		    "set logscale x\nset yrange [0:1.02]\nset format x '%%g'\nset key inside bottom right box opaque\n"
-		    "plot ");
+	fprintf(gp,
+		"set output 'pause_cdf.png'\n"
+		"set title 'Pause CDF per mode (40 Hz, delta content; staged = tiber, swp = send-while-paused, the xl remus baseline)'\n"
+		"set xlabel 'pause (ms, log scale)'\nset ylabel 'fraction of epochs'\n"
+		"set logscale x\nset yrange [0:1.02]\nset format x '%%g'\nset key inside bottom right box opaque\n"
+		"plot ");
 	for (i = 0; i < nr; i++) {
 		struct bench_res *r = &runs[i];
 		char name[32];
@@ -154,7 +157,8 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		f = open_dat(dir, k ? "dirty_swp.dat" : "dirty_staged.dat");
 		if (!f)
 			continue;
-		fprintf(f, "# dirty_p50 pause_p50_ms pause_p99_ms scattered_ms memcpy_ms rate_hz\n");
+		fprintf(f,
+			"# dirty_p50 pause_p50_ms pause_p99_ms scattered_ms memcpy_ms rate_hz\n");
 		for (i = 0; i < n; i++)
 			if (sel[i]->cfg.mode == (k ? BENCH_SWP : BENCH_STAGED))
 				fprintf(f, "%.0f %.4f %.4f %.4f %.4f %g\n",
@@ -166,17 +170,19 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 					sel[i]->cfg.rate_hz);
 		fclose(f);
 	}
-	fprintf(gp, "set output 'pause_vs_dirty.png'\n"
-		    "set title 'Pause vs dirty pages per epoch (measured p50; %" PRIu64 " MiB guest); bounds measured after each run'\n"
-		    "set xlabel 'dirty pages per epoch (p50, log scale)'\nset ylabel 'time (ms, log scale)'\n"
-		    "set logscale xy\nset format x '%%g'\nset format y '%%g'\nset key inside top left box opaque\n"
-		    "plot 'dirty_staged.dat' using 1:3 with linespoints lw 2 pt 7 title 'staged pause p99', "
-		    "'dirty_staged.dat' using 1:2 with linespoints lw 2 pt 6 title 'staged pause p50', "
-		    "'dirty_swp.dat' using 1:3 with linespoints lw 2 pt 5 dt 2 title 'send-while-paused p99', "
-		    "'dirty_swp.dat' using 1:2 with linespoints lw 2 pt 4 dt 2 title 'send-while-paused p50', "
-		    "'dirty_staged.dat' using 1:4 with lines lw 2 lc rgb 'black' title 'bound: scattered copy', "
-		    "'dirty_staged.dat' using 1:5 with lines lw 2 dt 3 lc rgb 'black' title 'bound: memcpy'\n"
-		    "unset logscale\n",
+	fprintf(gp,
+		"set output 'pause_vs_dirty.png'\n"
+		"set title 'Pause vs dirty pages per epoch (measured p50; %" PRIu64
+		" MiB guest); bounds measured after each run'\n"
+		"set xlabel 'dirty pages per epoch (p50, log scale)'\nset ylabel 'time (ms, log scale)'\n"
+		"set logscale xy\nset format x '%%g'\nset format y '%%g'\nset key inside top left box opaque\n"
+		"plot 'dirty_staged.dat' using 1:3 with linespoints lw 2 pt 7 title 'staged pause p99', "
+		"'dirty_staged.dat' using 1:2 with linespoints lw 2 pt 6 title 'staged pause p50', "
+		"'dirty_swp.dat' using 1:3 with linespoints lw 2 pt 5 dt 2 title 'send-while-paused p99', "
+		"'dirty_swp.dat' using 1:2 with linespoints lw 2 pt 4 dt 2 title 'send-while-paused p50', "
+		"'dirty_staged.dat' using 1:4 with lines lw 2 lc rgb 'black' title 'bound: scattered copy', "
+		"'dirty_staged.dat' using 1:5 with lines lw 2 dt 3 lc rgb 'black' title 'bound: memcpy'\n"
+		"unset logscale\n",
 		runs[0].cfg.guest_mib);
 
 	/* 3. phases, stacked (means add up to the mean pause) */
@@ -201,21 +207,23 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 				r->ph[PH_HARVEST].mean / 1e6,
 				r->ph[PH_COPY].mean / 1e6,
 				(r->ph[PH_PAUSE].mean - r->ph[PH_HARVEST].mean -
-				 r->ph[PH_COPY].mean) / 1e6);
+				 r->ph[PH_COPY].mean) /
+					1e6);
 		}
 		fclose(f);
 	}
-	fprintf(gp, "set output 'phases.png'\n"
-		    "set title 'Mean pause by phase (40 Hz; links below 10 Gbit/s: see the tables); handshake (request to suspended) precedes the pause'\n"
-		    "set style data histograms\nset style histogram rowstacked\n"
-		    "set style fill solid 0.8 border -1\nset boxwidth 0.7\n"
-		    "set xtics rotate by -35\nset xlabel 'mode, dirty pages per epoch, link'\n"
-		    "set ylabel 'mean time (ms, linear)'\nset key inside top left box opaque autotitle columnhead\nset yrange [0:*]\n"
-		    "plot 'phases.dat' using 3:xtic(1) title 'harvest (PAGEMAP\\_SCAN)', "
-		    "'' using 4 title 'copy + state', "
-		    "'' using 5 title 'resume (swp: send + resume)', "
-		    "'' using 2 title 'handshake (before the pause)'\n"
-		    "unset style\nset style data lines\nset xtics norotate\nset key noautotitle\nset yrange [*:*]\n");
+	fprintf(gp,
+		"set output 'phases.png'\n"
+		"set title 'Mean pause by phase (40 Hz; links below 10 Gbit/s: see the tables); handshake (request to suspended) precedes the pause'\n"
+		"set style data histograms\nset style histogram rowstacked\n"
+		"set style fill solid 0.8 border -1\nset boxwidth 0.7\n"
+		"set xtics rotate by -35\nset xlabel 'mode, dirty pages per epoch, link'\n"
+		"set ylabel 'mean time (ms, linear)'\nset key inside top left box opaque autotitle columnhead\nset yrange [0:*]\n"
+		"plot 'phases.dat' using 3:xtic(1) title 'harvest (PAGEMAP\\_SCAN)', "
+		"'' using 4 title 'copy + state', "
+		"'' using 5 title 'resume (swp: send + resume)', "
+		"'' using 2 title 'handshake (before the pause)'\n"
+		"unset style\nset style data lines\nset xtics norotate\nset key noautotitle\nset yrange [*:*]\n");
 
 	/* 4. rate vs jitter */
 	for (n = 0, i = 0; i < nr; i++)
@@ -226,29 +234,33 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 	qsort(sel, n, sizeof(*sel), cmp_res_rate);
 	f = open_dat(dir, "rate.dat");
 	if (f) {
-		fprintf(f, "# rate_hz jitter_p99_us pause_p99_us achieved_hz jitter_p50_us\n");
+		fprintf(f,
+			"# rate_hz jitter_p99_us pause_p99_us achieved_hz jitter_p50_us\n");
 		for (i = 0; i < n; i++)
-			fprintf(f, "%g %.1f %.1f %.2f %.1f\n", sel[i]->cfg.rate_hz,
+			fprintf(f, "%g %.1f %.1f %.2f %.1f\n",
+				sel[i]->cfg.rate_hz,
 				sel[i]->ph[PH_JITTER].p99 / 1e3,
 				sel[i]->ph[PH_PAUSE].p99 / 1e3,
 				sel[i]->achieved_hz,
 				sel[i]->ph[PH_JITTER].p50 / 1e3);
 		fclose(f);
 	}
-	fprintf(gp, "set output 'rate_jitter.png'\n"
-		    "set title 'Checkpoint rate vs period jitter (staged, 1k dirty pages per epoch target)'\n"
-		    "set xlabel 'checkpoint rate (Hz, log scale)'\nset ylabel 'time (us, log scale)'\n"
-		    "set logscale xy\nset format x '%%g'\nset format y '%%g'\nset key inside bottom right box opaque\n"
-		    "set xrange [5:400]\nset samples 200\n"
-		    "plot 'rate.dat' using 1:2 with linespoints lw 2 pt 7 title 'period jitter p99 (|request - scheduled tick|)', "
-		    "'rate.dat' using 1:5 with linespoints lw 2 pt 6 title 'period jitter p50', "
-		    "'rate.dat' using 1:3 with linespoints lw 2 pt 5 dt 2 title 'pause p99', "
-		    "1000 with lines lc rgb 'red' dt 3 lw 2 title '1 ms'\n");
+	fprintf(gp,
+		"set output 'rate_jitter.png'\n"
+		"set title 'Checkpoint rate vs period jitter (staged, 1k dirty pages per epoch target)'\n"
+		"set xlabel 'checkpoint rate (Hz, log scale)'\nset ylabel 'time (us, log scale)'\n"
+		"set logscale xy\nset format x '%%g'\nset format y '%%g'\nset key inside bottom right box opaque\n"
+		"set xrange [5:400]\nset samples 200\n"
+		"plot 'rate.dat' using 1:2 with linespoints lw 2 pt 7 title 'period jitter p99 (|request - scheduled tick|)', "
+		"'rate.dat' using 1:5 with linespoints lw 2 pt 6 title 'period jitter p50', "
+		"'rate.dat' using 1:3 with linespoints lw 2 pt 5 dt 2 title 'pause p99', "
+		"1000 with lines lc rgb 'red' dt 3 lw 2 title '1 ms'\n");
 	fclose(gp);
 	snprintf(cmd, sizeof(cmd),
 		 "cd '%s' && gnuplot plots.gp > gnuplot.log 2>&1", dir);
 	if (system(cmd)) {
-		fprintf(stderr, "tiber-bench: gnuplot failed, see %s/gnuplot.log\n",
+		fprintf(stderr,
+			"tiber-bench: gnuplot failed, see %s/gnuplot.log\n",
 			dir);
 		rc = -EIO;
 	}

@@ -35,11 +35,11 @@
 #include "tiber/common.h"
 #include "bench.h"
 
-#define MAX_PROCS 16
+#define MAX_PROCS   16
 #define WARM_EPOCHS 2 /* non-full epochs skipped after the full sync */
 
 const char *const bench_phase_names[PH_NR] = {
-	"handshake", "harvest", "copy", "resume", "pause", "period",
+	"handshake", "harvest", "copy",	   "resume", "pause", "period",
 	"send",	     "ack",	"release", "jitter", "dirty",
 };
 
@@ -200,18 +200,25 @@ static int netns_setup(struct bench_env *env, double gbit)
 		snprintf(veth_b, sizeof(veth_b), "tbbb%d",
 			 (int)getpid() % 100000);
 		rc = run_cmd("ip netns add %s 2>>%s/netns.err", ns_a, env->tmp);
-		rc = rc ?: run_cmd("ip netns add %s 2>>%s/netns.err", ns_b,
-				   env->tmp);
-		rc = rc ?: run_cmd("ip -n %s link add %s type veth peer name %s netns %s 2>>%s/netns.err",
-				   ns_a, veth_a, veth_b, ns_b, env->tmp);
-		rc = rc ?: run_cmd("ip -n %s addr add 10.213.0.1/24 dev %s && ip -n %s link set %s up && ip -n %s link set lo up 2>>%s/netns.err",
-				   ns_a, veth_a, ns_a, veth_a, ns_a, env->tmp);
-		rc = rc ?: run_cmd("ip -n %s addr add 10.213.0.2/24 dev %s && ip -n %s link set %s up && ip -n %s link set lo up 2>>%s/netns.err",
-				   ns_b, veth_b, ns_b, veth_b, ns_b, env->tmp);
+		rc = rc	   ?:
+			     run_cmd("ip netns add %s 2>>%s/netns.err", ns_b,
+				     env->tmp);
+		rc = rc ?:
+			     run_cmd("ip -n %s link add %s type veth peer name %s netns %s 2>>%s/netns.err",
+				     ns_a, veth_a, veth_b, ns_b, env->tmp);
+		rc = rc	   ?:
+			     run_cmd("ip -n %s addr add 10.213.0.1/24 dev %s && ip -n %s link set %s up && ip -n %s link set lo up 2>>%s/netns.err",
+				     ns_a, veth_a, ns_a, veth_a, ns_a,
+				     env->tmp);
+		rc = rc	   ?:
+			     run_cmd("ip -n %s addr add 10.213.0.2/24 dev %s && ip -n %s link set %s up && ip -n %s link set lo up 2>>%s/netns.err",
+				     ns_b, veth_b, ns_b, veth_b, ns_b,
+				     env->tmp);
 		if (rc) {
-			snprintf(env->netns_err, sizeof(env->netns_err),
-				 "ip netns/veth setup failed (see %s/netns.err)",
-				 env->tmp);
+			snprintf(
+				env->netns_err, sizeof(env->netns_err),
+				"ip netns/veth setup failed (see %s/netns.err)",
+				env->tmp);
 			netns_teardown();
 			return rc;
 		}
@@ -392,7 +399,8 @@ static double own_cpu_s(void)
 	return (double)(a.ru_utime.tv_sec + a.ru_stime.tv_sec +
 			b.ru_utime.tv_sec + b.ru_stime.tv_sec) +
 	       (double)(a.ru_utime.tv_usec + a.ru_stime.tv_usec +
-			b.ru_utime.tv_usec + b.ru_stime.tv_usec) / 1e6;
+			b.ru_utime.tv_usec + b.ru_stime.tv_usec) /
+		       1e6;
 }
 
 static double loadavg1(void)
@@ -630,7 +638,8 @@ static int analyse(struct bench_res *res, struct trec *t, uint64_t nr)
 			res->unacked++;
 		}
 		/* scheduled = first tick + k * period */
-		k = (uint64_t)llround((double)(r->t_tick - t0) / (double)period);
+		k = (uint64_t)llround((double)(r->t_tick - t0) /
+				      (double)period);
 		sched = t0 + (int64_t)k * period;
 		v[PH_JITTER][n[PH_JITTER]++] =
 			(double)llabs(r->t_request - sched);
@@ -645,9 +654,9 @@ static int analyse(struct bench_res *res, struct trec *t, uint64_t nr)
 	}
 	res->epochs = nr - first;
 	if (t[nr - 1].t_request > t[first].t_request)
-		res->achieved_hz = (double)(nr - 1 - first) * 1e9 /
-				   (double)(t[nr - 1].t_request -
-					    t[first].t_request);
+		res->achieved_hz =
+			(double)(nr - 1 - first) * 1e9 /
+			(double)(t[nr - 1].t_request - t[first].t_request);
 	res->nr_pause = n[PH_PAUSE];
 	res->pause_ns = malloc((n[PH_PAUSE] + 1) * sizeof(double));
 	if (res->pause_ns)
@@ -803,11 +812,12 @@ int bench_run(struct bench_env *env, const struct bench_cfg *c,
 		goto out;
 	}
 	/* generous: a GiB syncs in a few s; slow links stretch epochs */
-	deadline = t_start + (int64_t)((c->deadline_s > 0 ?
-						c->deadline_s :
-						20.0 + 10.0 * c->guest_mib / 1024 +
-							3 * c->secs) *
-				       1e9);
+	deadline =
+		t_start + (int64_t)((c->deadline_s > 0 ?
+					     c->deadline_s :
+					     20.0 + 10.0 * c->guest_mib / 1024 +
+						     3 * c->secs) *
+				    1e9);
 	for (;;) {
 		int lines;
 
@@ -822,11 +832,13 @@ int bench_run(struct bench_env *env, const struct bench_cfg *c,
 		}
 		lines = count_lines(trace, "\n");
 		if (c->ops && !sampled_a && lines >= 2 + WARM_EPOCHS) {
-			sampled_a = !sample_progress(g.pid, g.log, &ops_a, &t_a);
+			sampled_a =
+				!sample_progress(g.pid, g.log, &ops_a, &t_a);
 		}
 		if (c->ops && sampled_a && !sampled_b &&
 		    ((uint64_t)lines >= nep - 1 || tb_now_ns() >= deadline)) {
-			sampled_b = !sample_progress(g.pid, g.log, &ops_b, &t_b);
+			sampled_b =
+				!sample_progress(g.pid, g.log, &ops_b, &t_b);
 		}
 		if (tb_now_ns() >= deadline) {
 			kill(tiberd, SIGTERM);
@@ -842,10 +854,9 @@ int bench_run(struct bench_env *env, const struct bench_cfg *c,
 		usleep(10000);
 	}
 	if (!wait_log(dlog, "final status ", line, sizeof(line), 100, -1)) {
-		res->status_skipped_ticks = (uint64_t)jnum(line,
-							   "skipped_ticks");
-		res->status_missed_ticks = (uint64_t)jnum(line,
-							  "missed_ticks");
+		res->status_skipped_ticks =
+			(uint64_t)jnum(line, "skipped_ticks");
+		res->status_missed_ticks = (uint64_t)jnum(line, "missed_ticks");
 	}
 	stop_proc(g.pid, 3000);
 	g.pid = -1;
@@ -872,8 +883,8 @@ int bench_run(struct bench_env *env, const struct bench_cfg *c,
 		uint64_t ua = 0, ub = 0;
 		int64_t ta = 0, tb = 0;
 
-		res->ops_protected = (double)(ops_b - ops_a) * 1e9 /
-				     (double)win;
+		res->ops_protected =
+			(double)(ops_b - ops_a) * 1e9 / (double)win;
 		rc = start_guest(env, c, &ug, "u");
 		if (!rc) {
 			/* the protected guest ran through a sync first */
@@ -889,8 +900,8 @@ int bench_run(struct bench_env *env, const struct bench_cfg *c,
 		stop_proc(ug.pid, 3000);
 		ug.pid = -1;
 		if (!rc && tb > ta) {
-			res->ops_unprotected = (double)(ub - ua) * 1e9 /
-					       (double)(tb - ta);
+			res->ops_unprotected =
+				(double)(ub - ua) * 1e9 / (double)(tb - ta);
 			if (res->ops_unprotected > 0)
 				res->guest_ops_ratio = res->ops_protected /
 						       res->ops_unprotected;
@@ -925,7 +936,8 @@ out:
 	if (env->verbose || !res->ok) {
 		/* keep the evidence of a failed run */
 		if (!res->ok)
-			fprintf(stderr, "tiber-bench: run failed: %s (logs: %s)\n",
+			fprintf(stderr,
+				"tiber-bench: run failed: %s (logs: %s)\n",
 				res->err, env->tmp);
 	}
 	return res->ok ? 0 : -EIO;

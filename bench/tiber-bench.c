@@ -64,10 +64,16 @@ static void on_exit_cleanup(void)
 static struct bench_cfg base(bool quick)
 {
 	struct bench_cfg c = {
-		.sweep = "base", .mode = BENCH_STAGED, .rate_hz = 40,
-		.dirty_target = 1000, .content = "delta",
-		.guest_mib = quick ? 256 : 1024, .link = BENCH_LINK_TCP,
-		.compress = true, .mech = "uffd", .secs = quick ? 1.5 : 5,
+		.sweep = "base",
+		.mode = BENCH_STAGED,
+		.rate_hz = 40,
+		.dirty_target = 1000,
+		.content = "delta",
+		.guest_mib = quick ? 256 : 1024,
+		.link = BENCH_LINK_TCP,
+		.compress = true,
+		.mech = "uffd",
+		.secs = quick ? 1.5 : 5,
 		/* --quick must stay under a minute on a loaded box: a run
 		 * that overruns is cut and measured on what it has */
 		.deadline_s = quick ? 9 : 0,
@@ -292,15 +298,17 @@ static void print_table(FILE *f, bool md)
 	unsigned i;
 
 	if (md)
-		fprintf(f, "| sweep | mode | Hz | dirty target | dirty p50 | content | MiB | link | lz4 | mech | epochs | pause p50 µs | p99 µs | max µs | handshake p50 µs | harvest p50 µs | copy p50 µs | scattered bound µs | memcpy bound µs | p99/bound | jitter p99 µs | missed | achieved Hz | raw MB | wire MB | ops ratio |\n|%s\n",
+		fprintf(f,
+			"| sweep | mode | Hz | dirty target | dirty p50 | content | MiB | link | lz4 | mech | epochs | pause p50 µs | p99 µs | max µs | handshake p50 µs | harvest p50 µs | copy p50 µs | scattered bound µs | memcpy bound µs | p99/bound | jitter p99 µs | missed | achieved Hz | raw MB | wire MB | ops ratio |\n|%s\n",
 			"---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 	else
-		fprintf(f, "%-8s %-5s %4s %7s %7s %-6s %5s %-9s %-3s %-6s %5s %8s %8s %8s %7s %7s %7s %8s %8s %6s %8s %5s %6s %8s %8s %5s\n",
+		fprintf(f,
+			"%-8s %-5s %4s %7s %7s %-6s %5s %-9s %-3s %-6s %5s %8s %8s %8s %7s %7s %7s %8s %8s %6s %8s %5s %6s %8s %8s %5s\n",
 			"sweep", "mode", "Hz", "target", "dirty", "content",
-			"MiB", "link", "lz4", "mech", "epoch", "p50us",
-			"p99us", "maxus", "hs_us", "harv_us", "copy_us",
-			"bound_us", "memcpyus", "p99/bd", "jit99us", "miss",
-			"ach_Hz", "rawMB", "wireMB", "ops");
+			"MiB", "link", "lz4", "mech", "epoch", "p50us", "p99us",
+			"maxus", "hs_us", "harv_us", "copy_us", "bound_us",
+			"memcpyus", "p99/bd", "jit99us", "miss", "ach_Hz",
+			"rawMB", "wireMB", "ops");
 	for (i = 0; i < nr_plan; i++) {
 		struct bench_res *r = &res[i];
 		const struct bench_cfg *c = &r->cfg;
@@ -309,11 +317,15 @@ static void print_table(FILE *f, bool md)
 		link_name(r, l, sizeof(l));
 		if (!r->ok) {
 			if (md)
-				fprintf(f, "| %s | %s | %g | %" PRIu64 " | FAILED: %s |\n",
-					c->sweep, mode_name(c->mode), c->rate_hz,
-					c->dirty_target, r->err);
+				fprintf(f,
+					"| %s | %s | %g | %" PRIu64
+					" | FAILED: %s |\n",
+					c->sweep, mode_name(c->mode),
+					c->rate_hz, c->dirty_target, r->err);
 			else
-				fprintf(f, "%-8s %-5s %4g %7" PRIu64 " FAILED: %s\n",
+				fprintf(f,
+					"%-8s %-5s %4g %7" PRIu64
+					" FAILED: %s\n",
 					c->sweep, c->mode ? "swp" : "stg",
 					c->rate_hz, c->dirty_target, r->err);
 			continue;
@@ -321,12 +333,20 @@ static void print_table(FILE *f, bool md)
 		if (md)
 			fprintf(f, "| ");
 		fprintf(f,
-			md ? "%s | %s | %g | %" PRIu64 "%s | %.0f | %s | %" PRIu64 " | %s | %s | %s | %" PRIu64 " | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %.0f | %" PRIu64 " | %.1f | %.1f | %.1f | %s |\n" :
-			     "%-8s %-5s %4g %7" PRIu64 "%s %7.0f %-6s %5" PRIu64 " %-9s %-3s %-6s %5" PRIu64 " %8.0f %8.0f %8.0f %7.0f %7.0f %7.0f %8.0f %8.0f %6s %8.0f %5" PRIu64 " %6.1f %8.1f %8.1f %5s\n",
+			md ? "%s | %s | %g | %" PRIu64
+			     "%s | %.0f | %s | %" PRIu64
+			     " | %s | %s | %s | %" PRIu64
+			     " | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %.0f | %" PRIu64
+			     " | %.1f | %.1f | %.1f | %s |\n" :
+			     "%-8s %-5s %4g %7" PRIu64 "%s %7.0f %-6s %5" PRIu64
+			     " %-9s %-3s %-6s %5" PRIu64
+			     " %8.0f %8.0f %8.0f %7.0f %7.0f %7.0f %8.0f %8.0f %6s %8.0f %5" PRIu64
+			     " %6.1f %8.1f %8.1f %5s\n",
 			c->sweep,
 			md ? mode_name(c->mode) : (c->mode ? "swp" : "stg"),
 			c->rate_hz, c->dirty_target,
-			c->flatout ? (md ? " (flat out)" : "*") : (md ? "" : " "),
+			c->flatout ? (md ? " (flat out)" : "*") :
+				     (md ? "" : " "),
 			r->ph[PH_DIRTY].p50, c->content, c->guest_mib, l,
 			c->compress && c->mode == BENCH_STAGED ? "on" : "off",
 			c->mech, r->epochs, US(r->ph[PH_PAUSE].p50),
@@ -347,14 +367,15 @@ static void print_table(FILE *f, bool md)
 static void print_phases(FILE *f, bool md)
 {
 	static const int ph[] = { PH_HANDSHAKE, PH_HARVEST, PH_COPY,
-				  PH_RESUME, PH_PAUSE, PH_PERIOD, PH_SEND,
-				  PH_ACK, PH_RELEASE };
+				  PH_RESUME,	PH_PAUSE,   PH_PERIOD,
+				  PH_SEND,	PH_ACK,	    PH_RELEASE };
 	unsigned i, k;
 
 	if (md) {
 		fprintf(f, "| sweep | mode | Hz | dirty | MiB | link |");
 		for (k = 0; k < TB_ARRAY_SIZE(ph); k++)
-			fprintf(f, " %s p50 / p99 µs |", bench_phase_names[ph[k]]);
+			fprintf(f, " %s p50 / p99 µs |",
+				bench_phase_names[ph[k]]);
 		fprintf(f, "\n|---|---|---|---|---|---|");
 		for (k = 0; k < TB_ARRAY_SIZE(ph); k++)
 			fprintf(f, "---|");
@@ -374,7 +395,8 @@ static void print_phases(FILE *f, bool md)
 			continue;
 		link_name(r, l, sizeof(l));
 		fprintf(f,
-			md ? "| %s | %s | %g | %" PRIu64 " | %" PRIu64 " | %s |" :
+			md ? "| %s | %s | %g | %" PRIu64 " | %" PRIu64
+			     " | %s |" :
 			     "%-8s %-5s %4g %7" PRIu64 " %5" PRIu64 " %-9s",
 			r->cfg.sweep,
 			md ? mode_name(r->cfg.mode) :
@@ -395,12 +417,12 @@ static void print_phases(FILE *f, bool md)
 /* ---------------------------------------------------------------- headlines */
 
 struct headlines {
-	double bound_1k, bound_10k;	/* staged p99 / scattered bound */
-	double bound_1k_mc, bound_10k_mc;	/* staged p99 / memcpy bound */
-	double swp_10g;			/* staged p99 / swp p99, 10 Gbit/s */
-	double swp_eq;			/* same, flat-out 10k-page writer */
-	double max_rate;		/* 1k pages, jitter p99 < 1 ms */
-	double ops_flat, ops_base;	/* guest ops ratio at 40 Hz */
+	double bound_1k, bound_10k;	  /* staged p99 / scattered bound */
+	double bound_1k_mc, bound_10k_mc; /* staged p99 / memcpy bound */
+	double swp_10g;			  /* staged p99 / swp p99, 10 Gbit/s */
+	double swp_eq;			  /* same, flat-out 10k-page writer */
+	double max_rate;		  /* 1k pages, jitter p99 < 1 ms */
+	double ops_flat, ops_base;	  /* guest ops ratio at 40 Hz */
 	const struct bench_res *r1k, *r10k, *s10g, *w10g, *rflat, *rbase;
 	const struct bench_res *seq, *weq;
 };
@@ -447,13 +469,17 @@ static void compute_headlines(struct headlines *h)
 	h->s10g = find(BENCH_STAGED, 10000, 40, 10);
 	h->w10g = find(BENCH_SWP, 10000, 40, 10);
 	h->bound_1k = h->r1k ? ratio(h->r1k->ph[PH_PAUSE].p99,
-				     h->r1k->copy_scattered_ns) : NAN;
+				     h->r1k->copy_scattered_ns) :
+			       NAN;
 	h->bound_10k = h->r10k ? ratio(h->r10k->ph[PH_PAUSE].p99,
-				       h->r10k->copy_scattered_ns) : NAN;
+				       h->r10k->copy_scattered_ns) :
+				 NAN;
 	h->bound_1k_mc = h->r1k ? ratio(h->r1k->ph[PH_PAUSE].p99,
-					h->r1k->copy_memcpy_ns) : NAN;
+					h->r1k->copy_memcpy_ns) :
+				  NAN;
 	h->bound_10k_mc = h->r10k ? ratio(h->r10k->ph[PH_PAUSE].p99,
-					  h->r10k->copy_memcpy_ns) : NAN;
+					  h->r10k->copy_memcpy_ns) :
+				    NAN;
 	h->swp_10g = h->s10g && h->w10g ? ratio(h->s10g->ph[PH_PAUSE].p99,
 						h->w10g->ph[PH_PAUSE].p99) :
 					  NAN;
@@ -498,14 +524,16 @@ static void print_headlines(FILE *f, const struct headlines *h, bool md)
 	char a[32], b[32], c[32], d[32];
 	const char *li = md ? "* " : "  ";
 
-	fprintf(f, "%sstaged pause p99 / scattered-copy bound: 1k pages %s, 10k pages %s",
+	fprintf(f,
+		"%sstaged pause p99 / scattered-copy bound: 1k pages %s, 10k pages %s",
 		li, fmt(a, sizeof(a), 2, h->bound_1k),
 		fmt(b, sizeof(b), 2, h->bound_10k));
 	fprintf(f, " (vs memcpy bound: %s, %s)\n",
 		fmt(a, sizeof(a), 2, h->bound_1k_mc),
 		fmt(b, sizeof(b), 2, h->bound_10k_mc));
 	if (h->s10g && h->w10g)
-		fprintf(f, "%sstaged / send-while-paused pause p99 at 10k pages, 10 Gbit/s (%s): %s (%.0f us / %.0f us; dirty p50 %.0f / %.0f pages; per dirty page %s)\n",
+		fprintf(f,
+			"%sstaged / send-while-paused pause p99 at 10k pages, 10 Gbit/s (%s): %s (%.0f us / %.0f us; dirty p50 %.0f / %.0f pages; per dirty page %s)\n",
 			li, h->s10g->link_emulation,
 			fmt(a, sizeof(a), 3, h->swp_10g),
 			US(h->s10g->ph[PH_PAUSE].p99),
@@ -517,21 +545,24 @@ static void print_headlines(FILE *f, const struct headlines *h, bool md)
 				  ratio(h->w10g->ph[PH_PAUSE].p99,
 					h->w10g->ph[PH_DIRTY].p50))));
 	else
-		fprintf(f, "%sstaged / send-while-paused at 10 Gbit/s: not measured\n",
+		fprintf(f,
+			"%sstaged / send-while-paused at 10 Gbit/s: not measured\n",
 			li);
 	if (h->seq && h->weq)
-		fprintf(f, "%sthe same with a flat-out writer over 10k pages (10 Gbit/s %s): %s (%.0f us / %.0f us; dirty p50 %.0f / %.0f pages; equal only if the guest can touch all 10k each epoch)\n",
+		fprintf(f,
+			"%sthe same with a flat-out writer over 10k pages (10 Gbit/s %s): %s (%.0f us / %.0f us; dirty p50 %.0f / %.0f pages; equal only if the guest can touch all 10k each epoch)\n",
 			li, h->seq->link_emulation,
 			fmt(a, sizeof(a), 3, h->swp_eq),
 			US(h->seq->ph[PH_PAUSE].p99),
 			US(h->weq->ph[PH_PAUSE].p99), h->seq->ph[PH_DIRTY].p50,
 			h->weq->ph[PH_DIRTY].p50);
-	fprintf(f, "%shighest rate tried with 1k pages, jitter p99 < 1 ms and >= 95%% of the rate achieved: %s Hz\n",
+	fprintf(f,
+		"%shighest rate tried with 1k pages, jitter p99 < 1 ms and >= 95%% of the rate achieved: %s Hz\n",
 		li, fmt(a, sizeof(a), 0, h->max_rate));
-	fprintf(f, "%sguest ops ratio at 40 Hz (protected / unprotected): flat-out writer over 1k pages %s (%s / %s ops/s); rate-limited 1k-page guest %s\n",
+	fprintf(f,
+		"%sguest ops ratio at 40 Hz (protected / unprotected): flat-out writer over 1k pages %s (%s / %s ops/s); rate-limited 1k-page guest %s\n",
 		li, fmt(a, sizeof(a), 3, h->ops_flat),
-		fmt(b, sizeof(b), 0,
-		    h->rflat ? h->rflat->ops_protected : NAN),
+		fmt(b, sizeof(b), 0, h->rflat ? h->rflat->ops_protected : NAN),
 		fmt(c, sizeof(c), 0,
 		    h->rflat ? h->rflat->ops_unprotected : NAN),
 		fmt(d, sizeof(d), 3, h->ops_base));
@@ -576,8 +607,7 @@ static void get_machine(struct machine *m)
 		snprintf(m->kernel, sizeof(m->kernel), "%s %s", u.sysname,
 			 u.release);
 	m->nproc = sysconf(_SC_NPROCESSORS_ONLN);
-	strftime(m->date, sizeof(m->date), "%Y-%m-%dT%H:%M:%SZ",
-		 gmtime(&now));
+	strftime(m->date, sizeof(m->date), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 	f = fopen("/proc/loadavg", "r");
 	if (f) {
 		if (fscanf(f, "%lf", &m->load) != 1)
@@ -591,7 +621,8 @@ static void get_machine(struct machine *m)
 static void json_stat(FILE *f, const char *name, const struct bench_stat *s)
 {
 	fprintf(f,
-		"\"%s\": {\"p50\": %.0f, \"p90\": %.0f, \"p99\": %.0f, \"p999\": %.0f, \"max\": %.0f, \"mean\": %.0f, \"count\": %" PRIu64 "}",
+		"\"%s\": {\"p50\": %.0f, \"p90\": %.0f, \"p99\": %.0f, \"p999\": %.0f, \"max\": %.0f, \"mean\": %.0f, \"count\": %" PRIu64
+		"}",
 		name, s->p50, s->p90, s->p99, s->p999, s->max, s->mean,
 		s->count);
 }
@@ -654,7 +685,8 @@ static int write_json(const char *path, const struct machine *m,
 			", \"link\": \"%s\", \"link_gbit\": %g, \"link_emulation\": \"%s\", \"compression\": %s, \"dirty_mech\": \"%s\", \"epochs\": %" PRIu64
 			", \"missed_ticks\": %" PRIu64
 			", \"tiberd_status\": {\"skipped_ticks\": %" PRIu64
-			", \"missed_ticks\": %" PRIu64 "}, \"unacked\": %" PRIu64
+			", \"missed_ticks\": %" PRIu64
+			"}, \"unacked\": %" PRIu64
 			", \"achieved_hz\": %.2f, \"sync_s\": %.2f, ",
 			c->flatout ? "true" : "false", c->content, c->guest_mib,
 			c->link == BENCH_LINK_UNIX ? "unix" :
@@ -677,7 +709,8 @@ static int write_json(const char *path, const struct machine *m,
 			json_stat(f, name, &r->ph[p]);
 			fprintf(f, ", ");
 		}
-		fprintf(f, "\"period_jitter_ns\": {\"p99\": %.0f, \"p50\": %.0f, \"max\": %.0f}, ",
+		fprintf(f,
+			"\"period_jitter_ns\": {\"p99\": %.0f, \"p50\": %.0f, \"max\": %.0f}, ",
 			r->ph[PH_JITTER].p99, r->ph[PH_JITTER].p50,
 			r->ph[PH_JITTER].max);
 		fprintf(f,
@@ -703,9 +736,9 @@ static int write_json(const char *path, const struct machine *m,
 		json_num(f, r->ops_protected, 0);
 		fprintf(f, ", \"unprotected\": ");
 		json_num(f, r->ops_unprotected, 0);
-		fprintf(f, "}, \"loadavg\": [%.2f, %.2f], \"others_cores\": %.2f, \"wall_s\": %.1f}",
-			r->load_start, r->load_end, r->others_cores,
-			r->wall_s);
+		fprintf(f,
+			"}, \"loadavg\": [%.2f, %.2f], \"others_cores\": %.2f, \"wall_s\": %.1f}",
+			r->load_start, r->load_end, r->others_cores, r->wall_s);
 	}
 	fprintf(f, "\n ]}\n");
 	return fclose(f) ? -errno : 0;
@@ -718,15 +751,20 @@ static int write_markdown(const char *path, const struct machine *m,
 
 	if (!f)
 		return -errno;
-	fprintf(f, "<!-- SPDX-License-Identifier: MIT -->\n<!-- generated by tiber-bench%s; do not edit -->\n# tiber-bench results (%s)\n\n",
+	fprintf(f,
+		"<!-- SPDX-License-Identifier: MIT -->\n<!-- generated by tiber-bench%s; do not edit -->\n# tiber-bench results (%s)\n\n",
 		quick ? " --quick" : "", m->date);
-	fprintf(f, "Machine: %s, %ld CPUs, %" PRIu64 " MiB RAM, %s; load average %.2f at start; %.0f s wall.  Link emulation: %s.\n\n",
+	fprintf(f,
+		"Machine: %s, %ld CPUs, %" PRIu64
+		" MiB RAM, %s; load average %.2f at start; %.0f s wall.  Link emulation: %s.\n\n",
 		m->cpu, m->nproc, m->mem_kib / 1024, m->kernel, m->load, wall,
-		env.netns_ok ? "tbf on a veth pair between two network namespaces" :
-			       env.netns_err);
+		env.netns_ok ?
+			"tbf on a veth pair between two network namespaces" :
+			env.netns_err);
 	fprintf(f, "## Headline ratios\n\n");
 	print_headlines(f, h, true);
-	fprintf(f, "\n## Runs\n\nTimes in µs; bounds measured right after each run for the run's p50 dirty set; `p99/bound` = pause p99 / scattered-copy bound.\n\n");
+	fprintf(f,
+		"\n## Runs\n\nTimes in µs; bounds measured right after each run for the run's p50 dirty set; `p99/bound` = pause p99 / scattered-copy bound.\n\n");
 	print_table(f, true);
 	fprintf(f, "\n## Phases (p50 / p99 µs)\n\n");
 	print_phases(f, true);
@@ -829,7 +867,8 @@ int main(int argc, char **argv)
 	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 
-	printf("tiber-bench: %u runs%s on %s, %ld CPUs, %" PRIu64 " MiB, %s (load %.2f)\n",
+	printf("tiber-bench: %u runs%s on %s, %ld CPUs, %" PRIu64
+	       " MiB, %s (load %.2f)\n",
 	       nr_plan, quick ? " (quick)" : "", m.cpu, m.nproc,
 	       m.mem_kib / 1024, m.kernel, m.load);
 	fflush(stdout);
