@@ -256,6 +256,20 @@ for TYPE in $TYPES; do
 		running $NAME || break
 	done
 	xl dmesg | grep -i -E "triple|crash" | tail -3
+	# A guest that crashes while protected (like the recipe's PVH triple
+	# fault) is detected and reported: crash it with sysrq-c (the domU
+	# configs say on_crash="preserve") in the middle of a 10 Hz run.
+	if running $NAME; then
+		$PROBE $DOMID 100000 10 kernel=/root/domu/vmlinuz > $OUT/probe-$TYPE-crash.log 2>&1 &
+		ppid=$!
+		for i in $(seq 100); do grep -q '^EPOCH 3 ' $OUT/probe-$TYPE-crash.log && break; sleep 0.2; done
+		xl sysrq $NAME c
+		for i in $(seq 60); do kill -0 $ppid 2>/dev/null || break; sleep 0.5; done
+		kill -9 $ppid 2>/dev/null; wait $ppid 2>/dev/null
+		grep -E '^(EPOCH .*failed|RESULT)' $OUT/probe-$TYPE-crash.log | tail -2
+		grep -q 'health=-14 .*shut down: reason crash' $OUT/probe-$TYPE-crash.log
+		res ${TYPE}_crash_detected $? "state: $(xl list $NAME 2>/dev/null | tail -1 | awk '{print $5}')"
+	fi
 	cp $(conlog $NAME) $OUT/ 2>/dev/null
 	xl destroy $NAME >/dev/null 2>&1
 done
