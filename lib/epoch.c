@@ -99,6 +99,7 @@ struct tb_engine {
 	uint64_t full_pages_sent; /* sender: pre-copy pages of FULL epoch */
 	uint64_t full_bytes_sent;
 	struct job *full_pending; /* FULL epoch sent up to its paused round */
+	bool rearm; /* restart the tick schedule (after a first sync) */
 
 	struct tb_conn *conn;
 	pthread_t sender, receiver;
@@ -1187,6 +1188,7 @@ static int tick(struct tb_engine *e, int64_t t_tick)
 		if (try_reconnect(e, t_tick))
 			return 0;
 		rc = first_sync(e, t_tick);
+		e->rearm = true;
 		if (!rc || rc == -ETIMEDOUT || atomic_load(&e->stopping))
 			return 0;
 		goto check_guest;
@@ -1227,21 +1229,32 @@ check_guest:
 	return 0;
 }
 
+/* Arm the tick timer: first tick one period from now, then every period
+ * at absolute times (so the period never drifts by the checkpoint cost). */
+static int arm_ticks(struct tb_engine *e, int64_t period, int64_t *t0)
+{
+	struct itimerspec its = { 0 };
+
+	*t0 = tb_now_ns() + period;
+	its.it_value.tv_sec = *t0 / TB_NSEC_PER_SEC;
+	its.it_value.tv_nsec = *t0 % TB_NSEC_PER_SEC;
+	its.it_interval.tv_sec = period / TB_NSEC_PER_SEC;
+	its.it_interval.tv_nsec = period % TB_NSEC_PER_SEC;
+	return timerfd_settime(e->timer_fd, TFD_TIMER_ABSTIME, &its, NULL) ?
+		       -errno :
+		       0;
+}
+
 int tb_engine_run(struct tb_engine *e)
 {
 	int64_t period = (int64_t)(1e9 / e->cfg.rate_hz), t0, t_tick;
-	struct itimerspec its = { 0 };
 	struct pollfd pfd[3];
 	uint64_t expirations, ticks = 0;
 	int rc = 0, nfd, hrc;
 
-	t0 = tb_now_ns() + period;
-	its.it_value.tv_sec = t0 / TB_NSEC_PER_SEC;
-	its.it_value.tv_nsec = t0 % TB_NSEC_PER_SEC;
-	its.it_interval.tv_sec = period / TB_NSEC_PER_SEC;
-	its.it_interval.tv_nsec = period % TB_NSEC_PER_SEC;
-	if (timerfd_settime(e->timer_fd, TFD_TIMER_ABSTIME, &its, NULL))
-		return -errno;
+	rc = arm_ticks(e, period, &t0);
+	if (rc)
+		return rc;
 	t_tick = t0;
 	while (!atomic_load(&e->stopping)) {
 		pfd[0] = (struct pollfd){ .fd = e->timer_fd, .events = POLLIN };
@@ -1274,6 +1287,19 @@ int tb_engine_run(struct tb_engine *e)
 		rc = tick(e, t_tick);
 		if (rc)
 			break;
+		if (e->rearm) {
+			/* A first sync is not periodic: restart the fixed-rate
+			 * schedule after it instead of counting the ticks it
+			 * spanned as missed. */
+			e->rearm = false;
+			rc = arm_ticks(e, period, &t0);
+			if (rc)
+				break;
+			ticks = 0;
+			pthread_mutex_lock(&e->lock);
+			e->skipped_since = 0;
+			pthread_mutex_unlock(&e->lock);
+		}
 		if (e->cfg.max_epochs && e->epochs_started >= e->cfg.max_epochs)
 			break;
 	}

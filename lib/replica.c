@@ -162,7 +162,11 @@ static int begin(struct tb_replica *r, const struct tb_epoch_begin *b,
 {
 	int rc;
 
-	if (r->have_commit && b->epoch <= r->committed_epoch)
+	/* A FULL epoch replaces everything, so a new primary (whose epoch
+	 * numbers start again) may send one; within a connection tb_sess
+	 * keeps the numbers increasing. */
+	if (r->have_commit && !(b->flags & TB_EPOCH_FULL) &&
+	    b->epoch <= r->committed_epoch)
 		return fail(r, serr, TB_SERR_BAD_ORDER,
 			    "epoch %" PRIu64 " not after committed %" PRIu64,
 			    b->epoch, r->committed_epoch);

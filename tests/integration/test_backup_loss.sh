@@ -35,4 +35,8 @@ rc=$?
 [ $rc -eq 0 ] || fail "tiberd exit $rc after SIGTERM"
 kill -0 "$GUEST_PID" || fail "guest died"
 grep -q "primary detached" "$T/repl2.log" || fail "backup did not see an orderly detach"
+# A new tiberd (its epochs numbered from 1 again) protects the same guest
+# on the same backup.
+start_tiberd d2 --rate 100
+WAIT_S=20 wait_for acked_at_least 10 || fail "a restarted tiberd was not accepted by the backup"
 echo "test_backup_loss: ok ($(grep -c . "$T/d.trace") epochs traced)"

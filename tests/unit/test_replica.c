@@ -267,6 +267,21 @@ START_TEST(new_full_sync_keeps_old_replica_until_committed)
 }
 END_TEST
 
+START_TEST(new_primary_full_sync_may_restart_epoch_numbers)
+{
+	uint64_t pfns[NPAGES];
+	int serr;
+
+	memset(pr->shadow_ok, 0, sizeof(pr->shadow_ok));
+	all_pfns(pfns);
+	prim_fill(pr->mem[3], 4242);
+	prim_encode_epoch(pr, 1, true, pfns, NPAGES); /* committed is 1 */
+	ck_assert_int_eq(feed(&rep, pr, 0, &serr), 1);
+	ck_assert_uint_eq(rep.committed_epoch, 1);
+	assert_replica_is(&rep, pr);
+}
+END_TEST
+
 static Suite *replica_suite(void)
 {
 	Suite *s = suite_create("replica");
@@ -281,6 +296,7 @@ static Suite *replica_suite(void)
 	tcase_add_test(tc, duplicate_and_out_of_range_pfns_are_rejected);
 	tcase_add_test(tc, undecodable_payload_is_rejected);
 	tcase_add_test(tc, new_full_sync_keeps_old_replica_until_committed);
+	tcase_add_test(tc, new_primary_full_sync_may_restart_epoch_numbers);
 	suite_add_tcase(s, tc);
 	return s;
 }
