@@ -341,7 +341,7 @@ static void mb_codec(const struct mb_cfg *cfg, struct mb_json *j)
 				.try_plain = m == MB_XOR_PLAIN,
 			};
 			bool use_shadow = m == MB_XOR || m == MB_XOR_PLAIN;
-			struct tb_codec_stats cs;
+			struct tb_codec_stats cs = { 0 };
 			struct mb_stat se, sd;
 			char ratio[16];
 			double bpp;

@@ -433,6 +433,7 @@ static void reap(struct conn_ctx **list, bool all)
 {
 	struct conn_ctx **pp = list, *cx;
 
+	/* cppcheck-suppress uninitvar ; *pp is the list head or a next */
 	while ((cx = *pp)) {
 		if (all && !atomic_load(&cx->done))
 			tb_conn_shutdown(cx->conn);

@@ -599,7 +599,7 @@ static void watchdog_main(int sock, pid_t guest)
 		if (n < 0 && errno != EINTR)
 			_exit(1);
 		if (pfd[0].revents) {
-			char c;
+			char c = 0;
 			int fd;
 			unsigned nf = 1;
 
@@ -938,6 +938,7 @@ static int boot(struct tb_guest *g)
 	for (o = 0; o < g->ram_size; o += TB_PAGE_SIZE) {
 		volatile uint8_t *p = g->ram + o;
 
+		/* cppcheck-suppress selfAssignment ; a write through volatile */
 		*p = *p;
 	}
 	g->ctrl_size = tb_sim_ctrl_size(g->ram_size);
