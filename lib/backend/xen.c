@@ -62,13 +62,17 @@
 int xc_get_pfn_type_batch(xc_interface *xch, uint32_t dom, unsigned int num,
 			  xen_pfn_t *arr);
 
-#define CHUNK_PAGES 16384u /* 64 MiB of guest memory per mapping */
-#define TYPE_BATCH 1024u
-#define CANCEL_GRACE_NS (2 * TB_NSEC_PER_SEC)
+#define CHUNK_PAGES	 16384u /* 64 MiB of guest memory per mapping */
+#define TYPE_BATCH	 1024u
+#define CANCEL_GRACE_NS	 (2 * TB_NSEC_PER_SEC)
 #define SUSPEND_LOCK_FMT "/var/run/xen/suspend-evtchn-%u.lock"
-#define INVALID_PFN (~(uint64_t)0)
+#define INVALID_PFN	 (~(uint64_t)0)
 
-enum xen_kind { KIND_PV, KIND_PVH, KIND_HVM };
+enum xen_kind {
+	KIND_PV,
+	KIND_PVH,
+	KIND_HVM
+};
 
 struct xen_logger {
 	xentoollog_logger vtable; /* first: libxc passes this pointer */
@@ -93,14 +97,14 @@ struct tb_dom {
 	bool suspend_cancel;
 	bool allow_slow;
 	char shutdown_path[80];
-	int guest_port;	/* guest side of the subscribed channel, or -1 */
-	int local_port;	/* our side, or -1 */
+	int guest_port;	     /* guest side of the subscribed channel, or -1 */
+	int local_port;	     /* our side, or -1 */
 	bool port_allocated; /* we allocated guest_port (xenstore mode) */
 	int lockfd;
-	bool watching;	/* @releaseDomain watch instead of a port */
+	bool watching; /* @releaseDomain watch instead of a port */
 
-	bool requested;	/* suspend asked, not yet seen */
-	bool suspended;	/* shut down for suspend, by our request */
+	bool requested; /* suspend asked, not yet seen */
+	bool suspended; /* shut down for suspend, by our request */
 	bool paused;	/* paused by us (pause mode) */
 	bool logdirty;
 
@@ -108,20 +112,20 @@ struct tb_dom {
 	uint64_t *dirty_bm;
 	unsigned dirty_bm_pages;
 
-	uint8_t **chunks;      /* chunk i maps pfns [i * CHUNK_PAGES, ...) */
+	uint8_t **chunks; /* chunk i maps pfns [i * CHUNK_PAGES, ...) */
 	size_t nr_chunks;
-	uint64_t *mapped_mfn;  /* PV: mfn each pfn is mapped with */
+	uint64_t *mapped_mfn;	/* PV: mfn each pfn is mapped with */
 	struct tb_bitmap holes; /* pfns not mapped (no page there) */
 
 	/* PV only */
 	struct xc_domain_meminfo minfo; /* live p2m */
 	xen_pfn_t *m2p;
 	unsigned long m2p_size;
-	xen_pfn_t *types;      /* scratch for xc_get_pfn_type_batch */
+	xen_pfn_t *types; /* scratch for xc_get_pfn_type_batch */
 	size_t types_cap;
 
 	/* HVM/PVH */
-	uint8_t *hvm_buf;      /* xc_domain_hvm_getcontext, reused */
+	uint8_t *hvm_buf; /* xc_domain_hvm_getcontext, reused */
 	size_t hvm_cap;
 
 	struct tb_dom_stats st;
@@ -277,8 +281,9 @@ int tb_xen_kernel_suspend_cancel(const char *path, bool *yes)
 	(void)xc_dom_parse_image(dom);
 	rc = tb_xen_elf_suspend_cancel(dom->kernel_blob, dom->kernel_size, yes);
 	if (rc)
-		tb_backend_set_reason("kernel %s: not an ELF kernel after decompression (%s)",
-				      path, xl.last);
+		tb_backend_set_reason(
+			"kernel %s: not an ELF kernel after decompression (%s)",
+			path, xl.last);
 out_release:
 	xc_dom_release(dom);
 out_close:
@@ -357,8 +362,9 @@ static int map_memory(struct tb_dom *d)
 	for (c = 0; c < d->nr_chunks; c++) {
 		rc = map_chunk(d, c);
 		if (rc) {
-			tb_backend_set_reason("dom%u: map guest memory chunk %zu: %s",
-					      d->domid, c, strerror(-rc));
+			tb_backend_set_reason(
+				"dom%u: map guest memory chunk %zu: %s",
+				d->domid, c, strerror(-rc));
 			return rc;
 		}
 	}
@@ -504,8 +510,8 @@ static void release_channel(struct tb_dom *d)
 static void xen_detach(struct tb_dom *d);
 
 static int detect_suspend_cancel(struct tb_dom *d, const struct tb_dom_cfg *cfg,
-				 const char *dompath, int *detected,
-				 char *src, size_t srclen)
+				 const char *dompath, int *detected, char *src,
+				 size_t srclen)
 {
 	char path[256];
 	char *vm = NULL, *kernel = NULL;
@@ -577,8 +583,9 @@ static int netbuf_attach(struct tb_dom *d)
 	cfg.vif = d->vif;
 	rc = tb_netbuf_setup(&d->netbuf, &cfg, why, sizeof(why));
 	if (rc) {
-		tb_backend_set_reason("dom%u: output commit on %s: %s (TIBER_XEN_VIF=none runs without)",
-				      d->domid, d->vif, why);
+		tb_backend_set_reason(
+			"dom%u: output commit on %s: %s (TIBER_XEN_VIF=none runs without)",
+			d->domid, d->vif, why);
 		return rc;
 	}
 	pthread_mutex_init(&d->nb_lock, NULL);
@@ -608,8 +615,9 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	d->xch = xc_interface_open(&d->log.vtable, &d->log.vtable, 0);
 	if (!d->xch) {
 		rc = -errno;
-		tb_backend_set_reason("xc_interface_open: %s (root? /dev/xen/privcmd?)",
-				      strerror(-rc));
+		tb_backend_set_reason(
+			"xc_interface_open: %s (root? /dev/xen/privcmd?)",
+			strerror(-rc));
 		goto fail;
 	}
 	rc = dom_getinfo(d->xch, d->domid, &info);
@@ -630,23 +638,25 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	}
 	if (info.flags & XEN_DOMINF_shutdown) {
 		rc = -EINVAL;
-		tb_backend_set_reason("dom%u has a shutdown pending (reason %s); run `tiberctl recover %u` if tiber left it suspended",
-				      d->domid,
-				      reason_name(shutdown_reason(&info)),
-				      d->domid);
+		tb_backend_set_reason(
+			"dom%u has a shutdown pending (reason %s); run `tiberctl recover %u` if tiber left it suspended",
+			d->domid, reason_name(shutdown_reason(&info)),
+			d->domid);
 		goto fail;
 	}
 	if (info.flags & XEN_DOMINF_paused) {
 		rc = -EBUSY;
-		tb_backend_set_reason("dom%u is paused by someone else; unpause it first",
-				      d->domid);
+		tb_backend_set_reason(
+			"dom%u is paused by someone else; unpause it first",
+			d->domid);
 		goto fail;
 	}
 	d->nr_vcpus = info.max_vcpu_id + 1;
 	d->shared_info_frame = (unsigned long)info.shared_info_frame;
 	if (info.flags & XEN_DOMINF_hvm_guest) {
 		/* PVH: HVM container with no emulated platform but the LAPIC. */
-		d->kind = (info.arch_config.emulation_flags & XEN_X86_EMU_IOAPIC) ?
+		d->kind = (info.arch_config.emulation_flags &
+			   XEN_X86_EMU_IOAPIC) ?
 				  KIND_HVM :
 				  KIND_PVH;
 		d->guest_width = 8;
@@ -655,14 +665,15 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 		if (xc_domain_get_guest_width(d->xch, d->domid,
 					      &d->guest_width)) {
 			rc = -errno;
-			tb_backend_set_reason("dom%u: guest width: %s", d->domid,
-					      xc_last(d));
+			tb_backend_set_reason("dom%u: guest width: %s",
+					      d->domid, xc_last(d));
 			goto fail;
 		}
 		if (d->guest_width != 8) {
 			rc = -ENOTSUP;
-			tb_backend_set_reason("dom%u: 32-bit PV guests are not supported (only x86_64 PV, PVH, HVM)",
-					      d->domid);
+			tb_backend_set_reason(
+				"dom%u: 32-bit PV guests are not supported (only x86_64 PV, PVH, HVM)",
+				d->domid);
 			goto fail;
 		}
 	}
@@ -704,12 +715,11 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	rc = tb_xen_resolve_mode(cfg->suspend_mode, published >= 0,
 				 cfg->static_port, has_control, &d->mode);
 	if (rc) {
-		tb_backend_set_reason("dom%u: suspend mode %s impossible: device/suspend/event-channel %s, static port %d, control/shutdown %s",
-				      d->domid,
-				      tb_suspend_mode_name(cfg->suspend_mode),
-				      published >= 0 ? "published" : "absent",
-				      cfg->static_port,
-				      has_control ? "present" : "absent");
+		tb_backend_set_reason(
+			"dom%u: suspend mode %s impossible: device/suspend/event-channel %s, static port %d, control/shutdown %s",
+			d->domid, tb_suspend_mode_name(cfg->suspend_mode),
+			published >= 0 ? "published" : "absent",
+			cfg->static_port, has_control ? "present" : "absent");
 		goto fail;
 	}
 
@@ -717,28 +727,27 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 				   sizeof(src));
 	if (rc && cfg->suspend_cancel < 0)
 		goto fail; /* reason set by the ELF reader */
-	d->suspend_cancel = tb_xen_suspend_cancel(cfg->suspend_cancel,
-						  detected);
+	d->suspend_cancel =
+		tb_xen_suspend_cancel(cfg->suspend_cancel, detected);
 	if (d->mode == TB_SUSPEND_PAUSE) {
 		d->suspend_cancel = false; /* unpause: nothing to cancel */
 	} else if (!d->suspend_cancel && !d->allow_slow) {
 		rc = -ENOTSUP;
-		tb_backend_set_reason("dom%u: guest does not advertise SUSPEND_CANCEL (%s%s): fast resume impossible; set suspend_cancel=yes if it does, allow_slow_resume=yes, or suspend_mode=pause",
-				      d->domid, src,
-				      cfg->suspend_cancel == 0 ?
-					      ", config says no" :
-					      "");
+		tb_backend_set_reason(
+			"dom%u: guest does not advertise SUSPEND_CANCEL (%s%s): fast resume impossible; set suspend_cancel=yes if it does, allow_slow_resume=yes, or suspend_mode=pause",
+			d->domid, src,
+			cfg->suspend_cancel == 0 ? ", config says no" : "");
 		goto fail;
 	}
 
 	if (d->mode != TB_SUSPEND_PAUSE) {
 		rc = setup_channel(d, published, cfg->static_port);
 		if (rc && d->mode == TB_SUSPEND_EVTCHN) {
-			tb_backend_set_reason("dom%u: bind suspend event channel %d: %s (%s)",
-					      d->domid,
-					      published >= 0 ? published :
-							       cfg->static_port,
-					      strerror(-rc), xc_last(d));
+			tb_backend_set_reason(
+				"dom%u: bind suspend event channel %d: %s (%s)",
+				d->domid,
+				published >= 0 ? published : cfg->static_port,
+				strerror(-rc), xc_last(d));
 			goto fail;
 		}
 		if (rc) {
@@ -749,8 +758,9 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 			d->log.last[0] = '\0';
 			if (!xs_watch(d->xsh, "@releaseDomain", "tiber")) {
 				rc = -errno;
-				tb_backend_set_reason("dom%u: xs_watch @releaseDomain: %s",
-						      d->domid, strerror(-rc));
+				tb_backend_set_reason(
+					"dom%u: xs_watch @releaseDomain: %s",
+					d->domid, strerror(-rc));
 				goto fail;
 			}
 			d->watching = true;
@@ -772,14 +782,14 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	if (xc_shadow_control(d->xch, d->domid,
 			      XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0)) {
 		rc = -errno;
-		tb_backend_set_reason("dom%u: enable log-dirty: %s%s", d->domid,
-				      strerror(-rc),
-				      d->kind == KIND_PV && rc == -EOPNOTSUPP ?
-					      " (PV log-dirty needs a hypervisor with CONFIG_SHADOW_PAGING)" :
-				      rc == -EBUSY || rc == -EEXIST ||
-						      rc == -EINVAL ?
-					      " (already on? another tool such as xl remus or migration, or a tiberd killed by SIGKILL: tiberctl recover)" :
-					      "");
+		tb_backend_set_reason(
+			"dom%u: enable log-dirty: %s%s", d->domid,
+			strerror(-rc),
+			d->kind == KIND_PV && rc == -EOPNOTSUPP ?
+				" (PV log-dirty needs a hypervisor with CONFIG_SHADOW_PAGING)" :
+			rc == -EBUSY || rc == -EEXIST || rc == -EINVAL ?
+				" (already on? another tool such as xl remus or migration, or a tiberd killed by SIGKILL: tiberctl recover)" :
+				"");
 		goto fail;
 	}
 	d->logdirty = true;
@@ -822,13 +832,13 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 		DECLARE_HYPERCALL_BUFFER_SHADOW(uint64_t, bm, &d->dirty_hbuf);
 		xc_shadow_op_stats_t ss;
 
-		if (xc_logdirty_control(d->xch, d->domid,
-					XEN_DOMCTL_SHADOW_OP_CLEAN,
-					HYPERCALL_BUFFER(bm), d->nr_gpfns, 0,
-					&ss) < 0) {
+		if (xc_logdirty_control(
+			    d->xch, d->domid, XEN_DOMCTL_SHADOW_OP_CLEAN,
+			    HYPERCALL_BUFFER(bm), d->nr_gpfns, 0, &ss) < 0) {
 			rc = -errno;
-			tb_backend_set_reason("dom%u: first log-dirty clean: %s",
-					      d->domid, xc_last(d));
+			tb_backend_set_reason(
+				"dom%u: first log-dirty clean: %s", d->domid,
+				xc_last(d));
 			goto fail;
 		}
 		/* Holes written while we were mapping. */
@@ -1053,15 +1063,15 @@ static int pv_normalise(struct tb_dom *d, const uint64_t *pfns, size_t n,
 				continue;
 			rc = tb_xen_pt_normalise(
 				(uint64_t *)(dst + (i + j) * TB_PAGE_SIZE),
-				level, d->m2p, d->m2p_size,
-				d->minfo.p2m_table, d->minfo.p2m_size, &bad);
+				level, d->m2p, d->m2p_size, d->minfo.p2m_table,
+				d->minfo.p2m_size, &bad);
 			if (rc && d->suspended) {
-				tb_backend_set_reason("dom%u: pfn %#" PRIx64 " L%u[%u]: %s",
-						      d->domid, pfns[i + j],
-						      level, bad,
-						      rc == -ERANGE ?
-							      "mfn not the guest's (grant/I/O mapping)" :
-							      "superpage");
+				tb_backend_set_reason(
+					"dom%u: pfn %#" PRIx64 " L%u[%u]: %s",
+					d->domid, pfns[i + j], level, bad,
+					rc == -ERANGE ?
+						"mfn not the guest's (grant/I/O mapping)" :
+						"superpage");
 				return rc;
 			}
 			/* Running (pre-copy): torn tables are re-sent. */
@@ -1096,9 +1106,13 @@ static int xen_copy_pages(struct tb_dom *d, const uint64_t *pfns, size_t n,
 /* ------------------------------------------------------------ state blobs */
 
 /* Blob header, see docs/xen-backend.md.  All fields little-endian. */
-#define TB_XEN_BLOB_MAGIC 0x4e584254u /* "TBXN" */
+#define TB_XEN_BLOB_MAGIC   0x4e584254u /* "TBXN" */
 #define TB_XEN_BLOB_VERSION 1u
-enum { BLOB_CPU_PV = 1, BLOB_CPU_HVM = 2, BLOB_DEV = 3 };
+enum {
+	BLOB_CPU_PV = 1,
+	BLOB_CPU_HVM = 2,
+	BLOB_DEV = 3
+};
 
 static int blob_hdr(struct tb_buf *out, uint32_t kind, uint32_t count)
 {
@@ -1128,10 +1142,10 @@ static int blob_rec(struct tb_buf *out, uint32_t type, uint32_t id,
 }
 
 enum {
-	REC_PV_VCPU = 1,   /* vcpu_guest_context_x86_64_t; len 0 = offline */
-	REC_HVM_CTX = 2,   /* xc_domain_hvm_getcontext() image */
-	REC_TSC = 3,	   /* u32 mode, u32 khz, u32 incarnation, u32 0, u64 ns */
-	REC_SHINFO = 4,	   /* PV shared info frame, 4096 bytes */
+	REC_PV_VCPU = 1, /* vcpu_guest_context_x86_64_t; len 0 = offline */
+	REC_HVM_CTX = 2, /* xc_domain_hvm_getcontext() image */
+	REC_TSC = 3,	 /* u32 mode, u32 khz, u32 incarnation, u32 0, u64 ns */
+	REC_SHINFO = 4,	 /* PV shared info frame, 4096 bytes */
 	REC_HVM_PARAM = 5, /* id = HVM_PARAM_*, u64 value */
 	REC_PV_INFO = 6,   /* u32 guest width, u32 pt levels, u64 p2m size */
 };
@@ -1225,14 +1239,22 @@ static int blob_holes(struct tb_dom *d, struct tb_buf *out)
 static int xen_save_device_state(struct tb_dom *d, struct tb_buf *out)
 {
 	static const uint32_t params[] = {
-		HVM_PARAM_STORE_PFN,	HVM_PARAM_STORE_EVTCHN,
-		HVM_PARAM_CONSOLE_PFN,	HVM_PARAM_CONSOLE_EVTCHN,
-		HVM_PARAM_CALLBACK_IRQ, HVM_PARAM_IDENT_PT,
-		HVM_PARAM_PAGING_RING_PFN, HVM_PARAM_MONITOR_RING_PFN,
-		HVM_PARAM_SHARING_RING_PFN, HVM_PARAM_VM86_TSS_SIZED,
-		HVM_PARAM_IOREQ_PFN,	HVM_PARAM_BUFIOREQ_PFN,
-		HVM_PARAM_NR_IOREQ_SERVER_PAGES, HVM_PARAM_PAE_ENABLED,
-		HVM_PARAM_TIMER_MODE,	HVM_PARAM_VIRIDIAN,
+		HVM_PARAM_STORE_PFN,
+		HVM_PARAM_STORE_EVTCHN,
+		HVM_PARAM_CONSOLE_PFN,
+		HVM_PARAM_CONSOLE_EVTCHN,
+		HVM_PARAM_CALLBACK_IRQ,
+		HVM_PARAM_IDENT_PT,
+		HVM_PARAM_PAGING_RING_PFN,
+		HVM_PARAM_MONITOR_RING_PFN,
+		HVM_PARAM_SHARING_RING_PFN,
+		HVM_PARAM_VM86_TSS_SIZED,
+		HVM_PARAM_IOREQ_PFN,
+		HVM_PARAM_BUFIOREQ_PFN,
+		HVM_PARAM_NR_IOREQ_SERVER_PAGES,
+		HVM_PARAM_PAE_ENABLED,
+		HVM_PARAM_TIMER_MODE,
+		HVM_PARAM_VIRIDIAN,
 	};
 	uint32_t mode, khz, inc;
 	uint64_t ns;
@@ -1357,8 +1379,9 @@ static int xen_resume(struct tb_dom *d, bool fast)
 	}
 	if (fast && !d->suspend_cancel) {
 		if (!d->allow_slow) {
-			tb_backend_set_reason("dom%u: fast resume refused: guest does not advertise SUSPEND_CANCEL",
-					      d->domid);
+			tb_backend_set_reason(
+				"dom%u: fast resume refused: guest does not advertise SUSPEND_CANCEL",
+				d->domid);
 			return -ENOTSUP;
 		}
 		fast = false;
@@ -1409,9 +1432,8 @@ static int xen_check_health(struct tb_dom *d)
 			return 0;
 		tb_backend_set_reason("dom%u shut down: reason %s", d->domid,
 				      reason_name(r));
-		return r == SHUTDOWN_crash || r == SHUTDOWN_watchdog ?
-			       -EFAULT :
-			       -ESRCH;
+		return r == SHUTDOWN_crash || r == SHUTDOWN_watchdog ? -EFAULT :
+								       -ESRCH;
 	}
 	return 0;
 }
@@ -1594,13 +1616,15 @@ static int xen_restore(const struct tb_restore_req *req,
 
 	memset(res, 0, sizeof(*res));
 	if (!req->args || !*req->args) {
-		tb_backend_set_reason("xen restore needs the domain's xl config file (--restore-args FILE)");
+		tb_backend_set_reason(
+			"xen restore needs the domain's xl config file (--restore-args FILE)");
 		return -EINVAL;
 	}
 	for (const char *c = req->name; *c; c++)
 		if (!(isalnum((unsigned char)*c) || strchr("-_.", *c))) {
-			tb_backend_set_reason("guest name '%s' has characters xl would not take",
-					      req->name);
+			tb_backend_set_reason(
+				"guest name '%s' has characters xl would not take",
+				req->name);
 			return -EINVAL;
 		}
 	t0 = tb_now_ns();
@@ -1616,8 +1640,8 @@ static int xen_restore(const struct tb_restore_req *req,
 		goto out;
 	}
 	rc = tb_xs_from_blobs(req->cpu_state, req->cpu_state_len,
-			      req->dev_state, req->dev_state_len,
-			      req->nr_pages, ps, &img);
+			      req->dev_state, req->dev_state_len, req->nr_pages,
+			      ps, &img);
 	if (rc) {
 		tb_backend_set_reason("xen restore: %s", ps->reason);
 		goto out_free;
@@ -1643,7 +1667,8 @@ static int xen_restore(const struct tb_restore_req *req,
 	rc = run_xl(argv, fd, out, sizeof(out));
 	t2 = tb_now_ns();
 	if (rc) {
-		tb_backend_set_reason("xl restore (stream %" PRIu64 " MiB, %" PRIu64 " pages): %s",
+		tb_backend_set_reason("xl restore (stream %" PRIu64
+				      " MiB, %" PRIu64 " pages): %s",
 				      st.bytes >> 20, st.pages, out);
 		goto out_fd;
 	}

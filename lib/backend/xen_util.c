@@ -164,9 +164,9 @@ int tb_xen_elf_suspend_cancel(const void *img, size_t len, bool *yes)
 }
 
 /* Linux boot protocol, Documentation/x86/boot.rst. */
-#define BZ_SETUP_SECTS 0x1f1
-#define BZ_HDRS 0x202
-#define BZ_VERSION 0x206
+#define BZ_SETUP_SECTS	  0x1f1
+#define BZ_HDRS		  0x202
+#define BZ_VERSION	  0x206
 #define BZ_PAYLOAD_OFFSET 0x248
 #define BZ_PAYLOAD_LENGTH 0x24c
 
@@ -178,12 +178,9 @@ int tb_xen_bzimage_payload(const void *img, size_t len, size_t *off,
 		size_t n;
 		const char *magic;
 	} magics[] = {
-		{ "gzip", 2, "\037\213" },
-		{ "bzip2", 3, "BZh" },
-		{ "xz", 6, "\3757zXZ\0" },
-		{ "lzma", 3, "\135\0\0" },
-		{ "lzo", 9, "\211LZO\0\r\n\032\n" },
-		{ "lz4", 4, "\002!L\030" },
+		{ "gzip", 2, "\037\213" },	     { "bzip2", 3, "BZh" },
+		{ "xz", 6, "\3757zXZ\0" },	     { "lzma", 3, "\135\0\0" },
+		{ "lzo", 9, "\211LZO\0\r\n\032\n" }, { "lz4", 4, "\002!L\030" },
 		{ "zstd", 4, "(\265/\375" },
 	};
 	const uint8_t *b = img;
@@ -237,13 +234,13 @@ uint64_t tb_xen_bitmap_merge(uint64_t *dst, uint64_t dst_bits,
 	return count;
 }
 
-#define PTE_PRESENT 0x1ull
-#define PTE_PSE 0x80ull
+#define PTE_PRESENT    0x1ull
+#define PTE_PSE	       0x80ull
 #define PTE_FRAME_MASK 0x000ffffffffff000ull
 /* HYPERVISOR_VIRT_START/END of x86_64 PV (0xffff800000000000 and
  * 0xffff880000000000) as L4 slots, inclusive as in Xen's save code. */
 #define L4_XEN_FIRST 256u
-#define L4_XEN_LAST 272u
+#define L4_XEN_LAST  272u
 
 int tb_xen_pt_normalise(uint64_t *pt, unsigned level, const uint64_t *m2p,
 			uint64_t m2p_size, const uint64_t *p2m,

@@ -175,9 +175,8 @@ START_TEST(bzimage_payload_is_located_and_compression_named)
 	tb_put_le32(img + 0x248, 100);
 	tb_put_le32(img + 0x24c, 1000);
 	memcpy(img + 2048 + 100, "\3757zXZ\0", 6);
-	ck_assert_int_eq(tb_xen_bzimage_payload(img, sizeof(img), &off, &plen,
-						&fmt),
-			 0);
+	ck_assert_int_eq(
+		tb_xen_bzimage_payload(img, sizeof(img), &off, &plen, &fmt), 0);
 	ck_assert_uint_eq(off, 2148);
 	ck_assert_uint_eq(plen, 1000);
 	ck_assert_str_eq(fmt, "xz");
@@ -215,8 +214,7 @@ START_TEST(bitmap_merge_ors_and_clips)
 	uint64_t dst[3] = { 1, 0, 0 }, src[4] = { 6, ~0ull, ~0ull, ~0ull };
 
 	/* dst has 130 bits: words 0,1 full, 2 bits of word 2 */
-	ck_assert_uint_eq(tb_xen_bitmap_merge(dst, 130, src, 256),
-			  2 + 64 + 2);
+	ck_assert_uint_eq(tb_xen_bitmap_merge(dst, 130, src, 256), 2 + 64 + 2);
 	ck_assert_uint_eq(dst[0], 7);
 	ck_assert_uint_eq(dst[1], ~0ull);
 	ck_assert_uint_eq(dst[2], 3);
@@ -315,32 +313,29 @@ START_TEST(mode_resolution_prefers_evtchn_then_xenstore)
 {
 	enum tb_suspend_mode m;
 
-	ck_assert_int_eq(tb_xen_resolve_mode(TB_SUSPEND_AUTO, true, -1, true,
-					     &m),
-			 0);
+	ck_assert_int_eq(
+		tb_xen_resolve_mode(TB_SUSPEND_AUTO, true, -1, true, &m), 0);
 	ck_assert_int_eq(m, TB_SUSPEND_EVTCHN);
 	ck_assert_int_eq(tb_xen_resolve_mode(TB_SUSPEND_AUTO, false, 5, false,
 					     &m),
 			 0); /* dom0less static port */
 	ck_assert_int_eq(m, TB_SUSPEND_EVTCHN);
-	ck_assert_int_eq(tb_xen_resolve_mode(TB_SUSPEND_AUTO, false, -1, true,
-					     &m),
-			 0);
+	ck_assert_int_eq(
+		tb_xen_resolve_mode(TB_SUSPEND_AUTO, false, -1, true, &m), 0);
 	ck_assert_int_eq(m, TB_SUSPEND_XENSTORE);
 	/* no cooperation possible: pause only when asked for */
 	ck_assert_int_eq(tb_xen_resolve_mode(TB_SUSPEND_AUTO, false, -1, false,
 					     &m),
 			 -ENOTSUP);
-	ck_assert_int_eq(tb_xen_resolve_mode(TB_SUSPEND_EVTCHN, false, -1,
-					     true, &m),
+	ck_assert_int_eq(tb_xen_resolve_mode(TB_SUSPEND_EVTCHN, false, -1, true,
+					     &m),
 			 -ENOTSUP);
 	ck_assert_int_eq(tb_xen_resolve_mode(TB_SUSPEND_XENSTORE, true, -1,
 					     true, &m),
 			 0); /* override: xenstore although a port exists */
 	ck_assert_int_eq(m, TB_SUSPEND_XENSTORE);
-	ck_assert_int_eq(tb_xen_resolve_mode(TB_SUSPEND_PAUSE, false, -1,
-					     false, &m),
-			 0);
+	ck_assert_int_eq(
+		tb_xen_resolve_mode(TB_SUSPEND_PAUSE, false, -1, false, &m), 0);
 	ck_assert_int_eq(m, TB_SUSPEND_PAUSE);
 }
 END_TEST

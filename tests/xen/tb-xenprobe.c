@@ -130,11 +130,15 @@ int main(int argc, char **argv)
 
 		rc = tb_xen_kernel_suspend_cancel(argv[2], &yes);
 		printf("RESULT kernel %s suspend_cancel=%s rc=%d %s\n", argv[2],
-		       rc ? "?" : yes ? "yes" : "no", rc, tb_backend_reason());
+		       rc  ? "?" :
+		       yes ? "yes" :
+			     "no",
+		       rc, tb_backend_reason());
 		return rc ? 1 : 0;
 	}
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s DOMID EPOCHS HZ [mode=..] [kernel=..] [cancel=..] [trace=..]\n",
+		fprintf(stderr,
+			"usage: %s DOMID EPOCHS HZ [mode=..] [kernel=..] [cancel=..] [trace=..]\n",
 			argv[0]);
 		return 2;
 	}
@@ -153,8 +157,8 @@ int main(int argc, char **argv)
 		if (!rc)
 			rc = ops->request_suspend(d);
 		if (!rc)
-			rc = ops->await_suspended(d, tb_now_ns() +
-							     5 * TB_NSEC_PER_SEC);
+			rc = ops->await_suspended(
+				d, tb_now_ns() + 5 * TB_NSEC_PER_SEC);
 		printf("RESULT die-suspended: suspend rc=%d %s; now SIGKILL\n",
 		       rc, rc ? tb_backend_reason() : "");
 		fflush(stdout);
@@ -224,7 +228,8 @@ int main(int argc, char **argv)
 		prev_req = t_req;
 		rc = ops->request_suspend(d);
 		if (!rc)
-			rc = ops->await_suspended(d, t_req + 2 * TB_NSEC_PER_SEC);
+			rc = ops->await_suspended(d,
+						  t_req + 2 * TB_NSEC_PER_SEC);
 		if (rc) {
 			printf("EPOCH %" PRIu64 " suspend failed: %s %s\n", e,
 			       strerror(-rc), tb_backend_reason());
@@ -289,7 +294,8 @@ int main(int argc, char **argv)
 				e, t_req, t_susp, t_harv, t_staged, t_res, n,
 				cpu.len, dev.len);
 		if (e <= 3 || e % 50 == 0)
-			printf("EPOCH %" PRIu64 " req->susp=%.2f harvest=%.2f stage=%.2f resume=%.2f ms dirty=%zu cpu=%zuB dev=%zuB\n",
+			printf("EPOCH %" PRIu64
+			       " req->susp=%.2f harvest=%.2f stage=%.2f resume=%.2f ms dirty=%zu cpu=%zuB dev=%zuB\n",
 			       e, (t_susp - t_req) / 1e6,
 			       (t_harv - t_susp) / 1e6,
 			       (t_staged - t_harv) / 1e6,
