@@ -42,8 +42,26 @@ else
 	res netbuf_hold_release 1 "no $T"
 fi
 
-# 2. PVH failover
+# 2a. restore path alone (no network): tb-xenrestore suspends the PVH
+# domU, snapshots it like a replica, destroys it, restore()s it.
 CFG=/root/domu/domh.cfg; NAME=domh; PORT=7411
+if [ -x /usr/local/bin/tb-xenrestore ]; then
+	timeout 300 xl create $CFG > $OUT/create0.log 2>&1
+	ticking $NAME
+	DOMID=$(xl domid $NAME 2>/dev/null)
+	tick_kill=$(last_tick $NAME); nlines=$(wc -l < "$(conlog $NAME)")
+	t=$(now)
+	timeout 600 /usr/local/bin/tb-xenrestore $DOMID $CFG /root/domu/vmlinuz > $OUT/xenrestore.log 2>&1; rc=$?
+	sed 's/^/INFO xenrestore: /' $OUT/xenrestore.log
+	ticking $NAME; tk=$?
+	first=$(tail -n +$((nlines + 1)) "$(conlog $NAME)" | grep -a -o '^TICK [0-9]*' | head -1 | cut -d' ' -f2)
+	echo "INFO console after restore: first TICK ${first:-none}, now $(last_tick $NAME) (snapshot at ~$tick_kill); state $(xl list $NAME 2>/dev/null | tail -1 | awk '{print $5}')"
+	tail -n 15 "$(conlog $NAME)" | sed 's/^/INFO console: /'
+	res pvh_restore_from_snapshot $(( rc || tk )) "rc=$rc ticking=$tk in $(el $t)s"
+	xl destroy $NAME 2>/dev/null
+fi
+
+# 2b. PVH failover through tiberd + replicator
 t=$(now)
 timeout 300 xl create $CFG > $OUT/create.log 2>&1; rc=$?
 ticking $NAME; tk=$?

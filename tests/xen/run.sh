@@ -70,6 +70,12 @@ chmod 755 "$OVL/root/tiber/dom0-job.sh"
 # commit in dom0's kernel, PVH failover through xl restore)
 if [ "${TIBER_XEN_JOB:-}" = ha ]; then
 	cp "$TOP/build/rel/tests/test_xen_netbuf" "$OVL/usr/local/bin/"
+	# shellcheck disable=SC2046
+	cc -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -D_GNU_SOURCE \
+		-no-pie -I"$TOP/include" -o "$OVL/usr/local/bin/tb-xenrestore" \
+		"$HERE/tb-xenrestore.c" "$TOP/build/rel/libtiber.a" \
+		$(pkg-config --libs $PKGS 2>/dev/null) -lm -lrt -pthread >> "$D/build.log" 2>&1 ||
+		echo "check-xen: NOTE tb-xenrestore does not build"
 	cp "$HERE/dom0-ha.sh" "$OVL/root/tiber/"
 	chmod 755 "$OVL/root/tiber/dom0-ha.sh"
 fi
