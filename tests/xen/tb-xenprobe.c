@@ -123,6 +123,7 @@ int main(int argc, char **argv)
 	FILE *trace = NULL;
 	int rc;
 
+	setvbuf(stdout, NULL, _IOLBF, 0); /* the harness tails our log */
 	signal(SIGSEGV, on_fatal);
 	signal(SIGBUS, on_fatal);
 	if (argc >= 3 && !strcmp(argv[1], "kernel")) {
