@@ -93,10 +93,15 @@ int main(int argc, char **argv)
 	printf("INFO snapshot of %s (%s): %" PRIu64 " pfns, %" PRIu64 " non-zero pages, cpu %zu B, dev %zu B, %.1f ms\n",
 	       info.name, info.kind, info.nr_pages, nonzero, cpu.len, dev.len,
 	       (t1 - t0) / 1e6);
-	/* the primary dies while suspended, like a host failure */
+	/*
+	 * The primary runs on past the snapshot and then dies.  Detach
+	 * first: no domctl may reach a dying domain (a detach after
+	 * `xl destroy`, with our foreign mappings keeping the domain a
+	 * zombie, panicked Xen 4.17.5 in hvmemul_cancel under QEMU).
+	 */
+	ops->detach(d);
 	snprintf(cmd, sizeof(cmd), "xl destroy %u", cfg.domid);
 	rc = system(cmd);
-	ops->detach(d);
 	t2 = tb_now_ns();
 	req.name = info.name;
 	req.domid = info.domid;
