@@ -14,7 +14,7 @@
 set -u
 TYPES=${1:-pv pvh}
 EPOCHS=${2:-200}
-RATES=${3:-10 20 40}
+RATES=${3-10 20 40}
 OUT=/root/results/tiber; mkdir -p $OUT
 PROBE=/usr/local/bin/tb-xenprobe
 TIBERD=/usr/local/bin/tiberd
