@@ -346,7 +346,13 @@ static int send_pages(struct tb_engine *e, struct job *j,
 		}
 		if (rc)
 			break;
-		if (e->shadow) {
+		/* The shadow mirrors the backup's copy.  A zero page is not
+		 * copied (that would allocate memory for every hole of a
+		 * sparse guest): its shadow is marked invalid, and the
+		 * page's next change goes as plain lz4. */
+		if (e->shadow && enc == TB_ENC_ZERO) {
+			tb_bitmap_clear(&e->shadow_valid, pfn);
+		} else if (e->shadow) {
 			memcpy(e->shadow + pfn * TB_PAGE_SIZE, page,
 			       TB_PAGE_SIZE);
 			tb_bitmap_set(&e->shadow_valid, pfn);

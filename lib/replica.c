@@ -26,6 +26,8 @@
 #include "tiber/codec.h"
 #include "tiber/replica.h"
 
+static const uint8_t zero_page[TB_PAGE_SIZE];
+
 static int map_memfd(uint64_t nr_pages, int *fd_out, uint8_t **mem_out)
 {
 	size_t bytes = (size_t)nr_pages * TB_PAGE_SIZE;
@@ -216,6 +218,17 @@ static int pages(struct tb_replica *r, const struct tb_page_data *p, int *serr)
 		if (r->full) {
 			dst = r->full_mem + pfn * TB_PAGE_SIZE;
 			prev = dst;
+			/* The fresh image is zero: a zero page not yet written
+			 * in this epoch needs no write (and no memory). */
+			if (d.enc == TB_ENC_ZERO &&
+			    !tb_bitmap_test(&r->st_seen, pfn)) {
+				tb_digest_page(&r->digest, pfn, zero_page);
+				payload += d.len;
+				r->st_pages_count++;
+				r->st_bytes += TB_PAGE_SIZE;
+				continue;
+			}
+			tb_bitmap_set(&r->st_seen, pfn);
 		} else {
 			if (tb_bitmap_test(&r->st_seen, pfn))
 				return fail(r, serr, TB_SERR_BAD_FIELD,

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "check_main.h"
 #include "prim.h"
@@ -282,6 +283,30 @@ START_TEST(new_primary_full_sync_may_restart_epoch_numbers)
 }
 END_TEST
 
+START_TEST(zero_pages_of_a_full_sync_take_no_memory)
+{
+	uint64_t pfns[NPAGES];
+	struct stat st;
+	unsigned i;
+	int serr;
+
+	memset(pr->shadow_ok, 0, sizeof(pr->shadow_ok));
+	for (i = 0; i < NPAGES; i++)
+		memset(pr->mem[i], 0, TB_PAGE_SIZE);
+	pr->mem[7][9] = 1;
+	pr->mem[40][0] = 2;
+	all_pfns(pfns);
+	prim_encode_epoch(pr, 2, true, pfns, NPAGES);
+	ck_assert_int_eq(feed(&rep, pr, 0, &serr), 1);
+	/* A sparse guest (e.g. PVH's frame space) costs only its data.
+	 * (Checked first: reading a tmpfs hole through a shared mapping
+	 * allocates it.) */
+	ck_assert_int_eq(fstat(rep.mem_fd, &st), 0);
+	ck_assert_int_le(st.st_blocks * 512, 2 * TB_PAGE_SIZE);
+	assert_replica_is(&rep, pr);
+}
+END_TEST
+
 static Suite *replica_suite(void)
 {
 	Suite *s = suite_create("replica");
@@ -297,6 +322,7 @@ static Suite *replica_suite(void)
 	tcase_add_test(tc, undecodable_payload_is_rejected);
 	tcase_add_test(tc, new_full_sync_keeps_old_replica_until_committed);
 	tcase_add_test(tc, new_primary_full_sync_may_restart_epoch_numbers);
+	tcase_add_test(tc, zero_pages_of_a_full_sync_take_no_memory);
 	suite_add_tcase(s, tc);
 	return s;
 }
