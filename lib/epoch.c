@@ -100,6 +100,7 @@ struct tb_engine {
 	uint64_t full_bytes_sent;
 	struct job *full_pending; /* FULL epoch sent up to its paused round */
 	bool rearm; /* restart the tick schedule (after a first sync) */
+	atomic_bool pausing; /* a checkpoint is suspending the guest */
 
 	struct tb_conn *conn;
 	pthread_t sender, receiver;
@@ -303,6 +304,22 @@ static int flush_send(struct tb_engine *e, struct tb_epoch_rec *rec)
 	return rc;
 }
 
+/*
+ * The pause should have the CPUs to itself (it copies with 2 threads):
+ * compression of an earlier epoch waits while a checkpoint suspends,
+ * copies and resumes the guest.  (Not in send-while-paused mode, where
+ * the send is part of the pause.)
+ */
+static void yield_to_pause(struct tb_engine *e)
+{
+	if (!atomic_load(&e->pausing))
+		return;
+	pthread_mutex_lock(&e->lock);
+	while (atomic_load(&e->pausing) && !e->link_lost)
+		pthread_cond_wait(&e->cond, &e->lock);
+	pthread_mutex_unlock(&e->lock);
+}
+
 /* Encode pages of @j into PAGE_DATA records, sending each when full. */
 static int send_pages(struct tb_engine *e, struct job *j,
 		      struct tb_epoch_rec *rec, bool raw_only)
@@ -319,6 +336,8 @@ static int send_pages(struct tb_engine *e, struct job *j,
 		return 0;
 	rc = tb_enc_pages_begin(&e->prec, &e->sendbuf, CHUNK_PAGES);
 	for (i = 0; !rc && i < j->n; i++) {
+		if (!(i & 63) && !raw_only)
+			yield_to_pause(e);
 		const uint8_t *page = j->pages + i * TB_PAGE_SIZE;
 		uint64_t pfn = j->pfns[i];
 		const uint8_t *shadow = NULL;
@@ -794,6 +813,16 @@ static int suspend_guest(struct tb_engine *e, struct tb_epoch_rec *rec)
 	return rc;
 }
 
+static void end_pausing(struct tb_engine *e)
+{
+	if (!atomic_load(&e->pausing))
+		return;
+	pthread_mutex_lock(&e->lock);
+	atomic_store(&e->pausing, false);
+	pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+}
+
 /*
  * One paused round into @j: harvest, copy, state, boundary, resume.
  * @already_suspended: the guest is held suspended (policy hold).
@@ -807,10 +836,14 @@ static int checkpoint(struct tb_engine *e, struct job *j,
 	size_t n;
 	int rc, rc2;
 
+	if (e->cfg.mode == TB_MODE_STAGED)
+		atomic_store(&e->pausing, true);
 	if (!already_suspended) {
 		rc = suspend_guest(e, rec);
-		if (rc)
+		if (rc) {
+			end_pausing(e);
 			return rc;
+		}
 	} else {
 		rec->t_request = rec->t_suspended = tb_now_ns();
 	}
@@ -854,6 +887,7 @@ out_resume:
 	/* Resume even on error: a stuck guest is worse than a lost epoch. */
 	rc2 = resume_guest(e);
 	rec->t_resumed = tb_now_ns();
+	end_pausing(e);
 	/* Bookkeeping only once the guest runs again. */
 	ops->get_stats(e->dom, &st);
 	rec->t_notified = st.t_notify_ns;
