@@ -279,6 +279,11 @@ for TYPE in $TYPES; do
 done
 
 # The freestanding PV test guest: publishes device/suspend/event-channel
+# suspends_cancelled= of the test guest's last console heartbeat
+tg_cancels() {
+	grep -o 'suspends_cancelled=[0-9]*' "$(conlog $1)" 2>/dev/null | tail -1 | cut -d= -f2
+}
+
 if [ -f /root/testguest/testguest.cfg ]; then
 	echo "=== testguest (event-channel suspend path)"
 	G=testguest
@@ -294,8 +299,18 @@ if [ -f /root/testguest/testguest.cfg ]; then
 		grep -E '^INFO dom' $OUT/probe-tg-sanity.log
 		grep -q 'suspend_mode=evtchn' $OUT/probe-tg-sanity.log
 		res testguest_evtchn_mode $? "$(grep -o 'suspend_mode=[a-z]*' $OUT/probe-tg-sanity.log)"
-		run_tiber $G $DOMID 20 /root/testguest/tiber-testguest testguest-20hz
-		TABLE+=("$(row testguest 20 tiber-evtchn "$TSTATS")")
+		# Every rate: the guest's own suspend-cancel count must grow
+		# by exactly the number of epochs tiberd suspended it for.
+		for hz in ${RATES:-20}; do
+			c0=$(tg_cancels $G)
+			run_tiber $G $DOMID $hz /root/testguest/tiber-testguest testguest-${hz}hz
+			TABLE+=("$(row testguest $hz tiber-evtchn "$TSTATS")")
+			sleep 1.5 # one more heartbeat line on the console
+			c1=$(tg_cancels $G)
+			ne=$(grep -c '"t_suspended":[1-9]' $OUT/trace-testguest-${hz}hz.jsonl)
+			[ -n "$c0" ] && [ -n "$c1" ] && [ $((c1 - c0)) -eq "$ne" ]
+			res testguest_cancels_${hz}hz $? "guest suspend-cancels ${c0:-?}->${c1:-?} (+$(( ${c1:-0} - ${c0:-0} ))), epochs suspended by tiberd $ne"
+		done
 		xl destroy $G
 	fi
 	# the variant without XEN_ELFNOTE_SUSPEND_CANCEL must be refused
