@@ -302,6 +302,9 @@ if [ -f /root/testguest/testguest.cfg ]; then
 		# Every rate: the guest's own suspend-cancel count must grow
 		# by exactly the number of epochs tiberd suspended it for.
 		for hz in ${RATES:-20}; do
+			# the console heartbeat is once a second: wait for one
+			# that follows any earlier suspend (e.g. the sanity probe)
+			sleep 1.5
 			c0=$(tg_cancels $G)
 			run_tiber $G $DOMID $hz /root/testguest/tiber-testguest testguest-${hz}hz
 			TABLE+=("$(row testguest $hz tiber-evtchn "$TSTATS")")
