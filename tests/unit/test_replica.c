@@ -13,9 +13,11 @@
 
 #define NPAGES PRIM_NPAGES
 
-/* Feed pr->out through a real decoder into the replica; return the last
+/* Feed pr->out through a real decoder into the replica, letting @patch
+ * (may be NULL) tamper with each decoded record first; return the last
  * tb_replica_rec result (stops at the first error). */
-static int feed(struct tb_replica *r, struct prim *pr, size_t cut, int *serr)
+static int feed_patched(struct tb_replica *r, struct prim *pr, size_t cut,
+			void (*patch)(struct tb_rec *rec), int *serr)
 {
 	struct tb_dec d;
 	struct tb_rec rec;
@@ -25,6 +27,8 @@ static int feed(struct tb_replica *r, struct prim *pr, size_t cut, int *serr)
 	ck_assert_int_eq(tb_dec_feed(&d, pr->out.data, cut ? cut : pr->out.len),
 			 0);
 	while ((rc = tb_dec_next(&d, &rec)) == 1) {
+		if (patch)
+			patch(&rec);
 		last = tb_replica_rec(r, &rec, serr);
 		if (last < 0)
 			break;
@@ -33,6 +37,11 @@ static int feed(struct tb_replica *r, struct prim *pr, size_t cut, int *serr)
 	tb_dec_free(&d);
 	tb_buf_reset(&pr->out);
 	return last;
+}
+
+static int feed(struct tb_replica *r, struct prim *pr, size_t cut, int *serr)
+{
+	return feed_patched(r, pr, cut, NULL, serr);
 }
 
 static void all_pfns(uint64_t *p)
@@ -131,27 +140,21 @@ START_TEST(truncated_epoch_is_discarded)
 }
 END_TEST
 
+static void flip_digest(struct tb_rec *rec)
+{
+	if (rec->type == TB_REC_EPOCH_END)
+		rec->u.end.digest ^= 1;
+}
+
 START_TEST(bad_digest_is_rejected_and_replica_kept)
 {
 	uint8_t before[TB_PAGE_SIZE];
-	struct tb_dec d;
-	struct tb_rec rec;
-	int serr, rc = 0;
+	int serr;
 
 	make_epoch2(before);
-	tb_dec_init(&d);
-	ck_assert_int_eq(tb_dec_feed(&d, pr->out.data, pr->out.len), 0);
-	while (tb_dec_next(&d, &rec) == 1) {
-		if (rec.type == TB_REC_EPOCH_END)
-			rec.u.end.digest ^= 1;
-		rc = tb_replica_rec(&rep, &rec, &serr);
-		if (rc < 0)
-			break;
-	}
-	ck_assert_int_lt(rc, 0);
+	ck_assert_int_lt(feed_patched(&rep, pr, 0, flip_digest, &serr), 0);
 	ck_assert_int_eq(serr, TB_SERR_BAD_DIGEST);
 	ck_assert(strstr(rep.err, "digest"));
-	tb_dec_free(&d);
 	assert_unchanged(before);
 }
 END_TEST
@@ -184,13 +187,17 @@ START_TEST(incremental_before_full_sync_is_rejected)
 }
 END_TEST
 
+static void pfn_beyond_guest(struct tb_rec *rec)
+{
+	if (rec->type == TB_REC_PAGE_DATA)
+		tb_put_le64((uint8_t *)rec->u.pages.pfns_le, NPAGES);
+}
+
 START_TEST(duplicate_and_out_of_range_pfns_are_rejected)
 {
 	uint64_t dup[] = { 4, 4 };
 	uint8_t before[TB_PAGE_SIZE];
-	struct tb_dec d;
-	struct tb_rec rec;
-	int serr, rc = 0;
+	int serr;
 
 	memcpy(before, rep.mem + 9 * TB_PAGE_SIZE, TB_PAGE_SIZE);
 	prim_encode_epoch(pr, 2, false, dup, 2);
@@ -201,43 +208,26 @@ START_TEST(duplicate_and_out_of_range_pfns_are_rejected)
 
 	/* A pfn beyond the guest: patch it in the decoded record. */
 	prim_encode_epoch(pr, 3, false, dup, 1);
-	tb_dec_init(&d);
-	ck_assert_int_eq(tb_dec_feed(&d, pr->out.data, pr->out.len), 0);
-	while (tb_dec_next(&d, &rec) == 1) {
-		if (rec.type == TB_REC_PAGE_DATA)
-			tb_put_le64((uint8_t *)rec.u.pages.pfns_le, NPAGES);
-		rc = tb_replica_rec(&rep, &rec, &serr);
-		if (rc < 0)
-			break;
-	}
-	ck_assert_int_lt(rc, 0);
+	ck_assert_int_lt(feed_patched(&rep, pr, 0, pfn_beyond_guest, &serr), 0);
 	ck_assert(strstr(rep.err, "beyond guest size"));
-	tb_dec_free(&d);
-	tb_buf_reset(&pr->out);
 	assert_unchanged(before);
 }
 END_TEST
 
+static void corrupt_payload(struct tb_rec *rec)
+{
+	if (rec->type == TB_REC_PAGE_DATA && rec->u.pages.payload_len)
+		((uint8_t *)rec->u.pages.payloads)[0] ^= 0xff;
+}
+
 START_TEST(undecodable_payload_is_rejected)
 {
 	uint8_t before[TB_PAGE_SIZE];
-	struct tb_dec d;
-	struct tb_rec rec;
-	int serr, rc = 0;
+	int serr;
 
 	make_epoch2(before);
-	tb_dec_init(&d);
-	ck_assert_int_eq(tb_dec_feed(&d, pr->out.data, pr->out.len), 0);
-	while (tb_dec_next(&d, &rec) == 1) {
-		if (rec.type == TB_REC_PAGE_DATA && rec.u.pages.payload_len)
-			((uint8_t *)rec.u.pages.payloads)[0] ^= 0xff;
-		rc = tb_replica_rec(&rep, &rec, &serr);
-		if (rc < 0)
-			break;
-	}
-	tb_dec_free(&d);
 	/* Either the codec rejects it or the digest catches the change. */
-	ck_assert_int_lt(rc, 0);
+	ck_assert_int_lt(feed_patched(&rep, pr, 0, corrupt_payload, &serr), 0);
 	ck_assert(serr == TB_SERR_CODEC || serr == TB_SERR_BAD_DIGEST);
 	assert_unchanged(before);
 }
