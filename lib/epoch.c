@@ -1188,21 +1188,30 @@ static int try_reconnect(struct tb_engine *e, int64_t now)
 	return 0;
 }
 
-static bool backup_lagging(struct tb_engine *e, int64_t now)
+/* Age of the oldest staged-but-unacked epoch (0: none).  Caller holds
+ * the lock. */
+static int64_t oldest_unacked_age_locked(struct tb_engine *e, int64_t now)
 {
-	bool lag = false;
+	int64_t age = 0;
 	unsigned i;
 
-	pthread_mutex_lock(&e->lock);
 	for (i = 0; i < e->cfg.max_inflight; i++) {
 		struct job *j = &e->slots[i];
 
-		if (j->busy && j->rec.t_resumed &&
-		    now - j->rec.t_resumed > e->cfg.lag_limit_ns)
-			lag = true;
+		if (j->busy && j->rec.t_resumed && now - j->rec.t_resumed > age)
+			age = now - j->rec.t_resumed;
 	}
+	return age;
+}
+
+static bool backup_lagging(struct tb_engine *e, int64_t now)
+{
+	int64_t age;
+
+	pthread_mutex_lock(&e->lock);
+	age = oldest_unacked_age_locked(e, now);
 	pthread_mutex_unlock(&e->lock);
-	return lag;
+	return age > e->cfg.lag_limit_ns;
 }
 
 static int tick(struct tb_engine *e, int64_t t_tick)
@@ -1390,7 +1399,7 @@ static int cmp_i64(const void *a, const void *b)
 void tb_engine_get_status(struct tb_engine *e, struct tb_engine_status *st)
 {
 	int64_t sorted[PAUSE_RING], now = tb_now_ns();
-	size_t n, i;
+	size_t n;
 
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&e->lock);
@@ -1406,19 +1415,14 @@ void tb_engine_get_status(struct tb_engine *e, struct tb_engine_status *st)
 	st->suspend_timeouts = e->timeouts;
 	st->backup_losses = e->losses;
 	st->resyncs = e->resyncs;
+	st->bytes_raw = e->bytes_raw;
 	st->bytes_wire = e->bytes_wire;
 	n = TB_MIN(e->pause_count, (uint64_t)PAUSE_RING);
 	memcpy(sorted, e->pause_ring, n * sizeof(int64_t));
 	if (e->pause_count)
 		st->last_pause_ns =
 			e->pause_ring[(e->pause_count - 1) % PAUSE_RING];
-	for (i = 0; i < e->cfg.max_inflight; i++) {
-		struct job *j = &e->slots[i];
-
-		if (j->busy && j->rec.t_resumed &&
-		    now - j->rec.t_resumed > st->backup_lag_ns)
-			st->backup_lag_ns = now - j->rec.t_resumed;
-	}
+	st->backup_lag_ns = oldest_unacked_age_locked(e, now);
 	pthread_mutex_unlock(&e->lock);
 	if (n) {
 		qsort(sorted, n, sizeof(int64_t), cmp_i64);
@@ -1444,7 +1448,7 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		"\"pause_p99_us\":%.1f,\"backup_lag_ms\":%.2f,"
 		"\"skipped_ticks\":%" PRIu64 ",\"missed_ticks\":%" PRIu64
 		",\"suspend_timeouts\":%" PRIu64 ",\"backup_losses\":%" PRIu64
-		",\"resyncs\":%" PRIu64 ",\"mb_shipped\":%.2f,"
+		",\"resyncs\":%" PRIu64 ",\"mb_raw\":%.2f,\"mb_shipped\":%.2f,"
 		"\"output_held_bytes\":%" PRIu64
 		",\"output_released_bytes\":%" PRIu64 "}",
 		st.info.domid, st.info.name, e->cfg.ops->name,
@@ -1454,8 +1458,8 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		st.last_pause_ns / 1e3, st.pause_p50_ns / 1e3,
 		st.pause_p99_ns / 1e3, st.backup_lag_ns / 1e6, st.skipped_ticks,
 		st.missed_ticks, st.suspend_timeouts, st.backup_losses,
-		st.resyncs, st.bytes_wire / 1e6, st.dom.output_held_bytes,
-		st.dom.output_released_bytes);
+		st.resyncs, st.bytes_raw / 1e6, st.bytes_wire / 1e6,
+		st.dom.output_held_bytes, st.dom.output_released_bytes);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 
