@@ -773,7 +773,7 @@ static void stop_link(struct tb_engine *e, bool orderly)
 	pthread_mutex_unlock(&e->lock);
 }
 
-/* ---------------------------------------------------------------- checkpoint */
+/* ---------------------------------------------------------- checkpoint */
 
 /* Resume with the engine's resume kind; log if it fails. */
 static int resume_guest(struct tb_engine *e)
