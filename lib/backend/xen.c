@@ -123,6 +123,13 @@ struct tb_dom {
 	unsigned long m2p_size;
 	xen_pfn_t *types; /* scratch for xc_get_pfn_type_batch */
 	size_t types_cap;
+	/* minfo.pfn_type is kept current for every copied page; the
+	 * device blob carries its non-NOTAB entries (REC_PV_TYPES),
+	 * re-encoded only when a type changed. */
+	struct tb_buf types_rec;
+	bool types_changed;
+	uint64_t *p2m_frames; /* pfns of the guest's p2m frames */
+	size_t nr_p2m_frames;
 
 	/* HVM/PVH */
 	uint8_t *hvm_buf; /* xc_domain_hvm_getcontext, reused */
@@ -448,6 +455,67 @@ static void remap_dirty_holes(struct tb_dom *d, const uint64_t *bm)
 				remap_one(d, pfn, pfn);
 		}
 	}
+}
+
+/*
+ * PV: the pfns of the frames holding the guest's p2m, from the list the
+ * guest publishes in shared_info (arch.pfn_to_mfn_frame_list_list -> up to
+ * 512 frame-list frames -> the p2m frames), as a PV restore needs them
+ * (X86_PV_P2M_FRAMES: it rewrites them with the new host's frames).
+ * Read once at attach: guests move their p2m only across a restore.
+ */
+static int pv_read_p2m_frames(struct tb_dom *d)
+{
+	const size_t fpp = TB_PAGE_SIZE / sizeof(xen_pfn_t);
+	size_t n = (d->minfo.p2m_size + fpp - 1) / fpp;
+	size_t nfl = (n + fpp - 1) / fpp;
+	xen_pfn_t f = d->shared_info_frame, fll_mfn, fl_mfns[TB_PAGE_SIZE / 8];
+	const shared_info_t *sh;
+	const xen_pfn_t *fl = NULL;
+	int rc = 0;
+
+	if (!n || nfl > fpp)
+		return -EINVAL;
+	sh = xenforeignmemory_map(d->fmem, d->domid, PROT_READ, 1, &f, NULL);
+	if (!sh)
+		return -errno;
+	fll_mfn = sh->arch.pfn_to_mfn_frame_list_list;
+	xenforeignmemory_unmap(d->fmem, (void *)sh, 1);
+	if (!fll_mfn || fll_mfn >= d->m2p_size) {
+		tb_backend_set_reason(
+			"dom%u: the guest publishes no p2m frame list (shared_info arch.pfn_to_mfn_frame_list_list = %#lx): a PV restore could not rebuild its p2m",
+			d->domid, fll_mfn);
+		return -ENOTSUP;
+	}
+	f = fll_mfn;
+	fl = xenforeignmemory_map(d->fmem, d->domid, PROT_READ, 1, &f, NULL);
+	if (!fl)
+		return -errno;
+	memcpy(fl_mfns, fl, nfl * sizeof(*fl));
+	xenforeignmemory_unmap(d->fmem, (void *)fl, 1);
+	fl = xenforeignmemory_map(d->fmem, d->domid, PROT_READ, nfl, fl_mfns,
+				  NULL);
+	if (!fl)
+		return -errno;
+	d->p2m_frames = calloc(n, sizeof(*d->p2m_frames));
+	if (!d->p2m_frames) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (tb_xen_mfn_to_pfn(fl[i], d->m2p, d->m2p_size,
+				      d->minfo.p2m_table, d->minfo.p2m_size,
+				      &d->p2m_frames[i])) {
+			tb_backend_set_reason(
+				"dom%u: p2m frame %zu (mfn %#lx) is not the guest's",
+				d->domid, i, fl[i]);
+			rc = -ERANGE;
+			goto out;
+		}
+	d->nr_p2m_frames = n;
+out:
+	xenforeignmemory_unmap(d->fmem, (void *)fl, nfl);
+	return rc;
 }
 
 /* ------------------------------------------------------------ channels */
@@ -826,6 +894,12 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	rc = map_memory(d);
 	if (rc)
 		goto fail;
+	if (d->kind == KIND_PV) {
+		rc = pv_read_p2m_frames(d);
+		if (rc)
+			goto fail;
+		d->types_changed = true;
+	}
 
 	/* Start with every page clean (contract of attach). */
 	{
@@ -1053,11 +1127,19 @@ static int pv_normalise(struct tb_dom *d, const uint64_t *pfns, size_t n,
 					  d->types))
 			return -errno;
 		for (j = 0; j < m; j++) {
+			uint64_t pfn = pfns[i + j];
 			unsigned long t = d->types[j] &
 					  XEN_DOMCTL_PFINFO_LTABTYPE_MASK;
 			unsigned level = t >> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
 			unsigned bad = 0;
 
+			if (pfn < d->minfo.p2m_size &&
+			    d->minfo.pfn_type[pfn] !=
+				    (d->types[j] & XEN_DOMCTL_PFINFO_LTAB_MASK)) {
+				d->minfo.pfn_type[pfn] =
+					d->types[j] & XEN_DOMCTL_PFINFO_LTAB_MASK;
+				d->types_changed = true;
+			}
 			if (d->mapped_mfn[pfns[i + j]] == INVALID_PFN ||
 			    level < 1 || level > 4)
 				continue;
@@ -1125,7 +1207,8 @@ static int blob_hdr(struct tb_buf *out, uint32_t kind, uint32_t count)
 	return tb_buf_append(out, h, sizeof(h));
 }
 
-/* A record: u32 type, u32 id, u32 length, u32 pad, then the bytes. */
+/* A record: u32 type, u32 id, u32 length, u32 pad, then the bytes
+ * (@p NULL: the caller appends the @len bytes). */
 static int blob_rec(struct tb_buf *out, uint32_t type, uint32_t id,
 		    const void *p, uint32_t len)
 {
@@ -1136,7 +1219,7 @@ static int blob_rec(struct tb_buf *out, uint32_t type, uint32_t id,
 	tb_put_le32(h + 4, id);
 	tb_put_le32(h + 8, len);
 	rc = tb_buf_append(out, h, sizeof(h));
-	if (!rc && len)
+	if (!rc && len && p)
 		rc = tb_buf_append(out, p, len);
 	return rc;
 }
@@ -1148,7 +1231,101 @@ enum {
 	REC_SHINFO = 4,	 /* PV shared info frame, 4096 bytes */
 	REC_HVM_PARAM = 5, /* id = HVM_PARAM_*, u64 value */
 	REC_PV_INFO = 6,   /* u32 guest width, u32 pt levels, u64 p2m size */
+	/* 7: TB_XS_BLOB_REC_HOLES, 8: TB_XS_BLOB_REC_PV_TYPES,
+	 * 9: TB_XS_BLOB_REC_PV_P2M (xen_stream.h) */
 };
+
+/* PV: the non-NOTAB page types as u64 (pfn | type nibble << 60), the
+ * encoding of a PAGE_DATA pfn entry; re-encoded when a type changed. */
+static int blob_pv_types(struct tb_dom *d, struct tb_buf *out)
+{
+	if (d->types_changed) {
+		d->types_rec.len = 0;
+		for (uint64_t pfn = 0; pfn < d->minfo.p2m_size; pfn++) {
+			uint64_t t = d->minfo.pfn_type[pfn] >>
+				     XEN_DOMCTL_PFINFO_LTAB_SHIFT;
+			uint8_t e[8];
+			int rc;
+
+			if (!t)
+				continue;
+			tb_put_le64(e, pfn | t << 60);
+			rc = tb_buf_append(&d->types_rec, e, sizeof(e));
+			if (rc)
+				return rc;
+		}
+		d->types_changed = false;
+	}
+	return blob_rec(out, TB_XS_BLOB_REC_PV_TYPES, 0, d->types_rec.data,
+			(uint32_t)d->types_rec.len);
+}
+
+static int blob_pv_p2m(struct tb_dom *d, struct tb_buf *out)
+{
+	uint8_t e[8];
+	int rc;
+
+	rc = blob_rec(out, TB_XS_BLOB_REC_PV_P2M, 0, NULL,
+		      (uint32_t)(d->nr_p2m_frames * 8));
+	for (size_t i = 0; !rc && i < d->nr_p2m_frames; i++) {
+		tb_put_le64(e, d->p2m_frames[i]);
+		rc = tb_buf_append(out, e, sizeof(e));
+	}
+	return rc;
+}
+
+/* Replace machine frame *@f by the guest pfn (@what names it in errors). */
+static int pv_frame_to_pfn(struct tb_dom *d, uint32_t v, const char *what,
+			   uint64_t *f)
+{
+	if (!tb_xen_mfn_to_pfn(*f, d->m2p, d->m2p_size, d->minfo.p2m_table,
+			       d->minfo.p2m_size, f))
+		return 0;
+	tb_backend_set_reason("dom%u vcpu%u: %s mfn %#" PRIx64
+			      " is not the guest's",
+			      d->domid, v, what, *f);
+	return -ERANGE;
+}
+
+/*
+ * A PV vCPU context as a restore on another host reads it (as Xen's own
+ * save writes it): its machine frames become guest pfns: cr3, the user
+ * page table in cr1 (bit 0 = present), the GDT frames and, for vCPU 0,
+ * rdx = the start_info frame the guest passed to its suspend hypercall.
+ */
+static int pv_vcpu_canonical(struct tb_dom *d, uint32_t v,
+			     vcpu_guest_context_x86_64_t *c)
+{
+	uint64_t f;
+	int rc = 0;
+
+	if (v == 0) {
+		f = c->user_regs.rdx;
+		rc = pv_frame_to_pfn(d, v, "start_info (rdx)", &f);
+		c->user_regs.rdx = f;
+	}
+	if (c->gdt_ents > TB_ARRAY_SIZE(c->gdt_frames) * 512) {
+		tb_backend_set_reason("dom%u vcpu%u: %lu GDT entries",
+				      d->domid, v, c->gdt_ents);
+		return -ERANGE;
+	}
+	for (unsigned i = 0; !rc && i * 512 < c->gdt_ents; i++) {
+		f = c->gdt_frames[i];
+		rc = pv_frame_to_pfn(d, v, "GDT frame", &f);
+		c->gdt_frames[i] = f;
+	}
+	if (!rc) {
+		f = c->ctrlreg[3] >> TB_PAGE_SHIFT;
+		rc = pv_frame_to_pfn(d, v, "cr3", &f);
+		c->ctrlreg[3] = f << TB_PAGE_SHIFT;
+	}
+	if (!rc && c->ctrlreg[1]) {
+		f = c->ctrlreg[1] >> TB_PAGE_SHIFT;
+		rc = pv_frame_to_pfn(d, v, "user cr3 (cr1)", &f);
+		c->ctrlreg[1] = 1 | f << TB_PAGE_SHIFT;
+	}
+	return rc;
+}
 
 static int xen_save_cpu_state(struct tb_dom *d, struct tb_buf *out)
 {
@@ -1172,6 +1349,9 @@ static int xen_save_cpu_state(struct tb_dom *d, struct tb_buf *out)
 			}
 			if (xc_vcpu_getcontext(d->xch, d->domid, v, &ctx))
 				return -errno;
+			rc = pv_vcpu_canonical(d, v, &ctx.x64);
+			if (rc)
+				return rc;
 			rc = blob_rec(out, REC_PV_VCPU, v, &ctx.x64,
 				      sizeof(ctx.x64));
 		}
@@ -1294,6 +1474,10 @@ static int xen_save_device_state(struct tb_dom *d, struct tb_buf *out)
 			return -errno;
 		rc = blob_rec(out, REC_SHINFO, 0, sh, TB_PAGE_SIZE);
 		xenforeignmemory_unmap(d->fmem, sh, 1);
+		if (!rc)
+			rc = blob_pv_types(d, out);
+		if (!rc)
+			rc = blob_pv_p2m(d, out);
 		return rc;
 	}
 	for (size_t i = 0; i < TB_ARRAY_SIZE(params); i++) {
@@ -1506,6 +1690,8 @@ static void xen_detach(struct tb_dom *d)
 		xc__hypercall_buffer_free_pages(d->xch, &d->dirty_hbuf,
 						(int)d->dirty_bm_pages);
 	free(d->types);
+	tb_buf_free(&d->types_rec);
+	free(d->p2m_frames);
 	free(d->hvm_buf);
 	if (d->xsh)
 		xs_close(d->xsh);
@@ -1596,8 +1782,9 @@ static char *read_text(const char *path, size_t *len)
  * Failover: write the committed replica as an xl save file (migration
  * stream v2, xen_stream.c) into a memfd and `xl restore CONFIG
  * /proc/self/fd/3`.  The guest's suspend hypercall returns 0 (RESTORE).
- * @req->args: the domain's xl config file.  HVM/PVH only: a PV replica
- * lacks the page types and p2m frame list (-ENOTSUP).
+ * @req->args: the domain's xl config file.  PV replicas carry pfn-form
+ * page tables and vCPU frames, the page types and the p2m frame list
+ * (the device blob's PV records); HVM/PVH ones the unpopulated ranges.
  */
 static int xen_restore(const struct tb_restore_req *req,
 		       struct tb_restore_res *res)

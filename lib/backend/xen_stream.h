@@ -176,11 +176,14 @@ int tb_xs_parse(const void *buf, size_t len, struct tb_xs_parsed *out,
  * "TBXN" CPU and device blobs).  Pointers in @img point into the blobs or
  * into @ps (owned, freed by tb_xs_blobs_free).  HVM/PVH: needs the
  * device blob's HOLES record (else -ENOTSUP: the whole pfn space would be
- * populated).  PV: -ENOTSUP (the blobs carry neither the page-table
- * types nor the p2m frame list a PV restore needs).
+ * populated).  PV: needs the PV_INFO, SHINFO, PV_TYPES and PV_P2M
+ * records and a context for vCPU 0 (else -ENOTSUP naming what is
+ * missing); the vCPU contexts must already be pfn-canonical.
  */
 struct tb_xs_blobs {
 	struct tb_bitmap holes;
+	uint8_t *pfn_types;   /* PV: nr_pages entries */
+	uint64_t *p2m_frames; /* PV */
 	struct tb_xs_hvm_param params[32];
 	struct tb_xs_vcpu vcpus[64];
 	char reason[160];
@@ -193,5 +196,11 @@ void tb_xs_blobs_free(struct tb_xs_blobs *ps);
 /* Blob record type of the device blob listing unpopulated pfn ranges:
  * body = n x (u64 first pfn, u64 count). */
 #define TB_XS_BLOB_REC_HOLES 7u
+/* PV device blob: the pfns whose type is not NOTAB, each u64
+ * (pfn | type nibble << 60) as in a PAGE_DATA pfn entry; all others are
+ * NOTAB. */
+#define TB_XS_BLOB_REC_PV_TYPES 8u
+/* PV device blob: u64 pfn of each frame of the guest's p2m, in order. */
+#define TB_XS_BLOB_REC_PV_P2M 9u
 
 #endif

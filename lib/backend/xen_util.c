@@ -242,6 +242,15 @@ uint64_t tb_xen_bitmap_merge(uint64_t *dst, uint64_t dst_bits,
 #define L4_XEN_FIRST 256u
 #define L4_XEN_LAST  272u
 
+int tb_xen_mfn_to_pfn(uint64_t mfn, const uint64_t *m2p, uint64_t m2p_size,
+		      const uint64_t *p2m, uint64_t p2m_size, uint64_t *pfn)
+{
+	if (mfn >= m2p_size || m2p[mfn] >= p2m_size || p2m[m2p[mfn]] != mfn)
+		return -ERANGE;
+	*pfn = m2p[mfn];
+	return 0;
+}
+
 int tb_xen_pt_normalise(uint64_t *pt, unsigned level, const uint64_t *m2p,
 			uint64_t m2p_size, const uint64_t *p2m,
 			uint64_t p2m_size, unsigned *bad_index)
@@ -262,12 +271,8 @@ int tb_xen_pt_normalise(uint64_t *pt, unsigned level, const uint64_t *m2p,
 			return -ENOTSUP;
 		}
 		mfn = (pte & PTE_FRAME_MASK) >> TB_PAGE_SHIFT;
-		if (mfn >= m2p_size) {
-			*bad_index = i;
-			return -ERANGE;
-		}
-		pfn = m2p[mfn];
-		if (pfn >= p2m_size || p2m[pfn] != mfn) {
+		if (tb_xen_mfn_to_pfn(mfn, m2p, m2p_size, p2m, p2m_size,
+				      &pfn)) {
 			*bad_index = i;
 			return -ERANGE;
 		}

@@ -57,6 +57,11 @@ int tb_xen_bzimage_payload(const void *img, size_t len, size_t *off,
 uint64_t tb_xen_bitmap_merge(uint64_t *dst, uint64_t dst_bits,
 			     const uint64_t *src, uint64_t src_bits);
 
+/* The guest pfn of machine frame @mfn, if the frame is the guest's
+ * (@m2p[mfn] < @p2m_size and @p2m[@m2p[mfn]] == mfn): 0, else -ERANGE. */
+int tb_xen_mfn_to_pfn(uint64_t mfn, const uint64_t *m2p, uint64_t m2p_size,
+		      const uint64_t *p2m, uint64_t p2m_size, uint64_t *pfn);
+
 /*
  * PV page-table normalisation (x86_64 PV, 4 levels), as Xen's migration
  * save does: every present PTE's machine frame becomes the guest pfn so

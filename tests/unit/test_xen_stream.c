@@ -527,13 +527,13 @@ START_TEST(from_blobs)
 			      &img);
 	ck_assert_int_eq(rc, -EINVAL);
 
-	/* PV: not enough in the blobs */
+	/* PV CPU blob with HVM device records: not enough for PV */
 	blob_hdr(&pv, 1, 1);
 	blob_rec(&pv, 1, 0, ctx, sizeof(ctx));
 	rc = tb_xs_from_blobs(pv.data, pv.len, dev.data, dev.len, 100, &ps,
 			      &img);
 	ck_assert_int_eq(rc, -ENOTSUP);
-	ck_assert(strstr(ps.reason, "p2m"));
+	ck_assert(strstr(ps.reason, "PV_INFO"));
 	/* garbage */
 	rc = tb_xs_from_blobs(ctx, sizeof(ctx), dev.data, dev.len, 100, &ps,
 			      &img);
@@ -541,6 +541,112 @@ START_TEST(from_blobs)
 	tb_buf_free(&cpu);
 	tb_buf_free(&dev);
 	tb_buf_free(&pv);
+}
+END_TEST
+
+/* A PV replica's blobs as xen.c writes them: each record missing is
+ * named; the complete set becomes a stream the parser accepts with the
+ * types, p2m frames and vCPUs of the blobs. */
+START_TEST(from_blobs_pv)
+{
+	enum { N = 1024 };
+	struct tb_buf cpu = { 0 }, dev = { 0 };
+	uint8_t vc[64], info[16], shinfo[PG], types[24], p2m[16], tsc[24];
+	struct tb_xs_blobs ps;
+	struct tb_xs_image img;
+	struct tb_xs_parsed p;
+	struct collect c = { 0 };
+	const char *why = NULL;
+	int ram = make_ram(N), out = memfd_create("s", 0), rc;
+	uint8_t *b;
+	size_t len;
+
+	memset(vc, 3, sizeof(vc));
+	memset(shinfo, 0x11, sizeof(shinfo));
+	memset(tsc, 0, sizeof(tsc));
+	blob_hdr(&cpu, 1, 2);
+	blob_rec(&cpu, 1, 0, vc, sizeof(vc));
+	blob_rec(&cpu, 1, 1, NULL, 0); /* offline */
+	blob_hdr(&dev, 3, 0);
+	blob_rec(&dev, 3, 0, tsc, sizeof(tsc));
+	tb_put_le32(info, 8);
+	tb_put_le32(info + 4, 4);
+	tb_put_le64(info + 8, N);
+	tb_put_le64(types, 5 | (uint64_t)(TB_XS_PF_L4TAB | TB_XS_PF_LPINTAB)
+				       << 60);
+	tb_put_le64(types + 8, 6 | (uint64_t)TB_XS_PF_L1TAB << 60);
+	tb_put_le64(types + 16, (N - 1) | (uint64_t)TB_XS_PF_XTAB << 60);
+	tb_put_le64(p2m, 700);
+	tb_put_le64(p2m + 8, 701);
+
+	static const struct {
+		uint32_t type;
+		const char *missing;
+	} steps[] = {
+		{ 6, "PV_INFO" },
+		{ 4, "SHINFO" },
+		{ TB_XS_BLOB_REC_PV_TYPES, "PV_TYPES" },
+		{ TB_XS_BLOB_REC_PV_P2M, "PV_P2M" },
+	};
+	for (size_t i = 0; i < TB_ARRAY_SIZE(steps); i++) {
+		rc = tb_xs_from_blobs(cpu.data, cpu.len, dev.data, dev.len, N,
+				      &ps, &img);
+		ck_assert_int_eq(rc, -ENOTSUP);
+		ck_assert_msg(strstr(ps.reason, steps[i].missing), "%s",
+			      ps.reason);
+		switch (steps[i].type) {
+		case 6:
+			blob_rec(&dev, 6, 0, info, sizeof(info));
+			break;
+		case 4:
+			blob_rec(&dev, 4, 0, shinfo, sizeof(shinfo));
+			break;
+		case TB_XS_BLOB_REC_PV_TYPES:
+			blob_rec(&dev, steps[i].type, 0, types, sizeof(types));
+			break;
+		default:
+			blob_rec(&dev, steps[i].type, 0, p2m, sizeof(p2m));
+		}
+	}
+	rc = tb_xs_from_blobs(cpu.data, cpu.len, dev.data, dev.len, N, &ps,
+			      &img);
+	ck_assert_msg(rc == 0, "%s", ps.reason);
+	ck_assert_uint_eq(img.dom_type, TB_XS_DHDR_TYPE_X86_PV);
+	ck_assert_uint_eq(img.nr_vcpus, 2);
+	ck_assert_uint_eq(img.p2m_end_pfn, N - 1);
+	ck_assert_uint_eq(img.nr_p2m_frames, 2);
+	ck_assert_uint_eq(img.pfn_types[5], TB_XS_PF_L4TAB | TB_XS_PF_LPINTAB);
+	ck_assert_uint_eq(img.pfn_types[7], TB_XS_PF_NOTAB);
+	img.mem_fd = ram;
+	ck_assert_int_eq(tb_xs_write_xl(out, "type = \"pv\"\n", 12, &img,
+					NULL),
+			 0);
+	b = slurp_named(out, &len, "pv-blobs.xl");
+	c.ram = ram;
+	ck_assert_msg(tb_xs_parse(b, len, &p, on_rec, &c, &why) == 0, "%s",
+		      why);
+	ck_assert(p.xl_header && p.libxl && p.seen_p2m && p.seen_shinfo);
+	ck_assert_uint_eq(p.vcpus_basic, 1);
+	ck_assert_uint_eq(c.nr_pv_types, 3);
+	ck_assert_uint_eq(c.pv_types[0], 5 | 0xcull << 60);
+	ck_assert_uint_eq(c.pages_ok, N - 1); /* all but the XTAB pfn */
+	tb_xs_blobs_free(&ps);
+	free(b);
+
+	/* a type entry past the pfn space is malformed, not truncated */
+	rc = tb_xs_from_blobs(cpu.data, cpu.len, dev.data, dev.len, N - 1,
+			      &ps, &img);
+	ck_assert_int_eq(rc, -EINVAL);
+	/* no vCPU 0 */
+	cpu.len = 16;
+	blob_rec(&cpu, 1, 1, vc, sizeof(vc));
+	rc = tb_xs_from_blobs(cpu.data, cpu.len, dev.data, dev.len, N, &ps,
+			      &img);
+	ck_assert_int_eq(rc, -EINVAL);
+	tb_buf_free(&cpu);
+	tb_buf_free(&dev);
+	close(ram);
+	close(out);
 }
 END_TEST
 
@@ -575,6 +681,7 @@ static Suite *xen_stream_suite(void)
 	tcase_add_test(tc, golden_hvm_libxc);
 	tcase_add_test(tc, roundtrip_hvm_xl);
 	tcase_add_test(tc, roundtrip_pv);
+	tcase_add_test(tc, from_blobs_pv);
 	tcase_add_test(tc, parser_rejects);
 	tcase_add_test(tc, from_blobs);
 	tcase_add_test(tc, write_errors);
