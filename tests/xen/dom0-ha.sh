@@ -57,6 +57,7 @@ if [ -f $TGCFG ] && [ -x $TIBERD ] && [ -x $REPL ]; then
 	ticking $G; tk=$?
 	DOMID=$(xl domid $G 2>/dev/null)
 	res pv_testguest_boot $(( rc || tk )) "xl create rc=$rc dom${DOMID:-?}"
+	canc0=$(tg_field suspends_cancelled < "$(conlog $G)")
 	$REPL --listen 127.0.0.1:$PORT --backend xen --restore_args $TGCFG \
 		--heartbeat_timeout 3s --status_file $OUT/status.jsonl \
 		> $OUT/replicator.log 2>&1 &
@@ -77,12 +78,12 @@ if [ -f $TGCFG ] && [ -x $TIBERD ] && [ -x $REPL ]; then
 	done
 	echo "INFO $acked acked epochs after $(el $t_sync)s"
 	nlines=$(wc -l < "$(conlog $G)")
-	before=$(tail -n 3 "$(conlog $G)")
-	kill -9 $tpid; wait $tpid 2>/dev/null
+	# the primary host falls silent: tiberd frozen (no FIN, no
+	# heartbeat: the replicator must detect the loss by its timeout),
+	# then its domain destroyed
+	kill -STOP $tpid
 	xl destroy $G; t_kill=$(now)
-	tick_kill=$(echo "$before" | grep -a -o '^TICK [0-9]*' | tail -1 | cut -d' ' -f2)
-	canc_kill=$(echo "$before" | tg_field suspends_cancelled)
-	echo "INFO killed tiberd and destroyed dom$DOMID at TICK $tick_kill (guest suspend-cancels $canc_kill) after $acked acked epochs"
+	echo "INFO froze tiberd and destroyed dom$DOMID after $acked acked epochs"
 	# the guest is running again once it printed RESTORED on the new
 	# domain's console (same name, same log file)
 	t_run=""
@@ -95,7 +96,10 @@ if [ -f $TGCFG ] && [ -x $TIBERD ] && [ -x $REPL ]; then
 	done
 	sleep 2.5 # two heartbeats of the restored guest
 	grep -a -E 'PRIMARY LOST|FAILOVER|failover' $OUT/replicator.log | sed 's/^/INFO replicator: /'
-	after=$(tail -n +$((nlines + 1)) "$(conlog $G)")
+	kill -9 $tpid; wait $tpid 2>/dev/null
+	# the primary's last lines, then the restored guest's (RESTORED on)
+	tick_kill=$(grep -a -o '^TICK [0-9]*\|^RESTORED' "$(conlog $G)" | sed '/^RESTORED/,$d' | tail -1 | cut -d' ' -f2)
+	after=$(tail -n +$((nlines + 1)) "$(conlog $G)" | sed -n '/^RESTORED/,$p')
 	echo "$after" | grep -a -E '^(RESTORED|VERIFY)' | sed 's/^/INFO guest: /'
 	first=$(echo "$after" | grep -a -o '^TICK [0-9]*' | head -1 | cut -d' ' -f2)
 	last=$(echo "$after" | grep -a -o '^TICK [0-9]*' | tail -1 | cut -d' ' -f2)
@@ -103,18 +107,20 @@ if [ -f $TGCFG ] && [ -x $TIBERD ] && [ -x $REPL ]; then
 	canc_rest=$(echo "$after" | grep -a '^TICK' | head -1 | grep -o 'suspends_cancelled=[0-9]*' | cut -d= -f2)
 	ep=$(grep -o '"epoch":[0-9]*' $OUT/status.jsonl 2>/dev/null | tail -1 | cut -d: -f2)
 	fo=$(grep -a 'FAILOVER DONE' $OUT/replicator.log | tail -1)
-	echo "INFO guest after restore: TICK ${first:-none} -> ${last:-none} (killed at $tick_kill), suspends_cancelled=${canc_rest:-?} (at kill $canc_kill), restores=${restores:-?}, committed epoch ${ep:-?}"
-	echo "TIMING pv_failover detect_ms=$(echo "$fo" | grep -o 'detect_ms=[0-9.]*' | cut -d= -f2) restore_ms=$(echo "$fo" | grep -o 'restore_ms=[0-9.]*' | cut -d= -f2) $(echo "$fo" | grep -o 'stream_ms=[0-9.]* xl_restore_ms=[0-9.]* stream_mib=[0-9]*') kill_to_guest_running_s=${t_run:-none}"
+	echo "INFO guest after restore: TICK ${first:-none} -> ${last:-none} (primary's last $tick_kill), suspends_cancelled=${canc_rest:-?} (${canc0:-?} before tiberd), restores=${restores:-?}, committed epoch ${ep:-?}"
+	kv() { echo "$fo" | grep -o " $1=[0-9.]*" | head -1 | cut -d= -f2; }
+	echo "INFO TIMING pv_failover detect_ms=$(kv detect_ms) restore_ms=$(kv restore_ms) stream_ms=$(kv stream_ms) xl_restore_ms=$(kv xl_restore_ms) stream_mib=$(kv stream_mib) kill_to_guest_running_s=${t_run:-none}"
 	ok=1
 	# restored (suspend returned 0), memory consistent, counting on from
-	# the committed state: not restarted, never ahead of the primary, and
-	# it had done no more checkpoints than the primary had
+	# the committed state: not restarted, never ahead of the primary,
+	# and exactly the committed epoch's state: epoch E is taken in the
+	# guest's E-th suspend under tiberd, before that one is cancelled
 	[ -n "$fo" ] && [ -n "$t_run" ] && [ "${restores:-0}" = 1 ] && \
 		echo "$after" | grep -a -q '^VERIFY ok why=restore' && \
 		[ -n "$first" ] && [ "$first" -le $((tick_kill + 1)) ] && \
 		[ "$first" -ge $((tick_kill - 30)) ] && [ "${last:-0}" -gt "$first" ] && \
-		[ -n "$canc_rest" ] && [ "$canc_rest" -le "${canc_kill:-0}" ] && \
-		[ "$canc_rest" -gt 0 ] && ok=0
+		[ -n "$canc_rest" ] && [ -n "$ep" ] && \
+		[ "$canc_rest" -eq $(( ${canc0:-0} + ep - 1 )) ] && ok=0
 	res pv_failover $ok "failover ${t_run:-never}s after kill; $(tail -1 $OUT/status.jsonl 2>/dev/null)"
 	[ $ok = 0 ] || { tail -5 $OUT/replicator.log $OUT/tiberd.log; echo "$after" | tail -5; } | sed 's/^/INFO /'
 	kill $rpid 2>/dev/null; wait $rpid 2>/dev/null
