@@ -1873,9 +1873,10 @@ static int xen_restore(const struct tb_restore_req *req,
 	}
 	res->domid = (uint32_t)domid;
 	snprintf(res->where, sizeof(res->where),
-		 "%s stream_ms=%.1f xl_restore_ms=%.1f stream_mib=%" PRIu64,
+		 "%s stream_ms=%.1f xl_restore_ms=%.1f stream_mib=%" PRIu64
+		 " data_pages=%" PRIu64 " zero_pages=%" PRIu64,
 		 name, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6,
-		 st.bytes >> 20);
+		 st.bytes >> 20, st.pages, st.pages_zero);
 	rc = 0;
 out_fd:
 	close(fd);

@@ -90,6 +90,7 @@ struct wr {
 	size_t len;
 	int err;
 	struct tb_xs_stats *st;
+	uint8_t *pages; /* one batch of pages, read before it is written */
 };
 
 static int wr_flush(struct wr *w)
@@ -131,21 +132,6 @@ static void wr_put(struct wr *w, const void *p, size_t n)
 		if (w->len == WBUF_SIZE)
 			wr_flush(w);
 	}
-}
-
-/* Reserve @n bytes in the buffer (n <= WBUF_SIZE) and return them. */
-static uint8_t *wr_space(struct wr *w, size_t n)
-{
-	uint8_t *p;
-
-	if (WBUF_SIZE - w->len < n)
-		wr_flush(w);
-	if (w->err)
-		return NULL;
-	p = w->buf + w->len;
-	w->len += n;
-	w->st->bytes += n;
-	return p;
 }
 
 /* Record header for a body of @len bytes; the caller writes the body and
@@ -209,39 +195,70 @@ static bool type_has_data(uint8_t t)
 	       t != TB_XS_PF_XTAB;
 }
 
-/* One PAGE_DATA record for @n pfns. */
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *q = (const uint64_t *)p;
+
+	for (size_t i = 0; i < TB_PAGE_SIZE / 8; i++)
+		if (q[i])
+			return false;
+	return true;
+}
+
+/*
+ * One PAGE_DATA record for @n pfns.  The pages are read first (a pread
+ * per run of consecutive pfns into w->pages): an all-zero page of a NOTAB
+ * pfn goes as XALLOC, populated without data (Xen gives a guest scrubbed
+ * frames), so a mostly empty guest's stream stays small.
+ */
 static void wr_batch(struct wr *w, const struct tb_xs_image *img,
 		     const uint64_t *pfns, size_t n)
 {
-	size_t ndata = 0, i;
+	uint8_t types[TB_XS_BATCH];
+	size_t ndata = 0, i, j;
 	uint8_t h[8];
 
 	for (i = 0; i < n; i++)
-		ndata += type_has_data(pfn_type(img, pfns[i]));
+		types[i] = pfn_type(img, pfns[i]);
+	for (i = 0; i < n && !w->err; i = j) {
+		size_t len;
+		ssize_t r;
+
+		for (j = i + 1; j < n && pfns[j] == pfns[j - 1] + 1 &&
+				type_has_data(types[j]) == type_has_data(types[i]);
+		     j++)
+			;
+		if (!type_has_data(types[i]))
+			continue;
+		len = (j - i) * TB_PAGE_SIZE;
+		r = pread(img->mem_fd, w->pages + i * TB_PAGE_SIZE, len,
+			  (off_t)(pfns[i] * TB_PAGE_SIZE));
+		if (r != (ssize_t)len)
+			w->err = r < 0 ? -errno : -EIO;
+	}
+	if (w->err)
+		return;
+	for (i = 0; i < n; i++) {
+		if (types[i] == TB_XS_PF_NOTAB &&
+		    page_is_zero(w->pages + i * TB_PAGE_SIZE)) {
+			types[i] = TB_XS_PF_XALLOC;
+			w->st->pages_zero++;
+		}
+		ndata += type_has_data(types[i]);
+	}
 	wr_rhdr(w, TB_XS_REC_PAGE_DATA,
 		(uint32_t)(8 + 8 * n + ndata * TB_PAGE_SIZE));
 	tb_put_le32(h, (uint32_t)n);
 	tb_put_le32(h + 4, 0);
 	wr_put(w, h, sizeof(h));
 	for (i = 0; i < n; i++) {
-		uint64_t e = pfns[i] | (uint64_t)pfn_type(img, pfns[i]) << 60;
-
-		tb_put_le64(h, e);
+		tb_put_le64(h, pfns[i] | (uint64_t)types[i] << 60);
 		wr_put(w, h, sizeof(h));
 	}
-	for (i = 0; i < n && !w->err; i++) {
-		uint8_t *page;
-		ssize_t r;
-
-		if (!type_has_data(pfn_type(img, pfns[i])))
+	for (i = 0; i < n; i++) {
+		if (!type_has_data(types[i]))
 			continue;
-		page = wr_space(w, TB_PAGE_SIZE);
-		if (!page)
-			break;
-		r = pread(img->mem_fd, page, TB_PAGE_SIZE,
-			  (off_t)(pfns[i] * TB_PAGE_SIZE));
-		if (r != (ssize_t)TB_PAGE_SIZE)
-			w->err = r < 0 ? -errno : -EIO;
+		wr_put(w, w->pages + i * TB_PAGE_SIZE, TB_PAGE_SIZE);
 		w->st->pages++;
 	}
 	/* body is 8-aligned: 8 + 8n + 4096k */
@@ -370,8 +387,12 @@ static int wr_run(int fd, const char *config, size_t config_len, bool xl,
 	w.st = st ? st : &dummy;
 	memset(w.st, 0, sizeof(*w.st));
 	w.buf = malloc(WBUF_SIZE);
-	if (!w.buf)
+	w.pages = malloc((size_t)TB_XS_BATCH * TB_PAGE_SIZE);
+	if (!w.buf || !w.pages) {
+		free(w.buf);
+		free(w.pages);
 		return -ENOMEM;
+	}
 	if (xl) {
 		uint8_t h[TB_XS_XL_HDR_SIZE + 4];
 		uint32_t opt = config ? (uint32_t)(4 + config_len) : 0;
@@ -399,6 +420,7 @@ static int wr_run(int fd, const char *config, size_t config_len, bool xl,
 		wr_rec(&w, TB_XS_LIBXL_REC_END, NULL, 0);
 	rc = wr_flush(&w);
 	free(w.buf);
+	free(w.pages);
 	return rc;
 }
 

@@ -133,6 +133,7 @@ struct tb_xs_stats {
 	uint64_t records;
 	uint64_t pages;	       /* with data */
 	uint64_t pages_skipped; /* holes */
+	uint64_t pages_zero;	/* all-zero NOTAB pages sent as XALLOC */
 };
 
 /* Write the libxc stream alone (image header .. END) to @fd.

@@ -297,6 +297,7 @@ START_TEST(roundtrip_pv)
 {
 	uint8_t shinfo[PG], vc0[5000], vc2[5000];
 	uint64_t p2m[2] = { 40, 41 };
+	struct tb_xs_stats st;
 	struct tb_xs_vcpu vcpus[3] = {
 		{ 0, vc0, sizeof(vc0) }, { 1, NULL, 0 }, { 2, vc2, sizeof(vc2) },
 	};
@@ -331,7 +332,16 @@ START_TEST(roundtrip_pv)
 	img.shared_info = shinfo;
 	img.vcpus = vcpus;
 	img.nr_vcpus = 3;
-	ck_assert_int_eq(tb_xs_write_libxc(out, &img, NULL), 0);
+	/* all-zero pages: pfn 20 (NOTAB) goes as XALLOC without data, the
+	 * L1 table at pfn 11 keeps its type and data */
+	{
+		uint8_t z[PG] = { 0 };
+
+		ck_assert_int_eq(pwrite(ram, z, PG, 20 * PG), PG);
+		ck_assert_int_eq(pwrite(ram, z, PG, 11 * PG), PG);
+	}
+	ck_assert_int_eq(tb_xs_write_libxc(out, &img, &st), 0);
+	ck_assert_uint_eq(st.pages_zero, 1);
 	b = slurp_named(out, &len, "pv.libxc");
 	/* first record after the headers: X86_PV_INFO {8, 4} */
 	ck_assert_uint_eq(tb_get_le32(b + 40), TB_XS_REC_X86_PV_INFO);
@@ -353,12 +363,13 @@ START_TEST(roundtrip_pv)
 	ck_assert(!p.xl_header && !p.libxl);
 	ck_assert_uint_eq(p.dom_type, TB_XS_DHDR_TYPE_X86_PV);
 	ck_assert_uint_eq(p.pfns, n);
-	ck_assert_uint_eq(p.pages, n - 1); /* XTAB has no data */
-	ck_assert_uint_eq(c.pages_ok, n - 1);
-	ck_assert_uint_eq(c.nr_pv_types, 3);
+	ck_assert_uint_eq(p.pages, n - 2); /* XTAB, XALLOC have no data */
+	ck_assert_uint_eq(c.pages_ok, n - 2);
+	ck_assert_uint_eq(c.nr_pv_types, 4);
 	ck_assert_uint_eq(c.pv_types[0], 10 | 0xcull << 60);
 	ck_assert_uint_eq(c.pv_types[1], 11 | 0x1ull << 60);
 	ck_assert_uint_eq(c.pv_types[2], 12 | 0xfull << 60);
+	ck_assert_uint_eq(c.pv_types[3], 20 | 0xeull << 60);
 	ck_assert(p.seen_shinfo && p.seen_p2m && p.seen_pv_info);
 	/* the offline vCPU 1 is not written; 5000 bytes are padded */
 	ck_assert_uint_eq(p.vcpus_basic, 2);

@@ -109,7 +109,7 @@ if [ -f $TGCFG ] && [ -x $TIBERD ] && [ -x $REPL ]; then
 	fo=$(grep -a 'FAILOVER DONE' $OUT/replicator.log | tail -1)
 	echo "INFO guest after restore: TICK ${first:-none} -> ${last:-none} (primary's last $tick_kill), suspends_cancelled=${canc_rest:-?} (${canc0:-?} before tiberd), restores=${restores:-?}, committed epoch ${ep:-?}"
 	kv() { echo "$fo" | grep -o " $1=[0-9.]*" | head -1 | cut -d= -f2; }
-	echo "INFO TIMING pv_failover detect_ms=$(kv detect_ms) restore_ms=$(kv restore_ms) stream_ms=$(kv stream_ms) xl_restore_ms=$(kv xl_restore_ms) stream_mib=$(kv stream_mib) kill_to_guest_running_s=${t_run:-none}"
+	echo "INFO TIMING pv_failover detect_ms=$(kv detect_ms) restore_ms=$(kv restore_ms) stream_ms=$(kv stream_ms) xl_restore_ms=$(kv xl_restore_ms) stream_mib=$(kv stream_mib) data_pages=$(kv data_pages) zero_pages=$(kv zero_pages) kill_to_guest_running_s=${t_run:-none}"
 	ok=1
 	# restored (suspend returned 0), memory consistent, counting on from
 	# the committed state: not restarted, never ahead of the primary,
