@@ -5,12 +5,13 @@
 #     sch_plug, ifb, act_mirred, cls_matchall, sch_ingress (veth "vif" on
 #     a bridge; IPv4/IPv6/ARP frames held until released, in order;
 #     teardown leaves nothing).
-#  2. pv_failover: tiberd protects the PV test guest (tests/xen/guest)
-#     at 20 Hz with tiber-replicator --backend xen on loopback; tiberd is
-#     killed (-9) and the domain destroyed; the replicator must restore it
-#     from the last committed epoch (xl restore of our stream v2); the
-#     guest's suspend hypercall returns 0 there, it reconnects, verifies
-#     its memory ledger and keeps counting from the committed state.
+#  2. PV failover (function failover below) of the test guest
+#     (tests/xen/guest) at 20 Hz and of the stock Linux PV domU at 10 Hz,
+#     tiber-replicator --backend xen on loopback: the primary falls
+#     silent, the replicator restores the last committed epoch with
+#     xl restore of our stream v2; the guest's suspend hypercall returns
+#     0 there, it reconnects and keeps counting from the committed state
+#     (the test guest also verifies its memory ledger).
 #  3. (TIBER_HA_PVH=1) the stock PVH domU: snapshot + restore alone
 #     (tb-xenrestore), then failover through tiberd.  The PVH full sync
 #     of its 1M-frame pfn space does not finish in time under TCG.
@@ -46,88 +47,103 @@ else
 	res netbuf_hold_release 1 "no $T"
 fi
 
-# 2. PV failover of the test guest
+# 2. PV failover: the test guest, then the stock Linux PV domU
 tg_field() { # FIELD: the value of FIELD= in the last TICK line on stdin
 	grep -a '^TICK' | tail -1 | grep -o "$1=[0-9]*" | cut -d= -f2
 }
-TG=/root/testguest; TGCFG=$TG/testguest.cfg; G=testguest; PORT=7411
-if [ -f $TGCFG ] && [ -x $TIBERD ] && [ -x $REPL ]; then
+# failover TAG CFG KERNEL HZ: protect the guest of CFG with tiberd at HZ,
+# let 100 epochs be acked, then the primary host falls silent (tiberd
+# frozen: no FIN, no heartbeat, so the replicator must detect the loss
+# by its timeout) and its domain is destroyed.  The replicator restores
+# the last committed epoch E.  Every guest: running again (a console line
+# from the new domain), counting on from the primary's state: not
+# restarted, never ahead.  The test guest (TICKs with counters) also:
+# RESTORED (its suspend returned 0), memory ledger verified, exactly E-1
+# suspend-cancels (epoch E is taken in its E-th suspend under tiberd,
+# before that one is cancelled).
+failover() {
+	local tag=$1 cfg=$2 kernel=$3 hz=$4 port=$((7400 + RANDOM % 500))
+	local G; G=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$cfg")
+	local tg=0 o=$OUT/$tag; mkdir -p $o
+	grep -q 'tiber-testguest' "$cfg" && tg=1
 	xl destroy $G >/dev/null 2>&1; rm -f "$(conlog $G)"
-	timeout 120 xl create $TGCFG > $OUT/create-tg.log 2>&1; rc=$?
-	ticking $G; tk=$?
-	DOMID=$(xl domid $G 2>/dev/null)
-	res pv_testguest_boot $(( rc || tk )) "xl create rc=$rc dom${DOMID:-?}"
-	canc0=$(tg_field suspends_cancelled < "$(conlog $G)")
-	$REPL --listen 127.0.0.1:$PORT --backend xen --restore_args $TGCFG \
-		--heartbeat_timeout 3s --status_file $OUT/status.jsonl \
-		> $OUT/replicator.log 2>&1 &
-	rpid=$!
+	timeout 120 xl create "$cfg" > $o/create.log 2>&1; local rc=$?
+	ticking $G; local tk=$?
+	local DOMID; DOMID=$(xl domid $G 2>/dev/null)
+	res ${tag}_boot $(( rc || tk )) "xl create rc=$rc dom${DOMID:-?}"
+	[ $(( rc || tk )) = 0 ] || { res ${tag}_failover 1 "not run: no guest"; return; }
+	local canc0; canc0=$(tg_field suspends_cancelled < "$(conlog $G)")
+	$REPL --listen 127.0.0.1:$port --backend xen --restore_args "$cfg" \
+		--heartbeat_timeout 3s --status_file $o/status.jsonl \
+		> $o/replicator.log 2>&1 &
+	local rpid=$!
 	sleep 0.5
-	$TIBERD --backend xen --domain $DOMID --backup 127.0.0.1:$PORT \
-		--rate 20 --kernel $TG/tiber-testguest --suspend_timeout 2s \
-		--heartbeat_timeout 10s --lag_limit 30s --trace $OUT/trace.jsonl \
-		> $OUT/tiberd.log 2>&1 &
-	tpid=$!
-	# 100 acked epochs (5 s at 20 Hz; longer under TCG)
-	t_sync=$(now); acked=0
-	for i in $(seq 240); do
-		acked=$(grep -c '"t_acked":[1-9]' $OUT/trace.jsonl 2>/dev/null)
+	$TIBERD --backend xen --domain $DOMID --backup 127.0.0.1:$port \
+		--rate $hz --kernel "$kernel" --suspend_timeout 2s \
+		--heartbeat_timeout 10s --lag_limit 30s --trace $o/trace.jsonl \
+		> $o/tiberd.log 2>&1 &
+	local tpid=$!
+	local t_sync; t_sync=$(now); local acked=0 i
+	for i in $(seq 600); do
+		acked=$(grep -c '"t_acked":[1-9]' $o/trace.jsonl 2>/dev/null)
 		[ "${acked:-0}" -ge 100 ] && break
 		kill -0 $tpid 2>/dev/null || break
 		sleep 0.5
 	done
-	echo "INFO $acked acked epochs after $(el $t_sync)s"
-	nlines=$(wc -l < "$(conlog $G)")
-	# the primary host falls silent: tiberd frozen (no FIN, no
-	# heartbeat: the replicator must detect the loss by its timeout),
-	# then its domain destroyed
+	echo "INFO $tag: $acked acked epochs after $(el $t_sync)s"
 	kill -STOP $tpid
-	xl destroy $G; t_kill=$(now)
-	echo "INFO froze tiberd and destroyed dom$DOMID after $acked acked epochs"
-	# the guest is running again once it printed RESTORED on the new
-	# domain's console (same name, same log file)
-	t_run=""
-	for i in $(seq 600); do
-		if tail -n +$((nlines + 1)) "$(conlog $G)" | grep -a -q '^RESTORED'; then
+	xl destroy $G; local t_kill; t_kill=$(now)
+	sleep 0.2 # xenconsoled writes out what the old domain printed
+	local nlines; nlines=$(wc -l < "$(conlog $G)")
+	local tick_kill; tick_kill=$(grep -a -o '^TICK [0-9]*' "$(conlog $G)" | tail -1 | cut -d' ' -f2)
+	echo "INFO $tag: froze tiberd, destroyed dom$DOMID at TICK $tick_kill"
+	local marker='^TICK'; [ $tg = 1 ] && marker='^RESTORED'
+	local t_run=""
+	for i in $(seq 900); do
+		if tail -n +$((nlines + 1)) "$(conlog $G)" | grep -a -q "$marker"; then
 			t_run=$(el $t_kill); break
 		fi
-		grep -q 'failover restore:' $OUT/replicator.log && break
+		grep -q 'failover restore:' $o/replicator.log && break
 		sleep 0.1
 	done
 	sleep 2.5 # two heartbeats of the restored guest
-	grep -a -E 'PRIMARY LOST|FAILOVER|failover' $OUT/replicator.log | sed 's/^/INFO replicator: /'
+	grep -a -E 'PRIMARY LOST|FAILOVER|failover' $o/replicator.log | sed "s/^/INFO $tag replicator: /"
 	kill -9 $tpid; wait $tpid 2>/dev/null
-	# the primary's last lines, then the restored guest's (RESTORED on)
-	tick_kill=$(grep -a -o '^TICK [0-9]*\|^RESTORED' "$(conlog $G)" | sed '/^RESTORED/,$d' | tail -1 | cut -d' ' -f2)
-	after=$(tail -n +$((nlines + 1)) "$(conlog $G)" | sed -n '/^RESTORED/,$p')
-	echo "$after" | grep -a -E '^(RESTORED|VERIFY)' | sed 's/^/INFO guest: /'
+	local after; after=$(tail -n +$((nlines + 1)) "$(conlog $G)")
+	echo "$after" | grep -a -E '^(RESTORED|VERIFY)' | sed "s/^/INFO $tag guest: /"
+	local first last ep fo
 	first=$(echo "$after" | grep -a -o '^TICK [0-9]*' | head -1 | cut -d' ' -f2)
 	last=$(echo "$after" | grep -a -o '^TICK [0-9]*' | tail -1 | cut -d' ' -f2)
-	restores=$(echo "$after" | tg_field restores)
-	canc_rest=$(echo "$after" | grep -a '^TICK' | head -1 | grep -o 'suspends_cancelled=[0-9]*' | cut -d= -f2)
-	ep=$(grep -o '"epoch":[0-9]*' $OUT/status.jsonl 2>/dev/null | tail -1 | cut -d: -f2)
-	fo=$(grep -a 'FAILOVER DONE' $OUT/replicator.log | tail -1)
-	echo "INFO guest after restore: TICK ${first:-none} -> ${last:-none} (primary's last $tick_kill), suspends_cancelled=${canc_rest:-?} (${canc0:-?} before tiberd), restores=${restores:-?}, committed epoch ${ep:-?}"
+	ep=$(grep -o '"epoch":[0-9]*' $o/status.jsonl 2>/dev/null | tail -1 | cut -d: -f2)
+	fo=$(grep -a 'FAILOVER DONE' $o/replicator.log | tail -1)
 	kv() { echo "$fo" | grep -o " $1=[0-9.]*" | head -1 | cut -d= -f2; }
-	echo "INFO TIMING pv_failover detect_ms=$(kv detect_ms) restore_ms=$(kv restore_ms) stream_ms=$(kv stream_ms) xl_restore_ms=$(kv xl_restore_ms) stream_mib=$(kv stream_mib) data_pages=$(kv data_pages) zero_pages=$(kv zero_pages) kill_to_guest_running_s=${t_run:-none}"
-	ok=1
-	# restored (suspend returned 0), memory consistent, counting on from
-	# the committed state: not restarted, never ahead of the primary,
-	# and exactly the committed epoch's state: epoch E is taken in the
-	# guest's E-th suspend under tiberd, before that one is cancelled
-	[ -n "$fo" ] && [ -n "$t_run" ] && [ "${restores:-0}" = 1 ] && \
-		echo "$after" | grep -a -q '^VERIFY ok why=restore' && \
-		[ -n "$first" ] && [ "$first" -le $((tick_kill + 1)) ] && \
-		[ "$first" -ge $((tick_kill - 30)) ] && [ "${last:-0}" -gt "$first" ] && \
-		[ -n "$canc_rest" ] && [ -n "$ep" ] && \
-		[ "$canc_rest" -eq $(( ${canc0:-0} + ep - 1 )) ] && ok=0
-	res pv_failover $ok "failover ${t_run:-never}s after kill; $(tail -1 $OUT/status.jsonl 2>/dev/null)"
-	[ $ok = 0 ] || { tail -5 $OUT/replicator.log $OUT/tiberd.log; echo "$after" | tail -5; } | sed 's/^/INFO /'
+	echo "INFO $tag: guest after restore: TICK ${first:-none} -> ${last:-none} (primary's last $tick_kill), committed epoch ${ep:-?}"
+	echo "INFO TIMING ${tag}_failover rate=${hz}Hz detect_ms=$(kv detect_ms) restore_ms=$(kv restore_ms) stream_ms=$(kv stream_ms) xl_restore_ms=$(kv xl_restore_ms) stream_mib=$(kv stream_mib) data_pages=$(kv data_pages) zero_pages=$(kv zero_pages) kill_to_guest_running_s=${t_run:-none}"
+	local ok=1
+	[ -n "$fo" ] && [ -n "$t_run" ] && [ -n "$first" ] && \
+		[ "$first" -le $((tick_kill + 1)) ] && [ "$first" -ge $((tick_kill - 30)) ] && \
+		[ "${last:-0}" -gt "$first" ] && ok=0
+	if [ $tg = 1 ] && [ $ok = 0 ]; then
+		local restores canc
+		restores=$(echo "$after" | tg_field restores)
+		canc=$(echo "$after" | grep -a '^TICK' | head -1 | grep -o 'suspends_cancelled=[0-9]*' | cut -d= -f2)
+		echo "INFO $tag: restored guest: suspends_cancelled=${canc:-?} (${canc0:-?} before tiberd), restores=${restores:-?}"
+		[ "${restores:-0}" = 1 ] && echo "$after" | grep -a -q '^VERIFY ok why=restore' && \
+			[ -n "$canc" ] && [ -n "$ep" ] && [ "$canc" -eq $(( ${canc0:-0} + ep - 1 )) ] || ok=1
+	fi
+	res ${tag}_failover $ok "guest running ${t_run:-never}s after the primary fell silent; $(tail -1 $o/status.jsonl 2>/dev/null)"
+	[ $ok = 0 ] || { tail -5 $o/replicator.log $o/tiberd.log; echo "$after" | tail -5; } | sed 's/^/INFO /'
 	kill $rpid 2>/dev/null; wait $rpid 2>/dev/null
-	xl list | sed 's/^/INFO xl list: /'
+	xl list | sed "s/^/INFO $tag xl list: /"
 	xl destroy $G 2>/dev/null
+}
+if [ -x $TIBERD ] && [ -x $REPL ]; then
+	[ -f /root/testguest/testguest.cfg ] &&
+		failover pv_testguest /root/testguest/testguest.cfg /root/testguest/tiber-testguest 20
+	[ -f /root/domu/domu.cfg ] &&
+		failover pv_linux /root/domu/domu.cfg /root/domu/vmlinuz 10
 else
-	res pv_failover 1 "not run: $TGCFG, $TIBERD, $REPL needed"
+	res pv_failover 1 "not run: $TIBERD, $REPL needed"
 fi
 
 [ "${TIBER_HA_PVH:-0}" = 1 ] || { echo "RESULT $pass passed, $fail failed"; exit 0; }
