@@ -31,6 +31,7 @@ static const char *const modes[] = { "auto", "evtchn", "xenstore", "pause",
 static const char *const policies[] = { "release", "hold", NULL };
 static const char *const engine_modes[] = { "staged", "send-while-paused",
 					    NULL };
+static const char *const overflows[] = { "drop", "pause", NULL };
 static const char *const tristate[] = { "auto", "no", "yes", NULL };
 static const char *const levels[] = { "err", "warn", "info", "debug", NULL };
 
@@ -38,6 +39,8 @@ int main(int argc, char **argv)
 {
 	struct tb_engine_cfg cfg;
 	int backend = 0, smode = 0, policy = 0, emode = 0, scancel = 0;
+	int overflow = 0;
+	uint64_t out_limit = 8ull << 20;
 	int level = TB_LOG_INFO, static_port = -1, rc;
 	const char *guest = NULL, *backup = NULL, *control = NULL;
 	const char *kernel = NULL, *dirty_mech = "auto";
@@ -121,6 +124,17 @@ int main(int argc, char **argv)
 		  .help = "threads copying pages in the pause (default 2)",
 		  .min = 1,
 		  .max = 16 },
+		{ .key = "output_limit",
+		  .type = TB_OPT_SIZE,
+		  .dst = &out_limit,
+		  .help = "xen: bytes of guest output held at most (default 8M)",
+		  .min = 64 * 1024,
+		  .max = 2147483647.0 },
+		{ .key = "output_overflow",
+		  .type = TB_OPT_CHOICE,
+		  .dst = &overflow,
+		  .help = "xen: at the limit, drop (default) or pause the guest",
+		  .choices = overflows },
 		{ .key = "heartbeat_interval",
 		  .type = TB_OPT_DURATION,
 		  .dst = &cfg.hb_interval_ns,
@@ -252,6 +266,8 @@ int main(int argc, char **argv)
 	cfg.dom.suspend_cancel = scancel == 0 ? -1 : scancel == 2;
 	cfg.dom.dirty_mech = dirty_mech;
 	cfg.dom.copy_threads = copy_threads;
+	cfg.dom.output_limit = out_limit;
+	cfg.dom.output_overflow = (enum tb_output_overflow)overflow;
 	cfg.max_inflight = max_inflight;
 	cfg.precopy_rounds = precopy;
 	cfg.loss_policy = (enum tb_loss_policy)policy;

@@ -1450,7 +1450,11 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		",\"suspend_timeouts\":%" PRIu64 ",\"backup_losses\":%" PRIu64
 		",\"resyncs\":%" PRIu64 ",\"mb_raw\":%.2f,\"mb_shipped\":%.2f,"
 		"\"output_held_bytes\":%" PRIu64
-		",\"output_released_bytes\":%" PRIu64 "}",
+		",\"output_released_bytes\":%" PRIu64
+		",\"output_dropped_bytes\":%" PRIu64
+		",\"output_dropped_packets\":%" PRIu64
+		",\"output_overflow_pauses\":%" PRIu64
+		",\"output_overflow_paused_ms\":%.1f}",
 		st.info.domid, st.info.name, e->cfg.ops->name,
 		tb_engine_state_name(st.state), st.rate_hz,
 		tb_suspend_mode_name(st.info.suspend_mode), st.info.dirty_mech,
@@ -1459,7 +1463,10 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		st.pause_p99_ns / 1e3, st.backup_lag_ns / 1e6, st.skipped_ticks,
 		st.missed_ticks, st.suspend_timeouts, st.backup_losses,
 		st.resyncs, st.bytes_raw / 1e6, st.bytes_wire / 1e6,
-		st.dom.output_held_bytes, st.dom.output_released_bytes);
+		st.dom.output_held_bytes, st.dom.output_released_bytes,
+		st.dom.output_dropped_bytes, st.dom.output_dropped_packets,
+		st.dom.output_overflow_pauses,
+		st.dom.output_overflow_pause_ns / 1e6);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 

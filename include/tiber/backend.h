@@ -53,6 +53,14 @@ struct tb_dom_cfg {
 	int suspend_cancel;	 /* xen: -1 detect, 0 no, 1 yes (config) */
 	const char *dirty_mech;	 /* sim: "auto", "uffd", "bitmap" */
 	unsigned copy_threads;	 /* threads for copy_pages in the pause */
+	/* xen: held guest output (sch_plug): byte limit (0: 8 MiB) and
+	 * what happens at the limit */
+	uint64_t output_limit;
+	enum tb_output_overflow {
+		TB_OVERFLOW_DROP = 0,  /* the kernel drops, counted */
+		TB_OVERFLOW_PAUSE = 1, /* the guest is paused until acks
+					  bring it under the limit */
+	} output_overflow;
 };
 
 struct tb_dom_info {
@@ -76,7 +84,10 @@ struct tb_dom_stats {
 	uint64_t pages_copied;
 	uint64_t output_held_bytes;	/* currently held */
 	uint64_t output_released_bytes; /* total released */
-	uint64_t output_dropped_bytes;	/* overflow policy "drop" */
+	uint64_t output_dropped_bytes;	/* sim: lost with the connection */
+	uint64_t output_dropped_packets; /* xen: over the plug's limit */
+	uint64_t output_overflow_pauses;   /* xen, policy "pause" */
+	uint64_t output_overflow_pause_ns; /* total time paused for it */
 	/* Last op's inner timestamps (CLOCK_MONOTONIC ns), 0 if n/a. */
 	int64_t t_notify_ns; /* request_suspend signalled the guest */
 	int64_t t_wake_ns;   /* await_suspended woke up */

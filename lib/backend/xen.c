@@ -140,6 +140,15 @@ struct tb_dom {
 	/* output commit (xen_netbuf.c): NULL when the guest has no vif */
 	struct tb_netbuf *netbuf;
 	pthread_mutex_t nb_lock; /* output_release runs on another thread */
+	/* overflow policy "pause", under nb_lock (see ovf_monitor) */
+	bool ovf_pause;
+	uint64_t out_limit;
+	bool ovf_paused;   /* paused by us for a full buffer */
+	bool ovf_in_epoch; /* from a request to the resume: hands off */
+	int64_t ovf_t0;
+	bool ovf_stop;
+	pthread_t ovf_thread;
+	bool ovf_thread_started;
 	char vif[16];
 };
 
@@ -620,35 +629,49 @@ out:
  * interface; TIBER_XEN_VIF=none turns output commit off (tiberd then
  * runs without it, as before).  Only the first vif is buffered.
  */
-static int netbuf_attach(struct tb_dom *d)
+/* The guest's first vif in dom0 (its backend's "vifname", else
+ * vifDOMID.0); false if it has none. */
+static bool dom_vif(struct xs_handle *xsh, uint32_t domid, char *out,
+		    size_t len)
+{
+	char path[128], *name, *state;
+
+	snprintf(path, sizeof(path), "/local/domain/0/backend/vif/%u/0/state",
+		 domid);
+	state = xs_read_str(xsh, path);
+	if (!state)
+		return false;
+	free(state);
+	snprintf(path, sizeof(path),
+		 "/local/domain/0/backend/vif/%u/0/vifname", domid);
+	name = xs_read_str(xsh, path);
+	if (name && *name)
+		snprintf(out, len, "%s", name);
+	else
+		snprintf(out, len, "vif%u.0", domid);
+	free(name);
+	return true;
+}
+
+static void *ovf_monitor(void *arg);
+
+static int netbuf_attach(struct tb_dom *d, const struct tb_dom_cfg *dcfg)
 {
 	struct tb_netbuf_cfg cfg = { 0 };
 	const char *env = getenv("TIBER_XEN_VIF");
-	char path[128], why[256] = "";
-	char *name = NULL, *state = NULL;
+	char why[256] = "";
 	int rc;
 
 	if (env && !strcmp(env, "none"))
 		return 0;
-	if (env && *env) {
+	if (env && *env)
 		snprintf(d->vif, sizeof(d->vif), "%s", env);
-	} else {
-		snprintf(path, sizeof(path),
-			 "/local/domain/0/backend/vif/%u/0/state", d->domid);
-		state = xs_read_str(d->xsh, path);
-		if (!state)
-			return 0; /* no vif: nothing to hold */
-		snprintf(path, sizeof(path),
-			 "/local/domain/0/backend/vif/%u/0/vifname", d->domid);
-		name = xs_read_str(d->xsh, path);
-		if (name && *name)
-			snprintf(d->vif, sizeof(d->vif), "%s", name);
-		else
-			snprintf(d->vif, sizeof(d->vif), "vif%u.0", d->domid);
-		free(name);
-		free(state);
-	}
+	else if (!dom_vif(d->xsh, d->domid, d->vif, sizeof(d->vif)))
+		return 0; /* no vif: nothing to hold */
 	cfg.vif = d->vif;
+	d->ovf_pause = dcfg->output_overflow == TB_OVERFLOW_PAUSE;
+	d->out_limit = dcfg->output_limit ? dcfg->output_limit : 8u << 20;
+	cfg.limit_bytes = tb_xen_plug_limit(dcfg->output_limit, d->ovf_pause);
 	rc = tb_netbuf_setup(&d->netbuf, &cfg, why, sizeof(why));
 	if (rc) {
 		tb_backend_set_reason(
@@ -657,7 +680,99 @@ static int netbuf_attach(struct tb_dom *d)
 		return rc;
 	}
 	pthread_mutex_init(&d->nb_lock, NULL);
+	if (d->ovf_pause) {
+		rc = -pthread_create(&d->ovf_thread, NULL, ovf_monitor, d);
+		if (rc) {
+			tb_backend_set_reason("overflow monitor thread: %s",
+					      strerror(-rc));
+			return rc;
+		}
+		d->ovf_thread_started = true;
+	}
 	return 0;
+}
+
+/*
+ * Overflow policy "pause".  The plug holds up to twice the limit.  The
+ * kernel has no event for a qdisc's backlog, so a monitor thread samples
+ * it (netlink qdisc stats) every OVF_SAMPLE_NS: at or over the limit
+ * while the guest runs, the domain is paused (xc_domain_pause); under it,
+ * unpaused.  A release unpauses at once when it brings the backlog under.
+ * The next epoch's request unpauses the guest too, so it can reach its
+ * suspend point: only a checkpoint of the state after the held output can
+ * let that output go, so a guest held across epochs would hold its output
+ * for ever; the monitor leaves it alone from the request to the resume.
+ * Over the limit the guest thus runs only from a request to its suspend.
+ * Callers hold nb_lock.
+ */
+#define OVF_SAMPLE_NS (10 * TB_NSEC_PER_MSEC)
+
+static bool ovf_full(struct tb_dom *d)
+{
+	struct tb_netbuf_stats ns;
+
+	return !tb_netbuf_get_stats(d->netbuf, &ns) &&
+	       ns.held_bytes >= d->out_limit;
+}
+
+static void ovf_unpause(struct tb_dom *d)
+{
+	if (!d->ovf_paused)
+		return;
+	xc_domain_unpause(d->xch, d->domid);
+	d->ovf_paused = false;
+	d->st.output_overflow_pause_ns += (uint64_t)(tb_now_ns() - d->ovf_t0);
+}
+
+static void ovf_sample(struct tb_dom *d, bool full)
+{
+	if (d->ovf_in_epoch)
+		return;
+	if (!d->ovf_paused && full) {
+		if (!xc_domain_pause(d->xch, d->domid)) {
+			d->ovf_paused = true;
+			d->ovf_t0 = tb_now_ns();
+			d->st.output_overflow_pauses++;
+		}
+	} else if (d->ovf_paused && !full) {
+		ovf_unpause(d);
+	}
+}
+
+static void *ovf_monitor(void *arg)
+{
+	struct tb_dom *d = arg;
+	struct timespec ts = { 0, OVF_SAMPLE_NS };
+
+	for (;;) {
+		uint64_t held = 0;
+		/* the qdisc dump outside nb_lock: the epoch and sender
+		 * threads must not wait for it */
+		bool known = !tb_netbuf_backlog(d->netbuf, &held);
+
+		pthread_mutex_lock(&d->nb_lock);
+		if (d->ovf_stop) {
+			ovf_unpause(d);
+			pthread_mutex_unlock(&d->nb_lock);
+			return NULL;
+		}
+		if (known)
+			ovf_sample(d, held >= d->out_limit);
+		pthread_mutex_unlock(&d->nb_lock);
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* The epoch's hands-on phase: @on at the request, off at the resume. */
+static void ovf_epoch(struct tb_dom *d, bool on)
+{
+	if (!d->netbuf || !d->ovf_pause)
+		return;
+	pthread_mutex_lock(&d->nb_lock);
+	d->ovf_in_epoch = on;
+	if (on)
+		ovf_unpause(d); /* let it reach its suspend point */
+	pthread_mutex_unlock(&d->nb_lock);
 }
 
 static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
@@ -919,7 +1034,7 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 		if (d->kind != KIND_PV)
 			remap_dirty_holes(d, bm);
 	}
-	rc = netbuf_attach(d);
+	rc = netbuf_attach(d, cfg);
 	if (rc)
 		goto fail;
 	free(dompath);
@@ -953,11 +1068,8 @@ static void xen_get_info(struct tb_dom *d, struct tb_dom_info *info)
 
 /* ------------------------------------------------------------ the epoch */
 
-static int xen_request_suspend(struct tb_dom *d)
+static int send_request(struct tb_dom *d)
 {
-	if (d->suspended || d->paused)
-		return -EINVAL;
-	d->st.t_notify_ns = tb_now_ns();
 	switch (d->mode) {
 	case TB_SUSPEND_EVTCHN:
 		if (xenevtchn_notify(d->xce, (evtchn_port_t)d->local_port) < 0)
@@ -975,7 +1087,21 @@ static int xen_request_suspend(struct tb_dom *d)
 	default:
 		return -EINVAL;
 	}
+	return 0;
+}
+
+static int xen_request_suspend(struct tb_dom *d)
+{
+	int rc;
+
+	if (d->suspended || d->paused)
+		return -EINVAL;
+	d->st.t_notify_ns = tb_now_ns();
+	rc = send_request(d);
+	if (rc)
+		return rc;
 	d->requested = true;
+	ovf_epoch(d, true);
 	return 0;
 }
 
@@ -1035,7 +1161,7 @@ static int wait_suspended(struct tb_dom *d, int64_t deadline_ns)
 	}
 }
 
-static int xen_await_suspended(struct tb_dom *d, int64_t deadline_ns)
+static int await_suspended(struct tb_dom *d, int64_t deadline_ns)
 {
 	int rc, rc2;
 
@@ -1086,6 +1212,15 @@ static int xen_await_suspended(struct tb_dom *d, int64_t deadline_ns)
 	/* Still running.  A late suspend is caught by request_suspend /
 	 * check_health (d->requested stays set). */
 	return -ETIMEDOUT;
+}
+
+static int xen_await_suspended(struct tb_dom *d, int64_t deadline_ns)
+{
+	int rc = await_suspended(d, deadline_ns);
+
+	if (rc)
+		ovf_epoch(d, false); /* no checkpoint: the guest runs on */
+	return rc;
 }
 
 static int xen_harvest_dirty(struct tb_dom *d, struct tb_bitmap *out)
@@ -1528,6 +1663,12 @@ static int xen_output_release(struct tb_dom *d, uint64_t epoch)
 	if (rc)
 		tb_backend_set_reason("%s: plug release: %s", d->vif,
 				      strerror(-rc));
+	else if (d->ovf_pause) {
+		pthread_mutex_lock(&d->nb_lock);
+		if (d->ovf_paused && !ovf_full(d))
+			ovf_unpause(d);
+		pthread_mutex_unlock(&d->nb_lock);
+	}
 	return rc;
 }
 
@@ -1539,6 +1680,8 @@ static int xen_output_set_gated(struct tb_dom *d, bool gated)
 		return 0;
 	pthread_mutex_lock(&d->nb_lock);
 	rc = tb_netbuf_set_gated(d->netbuf, gated);
+	if (!rc && !gated)
+		ovf_unpause(d); /* nothing is held any more */
 	pthread_mutex_unlock(&d->nb_lock);
 	if (rc)
 		tb_backend_set_reason("%s: plug %s: %s", d->vif,
@@ -1559,6 +1702,7 @@ static int xen_resume(struct tb_dom *d, bool fast)
 		d->paused = false;
 		d->suspended = false;
 		d->st.slow_resumes++;
+		ovf_epoch(d, false);
 		return 0;
 	}
 	if (fast && !d->suspend_cancel) {
@@ -1582,6 +1726,7 @@ static int xen_resume(struct tb_dom *d, bool fast)
 		d->st.fast_resumes++;
 	else
 		d->st.slow_resumes++;
+	ovf_epoch(d, false);
 	return 0;
 }
 
@@ -1633,9 +1778,11 @@ static void xen_get_stats(struct tb_dom *d, struct tb_dom_stats *st)
 	if (!tb_netbuf_get_stats(d->netbuf, &ns)) {
 		st->output_held_bytes = ns.held_bytes;
 		st->output_released_bytes = ns.released_bytes;
-		/* the plug counts drops in packets, not bytes */
-		st->output_dropped_bytes = ns.dropped_packets;
+		st->output_dropped_packets = ns.dropped_packets;
 	}
+	/* updated by the sender thread under nb_lock */
+	st->output_overflow_pauses = d->st.output_overflow_pauses;
+	st->output_overflow_pause_ns = d->st.output_overflow_pause_ns;
 	pthread_mutex_unlock(&d->nb_lock);
 }
 
@@ -1647,6 +1794,11 @@ static void xen_detach(struct tb_dom *d)
 		return;
 	if (d->netbuf) {
 		/* held output goes out: the guest runs on, unprotected */
+		pthread_mutex_lock(&d->nb_lock);
+		d->ovf_stop = true;
+		pthread_mutex_unlock(&d->nb_lock);
+		if (d->ovf_thread_started)
+			pthread_join(d->ovf_thread, NULL); /* it unpauses */
 		tb_netbuf_teardown(d->netbuf);
 		d->netbuf = NULL;
 		pthread_mutex_destroy(&d->nb_lock);
@@ -1910,7 +2062,7 @@ int tb_xen_recover(uint32_t domid, bool fast, bool unpause, char *report,
 	xc_interface *xch;
 	struct xs_handle *xsh;
 	xc_domaininfo_t info;
-	char path[300], *dompath = NULL, *s;
+	char path[300], vif[32], *dompath = NULL, *s;
 	int rc, first = 0;
 
 	if (report && report_len)
@@ -1936,6 +2088,12 @@ int tb_xen_recover(uint32_t domid, bool fast, bool unpause, char *report,
 			}
 			free(s);
 		}
+		/* output buffering a killed tiberd left on the vif: the
+		 * held output goes out */
+		if (dom_vif(xsh, domid, vif, sizeof(vif)) &&
+		    tb_netbuf_cleanup(vif, NULL))
+			report_add(report, report_len,
+				   "removed output buffering (ifb, redirect)");
 		free(dompath);
 		xs_close(xsh);
 	}

@@ -29,6 +29,7 @@
 
 struct tb_netbuf {
 	struct nl_sock *sk;
+	struct nl_sock *sk_mon; /* tb_netbuf_backlog's own */
 	char vif[IFNAMSIZ];
 	char ifb[IFNAMSIZ];
 	int vif_idx, ifb_idx;
@@ -278,11 +279,6 @@ int tb_netbuf_setup(struct tb_netbuf **out, const struct tb_netbuf_cfg *cfg,
 		why_set(why, why_len, "netbuf: bad vif name");
 		return -EINVAL;
 	}
-	if (cfg->overflow == TB_NETBUF_PAUSE) {
-		why_set(why, why_len,
-			"netbuf: overflow policy 'pause' is not implemented (use 'drop')");
-		return -ENOTSUP;
-	}
 	nb = calloc(1, sizeof(*nb));
 	if (!nb)
 		return -ENOMEM;
@@ -406,21 +402,18 @@ unsigned tb_netbuf_pending(const struct tb_netbuf *nb)
 	return nb->marker ? 1 : 0;
 }
 
-int tb_netbuf_get_stats(struct tb_netbuf *nb, struct tb_netbuf_stats *st)
+/* The plug's counters, by a qdisc dump on @sk. */
+static int read_plug(struct nl_sock *sk, int ifb_idx,
+		     struct tb_netbuf_stats *st)
 {
 	struct nl_cache *cache = NULL;
 	struct rtnl_qdisc *q;
 	int err;
 
-	memset(st, 0, sizeof(*st));
-	st->boundaries = nb->boundaries;
-	st->merged = nb->merged;
-	st->releases = nb->releases;
-	st->filter_kind = nb->filter_kind;
-	err = rtnl_qdisc_alloc_cache(nb->sk, &cache);
+	err = rtnl_qdisc_alloc_cache(sk, &cache);
 	if (err < 0)
 		return nl_errno(err);
-	q = rtnl_qdisc_get(cache, nb->ifb_idx, PLUG_HANDLE);
+	q = rtnl_qdisc_get(cache, ifb_idx, PLUG_HANDLE);
 	if (!q) {
 		nl_cache_free(cache);
 		return -ENOENT;
@@ -435,6 +428,37 @@ int tb_netbuf_get_stats(struct tb_netbuf *nb, struct tb_netbuf_stats *st)
 	return 0;
 }
 
+int tb_netbuf_get_stats(struct tb_netbuf *nb, struct tb_netbuf_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->boundaries = nb->boundaries;
+	st->merged = nb->merged;
+	st->releases = nb->releases;
+	st->filter_kind = nb->filter_kind;
+	return read_plug(nb->sk, nb->ifb_idx, st);
+}
+
+int tb_netbuf_backlog(struct tb_netbuf *nb, uint64_t *bytes)
+{
+	struct tb_netbuf_stats st = { 0 };
+	int rc;
+
+	if (!nb->sk_mon) {
+		nb->sk_mon = nl_socket_alloc();
+		if (!nb->sk_mon)
+			return -ENOMEM;
+		rc = nl_errno(nl_connect(nb->sk_mon, NETLINK_ROUTE));
+		if (rc) {
+			nl_socket_free(nb->sk_mon);
+			nb->sk_mon = NULL;
+			return rc;
+		}
+	}
+	rc = read_plug(nb->sk_mon, nb->ifb_idx, &st);
+	*bytes = st.held_bytes;
+	return rc;
+}
+
 void tb_netbuf_teardown(struct tb_netbuf *nb)
 {
 	if (!nb)
@@ -444,21 +468,26 @@ void tb_netbuf_teardown(struct tb_netbuf *nb)
 	plug_cmd(nb, TCQ_PLUG_RELEASE_INDEFINITE, false);
 	undo_ifb(nb->sk, nb->ifb);
 	nl_socket_free(nb->sk);
+	if (nb->sk_mon)
+		nl_socket_free(nb->sk_mon);
 	free(nb);
 }
 
-void tb_netbuf_cleanup(const char *vif, const char *ifb)
+bool tb_netbuf_cleanup(const char *vif, const char *ifb)
 {
 	struct nl_sock *sk = nl_socket_alloc();
 	char name[IFNAMSIZ];
+	bool found = false;
 	int idx;
 
 	if (!sk)
-		return;
+		return false;
 	if (!nl_connect(sk, NETLINK_ROUTE)) {
 		idx = link_index(sk, vif);
 		ifb_name(name, vif, ifb);
+		found = link_index(sk, name) > 0;
 		undo(sk, idx > 0 ? idx : 0, name);
 	}
 	nl_socket_free(sk);
+	return found;
 }

@@ -26,16 +26,13 @@
 
 struct tb_netbuf;
 
-enum tb_netbuf_overflow {
-	TB_NETBUF_DROP = 0,  /* plug limit reached: the kernel drops, counted */
-	TB_NETBUF_PAUSE = 1, /* not implemented: -ENOTSUP at setup */
-};
-
 struct tb_netbuf_cfg {
 	const char *vif;	/* e.g. "vif5.0" (or a veth in tests) */
 	const char *ifb;	/* NULL: "tb-" + vif (truncated to 15) */
-	uint32_t limit_bytes;	/* plug qdisc limit; 0: 8 MiB */
-	enum tb_netbuf_overflow overflow;
+	uint32_t limit_bytes;	/* plug qdisc limit (over it the kernel
+				   drops, counted); 0: 8 MiB.  The Xen
+				   backend's policy "pause" keeps the
+				   backlog under its own lower limit. */
 };
 
 struct tb_netbuf_stats {
@@ -68,9 +65,14 @@ int tb_netbuf_set_gated(struct tb_netbuf *nb, bool gated);
 /* Boundaries inserted and not yet released (0 or 1 in the kernel). */
 unsigned tb_netbuf_pending(const struct tb_netbuf *nb);
 int tb_netbuf_get_stats(struct tb_netbuf *nb, struct tb_netbuf_stats *st);
+/* The plug's backlog in bytes, through a netlink socket of its own: one
+ * thread (the Xen backend's overflow monitor) may call it without the
+ * callers' lock.  Not with teardown. */
+int tb_netbuf_backlog(struct tb_netbuf *nb, uint64_t *bytes);
 /* Release everything, remove the redirect, the ifb and its qdisc. */
 void tb_netbuf_teardown(struct tb_netbuf *nb);
-/* Remove what a setup of @vif (ifb name as in cfg) may have left. */
-void tb_netbuf_cleanup(const char *vif, const char *ifb);
+/* Remove what a setup of @vif (ifb name as in cfg) may have left (a
+ * killed tiberd: tiberctl recover).  true if its ifb was there. */
+bool tb_netbuf_cleanup(const char *vif, const char *ifb);
 
 #endif

@@ -281,6 +281,15 @@ int tb_xen_pt_normalise(uint64_t *pt, unsigned level, const uint64_t *m2p,
 	return 0;
 }
 
+uint32_t tb_xen_plug_limit(uint64_t limit, bool pause)
+{
+	if (!limit)
+		limit = 8u << 20;
+	if (pause)
+		limit *= 2;
+	return (uint32_t)TB_MIN(limit, (uint64_t)INT32_MAX);
+}
+
 int tb_xen_resolve_mode(enum tb_suspend_mode want, bool published,
 			int32_t static_port, bool has_control,
 			enum tb_suspend_mode *out)

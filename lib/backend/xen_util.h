@@ -78,6 +78,14 @@ int tb_xen_pt_normalise(uint64_t *pt, unsigned level, const uint64_t *m2p,
 			uint64_t p2m_size, unsigned *bad_index);
 
 /*
+ * The plug qdisc's byte limit for a configured output limit @limit (0:
+ * 8 MiB).  Policy drop: @limit itself.  Policy pause (@pause): twice it,
+ * at most INT32_MAX, so that what the guest sends between the backend's
+ * checks of the backlog is held, not dropped.
+ */
+uint32_t tb_xen_plug_limit(uint64_t limit, bool pause);
+
+/*
  * Suspend mode resolution.  @want from config; @published: the guest
  * wrote a port to device/suspend/event-channel; @static_port >= 0: a
  * dom0less static port; @feature_suspend: control/feature-suspend=1 (or

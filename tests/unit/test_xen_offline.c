@@ -350,6 +350,17 @@ START_TEST(suspend_cancel_config_overrides_detection)
 }
 END_TEST
 
+START_TEST(plug_limit_per_policy)
+{
+	ck_assert_uint_eq(tb_xen_plug_limit(0, false), 8u << 20);
+	ck_assert_uint_eq(tb_xen_plug_limit(65536, false), 65536);
+	ck_assert_uint_eq(tb_xen_plug_limit(65536, true), 131072);
+	ck_assert_uint_eq(tb_xen_plug_limit(0, true), 16u << 20);
+	ck_assert_uint_eq(tb_xen_plug_limit(1ull << 31, true), INT32_MAX);
+	ck_assert_uint_eq(tb_xen_plug_limit(1ull << 40, false), INT32_MAX);
+}
+END_TEST
+
 static Suite *xen_offline_suite(void)
 {
 	Suite *s = suite_create("xen_offline");
@@ -369,6 +380,7 @@ static Suite *xen_offline_suite(void)
 	tcase_add_test(tc, pt_normalise_rejects_foreign_mfns_and_superpages);
 	tcase_add_test(tc, mode_resolution_prefers_evtchn_then_xenstore);
 	tcase_add_test(tc, suspend_cancel_config_overrides_detection);
+	tcase_add_test(tc, plug_limit_per_policy);
 	suite_add_tcase(s, tc);
 	return s;
 }
