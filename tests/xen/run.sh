@@ -99,10 +99,26 @@ for b in "$OVL"/usr/local/bin/*; do
 	done
 done
 
+# 2b. HA job: the network test guest's initramfs (busybox, the dom0
+#     kernel's xen-netfront.ko, tests/xen/netguest/init) and pktcap.py
+if [ "${TIBER_XEN_JOB:-}" = ha ]; then
+	NF=$(find "$D/rootfs/usr/lib/modules" -name 'xen-netfront.ko*' | head -1)
+	W=$(mktemp -d); mkdir -p "$W/bin" "$W/dev" "$W/proc" "$W/sys" "$W/tmp" "$OVL/root/netguest"
+	cp "$(command -v busybox)" "$W/bin/busybox"
+	for a in $("$W/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$W/bin/$a"; done
+	cp "$HERE/netguest/init" "$W/init"
+	case $NF in *.xz) xz -dc "$NF" > "$W/xen-netfront.ko";; *) cp "$NF" "$W/xen-netfront.ko";; esac
+	(cd "$W" && find . | cpio --quiet -o -H newc | gzip -9) > "$OVL/root/netguest/initrd.cpio.gz"
+	rm -rf "$W"
+	cp "$HERE/netguest/netguest.cfg" "$OVL/root/netguest/"
+	cp "$HERE/pktcap.py" "$OVL/root/tiber/"
+	[ -n "$NF" ] || echo "check-xen: NOTE no xen-netfront.ko in the dom0 rootfs"
+fi
+
 # 3. Xen in QEMU, the job, results
 export XQ_OVERLAY="$OVL ${XQ_OVERLAY:-}"
 export XQ_JOB="/root/tiber/dom0-job.sh '${TIBER_XEN_TYPES:-pv pvh}' ${TIBER_XEN_EPOCHS:-200} '${TIBER_XEN_RATES-10 20 40}'"
-[ "${TIBER_XEN_JOB:-}" = ha ] && export XQ_JOB="TIBER_HA_PVH=${TIBER_HA_PVH:-0} /root/tiber/dom0-ha.sh"
+[ "${TIBER_XEN_JOB:-}" = ha ] && export XQ_JOB="TIBER_HA_PVH=${TIBER_HA_PVH:-0} TIBER_HA_PAUSE=${TIBER_HA_PAUSE:-0} /root/tiber/dom0-ha.sh"
 "$RECIPE/ci-run.sh" pv > "$D/ci-run.log" 2>&1
 rc=$?
 LOG=$D/results/autojob.log
