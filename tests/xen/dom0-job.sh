@@ -284,21 +284,30 @@ tg_cancels() {
 	grep -o 'suspends_cancelled=[0-9]*' "$(conlog $1)" 2>/dev/null | tail -1 | cut -d= -f2
 }
 
-if [ -f /root/testguest/testguest.cfg ]; then
-	echo "=== testguest (event-channel suspend path)"
-	G=testguest
+# testguest_run TYPE: the test guest's PV or PVH build (same sources)
+testguest_run() {
+	local type=$1 cfg kernel tag G
+	case $type in
+	pv) cfg=/root/testguest/testguest.cfg; tag=testguest ;;
+	pvh) cfg=/root/testguest/testguest-pvh.cfg; tag=testguest_pvh ;;
+	*) return ;;
+	esac
+	[ -f $cfg ] || return
+	kernel=$(sed -n 's/^kernel *= *"\(.*\)"/\1/p' $cfg)
+	G=$(sed -n 's/^name *= *"\(.*\)"/\1/p' $cfg)
+	echo "=== $tag ($type, event-channel suspend path)"
 	xl destroy $G >/dev/null 2>&1; rm -f $(conlog $G)
-	timeout 120 xl create /root/testguest/testguest.cfg > $OUT/create-$G.log 2>&1; rc=$?
+	timeout 120 xl create $cfg > $OUT/create-$G.log 2>&1; rc=$?
 	for i in $(seq 100); do [ -n "$(last_tick $G)" ] && break; sleep 0.2; done
 	ticking $G; tk=$?
-	res testguest_boot $(( rc || tk )) "xl create rc=$rc"
+	res ${tag}_boot $(( rc || tk )) "xl create rc=$rc"
 	if [ $tk = 0 ]; then
 		DOMID=$(xl domid $G)
-		echo "INFO testguest device/suspend/event-channel='$(xenstore-read /local/domain/$DOMID/device/suspend/event-channel 2>/dev/null)'"
-		timeout 60 $PROBE $DOMID 5 10 kernel=/root/testguest/tiber-testguest > $OUT/probe-tg-sanity.log 2>&1
-		grep -E '^INFO dom' $OUT/probe-tg-sanity.log
-		grep -q 'suspend_mode=evtchn' $OUT/probe-tg-sanity.log
-		res testguest_evtchn_mode $? "$(grep -o 'suspend_mode=[a-z]*' $OUT/probe-tg-sanity.log)"
+		echo "INFO $tag device/suspend/event-channel='$(xenstore-read /local/domain/$DOMID/device/suspend/event-channel 2>/dev/null)'"
+		timeout 60 $PROBE $DOMID 5 10 kernel=$kernel > $OUT/probe-$tag-sanity.log 2>&1
+		grep -E '^INFO dom' $OUT/probe-$tag-sanity.log
+		grep -q 'suspend_mode=evtchn' $OUT/probe-$tag-sanity.log
+		res ${tag}_evtchn_mode $? "$(grep -o 'suspend_mode=[a-z]*' $OUT/probe-$tag-sanity.log)"
 		# Every rate: the guest's own suspend-cancel count must grow
 		# by exactly the number of epochs tiberd suspended it for.
 		for hz in ${RATES:-20}; do
@@ -306,16 +315,20 @@ if [ -f /root/testguest/testguest.cfg ]; then
 			# that follows any earlier suspend (e.g. the sanity probe)
 			sleep 1.5
 			c0=$(tg_cancels $G)
-			run_tiber $G $DOMID $hz /root/testguest/tiber-testguest testguest-${hz}hz
-			TABLE+=("$(row testguest $hz tiber-evtchn "$TSTATS")")
+			run_tiber $G $DOMID $hz $kernel $tag-${hz}hz
+			TABLE+=("$(row $tag $hz tiber-evtchn "$TSTATS")")
 			sleep 1.5 # one more heartbeat line on the console
 			c1=$(tg_cancels $G)
-			ne=$(grep -c '"t_suspended":[1-9]' $OUT/trace-testguest-${hz}hz.jsonl)
+			ne=$(grep -c '"t_suspended":[1-9]' $OUT/trace-$tag-${hz}hz.jsonl)
 			[ -n "$c0" ] && [ -n "$c1" ] && [ $((c1 - c0)) -eq "$ne" ]
-			res testguest_cancels_${hz}hz $? "guest suspend-cancels ${c0:-?}->${c1:-?} (+$(( ${c1:-0} - ${c0:-0} ))), epochs suspended by tiberd $ne"
+			res ${tag}_cancels_${hz}hz $? "guest suspend-cancels ${c0:-?}->${c1:-?} (+$(( ${c1:-0} - ${c0:-0} ))), epochs suspended by tiberd $ne"
 		done
 		xl destroy $G
 	fi
+}
+
+if [ -f /root/testguest/testguest.cfg ]; then
+	for t in $TYPES; do testguest_run $t; done
 	# the variant without XEN_ELFNOTE_SUSPEND_CANCEL must be refused
 	sed -e 's/^name = .*/name = "tgnc"/' -e 's#tiber-testguest"#tiber-testguest-nocancel"#' \
 		/root/testguest/testguest.cfg > /root/testguest/tgnc.cfg

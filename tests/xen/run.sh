@@ -60,7 +60,8 @@ for p in tiberd tiber-replicator tiberctl; do
 done
 if [ -f "$HERE/guest/Makefile" ] && make -C "$HERE/guest" OUT="$D/guest" >> "$D/build.log" 2>&1; then
 	cp "$D/guest/tiber-testguest" "$D/guest/tiber-testguest-nocancel" \
-		"$HERE/guest/testguest.cfg" "$OVL/root/testguest/"
+		"$D/guest/tiber-testguest-pvh" "$HERE/guest/testguest.cfg" \
+		"$HERE/guest/testguest-pvh.cfg" "$OVL/root/testguest/"
 else
 	echo "check-xen: NOTE test guest not built (tests/xen/guest); stock domU only"
 fi

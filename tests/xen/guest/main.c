@@ -49,8 +49,10 @@ static struct tg_ledger ledger __attribute__((aligned(4096)));
 /* The virtual page shared_info is mapped over (its own frame is lost). */
 static uint8_t shinfo_va[TG_PAGE_SIZE] __attribute__((aligned(4096)));
 /* P2M frame list (one page covers 512 P2M pages = 1 GiB) and its list. */
+#ifndef TG_PVH
 static unsigned long p2m_fl[512] __attribute__((aligned(4096)));
 static unsigned long p2m_fll[512] __attribute__((aligned(4096)));
+#endif
 
 static shared_info_t *shi;
 static struct xencons_interface *cons;
@@ -84,6 +86,7 @@ static struct {
 
 /* ------------------------------------------------------------ low level */
 
+#ifndef TG_PVH
 static unsigned long *p2m(void)
 {
 	return (unsigned long *)tg_start_info->mfn_list;
@@ -100,6 +103,105 @@ static void *mfn_to_virt(unsigned long mfn)
 
 	return (void *)(pfn << TG_PAGE_SHIFT);
 }
+
+static const char *boot_cmdline(void)
+{
+	return (const char *)tg_start_info->cmd_line;
+}
+
+static unsigned long boot_nr_pages(void)
+{
+	return tg_start_info->nr_pages;
+}
+#else
+/* PVH: guest-physical addresses, identity-mapped (head.S). */
+static const struct hvm_start_info *hsi(void)
+{
+	return (const struct hvm_start_info *)(unsigned long)tg_pvh_start_info;
+}
+
+static const char *boot_cmdline(void)
+{
+	return hsi()->cmdline_paddr ?
+		       (const char *)(unsigned long)hsi()->cmdline_paddr :
+		       "";
+}
+
+/* RAM pages in the memory map (version 1 of hvm_start_info). */
+static unsigned long boot_nr_pages(void)
+{
+	const struct hvm_memmap_table_entry *m;
+	unsigned long n = 0;
+
+	if (hsi()->version < 1)
+		return 0;
+	m = (const void *)(unsigned long)hsi()->memmap_paddr;
+	for (uint32_t i = 0; i < hsi()->memmap_entries; i++)
+		if (m[i].type == XEN_HVM_MEMMAP_TYPE_RAM)
+			n += m[i].size >> TG_PAGE_SHIFT;
+	return n;
+}
+
+static void cpuid(uint32_t leaf, uint32_t *a, uint32_t *b, uint32_t *c,
+		  uint32_t *d)
+{
+	__asm__ volatile("cpuid"
+			 : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d)
+			 : "a"(leaf), "c"(0));
+}
+
+/* HVM/PVH: Xen writes the hypercall stubs into the page whose physical
+ * address we give its MSR (CPUID leaf base + 2; base found by the
+ * "XenVMMXenVMM" signature).  Dies (triple fault) if not on Xen. */
+static void hypercall_init(void)
+{
+	extern char hypercall_page[];
+	uint32_t base, a, b, c, d;
+
+	for (base = 0x40000000; base < 0x40010000; base += 0x100) {
+		cpuid(base, &a, &b, &c, &d);
+		if (b == 0x566e6558 && c == 0x65584d4d && d == 0x4d4d566e)
+			break; /* "XenVMMXenVMM" */
+	}
+	cpuid(base + 2, &a, &b, &c, &d);
+	__asm__ volatile("wrmsr"
+			 :
+			 : "c"(b), "a"((uint32_t)(unsigned long)hypercall_page),
+			   "d"((uint32_t)((unsigned long)hypercall_page >> 32)));
+}
+
+/*
+ * A callback vector, never taken (interrupts stay off; upcalls masked):
+ * libxc's fast resume sets the suspend hypercall's return value 1 in an
+ * HVM guest's saved rax only if HVM_PARAM_CALLBACK_IRQ is set ("no PV
+ * drivers, no return code"); without it the guest would see 0.
+ */
+#define TG_CALLBACK_VECTOR 0xf3
+
+static void callback_init(void)
+{
+	struct xen_hvm_param p = {
+		.domid = DOMID_SELF,
+		.index = HVM_PARAM_CALLBACK_IRQ,
+		.value = (uint64_t)HVM_PARAM_CALLBACK_TYPE_VECTOR << 56 |
+			 TG_CALLBACK_VECTOR,
+	};
+
+	shi->vcpu_info[0].evtchn_upcall_mask = 1;
+	tg_hypercall(__HYPERVISOR_hvm_op, HVMOP_set_param, (unsigned long)&p,
+		     0, 0, 0);
+}
+
+static uint64_t hvm_param(uint32_t index)
+{
+	struct xen_hvm_param p = { .domid = DOMID_SELF, .index = index };
+
+	if (tg_hypercall(__HYPERVISOR_hvm_op, HVMOP_get_param,
+			 (unsigned long)&p, 0, 0, 0))
+		return 0;
+	return p.value;
+}
+#endif
 
 static void hv_write(const char *s, size_t n)
 {
@@ -165,6 +267,7 @@ static void poll_ports(evtchn_port_t *ports, unsigned int n,
 	tg_sched_op(SCHEDOP_poll, &p, 0);
 }
 
+#ifndef TG_PVH
 static void map_shared_info(void)
 {
 	uint64_t pte = tg_start_info->shared_info | 0x63; /* P RW A D */
@@ -179,6 +282,23 @@ static void unmap_shared_info(void)
 	tg_hypercall(__HYPERVISOR_update_va_mapping, (unsigned long)shinfo_va,
 		     0, UVMF_INVLPG, 0, 0);
 }
+#else
+/* PVH: Xen places the shared info frame at a gpfn of ours (that RAM
+ * page is given up); it stays there across a checkpoint. */
+static void map_shared_info(void)
+{
+	struct xen_add_to_physmap xatp = {
+		.domid = DOMID_SELF,
+		.space = XENMAPSPACE_shared_info,
+		.idx = 0,
+		.gpfn = (unsigned long)shinfo_va >> TG_PAGE_SHIFT,
+	};
+
+	tg_hypercall(__HYPERVISOR_memory_op, XENMEM_add_to_physmap,
+		     (unsigned long)&xatp, 0, 0, 0);
+	shi = (shared_info_t *)shinfo_va;
+}
+#endif
 
 /*
  * The PV save code finds the guest's P2M through this 3-level list in
@@ -187,6 +307,9 @@ static void unmap_shared_info(void)
  */
 static int p2m_publish(void)
 {
+#ifdef TG_PVH
+	return 0; /* translated guest: no P2M of its own */
+#else
 	unsigned long nr = tg_start_info->nr_pages;
 	unsigned long nr_p2m_pages = (nr + 511) / 512;
 	unsigned long i;
@@ -199,6 +322,7 @@ static int p2m_publish(void)
 	shi->arch.max_pfn = nr;
 	shi->arch.pfn_to_mfn_frame_list_list = virt_to_mfn(p2m_fll);
 	return 0;
+#endif
 }
 
 /* -------------------------------------------------------------- console */
@@ -425,10 +549,17 @@ static int xs_watch(const char *path, const char *token)
 
 static void rings_connect(void)
 {
+#ifndef TG_PVH
 	cons = mfn_to_virt(tg_start_info->console.domU.mfn);
 	cons_port = tg_start_info->console.domU.evtchn;
 	xsi = mfn_to_virt(tg_start_info->store_mfn);
 	xs_port = tg_start_info->store_evtchn;
+#else
+	cons = (void *)(hvm_param(HVM_PARAM_CONSOLE_PFN) << TG_PAGE_SHIFT);
+	cons_port = (evtchn_port_t)hvm_param(HVM_PARAM_CONSOLE_EVTCHN);
+	xsi = (void *)(hvm_param(HVM_PARAM_STORE_PFN) << TG_PAGE_SHIFT);
+	xs_port = (evtchn_port_t)hvm_param(HVM_PARAM_STORE_EVTCHN);
+#endif
 }
 
 /*
@@ -574,9 +705,13 @@ enum tg_req { TG_REQ_EVTCHN, TG_REQ_XENSTORE };
 static void do_suspend(enum tg_req why)
 {
 	struct sched_shutdown sd = { .reason = SHUTDOWN_suspend };
+#ifndef TG_PVH
 	unsigned long store_mfn = tg_start_info->store_mfn;
 	unsigned long cons_mfn = tg_start_info->console.domU.mfn;
 	unsigned long si_mfn = virt_to_mfn(tg_start_info);
+#else
+	unsigned long si_mfn = 0; /* PVH: no start_info argument */
+#endif
 	uint64_t t0 = now_ns(), us;
 	long rc;
 
@@ -586,18 +721,22 @@ static void do_suspend(enum tg_req why)
 		st.xs_requests++;
 	/* A watch event racing in now would be lost on restore: take it. */
 	xs_drain_events();
+#ifndef TG_PVH
 	tg_start_info->store_mfn = machine_to_phys_mapping[store_mfn];
 	tg_start_info->console.domU.mfn = machine_to_phys_mapping[cons_mfn];
 	unmap_shared_info();
+#endif
 
 	/* PV: start_info's MFN goes in the third argument (rdx). */
 	rc = tg_sched_op(SCHEDOP_shutdown, &sd, si_mfn);
 
 	if (rc != 0) {
 		/* 1: suspend cancelled (checkpoint); <0: it failed.  Same domain. */
+#ifndef TG_PVH
 		tg_start_info->store_mfn = store_mfn;
 		tg_start_info->console.domU.mfn = cons_mfn;
 		map_shared_info();
+#endif
 		if (rc > 0)
 			st.cancels++;
 		else
@@ -622,6 +761,9 @@ static void do_suspend(enum tg_req why)
 	st.restores++;
 	clock_restarted = true;
 	map_shared_info();
+#ifdef TG_PVH
+	callback_init(); /* a new domain: HVM params start over */
+#endif
 	rings_connect();
 	/* Discard whatever the snapshot's rings still held for the old peer. */
 	xsi->rsp_cons = TG_READ_ONCE(xsi->rsp_prod);
@@ -707,12 +849,18 @@ void tg_main(void)
 	evtchn_port_t ports[2];
 	long rc;
 
+#ifdef TG_PVH
+	hypercall_init();
+#endif
 	map_shared_info();
+#ifdef TG_PVH
+	callback_init();
+#endif
 	rings_connect();
 	tg_log("tiber-testguest: boot nr_pages=%u store_evtchn=%u console_evtchn=%u cmdline='%s'\n",
-	       (unsigned int)tg_start_info->nr_pages, xs_port, cons_port,
-	       (const char *)tg_start_info->cmd_line);
-	parse_cmdline((const char *)tg_start_info->cmd_line);
+	       (unsigned int)boot_nr_pages(), xs_port, cons_port,
+	       boot_cmdline());
+	parse_cmdline(boot_cmdline());
 	tg_log("CONFIG dirty_pages_per_ms=%u wss_pages=%u tick_ms=%u verify_every=%u suspend_cancel_note=%s\n",
 	       (unsigned int)cfg.dirty_pages_per_ms,
 	       (unsigned int)cfg.wss_pages, (unsigned int)cfg.tick_ms,

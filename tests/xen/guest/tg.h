@@ -16,6 +16,12 @@
 #include <xen/event_channel.h>
 #include <xen/io/console.h>
 #include <xen/io/xs_wire.h>
+#ifdef TG_PVH
+#include <xen/arch-x86/hvm/start_info.h>
+#include <xen/hvm/hvm_op.h>
+#include <xen/hvm/params.h>
+#include <xen/memory.h>
+#endif
 
 #define TG_PAGE_SHIFT 12
 #define TG_PAGE_SIZE  (1UL << TG_PAGE_SHIFT)
@@ -36,7 +42,8 @@
 #define TG_WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
 
 /* head.S */
-extern start_info_t *tg_start_info;
+extern start_info_t *tg_start_info; /* PV */
+extern uint32_t tg_pvh_start_info;  /* PVH: physical address */
 long tg_hypercall(unsigned int nr, unsigned long a1, unsigned long a2,
 		  unsigned long a3, unsigned long a4, unsigned long a5);
 void tg_main(void) __attribute__((noreturn));
