@@ -59,6 +59,16 @@ fi
 jstat() { # KEY: integer value of KEY in the JSON on stdin
 	grep -o "\"$1\":[0-9.]*" | head -1 | cut -d: -f2 | cut -d. -f1
 }
+wait_epochs() { # CTLSOCK N PID: until tiberd PID reports N epochs (120 s);
+	local i e # prints the last count
+	for i in $(seq 240); do
+		e=$(tiberctl --socket "$1" status 2>/dev/null | jstat epochs)
+		[ "${e:-0}" -ge "$2" ] && break
+		kill -0 "$3" 2>/dev/null || break
+		sleep 0.5
+	done
+	echo "${e:-0}"
+}
 blast() { # IFACE N: N broadcast frames of 1000 bytes
 	python3 -c "
 import socket, sys
@@ -89,13 +99,8 @@ overflow_test() { # POLICY FRAMES
 		--suspend_timeout 2s --heartbeat_timeout 30s --lag_limit 60s \
 		--output_limit 64K --output_overflow $pol --control $o/ctl.sock \
 		--trace $o/trace.jsonl > $o/tiberd.log 2>&1 &
-	local tpid=$! i e paused=0 st1 st2 state2
-	for i in $(seq 240); do
-		e=$(tiberctl --socket $o/ctl.sock status 2>/dev/null | jstat epochs)
-		[ "${e:-0}" -ge 20 ] && break
-		kill -0 $tpid 2>/dev/null || break
-		sleep 0.5
-	done
+	local tpid=$! i paused=0 st1 st2 state2
+	wait_epochs $o/ctl.sock 20 $tpid > /dev/null
 	kill -STOP $rpid
 	blast tbovb $frames
 	for i in $(seq 20); do # paused for overflow: 'p' in xl list
@@ -187,12 +192,7 @@ guestnet() {
 		--kernel /root/domu/vmlinuz --suspend_timeout 2s --heartbeat_timeout 10s \
 		--lag_limit 30s --control $o/ctl.sock > $o/tiberd.log 2>&1 &
 	local tpid=$! e
-	for i in $(seq 240); do
-		e=$(tiberctl --socket $o/ctl.sock status 2>/dev/null | jstat epochs)
-		[ "${e:-0}" -ge 60 ] && break
-		kill -0 $tpid 2>/dev/null || break
-		sleep 0.5
-	done
+	e=$(wait_epochs $o/ctl.sock 60 $tpid)
 	local t1; t1=$(now)
 	local n4 n6 na
 	n4=$(pkts $o/pkts.txt icmp4 $t0 $t1 | wc -l); n6=$(pkts $o/pkts.txt icmp6 $t0 $t1 | wc -l)
@@ -343,7 +343,7 @@ fi
 
 # 3a. restore path alone (no network): tb-xenrestore suspends the PVH
 # domU, snapshots it like a replica, destroys it, restore()s it.
-CFG=/root/domu/domh.cfg; NAME=domh; PORT=7411
+CFG=/root/domu/domh.cfg; NAME=domh
 if [ -x /usr/local/bin/tb-xenrestore ]; then
 	timeout 300 xl create $CFG > $OUT/create0.log 2>&1
 	ticking $NAME
@@ -360,62 +360,6 @@ if [ -x /usr/local/bin/tb-xenrestore ]; then
 	xl destroy $NAME 2>/dev/null
 fi
 
-# 3b. PVH failover through tiberd + replicator
-t=$(now)
-timeout 300 xl create $CFG > $OUT/create.log 2>&1; rc=$?
-ticking $NAME; tk=$?
-res pvh_boot $(( rc || tk )) "xl create rc=$rc ticking after $(el $t)s"
-DOMID=$(xl domid $NAME 2>/dev/null)
-if [ -n "$DOMID" ] && [ -x $TIBERD ] && [ -x $REPL ]; then
-	$REPL --listen 127.0.0.1:$PORT --backend xen --restore_args $CFG \
-		--heartbeat_timeout 10s --status_file $OUT/status.jsonl \
-		> $OUT/replicator.log 2>&1 &
-	rpid=$!
-	sleep 0.5
-	$TIBERD --backend xen --domain $DOMID --backup 127.0.0.1:$PORT \
-		--rate 10 --kernel /root/domu/vmlinuz --suspend_timeout 2s \
-		--heartbeat_timeout 10s --lag_limit 30s --trace $OUT/trace.jsonl \
-		> $OUT/tiberd.log 2>&1 &
-	tpid=$!
-	# the full sync of the PVH pfn space takes a while under TCG: wait
-	# for 20 acked epochs (up to 400 s)
-	t_sync=$(now); acked=0
-	for i in $(seq 200); do
-		acked=$(grep -c '"t_acked":[1-9]' $OUT/trace.jsonl 2>/dev/null)
-		[ "${acked:-0}" -ge 20 ] && break
-		kill -0 $tpid 2>/dev/null || break
-		sleep 2
-	done
-	echo "INFO $acked acked epochs after $(el $t_sync)s"
-	tick_kill=$(last_tick $NAME); nlines=$(wc -l < "$(conlog $NAME)")
-	kill -9 $tpid; wait $tpid 2>/dev/null
-	xl destroy $NAME; t_kill=$(now)
-	echo "INFO killed tiberd and destroyed dom$DOMID at TICK $tick_kill after $acked acked epochs"
-	for i in $(seq 600); do
-		grep -q -E 'FAILOVER DONE|failover restore' $OUT/replicator.log && break
-		sleep 0.5
-	done
-	t_done=$(el $t_kill)
-	grep -a -E 'PRIMARY LOST|FAILOVER|failover' $OUT/replicator.log | sed 's/^/INFO replicator: /'
-	ok=1
-	if grep -q 'FAILOVER DONE' $OUT/replicator.log; then
-		ticking $NAME; tk=$?
-		t_run=$(el $t_kill)
-		first=$(tail -n +$((nlines + 1)) "$(conlog $NAME)" | grep -a -o '^TICK [0-9]*' | head -1 | cut -d' ' -f2)
-		last=$(last_tick $NAME)
-		echo "INFO console after restore: first TICK ${first:-none}, now ${last:-none} (killed at $tick_kill)"
-		# continues from the committed epoch: not restarted from 0,
-		# and never ahead of what the primary had printed
-		[ $tk = 0 ] && [ -n "$first" ] && [ "$first" -le $((tick_kill + 1)) ] && \
-			[ "$first" -ge $((tick_kill - 20)) ] && ok=0
-		res pvh_failover $ok "failover done ${t_done}s after kill, guest ticking ${t_run}s after kill; $(cat $OUT/status.jsonl 2>/dev/null)"
-	else
-		res pvh_failover 1 "no failover within 300 s: $(tail -3 $OUT/replicator.log | tr '\n' ' ')"
-	fi
-	kill $rpid 2>/dev/null; wait $rpid 2>/dev/null
-	xl list | sed 's/^/INFO xl list: /'
-	xl destroy $NAME 2>/dev/null
-else
-	res pvh_failover 1 "not run (domid=${DOMID:-none}, tiberd/replicator present?)"
-fi
+# 3b. PVH failover through tiberd + replicator (same test as for PV)
+failover pvh_linux $CFG /root/domu/vmlinuz 10
 echo "RESULT $pass passed, $fail failed"
