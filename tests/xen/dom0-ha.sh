@@ -25,6 +25,8 @@ REPL=/usr/local/bin/tiber-replicator
 pass=0; fail=0
 now() { cut -d' ' -f1 /proc/uptime; }
 el() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
+# TIBER_HA_ONLY="netbuf overflow guestnet failover": run only these sections
+want() { [ -z "${TIBER_HA_ONLY:-}" ] || case " $TIBER_HA_ONLY " in *" $1 "*) ;; *) false;; esac; }
 res() { if [ "$2" = 0 ]; then pass=$((pass+1)); echo "TEST $1 PASS $3"; else fail=$((fail+1)); echo "TEST $1 FAIL $3"; fi; }
 conlog() { echo /var/log/xen/console/guest-$1.log; }
 ticks() { grep -a -o '^TICK [0-9]*' "$(conlog $1)" 2>/dev/null | cut -d' ' -f2; }
@@ -42,7 +44,8 @@ done
 
 # 1. output commit
 T=/usr/local/bin/test_xen_netbuf
-if [ -x "$T" ]; then
+if ! want netbuf; then :
+elif [ -x "$T" ]; then
 	CK_FORK=yes "$T" > $OUT/netbuf.log 2>&1; rc=$?
 	sed 's/^/INFO netbuf: /' $OUT/netbuf.log
 	res netbuf_hold_release $(( rc != 0 || $(grep -c SKIP $OUT/netbuf.log) != 0 )) "rc=$rc"
@@ -70,9 +73,14 @@ wait_epochs() { # CTLSOCK N PID: until tiberd PID reports N epochs (120 s);
 	echo "${e:-0}"
 }
 blast() { # IFACE N: N broadcast frames of 1000 bytes
+	# A held frame stays charged to the sending socket (the redirect
+	# keeps skb->sk) until the plug releases it: with the default send
+	# buffer (~90 frames) send() would block until the backup acks, so
+	# give it room for every frame (SO_SNDBUFFORCE: dom0 runs as root).
 	python3 -c "
 import socket, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.setsockopt(socket.SOL_SOCKET, 32, 8 << 20)  # SO_SNDBUFFORCE
 s.bind((sys.argv[1], 0))
 f = b'\xff' * 6 + b'\x02\x00\x00\x00\x00\x01' + b'\x08\x00' + bytes(986)
 for i in range(int(sys.argv[2])):
@@ -98,21 +106,16 @@ overflow_test() { # POLICY FRAMES
 		--backup 127.0.0.1:$port --rate 20 --kernel /root/testguest/tiber-testguest \
 		--suspend_timeout 2s --heartbeat_timeout 30s --lag_limit 60s \
 		--output_limit 64K --output_overflow $pol --control $o/ctl.sock \
-		--trace $o/trace.jsonl > $o/tiberd.log 2>&1 &
+		--trace $o/trace.jsonl --log-level debug > $o/tiberd.log 2>&1 &
 	local tpid=$! i paused=0 st1 st2 state2
 	wait_epochs $o/ctl.sock 20 $tpid > /dev/null
 	kill -STOP $rpid
-	blast tbovb $frames
+	blast tbovb $frames || echo "INFO overflow_$pol: blast failed"
 	for i in $(seq 20); do # paused for overflow: 'p' in xl list
 		case $(xl list $G | tail -1 | awk '{print $5}') in *p*) paused=1; break;; esac
 		sleep 0.2
 	done
 	st1=$(tiberctl --socket $o/ctl.sock status 2>&1)
-	case $st1 in *'"domid"'*) ;; *) # where is it stuck?
-		for t in /proc/$tpid/task/*; do
-			echo "INFO overflow_$pol: tiberd task $(basename $t) $(cat $t/comm) wchan=$(cat $t/wchan 2>/dev/null) $(head -3 $t/stack 2>/dev/null | tr '\n' ' ')"
-		done;;
-	esac
 	kill -CONT $rpid
 	for i in $(seq 40); do # acks again: unpaused, under the limit
 		sleep 0.25
@@ -139,10 +142,8 @@ overflow_test() { # POLICY FRAMES
 	xl destroy $G
 	ip link del tbova 2>/dev/null
 }
-if [ -x $TIBERD ] && [ -x $REPL ] && [ -f /root/testguest/testguest.cfg ]; then
-	# policy pause: opt-in, its end-to-end test does not pass yet (see
-	# tests/xen/README.md)
-	[ "${TIBER_HA_PAUSE:-0}" = 1 ] && overflow_test pause 100
+if want overflow && [ -x $TIBERD ] && [ -x $REPL ] && [ -f /root/testguest/testguest.cfg ]; then
+	overflow_test pause 100
 	overflow_test drop 200
 fi
 
@@ -233,7 +234,7 @@ guestnet() {
 	xl destroy $G 2>/dev/null
 	for l in $(ip -o link show | grep -o 'tb-vif[0-9.]*'); do ip link del "$l"; done
 }
-if [ -x $TIBERD ] && [ -x $REPL ]; then
+if want guestnet && [ -x $TIBERD ] && [ -x $REPL ]; then
 	guestnet
 fi
 
@@ -330,7 +331,8 @@ failover() {
 	xl list | sed "s/^/INFO $tag xl list: /"
 	xl destroy $G 2>/dev/null
 }
-if [ -x $TIBERD ] && [ -x $REPL ]; then
+if ! want failover; then :
+elif [ -x $TIBERD ] && [ -x $REPL ]; then
 	[ -f /root/testguest/testguest.cfg ] &&
 		failover pv_testguest /root/testguest/testguest.cfg /root/testguest/tiber-testguest 20
 	[ -f /root/domu/domu.cfg ] &&

@@ -119,7 +119,7 @@ fi
 # 3. Xen in QEMU, the job, results
 export XQ_OVERLAY="$OVL ${XQ_OVERLAY:-}"
 export XQ_JOB="/root/tiber/dom0-job.sh '${TIBER_XEN_TYPES:-pv pvh}' ${TIBER_XEN_EPOCHS:-200} '${TIBER_XEN_RATES-10 20 40}'"
-[ "${TIBER_XEN_JOB:-}" = ha ] && export XQ_JOB="TIBER_HA_PVH=${TIBER_HA_PVH:-0} TIBER_HA_PAUSE=${TIBER_HA_PAUSE:-0} /root/tiber/dom0-ha.sh"
+[ "${TIBER_XEN_JOB:-}" = ha ] && export XQ_JOB="TIBER_HA_PVH=${TIBER_HA_PVH:-0} TIBER_HA_ONLY='${TIBER_HA_ONLY:-}' /root/tiber/dom0-ha.sh"
 "$RECIPE/ci-run.sh" pv > "$D/ci-run.log" 2>&1
 rc=$?
 LOG=$D/results/autojob.log
