@@ -10,7 +10,7 @@ WERROR ?= 1
 SANITIZE ?= 0
 
 PKGS := liburing liblz4 libxxhash xencontrol xenguest xenevtchn \
-	xenforeignmemory xenstore xentoollog libnl-route-3.0 libnl-3.0
+	xenforeignmemory xenstore xentoollog libnl-route-3.0 libnl-3.0 gnutls
 # pkg-config is only asked when something is compiled (not for deps/help).
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -64,7 +64,7 @@ ASAN_SIMLIB := $(ASAN)/libtibersim.a
 .PHONY: all deps check check-unit check-asan check-integration check-xen \
 	xen-guest \
 	bench demo soak fuzz install clean help format format-check analyze \
-	memcheck
+	memcheck mutate
 all: $(addprefix $(BIN)/,$(PROGS)) \
 	$(patsubst tests/unit/%.c,$(REL)/tests/%,$(TEST_SRCS))
 
@@ -78,8 +78,9 @@ help:
 	@echo "  xen-guest      PV test guest kernel -> $(BUILD)/xen-guest/"
 	@echo "  bench          benchmarks: tables on stdout, JSON and plots"
 	@echo "  demo           protect a simulated guest, kill the primary, fail over"
-	@echo "  soak           1,000 kill -9 fault-injection runs"
+	@echo "  soak           1,000 kill -9 failover runs and a 200-trial split-brain fault campaign"
 	@echo "  fuzz           longer decoder mutation run (+ libFuzzer if clang)"
+	@echo "  mutate         hand-written mutants of the critical branches: each must fail a unit test"
 	@echo "  memcheck       unit tests under valgrind"
 	@echo "  analyze        cppcheck over lib/ and the programs"
 	@echo "  format         clang-format the tree; format-check fails on a diff"
@@ -126,6 +127,10 @@ $(ASAN)/tests/%: $(ASAN)/tests/unit/%.o $(call objs,$(ASAN),$(TEST_UTIL)) \
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $(ASAN_FLAGS) -o $@ $^ $(CHECK_LIBS) $(LINK_LIBS)
 
+# unit tests of a program's own files
+$(REL)/tests/test_authz: $(REL)/replicator/authz.o
+$(ASAN)/tests/test_authz: $(ASAN)/replicator/authz.o
+
 REL_TESTS := $(patsubst tests/unit/%.c,$(REL)/tests/%,$(TEST_SRCS))
 ASAN_TESTS := $(patsubst tests/unit/%.c,$(ASAN)/tests/%,$(TEST_SRCS))
 
@@ -158,11 +163,15 @@ xen-guest:
 memcheck: $(REL_TESTS)
 	@CK_FORK=no TIBER_VALGRIND=1 scripts/run-tests.sh memcheck $(REL_TESTS)
 
+# Hand-written mutants of the critical branches; each must be killed.
+mutate: deps
+	@scripts/mutate.py
+
 fuzz: deps all
 	@scripts/fuzz.sh
 
 soak: deps all
-	@TIBER_SOAK_RUNS=$${TIBER_SOAK_RUNS:-1000} tests/integration/soak.sh
+	@tests/integration/soak.sh
 
 bench: deps all
 	@scripts/bench.sh

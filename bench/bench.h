@@ -37,6 +37,7 @@ struct bench_cfg {
 	double secs;	   /* steady-state seconds */
 	double deadline_s; /* stop tiberd then (0: from RAM and secs) */
 	bool ops;	   /* also run the guest unprotected: ops ratio */
+	bool tls;	   /* TLS (a PSK) on the link; else plaintext */
 };
 
 struct bench_stat {

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -671,11 +672,43 @@ static int analyse(struct bench_res *res, struct trec *t, uint64_t nr)
 
 /* ---------------------------------------------------------------- run */
 
-static int start_replicator(struct bench_env *env, const char *ns,
-			    const char *listen, char *addr, size_t alen,
-			    pid_t *pid)
+/* A fresh pre-shared key for both daemons (psktool's format). */
+static int write_psk(const struct bench_env *env, char *path, size_t len)
 {
-	char path[300], log[300], line[256], *argv[8];
+	uint8_t key[32];
+	FILE *f;
+	int fd;
+
+	snprintf(path, len, "%s/link.psk", env->tmp);
+	if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key))
+		return -EIO;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	fprintf(f, "tiber-bench:");
+	for (size_t i = 0; i < sizeof(key); i++)
+		fprintf(f, "%02x", key[i]);
+	fprintf(f, "\n");
+	return fclose(f) ? -EIO : 0;
+}
+
+/* The link's arguments: TLS with @psk, or plaintext. */
+static int link_args(char **argv, int argc, const char *psk)
+{
+	argv[argc++] = psk ? "--tls-psk-file" : "--insecure";
+	argv[argc++] = psk ? (char *)psk : "yes";
+	return argc;
+}
+
+static int start_replicator(struct bench_env *env, const char *ns,
+			    const char *listen, const char *psk, char *addr,
+			    size_t alen, pid_t *pid)
+{
+	char path[300], log[300], line[256], *argv[10];
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/tiber-replicator", env->bin);
@@ -685,7 +718,8 @@ static int start_replicator(struct bench_env *env, const char *ns,
 	argv[2] = (char *)listen;
 	argv[3] = "--failover";
 	argv[4] = "no";
-	argv[5] = NULL;
+	link_args(argv, 5, psk);
+	argv[7] = NULL;
 	rc = spawn(argv, log, ns, -1, pid);
 	if (rc)
 		return rc;
@@ -701,7 +735,7 @@ int bench_run(struct bench_env *env, const struct bench_cfg *c,
 	      struct bench_res *res)
 {
 	char addr[300], path[300], trace[300], dlog[300], ctl[300];
-	char rate[32], epochs[32], gbit[32], line[4096], *argv[40];
+	char rate[32], epochs[32], gbit[32], line[4096], *argv[48], psk[300];
 	const char *ns_tiberd = NULL, *ns_repl = NULL, *listen;
 	struct guest g = { .pid = -1 }, ug = { .pid = -1 };
 	pid_t repl = -1, tiberd = -1;
@@ -747,7 +781,12 @@ int bench_run(struct bench_env *env, const struct bench_cfg *c,
 	} else {
 		listen = "127.0.0.1:0";
 	}
-	rc = start_replicator(env, ns_repl, listen, addr, sizeof(addr), &repl);
+	if (c->tls && write_psk(env, psk, sizeof(psk))) {
+		snprintf(res->err, sizeof(res->err), "cannot write a PSK");
+		goto out;
+	}
+	rc = start_replicator(env, ns_repl, listen, c->tls ? psk : NULL, addr,
+			      sizeof(addr), &repl);
 	if (rc) {
 		snprintf(res->err, sizeof(res->err), "replicator: %s",
 			 strerror(-rc));
@@ -772,6 +811,7 @@ int bench_run(struct bench_env *env, const struct bench_cfg *c,
 	argv[argc++] = g.sock;
 	argv[argc++] = "--backup";
 	argv[argc++] = addr;
+	argc = link_args(argv, argc, c->tls ? psk : NULL);
 	argv[argc++] = "--rate";
 	argv[argc++] = rate;
 	argv[argc++] = "--epochs";

@@ -105,6 +105,21 @@ static bool want(const char *only, const char *sweep)
 	return false;
 }
 
+/* The same 10k-page flat-out writer, plaintext then TLS: what
+ * encryption costs the pipeline.  Bitmap tracking: with uffd-wp the
+ * writer does not reach 10k pages on hosts with slow page-table ops. */
+static void add_tls(struct bench_cfg c)
+{
+	c.sweep = "tls";
+	c.dirty_target = 10000;
+	c.flatout = true;
+	c.mech = "bitmap";
+	c.tls = false;
+	add(c);
+	c.tls = true;
+	add(c);
+}
+
 static void make_plan(bool quick, const char *only, double secs)
 {
 	static const uint64_t dirty[] = { 0, 100, 1000, 10000, 100000 };
@@ -142,6 +157,7 @@ static void make_plan(bool quick, const char *only, double secs)
 		add(c);
 		c.rate_hz = 200;
 		add(c);
+		add_tls(b);
 		return;
 	}
 	if (want(only, "dirty")) {
@@ -237,6 +253,7 @@ static void make_plan(bool quick, const char *only, double secs)
 		c.mech = "bitmap";
 		add(c);
 	}
+	add_tls(b);
 }
 
 /* ---------------------------------------------------------------- text */
@@ -423,6 +440,7 @@ struct headlines {
 	double swp_eq;			  /* same, flat-out 10k-page writer */
 	double max_rate;		  /* 1k pages, jitter p99 < 1 ms */
 	double ops_flat, ops_base;	  /* guest ops ratio at 40 Hz */
+	const struct bench_res *tls_off, *tls_on; /* sweep "tls" */
 	const struct bench_res *r1k, *r10k, *s10g, *w10g, *rflat, *rbase;
 	const struct bench_res *seq, *weq;
 };
@@ -488,6 +506,12 @@ static void compute_headlines(struct headlines *h)
 	for (i = 0; i < nr_plan; i++) {
 		const struct bench_res *r = &res[i];
 
+		if (r->ok && !strcmp(r->cfg.sweep, "tls")) {
+			if (r->cfg.tls)
+				h->tls_on = r;
+			else
+				h->tls_off = r;
+		}
 		if (r->ok && !strcmp(r->cfg.sweep, "equal")) {
 			if (r->cfg.mode == BENCH_SWP)
 				h->weq = r;
@@ -556,6 +580,21 @@ static void print_headlines(FILE *f, const struct headlines *h, bool md)
 			US(h->seq->ph[PH_PAUSE].p99),
 			US(h->weq->ph[PH_PAUSE].p99), h->seq->ph[PH_DIRTY].p50,
 			h->weq->ph[PH_DIRTY].p50);
+	if (h->tls_on && h->tls_off) {
+		double on = h->tls_on->achieved_hz *
+			    h->tls_on->ph[PH_DIRTY].p50,
+		       off = h->tls_off->achieved_hz *
+			     h->tls_off->ph[PH_DIRTY].p50;
+
+		fprintf(f,
+			"%sTLS / plaintext, flat-out writer over 10k pages: pages/s %s (%.0f / %.0f), pause p99 %s (%.0f us / %.0f us)\n",
+			li, fmt(a, sizeof(a), 2, ratio(on, off)), on, off,
+			fmt(b, sizeof(b), 2,
+			    ratio(h->tls_on->ph[PH_PAUSE].p99,
+				  h->tls_off->ph[PH_PAUSE].p99)),
+			US(h->tls_on->ph[PH_PAUSE].p99),
+			US(h->tls_off->ph[PH_PAUSE].p99));
+	}
 	fprintf(f,
 		"%shighest rate tried with 1k pages, jitter p99 < 1 ms and >= 95%% of the rate achieved: %s Hz\n",
 		li, fmt(a, sizeof(a), 0, h->max_rate));
@@ -687,7 +726,7 @@ static int write_json(const char *path, const struct machine *m,
 			", \"tiberd_status\": {\"skipped_ticks\": %" PRIu64
 			", \"missed_ticks\": %" PRIu64
 			"}, \"unacked\": %" PRIu64
-			", \"achieved_hz\": %.2f, \"sync_s\": %.2f, ",
+			", \"achieved_hz\": %.2f, \"sync_s\": %.2f, \"tls\": %s, ",
 			c->flatout ? "true" : "false", c->content, c->guest_mib,
 			c->link == BENCH_LINK_UNIX ? "unix" :
 			c->link == BENCH_LINK_TCP  ? "tcp" :
@@ -698,7 +737,8 @@ static int write_json(const char *path, const struct machine *m,
 								 "false",
 			c->mech, r->epochs, r->missed_ticks,
 			r->status_skipped_ticks, r->status_missed_ticks,
-			r->unacked, r->achieved_hz, r->sync_s);
+			r->unacked, r->achieved_hz, r->sync_s,
+			c->tls ? "true" : "false");
 		for (p = 0; p < PH_NR; p++) {
 			char name[40];
 
@@ -777,7 +817,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: tiber-bench [--quick] [--json FILE] [--plot DIR] [--markdown FILE]\n"
-		"                   [--only dirty,rate,ops,content,ram,link,equal,compress,mech]\n"
+		"                   [--only dirty,rate,ops,content,ram,link,equal,compress,mech,tls]\n"
 		"                   [--secs S] [--bin DIR] [--keep] [-v]\n"
 		"Pause latency of tiberd over the simulated backend, against the copy\n"
 		"bound and the send-while-paused baseline measured in the same run.\n");

@@ -22,6 +22,9 @@
 
 #define RUN_DIR "/run/tiber"
 
+/* How long to wait for an answer (a promote restores a guest first). */
+static int answer_ms = 2000;
+
 static int query(const char *path, const char *cmd)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -49,19 +52,25 @@ static int query(const char *path, const char *cmd)
 	}
 	p.fd = fd;
 	p.events = POLLIN;
-	while (got < (ssize_t)sizeof(buf) - 1 && poll(&p, 1, 2000) == 1) {
+	while (got < (ssize_t)sizeof(buf) - 1 && poll(&p, 1, answer_ms) == 1) {
 		n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got);
 		if (n <= 0)
 			break;
 		got += n;
 	}
 	if (!got) {
-		fprintf(stderr, "tiberctl: %s: no answer within 2 s\n", path);
+		fprintf(stderr, "tiberctl: %s: no answer within %d s\n", path,
+			answer_ms / 1000);
 		rc = 1;
 		goto out;
 	}
 	buf[got] = 0;
-	fputs(buf, stdout);
+	if (!strncmp(buf, "{\"error\"", strlen("{\"error\""))) {
+		fputs(buf, stderr);
+		rc = 1;
+	} else {
+		fputs(buf, stdout);
+	}
 out:
 	close(fd);
 	return rc;
@@ -102,9 +111,19 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: tiberctl [--socket PATH] status\n"
+		"       tiberctl --socket PATH release|switchover|promote GUEST\n"
 		"       tiberctl recover [--slow] [--no-unpause] DOMID\n\n"
 		"status   state, rate, last epoch, pause p50/p99 and backup lag of\n"
-		"         every tiberd (or the one at PATH), one JSON line each\n"
+		"         every tiberd (or the daemon at PATH: a tiberd, or a\n"
+		"         tiber-replicator: its guests, committed epochs, ages,\n"
+		"         states), one JSON line each\n"
+		"release  tiberd: the backup is lost and cannot take the guest over\n"
+		"         (you checked): release the held output, run unprotected\n"
+		"switchover  tiberd: planned hand-over: a last epoch with the guest\n"
+		"         left suspended, then the backup runs it from that epoch\n"
+		"         and it is stopped here (no output lost or repeated)\n"
+		"promote  tiber-replicator: start GUEST here from its committed epoch\n"
+		"         (only once you know its old primary is stopped)\n"
 		"recover  xen: resume a domain a killed tiberd left suspended or\n"
 		"         paused, switch log-dirty off, release its event channel\n"
 		"         (--slow: the guest lacks SUSPEND_CANCEL; --no-unpause: leave\n"
@@ -134,6 +153,22 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[i], "status") && i + 1 == argc)
 		return sock ? query(sock, "status\n") : status_all();
+	if (sock && !strcmp(argv[i], "release") && i + 1 == argc)
+		return query(sock, "release\n");
+	if (sock && !strcmp(argv[i], "switchover") && i + 1 == argc)
+		return query(sock, "switchover\n");
+	if (sock && !strcmp(argv[i], "promote") && i + 2 == argc) {
+		char cmd[128];
+
+		if (strlen(argv[i + 1]) > 32 || strpbrk(argv[i + 1], " \n")) {
+			fprintf(stderr, "tiberctl: promote: bad guest name '%s'\n",
+				argv[i + 1]);
+			return 2;
+		}
+		snprintf(cmd, sizeof(cmd), "promote %s\n", argv[i + 1]);
+		answer_ms = 120000;
+		return query(sock, cmd);
+	}
 	if (!strcmp(argv[i], "recover")) {
 		for (i++; i < argc && !strncmp(argv[i], "--", 2); i++) {
 			if (!strcmp(argv[i], "--slow")) {

@@ -16,6 +16,8 @@
 #include "tiber/config.h"
 #include "tiber/epoch.h"
 #include "tiber/log.h"
+#include "tiber/tls.h"
+#include "tiber/transport.h"
 
 static struct tb_engine *engine;
 
@@ -28,7 +30,7 @@ static void on_signal(int sig)
 static const char *const backends[] = { "sim", "xen", NULL };
 static const char *const modes[] = { "auto", "evtchn", "xenstore", "pause",
 				     NULL };
-static const char *const policies[] = { "release", "hold", NULL };
+static const char *const policies[] = { "release", "hold", "fence", NULL };
 static const char *const engine_modes[] = { "staged", "send-while-paused",
 					    NULL };
 static const char *const overflows[] = { "drop", "pause", NULL };
@@ -38,12 +40,15 @@ static const char *const levels[] = { "err", "warn", "info", "debug", NULL };
 int main(int argc, char **argv)
 {
 	struct tb_engine_cfg cfg;
-	int backend = 0, smode = 0, policy = 0, emode = 0, scancel = 0;
+	int backend = 0, smode = 0, policy = TB_LOSS_FENCE, emode = 0;
+	int scancel = 0;
 	int overflow = 0;
 	uint64_t out_limit = 8ull << 20;
 	int level = TB_LOG_INFO, static_port = -1, rc;
 	const char *guest = NULL, *backup = NULL, *control = NULL;
 	const char *kernel = NULL, *dirty_mech = "auto";
+	const char *fence_cmd = NULL, *control_group = NULL;
+	int64_t fence_timeout = 30 * TB_NSEC_PER_SEC;
 	uint32_t domid = 0, copy_threads = 2, max_inflight = 2;
 	uint32_t precopy = 3, accel = 1;
 	bool compress = true, xor_delta = true, zerocopy = false;
@@ -51,6 +56,9 @@ int main(int argc, char **argv)
 	double link_gbit = 0;
 	uint64_t epochs = 0;
 	char defctl[256];
+	struct tb_tls_cfg tls = { 0 };
+	struct tb_tls_ctx *tlsx = NULL;
+	bool insecure = false;
 	struct tb_opts o;
 
 	tb_engine_cfg_defaults(&cfg);
@@ -174,7 +182,7 @@ int main(int argc, char **argv)
 		{ .key = "on_backup_loss",
 		  .type = TB_OPT_CHOICE,
 		  .dst = &policy,
-		  .help = "release: run unprotected; hold: keep output and guest held",
+		  .help = "fence (default): guest runs, output held until the backup is back, fenced or released by tiberctl; hold: also keep the guest suspended; release: release at once (unsafe unless the backup's failover is off)",
 		  .choices = policies },
 		{ .key = "mode",
 		  .type = TB_OPT_CHOICE,
@@ -213,11 +221,26 @@ int main(int argc, char **argv)
 		  .type = TB_OPT_STR,
 		  .dst = &control,
 		  .help = "control socket for tiberctl (default /run/tiber/tiberd-ID.sock)" },
+		{ .key = "fence_cmd",
+		  .type = TB_OPT_STR,
+		  .dst = &fence_cmd,
+		  .help = "command that fences the backup host (run with GUEST BACKUP as arguments; exit 0 = fenced) so held output may be released" },
+		{ .key = "fence_timeout",
+		  .type = TB_OPT_DURATION,
+		  .dst = &fence_timeout,
+		  .help = "fence_cmd is killed (and fencing failed) after this long (default 30s)",
+		  .min = 1,
+		  .max = 3600000 },
+		{ .key = "control_group",
+		  .type = TB_OPT_STR,
+		  .dst = &control_group,
+		  .help = "group of the control socket (mode 0660; default: the daemon's)" },
 		{ .key = "log_level",
 		  .type = TB_OPT_CHOICE,
 		  .dst = &level,
 		  .help = "log level",
 		  .choices = levels },
+		TB_TLS_OPTS(tls, insecure),
 	};
 
 	tb_log_init("tiberd", TB_LOG_INFO);
@@ -236,6 +259,12 @@ int main(int argc, char **argv)
 			 "key 'backup': missing (the replicator's HOST:PORT)");
 		rc = -EINVAL;
 	}
+	if (!rc && tb_addr_check(backup)) {
+		snprintf(o.err, sizeof(o.err),
+			 "key 'backup': '%s' is not HOST:PORT, [IPV6]:PORT or unix:PATH",
+			 backup);
+		rc = -EINVAL;
+	}
 	if (!rc && backend == 0 && !guest) {
 		snprintf(
 			o.err, sizeof(o.err),
@@ -248,12 +277,18 @@ int main(int argc, char **argv)
 			"key 'domain': missing or 0 (xen backend: the domain id to protect)");
 		rc = -EINVAL;
 	}
+	if (!rc)
+		rc = tb_tls_setup(&tlsx, &tls, insecure, false, o.err,
+				  sizeof(o.err));
 	if (rc) {
 		fprintf(stderr, "tiberd: %s\n", o.err);
 		tb_opts_free(&o);
 		return 2;
 	}
 	tb_log_level = level;
+	if (insecure)
+		tb_warn("insecure = yes: the link to the backup is plaintext and unauthenticated: guest memory crosses the network in the clear and anyone who can reach the backup's port can impersonate this primary");
+	cfg.tls = tlsx;
 	cfg.ops = tb_backend_find(backends[backend]);
 	cfg.backup = backup;
 	cfg.max_epochs = epochs;
@@ -293,18 +328,25 @@ int main(int argc, char **argv)
 		control = defctl;
 	}
 	cfg.control_path = control;
+	cfg.control_group = control_group;
+	cfg.fence_cmd = fence_cmd && *fence_cmd ? fence_cmd : NULL;
+	cfg.fence_timeout_ns = fence_timeout;
+	if (cfg.loss_policy == TB_LOSS_RELEASE)
+		tb_warn("on_backup_loss = release: output is released as soon as the backup is lost; if the backup fails over, clients lose what they saw (use only with failover = off on the backup)");
 
 	signal(SIGPIPE, SIG_IGN);
 	rc = tb_engine_create(&engine, &cfg);
 	if (rc) {
+		tb_tls_ctx_free(tlsx);
 		tb_opts_free(&o);
 		return 1;
 	}
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
-	tb_info("protecting backend=%s guest=%s domain=%u rate=%.1fHz backup=%s mode=%s control=%s",
+	tb_info("protecting backend=%s guest=%s domain=%u rate=%.1fHz backup=%s link=%s mode=%s control=%s",
 		backends[backend], guest ? guest : "-", domid, cfg.rate_hz,
-		backup, engine_modes[emode], control);
+		backup, tlsx ? tb_tls_ctx_mode(tlsx) : "INSECURE",
+		engine_modes[emode], control);
 	rc = tb_engine_run(engine);
 	{
 		char st[4096];
@@ -314,6 +356,7 @@ int main(int argc, char **argv)
 	}
 	tb_engine_destroy(engine);
 	engine = NULL;
+	tb_tls_ctx_free(tlsx);
 	tb_opts_free(&o);
 	if (rc) {
 		tb_err_rc(rc, "stopped on error");

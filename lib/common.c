@@ -180,6 +180,13 @@ int tb_parse_duration(const char *s, int64_t *out_ns)
 	return -EINVAL;
 }
 
+const char *tb_strerror(int rc)
+{
+	if (rc < 0)
+		rc = -rc;
+	return rc == TB_ERESOLVE ? "cannot resolve host name" : strerror(rc);
+}
+
 void tb_sleep_until(int64_t t_ns)
 {
 	struct timespec ts = { .tv_sec = t_ns / TB_NSEC_PER_SEC,

@@ -42,13 +42,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "tiber/ctlsock.h"
 #include "tiber/epoch.h"
+#include "tiber/fence.h"
 #include "tiber/log.h"
 #include "tiber/stream.h"
 
 #define CHUNK_PAGES 1024u /* pre-copy chunk: one PAGE_DATA record */
 #define NR_CHUNKS   4u
 #define PAUSE_RING  1024u
+#define LINK_WARN_EVERY_NS (30 * TB_NSEC_PER_SEC)
 
 enum job_type {
 	JOB_BEGIN_FULL, /* EPOCH_BEGIN of a first sync */
@@ -103,7 +106,15 @@ struct tb_engine {
 	atomic_bool pausing; /* a checkpoint is suspending the guest */
 
 	struct tb_conn *conn;
+	/* The link we left with a RECONNECTING goodbye, shut down but not
+	 * closed: closing with the backup's unread ACKs pending would send
+	 * a RST, and a RST makes the backup's kernel drop the goodbye
+	 * before a stalled backup reads it.  Closed at the next loss. */
+	struct tb_conn *old_conn;
 	pthread_t sender, receiver;
+	/* Held around every send, so a goodbye is written only between
+	 * whole records (never inside a send that is blocked). */
+	pthread_mutex_t send_lock;
 	bool threads_running;
 	uint8_t *shadow; /* backup's copy of every page sent; NULL: none */
 	struct tb_bitmap shadow_valid;
@@ -116,8 +127,10 @@ struct tb_engine {
 
 	int stop_fd; /* eventfd */
 	int timer_fd;
-	int ctl_fd; /* control listener or -1 */
+	struct tb_ctl *ctl; /* control socket, or NULL */
 	atomic_bool stopping;
+	atomic_bool release_req; /* tiberctl release: end a hold */
+	int64_t next_fence_ns;	 /* next fence_cmd attempt (0: now) */
 
 	FILE *trace;
 	pthread_mutex_t trace_lock;
@@ -130,11 +143,20 @@ struct tb_engine {
 	int64_t pause_ring[PAUSE_RING];
 	uint64_t pause_count;
 	bool held_suspended;
+	bool resume_failed; /* the guest could not be resumed: stop */
 	int64_t last_loss_log_ns;
+	char link_why[256];	/* connect_backup: why TLS failed, or "" */
+	char link_text[256];	/* under lock: why the last connection
+				   attempt failed, or "" (status, log) */
+	int64_t link_warn_ns;	/* when that failure was last logged */
+	atomic_bool switchover_req; /* tiberctl switchover */
+	bool keep_suspended;	    /* checkpoint(): the switchover's last */
+	uint32_t bye_code;	    /* the orderly goodbye (0 or SWITCHOVER) */
 };
 
 static const char *const state_names[] = {
-	"starting", "syncing", "protected", "unprotected", "held", "stopped",
+	"starting", "syncing",	"protected", "unprotected",
+	"held",	    "stopped",	"isolated",  "fenced", "switched_over",
 };
 
 const char *tb_engine_state_name(enum tb_engine_state s)
@@ -160,6 +182,8 @@ void tb_engine_cfg_defaults(struct tb_engine_cfg *cfg)
 	cfg->max_inflight = 2;
 	cfg->precopy_rounds = 3;
 	cfg->gate_output = true;
+	cfg->loss_policy = TB_LOSS_FENCE;
+	cfg->fence_timeout_ns = 30 * TB_NSEC_PER_SEC;
 	cfg->codec = codec;
 }
 
@@ -296,8 +320,10 @@ static int flush_send(struct tb_engine *e, struct tb_epoch_rec *rec)
 
 	if (!e->sendbuf.len)
 		return 0;
+	pthread_mutex_lock(&e->send_lock);
 	rc = tb_conn_send(e->conn, e->sendbuf.data, e->sendbuf.len,
 			  deadline_in(e->cfg.lag_limit_ns));
+	pthread_mutex_unlock(&e->send_lock);
 	if (rec)
 		rec->wire_bytes += e->sendbuf.len;
 	tb_buf_reset(&e->sendbuf);
@@ -577,11 +603,14 @@ static int handle_ack(struct tb_engine *e, const struct tb_ack *ack)
 	return 0;
 }
 
+static void say_goodbye(struct tb_engine *e, uint32_t code, const char *why);
+
 static void *receiver_main(void *arg)
 {
 	struct tb_engine *e = arg;
 	struct tb_sess sess;
 	struct tb_rec rec;
+	int64_t now;
 	int rc;
 
 	tb_sess_init(&sess, TB_ROLE_BACKUP);
@@ -605,7 +634,22 @@ static void *receiver_main(void *arg)
 					  "");
 			break;
 		}
-		e->last_rx_ns = tb_now_ns();
+		/*
+		 * Records that waited longer than the heartbeat timeout (this
+		 * process was stopped or starved): the backup has probably
+		 * declared us lost and may have promoted the guest.  Release
+		 * nothing more on this link; the reconnect tells (PROMOTED:
+		 * self-fence, else re-sync and release).
+		 */
+		now = tb_now_ns();
+		if (now - e->last_rx_ns > e->cfg.hb_timeout_ns) {
+			tb_err("backup=%s: nothing received for %" PRId64
+			       " ms (was this process stalled?): treating the link as lost, nothing more released on it",
+			       e->cfg.backup,
+			       (now - e->last_rx_ns) / TB_NSEC_PER_MSEC);
+			break;
+		}
+		e->last_rx_ns = now;
 		rc = tb_sess_check(&sess, &rec, NULL);
 		if (rc) {
 			tb_err("backup=%s record type=%u out of order",
@@ -622,6 +666,10 @@ static void *receiver_main(void *arg)
 			break;
 		}
 	}
+	/* We give up on the backup (not an orderly stop): say we live. */
+	if (!e->sender_quit && !atomic_load(&e->stopping))
+		say_goodbye(e, TB_ERROR_RECONNECTING,
+			    "primary alive, lost the backup; reconnecting");
 	mark_lost(e);
 	return NULL;
 }
@@ -641,10 +689,20 @@ static int connect_backup(struct tb_engine *e)
 	int rc;
 
 	memcpy(h.name, e->info.name, sizeof(h.name));
+	e->link_why[0] = 0;
 	rc = tb_conn_connect(&e->conn, e->cfg.backup, &e->cfg.conn,
 			     deadline_in(e->cfg.hb_timeout_ns));
 	if (rc)
 		return rc;
+	if (e->cfg.tls) {
+		rc = tb_conn_start_tls(e->conn, e->cfg.tls,
+				       deadline_in(e->cfg.hb_timeout_ns),
+				       e->link_why, sizeof(e->link_why));
+		if (rc)
+			goto fail;
+		tb_dbg("backup=%s %s, peer %s", e->cfg.backup,
+		       tb_conn_tls_desc(e->conn), tb_conn_peer_id(e->conn));
+	}
 	tb_buf_reset(&e->sendbuf);
 	rc = tb_enc_hello(&e->sendbuf, &h);
 	if (!rc)
@@ -659,7 +717,9 @@ static int connect_backup(struct tb_engine *e)
 	if (rec.type == TB_REC_ERROR) {
 		tb_err("backup=%s refused: %.*s", e->cfg.backup,
 		       (int)rec.u.error.text_len, rec.u.error.text);
-		rc = -ECONNREFUSED;
+		/* -EOWNERDEAD: the guest runs on the backup now. */
+		rc = rec.u.error.code == TB_ERROR_PROMOTED ? -EOWNERDEAD :
+							     -ECONNREFUSED;
 		goto fail;
 	}
 	if (rec.type != TB_REC_HELLO || rec.u.hello.role != TB_ROLE_BACKUP ||
@@ -714,9 +774,35 @@ fail:
 	return -EAGAIN;
 }
 
+/*
+ * Best effort, short deadline: tell the backup why we close.  Only if no
+ * send is under way (a blocked send means we are inside a record: then
+ * nothing more can be said).  Before the connection is shut down.
+ */
+static void say_goodbye(struct tb_engine *e, uint32_t code, const char *why)
+{
+	struct tb_buf b = { 0 };
+	int rc = -EBUSY;
+
+	if (!e->conn || pthread_mutex_trylock(&e->send_lock))
+		goto out;
+	rc = tb_enc_error(&b, code, why);
+	if (!rc)
+		rc = tb_conn_send(e->conn, b.data, b.len,
+				  deadline_in(100 * TB_NSEC_PER_MSEC));
+	pthread_mutex_unlock(&e->send_lock);
+out:
+	if (rc)
+		tb_dbg("backup=%s goodbye (%s) not sent: %s", e->cfg.backup,
+		       why, strerror(-rc));
+	tb_buf_free(&b);
+}
+
 /* Join the link threads, drop in-flight epochs (reported as not acked).
  * @orderly: let queued epochs go out, then say goodbye (ERROR code 0) so
- * the backup does not fail over. */
+ * the backup does not fail over.  Otherwise (the backup is lost) say
+ * RECONNECTING if the connection still takes it: a backup that was only
+ * stalled then knows this primary is alive. */
 static void stop_link(struct tb_engine *e, bool orderly)
 {
 	unsigned i;
@@ -730,15 +816,10 @@ static void stop_link(struct tb_engine *e, bool orderly)
 		pthread_mutex_lock(&e->lock);
 		orderly = !e->link_lost;
 		pthread_mutex_unlock(&e->lock);
-		if (orderly) {
-			tb_buf_reset(&e->sendbuf);
-			if (!tb_enc_error(&e->sendbuf, TB_SERR_NONE,
-					  "primary shutting down"))
-				tb_conn_send(
-					e->conn, e->sendbuf.data,
-					e->sendbuf.len,
-					deadline_in(100 * TB_NSEC_PER_MSEC));
-		}
+		if (orderly)
+			say_goodbye(e, e->bye_code,
+				    e->bye_code ? "switchover: the guest continues on the backup from the last acked epoch" :
+						  "primary shutting down");
 		mark_lost(e);
 		pthread_join(e->receiver, NULL);
 		e->threads_running = false;
@@ -748,6 +829,12 @@ static void stop_link(struct tb_engine *e, bool orderly)
 		pthread_join(e->sender, NULL);
 		pthread_join(e->receiver, NULL);
 		e->threads_running = false;
+		if (e->conn && !atomic_load(&e->stopping)) {
+			tb_conn_shutdown(e->conn);
+			tb_conn_close(e->old_conn);
+			e->old_conn = e->conn;
+			e->conn = NULL;
+		}
 	}
 	tb_buf_reset(&e->sendbuf);
 	if (e->conn) {
@@ -775,11 +862,21 @@ static void stop_link(struct tb_engine *e, bool orderly)
 
 /* ---------------------------------------------------------- checkpoint */
 
-/* Resume with the engine's resume kind; log if it fails. */
+/*
+ * Resume with the engine's resume kind; log if it fails.
+ * A guest must never be left suspended: if the fast (cooperative) resume
+ * fails, try the slow one, in which the guest sees a restore (seed 004)
+ * and re-initialises its devices.  An error here is fatal to the engine.
+ */
 static int resume_guest(struct tb_engine *e)
 {
 	int rc = e->cfg.ops->resume(e->dom, e->fast_resume);
 
+	if (rc && e->fast_resume) {
+		tb_warn_rc(rc, "dom=%u fast resume failed (%s); slow resume",
+			   e->info.domid, tb_backend_reason());
+		rc = e->cfg.ops->resume(e->dom, false);
+	}
 	if (rc)
 		tb_err_rc(rc, "dom=%u resume: %s", e->info.domid,
 			  tb_backend_reason());
@@ -884,8 +981,10 @@ static int checkpoint(struct tb_engine *e, struct job *j,
 		pthread_mutex_unlock(&e->lock);
 	}
 out_resume:
-	/* Resume even on error: a stuck guest is worse than a lost epoch. */
-	rc2 = resume_guest(e);
+	/* Resume even on error: a stuck guest is worse than a lost epoch.
+	 * A switchover's last epoch leaves it suspended (if staged). */
+	rc2 = rc || !e->keep_suspended ? resume_guest(e) : 0;
+	e->resume_failed = rc2 != 0;
 	rec->t_resumed = tb_now_ns();
 	end_pausing(e);
 	/* Bookkeeping only once the guest runs again. */
@@ -1073,111 +1172,276 @@ static int first_sync(struct tb_engine *e, int64_t t_tick)
 
 /* ---------------------------------------------------------------- control */
 
-static int open_control(struct tb_engine *e)
+static enum tb_engine_state get_state(struct tb_engine *e);
+
+void tb_engine_control(struct tb_engine *e, const char *cmd, char *buf,
+		       size_t len)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
-
-	e->ctl_fd = -1;
-	if (!e->cfg.control_path || !*e->cfg.control_path)
-		return 0;
-	if (strlen(e->cfg.control_path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, e->cfg.control_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	unlink(sa.sun_path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(fd, 8)) {
-		int rc = -errno;
-
-		close(fd);
-		return rc;
+	if (!strcmp(cmd, "status")) {
+		if (tb_engine_status_json(e, buf, len))
+			snprintf(buf, len, "{\"error\":\"status too long\"}");
+	} else if (!strcmp(cmd, "switchover")) {
+		if (get_state(e) != TB_ENG_PROTECTED) {
+			snprintf(buf, len,
+				 "{\"error\":\"switchover needs state protected, not %s\"}",
+				 tb_engine_state_name(get_state(e)));
+			return;
+		}
+		atomic_store(&e->switchover_req, true);
+		snprintf(buf, len,
+			 "{\"ok\":true,\"note\":\"switchover at the next tick: state switched_over when the backup runs the guest\"}");
+	} else if (!strcmp(cmd, "release")) {
+		/* The operator vouches that the backup cannot take over. */
+		atomic_store(&e->release_req, true);
+		snprintf(buf, len,
+			 "{\"ok\":true,\"note\":\"held output is released at the next tick if the backup is lost\"}");
+	} else {
+		snprintf(buf, len,
+			 "{\"error\":\"unknown command (status, release, switchover)\"}");
 	}
-	e->ctl_fd = fd;
-	return 0;
 }
 
-static void serve_control(struct tb_engine *e)
+static void control_cb(void *arg, const char *cmd, char *buf, size_t len)
 {
-	char req[128], resp[4096];
-	struct pollfd p;
-	ssize_t n;
-	int fd = accept4(e->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	p.fd = fd;
-	p.events = POLLIN;
-	if (poll(&p, 1, 200) != 1) {
-		close(fd);
-		return;
-	}
-	n = read(fd, req, sizeof(req) - 1);
-	if (n > 0) {
-		req[n] = 0;
-		if (!strncmp(req, "status", 6))
-			tb_engine_status_json(e, resp, sizeof(resp) - 1);
-		else
-			snprintf(resp, sizeof(resp) - 1,
-				 "{\"error\":\"unknown command\"}");
-		strcat(resp, "\n");
-		if (write(fd, resp, strlen(resp)) < 0)
-			tb_dbg("control reply: %s", strerror(errno));
-	}
-	close(fd);
+	tb_engine_control(arg, cmd, buf, len);
 }
 
 /* ---------------------------------------------------------------- loop */
 
+static void set_state(struct tb_engine *e, enum tb_engine_state st)
+{
+	pthread_mutex_lock(&e->lock);
+	e->state = st;
+	pthread_mutex_unlock(&e->lock);
+}
+
+static enum tb_engine_state get_state(struct tb_engine *e)
+{
+	enum tb_engine_state st;
+
+	pthread_mutex_lock(&e->lock);
+	st = e->state;
+	pthread_mutex_unlock(&e->lock);
+	return st;
+}
+
+/* Run unprotected: resume a held guest, let all held output go. */
+static void unprotect(struct tb_engine *e, const char *why)
+{
+	if (e->held_suspended) {
+		resume_guest(e);
+		e->held_suspended = false;
+	}
+	if (e->cfg.gate_output)
+		e->cfg.ops->output_set_gated(e->dom, false);
+	set_state(e, TB_ENG_UNPROTECTED);
+	tb_err("dom=%u %s: guest runs UNPROTECTED, output released; reconnecting every %" PRId64
+	       " ms",
+	       e->info.domid, why,
+	       e->cfg.reconnect_interval_ns / TB_NSEC_PER_MSEC);
+}
+
 static void lost_backup(struct tb_engine *e)
 {
-	const struct tb_backend_ops *ops = e->cfg.ops;
 	struct tb_epoch_rec r = { 0 };
+	const char *until;
 	int rc;
 
+	/* Lag limit: the link threads still run; goodbye first. */
+	say_goodbye(e, TB_ERROR_RECONNECTING,
+		    "primary alive, backup too slow; reconnecting");
 	stop_link(e, false);
 	pthread_mutex_lock(&e->lock);
 	e->losses++;
 	pthread_mutex_unlock(&e->lock);
+	e->next_fence_ns = 0;
+	if (e->cfg.loss_policy == TB_LOSS_RELEASE) {
+		unprotect(e, "BACKUP LOST (policy release)");
+		return;
+	}
+	until = e->cfg.fence_cmd ?
+			"until the backup is back or fenced (fence_cmd)" :
+			"until the backup is back or an operator runs `tiberctl release` (no fence_cmd)";
 	if (e->cfg.loss_policy == TB_LOSS_HOLD) {
-		tb_err("dom=%u BACKUP LOST: guest held suspended and output held until the backup returns (policy hold)",
-		       e->info.domid);
 		rc = suspend_guest(e, &r);
-		if (rc) {
-			tb_err_rc(
-				rc,
-				"dom=%u cannot hold the guest; it keeps running unprotected, output released",
-				e->info.domid);
-			ops->output_set_gated(e->dom, false);
-			e->state = TB_ENG_UNPROTECTED;
+		if (!rc) {
+			e->held_suspended = true;
+			set_state(e, TB_ENG_HELD);
+			tb_err("dom=%u BACKUP LOST: guest held suspended and output held %s",
+			       e->info.domid, until);
 			return;
 		}
-		e->held_suspended = true;
-		e->state = TB_ENG_HELD;
-	} else {
-		tb_err("dom=%u BACKUP LOST: guest keeps running UNPROTECTED, output released; reconnecting every %" PRId64
-		       " ms",
-		       e->info.domid,
-		       e->cfg.reconnect_interval_ns / TB_NSEC_PER_MSEC);
-		if (e->cfg.gate_output)
-			ops->output_set_gated(e->dom, false);
-		e->state = TB_ENG_UNPROTECTED;
+		tb_err_rc(rc,
+			  "dom=%u BACKUP LOST: cannot hold the guest suspended; it runs with its output held",
+			  e->info.domid);
 	}
+	/* The backup may take the guest over: nothing produced after its
+	 * last ACK may leave before we know it cannot. */
+	set_state(e, TB_ENG_ISOLATED);
+	tb_err("dom=%u BACKUP LOST: guest runs, its output held %s",
+	       e->info.domid, until);
+}
+
+/* The backup took the guest over: stop ours, never release its output. */
+static void self_fence(struct tb_engine *e)
+{
+	int rc;
+
+	tb_err("dom=%u SELF-FENCING: backup=%s has taken this guest over (it runs there now); stopping it here, its held output is discarded",
+	       e->info.domid, e->cfg.backup);
+	rc = e->cfg.ops->destroy(e->dom);
+	if (rc)
+		tb_err_rc(rc, "dom=%u self-fencing: %s", e->info.domid,
+			  tb_backend_reason());
+	e->held_suspended = false;
+	set_state(e, TB_ENG_FENCED);
+}
+
+/* Wait up to @ns for every staged epoch to be acked.  true if done. */
+static bool all_acked(struct tb_engine *e, int64_t ns)
+{
+	int64_t end = tb_now_ns() + ns;
+	struct timespec ts = { .tv_sec = end / TB_NSEC_PER_SEC,
+			       .tv_nsec = end % TB_NSEC_PER_SEC };
+	bool done;
+
+	pthread_mutex_lock(&e->lock);
+	while (e->inflight && !e->link_lost &&
+	       pthread_cond_timedwait(&e->cond, &e->lock, &ts) != ETIMEDOUT)
+		;
+	done = !e->inflight && !e->link_lost;
+	pthread_mutex_unlock(&e->lock);
+	return done;
+}
+
+/* Released output still on its way out (the sim guest's gate thread,
+ * a vif's queue) must leave before the guest is destroyed. */
+static void drain_output(struct tb_engine *e, int64_t ns)
+{
+	int64_t end = tb_now_ns() + ns;
+	struct tb_dom_stats st;
+
+	for (;;) {
+		e->cfg.ops->get_stats(e->dom, &st);
+		if (!st.output_held_bytes)
+			return;
+		if (tb_now_ns() >= end)
+			break;
+		tb_sleep_until(tb_now_ns() + TB_NSEC_PER_MSEC);
+	}
+	tb_warn("dom=%u %" PRIu64 " bytes of released output did not leave in %" PRId64
+		" ms; they are lost with the guest", e->info.domid,
+		st.output_held_bytes, ns / TB_NSEC_PER_MSEC);
+}
+
+/*
+ * Planned switchover (tiberctl switchover): a last epoch taken with the
+ * guest left suspended; once the backup acked it (its output released,
+ * as always), the goodbye SWITCHOVER tells the backup to start the guest
+ * from exactly that epoch, and ours is destroyed.  No output is lost (all
+ * of it was acked) and none is duplicated (our guest never runs past the
+ * epoch the backup starts from).  1 when done; 0 if aborted (the guest
+ * runs on here, protected as before).
+ */
+static int switchover(struct tb_engine *e, int64_t t_tick)
+{
+	struct job *j;
+	uint64_t epoch;
+	int rc;
+
+	tb_info("dom=%u SWITCHOVER to backup=%s: last epoch", e->info.domid,
+		e->cfg.backup);
+	j = all_acked(e, e->cfg.lag_limit_ns) ? free_slot(e) : NULL;
+	if (!j) {
+		tb_err("dom=%u switchover aborted: earlier epochs not acked",
+		       e->info.domid);
+		return 0;
+	}
+	slot_reset(e, j, false, t_tick);
+	epoch = j->epoch;
+	e->keep_suspended = true;
+	rc = checkpoint(e, j, false);
+	e->keep_suspended = false;
+	if (rc) {
+		slot_unreserve(e, j);
+		tb_err("dom=%u switchover aborted: last epoch failed",
+		       e->info.domid);
+		return 0; /* checkpoint() resumed the guest */
+	}
+	if (!all_acked(e, e->cfg.lag_limit_ns)) {
+		tb_err("dom=%u switchover aborted: epoch %" PRIu64
+		       " not acked; guest resumed here",
+		       e->info.domid, epoch);
+		resume_guest(e);
+		return 0;
+	}
+	e->bye_code = TB_ERROR_SWITCHOVER;
+	stop_link(e, true);
+	drain_output(e, 2 * TB_NSEC_PER_SEC);
+	rc = e->cfg.ops->destroy(e->dom);
+	if (rc)
+		tb_err_rc(rc, "dom=%u switchover: destroying the guest here: %s",
+			  e->info.domid, tb_backend_reason());
+	set_state(e, TB_ENG_SWITCHED);
+	tb_info("dom=%u SWITCHOVER DONE at epoch %" PRIu64
+		": the guest continues on backup=%s; stopped here",
+		e->info.domid, epoch, e->cfg.backup);
+	return 1;
+}
+
+/* Still holding after a backup loss: fence the backup if we can, or
+ * take an operator's release.  Returns true if output was released. */
+static bool end_hold(struct tb_engine *e, int64_t now)
+{
+	int rc;
+
+	if (atomic_exchange(&e->release_req, false)) {
+		unprotect(e, "operator release (tiberctl release)");
+		return true;
+	}
+	if (!e->cfg.fence_cmd || now < e->next_fence_ns)
+		return false;
+	rc = tb_fence_run("fence backup", e->cfg.fence_cmd, e->info.name,
+			  e->cfg.backup, e->cfg.fence_timeout_ns);
+	if (rc) {
+		e->next_fence_ns = tb_now_ns() + e->cfg.reconnect_interval_ns;
+		return false;
+	}
+	unprotect(e, "backup FENCED");
+	return true;
 }
 
 static int try_reconnect(struct tb_engine *e, int64_t now)
 {
+	char why[sizeof(e->link_text)];
 	int rc;
 
 	if (now - e->last_loss_log_ns < e->cfg.reconnect_interval_ns)
 		return -EAGAIN;
 	e->last_loss_log_ns = now;
 	rc = start_link(e);
-	if (rc) {
-		tb_dbg("backup=%s reconnect: %s", e->cfg.backup, strerror(-rc));
+	if (rc == -EOWNERDEAD) {
+		self_fence(e);
 		return rc;
 	}
+	snprintf(why, sizeof(why), "%s",
+		 !rc ? "" : e->link_why[0] ? e->link_why : tb_strerror(rc));
+	for (char *q = why; *q; q++)
+		if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20)
+			*q = '\''; /* it goes into the status JSON */
+	pthread_mutex_lock(&e->lock);
+	/* loud, but once per reason (and again every 30 s) */
+	if (rc && (strcmp(why, e->link_text) ||
+		   now - e->link_warn_ns >= LINK_WARN_EVERY_NS)) {
+		tb_warn("backup=%s unreachable, retrying every %" PRId64
+			" ms: %s", e->cfg.backup,
+			e->cfg.reconnect_interval_ns / TB_NSEC_PER_MSEC, why);
+		e->link_warn_ns = now;
+	}
+	memcpy(e->link_text, why, sizeof(why));
+	pthread_mutex_unlock(&e->lock);
+	if (rc)
+		return rc;
 	tb_info("dom=%u backup=%s connected; full sync", e->info.domid,
 		e->cfg.backup);
 	if (e->cfg.gate_output)
@@ -1216,6 +1480,7 @@ static bool backup_lagging(struct tb_engine *e, int64_t now)
 
 static int tick(struct tb_engine *e, int64_t t_tick)
 {
+	enum tb_engine_state st;
 	struct job *j;
 	bool lost;
 	int rc;
@@ -1233,7 +1498,16 @@ static int tick(struct tb_engine *e, int64_t t_tick)
 		e->last_loss_log_ns = 0;
 		return 0;
 	}
+	st = get_state(e);
+	if (st == TB_ENG_FENCED)
+		return 0; /* the guest is gone; wait to be stopped */
+	if (atomic_exchange(&e->switchover_req, false) &&
+	    st == TB_ENG_PROTECTED && e->link_up && !e->full_pending)
+		return switchover(e, t_tick);
 	if (!e->link_up) {
+		if ((st == TB_ENG_ISOLATED || st == TB_ENG_HELD) &&
+		    end_hold(e, t_tick))
+			return 0;
 		if (try_reconnect(e, t_tick))
 			return 0;
 		rc = first_sync(e, t_tick);
@@ -1269,6 +1543,11 @@ static int tick(struct tb_engine *e, int64_t t_tick)
 		return 0;
 	}
 check_guest:
+	if (e->resume_failed) {
+		tb_err("dom=%u left suspended: stopping (tiberctl recover "
+		       "resumes it)", e->info.domid);
+		return -EIO;
+	}
 	rc = e->cfg.ops->check_health(e->dom);
 	if (rc) {
 		tb_err_rc(rc, "dom=%u guest is gone or crashed: %s",
@@ -1297,9 +1576,9 @@ static int arm_ticks(struct tb_engine *e, int64_t period, int64_t *t0)
 int tb_engine_run(struct tb_engine *e)
 {
 	int64_t period = (int64_t)(1e9 / e->cfg.rate_hz), t0, t_tick;
-	struct pollfd pfd[3];
+	struct pollfd pfd[2];
 	uint64_t expirations, ticks = 0;
-	int rc = 0, nfd, hrc;
+	int rc = 0, hrc;
 
 	rc = arm_ticks(e, period, &t0);
 	if (rc)
@@ -1308,18 +1587,12 @@ int tb_engine_run(struct tb_engine *e)
 	while (!atomic_load(&e->stopping)) {
 		pfd[0] = (struct pollfd){ .fd = e->timer_fd, .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = e->stop_fd, .events = POLLIN };
-		nfd = 2;
-		if (e->ctl_fd >= 0)
-			pfd[nfd++] = (struct pollfd){ .fd = e->ctl_fd,
-						      .events = POLLIN };
-		if (poll(pfd, (nfds_t)nfd, -1) < 0) {
+		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			rc = -errno;
 			break;
 		}
-		if (nfd > 2 && (pfd[2].revents & POLLIN))
-			serve_control(e);
 		if (!(pfd[0].revents & POLLIN))
 			continue;
 		if (read(e->timer_fd, &expirations, sizeof(expirations)) !=
@@ -1334,8 +1607,11 @@ int tb_engine_run(struct tb_engine *e)
 		ticks += expirations;
 		t_tick = t0 + (int64_t)(ticks - 1) * period;
 		rc = tick(e, t_tick);
-		if (rc)
+		if (rc) {
+			if (rc > 0)
+				rc = 0; /* switched over: done */
 			break;
+		}
 		if (e->rearm) {
 			/* A first sync is not periodic: restart the fixed-rate
 			 * schedule after it instead of counting the ticks it
@@ -1353,18 +1629,19 @@ int tb_engine_run(struct tb_engine *e)
 			break;
 	}
 	/* Wait (bounded) for the last epochs' ACKs before we stop. */
-	if (!rc && e->link_up) {
-		int64_t end = tb_now_ns() + e->cfg.lag_limit_ns;
-
-		struct timespec ts = { .tv_sec = end / TB_NSEC_PER_SEC,
-				       .tv_nsec = end % TB_NSEC_PER_SEC };
-
-		pthread_mutex_lock(&e->lock);
-		while (e->inflight && !e->link_lost &&
-		       pthread_cond_timedwait(&e->cond, &e->lock, &ts) !=
-			       ETIMEDOUT)
-			;
-		pthread_mutex_unlock(&e->lock);
+	if (!rc && e->link_up)
+		all_acked(e, e->cfg.lag_limit_ns);
+	switch (get_state(e)) {
+	case TB_ENG_FENCED:
+	case TB_ENG_SWITCHED:
+		return rc; /* the guest is gone, on purpose */
+	case TB_ENG_ISOLATED:
+	case TB_ENG_HELD:
+		tb_err("dom=%u stopping while the backup is lost: the output held since its last ACK is released now; the backup must not take this guest over",
+		       e->info.domid);
+		break;
+	default:
+		break;
 	}
 	if (e->held_suspended) {
 		resume_guest(e);
@@ -1374,7 +1651,7 @@ int tb_engine_run(struct tb_engine *e)
 	hrc = e->cfg.ops->check_health(e->dom);
 	if (!rc && hrc)
 		rc = hrc;
-	e->state = TB_ENG_STOPPED;
+	set_state(e, TB_ENG_STOPPED);
 	return rc;
 }
 
@@ -1417,6 +1694,8 @@ void tb_engine_get_status(struct tb_engine *e, struct tb_engine_status *st)
 	st->resyncs = e->resyncs;
 	st->bytes_raw = e->bytes_raw;
 	st->bytes_wire = e->bytes_wire;
+	snprintf(st->link_error, sizeof(st->link_error), "%.*s",
+		 (int)sizeof(st->link_error) - 1, e->link_text);
 	n = TB_MIN(e->pause_count, (uint64_t)PAUSE_RING);
 	memcpy(sorted, e->pause_ring, n * sizeof(int64_t));
 	if (e->pause_count)
@@ -1454,7 +1733,7 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		",\"output_dropped_bytes\":%" PRIu64
 		",\"output_dropped_packets\":%" PRIu64
 		",\"output_overflow_pauses\":%" PRIu64
-		",\"output_overflow_paused_ms\":%.1f}",
+		",\"output_overflow_paused_ms\":%.1f,\"link_error\":\"%s\"}",
 		st.info.domid, st.info.name, e->cfg.ops->name,
 		tb_engine_state_name(st.state), st.rate_hz,
 		tb_suspend_mode_name(st.info.suspend_mode), st.info.dirty_mech,
@@ -1466,7 +1745,8 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		st.dom.output_held_bytes, st.dom.output_released_bytes,
 		st.dom.output_dropped_bytes, st.dom.output_dropped_packets,
 		st.dom.output_overflow_pauses,
-		st.dom.output_overflow_pause_ns / 1e6);
+		st.dom.output_overflow_pause_ns / 1e6,
+		st.link_error);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 
@@ -1488,8 +1768,9 @@ int tb_engine_create(struct tb_engine **out, const struct tb_engine_cfg *cfg)
 	if (!e)
 		return -ENOMEM;
 	e->cfg = *cfg;
-	e->stop_fd = e->timer_fd = e->ctl_fd = -1;
+	e->stop_fd = e->timer_fd = -1;
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->send_lock, NULL);
 	/* Every timed wait here takes CLOCK_MONOTONIC deadlines. */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1556,10 +1837,13 @@ int tb_engine_create(struct tb_engine **out, const struct tb_engine_cfg *cfg)
 		rc = -errno;
 		goto fail;
 	}
-	rc = open_control(e);
-	if (rc) {
-		tb_err_rc(rc, "control socket %s", cfg->control_path);
-		goto fail;
+	if (cfg->control_path && *cfg->control_path) {
+		rc = tb_ctl_open(&e->ctl, cfg->control_path, cfg->control_group,
+				 control_cb, e);
+		if (rc) {
+			tb_err_rc(rc, "control socket %s", cfg->control_path);
+			goto fail;
+		}
 	}
 	if (cfg->trace_path) {
 		e->trace = fopen(cfg->trace_path, "w");
@@ -1584,8 +1868,10 @@ void tb_engine_destroy(struct tb_engine *e)
 
 	if (!e)
 		return;
+	tb_ctl_close(e->ctl); /* first: its thread reads the engine */
 	if (e->threads_running)
 		stop_link(e, false);
+	tb_conn_close(e->old_conn);
 	if (e->dom)
 		e->cfg.ops->detach(e->dom); /* resumes, opens the gate */
 	if (e->slots)
@@ -1606,15 +1892,12 @@ void tb_engine_destroy(struct tb_engine *e)
 		tb_digest_free(&e->digest);
 	if (e->trace)
 		fclose(e->trace);
-	if (e->ctl_fd >= 0) {
-		close(e->ctl_fd);
-		unlink(e->cfg.control_path);
-	}
 	if (e->stop_fd >= 0)
 		close(e->stop_fd);
 	if (e->timer_fd >= 0)
 		close(e->timer_fd);
 	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->send_lock);
 	pthread_cond_destroy(&e->cond);
 	pthread_mutex_destroy(&e->trace_lock);
 	free(e);

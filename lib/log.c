@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tiber/common.h"
 #include "tiber/log.h"
 
 int tb_log_level = TB_LOG_INFO;
@@ -50,7 +51,7 @@ void tb_log_emit(int level, const char *func, int rc, const char *fmt, ...)
 	if (rc)
 		fprintf(stderr, "%s.%03ldZ %s %s: %s: %s: %s\n", when,
 			ts.tv_nsec / 1000000, log_ident, level_names[level],
-			func, msg, strerror(rc < 0 ? -rc : rc));
+			func, msg, tb_strerror(rc));
 	else
 		fprintf(stderr, "%s.%03ldZ %s %s: %s: %s\n", when,
 			ts.tv_nsec / 1000000, log_ident, level_names[level],

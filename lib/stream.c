@@ -573,6 +573,8 @@ static int page_len_ok(uint8_t enc, uint32_t len)
  * stream error, or TB_ERROR_ERRNO_BASE + errno. */
 static bool error_code_ok(uint32_t code)
 {
+	if (code >= TB_ERROR_RECONNECTING && code <= TB_ERROR_DENIED)
+		return true;
 	return code <= TB_SERR_MAX || (code > TB_ERROR_ERRNO_BASE &&
 				       code < TB_ERROR_ERRNO_BASE + 4096);
 }

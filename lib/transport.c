@@ -44,6 +44,7 @@
 
 #include "tiber/common.h"
 #include "tiber/stream.h"
+#include "tiber/tls.h"
 #include "tiber/transport.h"
 
 /* Kernel uapi values missing from the liburing 2.3 headers (6.2+). */
@@ -60,6 +61,7 @@
 #define TB_PACE_CHUNK_MAX   (64u << 10)
 #define TB_PACE_CHUNK_MIN   (4u << 10)
 #define TB_BATCH_MAX	    8u
+#define TB_TLS_SEAL_MAX	    ((size_t)1 << 20) /* plaintext sealed per send */
 #define TB_RECV_WANT	    (256u << 10)
 #define TB_SOCK_BUF	    (4 << 20)
 #define TB_LISTEN_BACKLOG   128
@@ -110,6 +112,11 @@ struct tb_conn {
 
 	struct tb_conn_stats st;
 	char peer[TB_ADDR_TEXT_MAX];
+
+	/* TLS (tb_conn_start_tls): sealed on the send side into tls_out,
+	 * opened on the receive side */
+	struct tb_tls *tls;
+	struct tb_buf tls_out;
 };
 
 struct tb_listener {
@@ -271,60 +278,57 @@ static int tb_gai_errno(int e)
 		return -ENOMEM;
 	case EAI_SYSTEM:
 		return errno ? -errno : -EIO;
-	case EAI_AGAIN:
-		return -EAGAIN;
+	case EAI_AGAIN: /* the name server did not answer: same to the user */
 	case EAI_NONAME:
 #ifdef EAI_NODATA
 	case EAI_NODATA:
 #endif
-		return -EHOSTUNREACH;
+		return -TB_ERESOLVE;
 	default:
 		return -EINVAL;
 	}
 }
 
 /*
- * Parse @addr into a list of socket addresses (at most @max).  Unix
- * addresses give one.  0 or -EINVAL (malformed), -EHOSTUNREACH (name does
- * not resolve), -ENOMEM.
+ * Split "host:port" / "[v6]:port" into @host and a numeric @port; a unix
+ * address fills @un instead (when not NULL).  No name is resolved.
+ * 0 or -EINVAL (malformed).
  */
-static int tb_addr_parse(const char *addr, bool passive, struct tb_addr *out,
-			 int max, int *nr)
+static int tb_addr_split(const char *addr, struct tb_addr *un, char *host,
+			 size_t hostlen, char *port, size_t portlen, bool *v6)
 {
-	struct addrinfo hints, *res = NULL, *ai;
-	char host[256], port[8];
 	const char *colon, *p;
-	bool v6 = false;
 	size_t hlen;
-	int rc, n = 0;
 
-	*nr = 0;
+	*v6 = false;
 	if (!addr)
 		return -EINVAL;
 	if (!strncmp(addr, "unix:", 5)) {
-		struct sockaddr_un *sun = (struct sockaddr_un *)&out[0].ss;
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
 		const char *path = addr + 5;
 		size_t len = strlen(path);
+		socklen_t sl;
 
-		memset(&out[0], 0, sizeof(out[0]));
-		sun->sun_family = AF_UNIX;
 		if (path[0] == '@') {
 			/* abstract: leading NUL, length counts the name only */
-			if (len < 2 || len > sizeof(sun->sun_path))
+			if (len < 2 || len > sizeof(sun.sun_path))
 				return -EINVAL;
-			memcpy(sun->sun_path + 1, path + 1, len - 1);
-			out[0].len =
-				offsetof(struct sockaddr_un, sun_path) + len;
+			memcpy(sun.sun_path + 1, path + 1, len - 1);
+			sl = offsetof(struct sockaddr_un, sun_path) + len;
 		} else {
-			if (len < 1 || len >= sizeof(sun->sun_path))
+			if (len < 1 || len >= sizeof(sun.sun_path))
 				return -EINVAL;
-			memcpy(sun->sun_path, path, len + 1);
-			out[0].len = sizeof(*sun);
+			memcpy(sun.sun_path, path, len + 1);
+			sl = sizeof(sun);
 		}
-		*nr = 1;
+		if (un) {
+			memset(un, 0, sizeof(*un));
+			memcpy(&un->ss, &sun, sizeof(sun));
+			un->len = sl;
+		}
+		host[0] = 0;
 		return 0;
 	}
-
 	if (addr[0] == '[') {
 		p = strchr(addr, ']');
 		if (!p || p[1] != ':')
@@ -332,7 +336,7 @@ static int tb_addr_parse(const char *addr, bool passive, struct tb_addr *out,
 		hlen = (size_t)(p - addr - 1);
 		colon = p + 1;
 		addr++;
-		v6 = true;
+		*v6 = true;
 	} else {
 		colon = strrchr(addr, ':');
 		if (!colon)
@@ -341,14 +345,44 @@ static int tb_addr_parse(const char *addr, bool passive, struct tb_addr *out,
 		if (memchr(addr, ':', hlen))
 			return -EINVAL; /* bare IPv6 must be bracketed */
 	}
-	if (hlen == 0 || hlen >= sizeof(host))
+	if (hlen == 0 || hlen >= hostlen)
 		return -EINVAL;
 	memcpy(host, addr, hlen);
 	host[hlen] = 0;
-	rc = tb_parse_port(colon + 1, port, sizeof(port));
+	return tb_parse_port(colon + 1, port, portlen);
+}
+
+int tb_addr_check(const char *addr)
+{
+	char host[256], port[8];
+	bool v6;
+
+	return tb_addr_split(addr, NULL, host, sizeof(host), port,
+			     sizeof(port), &v6);
+}
+
+/*
+ * Parse @addr into a list of socket addresses (at most @max).  Unix
+ * addresses give one.  0 or -EINVAL (malformed), -TB_ERESOLVE (name does
+ * not resolve to an IP address), -ENOMEM.
+ */
+static int tb_addr_parse(const char *addr, bool passive, struct tb_addr *out,
+			 int max, int *nr)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char host[256], port[8];
+	bool v6;
+	int rc, n = 0;
+
+	*nr = 0;
+	rc = tb_addr_split(addr, &out[0], host, sizeof(host), port,
+			   sizeof(port), &v6);
 	if (rc)
 		return rc;
-
+	if (!host[0]) {
+		*nr = 1; /* unix */
+		return 0;
+	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = v6 ? AF_INET6 : AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -377,7 +411,7 @@ static int tb_addr_parse(const char *addr, bool passive, struct tb_addr *out,
 	}
 	freeaddrinfo(res);
 	if (!n)
-		return -EHOSTUNREACH;
+		return -TB_ERESOLVE;
 	*nr = n;
 	return 0;
 }
@@ -1037,20 +1071,14 @@ static int tb_send_batch(struct tb_conn *c, unsigned n, int64_t deadline_ns,
 	return err;
 }
 
-int tb_conn_sendv(struct tb_conn *c, const struct iovec *iov, int iovcnt,
-		  int64_t deadline_ns)
+static int tb_sendv_raw(struct tb_conn *c, const struct iovec *iov,
+			int iovcnt, int64_t deadline_ns)
 {
 	size_t off = 0, done, left, take;
 	bool started = false;
 	int idx = 0, rc = 0;
 	unsigned n;
 
-	if (!c || iovcnt < 0 || (iovcnt && !iov))
-		return -EINVAL;
-	if (tb_is_shut(c))
-		return -ECANCELED;
-	if (c->send_err)
-		return c->send_err;
 
 	while (idx < iovcnt) {
 		/* fill a batch from the cursor (idx, off) */
@@ -1109,6 +1137,50 @@ out:
 	if (rc && started)
 		c->send_err = rc;
 	return rc;
+}
+
+/* TLS: seal up to TB_TLS_SEAL_MAX of plaintext, send the records, again. */
+static int tb_sendv_tls(struct tb_conn *c, const struct iovec *iov,
+			int iovcnt, int64_t deadline_ns)
+{
+	struct iovec out;
+	size_t off, take;
+	int i, rc;
+
+	for (i = 0; i < iovcnt; i++) {
+		for (off = 0; off < iov[i].iov_len; off += take) {
+			take = TB_MIN(iov[i].iov_len - off, TB_TLS_SEAL_MAX);
+			rc = tb_tls_seal(c->tls,
+					 (const uint8_t *)iov[i].iov_base + off,
+					 take, &c->tls_out);
+			if (rc) {
+				c->send_err = rc;
+				return rc;
+			}
+			out.iov_base = c->tls_out.data;
+			out.iov_len = c->tls_out.len;
+			rc = tb_sendv_raw(c, &out, 1, deadline_ns);
+			if (rc) {
+				/* records half sent: the stream is broken */
+				c->send_err = rc;
+				return rc;
+			}
+		}
+	}
+	return 0;
+}
+
+int tb_conn_sendv(struct tb_conn *c, const struct iovec *iov, int iovcnt,
+		  int64_t deadline_ns)
+{
+	if (!c || iovcnt < 0 || (iovcnt && !iov))
+		return -EINVAL;
+	if (tb_is_shut(c))
+		return -ECANCELED;
+	if (c->send_err)
+		return c->send_err;
+	return c->tls ? tb_sendv_tls(c, iov, iovcnt, deadline_ns) :
+			tb_sendv_raw(c, iov, iovcnt, deadline_ns);
 }
 
 int tb_conn_send(struct tb_conn *c, const void *buf, size_t len,
@@ -1182,6 +1254,38 @@ static int tb_recv_once(struct tb_conn *c, uint8_t *p, size_t room,
 	return res < 0 ? res : 0;
 }
 
+/*
+ * TLS: plaintext into @p (*@n bytes, 0 at the end of the stream),
+ * reading ciphertext as needed.  Like tb_recv_once.
+ */
+static int tb_recv_tls(struct tb_conn *c, uint8_t *p, size_t room,
+		       int64_t deadline_ns, size_t *n)
+{
+	uint8_t *fp;
+	size_t froom, got;
+	ssize_t r;
+	int rc;
+
+	*n = 0;
+	for (;;) {
+		r = tb_tls_open(c->tls, p, room);
+		if (r >= 0) {
+			*n = (size_t)r;
+			return 0;
+		}
+		if (r != -EAGAIN)
+			return (int)r; /* -EBADMSG: forged or damaged */
+		rc = tb_tls_feed_space(c->tls, &fp, &froom);
+		if (rc)
+			return rc;
+		rc = tb_recv_once(c, fp, froom, deadline_ns, &got);
+		if (got || !rc)
+			tb_tls_fed(c->tls, got); /* 0 without error: EOF */
+		if (rc)
+			return rc;
+	}
+}
+
 int tb_conn_recv_rec(struct tb_conn *c, struct tb_rec *rec, int64_t deadline_ns)
 {
 	uint8_t *p;
@@ -1203,7 +1307,10 @@ int tb_conn_recv_rec(struct tb_conn *c, struct tb_rec *rec, int64_t deadline_ns)
 		rc = tb_dec_space(&c->dec, TB_RECV_WANT, &p, &room);
 		if (rc)
 			return rc;
-		rc = tb_recv_once(c, p, room, deadline_ns, &n);
+		if (c->tls)
+			rc = tb_recv_tls(c, p, room, deadline_ns, &n);
+		else
+			rc = tb_recv_once(c, p, room, deadline_ns, &n);
 		if (n)
 			tb_dec_commit(&c->dec, n);
 		if (rc == -ETIMEDOUT || rc == -ECANCELED)
@@ -1243,7 +1350,27 @@ void tb_conn_close(struct tb_conn *c)
 	close(c->fd);
 	close(c->efd);
 	tb_dec_free(&c->dec);
+	tb_tls_free(c->tls);
+	tb_buf_free(&c->tls_out);
 	free(c);
+}
+
+int tb_conn_start_tls(struct tb_conn *c, struct tb_tls_ctx *x,
+		      int64_t deadline_ns, char *why, size_t whylen)
+{
+	if (!c || !x || c->tls)
+		return -EINVAL;
+	return tb_tls_handshake(&c->tls, x, c->fd, deadline_ns, why, whylen);
+}
+
+const char *tb_conn_peer_id(const struct tb_conn *c)
+{
+	return c->tls ? tb_tls_peer_id(c->tls) : NULL;
+}
+
+const char *tb_conn_tls_desc(const struct tb_conn *c)
+{
+	return c->tls ? tb_tls_desc(c->tls) : "plaintext";
 }
 
 int tb_conn_fd(const struct tb_conn *c)

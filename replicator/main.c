@@ -3,18 +3,14 @@
  * tiber-replicator: the backup.  Accepts one primary per protected
  * domain, keeps a replica of the guest that always equals the last
  * acked epoch, answers heartbeats, and fails over when the primary is
- * lost.
+ * lost.  This file: options, the listener and its accept loop (one
+ * thread per connection, session.c), shutdown.
  *
- * Invariants:
- * - ACK(N) is sent only after epoch N was verified and applied.
- * - A partial, corrupt or out-of-order epoch is discarded whole; the
- *   committed replica is what a failover restores.
+ * Invariants (the details live in session.c and failover.c):
  * - Failover happens when the primary is lost (silent past the heartbeat
  *   timeout, or its connection broke); never after an orderly goodbye
  *   (ERROR code 0), never while another live primary holds the domain,
  *   never twice, and never without a committed epoch.
- * - A protocol violation closes the connection without failing over:
- *   the primary is alive (it is talking) and will re-sync.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,51 +29,26 @@
 #include "tiber/config.h"
 #include "tiber/log.h"
 #include "tiber/replica.h"
+#include "tiber/tls.h"
 #include "tiber/transport.h"
+#include "tiber/ctlsock.h"
+#include "replicator.h"
 
-#define MAX_DOMS 64
-
-enum dom_state {
-	DOM_FREE,
-	DOM_ACTIVE,
-	DOM_IDLE,
-	DOM_FAILED_OVER
-};
-
-struct rdom {
-	enum dom_state state;
-	uint32_t domid;
-	char name[33];
-	struct tb_replica rep;
-	bool have_rep;
-	struct tb_restore_res restored;
-};
-
-struct conn_ctx {
-	struct tb_conn *conn;
-	pthread_t thread;
-	struct conn_ctx *next;
-	atomic_bool done;
-};
-
-static struct {
-	int64_t hb_interval_ns, hb_timeout_ns;
-	bool failover;
-	const char *restore_args;
-	const struct tb_backend_ops *ops;
-	const char *status_file;
-	const char *dump_dir;
-	bool exit_after_failover;
-} opt = {
+struct repl_opts opt = {
 	.hb_interval_ns = 100 * TB_NSEC_PER_MSEC,
 	.hb_timeout_ns = 1000 * TB_NSEC_PER_MSEC,
-	.failover = true,
+	.failover = FAILOVER_AUTO,
+	.fence_timeout_ns = 30 * TB_NSEC_PER_SEC,
+	.fence_retry_ns = 5 * TB_NSEC_PER_SEC,
+	.reconnect_grace_ns = 10 * TB_NSEC_PER_SEC,
+	.handshake_timeout_ns = 3 * TB_NSEC_PER_SEC,
+	.max_handshakes = 16,
 };
 
-static pthread_mutex_t doms_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct rdom doms[MAX_DOMS];
-static atomic_bool stopping;
-static atomic_int failovers;
+pthread_mutex_t doms_lock = PTHREAD_MUTEX_INITIALIZER;
+struct rdom doms[MAX_DOMS];
+atomic_bool stopping;
+atomic_int failovers;
 static int stop_pipe[2] = { -1, -1 };
 
 static void on_signal(int sig)
@@ -89,344 +60,9 @@ static void on_signal(int sig)
 		return;
 }
 
-static int send_buf(struct tb_conn *c, struct tb_buf *b)
+void repl_stop(void)
 {
-	int rc = tb_conn_send(c, b->data, b->len,
-			      tb_now_ns() + opt.hb_timeout_ns);
-
-	tb_buf_reset(b);
-	return rc;
-}
-
-static void send_error(struct tb_conn *c, int code, const char *text)
-{
-	struct tb_buf b = { 0 };
-
-	if (!tb_enc_error(&b, (uint32_t)code, text))
-		send_buf(c, &b);
-	tb_buf_free(&b);
-}
-
-/* Claim the domain for this connection (split-brain guard). */
-static struct rdom *claim(const struct tb_hello *h, char *why, size_t len)
-{
-	struct rdom *d = NULL, *free_d = NULL;
-	int i;
-
-	pthread_mutex_lock(&doms_lock);
-	for (i = 0; i < MAX_DOMS; i++) {
-		if (doms[i].state != DOM_FREE && doms[i].domid == h->domid &&
-		    !strncmp(doms[i].name, h->name, sizeof(h->name)))
-			d = &doms[i];
-		else if (doms[i].state == DOM_FREE && !free_d)
-			free_d = &doms[i];
-	}
-	if (d && d->state == DOM_ACTIVE) {
-		snprintf(
-			why, len,
-			"domain %u (%s) is already protected by a live primary",
-			h->domid, d->name);
-		d = NULL;
-	} else if (d && d->state == DOM_FAILED_OVER) {
-		snprintf(
-			why, len,
-			"domain %u (%s) failed over: the guest runs on this host now",
-			h->domid, d->name);
-		d = NULL;
-	} else if (!d && !free_d) {
-		snprintf(why, len, "too many domains (%d)", MAX_DOMS);
-	} else {
-		if (!d) {
-			d = free_d;
-			memset(d, 0, sizeof(*d));
-			d->domid = h->domid;
-			memcpy(d->name, h->name, sizeof(h->name));
-		}
-		d->state = DOM_ACTIVE;
-	}
-	pthread_mutex_unlock(&doms_lock);
-	return d;
-}
-
-static void release(struct rdom *d, enum dom_state st)
-{
-	pthread_mutex_lock(&doms_lock);
-	d->state = st;
-	pthread_mutex_unlock(&doms_lock);
-}
-
-static void failover(struct rdom *d, const char *cause, int64_t t_last_rx)
-{
-	struct tb_restore_req req = { 0 };
-	int64_t t_detect = tb_now_ns(), t_restored;
-	struct tb_replica *r = &d->rep;
-	int rc;
-
-	if (!opt.failover || !d->have_rep || !r->have_commit) {
-		tb_err("dom=%u primary lost (%s); %s", d->domid, cause,
-		       !opt.failover ? "failover disabled" :
-				       "no committed epoch to restore");
-		release(d, DOM_IDLE);
-		return;
-	}
-	tb_err("dom=%u PRIMARY LOST (%s, last record %.1f ms ago): failing over from epoch %" PRIu64,
-	       d->domid, cause, (t_detect - t_last_rx) / 1e6,
-	       r->committed_epoch);
-	req.name = d->name;
-	req.domid = d->domid;
-	req.nr_pages = r->nr_pages;
-	req.mem_fd = r->mem_fd;
-	req.cpu_state = r->cpu_state.data;
-	req.cpu_state_len = r->cpu_state.len;
-	req.dev_state = r->dev_state.data;
-	req.dev_state_len = r->dev_state.len;
-	req.state_tag = r->state_tag;
-	req.epoch = r->committed_epoch;
-	req.args = opt.restore_args;
-	rc = opt.ops->restore(&req, &d->restored);
-	t_restored = tb_now_ns();
-	if (rc) {
-		tb_err_rc(rc, "dom=%u failover restore: %s", d->domid,
-			  tb_backend_reason());
-		release(d, DOM_IDLE);
-		return;
-	}
-	tb_info("dom=%u FAILOVER DONE epoch=%" PRIu64
-		" detect_ms=%.1f restore_ms=%.1f pid=%d domid=%u where=%s",
-		d->domid, r->committed_epoch, (t_detect - t_last_rx) / 1e6,
-		(t_restored - t_detect) / 1e6, (int)d->restored.pid,
-		d->restored.domid, d->restored.where);
-	if (opt.status_file) {
-		FILE *f = fopen(opt.status_file, "a");
-
-		if (f) {
-			fprintf(f,
-				"{\"event\":\"failover\",\"domid\":%u,\"epoch\":%" PRIu64
-				",\"cause\":\"%s\",\"detect_ms\":%.3f,\"restore_ms\":%.3f,\"pid\":%d,\"where\":\"%s\"}\n",
-				d->domid, r->committed_epoch, cause,
-				(t_detect - t_last_rx) / 1e6,
-				(t_restored - t_detect) / 1e6,
-				(int)d->restored.pid, d->restored.where);
-			fclose(f);
-		}
-	}
-	release(d, DOM_FAILED_OVER);
-	atomic_fetch_add(&failovers, 1);
-	if (opt.exit_after_failover)
-		on_signal(0);
-}
-
-/* Write the committed image and its epoch for offline checks. */
-static void dump_replica(const struct rdom *d)
-{
-	const struct tb_replica *r = &d->rep;
-	char path[512];
-	size_t len = r->nr_pages * TB_PAGE_SIZE, off = 0;
-	ssize_t n;
-	FILE *f;
-	int fd;
-
-	if (!opt.dump_dir || !r->have_commit)
-		return;
-	snprintf(path, sizeof(path), "%s/dom%u.img", opt.dump_dir, d->domid);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		tb_warn_rc(-errno, "dump %s", path);
-		return;
-	}
-	while (off < len && (n = write(fd, r->mem + off, len - off)) > 0)
-		off += (size_t)n;
-	close(fd);
-	snprintf(path, sizeof(path), "%s/dom%u.json", opt.dump_dir, d->domid);
-	f = fopen(path, "w");
-	if (f) {
-		fprintf(f,
-			"{\"domid\":%u,\"epoch\":%" PRIu64 ",\"pages\":%" PRIu64
-			"}\n",
-			d->domid, r->committed_epoch, r->nr_pages);
-		fclose(f);
-	}
-	tb_info("dom=%u dumped committed epoch=%" PRIu64 " to %s", d->domid,
-		r->committed_epoch, opt.dump_dir);
-}
-
-static void *conn_main(void *arg)
-{
-	struct conn_ctx *cx = arg;
-	struct tb_conn *c = cx->conn;
-	struct tb_hello h, mine;
-	struct tb_buf out = { 0 };
-	struct rdom *d = NULL;
-	struct tb_sess sess;
-	struct tb_rec rec;
-	char why[200];
-	int64_t now, t_last_rx, next_hb;
-	const char *lost = NULL;
-	uint64_t hb_seq = 0, rx_bytes = 0;
-	int rc, serr;
-
-	rc = tb_conn_recv_rec(c, &rec, tb_now_ns() + opt.hb_timeout_ns);
-	if (rc <= 0 || rec.type != TB_REC_HELLO ||
-	    rec.u.hello.role != TB_ROLE_PRIMARY) {
-		tb_warn("peer=%s no valid HELLO (%s)", tb_conn_peer(c),
-			rc < 0 ? strerror(-rc) : "wrong first record");
-		if (rc > 0)
-			send_error(c, TB_SERR_BAD_ORDER, "expected HELLO");
-		goto out;
-	}
-	h = rec.u.hello;
-	d = claim(&h, why, sizeof(why));
-	if (!d) {
-		tb_warn("peer=%s refused: %s", tb_conn_peer(c), why);
-		send_error(c, TB_SERR_BAD_FIELD, why);
-		goto out;
-	}
-	if (d->have_rep && d->rep.nr_pages != h.nr_pages) {
-		tb_replica_free(&d->rep);
-		d->have_rep = false;
-	}
-	if (!d->have_rep) {
-		rc = tb_replica_init(&d->rep, &h);
-		if (rc) {
-			tb_err("dom=%u replica: %s", h.domid, d->rep.err);
-			send_error(c, TB_SERR_BAD_FIELD, d->rep.err);
-			release(d, DOM_IDLE);
-			d = NULL;
-			goto out;
-		}
-		d->have_rep = true;
-	}
-	mine = h;
-	mine.role = TB_ROLE_BACKUP;
-	mine.features = h.features & TB_FEAT_ALL;
-	if (tb_enc_hello(&out, &mine) || send_buf(c, &out)) {
-		release(d, DOM_IDLE);
-		d = NULL;
-		goto out;
-	}
-	tb_info("dom=%u name=%s primary=%s pages=%" PRIu64 " connected",
-		h.domid, d->name, tb_conn_peer(c), h.nr_pages);
-	tb_sess_init(&sess, TB_ROLE_PRIMARY);
-	tb_sess_check(&sess, &rec, NULL); /* the HELLO */
-	t_last_rx = tb_now_ns();
-	next_hb = t_last_rx + opt.hb_interval_ns;
-	while (!atomic_load(&stopping)) {
-		int64_t deadline =
-			TB_MIN(next_hb, t_last_rx + opt.hb_timeout_ns);
-
-		rc = tb_conn_recv_rec(c, &rec, deadline);
-		now = tb_now_ns();
-		if (rc == -ETIMEDOUT) {
-			struct tb_conn_stats st;
-
-			/* A big record on a slow link: bytes still flowing
-			 * mean the primary is alive. */
-			tb_conn_get_stats(c, &st);
-			if (st.bytes_recv != rx_bytes) {
-				rx_bytes = st.bytes_recv;
-				t_last_rx = now;
-			}
-			if (now - t_last_rx >= opt.hb_timeout_ns) {
-				lost = "heartbeat timeout";
-				break;
-			}
-		} else if (rc == 0) {
-			lost = "connection closed";
-			break;
-		} else if (rc < 0) {
-			const struct tb_dec *dec = tb_conn_decoder(c);
-
-			if (rc == -ECANCELED)
-				break;
-			if (dec->err && dec->err != TB_SERR_TRUNCATED) {
-				tb_err("dom=%u bad stream from primary: %s; epoch %" PRIu64
-				       " discarded, replica stays at epoch %" PRIu64,
-				       d->domid, dec->msg, d->rep.epoch,
-				       d->rep.committed_epoch);
-				send_error(c, dec->err, dec->msg);
-				tb_replica_abort(&d->rep);
-				break;
-			}
-			lost = rc == -EPIPE ? "connection closed mid-record" :
-					      "connection error";
-			break;
-		} else {
-			t_last_rx = now;
-			if (tb_sess_check(&sess, &rec, NULL)) {
-				snprintf(why, sizeof(why),
-					 "record type %u not allowed here",
-					 rec.type);
-				tb_err("dom=%u %s; epoch discarded, replica stays at epoch %" PRIu64,
-				       d->domid, why, d->rep.committed_epoch);
-				tb_replica_abort(&d->rep);
-				send_error(c, TB_SERR_BAD_ORDER, why);
-				break;
-			}
-			if (rec.type == TB_REC_ERROR) {
-				if (rec.u.error.code == TB_SERR_NONE) {
-					tb_info("dom=%u primary detached: %.*s",
-						d->domid,
-						(int)rec.u.error.text_len,
-						rec.u.error.text);
-					tb_replica_abort(&d->rep);
-					dump_replica(d);
-					break;
-				}
-				tb_err("dom=%u primary error %u: %.*s",
-				       d->domid, rec.u.error.code,
-				       (int)rec.u.error.text_len,
-				       rec.u.error.text);
-				tb_replica_abort(&d->rep);
-				break;
-			}
-			rc = tb_replica_rec(&d->rep, &rec, &serr);
-			if (rc < 0) {
-				tb_err("dom=%u epoch rejected: %s; replica stays at epoch %" PRIu64,
-				       d->domid, d->rep.err,
-				       d->rep.committed_epoch);
-				send_error(c, serr, d->rep.err);
-				break;
-			}
-			if (rc == 1) {
-				struct tb_ack ack = {
-					.epoch = d->rep.committed_epoch
-				};
-
-				if (tb_enc_ack(&out, &ack) ||
-				    send_buf(c, &out)) {
-					lost = "ACK send failed";
-					break;
-				}
-				next_hb = now + opt.hb_interval_ns;
-				tb_dbg("dom=%u committed epoch=%" PRIu64,
-				       d->domid, ack.epoch);
-			}
-		}
-		if (now >= next_hb) {
-			struct tb_heartbeat hb = {
-				.seq = ++hb_seq,
-				.time_ns = now,
-				.last_epoch = d->rep.committed_epoch
-			};
-
-			if (tb_enc_heartbeat(&out, &hb) || send_buf(c, &out)) {
-				lost = "heartbeat send failed";
-				break;
-			}
-			next_hb = now + opt.hb_interval_ns;
-		}
-	}
-	if (lost && !atomic_load(&stopping)) {
-		tb_replica_abort(&d->rep);
-		failover(d, lost, t_last_rx);
-	} else {
-		release(d, DOM_IDLE);
-	}
-out:
-	tb_buf_free(&out);
-	tb_conn_close(c);
-	atomic_store(&cx->done, true);
-	return NULL;
+	on_signal(0);
 }
 
 static void reap(struct conn_ctx **list, bool all)
@@ -448,6 +84,14 @@ static void reap(struct conn_ctx **list, bool all)
 }
 
 static const char *const backends[] = { "sim", "xen", NULL };
+/* yes/no: the boolean of earlier versions (yes = auto, no = off). */
+static const char *const failover_modes[] = { "auto", "manual",	     "off",
+					      "yes",  "no",	     "unsafe-auto",
+					      NULL };
+static const enum failover_mode failover_of[] = {
+	FAILOVER_AUTO, FAILOVER_MANUAL, FAILOVER_OFF,
+	FAILOVER_AUTO, FAILOVER_OFF,	FAILOVER_UNSAFE_AUTO,
+};
 static const char *const levels[] = { "err", "warn", "info", "debug", NULL };
 
 int main(int argc, char **argv)
@@ -455,7 +99,12 @@ int main(int argc, char **argv)
 	const char *listen_addr = NULL;
 	struct conn_ctx *conns = NULL, *cx;
 	struct tb_listener *l;
-	int backend = 0, level = TB_LOG_INFO, rc, i;
+	int backend = 0, level = TB_LOG_INFO, rc, i, fmode = 0;
+	const char *control = NULL, *control_group = NULL;
+	struct tb_ctl *ctl = NULL;
+	const char *authorize_file = NULL;
+	struct tb_tls_cfg tls = { 0 };
+	bool insecure = false;
 	struct tb_opts o;
 	const struct tb_opt table[] = {
 		{ .key = "listen",
@@ -480,9 +129,46 @@ int main(int argc, char **argv)
 		  .min = 1,
 		  .max = 600000 },
 		{ .key = "failover",
-		  .type = TB_OPT_BOOL,
-		  .dst = &opt.failover,
-		  .help = "restore the guest when its primary is lost (default yes)" },
+		  .type = TB_OPT_CHOICE,
+		  .dst = &fmode,
+		  .help = "auto (default): restore a guest whose primary is lost once fence_cmd stopped it (without fence_cmd: as manual); manual: wait for tiberctl promote; off: never; unsafe-auto: restore without fencing (tests only: split brain)",
+		  .choices = failover_modes },
+		{ .key = "fence_cmd",
+		  .type = TB_OPT_STR,
+		  .dst = &opt.fence_cmd,
+		  .help = "command that fences a lost primary (run with GUEST PEER as arguments; exit 0 = stopped)" },
+		{ .key = "fence_timeout",
+		  .type = TB_OPT_DURATION,
+		  .dst = &opt.fence_timeout_ns,
+		  .help = "fence_cmd is killed (fencing failed) after this long (default 30s)",
+		  .min = 1,
+		  .max = 3600000 },
+		{ .key = "fence_delay",
+		  .type = TB_OPT_DURATION,
+		  .dst = &opt.fence_delay_ns,
+		  .help = "wait this long after a primary is lost before fencing it, so a live primary that fences us wins the race (default 0)",
+		  .min = 0,
+		  .max = 3600000 },
+		{ .key = "fence_retry",
+		  .type = TB_OPT_DURATION,
+		  .dst = &opt.fence_retry_ns,
+		  .help = "after a failed fence_cmd, try again after this long (default 5s)",
+		  .min = 1,
+		  .max = 3600000 },
+		{ .key = "reconnect_grace",
+		  .type = TB_OPT_DURATION,
+		  .dst = &opt.reconnect_grace_ns,
+		  .help = "a primary that lost us and said it will reconnect is lost if not back by then (default 10s)",
+		  .min = 1,
+		  .max = 3600000 },
+		{ .key = "control",
+		  .type = TB_OPT_STR,
+		  .dst = &control,
+		  .help = "control socket for tiberctl (status, promote)" },
+		{ .key = "control_group",
+		  .type = TB_OPT_STR,
+		  .dst = &control_group,
+		  .help = "group of the control socket (mode 0660; default: the daemon's)" },
 		{ .key = "restore_args",
 		  .type = TB_OPT_STR,
 		  .dst = &opt.restore_args,
@@ -504,6 +190,23 @@ int main(int argc, char **argv)
 		  .dst = &level,
 		  .help = "log level",
 		  .choices = levels },
+		TB_TLS_OPTS(tls, insecure),
+		{ .key = "authorize_file",
+		  .type = TB_OPT_STR,
+		  .dst = &authorize_file,
+		  .help = "which primary (TLS identity) may protect which guest: lines 'IDENTITY GUEST|* ...' (default: every authenticated primary, any guest)" },
+		{ .key = "handshake_timeout",
+		  .type = TB_OPT_DURATION,
+		  .dst = &opt.handshake_timeout_ns,
+		  .help = "a connecting peer must finish the TLS handshake within this (default 3s)",
+		  .min = 1,
+		  .max = 60000 },
+		{ .key = "max_handshakes",
+		  .type = TB_OPT_U32,
+		  .dst = &opt.max_handshakes,
+		  .help = "connections not yet authenticated at once; more are closed at once (default 16)",
+		  .min = 1,
+		  .max = 4096 },
 	};
 
 	tb_log_init("tiber-replicator", TB_LOG_INFO);
@@ -522,12 +225,31 @@ int main(int argc, char **argv)
 			 "key 'listen': missing (HOST:PORT to listen on)");
 		rc = -EINVAL;
 	}
+	if (!rc && insecure && authorize_file) {
+		snprintf(o.err, sizeof(o.err),
+			 "authorize_file needs TLS (peers have no identity with insecure = yes)");
+		rc = -EINVAL;
+	}
+	if (!rc)
+		rc = tb_tls_setup(&opt.tls, &tls, insecure, true, o.err,
+				  sizeof(o.err));
+	if (!rc && authorize_file)
+		rc = repl_authz_load(authorize_file, o.err, sizeof(o.err));
 	if (rc) {
 		fprintf(stderr, "tiber-replicator: %s\n", o.err);
+		tb_tls_ctx_free(opt.tls);
 		tb_opts_free(&o);
 		return 2;
 	}
 	tb_log_level = level;
+	if (insecure)
+		tb_warn("insecure = yes: replication links are plaintext and unauthenticated: anyone who reaches this port can read guest memory, replace or roll back a replica and make this host restore it");
+	else if (!authorize_file)
+		tb_warn("no authorize_file: every authenticated primary may protect (and replace the replica of) any guest");
+	opt.failover = failover_of[fmode];
+	if (opt.fence_cmd && !*opt.fence_cmd)
+		opt.fence_cmd = NULL;
+	opt.backend_name = backends[backend];
 	opt.ops = tb_backend_find(backends[backend]);
 	if (pipe(stop_pipe)) {
 		tb_err_rc(-errno, "pipe");
@@ -542,12 +264,28 @@ int main(int argc, char **argv)
 		tb_opts_free(&o);
 		return 1;
 	}
-	tb_info("listening on %s backend=%s heartbeat=%" PRId64
-		"ms timeout=%" PRId64 "ms failover=%s",
-		tb_listener_addr(l), backends[backend],
+	if (control) {
+		rc = tb_ctl_open(&ctl, control, control_group, repl_control,
+				 NULL);
+		if (rc) {
+			tb_err_rc(rc, "control socket %s", control);
+			tb_listener_close(l);
+			tb_opts_free(&o);
+			return 1;
+		}
+	}
+	tb_info("listening on %s link=%s backend=%s heartbeat=%" PRId64
+		"ms timeout=%" PRId64 "ms failover=%s%s",
+		tb_listener_addr(l),
+		opt.tls ? tb_tls_ctx_mode(opt.tls) : "INSECURE",
+		backends[backend],
 		opt.hb_interval_ns / TB_NSEC_PER_MSEC,
-		opt.hb_timeout_ns / TB_NSEC_PER_MSEC,
-		opt.failover ? "yes" : "no");
+		opt.hb_timeout_ns / TB_NSEC_PER_MSEC, failover_modes[fmode],
+		opt.fence_cmd ? " fencing=yes" : "");
+	if (opt.failover == FAILOVER_AUTO && !opt.fence_cmd)
+		tb_warn("failover = auto without fence_cmd: a lost primary is NOT failed over automatically (no fencing, no failover); `tiberctl promote GUEST` does it once the old primary is known stopped");
+	if (opt.failover == FAILOVER_UNSAFE_AUTO)
+		tb_err("failover = unsafe-auto: guests are restored WITHOUT fencing their primary; two live copies (split brain) are possible; for tests only");
 	while (!atomic_load(&stopping)) {
 		struct tb_conn *c;
 
@@ -566,7 +304,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		cx->conn = c;
-		if (pthread_create(&cx->thread, NULL, conn_main, cx)) {
+		if (pthread_create(&cx->thread, NULL, repl_conn_main, cx)) {
 			tb_conn_close(c);
 			free(cx);
 			continue;
@@ -574,12 +312,15 @@ int main(int argc, char **argv)
 		cx->next = conns;
 		conns = cx;
 	}
+	tb_ctl_close(ctl);
 	reap(&conns, true);
 	tb_listener_close(l);
 	for (i = 0; i < MAX_DOMS; i++)
 		if (doms[i].have_rep)
 			tb_replica_free(&doms[i].rep);
 	tb_info("stopped; failovers=%d", atomic_load(&failovers));
+	tb_tls_ctx_free(opt.tls);
+	repl_authz_free();
 	tb_opts_free(&o);
 	return 0;
 }

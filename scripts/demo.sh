@@ -10,6 +10,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$ROOT/build/bin
 export TIBER_SIMGUEST=$BIN/tiber-simguest
 D=$(mktemp -d /tmp/tiber-demo.XXXXXX)
+export TMPDIR=$D # the restored guest's socket goes with the demo
 PIDS=()
 RATE=${TIBER_DEMO_RATE:-50}
 PROTECT_S=${TIBER_DEMO_SECONDS:-6}
@@ -36,14 +37,21 @@ until_ok() { # SECONDS CMD...
 status() { "$BIN/tiberctl" --socket "$D/tiberd.ctl" status 2>/dev/null; }
 field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
 
+say "both hosts: a pre-shared key for the TLS 1.3 replication link"
+"$ROOT/scripts/tls-keys.sh" psk "$D/link.psk" primary-1 | sed 's/^/   /'
+
 say "backup host: tiber-replicator"
 "$BIN/tiber-replicator" --listen 127.0.0.1:0 --status-file "$D/failover.json" \
+	--tls-psk-file "$D/link.psk" \
+	--fence-cmd "$ROOT/scripts/fence-pids.sh $D/primary.pids" \
+	--control "$D/replicator.ctl" \
 	--restore-args "--kv-listen unix:$D/kv.sock --stats-interval 0" \
 	>"$D/replicator.log" 2>&1 &
 PIDS+=($!)
 until_ok 10 grep -q "listening on" "$D/replicator.log" || die "replicator did not start"
 BACKUP=$(sed -n 's/.*listening on \([^ ]*\) .*/\1/p' "$D/replicator.log" | head -1)
-echo "   listening on $BACKUP"
+echo "   listening on $BACKUP (TLS 1.3, pre-shared key); it fails a guest over only after fencing its"
+echo "   primary host (fence_cmd: scripts/fence-pids.sh kills that host's processes)"
 
 say "primary host: a 256 MiB simulated guest with a key-value service"
 "$BIN/tiber-simguest" --socket "$D/guest.sock" --ram 256M --workload mixed \
@@ -56,10 +64,11 @@ grep -m1 "ready" "$D/guest.log" | sed 's/^/   /'
 
 say "primary host: tiberd protects it at $RATE Hz"
 "$BIN/tiberd" --backend sim --guest "$D/guest.sock" --backup "$BACKUP" \
-	--rate "$RATE" --control "$D/tiberd.ctl" --trace "$D/trace.jsonl" \
+	--tls-psk-file "$D/link.psk" --rate "$RATE" --control "$D/tiberd.ctl" --trace "$D/trace.jsonl" \
 	>"$D/tiberd.log" 2>&1 &
 TIBERD=$!
 PIDS+=("$TIBERD")
+echo "$TIBERD $GUEST" >"$D/primary.pids"
 until_ok 20 sh -c "\"$BIN/tiberctl\" --socket \"$D/tiberd.ctl\" status | grep -q '\"state\":\"protected\"'" ||
 	die "guest not protected (see tiberd.log)"
 
@@ -92,7 +101,9 @@ until_ok 10 grep -q '"event":"failover"' "$D/failover.json" || die "no failover"
 FO=$(cat "$D/failover.json")
 NEWPID=$(field pid <<<"$FO")
 PIDS+=("$NEWPID")
-grep -E "PRIMARY LOST|FAILOVER DONE|restore verify" "$D/replicator.log" | sed 's/^/   /'
+grep -E "PRIMARY LOST|fence primary: (host|succeeded)|FAILOVER DONE|restore verify" "$D/replicator.log" | sed 's/^/   /'
+echo "   tiberctl status on the backup:"
+"$BIN/tiberctl" --socket "$D/replicator.ctl" status | sed 's/^/   /'
 T_UP=$(date +%s%N)
 
 say "clients continue against the restored guest"

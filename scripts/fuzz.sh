@@ -57,4 +57,22 @@ if [ "$rc" -ne 0 ] || grep -qE '^==[0-9]+==ERROR|oracle violation|deadly signal|
 	echo "fuzz: FAIL (log: $FUZZ/fuzz.log, reproducer in $FUZZ/)"
 	exit 1
 fi
+
+# The replicator's authorize_file parser, from the committed seeds.
+echo "fuzz: building $FUZZ/fuzz_authz"
+"$CLANG" -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer \
+	tests/fuzz/fuzz_authz.c replicator/authz.c -o "$FUZZ/fuzz_authz"
+mkdir -p "$FUZZ/corpus-authz"
+echo "fuzz: authorize_file parser for ${SECS}s"
+rc=0
+"$FUZZ/fuzz_authz" -max_total_time="$SECS" -max_len=4096 \
+	-print_final_stats=1 -artifact_prefix="$FUZZ/authz-" \
+	"$FUZZ/corpus-authz" tests/fuzz/seeds-authz 2>&1 |
+	tee "$FUZZ/fuzz-authz.log" | tail -8 || rc=$?
+if [ "$rc" -ne 0 ] || grep -qE '^==[0-9]+==ERROR|deadly signal|Test unit written' "$FUZZ/fuzz-authz.log"; then
+	echo "fuzz: FAIL (log: $FUZZ/fuzz-authz.log)"
+	exit 1
+fi
 echo "fuzz: PASS"

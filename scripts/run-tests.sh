@@ -2,21 +2,52 @@
 # SPDX-License-Identifier: MIT
 # Run test programs one by one; every one runs even if an earlier one
 # failed.  Exit status 77 means "skipped" (the environment lacks something,
-# the test says what).  Prints a closing "N passed, N failed" line.
+# the test says what).  Prints a closing "N passed, N failed, N skipped"
+# line, and for Check suites the summed counts of checks (Check's
+# "Checks: N, Failures: F, Errors: E" plus "Skipped: K of N checks").
 set -u
 kind=$1
 shift
 pass=0 fail=0 skip=0 failed=()
+checks=0 cfail=0 cskip=0
+out=$(mktemp /tmp/tiber-run-tests.XXXXXX)
+trap 'rm -f "$out"' EXIT
+# What a test may leave behind: tiber's processes and /tmp entries.
+litter() {
+	ps -eo pid=,stat=,comm= | awk '$2 !~ /^Z/ && $3 ~ /^tiber/ {print "process " $1 " " $3}'
+	ls -d /tmp/tiber* 2>/dev/null | grep -v "^$out\$"
+}
+
 for t in "$@"; do
 	[ -x "$t" ] || continue
+	before=$(litter)
 	echo "=== $kind: $t"
 	start=$(date +%s.%N)
+	# to a file, shown as it grows: a process the test leaked cannot
+	# hold the runner up the way it could hold a pipe open
 	if [ -n "${TIBER_VALGRIND:-}" ]; then
 		valgrind -q --error-exitcode=99 --leak-check=full "$t"
 	else
 		"$t"
-	fi
+	fi >"$out" 2>&1 &
+	tpid=$!
+	tail -n +1 -s 0.2 -f --pid=$tpid "$out"
+	wait $tpid
 	rc=$?
+	read -r n f e < <(sed -n 's/.*Checks: \([0-9]*\), Failures: \([0-9]*\), Errors: \([0-9]*\).*/\1 \2 \3/p' "$out" | tail -1)
+	checks=$((checks + ${n:-0})) cfail=$((cfail + ${f:-0} + ${e:-0}))
+	k=$(sed -n 's/^Skipped: \([0-9]*\) of .*/\1/p' "$out" | tail -1)
+	cskip=$((cskip + ${k:-0}))
+	# a test's processes are killed at its end: give them a moment to go
+	for i in $(seq 1 20); do
+		left=$(comm -13 <(echo "$before" | sort) <(litter | sort))
+		[ -z "$left" ] && break
+		sleep 0.1
+	done
+	if [ -n "$left" ]; then
+		echo "$t left behind:"; echo "$left" | sed 's/^/  /'
+		[ "$rc" -eq 0 ] && rc=1
+	fi
 	secs=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}')
 	case $rc in
 	0) pass=$((pass + 1)); echo "--- PASS $t (${secs}s)" ;;
@@ -26,4 +57,5 @@ for t in "$@"; do
 done
 for f in "${failed[@]}"; do echo "failed: $f"; done
 echo "$kind: $pass passed, $fail failed, $skip skipped"
+[ "$checks" -gt 0 ] && echo "$kind checks: $checks run, $cfail failed, $cskip skipped"
 [ "$fail" -eq 0 ]

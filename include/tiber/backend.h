@@ -157,6 +157,10 @@ struct tb_backend_ops {
 	 * is gone, -EFAULT if it crashed (e.g. after a resume). */
 	int (*check_health)(struct tb_dom *d);
 	void (*get_stats)(struct tb_dom *d, struct tb_dom_stats *st);
+	/* Self-fencing: stop the guest for good, now (sim: SIGKILL; xen:
+	 * destroy the domain).  The output it holds is discarded, never
+	 * released.  Afterwards only detach may be called. */
+	int (*destroy)(struct tb_dom *d);
 	/* Resume if we left it suspended, stop tracking, close. */
 	void (*detach)(struct tb_dom *d);
 	/* Backup side: start the guest from the image (its suspend

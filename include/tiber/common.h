@@ -23,6 +23,11 @@
 #define TB_NSEC_PER_MSEC  ((int64_t)1000000)
 #define TB_NSEC_PER_USEC  ((int64_t)1000)
 
+/* Not an errno: a host name that does not resolve (-TB_ERESOLVE). */
+#define TB_ERESOLVE 4096
+/* strerror of a -errno (or -TB_ERESOLVE): "cannot resolve host name". */
+const char *tb_strerror(int rc);
+
 /* CLOCK_MONOTONIC in ns: the one clock of every timestamp tiber records. */
 static inline int64_t tb_now_ns(void)
 {

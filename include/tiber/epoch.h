@@ -28,15 +28,26 @@ enum tb_engine_mode {
 	TB_MODE_SEND_WHILE_PAUSED = 1, /* xl-remus style baseline */
 };
 
+/*
+ * What the primary does when it loses its backup.  The backup may take
+ * the guest over (after fencing this host), so output produced after the
+ * last ACK may only leave once that is impossible: the backup was fenced
+ * (fence_cmd), it came back and re-synced, or an operator said so
+ * (tiberctl release).
+ */
 enum tb_loss_policy {
-	TB_LOSS_RELEASE = 0, /* keep running unprotected, release output */
-	TB_LOSS_HOLD = 1,    /* keep output held and the guest suspended */
+	TB_LOSS_RELEASE = 0, /* release at once, run unprotected (unsafe
+				unless the backup never fails over) */
+	TB_LOSS_HOLD = 1,    /* hold output and keep the guest suspended */
+	TB_LOSS_FENCE = 2,   /* hold output, guest runs; fence the backup
+				(fence_cmd) or wait for it or an operator */
 };
 
 struct tb_engine_cfg {
 	const struct tb_backend_ops *ops;
 	struct tb_dom_cfg dom;
 	const char *backup; /* replicator address */
+	struct tb_tls_ctx *tls; /* TLS credentials, or NULL: plaintext */
 	double rate_hz;
 	uint64_t max_epochs;	    /* stop after this many; 0 = run on */
 	int64_t suspend_timeout_ns; /* await_suspended deadline */
@@ -53,6 +64,9 @@ struct tb_engine_cfg {
 	struct tb_conn_opts conn;
 	const char *trace_path;	  /* JSON Lines, one object per epoch */
 	const char *control_path; /* unix socket for tiberctl, or NULL */
+	const char *control_group; /* its group (mode 0660), NULL: ours */
+	const char *fence_cmd;	   /* fences the backup host, or NULL */
+	int64_t fence_timeout_ns;
 	/* Called from the receiver thread for every finished epoch. */
 	void (*on_epoch)(void *arg, const struct tb_epoch_rec *rec);
 	void *on_epoch_arg;
@@ -90,6 +104,10 @@ enum tb_engine_state {
 	TB_ENG_UNPROTECTED = 3, /* backup lost, guest running */
 	TB_ENG_HELD = 4,	/* backup lost, guest held (policy hold) */
 	TB_ENG_STOPPED = 5,
+	TB_ENG_ISOLATED = 6, /* backup lost, guest running, output held */
+	TB_ENG_FENCED = 7,   /* the backup took over: guest stopped here */
+	TB_ENG_SWITCHED = 8, /* planned switchover done: the guest runs on
+				the backup from our last epoch, stopped here */
 };
 const char *tb_engine_state_name(enum tb_engine_state s);
 
@@ -110,6 +128,7 @@ struct tb_engine_status {
 	uint64_t backup_losses;
 	uint64_t resyncs;
 	uint64_t bytes_raw, bytes_wire;
+	char link_error[192]; /* why the last connection attempt failed, or "" */
 	struct tb_dom_stats dom;
 };
 
@@ -122,6 +141,10 @@ int tb_engine_run(struct tb_engine *e);
 /* Async-signal-safe: ask tb_engine_run to finish. */
 void tb_engine_stop(struct tb_engine *e);
 void tb_engine_get_status(struct tb_engine *e, struct tb_engine_status *st);
+/* Answer one tiberctl command line (status, release, switchover ADDR)
+ * into @buf as one JSON object.  Thread-safe (the control thread). */
+void tb_engine_control(struct tb_engine *e, const char *cmd, char *buf,
+		       size_t len);
 /* Status as one JSON object (no newline) into @buf. */
 int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len);
 /* Detach (the guest is left running, output released) and free. */

@@ -275,6 +275,24 @@ enum tb_stream_err {
 	TB_SERR_CODEC = 9,	  /* a page payload does not decode */
 	TB_SERR_MAX = 9,
 };
+/*
+ * ERROR.code values that are not stream errors but session control
+ * (docs/stream-format.md section 9.1):
+ * - RECONNECTING (primary): it lost the backup but is alive and will
+ *   reconnect; the backup must not take this as a dead primary.
+ * - PROMOTED (backup, refusing a HELLO): this guest was failed over to
+ *   the backup; the primary must stop its copy and never release the
+ *   output it holds (self-fencing).
+ * - BUSY (backup, refusing a HELLO): a failover of this guest is under
+ *   way (fencing); the primary keeps its output held and retries.
+ * - SWITCHOVER (primary): planned handover; the guest is stopped for
+ *   good after the last acknowledged epoch; the backup starts it.
+ */
+#define TB_ERROR_RECONNECTING 64u
+#define TB_ERROR_PROMOTED     65u
+#define TB_ERROR_BUSY	      66u
+#define TB_ERROR_SWITCHOVER   67u
+#define TB_ERROR_DENIED	      68u /* this peer may not protect this guest */
 const char *tb_stream_strerr(int code);
 /* The -errno a function returns for each stream error. */
 int tb_stream_errno(int code);

@@ -41,6 +41,8 @@ struct tb_conn_stats {
 	int64_t pacing_wait_ns; /* time spent waiting for the pacer */
 };
 
+/* 0 if @addr is well formed (no name is resolved), else -EINVAL. */
+int tb_addr_check(const char *addr);
 /* Connect to @addr.  0 or -errno (-ETIMEDOUT, -ECONNREFUSED, -EINVAL for
  * a malformed address). @opts may be NULL. */
 int tb_conn_connect(struct tb_conn **out, const char *addr,
@@ -78,6 +80,21 @@ int tb_conn_send(struct tb_conn *c, const void *buf, size_t len,
 int tb_conn_recv_rec(struct tb_conn *c, struct tb_rec *rec,
 		     int64_t deadline_ns);
 const struct tb_dec *tb_conn_decoder(const struct tb_conn *c);
+
+struct tb_tls_ctx;
+/*
+ * TLS from here on (include/tiber/tls.h): the handshake, by
+ * @deadline_ns, before any record was sent or received.  0 or -errno
+ * (-EACCES: authentication failed either way; -EPROTO: not TLS;
+ * -ETIMEDOUT) with @why saying what happened.
+ */
+int tb_conn_start_tls(struct tb_conn *c, struct tb_tls_ctx *x,
+		      int64_t deadline_ns, char *why, size_t whylen);
+/* The authenticated peer (certificate CN or PSK identity); NULL without
+ * TLS. */
+const char *tb_conn_peer_id(const struct tb_conn *c);
+/* "TLS1.3/AES-256-GCM" or "plaintext". */
+const char *tb_conn_tls_desc(const struct tb_conn *c);
 
 /* Wake a thread blocked in tb_conn_recv_rec / sendv (returns -ECANCELED
  * there) and make further calls fail; safe from another thread. */

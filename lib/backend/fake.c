@@ -17,6 +17,11 @@ struct fake_priv {
 	pthread_mutex_t lock;
 	struct tb_bitmap dirty;
 	bool requested;
+	/* fault injection, under lock */
+	enum tb_fake_phase fail_phase;
+	int fail_rc;
+	uint64_t fail_min_writes;
+	bool fail_this_pause; /* the armed fault fires in this pause */
 };
 
 static struct tb_fake *the_fake;
@@ -72,6 +77,35 @@ void tb_fake_write(struct tb_fake *f, uint64_t pfn, uint32_t off, uint8_t val)
 	f->writes++;
 	pthread_mutex_unlock(&p->lock);
 	pthread_rwlock_unlock(&p->guest);
+}
+
+void tb_fake_fail_at(struct tb_fake *f, enum tb_fake_phase phase, int rc,
+		     uint64_t min_writes)
+{
+	struct fake_priv *p = f->priv;
+
+	pthread_mutex_lock(&p->lock);
+	p->fail_phase = phase;
+	p->fail_rc = rc;
+	p->fail_min_writes = min_writes;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* The injected error of @phase in this pause, once; else 0. */
+static int injected(struct tb_fake *f, enum tb_fake_phase phase)
+{
+	struct fake_priv *p = f->priv;
+	int rc = 0;
+
+	pthread_mutex_lock(&p->lock);
+	if (f->suspended && p->fail_this_pause && p->fail_phase == phase) {
+		rc = p->fail_rc;
+		p->fail_phase = TB_FAKE_NONE;
+		p->fail_this_pause = false;
+		f->faults++;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
 }
 
 void tb_fake_quiesce(struct tb_fake *f, void (*fn)(void *), void *arg)
@@ -142,6 +176,10 @@ static int fake_await(struct tb_dom *d, int64_t deadline_ns)
 	pthread_rwlock_wrlock(&p->guest);
 	f->suspended = true;
 	f->suspends++;
+	pthread_mutex_lock(&p->lock);
+	p->fail_this_pause = p->fail_phase != TB_FAKE_NONE &&
+			     f->writes >= p->fail_min_writes;
+	pthread_mutex_unlock(&p->lock);
 	return 0;
 }
 
@@ -149,12 +187,10 @@ static int fake_harvest(struct tb_dom *d, struct tb_bitmap *out)
 {
 	struct tb_fake *f = (struct tb_fake *)d;
 	struct fake_priv *p = f->priv;
-	int rc = f->fail_harvest;
+	int rc = injected(f, TB_FAKE_HARVEST);
 
-	if (rc) {
-		f->fail_harvest = 0;
-		return rc;
-	}
+	if (rc)
+		return rc; /* the bitmap stays, like a failed CLEAN op */
 	pthread_mutex_lock(&p->lock);
 	tb_bitmap_or(out, &p->dirty);
 	tb_bitmap_clear_all(&p->dirty);
@@ -166,13 +202,11 @@ static int fake_copy(struct tb_dom *d, const uint64_t *pfns, size_t n,
 		     void *dst)
 {
 	struct tb_fake *f = (struct tb_fake *)d;
-	int rc = f->fail_copy;
+	int rc = injected(f, TB_FAKE_COPY);
 	size_t i;
 
-	if (rc) {
-		f->fail_copy = 0;
+	if (rc)
 		return rc;
-	}
 	for (i = 0; i < n; i++) {
 		if (pfns[i] >= f->nr_pages)
 			return -EINVAL;
@@ -185,19 +219,25 @@ static int fake_copy(struct tb_dom *d, const uint64_t *pfns, size_t n,
 static int fake_save_cpu(struct tb_dom *d, struct tb_buf *out)
 {
 	struct tb_fake *f = (struct tb_fake *)d;
+	int rc = injected(f, TB_FAKE_CPU);
 
-	return tb_buf_append(out, &f->writes, sizeof(f->writes));
+	return rc ? rc : tb_buf_append(out, &f->writes, sizeof(f->writes));
 }
 
 static int fake_save_dev(struct tb_dom *d, struct tb_buf *out)
 {
-	return tb_buf_append(out, "fake-dev", 8);
+	int rc = injected((struct tb_fake *)d, TB_FAKE_DEV);
+
+	return rc ? rc : tb_buf_append(out, "fake-dev", 8);
 }
 
 static int fake_boundary(struct tb_dom *d, uint64_t epoch)
 {
-	((struct tb_fake *)d)->boundary_epoch = epoch;
-	return 0;
+	int rc = injected((struct tb_fake *)d, TB_FAKE_BOUNDARY);
+
+	if (!rc)
+		((struct tb_fake *)d)->boundary_epoch = epoch;
+	return rc;
 }
 
 static int fake_release(struct tb_dom *d, uint64_t epoch)
@@ -218,8 +258,13 @@ static int fake_resume(struct tb_dom *d, bool fast)
 	struct tb_fake *f = (struct tb_fake *)d;
 	struct fake_priv *p = f->priv;
 
+	int rc;
+
 	if (!f->suspended)
 		return -EINVAL;
+	rc = injected(f, TB_FAKE_RESUME);
+	if (rc)
+		return rc;
 	f->suspended = false;
 	if (fast)
 		f->fast_resumes++;
@@ -245,13 +290,24 @@ static void fake_stats(struct tb_dom *d, struct tb_dom_stats *st)
 	st->slow_resumes = f->slow_resumes;
 }
 
+static int fake_destroy(struct tb_dom *d)
+{
+	struct tb_fake *f = (struct tb_fake *)d;
+
+	f->destroyed = true;
+	f->dead = true;
+	f->suspended = false;
+	return 0;
+}
+
 static void fake_detach(struct tb_dom *d)
 {
 	struct tb_fake *f = (struct tb_fake *)d;
 
 	if (f->suspended)
 		fake_resume(d, true);
-	f->gated = false;
+	if (!f->destroyed)
+		f->gated = false; /* a destroyed guest's output never goes */
 	f->attached = false;
 }
 
@@ -278,6 +334,7 @@ const struct tb_backend_ops tb_backend_fake_ops = {
 	.resume = fake_resume,
 	.check_health = fake_health,
 	.get_stats = fake_stats,
+	.destroy = fake_destroy,
 	.detach = fake_detach,
 	.restore = fake_restore,
 };

@@ -981,6 +981,27 @@ static void sim_get_stats(struct tb_dom *d, struct tb_dom_stats *st)
 	st->output_dropped_bytes = LD(&d->ctrl->gate.dropped_bytes);
 }
 
+static int sim_destroy(struct tb_dom *d)
+{
+	struct pollfd p = { d->pidfd, POLLIN, 0 };
+
+	/* SIGKILL: the gate ring dies with the process, nothing held
+	 * leaves.  Wait until it is gone (the pidfd turns readable). */
+	if (syscall(SYS_pidfd_send_signal, d->pidfd, SIGKILL, NULL, 0) &&
+	    errno != ESRCH) {
+		tb_backend_set_reason("sim: kill guest pid %d: %s", (int)d->pid,
+				      strerror(errno));
+		return -errno;
+	}
+	if (poll(&p, 1, 5000) != 1) {
+		tb_backend_set_reason("sim: guest pid %d still alive 5 s after SIGKILL",
+				      (int)d->pid);
+		return -ETIMEDOUT;
+	}
+	d->suspended = false;
+	return 0;
+}
+
 static void sim_detach(struct tb_dom *d)
 {
 	if (!d)
@@ -1200,6 +1221,7 @@ const struct tb_backend_ops tb_backend_sim_ops = {
 	.resume = sim_resume,
 	.check_health = sim_check_health,
 	.get_stats = sim_get_stats,
+	.destroy = sim_destroy,
 	.detach = sim_detach,
 	.restore = sim_restore,
 };

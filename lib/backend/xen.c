@@ -106,6 +106,7 @@ struct tb_dom {
 	bool requested; /* suspend asked, not yet seen */
 	bool suspended; /* shut down for suspend, by our request */
 	bool paused;	/* paused by us (pause mode) */
+	bool destroyed; /* self-fenced: the domain is gone */
 	bool logdirty;
 
 	xc_hypercall_buffer_t dirty_hbuf;
@@ -1788,24 +1789,57 @@ static void xen_get_stats(struct tb_dom *d, struct tb_dom_stats *st)
 
 /* ------------------------------------------------------------ detach */
 
+/* Stop the overflow thread (it unpauses) before the buffering goes. */
+static void stop_overflow(struct tb_dom *d)
+{
+	pthread_mutex_lock(&d->nb_lock);
+	d->ovf_stop = true;
+	pthread_mutex_unlock(&d->nb_lock);
+	if (d->ovf_thread_started)
+		pthread_join(d->ovf_thread, NULL);
+}
+
+static int xen_destroy(struct tb_dom *d)
+{
+	int rc = 0;
+
+	/* Paused first: nothing new leaves the guest; then the domain
+	 * goes (and its vif); then the buffer with what it held, dropped,
+	 * never released. */
+	xc_domain_pause(d->xch, d->domid); /* destroy follows anyway */
+	release_channel(d); /* its domctls only while the domain lives */
+	if (xc_domain_destroy(d->xch, d->domid)) {
+		rc = -errno;
+		tb_backend_set_reason("xen: destroy domain %u: %s", d->domid,
+				      strerror(errno));
+	}
+	if (d->netbuf) {
+		stop_overflow(d);
+		tb_netbuf_discard(d->netbuf);
+		d->netbuf = NULL;
+		pthread_mutex_destroy(&d->nb_lock);
+	}
+	if (!rc)
+		d->destroyed = true;
+	d->suspended = d->requested = d->paused = false;
+	d->logdirty = false; /* no domctl on a dead domain */
+	return rc;
+}
+
 static void xen_detach(struct tb_dom *d)
 {
 	if (!d)
 		return;
 	if (d->netbuf) {
 		/* held output goes out: the guest runs on, unprotected */
-		pthread_mutex_lock(&d->nb_lock);
-		d->ovf_stop = true;
-		pthread_mutex_unlock(&d->nb_lock);
-		if (d->ovf_thread_started)
-			pthread_join(d->ovf_thread, NULL); /* it unpauses */
+		stop_overflow(d);
 		tb_netbuf_teardown(d->netbuf);
 		d->netbuf = NULL;
 		pthread_mutex_destroy(&d->nb_lock);
 	}
 	if (d->xsh && d->requested && d->mode == TB_SUSPEND_XENSTORE)
 		xs_write(d->xsh, XBT_NULL, d->shutdown_path, "", 0);
-	if (d->xch && (d->suspended || d->requested) &&
+	if (d->xch && !d->destroyed && (d->suspended || d->requested) &&
 	    d->mode != TB_SUSPEND_PAUSE) {
 		xc_domaininfo_t info;
 
@@ -2152,6 +2186,7 @@ const struct tb_backend_ops tb_backend_xen_ops = {
 	.resume = xen_resume,
 	.check_health = xen_check_health,
 	.get_stats = xen_get_stats,
+	.destroy = xen_destroy,
 	.detach = xen_detach,
 	.restore = xen_restore,
 };

@@ -473,6 +473,18 @@ void tb_netbuf_teardown(struct tb_netbuf *nb)
 	free(nb);
 }
 
+void tb_netbuf_discard(struct tb_netbuf *nb)
+{
+	if (!nb)
+		return;
+	undo_ingress(nb->sk, nb->vif_idx);
+	undo_ifb(nb->sk, nb->ifb);
+	nl_socket_free(nb->sk);
+	if (nb->sk_mon)
+		nl_socket_free(nb->sk_mon);
+	free(nb);
+}
+
 bool tb_netbuf_cleanup(const char *vif, const char *ifb)
 {
 	struct nl_sock *sk = nl_socket_alloc();

@@ -71,6 +71,10 @@ int tb_netbuf_get_stats(struct tb_netbuf *nb, struct tb_netbuf_stats *st);
 int tb_netbuf_backlog(struct tb_netbuf *nb, uint64_t *bytes);
 /* Release everything, remove the redirect, the ifb and its qdisc. */
 void tb_netbuf_teardown(struct tb_netbuf *nb);
+/* Remove the buffering WITHOUT letting the held packets go: the ifb
+ * and its plug qdisc are deleted with their queue (self-fencing, after
+ * the domain was destroyed). */
+void tb_netbuf_discard(struct tb_netbuf *nb);
 /* Remove what a setup of @vif (ifb name as in cfg) may have left (a
  * killed tiberd: tiberctl recover).  true if its ifb was there. */
 bool tb_netbuf_cleanup(const char *vif, const char *ifb);

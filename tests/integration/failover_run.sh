@@ -13,8 +13,9 @@
 kv_run() {
 	local d=$1 gate=$2 kill_ms=$3 rp gp dp cp end pid n0 n1 viol
 	mkdir -p "$d"
-	"$BIN/tiber-replicator" --listen 127.0.0.1:0 --status-file "$d/failover.json" \
+	"$BIN/tiber-replicator" "${TLS_ARGS[@]}" --listen 127.0.0.1:0 --status-file "$d/failover.json" \
 		--heartbeat-timeout 500ms \
+		--fence-cmd "$ROOT/scripts/fence-pids.sh $d/primary.pids" \
 		--restore-args "--kv-listen unix:$d/kv.sock --stats-interval 0" \
 		>"$d/r.log" 2>&1 &
 	rp=$!
@@ -25,10 +26,11 @@ kv_run() {
 	WAIT_S=10 wait_for grep -q "listening on" "$d/r.log" || { echo "run: replicator did not start"; kill -9 $rp $gp; return 1; }
 	WAIT_S=10 wait_for test -S "$d/kv.sock" || { echo "run: guest did not start"; kill -9 $rp $gp; return 1; }
 	addr=$(sed -n 's/.*listening on \([^ ]*\) .*/\1/p' "$d/r.log" | head -1)
-	"$BIN/tiberd" --backend sim --guest "$d/g.sock" --backup "$addr" --rate 100 \
+	"$BIN/tiberd" "${TLS_ARGS[@]}" --backend sim --guest "$d/g.sock" --backup "$addr" --rate 100 \
 		--output-gating "$gate" --control "$d/ctl" --trace "$d/t.jsonl" \
 		>"$d/d.log" 2>&1 &
 	dp=$!
+	echo "$dp $gp" >"$d/primary.pids"
 	CTL=$d/ctl WAIT_S=20 wait_for acked_at_least 3 || { echo "run: not protected"; kill -9 $rp $gp $dp; return 1; }
 	"$BIN/tiber-simguest" --kv-client "unix:$d/kv.sock" --clients 4 --ops 100000000 \
 		--keys 16 --retry 300ms --log "$d/c.replies" >"$d/c.log" 2>&1 &

@@ -7,6 +7,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN=$ROOT/build/bin
 export TIBER_SIMGUEST=$BIN/tiber-simguest
 T=$(mktemp -d /tmp/tiber-it.XXXXXX)
+export TMPDIR=$T # what the daemons put in $TMPDIR goes with the test
+# The link is TLS (a pre-shared key) in every test, as in production.
+"$ROOT/scripts/tls-keys.sh" psk "$T/psk" tiberd-test >/dev/null
+TLS_ARGS=(--tls-psk-file "$T/psk")
 PIDS=()
 
 tb_cleanup() {
@@ -47,7 +51,7 @@ start_replicator() {
 	local name=$1
 	shift
 	"$BIN/tiber-replicator" --listen 127.0.0.1:0 --status-file "$T/failover.json" \
-		"$@" >"$T/$name.log" 2>&1 &
+		"${TLS_ARGS[@]}" "$@" >"$T/$name.log" 2>&1 &
 	REPL_PID=$!
 	PIDS+=("$REPL_PID")
 	wait_for grep -q "listening on" "$T/$name.log" || fail "replicator did not start"
@@ -71,7 +75,7 @@ start_tiberd() {
 	local name=$1
 	shift
 	CTL=$T/$name.ctl
-	"$BIN/tiberd" --backend sim --guest "$GUEST_SOCK" --backup "$REPL_ADDR" \
+	"$BIN/tiberd" --backend sim --guest "$GUEST_SOCK" --backup "$REPL_ADDR" "${TLS_ARGS[@]}" \
 		--control "$CTL" --trace "$T/$name.trace" "$@" >"$T/$name.log" 2>&1 &
 	TIBERD_PID=$!
 	PIDS+=("$TIBERD_PID")

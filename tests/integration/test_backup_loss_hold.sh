@@ -29,7 +29,7 @@ p2=$(progress)
 [ -n "$p1" ] && [ "$p1" = "$p2" ] || fail "held guest still progressing ($p1 -> $p2)"
 "$BIN/tiber-simguest" --verify-image "/proc/$GUEST_PID/fd/$(basename "$(for f in /proc/$GUEST_PID/fd/*; do case $(readlink "$f") in *tiber-guest-ram*) echo "$f" ;; esac; done)")" >/dev/null ||
 	fail "held guest's RAM is not at a consistent point"
-"$BIN/tiber-replicator" --listen "$ADDR" --failover no >"$T/repl2.log" 2>&1 &
+"$BIN/tiber-replicator" "${TLS_ARGS[@]}" --listen "$ADDR" --failover no >"$T/repl2.log" 2>&1 &
 PIDS+=($!)
 WAIT_S=20 wait_for state_is protected || fail "no re-sync after the backup returned"
 p3=$(progress)

@@ -62,6 +62,10 @@ static void *backup_main(void *arg)
 				continue;
 			if (rc <= 0)
 				break;
+			/* output of an epoch leaves only after its ACK */
+			ck_assert_uint_le(__atomic_load_n(&fake->released_epoch,
+							  __ATOMIC_ACQUIRE),
+					  rep.committed_epoch);
 			rc = tb_replica_rec(&rep, &rec, &serr);
 			ck_assert_msg(rc >= 0, "replica: %s", rep.err);
 			if (rc == 1) {
@@ -214,24 +218,57 @@ START_TEST(replica_equals_guest_after_quiesced_epochs)
 }
 END_TEST
 
-START_TEST(failed_copy_resumes_guest_and_keeps_dirty_pages)
+/*
+ * A failure at each step of the paused path, in steady state: the guest
+ * is resumed at once, the pages dirty in the failed epoch reach the
+ * backup in a later one, and the replica ends equal to the guest.  The
+ * markers are written after the fault is armed and the fault fires in the
+ * first pause after the last of them: that pause holds at least the last
+ * marker, which no later write covers.
+ */
+static const char *const phase_names[] = {
+	[TB_FAKE_HARVEST] = "harvest", [TB_FAKE_COPY] = "copy",
+	[TB_FAKE_CPU] = "cpu state",   [TB_FAKE_DEV] = "device state",
+	[TB_FAKE_BOUNDARY] = "output boundary", [TB_FAKE_RESUME] = "resume",
+};
+
+START_TEST(paused_path_failure_resumes_guest_and_keeps_dirty_pages)
 {
+	enum tb_fake_phase phase = (enum tb_fake_phase)(_i + 1);
 	struct tb_engine_cfg cfg;
 	struct run_ctx r = { 0 };
+	uint64_t before;
+	pthread_t t;
 	unsigned i;
 
 	start_backup();
-	base_cfg(&cfg, 100, 6);
+	base_cfg(&cfg, 200, 0);
 	ck_assert_int_eq(tb_engine_create(&r.e, &cfg), 0);
-	/* Epoch 1 (full sync) happens in the first tick; then dirty pages
-	 * whose first copy fails must still reach the backup. */
-	for (i = 0; i < 32; i++)
-		tb_fake_write(fake, i * 7, 11, (uint8_t)(i + 1));
-	fake->fail_copy = -EIO;
-	r.rc = tb_engine_run(r.e);
-	ck_assert_int_eq(r.rc, 0);
-	ck_assert(!fake->suspended);
-	ck_assert_uint_eq(fake->suspends, fake->fast_resumes);
+	ck_assert_int_eq(pthread_create(&t, NULL, run_main, &r), 0);
+	while (atomic_load(&acks) < 5) /* steady state */
+		usleep(1000);
+	tb_fake_fail_at(fake, phase, -EIO, fake->writes + 64);
+	for (i = 0; i < 64; i++) {
+		tb_fake_write(fake, 1000 + i * 13, 7, (uint8_t)(i + 1));
+		if (i % 16 == 15)
+			usleep(2000); /* the markers span several epochs */
+	}
+	while (!__atomic_load_n(&fake->faults, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	before = atomic_load(&acks);
+	while (atomic_load(&acks) < before + 3)
+		usleep(1000);
+	tb_engine_stop(r.e);
+	pthread_join(t, NULL);
+	ck_assert_msg(r.rc == 0, "%s failure: engine rc=%d", phase_names[phase],
+		      r.rc);
+	ck_assert_msg(!fake->suspended, "%s failure left the guest suspended",
+		      phase_names[phase]);
+	ck_assert_uint_eq(fake->suspends,
+			  fake->fast_resumes + fake->slow_resumes);
+	/* only a failed fast resume makes the engine use the slow one */
+	ck_assert_uint_eq(fake->slow_resumes, phase == TB_FAKE_RESUME);
+	ck_assert_uint_eq(fake->faults, 1);
 	tb_fake_quiesce(fake, compare, NULL);
 	tb_engine_destroy(r.e);
 }
@@ -292,27 +329,71 @@ START_TEST(no_backup_means_unprotected_and_output_open)
 }
 END_TEST
 
-START_TEST(lost_backup_releases_output_then_resyncs)
+/* Wait until the engine reaches @want; fail on a state other than
+ * protected, syncing or @passing. */
+static void await_state(struct tb_engine *e, enum tb_engine_state want,
+			enum tb_engine_state passing)
+{
+	struct tb_engine_status st;
+
+	for (;;) {
+		tb_engine_get_status(e, &st);
+		if (st.state == want)
+			return;
+		ck_assert_msg(st.state == TB_ENG_PROTECTED ||
+				      st.state == TB_ENG_SYNCING ||
+				      st.state == passing,
+			      "engine state %s, waiting for %s",
+			      tb_engine_state_name(st.state),
+			      tb_engine_state_name(want));
+		usleep(5000);
+	}
+}
+
+/* Run protected, lose the backup, check the state it settles in and the
+ * output gate, then bring a backup back and check it re-syncs. */
+static void lose_backup(enum tb_loss_policy policy, const char *fence_cmd,
+			bool operator_release)
 {
 	struct tb_engine_cfg cfg;
 	struct tb_engine_status st;
 	struct run_ctx r = { 0 };
+	char reply[512];
 	pthread_t t;
 
 	start_backup();
 	base_cfg(&cfg, 100, 0);
 	cfg.hb_timeout_ns = 200 * TB_NSEC_PER_MSEC;
+	cfg.loss_policy = policy;
+	cfg.fence_cmd = fence_cmd;
+	cfg.fence_timeout_ns = 5 * TB_NSEC_PER_SEC;
 	ck_assert_int_eq(tb_engine_create(&r.e, &cfg), 0);
 	ck_assert_int_eq(pthread_create(&t, NULL, run_main, &r), 0);
 	while (atomic_load(&acks) < 5)
 		usleep(1000);
 	stop_backup();
-	do {
-		usleep(5000);
+	if (policy == TB_LOSS_FENCE && !fence_cmd) {
+		/* Nobody proved the backup dead: output stays held. */
+		await_state(r.e, TB_ENG_ISOLATED, TB_ENG_ISOLATED);
+		ck_assert(fake->gated);
+		ck_assert(!fake->suspended);
+		usleep(300 * 1000);
 		tb_engine_get_status(r.e, &st);
-	} while (st.state != TB_ENG_UNPROTECTED);
-	ck_assert(!fake->gated);
-	ck_assert(!fake->suspended);
+		ck_assert_int_eq(st.state, TB_ENG_ISOLATED);
+		ck_assert(fake->gated);
+		if (operator_release) {
+			tb_engine_control(r.e, "release", reply,
+					  sizeof(reply));
+			ck_assert_msg(!strstr(reply, "error"), "%s", reply);
+		}
+	}
+	if (policy != TB_LOSS_FENCE || fence_cmd || operator_release) {
+		await_state(r.e, TB_ENG_UNPROTECTED,
+			    policy == TB_LOSS_FENCE ? TB_ENG_ISOLATED :
+						      TB_ENG_UNPROTECTED);
+		ck_assert(!fake->gated);
+		ck_assert(!fake->suspended);
+	}
 	atomic_store(&acks, 0);
 	start_backup();
 	while (atomic_load(&acks) < 3)
@@ -325,6 +406,32 @@ START_TEST(lost_backup_releases_output_then_resyncs)
 	tb_engine_stop(r.e);
 	pthread_join(t, NULL);
 	tb_engine_destroy(r.e);
+}
+
+START_TEST(lost_backup_releases_output_then_resyncs)
+{
+	lose_backup(TB_LOSS_RELEASE, NULL, false);
+}
+END_TEST
+
+/* The default: output held until an operator says the backup is dead. */
+START_TEST(lost_backup_holds_output_until_operator_release)
+{
+	lose_backup(TB_LOSS_FENCE, NULL, true);
+}
+END_TEST
+
+/* Output held while isolated; the backup coming back ends it as well. */
+START_TEST(lost_backup_isolated_until_backup_returns)
+{
+	lose_backup(TB_LOSS_FENCE, NULL, false);
+}
+END_TEST
+
+/* fence_cmd succeeding proves the backup dead: output released. */
+START_TEST(lost_backup_fenced_by_command_releases_output)
+{
+	lose_backup(TB_LOSS_FENCE, "true", false);
 }
 END_TEST
 
@@ -369,10 +476,15 @@ static Suite *epoch_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, replica_equals_guest_after_quiesced_epochs);
-	tcase_add_test(tc, failed_copy_resumes_guest_and_keeps_dirty_pages);
+	tcase_add_loop_test(tc,
+			    paused_path_failure_resumes_guest_and_keeps_dirty_pages,
+			    0, TB_FAKE_NR_PHASES - 1);
 	tcase_add_test(tc, guest_that_never_suspends_is_left_running);
 	tcase_add_test(tc, no_backup_means_unprotected_and_output_open);
 	tcase_add_test(tc, lost_backup_releases_output_then_resyncs);
+	tcase_add_test(tc, lost_backup_holds_output_until_operator_release);
+	tcase_add_test(tc, lost_backup_isolated_until_backup_returns);
+	tcase_add_test(tc, lost_backup_fenced_by_command_releases_output);
 	tcase_add_test(tc, guest_without_suspend_cancel_is_refused_or_slow);
 	tcase_add_test(tc, dead_guest_stops_the_engine);
 	suite_add_tcase(s, tc);

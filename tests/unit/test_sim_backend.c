@@ -522,8 +522,8 @@ START_TEST(dirty_tracking_exact_hugepages)
 			       "--dirty-rate", "100000", NULL };
 
 	if (!hugetlb_works()) {
-		fprintf(stderr,
-			"dirty_tracking_exact_hugepages: SKIP (no MFD_HUGETLB pages here: vm.nr_hugepages=0)\n");
+		tb_skip("dirty_tracking_exact_hugepages",
+			"no MFD_HUGETLB pages here: vm.nr_hugepages=0");
 		return;
 	}
 	dirty_exactness(args, 50);
@@ -561,6 +561,82 @@ START_TEST(bitmap_fallback_forced)
 	ops->detach(d);
 	tb_bitmap_free(&bm);
 	ck_assert_int_eq(stop_guest(pid), 0);
+}
+END_TEST
+
+/* Every page whose content changed between two pauses must be in the
+ * harvest: an oracle that does not share the tracker's code. */
+static void dirty_vs_content(const char *const *args, const char *mech,
+			     unsigned rounds)
+{
+	pid_t pid = spawn_guest(args);
+	struct tb_dom_cfg cfg = base_cfg();
+	struct tb_dom_info info;
+	struct tb_bitmap got;
+	struct tb_dom *d;
+	uint64_t *pfns, i, changed = 0;
+	uint8_t *a, *b, *t;
+	unsigned r;
+
+	cfg.dirty_mech = mech;
+	d = attach_ok(&cfg);
+	ops->get_info(d, &info);
+	ck_assert_int_eq(tb_bitmap_init(&got, info.nr_pages), 0);
+	pfns = malloc(info.nr_pages * sizeof(*pfns));
+	a = malloc(info.nr_pages * TB_PAGE_SIZE);
+	b = malloc(info.nr_pages * TB_PAGE_SIZE);
+	ck_assert(pfns && a && b);
+	for (i = 0; i < info.nr_pages; i++)
+		pfns[i] = i;
+	for (r = 0; r <= rounds; r++) {
+		ck_assert_int_eq(ops->request_suspend(d), 0);
+		ck_assert_int_eq(ops->await_suspended(
+					 d, tb_now_ns() + 5 * TB_NSEC_PER_SEC),
+				 0);
+		tb_bitmap_clear_all(&got);
+		ck_assert_int_eq(ops->harvest_dirty(d, &got), 0);
+		ck_assert_int_eq(ops->copy_pages(d, pfns, info.nr_pages, b), 0);
+		for (i = 0; r && i < info.nr_pages; i++) {
+			if (!memcmp(a + i * TB_PAGE_SIZE, b + i * TB_PAGE_SIZE,
+				    TB_PAGE_SIZE))
+				continue;
+			changed++;
+			ck_assert_msg(tb_bitmap_test(&got, i),
+				      "%s round %u: page %llu changed but not reported",
+				      mech, r, (unsigned long long)i);
+		}
+		t = a, a = b, b = t;
+		ck_assert_int_eq(ops->resume(d, true), 0);
+		usleep(20000);
+	}
+	fprintf(stderr, "dirty vs content (%s): %u rounds, %llu changed pages, all reported\n",
+		mech, rounds, (unsigned long long)changed);
+	ck_assert_uint_gt(changed, rounds);
+	free(pfns);
+	free(a);
+	free(b);
+	tb_bitmap_free(&got);
+	ops->detach(d);
+	ck_assert_int_eq(stop_guest(pid), 0);
+}
+
+START_TEST(dirty_bitmap_matches_content)
+{
+	const char *args[] = { "--ram",	     "64M",	"--dirty-mech",
+			       "bitmap",     "--dirty-rate", "200000",
+			       "--pattern",  "uniform", NULL };
+
+	dirty_vs_content(args, "auto", 20);
+}
+END_TEST
+
+START_TEST(dirty_uffd_matches_content)
+{
+	const char *args[] = { "--ram",	      "64M",	   "--dirty-rate",
+			       "200000",      "--pattern", "uniform",
+			       NULL };
+
+	dirty_vs_content(args, "uffd", 20);
 }
 END_TEST
 
@@ -671,6 +747,8 @@ static Suite *sim_backend_suite(void)
 	tcase_add_test(tc, dirty_tracking_exact_4k);
 	tcase_add_test(tc, dirty_tracking_exact_hugepages);
 	tcase_add_test(tc, bitmap_fallback_forced);
+	tcase_add_test(tc, dirty_bitmap_matches_content);
+	tcase_add_test(tc, dirty_uffd_matches_content);
 	tcase_add_test(tc, restore_from_copied_image);
 	tcase_add_test(tc, dead_guest_is_esrch);
 	suite_add_tcase(s, tc);

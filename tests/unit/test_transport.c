@@ -611,9 +611,33 @@ START_TEST(connect_to_closed_port_is_refused)
 	ck_assert_int_eq(tb_conn_connect(&c, "unix:/nonexistent/tiber.sock",
 					 NULL, tb_now_ns() + 5 * SEC),
 			 -ENOENT);
-	/* a name that resolves through /etc/hosts */
-	ck_assert_int_eq(tb_listener_open(&l, "localhost:0"), 0);
-	tb_listener_close(l);
+	/* RFC 6761: .invalid never resolves, with or without a resolver */
+	ck_assert_int_eq(tb_conn_connect(&c, "tiber-test.invalid:7700", NULL,
+					 tb_now_ns() + 5 * SEC),
+			 -TB_ERESOLVE);
+	ck_assert_str_eq(tb_strerror(-TB_ERESOLVE), "cannot resolve host name");
+	ck_assert_ptr_null(c);
+}
+END_TEST
+
+START_TEST(address_syntax_is_checked_without_resolving)
+{
+	static const char *const good[] = {
+		"127.0.0.1:7700", "[::1]:7700", "backup.example:7700",
+		"tiber-test.invalid:1", "unix:/run/tiber/r.sock", "unix:@tb",
+	};
+	static const char *const bad[] = {
+		"garbage", "host:", ":7700", "host:70000", "host:7x", "::1:7700",
+		"[::1]7700", "unix:", "unix:@", "",
+	};
+	size_t i;
+
+	for (i = 0; i < TB_ARRAY_SIZE(good); i++)
+		ck_assert_msg(!tb_addr_check(good[i]), "%s refused", good[i]);
+	for (i = 0; i < TB_ARRAY_SIZE(bad); i++)
+		ck_assert_msg(tb_addr_check(bad[i]) == -EINVAL, "%s accepted",
+			      bad[i]);
+	ck_assert_int_eq(tb_addr_check(NULL), -EINVAL);
 }
 END_TEST
 
@@ -942,6 +966,7 @@ static Suite *transport_suite(void)
 			    0, 2 * LINK_NR);
 	tcase_add_test(tc, accept_without_client_times_out);
 	tcase_add_test(tc, connect_to_closed_port_is_refused);
+	tcase_add_test(tc, address_syntax_is_checked_without_resolving);
 	tcase_add_test(tc, unix_connect_waits_for_backlog_until_deadline);
 	tcase_add_loop_test(tc, shutdown_wakes_blocked_receiver_and_sender, 0,
 			    2 * LINK_NR);

@@ -30,11 +30,11 @@
 #include "check_main.h"
 #include "../../lib/backend/xen_netbuf.h"
 
-static bool in_netns(void)
+static bool in_netns(const char *test)
 {
 	if (unshare(CLONE_NEWNET)) {
-		printf("SKIP: unshare(CLONE_NEWNET): %s (needs root)\n",
-		       strerror(errno));
+		tb_skip(test, "unshare(CLONE_NEWNET): %s (needs root)",
+			strerror(errno));
 		return false;
 	}
 	return true;
@@ -48,13 +48,13 @@ static void sh(const char *cmd)
 }
 
 /* The topology; `ip` is only used to build the test fixture. */
-static bool topo(void)
+static bool topo(const char *test)
 {
 	/* no IPv6 autoconf chatter (router/neighbour solicitations) */
 	if (system("sysctl -qw net.ipv6.conf.default.disable_ipv6=1 2>/dev/null"))
 		printf("note: IPv6 not disabled: kernel frames share the plug\n");
 	if (system("ip link add va type veth peer name vb 2>/dev/null")) {
-		printf("SKIP: no veth (or no ip(8))\n");
+		tb_skip(test, "no veth (or no ip(8))");
 		return false;
 	}
 	sh("ip link add vc type veth peer name vd");
@@ -194,7 +194,7 @@ START_TEST(hold_and_release)
 	int tx, rx, rc;
 	size_t n;
 
-	if (!in_netns() || !topo())
+	if (!in_netns("hold/release") || !topo("hold/release"))
 		return;
 	tx = raw_sock("vb");
 	rx = raw_sock("vd");
@@ -217,8 +217,7 @@ START_TEST(hold_and_release)
 				      strstr(why, "mirred"),
 			      "reason names no module: %s", why);
 		ck_assert(left_nothing());
-		printf("SKIP hold/release: %s (setup error path checked)\n",
-		       why);
+		tb_skip("hold/release", "%s (setup error path checked)", why);
 		close(tx);
 		close(rx);
 		return;
@@ -305,10 +304,10 @@ START_TEST(limit_drops_counted)
 	int tx, rx;
 	size_t n;
 
-	if (!in_netns() || !topo())
+	if (!in_netns("limit") || !topo("limit"))
 		return;
 	if (tb_netbuf_setup(&nb, &cfg, why, sizeof(why))) {
-		printf("SKIP limit: %s\n", why);
+		tb_skip("limit", "%s", why);
 		return;
 	}
 	tx = raw_sock("vb");
@@ -342,7 +341,7 @@ START_TEST(setup_idempotent_and_errors)
 	char why[256] = "";
 	int rc;
 
-	if (!in_netns() || !topo())
+	if (!in_netns("idempotence") || !topo("idempotence"))
 		return;
 	cfg.vif = "nosuchvif";
 	ck_assert_int_eq(tb_netbuf_setup(&nb, &cfg, why, sizeof(why)),
@@ -352,7 +351,7 @@ START_TEST(setup_idempotent_and_errors)
 	rc = tb_netbuf_setup(&nb, &cfg, why, sizeof(why));
 	if (rc) {
 		ck_assert(left_nothing());
-		printf("SKIP idempotence: %s\n", why);
+		tb_skip("idempotence", "%s", why);
 		return;
 	}
 	/* a second setup (a restarted tiberd) replaces the first */

@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tiber-replicator: failover.  Decides when a guest whose primary was
+ * lost may run here, and restores it from the last committed epoch of
+ * its replica; answers tiberctl (status, promote, reprotect).
+ *
+ * Invariants:
+ * - No fencing, no failover: a guest is restored automatically only
+ *   after fence_cmd reported its old primary stopped (exit 0).  Without
+ *   fence_cmd the domain waits for an operator's `tiberctl promote`.
+ * - Never without a committed epoch, never twice: FENCING and
+ *   FAILED_OVER are taken under doms_lock by one thread only.
+ * - A primary that comes back before fencing started gets its domain
+ *   back (it is alive); once fencing started it is refused (BUSY), and
+ *   after the failover told PROMOTED, so it stops its copy.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tiber/fence.h"
+#include "tiber/log.h"
+#include "tiber/tls.h"
+#include "replicator.h"
+
+static const char *const state_names[] = {
+	[DOM_FREE] = "free",
+	[DOM_ACTIVE] = "protected",
+	[DOM_IDLE] = "idle",
+	[DOM_LOST] = "primary_lost",
+	[DOM_FENCING] = "failing_over",
+	[DOM_FAILED_OVER] = "failed_over",
+};
+
+const char *repl_state_name(enum dom_state st)
+{
+	return (unsigned)st < TB_ARRAY_SIZE(state_names) ? state_names[st] :
+							   "?";
+}
+
+static void status_event(const struct rdom *d, const char *event,
+			 const char *cause, int64_t t_last_rx, int64_t t_detect,
+			 int64_t t_restored)
+{
+	FILE *f;
+
+	if (!opt.status_file)
+		return;
+	f = fopen(opt.status_file, "a");
+	if (!f) {
+		tb_warn_rc(-errno, "status file %s", opt.status_file);
+		return;
+	}
+	fprintf(f,
+		"{\"event\":\"%s\",\"name\":\"%s\",\"domid\":%u,\"epoch\":%" PRIu64
+		",\"cause\":\"%s\",\"detect_ms\":%.3f,\"restore_ms\":%.3f,\"pid\":%d,\"where\":\"%s\"}\n",
+		event, d->name, d->domid, d->rep.committed_epoch, cause,
+		(t_detect - t_last_rx) / 1e6, (t_restored - t_detect) / 1e6,
+		(int)d->restored.pid, d->restored.where);
+	fclose(f);
+}
+
+/* Restore @d (state FENCING, owned by the caller) from its committed
+ * epoch.  Sets FAILED_OVER, or LOST/IDLE again on error. */
+static int restore(struct rdom *d, const char *cause, int64_t t_last_rx,
+		   int64_t t_detect)
+{
+	struct tb_restore_req req = { 0 };
+	struct tb_replica *r = &d->rep;
+	int64_t t_restored;
+	int rc;
+
+	req.name = d->name;
+	req.domid = d->domid;
+	req.nr_pages = r->nr_pages;
+	req.mem_fd = r->mem_fd;
+	req.cpu_state = r->cpu_state.data;
+	req.cpu_state_len = r->cpu_state.len;
+	req.dev_state = r->dev_state.data;
+	req.dev_state_len = r->dev_state.len;
+	req.state_tag = r->state_tag;
+	req.epoch = r->committed_epoch;
+	req.args = opt.restore_args;
+	rc = opt.ops->restore(&req, &d->restored);
+	t_restored = tb_now_ns();
+	if (rc) {
+		tb_err_rc(rc, "dom=%u failover restore: %s", d->domid,
+			  tb_backend_reason());
+		repl_release(d, DOM_IDLE);
+		return rc;
+	}
+	tb_info("dom=%u FAILOVER DONE epoch=%" PRIu64
+		" detect_ms=%.1f restore_ms=%.1f pid=%d domid=%u where=%s",
+		d->domid, r->committed_epoch, (t_detect - t_last_rx) / 1e6,
+		(t_restored - t_detect) / 1e6, (int)d->restored.pid,
+		d->restored.domid, d->restored.where);
+	status_event(d, "failover", cause, t_last_rx, t_detect, t_restored);
+	repl_release(d, DOM_FAILED_OVER);
+	atomic_fetch_add(&failovers, 1);
+	if (opt.exit_after_failover)
+		repl_stop();
+	return 0;
+}
+
+/* Take @d from @from to FENCING if it is still there.  true: it is ours. */
+static bool take(struct rdom *d, enum dom_state from)
+{
+	bool ok;
+
+	pthread_mutex_lock(&doms_lock);
+	ok = d->state == from;
+	if (ok)
+		d->state = DOM_FENCING;
+	pthread_mutex_unlock(&doms_lock);
+	return ok;
+}
+
+void repl_primary_lost(struct rdom *d, const char *cause, int64_t t_last_rx,
+		       int64_t wait_ns)
+{
+	int64_t t_detect = tb_now_ns();
+	bool have_commit = d->have_rep && d->rep.have_commit;
+	int rc;
+
+	if (opt.failover == FAILOVER_OFF || !have_commit) {
+		tb_err("dom=%u primary lost (%s); %s", d->domid, cause,
+		       have_commit ? "failover off" :
+				     "no committed epoch to restore");
+		repl_release(d, DOM_IDLE);
+		return;
+	}
+	pthread_mutex_lock(&doms_lock);
+	snprintf(d->cause, sizeof(d->cause), "%s", cause);
+	d->t_last_rx = t_last_rx;
+	d->t_due = t_detect + wait_ns;
+	d->state = DOM_LOST;
+	pthread_mutex_unlock(&doms_lock);
+	if (opt.failover == FAILOVER_MANUAL || (opt.failover == FAILOVER_AUTO &&
+						!opt.fence_cmd)) {
+		tb_err("dom=%u PRIMARY LOST (%s, last record %.1f ms ago): committed epoch %" PRIu64
+		       " kept; NOT failing over without fencing: once the old primary is stopped, run `tiberctl promote %s`",
+		       d->domid, cause, (t_detect - t_last_rx) / 1e6,
+		       d->rep.committed_epoch, d->name);
+		return;
+	}
+	tb_err("dom=%u PRIMARY LOST (%s, last record %.1f ms ago): %s in %.1f s, then failover from epoch %" PRIu64,
+	       d->domid, cause, (t_detect - t_last_rx) / 1e6,
+	       opt.failover == FAILOVER_UNSAFE_AUTO ?
+		       "failover WITHOUT FENCING (unsafe-auto)" :
+		       "fencing it",
+	       wait_ns / 1e9, d->rep.committed_epoch);
+	while (!atomic_load(&stopping)) {
+		int64_t due;
+
+		pthread_mutex_lock(&doms_lock);
+		due = d->t_due;
+		pthread_mutex_unlock(&doms_lock);
+		if (tb_now_ns() < due) {
+			tb_sleep_until(TB_MIN(due, tb_now_ns() +
+						       50 * TB_NSEC_PER_MSEC));
+			continue;
+		}
+		if (!take(d, DOM_LOST)) {
+			tb_info("dom=%u primary is back: failover cancelled",
+				d->domid);
+			return;
+		}
+		if (opt.failover == FAILOVER_UNSAFE_AUTO) {
+			restore(d, cause, t_last_rx, t_detect);
+			return;
+		}
+		pthread_mutex_lock(&doms_lock);
+		d->fence_attempts++;
+		pthread_mutex_unlock(&doms_lock);
+		rc = tb_fence_run("fence primary", opt.fence_cmd, d->name,
+				  d->peer, opt.fence_timeout_ns);
+		if (!rc) {
+			restore(d, cause, t_last_rx, t_detect);
+			return;
+		}
+		/* Not fenced: the old primary may live.  Stay LOST (it may
+		 * come back and resync) and try again later. */
+		pthread_mutex_lock(&doms_lock);
+		d->fence_failures++;
+		d->t_due = tb_now_ns() + opt.fence_retry_ns;
+		d->state = DOM_LOST;
+		pthread_mutex_unlock(&doms_lock);
+		tb_err("dom=%u fencing failed: guest NOT restored; retrying in %.1f s (or `tiberctl promote %s` once the old primary is stopped)",
+		       d->domid, opt.fence_retry_ns / 1e9, d->name);
+	}
+}
+
+void repl_handover(struct rdom *d, const char *reprotect_to)
+{
+	int64_t now = tb_now_ns();
+
+	tb_info("dom=%u SWITCHOVER: the primary stopped the guest after epoch %" PRIu64
+		"; starting it here",
+		d->domid, d->rep.committed_epoch);
+	pthread_mutex_lock(&doms_lock);
+	d->state = DOM_FENCING;
+	pthread_mutex_unlock(&doms_lock);
+	(void)reprotect_to;
+	restore(d, "switchover", now, now);
+}
+
+/* ------------------------------------------------------------ tiberctl */
+
+static struct rdom *find_locked(const char *name)
+{
+	int i;
+
+	for (i = 0; i < MAX_DOMS; i++)
+		if (doms[i].state != DOM_FREE && !strcmp(doms[i].name, name))
+			return &doms[i];
+	return NULL;
+}
+
+static void ctl_status(char *buf, size_t len)
+{
+	int64_t now = tb_now_ns();
+	size_t off;
+	int i, n;
+
+	n = snprintf(buf, len,
+		     "{\"daemon\":\"replicator\",\"link\":\"%s\",\"refused_handshakes\":%" PRIu64
+		     ",\"refused_unauthorized\":%" PRIu64
+		     ",\"failover\":\"%s\",\"fencing\":%s,\"guests\":[",
+		     opt.tls ? tb_tls_ctx_mode(opt.tls) : "insecure",
+		     (uint64_t)atomic_load(&refused_handshakes),
+		     (uint64_t)atomic_load(&refused_unauthorized),
+		     opt.failover == FAILOVER_AUTO ?
+			     (opt.fence_cmd ? "auto" : "manual (no fence_cmd)") :
+		     opt.failover == FAILOVER_MANUAL ? "manual" :
+		     opt.failover == FAILOVER_OFF    ? "off" :
+						       "unsafe-auto",
+		     opt.fence_cmd ? "true" : "false");
+	off = n > 0 ? (size_t)n : 0;
+	pthread_mutex_lock(&doms_lock);
+	for (i = 0; i < MAX_DOMS && off < len; i++) {
+		const struct rdom *d = &doms[i];
+		bool commit = d->have_rep && d->rep.have_commit;
+
+		if (d->state == DOM_FREE)
+			continue;
+		n = snprintf(
+			buf + off, len - off,
+			"%s{\"name\":\"%s\",\"domid\":%u,\"state\":\"%s\",\"committed_epoch\":%" PRIu64
+			",\"commit_age_ms\":%.1f,\"pages\":%" PRIu64
+			",\"peer\":\"%s\",\"peer_id\":\"%s\",\"cause\":\"%s\",\"fence_attempts\":%" PRIu64
+			",\"fence_failures\":%" PRIu64 ",\"restored\":\"%s\"}",
+			off > 0 && buf[off - 1] == '}' ? "," : "", d->name,
+			d->domid, repl_state_name(d->state),
+			commit ? d->rep.committed_epoch : 0,
+			commit && d->t_commit ? (now - d->t_commit) / 1e6 : -1.0,
+			d->have_rep ? d->rep.nr_pages : 0, d->peer, d->peer_id,
+			d->state == DOM_LOST ? d->cause : "", d->fence_attempts,
+			d->fence_failures,
+			d->state == DOM_FAILED_OVER ? d->restored.where : "");
+		if (n > 0)
+			off += (size_t)n;
+	}
+	pthread_mutex_unlock(&doms_lock);
+	if (off + 3 < len)
+		strcpy(buf + off, "]}");
+	else
+		snprintf(buf, len, "{\"error\":\"status too long\"}");
+}
+
+static void ctl_promote(const char *name, char *buf, size_t len)
+{
+	struct rdom *d;
+	enum dom_state st = DOM_FREE;
+	bool ok = false;
+	int64_t now = tb_now_ns(), t_last;
+
+	pthread_mutex_lock(&doms_lock);
+	d = find_locked(name);
+	if (d) {
+		st = d->state;
+		ok = (st == DOM_LOST || st == DOM_IDLE) && d->have_rep &&
+		     d->rep.have_commit;
+		if (ok)
+			d->state = DOM_FENCING;
+	}
+	pthread_mutex_unlock(&doms_lock);
+	if (!ok) {
+		snprintf(buf, len, "{\"error\":\"cannot promote %s: %s\"}", name,
+			 !d ? "no such guest" :
+			 st == DOM_ACTIVE ?
+			      "a live primary protects it (tiberctl switchover on the primary)" :
+			 st == DOM_FENCING	 ? "a failover is under way" :
+			 st == DOM_FAILED_OVER ? "it already runs here" :
+						 "no committed epoch");
+		return;
+	}
+	tb_err("dom=%u PROMOTE by operator (tiberctl): the operator vouches that the old primary is stopped",
+	       d->domid);
+	t_last = d->t_last_rx ? d->t_last_rx : now;
+	if (restore(d, "promoted by operator", t_last, now))
+		snprintf(buf, len, "{\"error\":\"restore failed: %s\"}",
+			 tb_backend_reason());
+	else
+		snprintf(buf, len,
+			 "{\"ok\":true,\"name\":\"%s\",\"epoch\":%" PRIu64
+			 ",\"where\":\"%s\"}",
+			 name, d->rep.committed_epoch, d->restored.where);
+}
+
+void repl_control(void *arg, const char *cmd, char *buf, size_t len)
+{
+	char name[64];
+
+	if (!strcmp(cmd, "status"))
+		ctl_status(buf, len);
+	else if (sscanf(cmd, "promote %63s", name) == 1)
+		ctl_promote(name, buf, len);
+	else
+		snprintf(buf, len,
+			 "{\"error\":\"unknown command (status, promote NAME)\"}");
+}

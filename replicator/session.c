@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tiber-replicator: one primary's connection.  HELLO and the claim of
+ * its domain, then epochs staged into the replica and ACKed once
+ * applied, heartbeats both ways, and the decision that the primary is
+ * lost.
+ *
+ * Invariants:
+ * - ACK(N) is sent only after epoch N was verified and applied.
+ * - A partial, corrupt or out-of-order epoch is discarded whole; the
+ *   committed replica is what a failover restores.
+ * - One live primary per domain (split-brain guard).
+ * - A protocol violation closes the connection without failing over:
+ *   the primary is alive (it is talking) and will re-sync.  So does an
+ *   orderly goodbye (ERROR code 0).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "tiber/log.h"
+#include "tiber/stream.h"
+#include "replicator.h"
+
+static int send_buf(struct tb_conn *c, struct tb_buf *b)
+{
+	int rc = tb_conn_send(c, b->data, b->len,
+			      tb_now_ns() + opt.hb_timeout_ns);
+
+	tb_buf_reset(b);
+	return rc;
+}
+
+static void send_error(struct tb_conn *c, int code, const char *text)
+{
+	struct tb_buf b = { 0 };
+
+	if (!tb_enc_error(&b, (uint32_t)code, text))
+		send_buf(c, &b);
+	tb_buf_free(&b);
+}
+
+atomic_uint_fast64_t refused_handshakes, refused_unauthorized;
+static atomic_uint handshaking;
+static _Atomic int64_t last_refusal_log;
+
+/* A refusal of a stranger: counted always, logged at most once a second
+ * (a flood must not flood the log). */
+static void refusal(atomic_uint_fast64_t *counter, const char *peer,
+		    const char *why)
+{
+	int64_t now = tb_now_ns(), last = atomic_load(&last_refusal_log);
+
+	atomic_fetch_add(counter, 1);
+	if (now - last < TB_NSEC_PER_SEC ||
+	    !atomic_compare_exchange_strong(&last_refusal_log, &last, now))
+		return;
+	tb_warn("peer=%s refused: %s (refusals so far: %" PRIu64
+		" handshakes, %" PRIu64 " unauthorized)",
+		peer, why, (uint64_t)atomic_load(&refused_handshakes),
+		(uint64_t)atomic_load(&refused_unauthorized));
+}
+
+/* TLS before anything else; at most max_handshakes strangers at once,
+ * each for at most handshake_timeout.  false: refused (logged). */
+static bool authenticate(struct tb_conn *c)
+{
+	char why[256];
+	int rc;
+
+	if (!opt.tls)
+		return true;
+	if (atomic_fetch_add(&handshaking, 1) >= opt.max_handshakes) {
+		atomic_fetch_sub(&handshaking, 1);
+		refusal(&refused_handshakes, tb_conn_peer(c),
+			"too many connections still in the TLS handshake");
+		return false;
+	}
+	rc = tb_conn_start_tls(c, opt.tls,
+			       tb_now_ns() + opt.handshake_timeout_ns, why,
+			       sizeof(why));
+	atomic_fetch_sub(&handshaking, 1);
+	if (rc) {
+		refusal(&refused_handshakes, tb_conn_peer(c), why);
+		return false;
+	}
+	tb_info("peer=%s authenticated as '%s' (%s)", tb_conn_peer(c),
+		tb_conn_peer_id(c), tb_conn_tls_desc(c));
+	return true;
+}
+
+/* What a domain was before a session claimed it. */
+struct prior {
+	enum dom_state state;
+	char cause[96];
+	int64_t t_last_rx, t_due;
+};
+
+/* Claim the domain for this connection (split-brain guard).  NULL with
+ * the ERROR code to refuse with in @code and the reason in @why. */
+static struct rdom *claim(const struct tb_hello *h, const char *peer,
+			  const char *peer_id, uint32_t *code, char *why,
+			  size_t len, struct prior *prev)
+{
+	struct rdom *d = NULL, *free_d = NULL;
+	int i;
+
+	pthread_mutex_lock(&doms_lock);
+	for (i = 0; i < MAX_DOMS; i++) {
+		if (doms[i].state != DOM_FREE && doms[i].domid == h->domid &&
+		    !strncmp(doms[i].name, h->name, sizeof(h->name)))
+			d = &doms[i];
+		else if (doms[i].state == DOM_FREE && !free_d)
+			free_d = &doms[i];
+	}
+	*code = TB_SERR_BAD_FIELD;
+	if (d && d->state == DOM_ACTIVE) {
+		snprintf(
+			why, len,
+			"domain %u (%s) is already protected by a live primary",
+			h->domid, d->name);
+		d = NULL;
+	} else if (d && d->state == DOM_FENCING) {
+		*code = TB_ERROR_BUSY;
+		snprintf(why, len,
+			 "domain %u (%s): failover under way (fencing its primary)",
+			 h->domid, d->name);
+		d = NULL;
+	} else if (d && d->state == DOM_FAILED_OVER) {
+		*code = TB_ERROR_PROMOTED;
+		snprintf(
+			why, len,
+			"domain %u (%s) failed over: the guest runs on this host now",
+			h->domid, d->name);
+		d = NULL;
+	} else if (!d && !free_d) {
+		snprintf(why, len, "too many domains (%d)", MAX_DOMS);
+	} else {
+		if (!d) {
+			d = free_d;
+			memset(d, 0, sizeof(*d));
+			d->domid = h->domid;
+			memcpy(d->name, h->name, sizeof(h->name));
+		}
+		/* for a session that dies before its first epoch */
+		prev->state = d->state;
+		memcpy(prev->cause, d->cause, sizeof(prev->cause));
+		prev->t_last_rx = d->t_last_rx;
+		prev->t_due = d->t_due;
+		if (d->state == DOM_LOST)
+			tb_info("dom=%u primary %s is back: failover cancelled",
+				d->domid, peer);
+		snprintf(d->peer, sizeof(d->peer), "%s", peer);
+		snprintf(d->peer_id, sizeof(d->peer_id), "%.*s",
+			 (int)sizeof(d->peer_id) - 1, peer_id ? peer_id : "");
+		d->cause[0] = 0;
+		d->state = DOM_ACTIVE;
+	}
+	pthread_mutex_unlock(&doms_lock);
+	return d;
+}
+
+void repl_release(struct rdom *d, enum dom_state st)
+{
+	pthread_mutex_lock(&doms_lock);
+	d->state = st;
+	pthread_mutex_unlock(&doms_lock);
+}
+
+/* Write the committed image and its epoch for offline checks. */
+static void dump_replica(const struct rdom *d)
+{
+	const struct tb_replica *r = &d->rep;
+	char path[512];
+	size_t len = r->nr_pages * TB_PAGE_SIZE, off = 0;
+	ssize_t n;
+	FILE *f;
+	int fd;
+
+	if (!opt.dump_dir || !r->have_commit)
+		return;
+	snprintf(path, sizeof(path), "%s/dom%u.img", opt.dump_dir, d->domid);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		tb_warn_rc(-errno, "dump %s", path);
+		return;
+	}
+	while (off < len && (n = write(fd, r->mem + off, len - off)) > 0)
+		off += (size_t)n;
+	close(fd);
+	snprintf(path, sizeof(path), "%s/dom%u.json", opt.dump_dir, d->domid);
+	f = fopen(path, "w");
+	if (f) {
+		fprintf(f,
+			"{\"domid\":%u,\"epoch\":%" PRIu64 ",\"pages\":%" PRIu64
+			"}\n",
+			d->domid, r->committed_epoch, r->nr_pages);
+		fclose(f);
+	}
+	tb_info("dom=%u dumped committed epoch=%" PRIu64 " to %s", d->domid,
+		r->committed_epoch, opt.dump_dir);
+}
+
+/*
+ * Our send failed (the primary closed): records it sent before closing
+ * may still be queued.  A goodbye among them means it is alive: then
+ * the domain is idle (orderly close) or waits for it to reconnect.
+ * Returns the new @lost (NULL: orderly close).
+ */
+static const char *drain_goodbye(struct tb_conn *c, const char *lost,
+				 int64_t *wait_ns)
+{
+	int64_t deadline = tb_now_ns() + 200 * TB_NSEC_PER_MSEC;
+	struct tb_rec rec;
+
+	while (tb_conn_recv_rec(c, &rec, deadline) > 0) {
+		if (rec.type != TB_REC_ERROR)
+			continue;
+		if (rec.u.error.code == TB_SERR_NONE)
+			return NULL;
+		if (rec.u.error.code == TB_ERROR_RECONNECTING) {
+			*wait_ns = opt.reconnect_grace_ns;
+			return "primary lost the backup and did not come back";
+		}
+		break;
+	}
+	return lost;
+}
+
+void *repl_conn_main(void *arg)
+{
+	struct conn_ctx *cx = arg;
+	struct tb_conn *c = cx->conn;
+	struct tb_hello h, mine;
+	struct tb_buf out = { 0 };
+	struct rdom *d = NULL;
+	struct tb_sess sess;
+	struct tb_rec rec;
+	char why[200];
+	uint32_t code;
+	int64_t lost_wait = opt.fence_delay_ns;
+	bool handover = false, got_epoch = false;
+	struct prior prev = { .state = DOM_FREE };
+	int64_t now, t_last_rx, next_hb;
+	const char *lost = NULL;
+	uint64_t hb_seq = 0, rx_bytes = 0;
+	int rc, serr;
+
+	if (!authenticate(c))
+		goto out;
+	rc = tb_conn_recv_rec(c, &rec, tb_now_ns() + opt.hb_timeout_ns);
+	if (rc <= 0 || rec.type != TB_REC_HELLO ||
+	    rec.u.hello.role != TB_ROLE_PRIMARY) {
+		tb_warn("peer=%s no valid HELLO (%s)", tb_conn_peer(c),
+			rc < 0 ? strerror(-rc) : "wrong first record");
+		if (rc > 0)
+			send_error(c, TB_SERR_BAD_ORDER, "expected HELLO");
+		goto out;
+	}
+	h = rec.u.hello;
+	{
+		char name[sizeof(h.name) + 1] = { 0 };
+
+		memcpy(name, h.name, sizeof(h.name));
+		if (!repl_authz_allows(tb_conn_peer_id(c), name)) {
+			snprintf(why, sizeof(why),
+				 "'%s' may not protect guest '%s' (authorize_file)",
+				 tb_conn_peer_id(c), name);
+			refusal(&refused_unauthorized, tb_conn_peer(c), why);
+			send_error(c, TB_ERROR_DENIED, why);
+			goto out;
+		}
+	}
+	d = claim(&h, tb_conn_peer(c), tb_conn_peer_id(c), &code, why,
+		  sizeof(why), &prev);
+	if (!d) {
+		tb_warn("peer=%s refused: %s", tb_conn_peer(c), why);
+		send_error(c, (int)code, why);
+		goto out;
+	}
+	if (d->have_rep && d->rep.nr_pages != h.nr_pages) {
+		tb_replica_free(&d->rep);
+		d->have_rep = false;
+	}
+	if (!d->have_rep) {
+		rc = tb_replica_init(&d->rep, &h);
+		if (rc) {
+			tb_err("dom=%u replica: %s", h.domid, d->rep.err);
+			send_error(c, TB_SERR_BAD_FIELD, d->rep.err);
+			repl_release(d, DOM_IDLE);
+			d = NULL;
+			goto out;
+		}
+		d->have_rep = true;
+	}
+	mine = h;
+	mine.role = TB_ROLE_BACKUP;
+	mine.features = h.features & TB_FEAT_ALL;
+	if (tb_enc_hello(&out, &mine) || send_buf(c, &out)) {
+		repl_release(d, DOM_IDLE);
+		d = NULL;
+		goto out;
+	}
+	tb_info("dom=%u name=%s primary=%s pages=%" PRIu64 " connected",
+		h.domid, d->name, tb_conn_peer(c), h.nr_pages);
+	tb_sess_init(&sess, TB_ROLE_PRIMARY);
+	tb_sess_check(&sess, &rec, NULL); /* the HELLO */
+	t_last_rx = tb_now_ns();
+	next_hb = t_last_rx + opt.hb_interval_ns;
+	while (!atomic_load(&stopping)) {
+		int64_t deadline =
+			TB_MIN(next_hb, t_last_rx + opt.hb_timeout_ns);
+
+		rc = tb_conn_recv_rec(c, &rec, deadline);
+		now = tb_now_ns();
+		if (rc == -ETIMEDOUT) {
+			struct tb_conn_stats st;
+
+			/* A big record on a slow link: bytes still flowing
+			 * mean the primary is alive. */
+			tb_conn_get_stats(c, &st);
+			if (st.bytes_recv != rx_bytes) {
+				rx_bytes = st.bytes_recv;
+				t_last_rx = now;
+			}
+			if (now - t_last_rx >= opt.hb_timeout_ns) {
+				lost = "heartbeat timeout";
+				break;
+			}
+		} else if (rc == 0) {
+			lost = "connection closed";
+			break;
+		} else if (rc < 0) {
+			const struct tb_dec *dec = tb_conn_decoder(c);
+
+			if (rc == -ECANCELED)
+				break;
+			if (dec->err && dec->err != TB_SERR_TRUNCATED) {
+				tb_err("dom=%u bad stream from primary: %s; epoch %" PRIu64
+				       " discarded, replica stays at epoch %" PRIu64,
+				       d->domid, dec->msg, d->rep.epoch,
+				       d->rep.committed_epoch);
+				send_error(c, dec->err, dec->msg);
+				tb_replica_abort(&d->rep);
+				break;
+			}
+			lost = rc == -EPIPE ? "connection closed mid-record" :
+					      "connection error";
+			break;
+		} else {
+			t_last_rx = now;
+			if (tb_sess_check(&sess, &rec, NULL)) {
+				snprintf(why, sizeof(why),
+					 "record type %u not allowed here",
+					 rec.type);
+				tb_err("dom=%u %s; epoch discarded, replica stays at epoch %" PRIu64,
+				       d->domid, why, d->rep.committed_epoch);
+				tb_replica_abort(&d->rep);
+				send_error(c, TB_SERR_BAD_ORDER, why);
+				break;
+			}
+			if (rec.type == TB_REC_ERROR) {
+				if (rec.u.error.code == TB_ERROR_RECONNECTING) {
+					/* Alive, but it may die before it
+					 * is back: a longer wait, then the
+					 * usual fencing. */
+					tb_warn("dom=%u primary lost us and will reconnect: %.*s",
+						d->domid,
+						(int)rec.u.error.text_len,
+						rec.u.error.text);
+					tb_replica_abort(&d->rep);
+					lost = "primary lost the backup and did not come back";
+					lost_wait = opt.reconnect_grace_ns;
+					break;
+				}
+				if (rec.u.error.code == TB_ERROR_SWITCHOVER) {
+					tb_replica_abort(&d->rep);
+					handover = true;
+					break;
+				}
+				if (rec.u.error.code == TB_SERR_NONE) {
+					tb_info("dom=%u primary detached: %.*s",
+						d->domid,
+						(int)rec.u.error.text_len,
+						rec.u.error.text);
+					tb_replica_abort(&d->rep);
+					dump_replica(d);
+					break;
+				}
+				tb_err("dom=%u primary error %u: %.*s",
+				       d->domid, rec.u.error.code,
+				       (int)rec.u.error.text_len,
+				       rec.u.error.text);
+				tb_replica_abort(&d->rep);
+				break;
+			}
+			got_epoch = true;
+			rc = tb_replica_rec(&d->rep, &rec, &serr);
+			if (rc < 0) {
+				tb_err("dom=%u epoch rejected: %s; replica stays at epoch %" PRIu64,
+				       d->domid, d->rep.err,
+				       d->rep.committed_epoch);
+				send_error(c, serr, d->rep.err);
+				break;
+			}
+			if (rc == 1) {
+				struct tb_ack ack = {
+					.epoch = d->rep.committed_epoch
+				};
+
+				pthread_mutex_lock(&doms_lock);
+				d->t_commit = now;
+				pthread_mutex_unlock(&doms_lock);
+				if (tb_enc_ack(&out, &ack) ||
+				    send_buf(c, &out)) {
+					lost = drain_goodbye(c, "ACK send failed",
+							     &lost_wait);
+					break;
+				}
+				next_hb = now + opt.hb_interval_ns;
+				tb_dbg("dom=%u committed epoch=%" PRIu64,
+				       d->domid, ack.epoch);
+			}
+		}
+		if (now >= next_hb) {
+			struct tb_heartbeat hb = {
+				.seq = ++hb_seq,
+				.time_ns = now,
+				.last_epoch = d->rep.committed_epoch
+			};
+
+			if (tb_enc_heartbeat(&out, &hb) || send_buf(c, &out)) {
+				lost = drain_goodbye(c, "heartbeat send failed",
+						     &lost_wait);
+				break;
+			}
+			next_hb = now + opt.hb_interval_ns;
+		}
+	}
+	if (handover && d->rep.have_commit) {
+		repl_handover(d, NULL);
+	} else if (lost && !got_epoch && prev.state == DOM_LOST &&
+		   !atomic_load(&stopping)) {
+		/* A connection the primary had already given up (say, one
+		 * queued while we were stalled): it changes nothing; the
+		 * earlier loss goes on where it was. */
+		tb_warn("dom=%u session ended before its first epoch (%s); primary still lost (%s)",
+			d->domid, lost, prev.cause);
+		tb_replica_abort(&d->rep);
+		repl_primary_lost(d, prev.cause, prev.t_last_rx,
+				  TB_MAX(prev.t_due - tb_now_ns(), (int64_t)0));
+	} else if (lost && !atomic_load(&stopping)) {
+		tb_replica_abort(&d->rep);
+		repl_primary_lost(d, lost, t_last_rx, lost_wait);
+	} else {
+		tb_replica_abort(&d->rep);
+		repl_release(d, DOM_IDLE);
+	}
+out:
+	tb_buf_free(&out);
+	tb_conn_close(c);
+	atomic_store(&cx->done, true);
+	return NULL;
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Mutation gate (`make mutate`): hand-written mutants of the critical
+branches, each of which the unit tests must kill.
+
+Works on a copy of the tracked tree (the checkout is never touched): for
+each mutant, replace one exact snippet (it must occur exactly once), build
+the named unit test binaries, run them; the mutant is killed when one of
+them fails.  Prints one line per mutant and exits 1 if any survived.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+# name, file, snippet, replacement, tests that must kill it
+MUTANTS = [
+    ("epoch: dirty bitmap cleared on a failed epoch", "lib/epoch.c",
+     "\tif (rc)\n\t\treturn rc;\n\tif (rc2)\n\t\treturn rc2;\n\ttb_bitmap_clear_all(&e->dirty);",
+     "\ttb_bitmap_clear_all(&e->dirty);\n\tif (rc)\n\t\treturn rc;\n\tif (rc2)\n\t\treturn rc2;",
+     ["test_epoch"]),
+    ("epoch: staging error returns with the guest suspended", "lib/epoch.c",
+     "\t\t\t  e->info.domid, j->epoch, tb_backend_reason());\n\t\tgoto out_resume;\n\t}\n\tif (e->cfg.mode == TB_MODE_SEND_WHILE_PAUSED)",
+     "\t\t\t  e->info.domid, j->epoch, tb_backend_reason());\n\t\tend_pausing(e);\n\t\treturn rc;\n\t}\n\tif (e->cfg.mode == TB_MODE_SEND_WHILE_PAUSED)",
+     ["test_epoch"]),
+    ("epoch: no slow resume after a failed fast resume", "lib/epoch.c",
+     "\tif (rc && e->fast_resume) {", "\tif (0 && rc && e->fast_resume) {",
+     ["test_epoch"]),
+    ("epoch: output released at staging, before the ACK", "lib/epoch.c",
+     "\t\trc = ops->output_boundary(e->dom, j->epoch);",
+     "\t\trc = ops->output_boundary(e->dom, j->epoch) ?:\n\t\t     ops->output_release(e->dom, j->epoch);",
+     ["test_epoch"]),
+    ("bitmap: dirty list misses the last word", "lib/bitmap.c",
+     "\tfor (i = 0; i < n && out < cap; i++) {",
+     "\tfor (i = 0; i + 1 < n && out < cap; i++) {",
+     ["test_bitmap", "test_epoch"]),
+    ("replica: digest not checked", "lib/replica.c",
+     "\tif (end->digest != digest)", "\tif (0 && end->digest != digest)",
+     ["test_replica"]),
+    ("replica: ACKed (commit returns 1) without applying the pages",
+     "lib/replica.c",
+     "\t\tfor (i = 0; i < r->st_n; i++)\n\t\t\tmemcpy(r->mem",
+     "\t\tfor (i = 0; i < r->st_n; i++)\n\t\t\tif (0) memcpy(r->mem",
+     ["test_replica", "test_epoch"]),
+    ("codec: XOR delta decoded without its base", "lib/codec.c",
+     "\t\t\tw ^= tb_codec_scratch[i];", "\t\t\tw = tb_codec_scratch[i];",
+     ["test_codec"]),
+    ("sim: dirty harvest misses the last word", "lib/backend/sim.c",
+     "\tfor (i = 0; i < nw; i++) {\n\t\tif (!__atomic_load_n(&bm[i]",
+     "\tfor (i = 0; i + 1 < nw; i++) {\n\t\tif (!__atomic_load_n(&bm[i]",
+     ["test_sim_backend"]),
+    # (not waiting for the workers was killed only when they lost the
+    # race: a gate mutant must be killed every time)
+    ("sim: the copying thread skips its own share of the pages",
+     "lib/backend/sim.c",
+     "\tcopy_range(p->ram, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
+     "\tif (0) copy_range(p->ram, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
+     ["test_sim_backend"]),
+]
+
+
+def run(cmd, cwd, timeout=None, env=None):
+    return subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=timeout, env=env)
+
+
+def main():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    only = sys.argv[1:]
+    work = tempfile.mkdtemp(prefix="tiber-mutate.")
+    try:
+        files = run(["git", "ls-files", "-z"], root).stdout.split(b"\0")
+        for f in files:
+            if not f:
+                continue
+            src = os.path.join(root, f.decode())
+            dst = os.path.join(work, f.decode())
+            if os.path.isfile(src):
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copy2(src, dst)
+        tests = sorted({t for m in MUTANTS for t in m[4]})
+        # the simulated guest too: the sim backend's tests start it
+        targets = ["build/bin/tiber-simguest"] + \
+            ["build/rel/tests/" + t for t in tests]
+        r = run(["make", "-j2", "-s"] + targets, work)
+        if r.returncode:
+            sys.stdout.write(r.stdout.decode(errors="replace"))
+            print("mutate: the unmutated tree does not build")
+            return 2
+        env = dict(os.environ, CK_TIMEOUT_MULTIPLIER="0.5")
+        # a kill only counts if the same test passes without the mutant
+        for t in tests:
+            r = run(["build/rel/tests/" + t], work, 600, env)
+            if r.returncode:
+                sys.stdout.write(r.stdout.decode(errors="replace")[-3000:])
+                print("mutate: %s fails on the unmutated tree" % t)
+                return 2
+        survived = 0
+        for name, path, old, new, kill in MUTANTS:
+            if only and not any(o in name for o in only):
+                continue
+            p = os.path.join(work, path)
+            text = open(p).read()
+            if text.count(old) != 1:
+                print("mutate: ERROR %s: snippet found %d times in %s"
+                      % (name, text.count(old), path))
+                return 2
+            open(p, "w").write(text.replace(old, new))
+            t0 = time.monotonic()
+            try:
+                r = run(["make", "-j2", "-s"] +
+                        ["build/rel/tests/" + t for t in kill], work)
+                if r.returncode:
+                    sys.stdout.write(r.stdout.decode(errors="replace")[-2000:])
+                    print("mutate: ERROR %s: the mutant does not build" % name)
+                    return 2
+                killer = None
+                for t in kill:
+                    try:
+                        r = run(["build/rel/tests/" + t], work, 600, env)
+                        failed = r.returncode != 0
+                    except subprocess.TimeoutExpired:
+                        failed = True
+                    if failed:
+                        killer = t
+                        break
+            finally:
+                open(p, "w").write(text)
+                os.utime(p)
+            secs = time.monotonic() - t0
+            if killer:
+                print("mutant killed   by %-17s (%5.1fs): %s" % (killer, secs, name))
+            else:
+                survived += 1
+                print("mutant SURVIVED %s (%5.1fs): %s" % (",".join(kill), secs, name))
+        print("mutate: %d survived" % survived)
+        return 1 if survived else 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
