@@ -135,6 +135,8 @@ cat "$D/stages.txt" 2>/dev/null
 np=$(grep -a -c '^TEST .* PASS' "$LOG" 2>/dev/null); nf=$(grep -a -c '^TEST .* FAIL' "$LOG" 2>/dev/null)
 np=${np:-0}; nf=${nf:-0}
 [ "$rc" = 0 ] || [ "$nf" -gt 0 ] || { nf=$((nf + 1)); echo "TEST ci_run FAIL rc=$rc"; }
+# the failures again, last, where a truncated CI log still shows them
+grep -a '^TEST .* FAIL' "$LOG" 2>/dev/null | cut -c1-600 | sed 's/^/FAILED: /'
 echo "check-xen: total $(elapsed) s ($( [ -f "$D/rootfs.stamp" ] && echo 'dom0 rootfs cache present' ))"
 echo "$np passed, $nf failed"
 [ "$nf" = 0 ]
