@@ -3,12 +3,15 @@
  * tiber-replicator: which authenticated primary may protect which guest
  * (the `authorize_file`).  One rule per line:
  *
- *     IDENTITY GUEST [GUEST...]     # GUEST: a guest name, or * for any
+ *     IDENTITY GRANT [GRANT...]     # GRANT: GUEST or GUEST:MAXMEM
  *
  * IDENTITY is the primary's TLS identity (its certificate's CN, or its
- * PSK identity).  '#' starts a comment.  A HELLO whose guest no rule
- * grants its peer is refused before any replica state is touched.
- * Without a file every authenticated primary may protect every guest.
+ * PSK identity); GUEST a guest name, or * for any; MAXMEM (64M, 4G) the
+ * largest guest the grant admits: the backup never holds more for it,
+ * whatever a HELLO declares.  '#' starts a comment.  A HELLO whose guest
+ * no rule grants its peer is refused before any replica state is
+ * touched; a grant naming the guest wins over a '*' one.  Without a
+ * file every authenticated primary may protect every guest.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +26,7 @@
 struct rule {
 	char id[AUTHZ_FIELD_MAX];
 	char guest[AUTHZ_FIELD_MAX]; /* "*" = any */
+	uint64_t max_bytes;	     /* 0: no size in the grant */
 };
 
 static struct rule *rules;
@@ -67,6 +71,24 @@ int repl_authz_parse(const char *text, const char *name, char *why,
 			goto fail;
 		}
 		for (; tok; tok = strtok_r(NULL, " \t\r", &save)) {
+			char *size = strchr(tok, ':');
+			uint64_t max_bytes = 0;
+
+			if (size) {
+				*size++ = 0;
+				if (tb_parse_size(size, &max_bytes) ||
+				    max_bytes < TB_PAGE_SIZE) {
+					snprintf(why, len,
+						 "%s:%zu: guest '%.40s': bad size '%.20s' (want e.g. 512M, 4G)",
+						 name, lineno, tok, size);
+					goto fail;
+				}
+			}
+			if (!*tok) {
+				snprintf(why, len, "%s:%zu: a grant without a guest name",
+					 name, lineno);
+				goto fail;
+			}
 			if (strlen(tok) >= AUTHZ_FIELD_MAX ||
 			    strlen(tok) > sizeof(((struct tb_hello *)0)->name)) {
 				snprintf(why, len, "%s:%zu: guest name '%.40s' too long",
@@ -89,6 +111,7 @@ int repl_authz_parse(const char *text, const char *name, char *why,
 			}
 			snprintf(r[n].id, sizeof(r[n].id), "%s", id);
 			snprintf(r[n].guest, sizeof(r[n].guest), "%s", tok);
+			r[n].max_bytes = max_bytes;
 			n++;
 		}
 	}
@@ -142,20 +165,31 @@ int repl_authz_load(const char *path, char *why, size_t len)
 	return rc;
 }
 
-bool repl_authz_allows(const char *id, const char *guest)
+bool repl_authz_allows(const char *id, const char *guest,
+			uint64_t *max_bytes)
 {
+	const struct rule *any = NULL;
 	size_t i;
 
+	if (max_bytes)
+		*max_bytes = 0;
 	if (!loaded)
 		return true;
 	if (!id)
 		return false;
-	for (i = 0; i < nrules; i++)
-		if (!strcmp(rules[i].id, id) &&
-		    (!strcmp(rules[i].guest, "*") ||
-		     !strcmp(rules[i].guest, guest)))
-			return true;
-	return false;
+	for (i = 0; i < nrules; i++) {
+		if (strcmp(rules[i].id, id))
+			continue;
+		if (!strcmp(rules[i].guest, guest)) {
+			any = &rules[i];
+			break;
+		}
+		if (!any && !strcmp(rules[i].guest, "*"))
+			any = &rules[i];
+	}
+	if (any && max_bytes)
+		*max_bytes = any->max_bytes;
+	return any;
 }
 
 size_t repl_authz_rules(void)

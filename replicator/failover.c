@@ -194,7 +194,7 @@ void repl_primary_lost(struct rdom *d, const char *cause, int64_t t_last_rx,
 	}
 }
 
-void repl_handover(struct rdom *d, const char *reprotect_to)
+void repl_handover(struct rdom *d)
 {
 	int64_t now = tb_now_ns();
 
@@ -204,7 +204,6 @@ void repl_handover(struct rdom *d, const char *reprotect_to)
 	pthread_mutex_lock(&doms_lock);
 	d->state = DOM_FENCING;
 	pthread_mutex_unlock(&doms_lock);
-	(void)reprotect_to;
 	restore(d, "switchover", now, now);
 }
 
@@ -229,10 +228,12 @@ static void ctl_status(char *buf, size_t len)
 	n = snprintf(buf, len,
 		     "{\"daemon\":\"replicator\",\"link\":\"%s\",\"refused_handshakes\":%" PRIu64
 		     ",\"refused_unauthorized\":%" PRIu64
+		     ",\"refused_limits\":%" PRIu64
 		     ",\"failover\":\"%s\",\"fencing\":%s,\"guests\":[",
 		     opt.tls ? tb_tls_ctx_mode(opt.tls) : "insecure",
 		     (uint64_t)atomic_load(&refused_handshakes),
 		     (uint64_t)atomic_load(&refused_unauthorized),
+		     (uint64_t)atomic_load(&refused_limits),
 		     opt.failover == FAILOVER_AUTO ?
 			     (opt.fence_cmd ? "auto" : "manual (no fence_cmd)") :
 		     opt.failover == FAILOVER_MANUAL ? "manual" :
@@ -252,7 +253,8 @@ static void ctl_status(char *buf, size_t len)
 			"%s{\"name\":\"%s\",\"domid\":%u,\"state\":\"%s\",\"committed_epoch\":%" PRIu64
 			",\"commit_age_ms\":%.1f,\"pages\":%" PRIu64
 			",\"peer\":\"%s\",\"peer_id\":\"%s\",\"cause\":\"%s\",\"fence_attempts\":%" PRIu64
-			",\"fence_failures\":%" PRIu64 ",\"restored\":\"%s\"}",
+			",\"fence_failures\":%" PRIu64
+			",\"restored\":\"%s\",\"reprotects\":%u}",
 			off > 0 && buf[off - 1] == '}' ? "," : "", d->name,
 			d->domid, repl_state_name(d->state),
 			commit ? d->rep.committed_epoch : 0,
@@ -260,7 +262,8 @@ static void ctl_status(char *buf, size_t len)
 			d->have_rep ? d->rep.nr_pages : 0, d->peer, d->peer_id,
 			d->state == DOM_LOST ? d->cause : "", d->fence_attempts,
 			d->fence_failures,
-			d->state == DOM_FAILED_OVER ? d->restored.where : "");
+			d->state == DOM_FAILED_OVER ? d->restored.where : "",
+			d->reprotects);
 		if (n > 0)
 			off += (size_t)n;
 	}
@@ -311,6 +314,34 @@ static void ctl_promote(const char *name, char *buf, size_t len)
 			 name, d->rep.committed_epoch, d->restored.where);
 }
 
+/* Where the guest that failed over to this host runs, for the tiberd
+ * that protects it again (tiberctl reprotect).  The domain stays
+ * FAILED_OVER here: its old primary is still refused (PROMOTED). */
+static void ctl_reprotect(const char *name, char *buf, size_t len)
+{
+	struct rdom *d;
+	enum dom_state st = DOM_FREE;
+
+	pthread_mutex_lock(&doms_lock);
+	d = find_locked(name);
+	if (d && (st = d->state) == DOM_FAILED_OVER) {
+		d->reprotects++;
+		snprintf(buf, len,
+			 "{\"ok\":true,\"name\":\"%s\",\"backend\":\"%s\",\"domid\":%u,\"guest\":\"%s\",\"epoch\":%" PRIu64
+			 "}",
+			 name, opt.backend_name, d->restored.domid,
+			 d->restored.where, d->rep.committed_epoch);
+	}
+	pthread_mutex_unlock(&doms_lock);
+	if (d && st == DOM_FAILED_OVER) {
+		tb_info("dom=%u REPROTECT: a tiberd protects the restored guest (%s) towards a new backup",
+			d->domid, d->restored.where);
+		return;
+	}
+	snprintf(buf, len, "{\"error\":\"cannot reprotect %s: %s\"}", name,
+		 !d ? "no such guest" : "it has not failed over to this host");
+}
+
 void repl_control(void *arg, const char *cmd, char *buf, size_t len)
 {
 	char name[64];
@@ -319,7 +350,9 @@ void repl_control(void *arg, const char *cmd, char *buf, size_t len)
 		ctl_status(buf, len);
 	else if (sscanf(cmd, "promote %63s", name) == 1)
 		ctl_promote(name, buf, len);
+	else if (sscanf(cmd, "reprotect %63s", name) == 1)
+		ctl_reprotect(name, buf, len);
 	else
 		snprintf(buf, len,
-			 "{\"error\":\"unknown command (status, promote NAME)\"}");
+			 "{\"error\":\"unknown command (status, promote NAME, reprotect NAME)\"}");
 }

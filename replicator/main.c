@@ -43,6 +43,7 @@ struct repl_opts opt = {
 	.reconnect_grace_ns = 10 * TB_NSEC_PER_SEC,
 	.handshake_timeout_ns = 3 * TB_NSEC_PER_SEC,
 	.max_handshakes = 16,
+	.max_guests = 64,
 };
 
 pthread_mutex_t doms_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -201,6 +202,16 @@ int main(int argc, char **argv)
 		  .help = "a connecting peer must finish the TLS handshake within this (default 3s)",
 		  .min = 1,
 		  .max = 60000 },
+		{ .key = "max_guest_mem",
+		  .type = TB_OPT_SIZE,
+		  .dst = &opt.max_guest_mem,
+		  .help = "largest guest this backup holds a replica of, whatever a HELLO declares (default: this host's RAM); a grant's MAXMEM in authorize_file can only lower it" },
+		{ .key = "max_guests",
+		  .type = TB_OPT_U32,
+		  .dst = &opt.max_guests,
+		  .help = "guests with a replica here at once (default 64); a session that ends before its first commit frees its slot",
+		  .min = 1,
+		  .max = MAX_DOMS },
 		{ .key = "max_handshakes",
 		  .type = TB_OPT_U32,
 		  .dst = &opt.max_handshakes,
@@ -242,6 +253,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	tb_log_level = level;
+	if (!opt.max_guest_mem)
+		opt.max_guest_mem = (uint64_t)sysconf(_SC_PHYS_PAGES) *
+				    (uint64_t)sysconf(_SC_PAGESIZE);
 	if (insecure)
 		tb_warn("insecure = yes: replication links are plaintext and unauthenticated: anyone who reaches this port can read guest memory, replace or roll back a replica and make this host restore it");
 	else if (!authorize_file)
@@ -275,13 +289,14 @@ int main(int argc, char **argv)
 		}
 	}
 	tb_info("listening on %s link=%s backend=%s heartbeat=%" PRId64
-		"ms timeout=%" PRId64 "ms failover=%s%s",
+		"ms timeout=%" PRId64 "ms failover=%s%s max_guests=%u max_guest_mem=%" PRIu64 "M",
 		tb_listener_addr(l),
 		opt.tls ? tb_tls_ctx_mode(opt.tls) : "INSECURE",
 		backends[backend],
 		opt.hb_interval_ns / TB_NSEC_PER_MSEC,
 		opt.hb_timeout_ns / TB_NSEC_PER_MSEC, failover_modes[fmode],
-		opt.fence_cmd ? " fencing=yes" : "");
+		opt.fence_cmd ? " fencing=yes" : "", opt.max_guests,
+		opt.max_guest_mem >> 20);
 	if (opt.failover == FAILOVER_AUTO && !opt.fence_cmd)
 		tb_warn("failover = auto without fence_cmd: a lost primary is NOT failed over automatically (no fencing, no failover); `tiberctl promote GUEST` does it once the old primary is known stopped");
 	if (opt.failover == FAILOVER_UNSAFE_AUTO)

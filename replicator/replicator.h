@@ -20,7 +20,7 @@
 #include "tiber/replica.h"
 #include "tiber/transport.h"
 
-#define MAX_DOMS 64
+#define MAX_DOMS 1024 /* the most max_guests can be */
 
 /*
  * A domain's life on the backup (changes under doms_lock):
@@ -29,8 +29,10 @@
  *     us and did not come back) -> ACTIVE again if it returns, or
  *     FENCING (fence_cmd, then restore) -> FAILED_OVER
  *   LOST/IDLE -> FENCING -> FAILED_OVER by `tiberctl promote`
- *   FAILED_OVER -> FREE by `tiberctl reprotect` (a tiberd protects the
- *     restored guest towards a new backup)
+ *   FAILED_OVER stays (the old primary is refused: PROMOTED);
+ *     `tiberctl reprotect` runs a tiberd that protects the restored
+ *     guest towards a new backup
+ * A session that ends before its first commit leaves its domain FREE.
  */
 enum dom_state {
 	DOM_FREE,
@@ -63,6 +65,7 @@ struct rdom {
 	struct tb_replica rep;
 	bool have_rep;
 	struct tb_restore_res restored;
+	unsigned reprotects; /* tiberctl reprotect answered */
 };
 
 struct conn_ctx {
@@ -79,7 +82,6 @@ struct repl_opts {
 	int64_t fence_timeout_ns, fence_delay_ns, fence_retry_ns;
 	int64_t reconnect_grace_ns;
 	const char *backend_name;
-	const char *tiberd_path, *reprotect_args;
 	const char *restore_args;
 	const struct tb_backend_ops *ops;
 	const char *status_file;
@@ -88,6 +90,8 @@ struct repl_opts {
 	struct tb_tls_ctx *tls;	      /* NULL: insecure (plaintext) */
 	int64_t handshake_timeout_ns; /* a peer must be authenticated by then */
 	unsigned max_handshakes;      /* unauthenticated connections at once */
+	uint64_t max_guest_mem;	      /* bytes: no replica larger */
+	unsigned max_guests;	      /* domains not FREE at once */
 };
 
 extern struct repl_opts opt;
@@ -95,16 +99,20 @@ extern pthread_mutex_t doms_lock;
 extern struct rdom doms[MAX_DOMS];
 extern atomic_bool stopping;
 extern atomic_int failovers;
-/* session.c: strangers refused (TLS handshake; authorize_file) */
-extern atomic_uint_fast64_t refused_handshakes, refused_unauthorized;
+/* session.c: peers refused (TLS handshake; authorize_file; a guest over
+ * max_guest_mem or its grant) */
+extern atomic_uint_fast64_t refused_handshakes, refused_unauthorized,
+	refused_limits;
 
 /* authz.c: the authorize_file (see there).  Parse @text (@name for
  * messages) or load @path; 0 or -errno with @why naming file:line. */
 int repl_authz_parse(const char *text, const char *name, char *why,
 		     size_t len);
 int repl_authz_load(const char *path, char *why, size_t len);
-/* May the primary @id (NULL: unauthenticated) protect @guest? */
-bool repl_authz_allows(const char *id, const char *guest);
+/* May the primary @id (NULL: unauthenticated) protect @guest?  If so,
+ * *@max_bytes (may be NULL) = its grant's MAXMEM, 0 if none. */
+bool repl_authz_allows(const char *id, const char *guest,
+		       uint64_t *max_bytes);
 size_t repl_authz_rules(void);
 void repl_authz_free(void);
 
@@ -124,9 +132,9 @@ void repl_primary_lost(struct rdom *d, const char *cause, int64_t t_last_rx,
 		       int64_t wait_ns);
 /* failover.c: the primary handed the guest over (switchover): it is
  * stopped for good after the committed epoch; restore it now. */
-void repl_handover(struct rdom *d, const char *reprotect_to);
-/* failover.c: tiberctl commands (status, promote NAME, reprotect NAME
- * ADDR) into @buf as one JSON object. */
+void repl_handover(struct rdom *d);
+/* failover.c: tiberctl commands (status, promote NAME, reprotect NAME)
+ * into @buf as one JSON object. */
 void repl_control(void *arg, const char *cmd, char *buf, size_t len);
 const char *repl_state_name(enum dom_state st);
 

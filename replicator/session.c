@@ -45,25 +45,69 @@ static void send_error(struct tb_conn *c, int code, const char *text)
 	tb_buf_free(&b);
 }
 
-atomic_uint_fast64_t refused_handshakes, refused_unauthorized;
+atomic_uint_fast64_t refused_handshakes, refused_unauthorized, refused_limits;
 static atomic_uint handshaking;
-static _Atomic int64_t last_refusal_log;
 
-/* A refusal of a stranger: counted always, logged at most once a second
- * (a flood must not flood the log). */
+/* Refusals logged per peer host and kind (counter): the first at once,
+ * then at most one every REFUSAL_LOG_NS, with how many were not logged
+ * in between. */
+#define REFUSAL_HOSTS  64
+#define REFUSAL_LOG_NS (10 * TB_NSEC_PER_SEC)
+static struct {
+	char host[64];
+	const atomic_uint_fast64_t *kind;
+	int64_t last;
+	uint64_t quiet;
+} refused_by[REFUSAL_HOSTS];
+static pthread_mutex_t refusal_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A refusal: counted always, logged once per peer host with a rate
+ * limit (a flood must not flood the log, nor hide another peer). */
 static void refusal(atomic_uint_fast64_t *counter, const char *peer,
 		    const char *why)
 {
-	int64_t now = tb_now_ns(), last = atomic_load(&last_refusal_log);
+	int64_t now = tb_now_ns();
+	size_t hl = strcspn(peer, ":"), i, slot = 0;
+	uint64_t quiet;
 
 	atomic_fetch_add(counter, 1);
-	if (now - last < TB_NSEC_PER_SEC ||
-	    !atomic_compare_exchange_strong(&last_refusal_log, &last, now))
+	if (peer[0] == '[') /* [v6]:port */
+		hl = strcspn(peer, "]") + 1;
+	hl = TB_MIN(hl, sizeof(refused_by[0].host) - 1);
+	pthread_mutex_lock(&refusal_lock);
+	for (i = 0; i < REFUSAL_HOSTS; i++) {
+		if (refused_by[i].kind == counter &&
+		    !strncmp(refused_by[i].host, peer, hl) &&
+		    !refused_by[i].host[hl]) {
+			slot = i;
+			break;
+		}
+		if (refused_by[i].last < refused_by[slot].last)
+			slot = i; /* else the least recently logged */
+	}
+	if (i == REFUSAL_HOSTS) {
+		memcpy(refused_by[slot].host, peer, hl);
+		refused_by[slot].host[hl] = 0;
+		refused_by[slot].kind = counter;
+		refused_by[slot].last = 0;
+		refused_by[slot].quiet = 0;
+	}
+	if (refused_by[slot].last &&
+	    now - refused_by[slot].last < REFUSAL_LOG_NS) {
+		refused_by[slot].quiet++;
+		pthread_mutex_unlock(&refusal_lock);
 		return;
-	tb_warn("peer=%s refused: %s (refusals so far: %" PRIu64
-		" handshakes, %" PRIu64 " unauthorized)",
-		peer, why, (uint64_t)atomic_load(&refused_handshakes),
-		(uint64_t)atomic_load(&refused_unauthorized));
+	}
+	quiet = refused_by[slot].quiet;
+	refused_by[slot].quiet = 0;
+	refused_by[slot].last = now;
+	pthread_mutex_unlock(&refusal_lock);
+	tb_warn("peer=%s refused: %s (%" PRIu64
+		" more from it not logged; so far: %" PRIu64
+		" handshakes, %" PRIu64 " unauthorized, %" PRIu64 " limits)",
+		peer, why, quiet, (uint64_t)atomic_load(&refused_handshakes),
+		(uint64_t)atomic_load(&refused_unauthorized),
+		(uint64_t)atomic_load(&refused_limits));
 }
 
 /* TLS before anything else; at most max_handshakes strangers at once,
@@ -94,6 +138,40 @@ static bool authenticate(struct tb_conn *c)
 	return true;
 }
 
+/* May this peer protect the guest of HELLO @h, of the size it declares?
+ * The backup's memory for a guest is bounded by the grant's MAXMEM and
+ * max_guest_mem, never by what a peer declares.  false: refused (the
+ * ERROR sent, counted, logged); nothing was touched. */
+static bool admit(struct tb_conn *c, const struct tb_hello *h)
+{
+	char name[sizeof(h->name) + 1] = { 0 }, why[200];
+	uint64_t grant, max;
+
+	memcpy(name, h->name, sizeof(h->name));
+	if (!repl_authz_allows(tb_conn_peer_id(c), name, &grant)) {
+		snprintf(why, sizeof(why),
+			 "'%s' may not protect guest '%s' (authorize_file)",
+			 tb_conn_peer_id(c), name);
+		refusal(&refused_unauthorized, tb_conn_peer(c), why);
+		send_error(c, TB_ERROR_DENIED, why);
+		return false;
+	}
+	max = grant && grant < opt.max_guest_mem ? grant : opt.max_guest_mem;
+	if (h->nr_pages > max / TB_PAGE_SIZE) {
+		snprintf(why, sizeof(why),
+			 "guest '%s' of %" PRIu64 " MiB is larger than %s (%" PRIu64
+			 " MiB)",
+			 name, h->nr_pages / ((1u << 20) / TB_PAGE_SIZE),
+			 max == grant ? "its grant in authorize_file" :
+					"max_guest_mem",
+			 max >> 20);
+		refusal(&refused_limits, tb_conn_peer(c), why);
+		send_error(c, TB_ERROR_DENIED, why);
+		return false;
+	}
+	return true;
+}
+
 /* What a domain was before a session claimed it. */
 struct prior {
 	enum dom_state state;
@@ -107,19 +185,35 @@ static struct rdom *claim(const struct tb_hello *h, const char *peer,
 			  const char *peer_id, uint32_t *code, char *why,
 			  size_t len, struct prior *prev)
 {
-	struct rdom *d = NULL, *free_d = NULL;
+	struct rdom *d = NULL, *free_d = NULL, *owned = NULL;
+	unsigned used = 0;
 	int i;
 
 	pthread_mutex_lock(&doms_lock);
 	for (i = 0; i < MAX_DOMS; i++) {
-		if (doms[i].state != DOM_FREE && doms[i].domid == h->domid &&
-		    !strncmp(doms[i].name, h->name, sizeof(h->name)))
-			d = &doms[i];
-		else if (doms[i].state == DOM_FREE && !free_d)
-			free_d = &doms[i];
+		struct rdom *o = &doms[i];
+
+		used += o->state != DOM_FREE;
+		if (o->state != DOM_FREE && o->domid == h->domid &&
+		    !strncmp(o->name, h->name, sizeof(h->name)))
+			d = o;
+		else if (o->state == DOM_FREE && !free_d)
+			free_d = o;
+		/* a guest's committed replica is bound to the primary that
+		 * committed it: no other identity may take it over */
+		if (o->state != DOM_FREE && o->have_rep && o->rep.have_commit &&
+		    !strncmp(o->name, h->name, sizeof(h->name)) &&
+		    o->peer_id[0] && peer_id && strcmp(o->peer_id, peer_id))
+			owned = o;
 	}
 	*code = TB_SERR_BAD_FIELD;
-	if (d && d->state == DOM_ACTIVE) {
+	if (owned) {
+		*code = TB_ERROR_DENIED;
+		snprintf(why, len,
+			 "guest '%s': its committed replica belongs to primary '%s'",
+			 owned->name, owned->peer_id);
+		d = NULL;
+	} else if (d && d->state == DOM_ACTIVE) {
 		snprintf(
 			why, len,
 			"domain %u (%s) is already protected by a live primary",
@@ -138,8 +232,19 @@ static struct rdom *claim(const struct tb_hello *h, const char *peer,
 			"domain %u (%s) failed over: the guest runs on this host now",
 			h->domid, d->name);
 		d = NULL;
-	} else if (!d && !free_d) {
-		snprintf(why, len, "too many domains (%d)", MAX_DOMS);
+	} else if (d && d->have_rep && d->rep.have_commit &&
+		   d->rep.nr_pages != h->nr_pages) {
+		/* a full sync of another size would replace the committed
+		 * replica: a wipe, or a different guest under this name */
+		snprintf(why, len,
+			 "domain %u (%s): the committed replica has %" PRIu64
+			 " pages, the HELLO declares %" PRIu64
+			 "; refused, the replica is kept",
+			 h->domid, d->name, d->rep.nr_pages, h->nr_pages);
+		d = NULL;
+	} else if (!d && (!free_d || used >= opt.max_guests)) {
+		snprintf(why, len, "too many guests (max_guests %u)",
+			 opt.max_guests);
 	} else {
 		if (!d) {
 			d = free_d;
@@ -170,6 +275,22 @@ void repl_release(struct rdom *d, enum dom_state st)
 	pthread_mutex_lock(&doms_lock);
 	d->state = st;
 	pthread_mutex_unlock(&doms_lock);
+}
+
+/* The session ended with nothing committed for its domain: nothing to
+ * fail over to or keep, so its slot is freed (a peer cannot hold slots
+ * by saying HELLO).  false: the domain has a committed replica. */
+static bool free_if_empty(struct rdom *d, const char *why)
+{
+	if (d->have_rep && d->rep.have_commit)
+		return false;
+	if (d->have_rep)
+		tb_replica_free(&d->rep);
+	d->have_rep = false;
+	tb_info("dom=%u session ended with nothing committed (%s): slot freed",
+		d->domid, why);
+	repl_release(d, DOM_FREE);
+	return true;
 }
 
 /* Write the committed image and its epoch for offline checks. */
@@ -263,23 +384,15 @@ void *repl_conn_main(void *arg)
 		goto out;
 	}
 	h = rec.u.hello;
-	{
-		char name[sizeof(h.name) + 1] = { 0 };
-
-		memcpy(name, h.name, sizeof(h.name));
-		if (!repl_authz_allows(tb_conn_peer_id(c), name)) {
-			snprintf(why, sizeof(why),
-				 "'%s' may not protect guest '%s' (authorize_file)",
-				 tb_conn_peer_id(c), name);
-			refusal(&refused_unauthorized, tb_conn_peer(c), why);
-			send_error(c, TB_ERROR_DENIED, why);
-			goto out;
-		}
-	}
+	if (!admit(c, &h))
+		goto out;
 	d = claim(&h, tb_conn_peer(c), tb_conn_peer_id(c), &code, why,
 		  sizeof(why), &prev);
 	if (!d) {
-		tb_warn("peer=%s refused: %s", tb_conn_peer(c), why);
+		if (code == TB_ERROR_DENIED)
+			refusal(&refused_unauthorized, tb_conn_peer(c), why);
+		else
+			tb_warn("peer=%s refused: %s", tb_conn_peer(c), why);
 		send_error(c, (int)code, why);
 		goto out;
 	}
@@ -292,8 +405,7 @@ void *repl_conn_main(void *arg)
 		if (rc) {
 			tb_err("dom=%u replica: %s", h.domid, d->rep.err);
 			send_error(c, TB_SERR_BAD_FIELD, d->rep.err);
-			repl_release(d, DOM_IDLE);
-			d = NULL;
+			free_if_empty(d, "no replica");
 			goto out;
 		}
 		d->have_rep = true;
@@ -302,8 +414,8 @@ void *repl_conn_main(void *arg)
 	mine.role = TB_ROLE_BACKUP;
 	mine.features = h.features & TB_FEAT_ALL;
 	if (tb_enc_hello(&out, &mine) || send_buf(c, &out)) {
-		repl_release(d, DOM_IDLE);
-		d = NULL;
+		if (!free_if_empty(d, "HELLO not answered"))
+			repl_release(d, DOM_IDLE);
 		goto out;
 	}
 	tb_info("dom=%u name=%s primary=%s pages=%" PRIu64 " connected",
@@ -443,7 +555,9 @@ void *repl_conn_main(void *arg)
 		}
 	}
 	if (handover && d->rep.have_commit) {
-		repl_handover(d, NULL);
+		repl_handover(d);
+	} else if (free_if_empty(d, lost ? lost : "detached")) {
+		/* nothing committed: nothing to fail over to */
 	} else if (lost && !got_epoch && prev.state == DOM_LOST &&
 		   !atomic_load(&stopping)) {
 		/* A connection the primary had already given up (say, one

@@ -58,6 +58,20 @@ MUTANTS = [
      "\tcopy_range(p->ram, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
      "\tif (0) copy_range(p->ram, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
      ["test_sim_backend"]),
+    # test_replicator_proto runs the (rebuilt) tiber-replicator
+    ("replicator: a HELLO of another size replaces the committed replica",
+     "replicator/session.c",
+     "\t} else if (d && d->have_rep && d->rep.have_commit &&",
+     "\t} else if (0 && d && d->have_rep && d->rep.have_commit &&",
+     ["test_replicator_proto"]),
+    ("replicator: a HELLO's declared size is not bounded",
+     "replicator/session.c",
+     "\tif (h->nr_pages > max / TB_PAGE_SIZE) {", "\tif (0) {",
+     ["test_replicator_proto"]),
+    ("replicator: a session's slot is never freed", "replicator/session.c",
+     "\tif (d->have_rep && d->rep.have_commit)\n\t\treturn false;",
+     "\tif (1)\n\t\treturn false;",
+     ["test_replicator_proto"]),
 ]
 
 
@@ -82,7 +96,7 @@ def main():
                 shutil.copy2(src, dst)
         tests = sorted({t for m in MUTANTS for t in m[4]})
         # the simulated guest too: the sim backend's tests start it
-        targets = ["build/bin/tiber-simguest"] + \
+        targets = ["build/bin/tiber-simguest", "build/bin/tiber-replicator"] + \
             ["build/rel/tests/" + t for t in tests]
         r = run(["make", "-j2", "-s"] + targets, work)
         if r.returncode:
@@ -111,7 +125,8 @@ def main():
             t0 = time.monotonic()
             try:
                 r = run(["make", "-j2", "-s"] +
-                        ["build/rel/tests/" + t for t in kill], work)
+                        ["build/rel/tests/" + t for t in kill] +
+                        ["build/bin/tiber-replicator"], work)
                 if r.returncode:
                     sys.stdout.write(r.stdout.decode(errors="replace")[-2000:])
                     print("mutate: ERROR %s: the mutant does not build" % name)

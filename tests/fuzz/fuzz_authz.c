@@ -15,6 +15,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t n);
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t n)
 {
 	char *text = malloc(n + 1), why[256];
+	uint64_t max;
 
 	if (!text)
 		return 0;
@@ -24,9 +25,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t n)
 		if (!repl_authz_rules())
 			abort();
 		if (!memmem(data, n, "\x01stranger", 9) &&
-		    repl_authz_allows("\x01stranger", "web"))
+		    repl_authz_allows("\x01stranger", "web", NULL))
 			abort();
-		repl_authz_allows("a", "*");
+		repl_authz_allows("a", "*", &max);
 	}
 	repl_authz_free();
 	free(text);

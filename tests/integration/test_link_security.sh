@@ -8,6 +8,9 @@
 #   - a primary of the right CA, not authorized     refused at HELLO (DENIED)
 #   - a primary expecting another backup name       refuses the backup itself
 #   - silent connections                             dropped at the deadline
+#   - after the primary detached, another authorized  refused at HELLO (DENIED):
+#     identity claiming the guest                     the replica is bound to
+#                                                     the primary that made it
 # Each refusal is counted in the replicator's status; the legitimate
 # primary stays the guest's only peer, keeps its rate and its replica
 # keeps advancing (nothing an intruder sent was applied).
@@ -15,10 +18,10 @@
 
 K=$T/keys
 "$ROOT/scripts/tls-keys.sh" ca "$K/ca" >/dev/null
-for n in primary backup intruder; do "$ROOT/scripts/tls-keys.sh" cert "$K/ca" $n >/dev/null; done
+for n in primary backup intruder ops; do "$ROOT/scripts/tls-keys.sh" cert "$K/ca" $n >/dev/null; done
 "$ROOT/scripts/tls-keys.sh" ca "$K/rogue" >/dev/null
 "$ROOT/scripts/tls-keys.sh" cert "$K/rogue" primary >/dev/null
-printf '# who may protect what\nprimary simguest\nintruder otherguest\n' >"$T/authz"
+printf '# who may protect what\nprimary simguest\nintruder otherguest\nops *\n' >"$T/authz"
 x509() { echo --tls-cert "$K/$1/$2.pem" --tls-key "$K/$1/$2.key" --tls-ca "$K/ca/ca.pem"; }
 
 TLS_ARGS=($(x509 ca backup))
@@ -81,5 +84,15 @@ ru=$(rstat | sed -n 's/.*"refused_unauthorized":\([0-9]*\).*/\1/p')
 e1=$(status_field epochs)
 c1=$(rfield committed_epoch)
 [ "$c1" -gt "$c0" ] || fail "replica stopped advancing ($c0 -> $c1)"
+# spoof after detach: the legitimate primary leaves in order; "ops" may
+# protect any guest, but not take over the replica "primary" committed
+kill -TERM "$TIBERD_PID"
+WAIT_S=10 wait_for eval '[ "$(rfield state)" = idle ]' || fail "replicator state $(rfield state) after detach, want idle"
+c2=$(rfield committed_epoch)
+attack ops "belongs to primary 'primary'" $(x509 ca ops)
+[ "$(rfield committed_epoch)" = "$c2" ] || fail "the replica moved ($c2 -> $(rfield committed_epoch)) after a spoof"
+[ "$(rfield peer_id)" = primary ] || fail "the guest's peer is now '$(rfield peer_id)'"
+start_tiberd d --rate 50
+CTL=$T/d.ctl WAIT_S=20 wait_for acked_at_least 3 || fail "the legitimate primary is refused after the spoof"
 n=$(grep -c "refused" "$T/r.log")
 echo "test_link_security: ok: epochs $e0 -> $e1 (replica $c0 -> $c1) under attack; refused_handshakes=$rh refused_unauthorized=$ru; $n refusal lines logged (rate-limited)"

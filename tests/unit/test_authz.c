@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * The replicator's authorize_file (replicator/authz.c): who may protect
- * which guest, and errors that name the file and line.
+ * which guest and how big it may be, and errors that name the file and
+ * line.
  */
 #include <errno.h>
 #include <string.h>
@@ -21,18 +22,18 @@ START_TEST(grants_are_exact)
 					  "t", why, sizeof(why)),
 			 0);
 	ck_assert_uint_eq(repl_authz_rules(), 4);
-	ck_assert(repl_authz_allows("primary-a", "web"));
-	ck_assert(repl_authz_allows("primary-a", "db"));
-	ck_assert(!repl_authz_allows("primary-a", "cache"));
-	ck_assert(repl_authz_allows("primary-b", "cache"));
-	ck_assert(!repl_authz_allows("primary-b", "web"));
-	ck_assert(repl_authz_allows("ops", "anything"));
-	ck_assert(!repl_authz_allows("primary", "web"));   /* no prefix match */
-	ck_assert(!repl_authz_allows("primary-a", "we"));
-	ck_assert(!repl_authz_allows(NULL, "web")); /* unauthenticated */
+	ck_assert(repl_authz_allows("primary-a", "web", NULL));
+	ck_assert(repl_authz_allows("primary-a", "db", NULL));
+	ck_assert(!repl_authz_allows("primary-a", "cache", NULL));
+	ck_assert(repl_authz_allows("primary-b", "cache", NULL));
+	ck_assert(!repl_authz_allows("primary-b", "web", NULL));
+	ck_assert(repl_authz_allows("ops", "anything", NULL));
+	ck_assert(!repl_authz_allows("primary", "web", NULL));   /* no prefix match */
+	ck_assert(!repl_authz_allows("primary-a", "we", NULL));
+	ck_assert(!repl_authz_allows(NULL, "web", NULL)); /* unauthenticated */
 	repl_authz_free();
 	/* no file: every authenticated primary, any guest */
-	ck_assert(repl_authz_allows("x", "y"));
+	ck_assert(repl_authz_allows("x", "y", NULL));
 }
 END_TEST
 
@@ -46,6 +47,11 @@ START_TEST(errors_name_file_and_line)
 		{ "", "f: no rule (nobody could protect anything)" },
 		{ "a 0123456789012345678901234567890123\n",
 		  "f:1: guest name '0123456789012345678901234567890123' too long" },
+		{ "a web:lots\n",
+		  "f:1: guest 'web': bad size 'lots' (want e.g. 512M, 4G)" },
+		{ "a web:100\n",
+		  "f:1: guest 'web': bad size '100' (want e.g. 512M, 4G)" },
+		{ "a :4G\n", "f:1: a grant without a guest name" },
 	};
 	char why[256];
 	size_t i;
@@ -61,8 +67,28 @@ START_TEST(errors_name_file_and_line)
 	}
 	/* a failed parse changes nothing: no half-parsed rule is kept */
 	ck_assert_uint_eq(repl_authz_rules(), 1);
-	ck_assert(repl_authz_allows("a", "web"));
-	ck_assert(!repl_authz_allows("lonely", "web"));
+	ck_assert(repl_authz_allows("a", "web", NULL));
+	ck_assert(!repl_authz_allows("lonely", "web", NULL));
+	repl_authz_free();
+}
+END_TEST
+
+START_TEST(grants_bound_guest_size)
+{
+	char why[256];
+	uint64_t max = 1;
+
+	ck_assert_int_eq(repl_authz_parse("ops *:1G web:512M\n"
+					  "dev db\n",
+					  "t", why, sizeof(why)),
+			 0);
+	ck_assert(repl_authz_allows("ops", "web", &max));
+	ck_assert_uint_eq(max, 512ull << 20); /* the named grant wins */
+	ck_assert(repl_authz_allows("ops", "cache", &max));
+	ck_assert_uint_eq(max, 1ull << 30);
+	ck_assert(repl_authz_allows("dev", "db", &max));
+	ck_assert_uint_eq(max, 0); /* no size in the grant */
+	ck_assert(!repl_authz_allows("dev", "web", &max));
 	repl_authz_free();
 }
 END_TEST
@@ -74,6 +100,7 @@ static Suite *authz_suite(void)
 
 	tcase_add_test(tc, grants_are_exact);
 	tcase_add_test(tc, errors_name_file_and_line);
+	tcase_add_test(tc, grants_bound_guest_size);
 	suite_add_tcase(s, tc);
 	return s;
 }

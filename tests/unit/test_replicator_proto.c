@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * A fake primary against the real tiber-replicator: corrupt, truncated,
- * reordered, replayed and oversized records are rejected with a clear
- * ERROR, no failover happens, and the replica keeps its last committed
- * epoch (proved by an incremental epoch that decodes against it, and by
+ * reordered, replayed and oversized records, HELLOs declaring a guest
+ * too big or of another size, and HELLOs that would fill the guest table
+ * are rejected with a clear ERROR, no failover happens, and the replica
+ * keeps its last committed epoch (proved by an incremental epoch that decodes against it, and by
  * the image the replicator dumps on an orderly detach).
  */
 #include <errno.h>
@@ -51,9 +52,12 @@ static void start_replicator(void)
 		fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		dup2(fd, 2);
 		/* plaintext: these tests speak the protocol themselves */
+		/* max_guests 2: dom3 and one more; max_guest_mem 1M: a
+		 * PRIM_NPAGES guest fits four times */
 		execl(path, "tiber-replicator", "--listen", addr, "--failover",
 		      "no", "--dump-dir", dump, "--heartbeat-timeout", "2s",
-		      "--insecure", "yes", (char *)NULL);
+		      "--insecure", "yes", "--max-guests", "2",
+		      "--max-guest-mem", "1M", (char *)NULL);
 		_exit(127);
 	}
 	for (fd = 0; fd < 200 && access(sock, F_OK); fd++)
@@ -61,33 +65,65 @@ static void start_replicator(void)
 	ck_assert_msg(!access(sock, F_OK), "replicator %s did not start", path);
 }
 
-/* Connect and exchange HELLOs.  The replicator may not have noticed yet
- * that our previous connection closed (it then refuses us as a second
- * live primary): retry for a while, as tiberd's reconnects do. */
-static struct tb_conn *hello(void)
+/* Connect, send HELLO @h and return the connection with the answer in
+ * @ans.  While the answer is an ERROR whose text holds @retry_on (say,
+ * the replicator has not noticed yet that our previous connection
+ * closed), try again for up to 2 s, as tiberd's reconnects do. */
+static struct tb_conn *exchange(const struct tb_hello *h, struct tb_rec *ans,
+				const char *retry_on)
 {
-	struct tb_hello h = prim_hello();
 	struct tb_buf b = { 0 };
 	struct tb_conn *c;
-	struct tb_rec rec;
 	int tries;
 
-	ck_assert_int_eq(tb_enc_hello(&b, &h), 0);
+	ck_assert_int_eq(tb_enc_hello(&b, h), 0);
 	for (tries = 0;; tries++) {
 		ck_assert_int_eq(tb_conn_connect(&c, addr, NULL, soon()), 0);
 		ck_assert_int_eq(tb_conn_send(c, b.data, b.len, soon()), 0);
-		ck_assert_int_eq(tb_conn_recv_rec(c, &rec, soon()), 1);
-		if (rec.type != TB_REC_ERROR || tries >= 100 ||
-		    !memmem(rec.u.error.text, rec.u.error.text_len,
-			    "live primary", 12))
+		ck_assert_int_eq(tb_conn_recv_rec(c, ans, soon()), 1);
+		if (ans->type != TB_REC_ERROR || tries >= 100 || !retry_on ||
+		    !memmem(ans->u.error.text, ans->u.error.text_len,
+			    retry_on, strlen(retry_on)))
 			break;
 		tb_conn_close(c);
 		usleep(20000);
 	}
 	tb_buf_free(&b);
+	return c;
+}
+
+static struct tb_conn *hello_as(const struct tb_hello *h)
+{
+	struct tb_rec rec;
+	struct tb_conn *c = exchange(h, &rec, "live primary");
+
 	ck_assert_uint_eq(rec.type, TB_REC_HELLO);
 	ck_assert_uint_eq(rec.u.hello.role, TB_ROLE_BACKUP);
 	return c;
+}
+
+static struct tb_conn *hello(void)
+{
+	struct tb_hello h = prim_hello();
+
+	return hello_as(&h);
+}
+
+/* A HELLO that must be refused: the ERROR's code, and its text holds
+ * @want. */
+static void assert_refused(const struct tb_hello *h, uint32_t code,
+			   const char *want)
+{
+	struct tb_rec rec;
+	struct tb_conn *c = exchange(h, &rec, NULL);
+
+	ck_assert_uint_eq(rec.type, TB_REC_ERROR);
+	ck_assert_uint_eq(rec.u.error.code, code);
+	ck_assert_msg(memmem(rec.u.error.text, rec.u.error.text_len, want,
+			     strlen(want)),
+		      "refusal '%.*s' does not say '%s'",
+		      (int)rec.u.error.text_len, rec.u.error.text, want);
+	tb_conn_close(c);
 }
 
 /* Send pr->out (optionally only @cut bytes) and return the answer's type
@@ -312,21 +348,110 @@ END_TEST
 
 START_TEST(second_live_primary_is_refused)
 {
-	struct tb_conn *c1 = hello(), *c2;
+	struct tb_conn *c1 = hello();
 	struct tb_hello h = prim_hello();
-	struct tb_buf b = { 0 };
-	struct tb_rec rec;
 
-	ck_assert_int_eq(tb_conn_connect(&c2, addr, NULL, soon()), 0);
-	ck_assert_int_eq(tb_enc_hello(&b, &h), 0);
-	ck_assert_int_eq(tb_conn_send(c2, b.data, b.len, soon()), 0);
-	tb_buf_free(&b);
-	ck_assert_int_eq(tb_conn_recv_rec(c2, &rec, soon()), 1);
-	ck_assert_uint_eq(rec.type, TB_REC_ERROR);
-	ck_assert_ptr_nonnull(memmem(rec.u.error.text, rec.u.error.text_len,
-				     "live primary", 12));
-	tb_conn_close(c2);
+	assert_refused(&h, TB_SERR_BAD_FIELD, "live primary");
 	tb_conn_close(c1);
+}
+END_TEST
+
+static long vm_rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/* Size amplification: a HELLO declaring a guest of 1 TiB is refused
+ * before anything is allocated for it; the backup's memory and the
+ * committed replica stay as they were. */
+START_TEST(hello_larger_than_max_guest_mem_is_refused)
+{
+	struct tb_hello h = prim_hello();
+	long before = vm_rss_kib(repl_pid);
+
+	h.domid = 9;
+	memcpy(h.name, "big", 3);
+	h.nr_pages = 1ull << 28;
+	assert_refused(&h, TB_ERROR_DENIED, "larger than max_guest_mem (1 MiB)");
+	h.nr_pages = (1u << 20) / TB_PAGE_SIZE + 1; /* one page too many */
+	assert_refused(&h, TB_ERROR_DENIED, "larger than max_guest_mem");
+	ck_assert(log_has("refused: guest 'big' of 1048576 MiB"));
+	ck_assert_int_lt(vm_rss_kib(repl_pid) - before, 8192);
+	assert_replica_intact(2);
+}
+END_TEST
+
+/* Wipe by size: a HELLO for the same guest with another size must not
+ * replace (or free) its committed replica. */
+START_TEST(hello_with_other_size_keeps_committed_replica)
+{
+	struct tb_hello h = prim_hello();
+
+	h.nr_pages = PRIM_NPAGES * 2;
+	assert_refused(&h, TB_SERR_BAD_FIELD, "refused, the replica is kept");
+	h.nr_pages = PRIM_NPAGES / 2;
+	assert_refused(&h, TB_SERR_BAD_FIELD, "refused, the replica is kept");
+	assert_replica_intact(2);
+}
+END_TEST
+
+/* Slot exhaustion: sessions that end before their first commit free
+ * their slot, so HELLOs alone never fill the table; guests with a
+ * committed replica keep theirs, up to max_guests (2 here). */
+START_TEST(slots_freed_unless_committed)
+{
+	struct tb_hello h = prim_hello();
+	struct prim *p2 = calloc(1, sizeof(*p2));
+	struct tb_conn *c;
+	uint64_t ep = 0;
+	uint32_t code = 0;
+	unsigned i;
+
+	for (i = 0; i < 10; i++) { /* one free slot, ten passers-by */
+		struct tb_rec rec;
+
+		h.domid = 100 + i;
+		snprintf(h.name, sizeof(h.name), "pass%u", i);
+		c = exchange(&h, &rec, "too many guests");
+		ck_assert_msg(rec.type == TB_REC_HELLO, "passer-by %u refused: %.*s",
+			      i, (int)rec.u.error.text_len, rec.u.error.text);
+		tb_conn_close(c);
+	}
+	/* a second guest commits an epoch: it keeps the last slot */
+	h.domid = 20;
+	snprintf(h.name, sizeof(h.name), "keep");
+	prim_init(p2);
+	{
+		struct prim *save = pr;
+		struct tb_rec rec;
+
+		c = exchange(&h, &rec, "too many guests");
+		ck_assert_uint_eq(rec.type, TB_REC_HELLO);
+		pr = p2;
+		prim_encode_epoch(pr, 1, true, all, PRIM_NPAGES);
+		ck_assert_uint_eq(send_epoch(c, 0, &ep, &code), TB_REC_ACK);
+		pr = save;
+	}
+	tb_conn_close(c);
+	prim_free(p2);
+	free(p2);
+	ck_assert_uint_eq(ep, 1);
+	h.domid = 21;
+	snprintf(h.name, sizeof(h.name), "third");
+	assert_refused(&h, TB_SERR_BAD_FIELD, "too many guests (max_guests 2)");
+	ck_assert(log_has("session ended with nothing committed"));
+	assert_replica_intact(2);
 }
 END_TEST
 
@@ -343,6 +468,9 @@ static Suite *replicator_suite(void)
 	tcase_add_test(tc, replayed_epoch_is_rejected);
 	tcase_add_test(tc, oversized_record_is_rejected_before_allocation);
 	tcase_add_test(tc, second_live_primary_is_refused);
+	tcase_add_test(tc, hello_larger_than_max_guest_mem_is_refused);
+	tcase_add_test(tc, hello_with_other_size_keeps_committed_replica);
+	tcase_add_test(tc, slots_freed_unless_committed);
 	suite_add_tcase(s, tc);
 	return s;
 }
