@@ -2,11 +2,15 @@
 /*
  * tiberctl: talk to running tiberd daemons over their control sockets.
  *   tiberctl [--socket PATH] status     one JSON line per daemon
+ *   tiberctl --socket PATH release|switchover|promote GUEST
+ *   tiberctl --socket PATH reprotect GUEST TIBERD-ARGS...
+ *                                       protect a failed-over guest again
  *   tiberctl recover [--slow] [--no-unpause] DOMID
  *                                       xen: undo what a killed tiberd left
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,17 +29,18 @@
 /* How long to wait for an answer (a promote restores a guest first). */
 static int answer_ms = 2000;
 
-static int query(const char *path, const char *cmd)
+/* Send @cmd to the daemon at @path; its answer into @buf.  0, or 1 with
+ * the reason printed (the daemon's {"error":...} answer included). */
+static int ask(const char *path, const char *cmd, char *buf, size_t len)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct pollfd p;
-	char buf[8192];
 	ssize_t n, got = 0;
 	int fd, rc = 0;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		fprintf(stderr, "tiberctl: socket path too long: %s\n", path);
-		return 2;
+		return 1;
 	}
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -52,28 +57,111 @@ static int query(const char *path, const char *cmd)
 	}
 	p.fd = fd;
 	p.events = POLLIN;
-	while (got < (ssize_t)sizeof(buf) - 1 && poll(&p, 1, answer_ms) == 1) {
-		n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got);
+	while (got < (ssize_t)len - 1 && poll(&p, 1, answer_ms) == 1) {
+		n = read(fd, buf + got, len - 1 - (size_t)got);
 		if (n <= 0)
 			break;
 		got += n;
 	}
+	buf[got] = 0;
 	if (!got) {
 		fprintf(stderr, "tiberctl: %s: no answer within %d s\n", path,
 			answer_ms / 1000);
 		rc = 1;
-		goto out;
-	}
-	buf[got] = 0;
-	if (!strncmp(buf, "{\"error\"", strlen("{\"error\""))) {
+	} else if (!strncmp(buf, "{\"error\"", strlen("{\"error\""))) {
 		fputs(buf, stderr);
 		rc = 1;
-	} else {
-		fputs(buf, stdout);
 	}
 out:
 	close(fd);
 	return rc;
+}
+
+static int query(const char *path, const char *cmd)
+{
+	char buf[8192];
+	int rc = ask(path, cmd, buf, sizeof(buf));
+
+	if (!rc)
+		fputs(buf, stdout);
+	return rc;
+}
+
+/* The string value of "@key" in the one-level JSON object @json. */
+static bool json_str(const char *json, const char *key, char *out, size_t len)
+{
+	char pat[64];
+	const char *p, *e;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(json, pat);
+	if (!p)
+		return false;
+	p += strlen(pat);
+	if (*p == '"') {
+		e = strchr(++p, '"');
+	} else {
+		e = p + strcspn(p, ",}");
+	}
+	if (!e || (size_t)(e - p) >= len)
+		return false;
+	memcpy(out, p, (size_t)(e - p));
+	out[e - p] = 0;
+	return true;
+}
+
+/* tiberctl --socket REPLICATOR reprotect GUEST TIBERD-ARGS...: protect
+ * the guest that failed over to this host (a promote, a switchover or an
+ * automatic failover) towards a new backup: ask the replicator where the
+ * restored guest runs, then become the tiberd that protects it. */
+static int reprotect(const char *sock, const char *guest, int argc,
+		     char **argv)
+{
+	char cmd[128], ans[1024], backend[16], where[160], domid[16];
+	char self[PATH_MAX], tiberd[PATH_MAX + 8], *slash;
+	char **av;
+	ssize_t n;
+	int i, k = 0;
+
+	snprintf(cmd, sizeof(cmd), "reprotect %s\n", guest);
+	if (ask(sock, cmd, ans, sizeof(ans)))
+		return 1;
+	if (!json_str(ans, "backend", backend, sizeof(backend)) ||
+	    !json_str(ans, "guest", where, sizeof(where)) ||
+	    !json_str(ans, "domid", domid, sizeof(domid))) {
+		fprintf(stderr, "tiberctl: reprotect: unexpected answer: %s", ans);
+		return 1;
+	}
+	/* the tiberd beside this tiberctl, else the one on PATH */
+	snprintf(tiberd, sizeof(tiberd), "tiberd");
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = 0;
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = 0;
+			snprintf(tiberd, sizeof(tiberd), "%s/tiberd", self);
+			if (access(tiberd, X_OK))
+				snprintf(tiberd, sizeof(tiberd), "tiberd");
+		}
+	}
+	av = calloc((size_t)argc + 6, sizeof(*av));
+	if (!av)
+		return 1;
+	av[k++] = tiberd;
+	av[k++] = "--backend";
+	av[k++] = backend;
+	av[k++] = strcmp(backend, "xen") ? "--guest" : "--domain";
+	av[k++] = strcmp(backend, "xen") ? where : domid;
+	for (i = 0; i < argc; i++)
+		av[k++] = argv[i];
+	fprintf(stderr, "tiberctl: re-protecting %s (%s guest %s) with %s\n",
+		guest, backend, strcmp(backend, "xen") ? where : domid, tiberd);
+	execvp(tiberd, av);
+	fprintf(stderr, "tiberctl: reprotect: %s: %s\n", tiberd,
+		strerror(errno));
+	free(av);
+	return 1;
 }
 
 static int status_all(void)
@@ -112,6 +200,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: tiberctl [--socket PATH] status\n"
 		"       tiberctl --socket PATH release|switchover|promote GUEST\n"
+		"       tiberctl --socket PATH reprotect GUEST --backup ADDR [TIBERD-ARGS...]\n"
 		"       tiberctl recover [--slow] [--no-unpause] DOMID\n\n"
 		"status   state, rate, last epoch, pause p50/p99 and backup lag of\n"
 		"         every tiberd (or the daemon at PATH: a tiberd, or a\n"
@@ -124,6 +213,9 @@ static void usage(FILE *f)
 		"         and it is stopped here (no output lost or repeated)\n"
 		"promote  tiber-replicator: start GUEST here from its committed epoch\n"
 		"         (only once you know its old primary is stopped)\n"
+		"reprotect  tiber-replicator: GUEST failed over to this host; run\n"
+		"         the tiberd that protects it towards a new backup (the\n"
+		"         command becomes that tiberd: TIBERD-ARGS are its flags)\n"
 		"recover  xen: resume a domain a killed tiberd left suspended or\n"
 		"         paused, switch log-dirty off, release its event channel\n"
 		"         (--slow: the guest lacks SUSPEND_CANCEL; --no-unpause: leave\n"
@@ -168,6 +260,14 @@ int main(int argc, char **argv)
 		snprintf(cmd, sizeof(cmd), "promote %s\n", argv[i + 1]);
 		answer_ms = 120000;
 		return query(sock, cmd);
+	}
+	if (sock && !strcmp(argv[i], "reprotect") && i + 1 < argc) {
+		if (strlen(argv[i + 1]) > 32 || strpbrk(argv[i + 1], " \n")) {
+			fprintf(stderr, "tiberctl: reprotect: bad guest name '%s'\n",
+				argv[i + 1]);
+			return 2;
+		}
+		return reprotect(sock, argv[i + 1], argc - i - 2, argv + i + 2);
 	}
 	if (!strcmp(argv[i], "recover")) {
 		for (i++; i < argc && !strncmp(argv[i], "--", 2); i++) {

@@ -14,7 +14,9 @@
 #     silent, the replicator restores the last committed epoch with
 #     xl restore of our stream v2; the guest's suspend hypercall returns
 #     0 there, it reconnects and keeps counting from the committed state
-#     (the test guest also verifies its memory ledger).
+#     (the test guest also verifies its memory ledger).  The restored
+#     test guest is then protected again towards a second replicator
+#     (tiberctl reprotect; function reprotect below).
 #  3. (TIBER_HA_PVH=1) the stock PVH domU: snapshot + restore alone
 #     (tb-xenrestore), then failover through tiberd.  The PVH full sync
 #     of its 1M-frame pfn space does not finish in time under TCG.
@@ -291,7 +293,7 @@ failover() {
 	[ $(( rc || tk )) = 0 ] || { res ${tag}_failover 1 "not run: no guest"; return; }
 	local canc0; canc0=$(tg_field suspends_cancelled < "$(conlog $G)")
 	$REPL --insecure yes --listen 127.0.0.1:$port --backend xen --restore_args "$cfg" \
-		--fence_cmd "$(fence_of $DOMID)" \
+		--fence_cmd "$(fence_of $DOMID)" --control $o/r.ctl \
 		--heartbeat_timeout 3s --status_file $o/status.jsonl \
 		> $o/replicator.log 2>&1 &
 	local rpid=$!
@@ -356,9 +358,36 @@ failover() {
 	grep -q 'fence primary: succeeded' $o/replicator.log || ok=1
 	res ${tag}_failover $ok "guest running ${t_run:-never}s after the primary fell silent (fenced: $(grep -c 'fence primary: succeeded' $o/replicator.log)); $(tail -1 $o/status.jsonl 2>/dev/null)"
 	[ $ok = 0 ] || { for f in $o/replicator.log $o/tiberd.log; do echo "== $f"; tail -n 12 $f; done; ps -ef | grep -E 'xl|hotplug|vif|block' | grep -v grep; echo "$after" | tail -n 5; } | sed 's/^/INFO /'
+	[ $tg = 1 ] && [ $ok = 0 ] && reprotect $tag $G $o $kernel $hz
 	kill $rpid 2>/dev/null; wait $rpid 2>/dev/null
 	xl list | sed "s/^/INFO $tag xl list: /"
 	xl destroy $G 2>/dev/null
+}
+# reprotect TAG GUEST DIR KERNEL HZ: the restored guest is protected
+# again towards a new replicator (the repaired host's) with one command,
+# tiberctl reprotect against the replicator it failed over to: 20 epochs
+# acked by the new one, the guest (same domain) still counting
+reprotect() {
+	local tag=$1 G=$2 o=$3 kernel=$4 hz=$5 port=$((8000 + RANDOM % 500))
+	local d0 t0 e
+	d0=$(xl domid $G 2>/dev/null)
+	$REPL --insecure yes --listen 127.0.0.1:$port --backend xen --failover no \
+		--heartbeat_timeout 3s > $o/replicator2.log 2>&1 &
+	local r2=$!
+	sleep 0.5
+	t0=$(now)
+	tiberctl --socket $o/r.ctl reprotect $G --backup 127.0.0.1:$port --insecure yes \
+		--rate $hz --kernel "$kernel" --suspend_timeout 2s --heartbeat_timeout 10s \
+		--lag_limit 30s --control $o/ctl2.sock > $o/tiberd2.log 2>&1 &
+	local t2=$!
+	e=$(wait_epochs $o/ctl2.sock 20 $t2)
+	ticking $G; local tk=$? same=1
+	[ "$(xl domid $G 2>/dev/null)" = "$d0" ] && same=0
+	echo "INFO ${tag}_reprotect: $(head -1 $o/tiberd2.log); ${e} epochs acked by the new replicator in $(el $t0)s"
+	res ${tag}_reprotect $(( e < 20 || tk || same )) \
+		"restored dom$d0 protected again: $e epochs acked by a second replicator (ticking: $tk)"
+	[ "$e" -ge 20 ] || { tail -5 $o/tiberd2.log; tail -5 $o/replicator2.log; } | sed 's/^/INFO /'
+	kill $t2 $r2 2>/dev/null; wait $t2 $r2 2>/dev/null
 }
 if ! want failover; then :
 elif [ -x $TIBERD ] && [ -x $REPL ]; then
