@@ -15,6 +15,7 @@ PIDS=()
 
 tb_cleanup() {
 	local p
+	exec 2>/dev/null # not bash's "Killed" line for each job below
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
 	# restored guests are started by the replicator in their own session
 	if [ -f "$T/failover.json" ]; then

@@ -4,7 +4,8 @@
 # epoch with the guest left suspended, the backup starts the guest from
 # exactly that epoch, and the primary's copy is destroyed.  A client of
 # each guest (observer.py) sees no reply lost and none repeated: the
-# restored guest's first answer is the primary's last plus one.
+# restored guest's first answer is the primary's last plus one.  Then
+# `tiberctl reprotect` protects it again in the other direction.
 . "$(dirname "$0")/lib.sh"
 
 start_replicator r --control "$T/r.ctl" \
@@ -35,4 +36,12 @@ wait "$OBS" || fail "observer: $(cat "$T/obs.out")"
 max_a=$(sed -n 's/.*max_a=\([0-9]*\).*/\1/p' "$T/obs.out")
 first_b=$(sed -n 's/.*first_b=\([0-9]*\).*/\1/p' "$T/obs.out")
 [ "$first_b" -eq $((max_a + 1)) ] || fail "first reply of the restored guest $first_b, want $((max_a + 1)) (lost or repeated output): $(cat "$T/obs.out")"
-echo "test_switchover: ok: $(grep -o 'SWITCHOVER DONE at epoch [0-9]*' "$T/d.log"); $(cat "$T/obs.out")"
+# then protected again in the other direction: a replicator where the
+# primary was, the guest's new host running the tiberd
+start_replicator r2
+CTL=$T/d2.ctl
+"$BIN/tiberctl" --socket "$T/r.ctl" reprotect simguest --backup "$REPL_ADDR" "${TLS_ARGS[@]}" \
+	--control "$CTL" --rate 100 >"$T/d2.log" 2>&1 &
+PIDS+=($!)
+WAIT_S=20 wait_for acked_at_least 5 || fail "not protected again in the other direction"
+echo "test_switchover: ok: $(grep -o 'SWITCHOVER DONE at epoch [0-9]*' "$T/d.log"); $(cat "$T/obs.out"); re-protected: $(status_field epochs) epochs acked by the new backup"
