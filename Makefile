@@ -62,6 +62,7 @@ ASAN_LIB := $(ASAN)/libtiber.a
 ASAN_SIMLIB := $(ASAN)/libtibersim.a
 
 .PHONY: all deps check check-unit check-asan check-integration check-xen \
+	check-integration-asan \
 	xen-guest \
 	bench demo soak fuzz install clean help format format-check analyze \
 	memcheck mutate
@@ -74,6 +75,7 @@ help:
 	@echo "  deps           install the Debian packages (no-op when present)"
 	@echo "  check          deps + build + unit tests (plain and ASan/UBSan)"
 	@echo "                 + integration tests over the simulated backend"
+	@echo "                 (some again against ASan/UBSan builds of the daemons)"
 	@echo "  check-xen      real Xen 4.17 in QEMU TCG (tests/xen/, slow)"
 	@echo "  xen-guest      PV test guest kernel -> $(BUILD)/xen-guest/"
 	@echo "  bench          benchmarks: tables on stdout, JSON and plots"
@@ -127,6 +129,16 @@ $(ASAN)/tests/%: $(ASAN)/tests/unit/%.o $(call objs,$(ASAN),$(TEST_UTIL)) \
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $(ASAN_FLAGS) -o $@ $^ $(CHECK_LIBS) $(LINK_LIBS)
 
+# The daemons built with ASan/UBSan, for check-integration-asan.
+ASAN_BIN := $(ASAN)/bin
+SAN_PROGS := tiberd tiber-replicator tiber-simguest tiberctl
+define asan_prog_rule
+$(ASAN_BIN)/$(1): $(call objs,$(ASAN),$(PROG_$(1))) $(ASAN_SIMLIB) $(ASAN_LIB)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) $$(ASAN_FLAGS) -o $$@ $$^ $$(LINK_LIBS)
+endef
+$(foreach p,$(SAN_PROGS),$(eval $(call asan_prog_rule,$(p))))
+
 # unit tests of a program's own files
 $(REL)/tests/test_authz: $(REL)/replicator/authz.o
 $(ASAN)/tests/test_authz: $(ASAN)/replicator/authz.o
@@ -139,7 +151,8 @@ ASAN_TESTS := $(patsubst tests/unit/%.c,$(ASAN)/tests/%,$(TEST_SRCS))
 # target after all suites ran.
 check: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory check-unit check-asan check-integration
+	@$(MAKE) --no-print-directory check-unit check-asan check-integration \
+		check-integration-asan
 
 check-unit: $(REL_TESTS)
 	@scripts/run-tests.sh unit $(REL_TESTS)
@@ -151,6 +164,21 @@ check-asan: $(ASAN_TESTS)
 
 check-integration: all
 	@scripts/run-tests.sh integration $(sort $(wildcard tests/integration/test_*.sh))
+
+# The kill -9 failover, backup loss, slow link, TLS, switchover and
+# re-protect tests again, against ASan/UBSan builds of the daemons: any
+# sanitizer report (under $(BUILD)/san-logs; daemons get SIGTERM first so
+# LeakSanitizer checks them) fails the test.
+SAN_IT := $(addprefix tests/integration/,test_failover.sh \
+	test_backup_loss.sh test_slow_link.sh test_link_security.sh \
+	test_switchover.sh test_reprotect.sh)
+check-integration-asan: all $(addprefix $(ASAN_BIN)/,$(SAN_PROGS))
+	@rm -rf $(BUILD)/san-logs && mkdir -p $(BUILD)/san-logs
+	@TIBER_BIN_DIR=$(abspath $(ASAN_BIN)) \
+	TIBER_SAN_LOG_DIR=$(abspath $(BUILD))/san-logs \
+	ASAN_OPTIONS=detect_leaks=1:log_path=$(abspath $(BUILD))/san-logs/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(abspath $(BUILD))/san-logs/ubsan \
+	scripts/run-tests.sh integration-asan $(SAN_IT)
 
 check-xen: all
 	@TIBER_DEPS_XEN=1 scripts/deps.sh

@@ -44,6 +44,13 @@ for t in "$@"; do
 		[ -z "$left" ] && break
 		sleep 0.1
 	done
+	# sanitized programs write their reports there (ASAN_OPTIONS log_path)
+	if [ -n "${TIBER_SAN_LOG_DIR:-}" ] && [ -n "$(ls -A "$TIBER_SAN_LOG_DIR")" ]; then
+		echo "$t: sanitizer reports:"
+		for r in "$TIBER_SAN_LOG_DIR"/*; do echo "== $r"; head -n 40 "$r"; done
+		rm -f "$TIBER_SAN_LOG_DIR"/*
+		[ "$rc" -eq 0 ] && rc=1
+	fi
 	if [ -n "$left" ]; then
 		echo "$t left behind:"; echo "$left" | sed 's/^/  /'
 		[ "$rc" -eq 0 ] && rc=1

@@ -4,7 +4,8 @@
 # test starts is killed on exit, restored guests included.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN=$ROOT/build/bin
+# TIBER_BIN_DIR: other builds of the programs (make check-integration-asan)
+BIN=${TIBER_BIN_DIR:-$ROOT/build/bin}
 export TIBER_SIMGUEST=$BIN/tiber-simguest
 T=$(mktemp -d /tmp/tiber-it.XXXXXX)
 export TMPDIR=$T # what the daemons put in $TMPDIR goes with the test
@@ -16,6 +17,21 @@ PIDS=()
 tb_cleanup() {
 	local p
 	exec 2>/dev/null # not bash's "Killed" line for each job below
+	if [ -n "${TIBER_SAN_LOG_DIR:-}" ]; then
+		# sanitized daemons: an orderly exit first, so LeakSanitizer
+		# checks them (reports go to TIBER_SAN_LOG_DIR)
+		local i alive
+		for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+		for i in $(seq 50); do
+			alive=0
+			for p in "${PIDS[@]}"; do
+				[ "$(awk '{print $3}' /proc/$p/stat 2>/dev/null)" = "" ] ||
+					[ "$(awk '{print $3}' /proc/$p/stat)" = Z ] || alive=1
+			done
+			[ $alive = 0 ] && break
+			sleep 0.1
+		done
+	fi
 	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
 	# restored guests are started by the replicator in their own session
 	if [ -f "$T/failover.json" ]; then
