@@ -38,7 +38,24 @@ now() { cut -d' ' -f1 /proc/uptime; }
 el() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
 # TIBER_HA_ONLY="netbuf overflow guestnet failover": run only these sections
 want() { [ -z "${TIBER_HA_ONLY:-}" ] || case " $TIBER_HA_ONLY " in *" $1 "*) ;; *) false;; esac; }
-res() { if [ "$2" = 0 ]; then pass=$((pass+1)); echo "TEST $1 PASS $3"; else fail=$((fail+1)); echo "TEST $1 FAIL $3"; fi; }
+SEEN=" "
+res() { SEEN="$SEEN$1 "; if [ "$2" = 0 ]; then pass=$((pass+1)); echo "TEST $1 PASS $3"; else fail=$((fail+1)); echo "TEST $1 FAIL $3"; fi; }
+# The tests the chosen sections must run; one that printed no TEST line
+# (a precondition missing) fails at the end (finish).
+EXPECTED=""
+want netbuf && EXPECTED="$EXPECTED netbuf_hold_release"
+want overflow && EXPECTED="$EXPECTED overflow_pause overflow_drop"
+want guestnet && EXPECTED="$EXPECTED guestnet_inorder guestnet_held guestnet_failover"
+want failover && EXPECTED="$EXPECTED pv_testguest_boot pv_testguest_failover pv_testguest_reprotect pv_linux_boot pv_linux_failover"
+[ "${TIBER_HA_PVH:-0}" = 1 ] && EXPECTED="$EXPECTED pvh_restore_from_snapshot pvh_linux_boot pvh_linux_failover"
+finish() {
+	local t
+	for t in $EXPECTED; do
+		case $SEEN in *" $t "*) ;; *) res $t 1 "not run (a precondition was missing: see above)";; esac
+	done
+	echo "RESULT $pass passed, $fail failed"
+	exit 0
+}
 conlog() { echo /var/log/xen/console/guest-$1.log; }
 ticks() { grep -a -o '^TICK [0-9]*' "$(conlog $1)" 2>/dev/null | cut -d' ' -f2; }
 last_tick() { ticks $1 | tail -1; }
@@ -399,7 +416,7 @@ else
 	res pv_failover 1 "not run: $TIBERD, $REPL needed"
 fi
 
-[ "${TIBER_HA_PVH:-0}" = 1 ] || { echo "RESULT $pass passed, $fail failed"; exit 0; }
+[ "${TIBER_HA_PVH:-0}" = 1 ] || finish
 
 # 3a. restore path alone (no network): tb-xenrestore suspends the PVH
 # domU, snapshots it like a replica, destroys it, restore()s it.
@@ -422,4 +439,4 @@ fi
 
 # 3b. PVH failover through tiberd + replicator (same test as for PV)
 failover pvh_linux $CFG /root/domu/vmlinuz 10
-echo "RESULT $pass passed, $fail failed"
+finish
