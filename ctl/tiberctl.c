@@ -114,8 +114,7 @@ static bool json_str(const char *json, const char *key, char *out, size_t len)
  * the guest that failed over to this host (a promote, a switchover or an
  * automatic failover) towards a new backup: ask the replicator where the
  * restored guest runs, then become the tiberd that protects it. */
-static int reprotect(const char *sock, const char *guest, int argc,
-		     char **argv)
+static int reprotect(const char *sock, const char *guest, int argc, char **argv)
 {
 	char cmd[128], ans[1024], backend[16], where[160], domid[16];
 	char self[PATH_MAX], tiberd[PATH_MAX + 8], *slash;
@@ -129,7 +128,8 @@ static int reprotect(const char *sock, const char *guest, int argc,
 	if (!json_str(ans, "backend", backend, sizeof(backend)) ||
 	    !json_str(ans, "guest", where, sizeof(where)) ||
 	    !json_str(ans, "domid", domid, sizeof(domid))) {
-		fprintf(stderr, "tiberctl: reprotect: unexpected answer: %s", ans);
+		fprintf(stderr, "tiberctl: reprotect: unexpected answer: %s",
+			ans);
 		return 1;
 	}
 	/* the tiberd beside this tiberctl, else the one on PATH */
@@ -253,7 +253,8 @@ int main(int argc, char **argv)
 		char cmd[128];
 
 		if (strlen(argv[i + 1]) > 32 || strpbrk(argv[i + 1], " \n")) {
-			fprintf(stderr, "tiberctl: promote: bad guest name '%s'\n",
+			fprintf(stderr,
+				"tiberctl: promote: bad guest name '%s'\n",
 				argv[i + 1]);
 			return 2;
 		}
@@ -263,7 +264,8 @@ int main(int argc, char **argv)
 	}
 	if (sock && !strcmp(argv[i], "reprotect") && i + 1 < argc) {
 		if (strlen(argv[i + 1]) > 32 || strpbrk(argv[i + 1], " \n")) {
-			fprintf(stderr, "tiberctl: reprotect: bad guest name '%s'\n",
+			fprintf(stderr,
+				"tiberctl: reprotect: bad guest name '%s'\n",
 				argv[i + 1]);
 			return 2;
 		}

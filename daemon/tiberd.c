@@ -260,9 +260,10 @@ int main(int argc, char **argv)
 		rc = -EINVAL;
 	}
 	if (!rc && tb_addr_check(backup)) {
-		snprintf(o.err, sizeof(o.err),
-			 "key 'backup': '%s' is not HOST:PORT, [IPV6]:PORT or unix:PATH",
-			 backup);
+		snprintf(
+			o.err, sizeof(o.err),
+			"key 'backup': '%s' is not HOST:PORT, [IPV6]:PORT or unix:PATH",
+			backup);
 		rc = -EINVAL;
 	}
 	if (!rc && backend == 0 && !guest) {

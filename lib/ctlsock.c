@@ -146,8 +146,8 @@ static int bind_socket(struct tb_ctl *c, const char *group)
 		struct group *gr = getgrnam(group);
 
 		if (!gr) {
-			tb_err("control socket %s: unknown group '%s'",
-			       c->path, group);
+			tb_err("control socket %s: unknown group '%s'", c->path,
+			       group);
 			return -ENOENT;
 		}
 		gid = gr->gr_gid;
@@ -241,7 +241,8 @@ void tb_ctl_close(struct tb_ctl *c)
 		return;
 	/* An eventfd write of 1 cannot fail short of overflow. */
 	if (write(c->stop_fd, &one, sizeof(one)) != sizeof(one))
-		tb_warn("control socket %s: stop: %s", c->path, strerror(errno));
+		tb_warn("control socket %s: stop: %s", c->path,
+			strerror(errno));
 	pthread_join(c->thread, NULL);
 	unlink(c->path);
 	unlink(c->lock_path);

@@ -48,9 +48,9 @@
 #include "tiber/log.h"
 #include "tiber/stream.h"
 
-#define CHUNK_PAGES 1024u /* pre-copy chunk: one PAGE_DATA record */
-#define NR_CHUNKS   4u
-#define PAUSE_RING  1024u
+#define CHUNK_PAGES	   1024u /* pre-copy chunk: one PAGE_DATA record */
+#define NR_CHUNKS	   4u
+#define PAUSE_RING	   1024u
 #define LINK_WARN_EVERY_NS (30 * TB_NSEC_PER_SEC)
 
 enum job_type {
@@ -145,18 +145,18 @@ struct tb_engine {
 	bool held_suspended;
 	bool resume_failed; /* the guest could not be resumed: stop */
 	int64_t last_loss_log_ns;
-	char link_why[256];	/* connect_backup: why TLS failed, or "" */
-	char link_text[256];	/* under lock: why the last connection
+	char link_why[256];	    /* connect_backup: why TLS failed, or "" */
+	char link_text[256];	    /* under lock: why the last connection
 				   attempt failed, or "" (status, log) */
-	int64_t link_warn_ns;	/* when that failure was last logged */
+	int64_t link_warn_ns;	    /* when that failure was last logged */
 	atomic_bool switchover_req; /* tiberctl switchover */
 	bool keep_suspended;	    /* checkpoint(): the switchover's last */
 	uint32_t bye_code;	    /* the orderly goodbye (0 or SWITCHOVER) */
 };
 
 static const char *const state_names[] = {
-	"starting", "syncing",	"protected", "unprotected",
-	"held",	    "stopped",	"isolated",  "fenced", "switched_over",
+	"starting", "syncing",	"protected", "unprotected",   "held",
+	"stopped",  "isolated", "fenced",    "switched_over",
 };
 
 const char *tb_engine_state_name(enum tb_engine_state s)
@@ -817,9 +817,11 @@ static void stop_link(struct tb_engine *e, bool orderly)
 		orderly = !e->link_lost;
 		pthread_mutex_unlock(&e->lock);
 		if (orderly)
-			say_goodbye(e, e->bye_code,
-				    e->bye_code ? "switchover: the guest continues on the backup from the last acked epoch" :
-						  "primary shutting down");
+			say_goodbye(
+				e, e->bye_code,
+				e->bye_code ?
+					"switchover: the guest continues on the backup from the last acked epoch" :
+					"primary shutting down");
 		mark_lost(e);
 		pthread_join(e->receiver, NULL);
 		e->threads_running = false;
@@ -1182,22 +1184,26 @@ void tb_engine_control(struct tb_engine *e, const char *cmd, char *buf,
 			snprintf(buf, len, "{\"error\":\"status too long\"}");
 	} else if (!strcmp(cmd, "switchover")) {
 		if (get_state(e) != TB_ENG_PROTECTED) {
-			snprintf(buf, len,
-				 "{\"error\":\"switchover needs state protected, not %s\"}",
-				 tb_engine_state_name(get_state(e)));
+			snprintf(
+				buf, len,
+				"{\"error\":\"switchover needs state protected, not %s\"}",
+				tb_engine_state_name(get_state(e)));
 			return;
 		}
 		atomic_store(&e->switchover_req, true);
-		snprintf(buf, len,
-			 "{\"ok\":true,\"note\":\"switchover at the next tick: state switched_over when the backup runs the guest\"}");
+		snprintf(
+			buf, len,
+			"{\"ok\":true,\"note\":\"switchover at the next tick: state switched_over when the backup runs the guest\"}");
 	} else if (!strcmp(cmd, "release")) {
 		/* The operator vouches that the backup cannot take over. */
 		atomic_store(&e->release_req, true);
-		snprintf(buf, len,
-			 "{\"ok\":true,\"note\":\"held output is released at the next tick if the backup is lost\"}");
+		snprintf(
+			buf, len,
+			"{\"ok\":true,\"note\":\"held output is released at the next tick if the backup is lost\"}");
 	} else {
-		snprintf(buf, len,
-			 "{\"error\":\"unknown command (status, release, switchover)\"}");
+		snprintf(
+			buf, len,
+			"{\"error\":\"unknown command (status, release, switchover)\"}");
 	}
 }
 
@@ -1271,9 +1277,10 @@ static void lost_backup(struct tb_engine *e)
 			       e->info.domid, until);
 			return;
 		}
-		tb_err_rc(rc,
-			  "dom=%u BACKUP LOST: cannot hold the guest suspended; it runs with its output held",
-			  e->info.domid);
+		tb_err_rc(
+			rc,
+			"dom=%u BACKUP LOST: cannot hold the guest suspended; it runs with its output held",
+			e->info.domid);
 	}
 	/* The backup may take the guest over: nothing produced after its
 	 * last ACK may leave before we know it cannot. */
@@ -1329,9 +1336,10 @@ static void drain_output(struct tb_engine *e, int64_t ns)
 			break;
 		tb_sleep_until(tb_now_ns() + TB_NSEC_PER_MSEC);
 	}
-	tb_warn("dom=%u %" PRIu64 " bytes of released output did not leave in %" PRId64
-		" ms; they are lost with the guest", e->info.domid,
-		st.output_held_bytes, ns / TB_NSEC_PER_MSEC);
+	tb_warn("dom=%u %" PRIu64
+		" bytes of released output did not leave in %" PRId64
+		" ms; they are lost with the guest",
+		e->info.domid, st.output_held_bytes, ns / TB_NSEC_PER_MSEC);
 }
 
 /*
@@ -1380,7 +1388,8 @@ static int switchover(struct tb_engine *e, int64_t t_tick)
 	drain_output(e, 2 * TB_NSEC_PER_SEC);
 	rc = e->cfg.ops->destroy(e->dom);
 	if (rc)
-		tb_err_rc(rc, "dom=%u switchover: destroying the guest here: %s",
+		tb_err_rc(rc,
+			  "dom=%u switchover: destroying the guest here: %s",
 			  e->info.domid, tb_backend_reason());
 	set_state(e, TB_ENG_SWITCHED);
 	tb_info("dom=%u SWITCHOVER DONE at epoch %" PRIu64
@@ -1425,7 +1434,9 @@ static int try_reconnect(struct tb_engine *e, int64_t now)
 		return rc;
 	}
 	snprintf(why, sizeof(why), "%s",
-		 !rc ? "" : e->link_why[0] ? e->link_why : tb_strerror(rc));
+		 !rc		? "" :
+		 e->link_why[0] ? e->link_why :
+				  tb_strerror(rc));
 	for (char *q = why; *q; q++)
 		if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20)
 			*q = '\''; /* it goes into the status JSON */
@@ -1434,7 +1445,8 @@ static int try_reconnect(struct tb_engine *e, int64_t now)
 	if (rc && (strcmp(why, e->link_text) ||
 		   now - e->link_warn_ns >= LINK_WARN_EVERY_NS)) {
 		tb_warn("backup=%s unreachable, retrying every %" PRId64
-			" ms: %s", e->cfg.backup,
+			" ms: %s",
+			e->cfg.backup,
 			e->cfg.reconnect_interval_ns / TB_NSEC_PER_MSEC, why);
 		e->link_warn_ns = now;
 	}
@@ -1545,7 +1557,8 @@ static int tick(struct tb_engine *e, int64_t t_tick)
 check_guest:
 	if (e->resume_failed) {
 		tb_err("dom=%u left suspended: stopping (tiberctl recover "
-		       "resumes it)", e->info.domid);
+		       "resumes it)",
+		       e->info.domid);
 		return -EIO;
 	}
 	rc = e->cfg.ops->check_health(e->dom);
@@ -1745,8 +1758,7 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		st.dom.output_held_bytes, st.dom.output_released_bytes,
 		st.dom.output_dropped_bytes, st.dom.output_dropped_packets,
 		st.dom.output_overflow_pauses,
-		st.dom.output_overflow_pause_ns / 1e6,
-		st.link_error);
+		st.dom.output_overflow_pause_ns / 1e6, st.link_error);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 

@@ -22,8 +22,7 @@ extern char **environ;
 
 /* environ plus TIBER_GUEST and TIBER_PEER (built before fork: the child
  * may only make async-signal-safe calls). */
-static char **fence_env(const char *guest, const char *peer, char **g,
-			char **p)
+static char **fence_env(const char *guest, const char *peer, char **g, char **p)
 {
 	size_t n = 0, i, j = 0;
 	char **env;
@@ -125,8 +124,8 @@ int tb_fence_run(const char *what, const char *cmd, const char *guest,
 		bool exited = waitpid(pid, &status, WNOHANG) == pid;
 		ssize_t n;
 
-		while ((n = read(pfd[0], buf + have,
-				 sizeof(buf) - 1 - have)) > 0) {
+		while ((n = read(pfd[0], buf + have, sizeof(buf) - 1 - have)) >
+		       0) {
 			have += (size_t)n;
 			have = log_lines(what, buf, have,
 					 have == sizeof(buf) - 1);
@@ -143,7 +142,8 @@ int tb_fence_run(const char *what, const char *cmd, const char *guest,
 			tb_sleep_until(tb_now_ns() +
 				       TB_MIN(left, 20 * TB_NSEC_PER_MSEC));
 		else
-			poll(&pl, 1, (int)TB_MIN(left / TB_NSEC_PER_MSEC + 1, 50));
+			poll(&pl, 1,
+			     (int)TB_MIN(left / TB_NSEC_PER_MSEC + 1, 50));
 	}
 	log_lines(what, buf, have, true);
 	close(pfd[0]);

@@ -25,7 +25,7 @@
 #define TB_TLS_ID_MAX  128
 
 /* AES-GCM first: the CPUs of dom0s have AES instructions */
-#define TB_TLS_PRIO                                                         \
+#define TB_TLS_PRIO                                                     \
 	"NORMAL:%SERVER_PRECEDENCE:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:" \
 	"+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305"
 static const char prio_x509[] = TB_TLS_PRIO;
@@ -66,15 +66,17 @@ int tb_tls_setup(struct tb_tls_ctx **out, const struct tb_tls_cfg *cfg,
 	*out = NULL;
 	why[0] = 0;
 	if (insecure && tb_tls_cfg_set(cfg)) {
-		snprintf(why, whylen,
-			 "insecure = yes and TLS credentials (tls_*): choose one");
+		snprintf(
+			why, whylen,
+			"insecure = yes and TLS credentials (tls_*): choose one");
 		return -EINVAL;
 	}
 	if (insecure)
 		return 0;
 	if (!tb_tls_cfg_set(cfg)) {
-		snprintf(why, whylen,
-			 "no TLS credentials: set tls_cert, tls_key and tls_ca, or tls_psk_file (scripts/tls-keys.sh makes them), or insecure = yes for a plaintext link");
+		snprintf(
+			why, whylen,
+			"no TLS credentials: set tls_cert, tls_key and tls_ca, or tls_psk_file (scripts/tls-keys.sh makes them), or insecure = yes for a plaintext link");
 		return -EINVAL;
 	}
 	return tb_tls_ctx_new(out, cfg, server, why, whylen);
@@ -93,9 +95,10 @@ static int check_secret(const char *what, const char *path, char *why,
 		return -errno;
 	}
 	if (st.st_mode & 0007) {
-		snprintf(why, len,
-			 "%s %s: readable by other users (mode %04o): chmod o-rwx it",
-			 what, path, (unsigned)(st.st_mode & 07777));
+		snprintf(
+			why, len,
+			"%s %s: readable by other users (mode %04o): chmod o-rwx it",
+			what, path, (unsigned)(st.st_mode & 07777));
 		return -EPERM;
 	}
 	return 0;
@@ -111,7 +114,8 @@ static int load_client_psk(struct tb_tls_ctx *x, const char *path,
 	int rc = -ENOENT;
 
 	if (!f) {
-		snprintf(why, len, "tls_psk_file %s: %s", path, strerror(errno));
+		snprintf(why, len, "tls_psk_file %s: %s", path,
+			 strerror(errno));
 		return -errno;
 	}
 	while (fgets(line, sizeof(line), f)) {
@@ -141,8 +145,9 @@ static int load_client_psk(struct tb_tls_ctx *x, const char *path,
 	explicit_bzero(line, sizeof(line));
 	fclose(f);
 	if (rc == -ENOENT)
-		snprintf(why, len, "tls_psk_file %s: no 'identity:hexkey' line%s%s",
-			 path, identity ? " for " : "", identity ? identity : "");
+		snprintf(why, len,
+			 "tls_psk_file %s: no 'identity:hexkey' line%s%s", path,
+			 identity ? " for " : "", identity ? identity : "");
 	return rc;
 }
 
@@ -152,8 +157,9 @@ static int load_x509(struct tb_tls_ctx *x, const struct tb_tls_cfg *cfg,
 	int rc;
 
 	if (!cfg->cert || !cfg->key || !cfg->ca) {
-		snprintf(why, len,
-			 "TLS with certificates needs tls_cert, tls_key and tls_ca");
+		snprintf(
+			why, len,
+			"TLS with certificates needs tls_cert, tls_key and tls_ca");
 		return -EINVAL;
 	}
 	rc = check_secret("tls_key", cfg->key, why, len);
@@ -192,8 +198,8 @@ static int load_psk(struct tb_tls_ctx *x, const struct tb_tls_cfg *cfg,
 		rc = gnutls_psk_set_server_credentials_file(x->psk_srv,
 							    cfg->psk_file);
 		if (rc < 0) {
-			snprintf(why, len, "tls_psk_file %s: %s",
-				 cfg->psk_file, gnutls_strerror(rc));
+			snprintf(why, len, "tls_psk_file %s: %s", cfg->psk_file,
+				 gnutls_strerror(rc));
 			return -EINVAL;
 		}
 		return 0;
@@ -216,8 +222,9 @@ int tb_tls_ctx_new(struct tb_tls_ctx **out, const struct tb_tls_cfg *cfg,
 		return -EINVAL;
 	}
 	if (cfg->psk_file && (cfg->cert || cfg->key || cfg->ca)) {
-		snprintf(why, whylen,
-			 "tls_psk_file and tls_cert/tls_key/tls_ca: choose one");
+		snprintf(
+			why, whylen,
+			"tls_psk_file and tls_cert/tls_key/tls_ca: choose one");
 		return -EINVAL;
 	}
 	x = calloc(1, sizeof(*x));
@@ -279,15 +286,16 @@ static int session_new(struct tb_tls *t, struct tb_tls_ctx *x)
 		return -EINVAL;
 	if (x->psk)
 		return gnutls_credentials_set(t->s, GNUTLS_CRD_PSK,
-					      x->server ? (void *)x->psk_srv :
-							  (void *)x->psk_cli) <
-			       0 ?
+					      x->server ?
+						      (void *)x->psk_srv :
+						      (void *)x->psk_cli) < 0 ?
 			       -EINVAL :
 			       0;
 	if (gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, x->x509) < 0)
 		return -EINVAL;
 	if (x->server)
-		gnutls_certificate_server_set_request(t->s, GNUTLS_CERT_REQUIRE);
+		gnutls_certificate_server_set_request(t->s,
+						      GNUTLS_CERT_REQUIRE);
 	/* the peer's chain must lead to our CA (and carry peer_name) */
 	gnutls_session_set_verify_cert(t->s, x->server ? NULL : x->peer_name,
 				       0);
@@ -309,8 +317,9 @@ static void peer_identity(struct tb_tls *t, struct tb_tls_ctx *x)
 	if (x->psk) {
 		/* the client's identity; to the client, the server is
 		 * whoever holds the same key */
-		const char *u = x->server ? gnutls_psk_server_get_username(t->s) :
-					    x->psk_id;
+		const char *u = x->server ?
+					gnutls_psk_server_get_username(t->s) :
+					x->psk_id;
 
 		snprintf(t->peer, sizeof(t->peer), "%s", u && *u ? u : "?");
 		return;
@@ -349,8 +358,9 @@ static int handshake_error(struct tb_tls *t, int rc, char *why, size_t len)
 		return -EACCES;
 	case GNUTLS_E_PULL_ERROR:
 	case GNUTLS_E_PUSH_ERROR:
-		snprintf(why, len,
-			 "peer hung up during the TLS handshake (did it refuse our credentials?)");
+		snprintf(
+			why, len,
+			"peer hung up during the TLS handshake (did it refuse our credentials?)");
 		return -EACCES;
 	case GNUTLS_E_FATAL_ALERT_RECEIVED:
 		snprintf(why, len, "peer refused us: alert '%s'",
@@ -370,8 +380,7 @@ static int handshake_error(struct tb_tls *t, int rc, char *why, size_t len)
 }
 
 /* After the handshake: GnuTLS talks to our buffers, never the socket. */
-static ssize_t push_vec(gnutls_transport_ptr_t p, const giovec_t *iov,
-			int n)
+static ssize_t push_vec(gnutls_transport_ptr_t p, const giovec_t *iov, int n)
 {
 	struct tb_tls *t = p;
 	ssize_t total = 0;
@@ -442,7 +451,8 @@ int tb_tls_handshake(struct tb_tls **out, struct tb_tls_ctx *x, int fd,
 			break;
 		}
 		if (left <= 0) {
-			snprintf(why, whylen, "TLS handshake: no answer in time");
+			snprintf(why, whylen,
+				 "TLS handshake: no answer in time");
 			rc = -ETIMEDOUT;
 			break;
 		}

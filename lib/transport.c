@@ -357,8 +357,8 @@ int tb_addr_check(const char *addr)
 	char host[256], port[8];
 	bool v6;
 
-	return tb_addr_split(addr, NULL, host, sizeof(host), port,
-			     sizeof(port), &v6);
+	return tb_addr_split(addr, NULL, host, sizeof(host), port, sizeof(port),
+			     &v6);
 }
 
 /*
@@ -1071,14 +1071,13 @@ static int tb_send_batch(struct tb_conn *c, unsigned n, int64_t deadline_ns,
 	return err;
 }
 
-static int tb_sendv_raw(struct tb_conn *c, const struct iovec *iov,
-			int iovcnt, int64_t deadline_ns)
+static int tb_sendv_raw(struct tb_conn *c, const struct iovec *iov, int iovcnt,
+			int64_t deadline_ns)
 {
 	size_t off = 0, done, left, take;
 	bool started = false;
 	int idx = 0, rc = 0;
 	unsigned n;
-
 
 	while (idx < iovcnt) {
 		/* fill a batch from the cursor (idx, off) */
@@ -1140,8 +1139,8 @@ out:
 }
 
 /* TLS: seal up to TB_TLS_SEAL_MAX of plaintext, send the records, again. */
-static int tb_sendv_tls(struct tb_conn *c, const struct iovec *iov,
-			int iovcnt, int64_t deadline_ns)
+static int tb_sendv_tls(struct tb_conn *c, const struct iovec *iov, int iovcnt,
+			int64_t deadline_ns)
 {
 	struct iovec out;
 	size_t off, take;

@@ -33,8 +33,7 @@ static struct rule *rules;
 static size_t nrules;
 static bool loaded;
 
-int repl_authz_parse(const char *text, const char *name, char *why,
-		     size_t len)
+int repl_authz_parse(const char *text, const char *name, char *why, size_t len)
 {
 	struct rule *r = NULL, *nr;
 	size_t n = 0, cap = 0, lineno = 0;
@@ -48,7 +47,8 @@ int repl_authz_parse(const char *text, const char *name, char *why,
 		l = nl ? (size_t)(nl - p) : strlen(p);
 		lineno++;
 		if (l >= sizeof(line)) {
-			snprintf(why, len, "%s:%zu: line too long", name, lineno);
+			snprintf(why, len, "%s:%zu: line too long", name,
+				 lineno);
 			goto fail;
 		}
 		memcpy(line, p, l);
@@ -78,20 +78,24 @@ int repl_authz_parse(const char *text, const char *name, char *why,
 				*size++ = 0;
 				if (tb_parse_size(size, &max_bytes) ||
 				    max_bytes < TB_PAGE_SIZE) {
-					snprintf(why, len,
-						 "%s:%zu: guest '%.40s': bad size '%.20s' (want e.g. 512M, 4G)",
-						 name, lineno, tok, size);
+					snprintf(
+						why, len,
+						"%s:%zu: guest '%.40s': bad size '%.20s' (want e.g. 512M, 4G)",
+						name, lineno, tok, size);
 					goto fail;
 				}
 			}
 			if (!*tok) {
-				snprintf(why, len, "%s:%zu: a grant without a guest name",
+				snprintf(why, len,
+					 "%s:%zu: a grant without a guest name",
 					 name, lineno);
 				goto fail;
 			}
 			if (strlen(tok) >= AUTHZ_FIELD_MAX ||
-			    strlen(tok) > sizeof(((struct tb_hello *)0)->name)) {
-				snprintf(why, len, "%s:%zu: guest name '%.40s' too long",
+			    strlen(tok) >
+				    sizeof(((struct tb_hello *)0)->name)) {
+				snprintf(why, len,
+					 "%s:%zu: guest name '%.40s' too long",
 					 name, lineno, tok);
 				goto fail;
 			}
@@ -116,8 +120,8 @@ int repl_authz_parse(const char *text, const char *name, char *why,
 		}
 	}
 	if (!n) {
-		snprintf(why, len, "%s: no rule (nobody could protect anything)",
-			 name);
+		snprintf(why, len,
+			 "%s: no rule (nobody could protect anything)", name);
 		goto fail;
 	}
 	free(rules);
@@ -144,8 +148,8 @@ int repl_authz_load(const char *path, char *why, size_t len)
 	}
 	if (fseek(f, 0, SEEK_END) || (sz = ftell(f)) < 0 || sz > (1 << 20) ||
 	    fseek(f, 0, SEEK_SET)) {
-		snprintf(why, len, "authorize_file %s: unreadable or over 1 MiB",
-			 path);
+		snprintf(why, len,
+			 "authorize_file %s: unreadable or over 1 MiB", path);
 		fclose(f);
 		return -EINVAL;
 	}
@@ -165,8 +169,7 @@ int repl_authz_load(const char *path, char *why, size_t len)
 	return rc;
 }
 
-bool repl_authz_allows(const char *id, const char *guest,
-			uint64_t *max_bytes)
+bool repl_authz_allows(const char *id, const char *guest, uint64_t *max_bytes)
 {
 	const struct rule *any = NULL;
 	size_t i;

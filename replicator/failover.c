@@ -139,8 +139,8 @@ void repl_primary_lost(struct rdom *d, const char *cause, int64_t t_last_rx,
 	d->t_due = t_detect + wait_ns;
 	d->state = DOM_LOST;
 	pthread_mutex_unlock(&doms_lock);
-	if (opt.failover == FAILOVER_MANUAL || (opt.failover == FAILOVER_AUTO &&
-						!opt.fence_cmd)) {
+	if (opt.failover == FAILOVER_MANUAL ||
+	    (opt.failover == FAILOVER_AUTO && !opt.fence_cmd)) {
 		tb_err("dom=%u PRIMARY LOST (%s, last record %.1f ms ago): committed epoch %" PRIu64
 		       " kept; NOT failing over without fencing: once the old primary is stopped, run `tiberctl promote %s`",
 		       d->domid, cause, (t_detect - t_last_rx) / 1e6,
@@ -160,8 +160,8 @@ void repl_primary_lost(struct rdom *d, const char *cause, int64_t t_last_rx,
 		due = d->t_due;
 		pthread_mutex_unlock(&doms_lock);
 		if (tb_now_ns() < due) {
-			tb_sleep_until(TB_MIN(due, tb_now_ns() +
-						       50 * TB_NSEC_PER_MSEC));
+			tb_sleep_until(TB_MIN(
+				due, tb_now_ns() + 50 * TB_NSEC_PER_MSEC));
 			continue;
 		}
 		if (!take(d, DOM_LOST)) {
@@ -225,21 +225,22 @@ static void ctl_status(char *buf, size_t len)
 	size_t off;
 	int i, n;
 
-	n = snprintf(buf, len,
-		     "{\"daemon\":\"replicator\",\"link\":\"%s\",\"refused_handshakes\":%" PRIu64
-		     ",\"refused_unauthorized\":%" PRIu64
-		     ",\"refused_limits\":%" PRIu64
-		     ",\"failover\":\"%s\",\"fencing\":%s,\"guests\":[",
-		     opt.tls ? tb_tls_ctx_mode(opt.tls) : "insecure",
-		     (uint64_t)atomic_load(&refused_handshakes),
-		     (uint64_t)atomic_load(&refused_unauthorized),
-		     (uint64_t)atomic_load(&refused_limits),
-		     opt.failover == FAILOVER_AUTO ?
-			     (opt.fence_cmd ? "auto" : "manual (no fence_cmd)") :
-		     opt.failover == FAILOVER_MANUAL ? "manual" :
-		     opt.failover == FAILOVER_OFF    ? "off" :
-						       "unsafe-auto",
-		     opt.fence_cmd ? "true" : "false");
+	n = snprintf(
+		buf, len,
+		"{\"daemon\":\"replicator\",\"link\":\"%s\",\"refused_handshakes\":%" PRIu64
+		",\"refused_unauthorized\":%" PRIu64
+		",\"refused_limits\":%" PRIu64
+		",\"failover\":\"%s\",\"fencing\":%s,\"guests\":[",
+		opt.tls ? tb_tls_ctx_mode(opt.tls) : "insecure",
+		(uint64_t)atomic_load(&refused_handshakes),
+		(uint64_t)atomic_load(&refused_unauthorized),
+		(uint64_t)atomic_load(&refused_limits),
+		opt.failover == FAILOVER_AUTO ?
+			(opt.fence_cmd ? "auto" : "manual (no fence_cmd)") :
+		opt.failover == FAILOVER_MANUAL ? "manual" :
+		opt.failover == FAILOVER_OFF	? "off" :
+						  "unsafe-auto",
+		opt.fence_cmd ? "true" : "false");
 	off = n > 0 ? (size_t)n : 0;
 	pthread_mutex_lock(&doms_lock);
 	for (i = 0; i < MAX_DOMS && off < len; i++) {
@@ -258,7 +259,8 @@ static void ctl_status(char *buf, size_t len)
 			off > 0 && buf[off - 1] == '}' ? "," : "", d->name,
 			d->domid, repl_state_name(d->state),
 			commit ? d->rep.committed_epoch : 0,
-			commit && d->t_commit ? (now - d->t_commit) / 1e6 : -1.0,
+			commit && d->t_commit ? (now - d->t_commit) / 1e6 :
+						-1.0,
 			d->have_rep ? d->rep.nr_pages : 0, d->peer, d->peer_id,
 			d->state == DOM_LOST ? d->cause : "", d->fence_attempts,
 			d->fence_failures,
@@ -292,13 +294,14 @@ static void ctl_promote(const char *name, char *buf, size_t len)
 	}
 	pthread_mutex_unlock(&doms_lock);
 	if (!ok) {
-		snprintf(buf, len, "{\"error\":\"cannot promote %s: %s\"}", name,
-			 !d ? "no such guest" :
-			 st == DOM_ACTIVE ?
-			      "a live primary protects it (tiberctl switchover on the primary)" :
-			 st == DOM_FENCING	 ? "a failover is under way" :
-			 st == DOM_FAILED_OVER ? "it already runs here" :
-						 "no committed epoch");
+		snprintf(
+			buf, len, "{\"error\":\"cannot promote %s: %s\"}", name,
+			!d ? "no such guest" :
+			st == DOM_ACTIVE ?
+			     "a live primary protects it (tiberctl switchover on the primary)" :
+			st == DOM_FENCING     ? "a failover is under way" :
+			st == DOM_FAILED_OVER ? "it already runs here" :
+						"no committed epoch");
 		return;
 	}
 	tb_err("dom=%u PROMOTE by operator (tiberctl): the operator vouches that the old primary is stopped",
@@ -326,11 +329,12 @@ static void ctl_reprotect(const char *name, char *buf, size_t len)
 	d = find_locked(name);
 	if (d && (st = d->state) == DOM_FAILED_OVER) {
 		d->reprotects++;
-		snprintf(buf, len,
-			 "{\"ok\":true,\"name\":\"%s\",\"backend\":\"%s\",\"domid\":%u,\"guest\":\"%s\",\"epoch\":%" PRIu64
-			 "}",
-			 name, opt.backend_name, d->restored.domid,
-			 d->restored.where, d->rep.committed_epoch);
+		snprintf(
+			buf, len,
+			"{\"ok\":true,\"name\":\"%s\",\"backend\":\"%s\",\"domid\":%u,\"guest\":\"%s\",\"epoch\":%" PRIu64
+			"}",
+			name, opt.backend_name, d->restored.domid,
+			d->restored.where, d->rep.committed_epoch);
 	}
 	pthread_mutex_unlock(&doms_lock);
 	if (d && st == DOM_FAILED_OVER) {
@@ -353,6 +357,7 @@ void repl_control(void *arg, const char *cmd, char *buf, size_t len)
 	else if (sscanf(cmd, "reprotect %63s", name) == 1)
 		ctl_reprotect(name, buf, len);
 	else
-		snprintf(buf, len,
-			 "{\"error\":\"unknown command (status, promote NAME, reprotect NAME)\"}");
+		snprintf(
+			buf, len,
+			"{\"error\":\"unknown command (status, promote NAME, reprotect NAME)\"}");
 }

@@ -86,8 +86,8 @@ static void reap(struct conn_ctx **list, bool all)
 
 static const char *const backends[] = { "sim", "xen", NULL };
 /* yes/no: the boolean of earlier versions (yes = auto, no = off). */
-static const char *const failover_modes[] = { "auto", "manual",	     "off",
-					      "yes",  "no",	     "unsafe-auto",
+static const char *const failover_modes[] = { "auto", "manual", "off",
+					      "yes",  "no",	"unsafe-auto",
 					      NULL };
 static const enum failover_mode failover_of[] = {
 	FAILOVER_AUTO, FAILOVER_MANUAL, FAILOVER_OFF,
@@ -237,8 +237,9 @@ int main(int argc, char **argv)
 		rc = -EINVAL;
 	}
 	if (!rc && insecure && authorize_file) {
-		snprintf(o.err, sizeof(o.err),
-			 "authorize_file needs TLS (peers have no identity with insecure = yes)");
+		snprintf(
+			o.err, sizeof(o.err),
+			"authorize_file needs TLS (peers have no identity with insecure = yes)");
 		rc = -EINVAL;
 	}
 	if (!rc)
@@ -289,11 +290,11 @@ int main(int argc, char **argv)
 		}
 	}
 	tb_info("listening on %s link=%s backend=%s heartbeat=%" PRId64
-		"ms timeout=%" PRId64 "ms failover=%s%s max_guests=%u max_guest_mem=%" PRIu64 "M",
+		"ms timeout=%" PRId64
+		"ms failover=%s%s max_guests=%u max_guest_mem=%" PRIu64 "M",
 		tb_listener_addr(l),
 		opt.tls ? tb_tls_ctx_mode(opt.tls) : "INSECURE",
-		backends[backend],
-		opt.hb_interval_ns / TB_NSEC_PER_MSEC,
+		backends[backend], opt.hb_interval_ns / TB_NSEC_PER_MSEC,
 		opt.hb_timeout_ns / TB_NSEC_PER_MSEC, failover_modes[fmode],
 		opt.fence_cmd ? " fencing=yes" : "", opt.max_guests,
 		opt.max_guest_mem >> 20);

@@ -55,12 +55,12 @@ struct rdom {
 	enum dom_state state;
 	uint32_t domid;
 	char name[33];
-	char peer[64];	    /* the primary's address */
-	char peer_id[64];   /* its TLS identity ("" without TLS) */
-	char cause[96];	    /* why it is LOST */
-	int64_t t_commit;   /* when the committed epoch was applied */
-	int64_t t_last_rx;  /* LOST: the primary's last record */
-	int64_t t_due;	    /* LOST: fence (auto) from then on */
+	char peer[64];	   /* the primary's address */
+	char peer_id[64];  /* its TLS identity ("" without TLS) */
+	char cause[96];	   /* why it is LOST */
+	int64_t t_commit;  /* when the committed epoch was applied */
+	int64_t t_last_rx; /* LOST: the primary's last record */
+	int64_t t_due;	   /* LOST: fence (auto) from then on */
 	uint64_t fence_attempts, fence_failures;
 	struct tb_replica rep;
 	bool have_rep;
@@ -106,13 +106,11 @@ extern atomic_uint_fast64_t refused_handshakes, refused_unauthorized,
 
 /* authz.c: the authorize_file (see there).  Parse @text (@name for
  * messages) or load @path; 0 or -errno with @why naming file:line. */
-int repl_authz_parse(const char *text, const char *name, char *why,
-		     size_t len);
+int repl_authz_parse(const char *text, const char *name, char *why, size_t len);
 int repl_authz_load(const char *path, char *why, size_t len);
 /* May the primary @id (NULL: unauthenticated) protect @guest?  If so,
  * *@max_bytes (may be NULL) = its grant's MAXMEM, 0 if none. */
-bool repl_authz_allows(const char *id, const char *guest,
-		       uint64_t *max_bytes);
+bool repl_authz_allows(const char *id, const char *guest, uint64_t *max_bytes);
 size_t repl_authz_rules(void);
 void repl_authz_free(void);
 

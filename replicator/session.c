@@ -159,8 +159,8 @@ static bool admit(struct tb_conn *c, const struct tb_hello *h)
 	max = grant && grant < opt.max_guest_mem ? grant : opt.max_guest_mem;
 	if (h->nr_pages > max / TB_PAGE_SIZE) {
 		snprintf(why, sizeof(why),
-			 "guest '%s' of %" PRIu64 " MiB is larger than %s (%" PRIu64
-			 " MiB)",
+			 "guest '%s' of %" PRIu64
+			 " MiB is larger than %s (%" PRIu64 " MiB)",
 			 name, h->nr_pages / ((1u << 20) / TB_PAGE_SIZE),
 			 max == grant ? "its grant in authorize_file" :
 					"max_guest_mem",
@@ -209,9 +209,10 @@ static struct rdom *claim(const struct tb_hello *h, const char *peer,
 	*code = TB_SERR_BAD_FIELD;
 	if (owned) {
 		*code = TB_ERROR_DENIED;
-		snprintf(why, len,
-			 "guest '%s': its committed replica belongs to primary '%s'",
-			 owned->name, owned->peer_id);
+		snprintf(
+			why, len,
+			"guest '%s': its committed replica belongs to primary '%s'",
+			owned->name, owned->peer_id);
 		d = NULL;
 	} else if (d && d->state == DOM_ACTIVE) {
 		snprintf(
@@ -221,9 +222,10 @@ static struct rdom *claim(const struct tb_hello *h, const char *peer,
 		d = NULL;
 	} else if (d && d->state == DOM_FENCING) {
 		*code = TB_ERROR_BUSY;
-		snprintf(why, len,
-			 "domain %u (%s): failover under way (fencing its primary)",
-			 h->domid, d->name);
+		snprintf(
+			why, len,
+			"domain %u (%s): failover under way (fencing its primary)",
+			h->domid, d->name);
 		d = NULL;
 	} else if (d && d->state == DOM_FAILED_OVER) {
 		*code = TB_ERROR_PROMOTED;
@@ -530,7 +532,8 @@ void *repl_conn_main(void *arg)
 				pthread_mutex_unlock(&doms_lock);
 				if (tb_enc_ack(&out, &ack) ||
 				    send_buf(c, &out)) {
-					lost = drain_goodbye(c, "ACK send failed",
+					lost = drain_goodbye(c,
+							     "ACK send failed",
 							     &lost_wait);
 					break;
 				}

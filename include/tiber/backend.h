@@ -82,10 +82,10 @@ struct tb_dom_stats {
 	uint64_t slow_resumes;
 	uint64_t dirty_harvests;
 	uint64_t pages_copied;
-	uint64_t output_held_bytes;	/* currently held */
-	uint64_t output_released_bytes; /* total released */
-	uint64_t output_dropped_bytes;	/* sim: lost with the connection */
-	uint64_t output_dropped_packets; /* xen: over the plug's limit */
+	uint64_t output_held_bytes;	   /* currently held */
+	uint64_t output_released_bytes;	   /* total released */
+	uint64_t output_dropped_bytes;	   /* sim: lost with the connection */
+	uint64_t output_dropped_packets;   /* xen: over the plug's limit */
 	uint64_t output_overflow_pauses;   /* xen, policy "pause" */
 	uint64_t output_overflow_pause_ns; /* total time paused for it */
 	/* Last op's inner timestamps (CLOCK_MONOTONIC ns), 0 if n/a. */

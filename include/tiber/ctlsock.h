@@ -18,8 +18,7 @@
 
 /* Answer @cmd (one line, no newline) into @resp (NUL-terminated, no
  * newline needed).  Called from the control thread. */
-typedef void (*tb_ctl_fn)(void *arg, const char *cmd, char *resp,
-			  size_t len);
+typedef void (*tb_ctl_fn)(void *arg, const char *cmd, char *resp, size_t len);
 
 struct tb_ctl;
 

@@ -46,7 +46,7 @@ enum tb_loss_policy {
 struct tb_engine_cfg {
 	const struct tb_backend_ops *ops;
 	struct tb_dom_cfg dom;
-	const char *backup; /* replicator address */
+	const char *backup;	/* replicator address */
 	struct tb_tls_ctx *tls; /* TLS credentials, or NULL: plaintext */
 	double rate_hz;
 	uint64_t max_epochs;	    /* stop after this many; 0 = run on */
@@ -62,8 +62,8 @@ struct tb_engine_cfg {
 	bool gate_output; /* hold output until the backup acks */
 	struct tb_codec_opts codec;
 	struct tb_conn_opts conn;
-	const char *trace_path;	  /* JSON Lines, one object per epoch */
-	const char *control_path; /* unix socket for tiberctl, or NULL */
+	const char *trace_path;	   /* JSON Lines, one object per epoch */
+	const char *control_path;  /* unix socket for tiberctl, or NULL */
 	const char *control_group; /* its group (mode 0660), NULL: ours */
 	const char *fence_cmd;	   /* fences the backup host, or NULL */
 	int64_t fence_timeout_ns;

@@ -6,7 +6,8 @@
  * except through these macros at debug level.
  *
  *   tb_err_rc(rc, "epoch=%" PRIu64 " dirty bitmap", epoch);
- *   -> 2026-11-23T20:41:02.123Z tiberd err: fn: epoch=812 dirty bitmap: Device or resource busy
+ *   -> 2026-11-23T20:41:02.123Z tiberd err: fn: epoch=812 dirty bitmap:
+ *      Device or resource busy
  */
 #ifndef TIBER_LOG_H
 #define TIBER_LOG_H

@@ -25,12 +25,12 @@
 #include "tiber/common.h"
 
 struct tb_tls_cfg {
-	const char *cert;      /* PEM certificate (chain) of this host */
-	const char *key;       /* its PEM private key */
-	const char *ca;	       /* PEM CA certificate(s) the peer must chain to */
-	const char *psk_file;  /* instead of certificates: identity:hexkey lines */
+	const char *cert;     /* PEM certificate (chain) of this host */
+	const char *key;      /* its PEM private key */
+	const char *ca;	      /* PEM CA certificate(s) the peer must chain to */
+	const char *psk_file; /* instead of certificates: identity:hexkey lines */
 	const char *psk_identity; /* client: the line to use (default: first) */
-	const char *peer_name; /* client: name the server's certificate must
+	const char *peer_name;	  /* client: name the server's certificate must
 				  carry (default: any from the CA) */
 };
 
@@ -41,6 +41,8 @@ bool tb_tls_cfg_set(const struct tb_tls_cfg *cfg);
 
 /* The link's option table entries (struct tb_opt, tiber/config.h) of
  * both daemons: @cfg is a struct tb_tls_cfg, @insecure a bool. */
+/* the help strings are longer than a line: */
+/* clang-format off */
 #define TB_TLS_OPTS(cfg, insecure)                                            \
 	{ .key = "tls_cert",                                                   \
 	  .type = TB_OPT_STR,                                                  \
@@ -70,6 +72,7 @@ bool tb_tls_cfg_set(const struct tb_tls_cfg *cfg);
 	  .type = TB_OPT_BOOL,                                                 \
 	  .dst = &(insecure),                                                  \
 	  .help = "plaintext link, no authentication: anyone who reaches the port can read guest memory and replace the replica (default no)" }
+/* clang-format on */
 
 /*
  * The daemons' start-up rule: TLS unless insecure = yes, never both.

@@ -994,8 +994,9 @@ static int sim_destroy(struct tb_dom *d)
 		return -errno;
 	}
 	if (poll(&p, 1, 5000) != 1) {
-		tb_backend_set_reason("sim: guest pid %d still alive 5 s after SIGKILL",
-				      (int)d->pid);
+		tb_backend_set_reason(
+			"sim: guest pid %d still alive 5 s after SIGKILL",
+			(int)d->pid);
 		return -ETIMEDOUT;
 	}
 	d->suspended = false;

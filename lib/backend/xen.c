@@ -643,8 +643,8 @@ static bool dom_vif(struct xs_handle *xsh, uint32_t domid, char *out,
 	if (!state)
 		return false;
 	free(state);
-	snprintf(path, sizeof(path),
-		 "/local/domain/0/backend/vif/%u/0/vifname", domid);
+	snprintf(path, sizeof(path), "/local/domain/0/backend/vif/%u/0/vifname",
+		 domid);
 	name = xs_read_str(xsh, path);
 	if (name && *name)
 		snprintf(out, len, "%s", name);
@@ -1271,9 +1271,11 @@ static int pv_normalise(struct tb_dom *d, const uint64_t *pfns, size_t n,
 
 			if (pfn < d->minfo.p2m_size &&
 			    d->minfo.pfn_type[pfn] !=
-				    (d->types[j] & XEN_DOMCTL_PFINFO_LTAB_MASK)) {
+				    (d->types[j] &
+				     XEN_DOMCTL_PFINFO_LTAB_MASK)) {
 				d->minfo.pfn_type[pfn] =
-					d->types[j] & XEN_DOMCTL_PFINFO_LTAB_MASK;
+					d->types[j] &
+					XEN_DOMCTL_PFINFO_LTAB_MASK;
 				d->types_changed = true;
 			}
 			if (d->mapped_mfn[pfns[i + j]] == INVALID_PFN ||
@@ -1441,8 +1443,8 @@ static int pv_vcpu_canonical(struct tb_dom *d, uint32_t v,
 		c->user_regs.rdx = f;
 	}
 	if (c->gdt_ents > TB_ARRAY_SIZE(c->gdt_frames) * 512) {
-		tb_backend_set_reason("dom%u vcpu%u: %lu GDT entries",
-				      d->domid, v, c->gdt_ents);
+		tb_backend_set_reason("dom%u vcpu%u: %lu GDT entries", d->domid,
+				      v, c->gdt_ents);
 		return -ERANGE;
 	}
 	for (unsigned i = 0; !rc && i * 512 < c->gdt_ents; i++) {

@@ -22,10 +22,10 @@
 
 #include "xen_netbuf.h"
 
-#define DEFAULT_LIMIT (8u << 20)
-#define PLUG_HANDLE 0x00010000u     /* 1: */
-#define INGRESS_HANDLE 0xffff0000u  /* ffff: */
-#define FILTER_PRIO 1
+#define DEFAULT_LIMIT  (8u << 20)
+#define PLUG_HANDLE    0x00010000u /* 1: */
+#define INGRESS_HANDLE 0xffff0000u /* ffff: */
+#define FILTER_PRIO    1
 
 struct tb_netbuf {
 	struct nl_sock *sk;
@@ -35,7 +35,7 @@ struct tb_netbuf {
 	int vif_idx, ifb_idx;
 	uint32_t limit;
 	bool gated;
-	bool marker;	     /* a BUFFER marker awaits its release */
+	bool marker; /* a BUFFER marker awaits its release */
 	uint64_t marker_epoch;
 	const char *filter_kind;
 	uint64_t boundaries, merged, releases;
@@ -93,7 +93,8 @@ static int link_index(struct nl_sock *sk, const char *name)
 
 	if (err < 0)
 		return err == -NLE_OBJ_NOTFOUND || err == -NLE_NODEV ?
-			       -ENODEV : nl_errno(err);
+			       -ENODEV :
+			       nl_errno(err);
 	idx = rtnl_link_get_ifindex(l);
 	rtnl_link_put(l);
 	return idx;
@@ -154,8 +155,8 @@ static struct rtnl_qdisc *qdisc_new(int ifindex, uint32_t parent,
 
 static int ingress_create(struct tb_netbuf *nb)
 {
-	struct rtnl_qdisc *q = qdisc_new(nb->vif_idx, TC_H_INGRESS,
-					 INGRESS_HANDLE, "ingress");
+	struct rtnl_qdisc *q =
+		qdisc_new(nb->vif_idx, TC_H_INGRESS, INGRESS_HANDLE, "ingress");
 	int err;
 
 	if (!q)
@@ -209,8 +210,8 @@ out:
 /* One plug command (or creation with @create) on the ifb root. */
 static int plug_cmd(struct tb_netbuf *nb, int cmd, bool create)
 {
-	struct rtnl_qdisc *q = qdisc_new(nb->ifb_idx, TC_H_ROOT, PLUG_HANDLE,
-					 "plug");
+	struct rtnl_qdisc *q =
+		qdisc_new(nb->ifb_idx, TC_H_ROOT, PLUG_HANDLE, "plug");
 	int err;
 
 	if (!q)

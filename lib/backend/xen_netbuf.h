@@ -27,16 +27,16 @@
 struct tb_netbuf;
 
 struct tb_netbuf_cfg {
-	const char *vif;	/* e.g. "vif5.0" (or a veth in tests) */
-	const char *ifb;	/* NULL: "tb-" + vif (truncated to 15) */
-	uint32_t limit_bytes;	/* plug qdisc limit (over it the kernel
+	const char *vif;      /* e.g. "vif5.0" (or a veth in tests) */
+	const char *ifb;      /* NULL: "tb-" + vif (truncated to 15) */
+	uint32_t limit_bytes; /* plug qdisc limit (over it the kernel
 				   drops, counted); 0: 8 MiB.  The Xen
 				   backend's policy "pause" keeps the
 				   backlog under its own lower limit. */
 };
 
 struct tb_netbuf_stats {
-	uint64_t held_bytes;	/* plug backlog now */
+	uint64_t held_bytes; /* plug backlog now */
 	uint64_t held_packets;
 	uint64_t released_bytes; /* plug dequeued total */
 	uint64_t released_packets;

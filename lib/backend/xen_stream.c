@@ -17,8 +17,12 @@ static const char xl_magic[TB_XS_XL_MAGIC_LEN] =
 
 /* tiber's Xen state blobs (docs/xen-backend.md) */
 #define BLOB_MAGIC 0x4e584254u
-#define BLOB_HDR 16u
-enum { BLOB_CPU_PV = 1, BLOB_CPU_HVM = 2, BLOB_DEV = 3 };
+#define BLOB_HDR   16u
+enum {
+	BLOB_CPU_PV = 1,
+	BLOB_CPU_HVM = 2,
+	BLOB_DEV = 3
+};
 enum {
 	BREC_PV_VCPU = 1,
 	BREC_HVM_CTX = 2,
@@ -154,8 +158,7 @@ static void wr_pad(struct wr *w, uint32_t len)
 		wr_put(w, NULL, pad);
 }
 
-static void wr_rec(struct wr *w, uint32_t type, const void *body,
-		   uint32_t len)
+static void wr_rec(struct wr *w, uint32_t type, const void *body, uint32_t len)
 {
 	wr_rhdr(w, type, len);
 	if (len)
@@ -224,8 +227,9 @@ static void wr_batch(struct wr *w, const struct tb_xs_image *img,
 		size_t len;
 		ssize_t r;
 
-		for (j = i + 1; j < n && pfns[j] == pfns[j - 1] + 1 &&
-				type_has_data(types[j]) == type_has_data(types[i]);
+		for (j = i + 1;
+		     j < n && pfns[j] == pfns[j - 1] + 1 &&
+		     type_has_data(types[j]) == type_has_data(types[i]);
 		     j++)
 			;
 		if (!type_has_data(types[i]))
@@ -499,8 +503,8 @@ static int parse_page_data(struct rd *r, struct tb_xs_parsed *o,
 			o->max_pfn = pfn > o->max_pfn ? pfn : o->max_pfn;
 		o->pfns++;
 	}
-	if ((uint64_t)len != 8 + 8 * (uint64_t)count +
-				    (uint64_t)ndata * TB_PAGE_SIZE)
+	if ((uint64_t)len !=
+	    8 + 8 * (uint64_t)count + (uint64_t)ndata * TB_PAGE_SIZE)
 		return fail(r, "PAGE_DATA length does not match its pages");
 	o->pages += ndata;
 	return 0;
@@ -570,18 +574,20 @@ static int parse_libxc(struct rd *r, struct tb_xs_parsed *o,
 				return fail(r, "misplaced X86_PV_P2M_FRAMES");
 			s = tb_get_le32(b);
 			e = tb_get_le32(b + 4);
-			if (e < s || (uint64_t)len !=
-				     8 + 8 * ((uint64_t)(e >> 9) -
-					      (s >> 9) + 1))
+			if (e < s ||
+			    (uint64_t)len !=
+				    8 + 8 * ((uint64_t)(e >> 9) - (s >> 9) + 1))
 				return fail(r, "X86_PV_P2M_FRAMES length");
 			o->seen_p2m = true;
 			break;
 		}
 		case TB_XS_REC_PAGE_DATA:
 			if (!o->seen_static_end)
-				return fail(r, "PAGE_DATA before STATIC_DATA_END");
+				return fail(r,
+					    "PAGE_DATA before STATIC_DATA_END");
 			if (pv && !o->seen_p2m)
-				return fail(r, "PV PAGE_DATA before P2M_FRAMES");
+				return fail(r,
+					    "PV PAGE_DATA before P2M_FRAMES");
 			rc = parse_page_data(r, o, b, len);
 			if (rc)
 				return rc;
@@ -839,8 +845,8 @@ static int pv_dev_rec(uint32_t type, const uint8_t *body, uint32_t len,
 
 /* An HVM/PVH device blob record; 0, or -EINVAL if malformed. */
 static int hvm_dev_rec(uint32_t type, uint32_t id, const uint8_t *body,
-		       uint32_t len, uint64_t nr_pages,
-		       struct tb_xs_blobs *ps, struct tb_xs_image *img)
+		       uint32_t len, uint64_t nr_pages, struct tb_xs_blobs *ps,
+		       struct tb_xs_image *img)
 {
 	switch (type) {
 	case BREC_HVM_PARAM:
@@ -887,8 +893,8 @@ static const char *pv_missing(const struct tb_xs_image *img)
 }
 
 int tb_xs_from_blobs(const void *cpu, size_t cpu_len, const void *dev,
-		     size_t dev_len, uint64_t nr_pages,
-		     struct tb_xs_blobs *ps, struct tb_xs_image *img)
+		     size_t dev_len, uint64_t nr_pages, struct tb_xs_blobs *ps,
+		     struct tb_xs_image *img)
 {
 	struct blob c, d;
 	const uint8_t *body;
@@ -959,11 +965,13 @@ int tb_xs_from_blobs(const void *cpu, size_t cpu_len, const void *dev,
 	if (pv)
 		missing = pv_missing(img);
 	else if (!img->holes)
-		missing = "HOLES (without it the whole pfn space would be populated)";
+		missing =
+			"HOLES (without it the whole pfn space would be populated)";
 	if (missing) {
-		snprintf(ps->reason, sizeof(ps->reason),
-			 "%s failover: the device blob lacks %s (primary's tiber too old?)",
-			 pv ? "PV" : "HVM/PVH", missing);
+		snprintf(
+			ps->reason, sizeof(ps->reason),
+			"%s failover: the device blob lacks %s (primary's tiber too old?)",
+			pv ? "PV" : "HVM/PVH", missing);
 		tb_xs_blobs_free(ps);
 		return -ENOTSUP;
 	}

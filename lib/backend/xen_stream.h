@@ -34,14 +34,14 @@
 #include "tiber/bitmap.h"
 #include "tiber/common.h"
 
-#define TB_XS_IHDR_MARKER 0xffffffffffffffffull
-#define TB_XS_IHDR_ID 0x58454e46u /* "XENF" */
-#define TB_XS_IHDR_VERSION 3u
-#define TB_XS_IHDR_SIZE 24u
-#define TB_XS_DHDR_SIZE 16u
-#define TB_XS_DHDR_TYPE_X86_PV 1u
+#define TB_XS_IHDR_MARKER	0xffffffffffffffffull
+#define TB_XS_IHDR_ID		0x58454e46u /* "XENF" */
+#define TB_XS_IHDR_VERSION	3u
+#define TB_XS_IHDR_SIZE		24u
+#define TB_XS_DHDR_SIZE		16u
+#define TB_XS_DHDR_TYPE_X86_PV	1u
 #define TB_XS_DHDR_TYPE_X86_HVM 2u
-#define TB_XS_PAGE_SHIFT 12u
+#define TB_XS_PAGE_SHIFT	12u
 
 enum tb_xs_rec {
 	TB_XS_REC_END = 0x00,
@@ -71,17 +71,17 @@ enum tb_xs_pfinfo {
 	TB_XS_PF_XTAB = 0xf,
 };
 #define TB_XS_PFN_MASK ((1ull << 52) - 1)
-#define TB_XS_BATCH 1024u /* pfns per PAGE_DATA record (as Xen) */
+#define TB_XS_BATCH    1024u /* pfns per PAGE_DATA record (as Xen) */
 
 /* libxl layer */
-#define TB_XS_LIBXL_IDENT 0x4c6962786c466d74ull /* "LibxlFmt" */
-#define TB_XS_LIBXL_VERSION 2u
-#define TB_XS_LIBXL_REC_END 0u
+#define TB_XS_LIBXL_IDENT	      0x4c6962786c466d74ull /* "LibxlFmt" */
+#define TB_XS_LIBXL_VERSION	      2u
+#define TB_XS_LIBXL_REC_END	      0u
 #define TB_XS_LIBXL_REC_LIBXC_CONTEXT 1u
 /* xl save-file header (tools/xl/xl.h) */
-#define TB_XS_XL_MAGIC_LEN 32u
-#define TB_XS_XL_HDR_SIZE 48u
-#define TB_XS_XL_BYTEORDER 0x01020304u
+#define TB_XS_XL_MAGIC_LEN     32u
+#define TB_XS_XL_HDR_SIZE      48u
+#define TB_XS_XL_BYTEORDER     0x01020304u
 #define TB_XS_XL_FLAG_STREAMV2 (1u << 1) /* else xl assumes a legacy stream */
 
 /* HVM params a restore wants (Xen's save list); others are dropped. */
@@ -100,22 +100,22 @@ struct tb_xs_vcpu {
 
 /* Everything the writer needs; pointers are borrowed. */
 struct tb_xs_image {
-	uint32_t dom_type;   /* TB_XS_DHDR_TYPE_X86_PV / _HVM */
+	uint32_t dom_type; /* TB_XS_DHDR_TYPE_X86_PV / _HVM */
 	uint32_t xen_major;
 	uint32_t xen_minor;
-	uint64_t nr_pages;   /* pfn space */
-	int mem_fd;	     /* pfn p at offset p * 4096 */
+	uint64_t nr_pages;	       /* pfn space */
+	int mem_fd;		       /* pfn p at offset p * 4096 */
 	const struct tb_bitmap *holes; /* pfns not populated (not sent);
 					  NULL: none */
-	const uint8_t *pfn_types; /* PV: TB_XS_PF_* per pfn; NULL: NOTAB */
+	const uint8_t *pfn_types;      /* PV: TB_XS_PF_* per pfn; NULL: NOTAB */
 	/* TSC */
 	bool have_tsc;
 	uint32_t tsc_mode, tsc_khz, tsc_incarnation;
 	uint64_t tsc_nsec;
 	/* PV */
-	uint32_t guest_width; /* 8 */
-	uint32_t pt_levels;   /* 4 */
-	uint64_t p2m_end_pfn; /* highest pfn the p2m covers */
+	uint32_t guest_width;	    /* 8 */
+	uint32_t pt_levels;	    /* 4 */
+	uint64_t p2m_end_pfn;	    /* highest pfn the p2m covers */
 	const uint64_t *p2m_frames; /* pfns of the p2m frames */
 	size_t nr_p2m_frames;
 	const void *shared_info; /* 4096 bytes */
@@ -131,7 +131,7 @@ struct tb_xs_image {
 struct tb_xs_stats {
 	uint64_t bytes;
 	uint64_t records;
-	uint64_t pages;	       /* with data */
+	uint64_t pages;		/* with data */
 	uint64_t pages_skipped; /* holes */
 	uint64_t pages_zero;	/* all-zero NOTAB pages sent as XALLOC */
 };
@@ -163,8 +163,8 @@ struct tb_xs_parsed {
 	const char *xl_config; /* points into the buffer */
 	uint64_t records, pages, pfns;
 	uint64_t max_pfn;
-	bool seen_end, seen_static_end, seen_tsc, seen_hvm_ctx,
-		seen_hvm_params, seen_pv_info, seen_p2m, seen_shinfo;
+	bool seen_end, seen_static_end, seen_tsc, seen_hvm_ctx, seen_hvm_params,
+		seen_pv_info, seen_p2m, seen_shinfo;
 	uint32_t vcpus_basic;
 };
 typedef int (*tb_xs_rec_fn)(void *arg, uint32_t type, const uint8_t *body,
@@ -190,8 +190,8 @@ struct tb_xs_blobs {
 	char reason[160];
 };
 int tb_xs_from_blobs(const void *cpu, size_t cpu_len, const void *dev,
-		     size_t dev_len, uint64_t nr_pages,
-		     struct tb_xs_blobs *ps, struct tb_xs_image *img);
+		     size_t dev_len, uint64_t nr_pages, struct tb_xs_blobs *ps,
+		     struct tb_xs_image *img);
 void tb_xs_blobs_free(struct tb_xs_blobs *ps);
 
 /* Blob record type of the device blob listing unpopulated pfn ranges:

@@ -28,7 +28,8 @@ START_TEST(grants_are_exact)
 	ck_assert(repl_authz_allows("primary-b", "cache", NULL));
 	ck_assert(!repl_authz_allows("primary-b", "web", NULL));
 	ck_assert(repl_authz_allows("ops", "anything", NULL));
-	ck_assert(!repl_authz_allows("primary", "web", NULL));   /* no prefix match */
+	ck_assert(!repl_authz_allows("primary", "web",
+				     NULL)); /* no prefix match */
 	ck_assert(!repl_authz_allows("primary-a", "we", NULL));
 	ck_assert(!repl_authz_allows(NULL, "web", NULL)); /* unauthenticated */
 	repl_authz_free();
@@ -43,7 +44,8 @@ START_TEST(errors_name_file_and_line)
 		const char *text, *want;
 	} bad[] = {
 		{ "a web\nlonely\n", "f:2: 'lonely' grants no guest" },
-		{ "# nothing\n\n", "f: no rule (nobody could protect anything)" },
+		{ "# nothing\n\n",
+		  "f: no rule (nobody could protect anything)" },
 		{ "", "f: no rule (nobody could protect anything)" },
 		{ "a 0123456789012345678901234567890123\n",
 		  "f:1: guest name '0123456789012345678901234567890123' too long" },
@@ -56,7 +58,8 @@ START_TEST(errors_name_file_and_line)
 	char why[256];
 	size_t i;
 
-	ck_assert_int_eq(repl_authz_parse("a web\n", "good", why, sizeof(why)), 0);
+	ck_assert_int_eq(repl_authz_parse("a web\n", "good", why, sizeof(why)),
+			 0);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		why[0] = 0;
 		ck_assert_int_eq(repl_authz_parse(bad[i].text, "f", why,

@@ -227,9 +227,12 @@ END_TEST
  * marker, which no later write covers.
  */
 static const char *const phase_names[] = {
-	[TB_FAKE_HARVEST] = "harvest", [TB_FAKE_COPY] = "copy",
-	[TB_FAKE_CPU] = "cpu state",   [TB_FAKE_DEV] = "device state",
-	[TB_FAKE_BOUNDARY] = "output boundary", [TB_FAKE_RESUME] = "resume",
+	[TB_FAKE_HARVEST] = "harvest",
+	[TB_FAKE_COPY] = "copy",
+	[TB_FAKE_CPU] = "cpu state",
+	[TB_FAKE_DEV] = "device state",
+	[TB_FAKE_BOUNDARY] = "output boundary",
+	[TB_FAKE_RESUME] = "resume",
 };
 
 START_TEST(paused_path_failure_resumes_guest_and_keeps_dirty_pages)
@@ -382,8 +385,7 @@ static void lose_backup(enum tb_loss_policy policy, const char *fence_cmd,
 		ck_assert_int_eq(st.state, TB_ENG_ISOLATED);
 		ck_assert(fake->gated);
 		if (operator_release) {
-			tb_engine_control(r.e, "release", reply,
-					  sizeof(reply));
+			tb_engine_control(r.e, "release", reply, sizeof(reply));
 			ck_assert_msg(!strstr(reply, "error"), "%s", reply);
 		}
 	}
@@ -476,9 +478,9 @@ static Suite *epoch_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, replica_equals_guest_after_quiesced_epochs);
-	tcase_add_loop_test(tc,
-			    paused_path_failure_resumes_guest_and_keeps_dirty_pages,
-			    0, TB_FAKE_NR_PHASES - 1);
+	tcase_add_loop_test(
+		tc, paused_path_failure_resumes_guest_and_keeps_dirty_pages, 0,
+		TB_FAKE_NR_PHASES - 1);
 	tcase_add_test(tc, guest_that_never_suspends_is_left_running);
 	tcase_add_test(tc, no_backup_means_unprotected_and_output_open);
 	tcase_add_test(tc, lost_backup_releases_output_then_resyncs);

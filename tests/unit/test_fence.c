@@ -29,8 +29,7 @@ static void setup(void)
 
 /* Write an executable script @name in the test's directory; its path
  * goes to @path. */
-static void script(const char *name, const char *body, char *path,
-		   size_t len)
+static void script(const char *name, const char *body, char *path, size_t len)
 {
 	FILE *f;
 
@@ -72,9 +71,8 @@ START_TEST(guest_and_peer_are_passed)
 	snprintf(body, sizeof(body),
 		 "echo \"$#|$1|$2|$TIBER_GUEST|$TIBER_PEER\" > %s/args", dir);
 	script("args.sh", body, cmd, sizeof(cmd));
-	ck_assert_int_eq(tb_fence_run("t", cmd, "web 1", "10.0.0.2:7700",
-				      5 * SEC),
-			 0);
+	ck_assert_int_eq(
+		tb_fence_run("t", cmd, "web 1", "10.0.0.2:7700", 5 * SEC), 0);
 	snprintf(want, sizeof(want), "%s/args", dir);
 	f = fopen(want, "r");
 	ck_assert_ptr_nonnull(f);
@@ -108,8 +106,7 @@ START_TEST(hung_command_and_its_children_killed_at_deadline)
 		 "exec >/dev/null 2>&1; sleep 60 & echo $! > %s; sleep 60",
 		 pidf);
 	script("hang.sh", body, cmd, sizeof(cmd));
-	ck_assert_int_eq(tb_fence_run("t", cmd, "g", "p", SEC / 5),
-			 -ETIMEDOUT);
+	ck_assert_int_eq(tb_fence_run("t", cmd, "g", "p", SEC / 5), -ETIMEDOUT);
 	ck_assert_int_lt(tb_now_ns() - t0, 5 * SEC);
 	pid = read_pid(pidf);
 	/* the background child went with its process group (it is not

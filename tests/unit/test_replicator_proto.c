@@ -4,8 +4,9 @@
  * reordered, replayed and oversized records, HELLOs declaring a guest
  * too big or of another size, and HELLOs that would fill the guest table
  * are rejected with a clear ERROR, no failover happens, and the replica
- * keeps its last committed epoch (proved by an incremental epoch that decodes against it, and by
- * the image the replicator dumps on an orderly detach).
+ * keeps its last committed epoch (proved by an incremental epoch that
+ * decodes against it, and by the image the replicator dumps on an
+ * orderly detach).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -82,8 +83,8 @@ static struct tb_conn *exchange(const struct tb_hello *h, struct tb_rec *ans,
 		ck_assert_int_eq(tb_conn_send(c, b.data, b.len, soon()), 0);
 		ck_assert_int_eq(tb_conn_recv_rec(c, ans, soon()), 1);
 		if (ans->type != TB_REC_ERROR || tries >= 100 || !retry_on ||
-		    !memmem(ans->u.error.text, ans->u.error.text_len,
-			    retry_on, strlen(retry_on)))
+		    !memmem(ans->u.error.text, ans->u.error.text_len, retry_on,
+			    strlen(retry_on)))
 			break;
 		tb_conn_close(c);
 		usleep(20000);
@@ -383,7 +384,8 @@ START_TEST(hello_larger_than_max_guest_mem_is_refused)
 	h.domid = 9;
 	memcpy(h.name, "big", 3);
 	h.nr_pages = 1ull << 28;
-	assert_refused(&h, TB_ERROR_DENIED, "larger than max_guest_mem (1 MiB)");
+	assert_refused(&h, TB_ERROR_DENIED,
+		       "larger than max_guest_mem (1 MiB)");
 	h.nr_pages = (1u << 20) / TB_PAGE_SIZE + 1; /* one page too many */
 	assert_refused(&h, TB_ERROR_DENIED, "larger than max_guest_mem");
 	ck_assert(log_has("refused: guest 'big' of 1048576 MiB"));
@@ -424,8 +426,9 @@ START_TEST(slots_freed_unless_committed)
 		h.domid = 100 + i;
 		snprintf(h.name, sizeof(h.name), "pass%u", i);
 		c = exchange(&h, &rec, "too many guests");
-		ck_assert_msg(rec.type == TB_REC_HELLO, "passer-by %u refused: %.*s",
-			      i, (int)rec.u.error.text_len, rec.u.error.text);
+		ck_assert_msg(rec.type == TB_REC_HELLO,
+			      "passer-by %u refused: %.*s", i,
+			      (int)rec.u.error.text_len, rec.u.error.text);
 		tb_conn_close(c);
 	}
 	/* a second guest commits an epoch: it keeps the last slot */

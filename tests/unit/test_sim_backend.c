@@ -611,15 +611,17 @@ static void dirty_vs_content(const char *const *args, const char *mech,
 				    TB_PAGE_SIZE))
 				continue;
 			changed++;
-			ck_assert_msg(tb_bitmap_test(&got, i),
-				      "%s round %u: page %llu changed but not reported",
-				      mech, r, (unsigned long long)i);
+			ck_assert_msg(
+				tb_bitmap_test(&got, i),
+				"%s round %u: page %llu changed but not reported",
+				mech, r, (unsigned long long)i);
 		}
 		t = a, a = b, b = t;
 		ck_assert_int_eq(ops->resume(d, true), 0);
 		usleep(20000);
 	}
-	fprintf(stderr, "dirty vs content (%s): %u rounds, %llu changed pages, all reported\n",
+	fprintf(stderr,
+		"dirty vs content (%s): %u rounds, %llu changed pages, all reported\n",
 		mech, rounds, (unsigned long long)changed);
 	ck_assert_uint_gt(changed, rounds);
 	free(pfns);
@@ -632,9 +634,9 @@ static void dirty_vs_content(const char *const *args, const char *mech,
 
 START_TEST(dirty_bitmap_matches_content)
 {
-	const char *args[] = { "--ram",	     "64M",	"--dirty-mech",
-			       "bitmap",     "--dirty-rate", "200000",
-			       "--pattern",  "uniform", NULL };
+	const char *args[] = { "--ram",	    "64M",	    "--dirty-mech",
+			       "bitmap",    "--dirty-rate", "200000",
+			       "--pattern", "uniform",	    NULL };
 
 	dirty_vs_content(args, "auto", 20);
 }
@@ -642,8 +644,8 @@ END_TEST
 
 START_TEST(dirty_uffd_matches_content)
 {
-	const char *args[] = { "--ram",	      "64M",	   "--dirty-rate",
-			       "200000",      "--pattern", "uniform",
+	const char *args[] = { "--ram",	 "64M",	      "--dirty-rate",
+			       "200000", "--pattern", "uniform",
 			       NULL };
 
 	dirty_vs_content(args, "uffd", 20);

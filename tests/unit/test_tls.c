@@ -24,9 +24,9 @@
 #include "tiber/tls.h"
 #include "tiber/transport.h"
 
-#define SEC	TB_NSEC_PER_SEC
-#define BLOB	60000u
-#define NBLOBS	600u /* 36 MB each way */
+#define SEC    TB_NSEC_PER_SEC
+#define BLOB   60000u
+#define NBLOBS 600u /* 36 MB each way */
 
 static char dir[64];
 
@@ -160,7 +160,8 @@ static void *send_main(void *arg)
 		fill(blob, i, x->dirn);
 		tb_buf_reset(&b);
 		x->rc = tb_enc_state(&b, TB_REC_CPU_STATE, 1, i, blob, BLOB) ?:
-			tb_conn_send(x->c, b.data, b.len, tb_now_ns() + 10 * SEC);
+				tb_conn_send(x->c, b.data, b.len,
+					     tb_now_ns() + 10 * SEC);
 	}
 	free(blob);
 	tb_buf_free(&b);
@@ -285,7 +286,8 @@ static void refused(struct tb_tls_ctx *cx, struct tb_tls_ctx *sx)
 
 START_TEST(server_from_another_ca_refused)
 {
-	struct tb_tls_cfg cc = x509("ca", "primary"), sc = x509("rogue", "primary");
+	struct tb_tls_cfg cc = x509("ca", "primary"),
+			  sc = x509("rogue", "primary");
 
 	refused(ctx(&cc, false), ctx(&sc, true));
 }
@@ -293,7 +295,8 @@ END_TEST
 
 START_TEST(client_from_another_ca_refused)
 {
-	struct tb_tls_cfg cc = x509("rogue", "primary"), sc = x509("ca", "backup");
+	struct tb_tls_cfg cc = x509("rogue", "primary"),
+			  sc = x509("ca", "backup");
 
 	refused(ctx(&cc, false), ctx(&sc, true));
 }
@@ -311,7 +314,8 @@ END_TEST
 START_TEST(client_without_certificate_refused)
 {
 	/* a PSK client meets a certificate server: no certificate to show */
-	struct tb_tls_cfg cc = { .psk_file = f("psk") }, sc = x509("ca", "backup");
+	struct tb_tls_cfg cc = { .psk_file = f("psk") },
+			  sc = x509("ca", "backup");
 
 	refused(ctx(&cc, false), ctx(&sc, true));
 }
@@ -374,7 +378,7 @@ END_TEST
 /* A relay between two socket pairs that can flip one bit of the next
  * chunk of application data going from the client to the server. */
 struct relay {
-	int c, s;	/* its ends towards the client and the server */
+	int c, s;	 /* its ends towards the client and the server */
 	atomic_int flip; /* 1: alter the next data chunk */
 };
 
@@ -385,7 +389,8 @@ static void *relay_main(void *arg)
 	ssize_t n;
 
 	for (;;) {
-		struct pollfd p[2] = { { r->c, POLLIN, 0 }, { r->s, POLLIN, 0 } };
+		struct pollfd p[2] = { { r->c, POLLIN, 0 },
+				       { r->s, POLLIN, 0 } };
 
 		if (poll(p, 2, -1) < 0)
 			return NULL;
@@ -432,8 +437,10 @@ START_TEST(altered_record_is_rejected)
 	pthread_t t, rt;
 	int p1[2], p2[2];
 
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p1), 0);
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p2), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p1),
+			 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p2),
+			 0);
 	r.c = p1[1];
 	r.s = p2[1];
 	ck_assert_int_eq(tb_conn_from_fd(&cl.c, p1[0], NULL), 0);
@@ -448,15 +455,18 @@ START_TEST(altered_record_is_rejected)
 
 	/* an unaltered record arrives */
 	tb_enc_heartbeat(&b, &hb);
-	ck_assert_int_eq(tb_conn_send(cl.c, b.data, b.len, tb_now_ns() + SEC), 0);
-	ck_assert_int_eq(tb_conn_recv_rec(sv.c, &rec, tb_now_ns() + 2 * SEC), 1);
+	ck_assert_int_eq(tb_conn_send(cl.c, b.data, b.len, tb_now_ns() + SEC),
+			 0);
+	ck_assert_int_eq(tb_conn_recv_rec(sv.c, &rec, tb_now_ns() + 2 * SEC),
+			 1);
 	ck_assert_uint_eq(rec.u.hb.seq, 1);
 	/* one bit flipped in the next: refused, not delivered */
 	tb_buf_reset(&b);
 	hb.seq = 2;
 	tb_enc_heartbeat(&b, &hb);
 	atomic_store(&r.flip, 1);
-	ck_assert_int_eq(tb_conn_send(cl.c, b.data, b.len, tb_now_ns() + SEC), 0);
+	ck_assert_int_eq(tb_conn_send(cl.c, b.data, b.len, tb_now_ns() + SEC),
+			 0);
 	ck_assert_int_eq(tb_conn_recv_rec(sv.c, &rec, tb_now_ns() + 2 * SEC),
 			 -EBADMSG);
 	ck_assert_int_eq(atomic_load(&r.flip), 0); /* the relay did flip */
@@ -478,7 +488,8 @@ START_TEST(secrets_readable_by_others_refused)
 	struct tb_tls_ctx *x = NULL;
 	char why[256];
 
-	ck_assert_int_eq(tb_tls_ctx_new(&x, &c, true, why, sizeof(why)), -EPERM);
+	ck_assert_int_eq(tb_tls_ctx_new(&x, &c, true, why, sizeof(why)),
+			 -EPERM);
 	ck_assert_ptr_nonnull(strstr(why, "readable by other users"));
 	ck_assert_ptr_null(x);
 }

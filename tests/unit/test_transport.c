@@ -623,12 +623,13 @@ END_TEST
 START_TEST(address_syntax_is_checked_without_resolving)
 {
 	static const char *const good[] = {
-		"127.0.0.1:7700", "[::1]:7700", "backup.example:7700",
-		"tiber-test.invalid:1", "unix:/run/tiber/r.sock", "unix:@tb",
+		"127.0.0.1:7700",	  "[::1]:7700",
+		"backup.example:7700",	  "tiber-test.invalid:1",
+		"unix:/run/tiber/r.sock", "unix:@tb",
 	};
 	static const char *const bad[] = {
-		"garbage", "host:", ":7700", "host:70000", "host:7x", "::1:7700",
-		"[::1]7700", "unix:", "unix:@", "",
+		"garbage",  "host:",	 ":7700", "host:70000", "host:7x",
+		"::1:7700", "[::1]7700", "unix:", "unix:@",	"",
 	};
 	size_t i;
 

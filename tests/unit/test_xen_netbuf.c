@@ -78,7 +78,11 @@ static int raw_sock(const char *dev)
 	return fd;
 }
 
-enum kind { K_IP4, K_IP6, K_ARP };
+enum kind {
+	K_IP4,
+	K_IP6,
+	K_ARP
+};
 static const char marker[] = "TBSEQ";
 
 static void ip_csum(uint8_t *h)
@@ -104,22 +108,22 @@ static void send_frame(int fd, enum kind k, uint32_t seq)
 	memcpy(f + 6, "\x02\x00\x00\x00\x00\x01", 6);
 	if (k == K_IP4) {
 		f[12] = 0x08, f[13] = 0x00;
-		f[off] = 0x45;	       /* IPv4, IHL 5 */
+		f[off] = 0x45; /* IPv4, IHL 5 */
 		f[off + 3] = 20 + 8 + 16;
 		f[off + 8] = 64;
-		f[off + 9] = 17;       /* UDP */
+		f[off + 9] = 17; /* UDP */
 		memcpy(f + off + 12, "\x0a\x00\x00\x01\x0a\x00\x00\x02", 8);
-		ip_csum(f + off);      /* br_netfilter checks it */
+		ip_csum(f + off); /* br_netfilter checks it */
 		off += 20 + 8;
 	} else if (k == K_IP6) {
 		f[12] = 0x86, f[13] = 0xdd;
 		f[off] = 0x60;
-		f[off + 5] = 8 + 16;   /* payload length */
-		f[off + 6] = 17;       /* next header UDP */
+		f[off + 5] = 8 + 16; /* payload length */
+		f[off + 6] = 17;     /* next header UDP */
 		f[off + 7] = 64;
 		off += 40 + 8;
 	} else {
-		memset(f, 0xff, 6);    /* broadcast */
+		memset(f, 0xff, 6); /* broadcast */
 		f[12] = 0x08, f[13] = 0x06;
 		f[off + 1] = 1, f[off + 2] = 8; /* Ethernet, IPv4 */
 		f[off + 4] = 6, f[off + 5] = 4, f[off + 7] = 1; /* request */
@@ -247,7 +251,7 @@ START_TEST(hold_and_release)
 	n = recv_seqs(rx, seq, 16, 1000);
 	ck_assert_uint_eq(n, 3);
 	for (size_t i = 0; i < 3; i++)
-		ck_assert_uint_eq(seq[i], i + 1); /* in order */
+		ck_assert_uint_eq(seq[i], i + 1);	   /* in order */
 	ck_assert_uint_eq(recv_seqs(rx, seq, 16, 200), 0); /* 4..6 held */
 
 	/* ack 2 alone cannot release (its marker was merged) */
@@ -344,8 +348,7 @@ START_TEST(setup_idempotent_and_errors)
 	if (!in_netns("idempotence") || !topo("idempotence"))
 		return;
 	cfg.vif = "nosuchvif";
-	ck_assert_int_eq(tb_netbuf_setup(&nb, &cfg, why, sizeof(why)),
-			 -ENODEV);
+	ck_assert_int_eq(tb_netbuf_setup(&nb, &cfg, why, sizeof(why)), -ENODEV);
 	ck_assert(strstr(why, "nosuchvif"));
 	cfg.vif = "va";
 	rc = tb_netbuf_setup(&nb, &cfg, why, sizeof(why));

@@ -119,7 +119,7 @@ START_TEST(golden_hvm_libxc)
 	e += 8;
 	e[0] = 1; /* count 1, reserved 0 */
 	e += 8;
-	e += 8; /* pfn 0, type NOTAB: all zero */
+	e += 8;		  /* pfn 0, type NOTAB: all zero */
 	memset(e, 1, PG); /* page 0: (0 * 7 + 1), word 0 = 0 */
 	memset(e, 0, 8);
 	e += PG;
@@ -194,8 +194,8 @@ static int on_rec(void *arg, uint32_t type, const uint8_t *b, uint32_t len)
 				c->pv_types[c->nr_pv_types++] = ent;
 			if (t == TB_XS_PF_XTAB || t == TB_XS_PF_XALLOC)
 				continue;
-			ck_assert_int_eq(pread(c->ram, ref, PG,
-					       (off_t)(pfn * PG)), PG);
+			ck_assert_int_eq(
+				pread(c->ram, ref, PG, (off_t)(pfn * PG)), PG);
 			if (!memcmp(ref, data, PG))
 				c->pages_ok++;
 			data += PG;
@@ -209,7 +209,9 @@ START_TEST(roundtrip_hvm_xl)
 	static const char cfg[] = "name = \"g\"\ntype = \"pvh\"\nmemory = 8\n";
 	uint8_t ctx[100];
 	struct tb_xs_hvm_param prm[3] = {
-		{ 1, 0xfeffc }, { 17, 0xfeffd }, { 12, 0xfeffb000 },
+		{ 1, 0xfeffc },
+		{ 17, 0xfeffd },
+		{ 12, 0xfeffb000 },
 	};
 	uint64_t n = 3000; /* three PAGE_DATA batches */
 	struct tb_xs_image img = { 0 };
@@ -299,7 +301,9 @@ START_TEST(roundtrip_pv)
 	uint64_t p2m[2] = { 40, 41 };
 	struct tb_xs_stats st;
 	struct tb_xs_vcpu vcpus[3] = {
-		{ 0, vc0, sizeof(vc0) }, { 1, NULL, 0 }, { 2, vc2, sizeof(vc2) },
+		{ 0, vc0, sizeof(vc0) },
+		{ 1, NULL, 0 },
+		{ 2, vc2, sizeof(vc2) },
 	};
 	uint8_t types[600];
 	uint64_t n = 600;
@@ -413,8 +417,8 @@ START_TEST(parser_rejects)
 {
 	struct tb_xs_parsed p;
 	const char *why;
-	size_t len, x = 48 + 16 + 8; /* libxc image header */
-	size_t pd = x + 24 + 16 + 8; /* PAGE_DATA record */
+	size_t len, x = 48 + 16 + 8;		/* libxc image header */
+	size_t pd = x + 24 + 16 + 8;		/* PAGE_DATA record */
 	size_t ctxr = pd + 8 + 8 + 16 + 2 * PG; /* HVM_CONTEXT record */
 	uint8_t *b = small_stream(&len), *m = malloc(len);
 
@@ -423,13 +427,13 @@ START_TEST(parser_rejects)
 	ck_assert_uint_eq(tb_get_le32(b + pd), TB_XS_REC_PAGE_DATA);
 	ck_assert_uint_eq(tb_get_le32(b + ctxr), TB_XS_REC_HVM_CONTEXT);
 
-#define MUT(stmt, msg)                                                    \
-	do {                                                              \
-		memcpy(m, b, len);                                        \
-		stmt;                                                     \
+#define MUT(stmt, msg)                                                      \
+	do {                                                                \
+		memcpy(m, b, len);                                          \
+		stmt;                                                       \
 		ck_assert_int_eq(tb_xs_parse(m, len, &p, NULL, NULL, &why), \
-				 -EPROTO);                                \
-		ck_assert_str_eq(why, msg);                               \
+				 -EPROTO);                                  \
+		ck_assert_str_eq(why, msg);                                 \
 	} while (0)
 
 	MUT(m[x] = 0, "bad image header marker");
@@ -560,7 +564,9 @@ END_TEST
  * types, p2m frames and vCPUs of the blobs. */
 START_TEST(from_blobs_pv)
 {
-	enum { N = 1024 };
+	enum {
+		N = 1024
+	};
 	struct tb_buf cpu = { 0 }, dev = { 0 };
 	uint8_t vc[64], info[16], shinfo[PG], types[24], p2m[16], tsc[24];
 	struct tb_xs_blobs ps;
@@ -584,7 +590,7 @@ START_TEST(from_blobs_pv)
 	tb_put_le32(info + 4, 4);
 	tb_put_le64(info + 8, N);
 	tb_put_le64(types, 5 | (uint64_t)(TB_XS_PF_L4TAB | TB_XS_PF_LPINTAB)
-				       << 60);
+					   << 60);
 	tb_put_le64(types + 8, 6 | (uint64_t)TB_XS_PF_L1TAB << 60);
 	tb_put_le64(types + 16, (N - 1) | (uint64_t)TB_XS_PF_XTAB << 60);
 	tb_put_le64(p2m, 700);
@@ -629,8 +635,7 @@ START_TEST(from_blobs_pv)
 	ck_assert_uint_eq(img.pfn_types[5], TB_XS_PF_L4TAB | TB_XS_PF_LPINTAB);
 	ck_assert_uint_eq(img.pfn_types[7], TB_XS_PF_NOTAB);
 	img.mem_fd = ram;
-	ck_assert_int_eq(tb_xs_write_xl(out, "type = \"pv\"\n", 12, &img,
-					NULL),
+	ck_assert_int_eq(tb_xs_write_xl(out, "type = \"pv\"\n", 12, &img, NULL),
 			 0);
 	b = slurp_named(out, &len, "pv-blobs.xl");
 	c.ram = ram;
@@ -645,8 +650,8 @@ START_TEST(from_blobs_pv)
 	free(b);
 
 	/* a type entry past the pfn space is malformed, not truncated */
-	rc = tb_xs_from_blobs(cpu.data, cpu.len, dev.data, dev.len, N - 1,
-			      &ps, &img);
+	rc = tb_xs_from_blobs(cpu.data, cpu.len, dev.data, dev.len, N - 1, &ps,
+			      &img);
 	ck_assert_int_eq(rc, -EINVAL);
 	/* no vCPU 0 */
 	cpu.len = 16;

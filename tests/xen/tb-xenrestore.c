@@ -31,7 +31,8 @@ int main(int argc, char **argv)
 {
 	const struct tb_backend_ops *ops = tb_backend_find("xen");
 	struct tb_dom_cfg cfg = { .suspend_mode = TB_SUSPEND_AUTO,
-				  .static_port = -1, .suspend_cancel = -1 };
+				  .static_port = -1,
+				  .suspend_cancel = -1 };
 	struct tb_buf cpu = { 0 }, dev = { 0 };
 	struct tb_restore_req req = { 0 };
 	struct tb_restore_res res;
@@ -62,9 +63,11 @@ int main(int argc, char **argv)
 	t0 = tb_now_ns();
 	rc = ops->request_suspend(d);
 	if (!rc)
-		rc = ops->await_suspended(d, tb_now_ns() + 30 * TB_NSEC_PER_SEC);
+		rc = ops->await_suspended(d,
+					  tb_now_ns() + 30 * TB_NSEC_PER_SEC);
 	for (uint64_t p = 0; !rc && p < info.nr_pages; p += BATCH) {
-		size_t n = info.nr_pages - p < BATCH ? info.nr_pages - p : BATCH;
+		size_t n = info.nr_pages - p < BATCH ? info.nr_pages - p :
+						       BATCH;
 
 		for (size_t i = 0; i < n; i++)
 			pfns[i] = p + i;
@@ -90,7 +93,8 @@ int main(int argc, char **argv)
 		ops->detach(d);
 		return 1;
 	}
-	printf("INFO snapshot of %s (%s): %" PRIu64 " pfns, %" PRIu64 " non-zero pages, cpu %zu B, dev %zu B, %.1f ms\n",
+	printf("INFO snapshot of %s (%s): %" PRIu64 " pfns, %" PRIu64
+	       " non-zero pages, cpu %zu B, dev %zu B, %.1f ms\n",
 	       info.name, info.kind, info.nr_pages, nonzero, cpu.len, dev.len,
 	       (t1 - t0) / 1e6);
 	/*
