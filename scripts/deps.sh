@@ -9,6 +9,7 @@ PKGS=(
 	libxen-dev liburing-dev liblz4-dev libxxhash-dev check
 	libnl-route-3-dev gnuplot-nox iproute2 python3 procps util-linux
 	nftables libgnutls28-dev gnutls-bin
+	clang-format cppcheck # static checks (make format-check, make analyze)
 )
 # Extra packages for `make check-xen` only (QEMU, debootstrap ...).
 if [ "${TIBER_DEPS_XEN:-0}" = 1 ]; then

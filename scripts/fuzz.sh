@@ -63,7 +63,7 @@ echo "fuzz: building $FUZZ/fuzz_authz"
 "$CLANG" -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer \
-	tests/fuzz/fuzz_authz.c replicator/authz.c -o "$FUZZ/fuzz_authz"
+	tests/fuzz/fuzz_authz.c replicator/authz.c lib/common.c -o "$FUZZ/fuzz_authz"
 mkdir -p "$FUZZ/corpus-authz"
 echo "fuzz: authorize_file parser for ${SECS}s"
 rc=0
