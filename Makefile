@@ -10,7 +10,8 @@ WERROR ?= 1
 SANITIZE ?= 0
 
 PKGS := liburing liblz4 libxxhash xencontrol xenguest xenevtchn \
-	xenforeignmemory xenstore xentoollog libnl-route-3.0 libnl-3.0 gnutls
+	xenforeignmemory xenstore xentoollog libnl-route-3.0 libnl-3.0 gnutls \
+	libsystemd
 # pkg-config is only asked when something is compiled (not for deps/help).
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -62,7 +63,7 @@ ASAN_LIB := $(ASAN)/libtiber.a
 ASAN_SIMLIB := $(ASAN)/libtibersim.a
 
 .PHONY: all deps check check-unit check-asan check-integration check-xen \
-	check-integration-asan \
+	check-integration-asan check-units \
 	xen-guest \
 	bench demo soak fuzz install clean help format format-check analyze \
 	memcheck mutate
@@ -152,7 +153,7 @@ ASAN_TESTS := $(patsubst tests/unit/%.c,$(ASAN)/tests/%,$(TEST_SRCS))
 check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory check-unit check-asan check-integration \
-		check-integration-asan
+		check-integration-asan check-units
 
 check-unit: $(REL_TESTS)
 	@scripts/run-tests.sh unit $(REL_TESTS)
@@ -179,6 +180,17 @@ check-integration-asan: all $(addprefix $(ASAN_BIN)/,$(SAN_PROGS))
 	ASAN_OPTIONS=detect_leaks=1:log_path=$(abspath $(BUILD))/san-logs/asan \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(abspath $(BUILD))/san-logs/ubsan \
 	scripts/run-tests.sh integration-asan $(SAN_IT)
+
+# systemd units (systemd/*.in) with the paths of an installation
+units = sed -e 's|@SBINDIR@|$(2)|g' -e 's|@DOCDIR@|$(3)|g' $(1)
+check-units: all
+	@mkdir -p $(BUILD)/systemd
+	@for u in systemd/*.service.in; do \
+		$(call units,$$u,$(abspath $(BIN)),$(abspath docs)) \
+			> $(BUILD)/systemd/$$(basename $$u .in); done
+	@systemd-analyze verify --man=no $(BUILD)/systemd/tiberd@.service \
+		$(BUILD)/systemd/tiber-replicator.service && \
+		echo "check-units: systemd-analyze verify: tiberd@.service tiber-replicator.service clean"
 
 check-xen: all
 	@TIBER_DEPS_XEN=1 scripts/deps.sh
@@ -226,6 +238,11 @@ install: all
 		install -m 755 $(BIN)/$$p $(DESTDIR)$(PREFIX)/bin/; done
 	install -d $(DESTDIR)$(PREFIX)/share/doc/tiber
 	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/tiber/
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	for u in systemd/*.service.in; do \
+		$(call units,$$u,$(PREFIX)/sbin,$(PREFIX)/share/doc/tiber) \
+			> $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u .in); \
+		chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u .in); done
 
 clean:
 	rm -rf $(BUILD)

@@ -18,6 +18,7 @@
 #include "tiber/log.h"
 #include "tiber/tls.h"
 #include "tiber/transport.h"
+#include "sdnotify.h"
 
 static struct tb_engine *engine;
 
@@ -348,7 +349,9 @@ int main(int argc, char **argv)
 		backends[backend], guest ? guest : "-", domid, cfg.rate_hz,
 		backup, tlsx ? tb_tls_ctx_mode(tlsx) : "INSECURE",
 		engine_modes[emode], control);
+	tb_sd_start(engine);
 	rc = tb_engine_run(engine);
+	tb_sd_stop();
 	{
 		char st[4096];
 

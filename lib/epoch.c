@@ -78,6 +78,7 @@ struct job {
 
 struct tb_engine {
 	struct tb_engine_cfg cfg;
+	atomic_uint_fast64_t loop_ticks; /* the tick loop's progress */
 	struct tb_dom *dom;
 	struct tb_dom_info info;
 	bool fast_resume;
@@ -1620,6 +1621,7 @@ int tb_engine_run(struct tb_engine *e)
 		ticks += expirations;
 		t_tick = t0 + (int64_t)(ticks - 1) * period;
 		rc = tick(e, t_tick);
+		atomic_fetch_add(&e->loop_ticks, 1);
 		if (rc) {
 			if (rc > 0)
 				rc = 0; /* switched over: done */
@@ -1701,6 +1703,7 @@ void tb_engine_get_status(struct tb_engine *e, struct tb_engine_status *st)
 	st->last_acked_epoch = e->last_acked;
 	st->inflight = e->inflight;
 	st->skipped_ticks = e->skipped;
+	st->loop_ticks = atomic_load(&e->loop_ticks);
 	st->missed_ticks = e->missed;
 	st->suspend_timeouts = e->timeouts;
 	st->backup_losses = e->losses;

@@ -25,6 +25,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "tiber/backend.h"
 #include "tiber/config.h"
 #include "tiber/log.h"
@@ -302,9 +304,12 @@ int main(int argc, char **argv)
 		tb_warn("failover = auto without fence_cmd: a lost primary is NOT failed over automatically (no fencing, no failover); `tiberctl promote GUEST` does it once the old primary is known stopped");
 	if (opt.failover == FAILOVER_UNSAFE_AUTO)
 		tb_err("failover = unsafe-auto: guests are restored WITHOUT fencing their primary; two live copies (split brain) are possible; for tests only");
+	sd_notify(0, "READY=1\nSTATUS=listening on the replication port");
 	while (!atomic_load(&stopping)) {
 		struct tb_conn *c;
 
+		/* the accept loop turns every 200 ms: systemd's watchdog */
+		sd_notify(0, "WATCHDOG=1");
 		rc = tb_listener_accept(l, &c, NULL,
 					tb_now_ns() + 200 * TB_NSEC_PER_MSEC);
 		reap(&conns, false);
@@ -328,6 +333,7 @@ int main(int argc, char **argv)
 		cx->next = conns;
 		conns = cx;
 	}
+	sd_notify(0, "STOPPING=1");
 	tb_ctl_close(ctl);
 	reap(&conns, true);
 	tb_listener_close(l);

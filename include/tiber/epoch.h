@@ -124,6 +124,7 @@ struct tb_engine_status {
 	int64_t backup_lag_ns; /* age of the oldest unacked epoch */
 	uint64_t skipped_ticks;
 	uint64_t missed_ticks; /* timer overruns */
+	uint64_t loop_ticks;   /* ticks the epoch loop has handled */
 	uint64_t suspend_timeouts;
 	uint64_t backup_losses;
 	uint64_t resyncs;
