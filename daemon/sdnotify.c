@@ -73,8 +73,8 @@ static void *notifier(void *arg)
 			until.tv_sec++;
 			until.tv_nsec -= TB_NSEC_PER_SEC;
 		}
-		while (!stop &&
-		       pthread_cond_timedwait(&cond, &lock, &until) != ETIMEDOUT)
+		while (!stop && pthread_cond_timedwait(&cond, &lock, &until) !=
+					ETIMEDOUT)
 			;
 	}
 	pthread_mutex_unlock(&lock);
