@@ -84,7 +84,7 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 {
 	struct bench_res **sel = calloc(nr + 1, sizeof(*sel));
 	char cmd[1200], lab[64];
-	unsigned i, k, n, ncdf = 0;
+	unsigned i, k, n, ncdf = 0, nph = 0, npts[2] = { 0, 0 };
 	FILE *gp, *f;
 	int rc = 0;
 
@@ -160,7 +160,9 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		fprintf(f,
 			"# dirty_p50 pause_p50_ms pause_p99_ms scattered_ms memcpy_ms rate_hz\n");
 		for (i = 0; i < n; i++)
-			if (sel[i]->cfg.mode == (k ? BENCH_SWP : BENCH_STAGED))
+			if (sel[i]->cfg.mode ==
+				    (k ? BENCH_SWP : BENCH_STAGED) &&
+			    ++npts[k])
 				fprintf(f, "%.0f %.4f %.4f %.4f %.4f %g\n",
 					sel[i]->ph[PH_DIRTY].p50,
 					sel[i]->ph[PH_PAUSE].p50 / 1e6,
@@ -170,6 +172,9 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 					sel[i]->cfg.rate_hz);
 		fclose(f);
 	}
+	/* gnuplot cannot draw an axis without points ("x range is
+	 * invalid"): a plot without data is left out (here and below) */
+	fprintf(gp, npts[0] ? "" : "# no dirty sweep in this run\nif (0) {\n");
 	fprintf(gp,
 		"set output 'pause_vs_dirty.png'\n"
 		"set title 'Pause vs dirty pages per epoch (measured p50; %" PRIu64
@@ -184,6 +189,7 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		"'dirty_staged.dat' using 1:5 with lines lw 2 dt 3 lc rgb 'black' title 'bound: memcpy'\n"
 		"unset logscale\n",
 		runs[0].cfg.guest_mib);
+	fprintf(gp, npts[0] ? "" : "}\n");
 
 	/* 3. phases, stacked (means add up to the mean pause) */
 	f = open_dat(dir, "phases.dat");
@@ -202,6 +208,7 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 			     strcmp(r->cfg.sweep, "link")))
 				continue;
 			label(r, lab, sizeof(lab));
+			nph++;
 			fprintf(f, "\"%s\" %.4f %.4f %.4f %.4f\n", lab,
 				r->ph[PH_HANDSHAKE].mean / 1e6,
 				r->ph[PH_HARVEST].mean / 1e6,
@@ -212,6 +219,7 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		}
 		fclose(f);
 	}
+	fprintf(gp, nph ? "" : "# no 40 Hz run in this run\nif (0) {\n");
 	fprintf(gp,
 		"set output 'phases.png'\n"
 		"set title 'Mean pause by phase (40 Hz; links below 10 Gbit/s: see the tables); handshake (request to suspended) precedes the pause'\n"
@@ -224,6 +232,7 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		"'' using 5 title 'resume (swp: send + resume)', "
 		"'' using 2 title 'handshake (before the pause)'\n"
 		"unset style\nset style data lines\nset xtics norotate\nset key noautotitle\nset yrange [*:*]\n");
+	fprintf(gp, nph ? "" : "}\n");
 
 	/* 4. rate vs jitter */
 	for (n = 0, i = 0; i < nr; i++)
@@ -245,6 +254,7 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 				sel[i]->ph[PH_JITTER].p50 / 1e3);
 		fclose(f);
 	}
+	fprintf(gp, n ? "" : "# no rate sweep in this run\nif (0) {\n");
 	fprintf(gp,
 		"set output 'rate_jitter.png'\n"
 		"set title 'Checkpoint rate vs period jitter (staged, 1k dirty pages per epoch target)'\n"
@@ -255,6 +265,7 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		"'rate.dat' using 1:5 with linespoints lw 2 pt 6 title 'period jitter p50', "
 		"'rate.dat' using 1:3 with linespoints lw 2 pt 5 dt 2 title 'pause p99', "
 		"1000 with lines lc rgb 'red' dt 3 lw 2 title '1 ms'\n");
+	fprintf(gp, n ? "" : "}\n");
 	fclose(gp);
 	snprintf(cmd, sizeof(cmd),
 		 "cd '%s' && gnuplot plots.gp > gnuplot.log 2>&1", dir);
