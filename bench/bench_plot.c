@@ -175,6 +175,8 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 	/* gnuplot cannot draw an axis without points ("x range is
 	 * invalid"): a plot without data is left out (here and below) */
 	fprintf(gp, npts[0] ? "" : "# no dirty sweep in this run\nif (0) {\n");
+	if (!npts[0])
+		printf("tiber-bench: pause_vs_dirty.png not drawn: no dirty sweep in this run\n");
 	fprintf(gp,
 		"set output 'pause_vs_dirty.png'\n"
 		"set title 'Pause vs dirty pages per epoch (measured p50; %" PRIu64
@@ -220,6 +222,8 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		fclose(f);
 	}
 	fprintf(gp, nph ? "" : "# no 40 Hz run in this run\nif (0) {\n");
+	if (!nph)
+		printf("tiber-bench: phases.png not drawn: no 40 Hz run in this run\n");
 	fprintf(gp,
 		"set output 'phases.png'\n"
 		"set title 'Mean pause by phase (40 Hz; links below 10 Gbit/s: see the tables); handshake (request to suspended) precedes the pause'\n"
@@ -255,6 +259,8 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		fclose(f);
 	}
 	fprintf(gp, n ? "" : "# no rate sweep in this run\nif (0) {\n");
+	if (!n)
+		printf("tiber-bench: rate_jitter.png not drawn: no rate sweep in this run\n");
 	fprintf(gp,
 		"set output 'rate_jitter.png'\n"
 		"set title 'Checkpoint rate vs period jitter (staged, 1k dirty pages per epoch target)'\n"
