@@ -11,7 +11,7 @@ SANITIZE ?= 0
 
 PKGS := liburing liblz4 libxxhash xencontrol xenguest xenevtchn \
 	xenforeignmemory xenstore xentoollog libnl-route-3.0 libnl-3.0 gnutls \
-	libsystemd
+	libsystemd libmicrohttpd
 # pkg-config is only asked when something is compiled (not for deps/help).
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -166,13 +166,13 @@ check-asan: $(ASAN_TESTS)
 check-integration: all
 	@scripts/run-tests.sh integration $(sort $(wildcard tests/integration/test_*.sh))
 
-# The kill -9 failover, backup loss, slow link, TLS, switchover and
-# re-protect tests again, against ASan/UBSan builds of the daemons: any
+# The kill -9 failover, backup loss, slow link, TLS, switchover,
+# re-protect and metrics tests again, against ASan/UBSan builds of the daemons: any
 # sanitizer report (under $(BUILD)/san-logs; daemons get SIGTERM first so
 # LeakSanitizer checks them) fails the test.
 SAN_IT := $(addprefix tests/integration/,test_failover.sh \
 	test_backup_loss.sh test_slow_link.sh test_link_security.sh \
-	test_switchover.sh test_reprotect.sh)
+	test_switchover.sh test_reprotect.sh test_metrics.sh)
 check-integration-asan: all $(addprefix $(ASAN_BIN)/,$(SAN_PROGS))
 	@rm -rf $(BUILD)/san-logs && mkdir -p $(BUILD)/san-logs
 	@TIBER_BIN_DIR=$(abspath $(ASAN_BIN)) \

@@ -18,6 +18,8 @@
 #include "tiber/log.h"
 #include "tiber/tls.h"
 #include "tiber/transport.h"
+#include "tiber/metrics.h"
+#include "metrics.h"
 #include "sdnotify.h"
 
 static struct tb_engine *engine;
@@ -49,6 +51,8 @@ int main(int argc, char **argv)
 	const char *guest = NULL, *backup = NULL, *control = NULL;
 	const char *kernel = NULL, *dirty_mech = "auto";
 	const char *fence_cmd = NULL, *control_group = NULL;
+	const char *metrics_listen = NULL;
+	struct tb_metrics *metrics = NULL;
 	int64_t fence_timeout = 30 * TB_NSEC_PER_SEC;
 	uint32_t domid = 0, copy_threads = 2, max_inflight = 2;
 	uint32_t precopy = 3, accel = 1;
@@ -222,6 +226,10 @@ int main(int argc, char **argv)
 		  .type = TB_OPT_STR,
 		  .dst = &control,
 		  .help = "control socket for tiberctl (default /run/tiber/tiberd-ID.sock)" },
+		{ .key = "metrics_listen",
+		  .type = TB_OPT_STR,
+		  .dst = &metrics_listen,
+		  .help = "serve Prometheus metrics on HOST:PORT (numeric; default off)" },
 		{ .key = "fence_cmd",
 		  .type = TB_OPT_STR,
 		  .dst = &fence_cmd,
@@ -349,9 +357,17 @@ int main(int argc, char **argv)
 		backends[backend], guest ? guest : "-", domid, cfg.rate_hz,
 		backup, tlsx ? tb_tls_ctx_mode(tlsx) : "INSECURE",
 		engine_modes[emode], control);
+	if (metrics_listen &&
+	    tb_metrics_start(&metrics, metrics_listen, tiberd_metrics, engine)) {
+		tb_engine_destroy(engine);
+		tb_tls_ctx_free(tlsx);
+		tb_opts_free(&o);
+		return 1;
+	}
 	tb_sd_start(engine);
 	rc = tb_engine_run(engine);
 	tb_sd_stop();
+	tb_metrics_stop(metrics);
 	{
 		char st[4096];
 

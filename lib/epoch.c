@@ -30,6 +30,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +144,7 @@ struct tb_engine {
 	uint64_t skipped_since;
 	int64_t pause_ring[PAUSE_RING];
 	uint64_t pause_count;
+	struct tb_phase_hist phase[TB_PH_MAX];
 	bool held_suspended;
 	bool resume_failed; /* the guest could not be resumed: stop */
 	int64_t last_loss_log_ns;
@@ -541,6 +543,37 @@ static void *sender_main(void *arg)
 
 /* ---------------------------------------------------------------- receiver */
 
+const double tb_phase_le[TB_PHASE_BUCKETS] = {
+	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+	0.01,	0.025,	 0.05,	 0.1,	1,	INFINITY,
+};
+
+const char *tb_phase_name(enum tb_phase p)
+{
+	static const char *const names[TB_PH_MAX] = {
+		"pause", "handshake", "harvest", "copy", "resume", "commit"
+	};
+
+	return p < TB_PH_MAX ? names[p] : "?";
+}
+
+static void phase_add(struct tb_phase_hist *h, int64_t from, int64_t to)
+{
+	double s;
+	unsigned i;
+
+	if (!from || !to || to < from)
+		return;
+	s = (double)(to - from) / 1e9;
+	for (i = 0; i + 1 < TB_PHASE_BUCKETS && s > tb_phase_le[i]; i++)
+		;
+	h->bucket[i]++;
+	h->count++;
+	h->sum_s += s;
+}
+
+/* An acked epoch: its pause into the ring, its phases into the
+ * histograms (under e->lock). */
 static void record_pause(struct tb_engine *e, const struct tb_epoch_rec *r)
 {
 	if (!r->t_resumed || !r->t_suspended)
@@ -548,6 +581,12 @@ static void record_pause(struct tb_engine *e, const struct tb_epoch_rec *r)
 	e->pause_ring[e->pause_count % PAUSE_RING] =
 		r->t_resumed - r->t_suspended;
 	e->pause_count++;
+	phase_add(&e->phase[TB_PH_PAUSE], r->t_suspended, r->t_resumed);
+	phase_add(&e->phase[TB_PH_HANDSHAKE], r->t_request, r->t_suspended);
+	phase_add(&e->phase[TB_PH_HARVEST], r->t_suspended, r->t_harvested);
+	phase_add(&e->phase[TB_PH_COPY], r->t_harvested, r->t_staged);
+	phase_add(&e->phase[TB_PH_RESUME], r->t_staged, r->t_resumed);
+	phase_add(&e->phase[TB_PH_COMMIT], r->t_resumed, r->t_acked);
 }
 
 static int handle_ack(struct tb_engine *e, const struct tb_ack *ack)
@@ -1704,6 +1743,7 @@ void tb_engine_get_status(struct tb_engine *e, struct tb_engine_status *st)
 	st->inflight = e->inflight;
 	st->skipped_ticks = e->skipped;
 	st->loop_ticks = atomic_load(&e->loop_ticks);
+	memcpy(st->phase, e->phase, sizeof(st->phase));
 	st->missed_ticks = e->missed;
 	st->suspend_timeouts = e->timeouts;
 	st->backup_losses = e->losses;

@@ -30,6 +30,7 @@
 #include "tiber/backend.h"
 #include "tiber/config.h"
 #include "tiber/log.h"
+#include "tiber/metrics.h"
 #include "tiber/replica.h"
 #include "tiber/tls.h"
 #include "tiber/transport.h"
@@ -105,7 +106,8 @@ int main(int argc, char **argv)
 	int backend = 0, level = TB_LOG_INFO, rc, i, fmode = 0;
 	const char *control = NULL, *control_group = NULL;
 	struct tb_ctl *ctl = NULL;
-	const char *authorize_file = NULL;
+	const char *authorize_file = NULL, *metrics_listen = NULL;
+	struct tb_metrics *metrics = NULL;
 	struct tb_tls_cfg tls = { 0 };
 	bool insecure = false;
 	struct tb_opts o;
@@ -204,6 +206,10 @@ int main(int argc, char **argv)
 		  .help = "a connecting peer must finish the TLS handshake within this (default 3s)",
 		  .min = 1,
 		  .max = 60000 },
+		{ .key = "metrics_listen",
+		  .type = TB_OPT_STR,
+		  .dst = &metrics_listen,
+		  .help = "serve Prometheus metrics on HOST:PORT (numeric; default off)" },
 		{ .key = "max_guest_mem",
 		  .type = TB_OPT_SIZE,
 		  .dst = &opt.max_guest_mem,
@@ -304,6 +310,13 @@ int main(int argc, char **argv)
 		tb_warn("failover = auto without fence_cmd: a lost primary is NOT failed over automatically (no fencing, no failover); `tiberctl promote GUEST` does it once the old primary is known stopped");
 	if (opt.failover == FAILOVER_UNSAFE_AUTO)
 		tb_err("failover = unsafe-auto: guests are restored WITHOUT fencing their primary; two live copies (split brain) are possible; for tests only");
+	if (metrics_listen && tb_metrics_start(&metrics, metrics_listen,
+					       repl_metrics, NULL)) {
+		tb_ctl_close(ctl);
+		tb_listener_close(l);
+		tb_opts_free(&o);
+		return 1;
+	}
 	sd_notify(0, "READY=1\nSTATUS=listening on the replication port");
 	while (!atomic_load(&stopping)) {
 		struct tb_conn *c;
@@ -334,6 +347,7 @@ int main(int argc, char **argv)
 		conns = cx;
 	}
 	sd_notify(0, "STOPPING=1");
+	tb_metrics_stop(metrics);
 	tb_ctl_close(ctl);
 	reap(&conns, true);
 	tb_listener_close(l);

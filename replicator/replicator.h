@@ -5,7 +5,9 @@
  *
  * main.c      options, listener, accept loop, shutdown
  * session.c   one primary's connection: HELLO, epochs, ACKs, heartbeats
- * failover.c  restoring a guest whose primary was lost
+ * failover.c  restoring a guest whose primary was lost; tiberctl
+ * authz.c     the authorize_file
+ * metrics.c   the Prometheus metrics
  */
 #ifndef TIBER_REPLICATOR_H
 #define TIBER_REPLICATOR_H
@@ -135,5 +137,7 @@ void repl_handover(struct rdom *d);
  * into @buf as one JSON object. */
 void repl_control(void *arg, const char *cmd, char *buf, size_t len);
 const char *repl_state_name(enum dom_state st);
+/* metrics.c: the Prometheus metrics (a tb_metrics_fn). */
+void repl_metrics(struct tb_buf *out, void *arg);
 
 #endif

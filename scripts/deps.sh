@@ -8,7 +8,8 @@ PKGS=(
 	build-essential pkg-config make gcc clang libclang-rt-14-dev
 	libxen-dev liburing-dev liblz4-dev libxxhash-dev check
 	libnl-route-3-dev gnuplot-nox iproute2 python3 procps util-linux
-	nftables libgnutls28-dev gnutls-bin libsystemd-dev
+	nftables libgnutls28-dev gnutls-bin libsystemd-dev libmicrohttpd-dev
+	python3-prometheus-client
 	clang-format cppcheck # static checks (make format-check, make analyze)
 )
 # Extra packages for `make check-xen` only (QEMU, debootstrap ...).

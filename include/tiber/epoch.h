@@ -111,6 +111,26 @@ enum tb_engine_state {
 };
 const char *tb_engine_state_name(enum tb_engine_state s);
 
+/* Histograms of the checkpoint phases (metrics): per phase, counts of
+ * epochs by upper bound tb_phase_le[] (seconds; the last is +Inf). */
+enum tb_phase {
+	TB_PH_PAUSE,	 /* suspended -> resumed */
+	TB_PH_HANDSHAKE, /* request -> suspended */
+	TB_PH_HARVEST,	 /* suspended -> dirty bitmap harvested */
+	TB_PH_COPY,	 /* harvested -> staged */
+	TB_PH_RESUME,	 /* staged -> resumed */
+	TB_PH_COMMIT,	 /* resumed -> acked by the backup */
+	TB_PH_MAX
+};
+#define TB_PHASE_BUCKETS 12
+extern const double tb_phase_le[TB_PHASE_BUCKETS];
+const char *tb_phase_name(enum tb_phase p);
+struct tb_phase_hist {
+	uint64_t bucket[TB_PHASE_BUCKETS]; /* not cumulative */
+	uint64_t count;
+	double sum_s;
+};
+
 struct tb_engine_status {
 	enum tb_engine_state state;
 	struct tb_dom_info info;
@@ -125,6 +145,7 @@ struct tb_engine_status {
 	uint64_t skipped_ticks;
 	uint64_t missed_ticks; /* timer overruns */
 	uint64_t loop_ticks;   /* ticks the epoch loop has handled */
+	struct tb_phase_hist phase[TB_PH_MAX];
 	uint64_t suspend_timeouts;
 	uint64_t backup_losses;
 	uint64_t resyncs;
