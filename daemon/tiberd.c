@@ -357,8 +357,8 @@ int main(int argc, char **argv)
 		backends[backend], guest ? guest : "-", domid, cfg.rate_hz,
 		backup, tlsx ? tb_tls_ctx_mode(tlsx) : "INSECURE",
 		engine_modes[emode], control);
-	if (metrics_listen &&
-	    tb_metrics_start(&metrics, metrics_listen, tiberd_metrics, engine)) {
+	if (metrics_listen && tb_metrics_start(&metrics, metrics_listen,
+					       tiberd_metrics, engine)) {
 		tb_engine_destroy(engine);
 		tb_tls_ctx_free(tlsx);
 		tb_opts_free(&o);

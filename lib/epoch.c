@@ -550,9 +550,9 @@ const double tb_phase_le[TB_PHASE_BUCKETS] = {
 
 const char *tb_phase_name(enum tb_phase p)
 {
-	static const char *const names[TB_PH_MAX] = {
-		"pause", "handshake", "harvest", "copy", "resume", "commit"
-	};
+	static const char *const names[TB_PH_MAX] = { "pause",	 "handshake",
+						      "harvest", "copy",
+						      "resume",	 "commit" };
 
 	return p < TB_PH_MAX ? names[p] : "?";
 }

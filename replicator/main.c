@@ -310,8 +310,8 @@ int main(int argc, char **argv)
 		tb_warn("failover = auto without fence_cmd: a lost primary is NOT failed over automatically (no fencing, no failover); `tiberctl promote GUEST` does it once the old primary is known stopped");
 	if (opt.failover == FAILOVER_UNSAFE_AUTO)
 		tb_err("failover = unsafe-auto: guests are restored WITHOUT fencing their primary; two live copies (split brain) are possible; for tests only");
-	if (metrics_listen && tb_metrics_start(&metrics, metrics_listen,
-					       repl_metrics, NULL)) {
+	if (metrics_listen &&
+	    tb_metrics_start(&metrics, metrics_listen, repl_metrics, NULL)) {
 		tb_ctl_close(ctl);
 		tb_listener_close(l);
 		tb_opts_free(&o);
