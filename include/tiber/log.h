@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Logging.  One line per event, `key=value` with units, to stderr (or a
- * file set with tb_log_open).  The macros test the level before they
+ * Logging.  One line per event, `key=value` with units, to stderr
+ * (journald: a syslog priority prefix instead of the time; errors and
+ * warnings rate-limited per call site).  The macros test the level before they
  * evaluate their arguments.  lib/ code returns codes and does not log,
  * except through these macros at debug level.
  *
@@ -13,6 +14,7 @@
 #define TIBER_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
 
 enum tb_log_level {
 	TB_LOG_ERR = 0,
@@ -25,6 +27,10 @@ extern int tb_log_level;
 
 /* Program name shown on each line (e.g. "tiberd"). */
 void tb_log_init(const char *ident, int level);
+/* Errors and warnings of one call site: at most @burst lines per
+ * @window_ns (default 10 per 10 s); the next line after a window says
+ * how many were left out. */
+void tb_log_set_ratelimit(unsigned burst, int64_t window_ns);
 /* "err", "warn", "info", "debug" -> level, or -EINVAL. */
 int tb_log_parse_level(const char *s);
 void tb_log_emit(int level, const char *func, int rc, const char *fmt, ...)
