@@ -63,7 +63,7 @@ ASAN_LIB := $(ASAN)/libtiber.a
 ASAN_SIMLIB := $(ASAN)/libtibersim.a
 
 .PHONY: all deps check check-unit check-asan check-integration check-xen \
-	check-integration-asan check-units \
+	check-integration-asan check-units check-man man \
 	xen-guest \
 	bench demo soak fuzz install clean help format format-check analyze \
 	memcheck mutate
@@ -87,7 +87,8 @@ help:
 	@echo "  memcheck       unit tests under valgrind"
 	@echo "  analyze        cppcheck over lib/ and the programs"
 	@echo "  format         clang-format the tree; format-check fails on a diff"
-	@echo "  install        install programs (PREFIX=$(PREFIX) DESTDIR=...)"
+	@echo "  man            man pages -> $(BUILD)/man/ (options from the key tables)"
+	@echo "  install        programs, man pages, systemd units (PREFIX=$(PREFIX) DESTDIR=...)"
 	@echo "  clean          remove $(BUILD)/"
 
 deps:
@@ -153,7 +154,7 @@ ASAN_TESTS := $(patsubst tests/unit/%.c,$(ASAN)/tests/%,$(TEST_SRCS))
 check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory check-unit check-asan check-integration \
-		check-integration-asan check-units
+		check-integration-asan check-units check-man
 
 check-unit: $(REL_TESTS)
 	@scripts/run-tests.sh unit $(REL_TESTS)
@@ -180,6 +181,18 @@ check-integration-asan: all $(addprefix $(ASAN_BIN)/,$(SAN_PROGS))
 	ASAN_OPTIONS=detect_leaks=1:log_path=$(abspath $(BUILD))/san-logs/asan \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(abspath $(BUILD))/san-logs/ubsan \
 	scripts/run-tests.sh integration-asan $(SAN_IT)
+
+# Man pages: man/*.in, their option lists generated from the programs'
+# key tables (scripts/man.py); linted by groff -ww and lexgrog.
+man: all
+	@scripts/man.py $(BIN) $(BUILD)/man
+
+check-man: man
+	@for p in $(BUILD)/man/*; do \
+		w=$$(groff -man -ww -z -Tutf8 $$p 2>&1); \
+		[ -z "$$w" ] || { echo "check-man: $$p: $$w"; exit 1; }; \
+		lexgrog $$p >/dev/null || { echo "check-man: $$p: no NAME line"; exit 1; }; \
+	done; echo "check-man: $$(ls $(BUILD)/man | tr '\n' ' ')clean (groff -ww, lexgrog)"
 
 # systemd units (systemd/*.in) with the paths of an installation
 units = sed -e 's|@SBINDIR@|$(2)|g' -e 's|@DOCDIR@|$(3)|g' $(1)
@@ -238,6 +251,10 @@ install: all
 		install -m 755 $(BIN)/$$p $(DESTDIR)$(PREFIX)/bin/; done
 	install -d $(DESTDIR)$(PREFIX)/share/doc/tiber
 	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/tiber/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5
+	scripts/man.py $(BIN) $(BUILD)/man
+	install -m 644 $(BUILD)/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -m 644 $(BUILD)/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
 	for u in systemd/*.service.in; do \
 		$(call units,$$u,$(PREFIX)/sbin,$(PREFIX)/share/doc/tiber) \
