@@ -3,6 +3,8 @@
 
 PREFIX ?= /usr/local
 DESTDIR ?=
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= $(PREFIX)/etc
 BUILD ?= build
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -63,7 +65,7 @@ ASAN_LIB := $(ASAN)/libtiber.a
 ASAN_SIMLIB := $(ASAN)/libtibersim.a
 
 .PHONY: all deps check check-unit check-asan check-integration check-xen \
-	check-integration-asan check-units check-man man \
+	check-integration-asan check-units check-man man deb \
 	xen-guest \
 	bench demo soak fuzz install clean help format format-check analyze \
 	memcheck mutate
@@ -89,6 +91,7 @@ help:
 	@echo "  format         clang-format the tree; format-check fails on a diff"
 	@echo "  man            man pages -> $(BUILD)/man/ (options from the key tables)"
 	@echo "  install        programs, man pages, systemd units (PREFIX=$(PREFIX) DESTDIR=...)"
+	@echo "  deb            Debian package -> $(BUILD)/deb/ (dpkg-buildpackage, lintian)"
 	@echo "  clean          remove $(BUILD)/"
 
 deps:
@@ -195,11 +198,11 @@ check-man: man
 	done; echo "check-man: $$(ls $(BUILD)/man | tr '\n' ' ')clean (groff -ww, lexgrog)"
 
 # systemd units (systemd/*.in) with the paths of an installation
-units = sed -e 's|@SBINDIR@|$(2)|g' -e 's|@DOCDIR@|$(3)|g' $(1)
+units = sed -e 's|@SBINDIR@|$(2)|g' $(1)
 check-units: all
 	@mkdir -p $(BUILD)/systemd
 	@for u in systemd/*.service.in; do \
-		$(call units,$$u,$(abspath $(BIN)),$(abspath docs)) \
+		$(call units,$$u,$(abspath $(BIN))) \
 			> $(BUILD)/systemd/$$(basename $$u .in); done
 	@systemd-analyze verify --man=no $(BUILD)/systemd/tiberd@.service \
 		$(BUILD)/systemd/tiber-replicator.service && \
@@ -251,15 +254,30 @@ install: all
 		install -m 755 $(BIN)/$$p $(DESTDIR)$(PREFIX)/bin/; done
 	install -d $(DESTDIR)$(PREFIX)/share/doc/tiber
 	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/tiber/
-	install -d $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5
 	scripts/man.py $(BIN) $(BUILD)/man
-	install -m 644 $(BUILD)/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
-	install -m 644 $(BUILD)/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
-	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	for s in 1 5 8; do install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
+		install -m 644 $(BUILD)/man/*.$$s $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
+	install -d $(DESTDIR)$(UNITDIR)
 	for u in systemd/*.service.in; do \
-		$(call units,$$u,$(PREFIX)/sbin,$(PREFIX)/share/doc/tiber) \
-			> $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u .in); \
-		chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$u .in); done
+		$(call units,$$u,$(PREFIX)/sbin) \
+			> $(DESTDIR)$(UNITDIR)/$$(basename $$u .in); \
+		chmod 644 $(DESTDIR)$(UNITDIR)/$$(basename $$u .in); done
+	install -d $(DESTDIR)$(SYSCONFDIR)/tiber
+	install -m 644 examples/replicator.cfg examples/tiberd-example.cfg \
+		$(DESTDIR)$(SYSCONFDIR)/tiber/
+
+# The Debian package (debian/, dpkg-buildpackage), from the tracked
+# files, then lintian at its default level.
+deb:
+	@v=$$(sed -n 's/^#define TB_VERSION "\(.*\)".*/\1/p' include/tiber/common.h); \
+		head -1 debian/changelog | grep -q "^tiber ($$v-" || \
+		{ echo "deb: debian/changelog is not at version $$v (TB_VERSION)"; exit 1; }
+	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/tiber
+	git ls-files -z | tar --null -T - -cf - | tar -xf - -C $(BUILD)/deb/tiber
+	cd $(BUILD)/deb/tiber && dpkg-buildpackage -us -uc -b > ../build.log 2>&1 || \
+		{ tail -30 ../build.log; exit 1; }
+	lintian --fail-on error,warning $(BUILD)/deb/*.changes
+	@ls $(BUILD)/deb/*.deb
 
 clean:
 	rm -rf $(BUILD)

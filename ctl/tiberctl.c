@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * tiberctl: talk to running tiberd daemons over their control sockets.
- *   tiberctl [--socket PATH] status     one JSON line per daemon
+ *   tiberctl [--socket PATH] status [--json]   a table (or JSON)
  *   tiberctl --socket PATH release|switchover|promote GUEST
  *   tiberctl --socket PATH reprotect GUEST TIBERD-ARGS...
  *                                       protect a failed-over guest again
@@ -164,7 +164,82 @@ static int reprotect(const char *sock, const char *guest, int argc, char **argv)
 	return 1;
 }
 
-static int status_all(void)
+/* A daemon's status JSON as rows of a compact table (one per guest);
+ * @header: print the column names first. */
+static void print_status(const char *json, bool header)
+{
+	char name[40], domid[12], state[24], a[32], b[32], c[32], d[32];
+	char e[80];
+	const char *p;
+
+	if (strstr(json, "\"daemon\":\"replicator\"")) {
+		json_str(json, "link", a, sizeof(a));
+		json_str(json, "failover", b, sizeof(b));
+		json_str(json, "refused_handshakes", c, sizeof(c));
+		json_str(json, "refused_unauthorized", d, sizeof(d));
+		printf("replicator: link %s, failover %s, refused %s handshakes, %s unauthorized\n",
+		       a, b, c, d);
+		printf("%-20s %6s %-13s %8s %9s %9s  %s\n", "GUEST", "DOMID",
+		       "STATE", "EPOCH", "AGE", "MIB", "PRIMARY");
+		for (p = strstr(json, "{\"name\":"); p;
+		     p = strstr(p + 1, "{\"name\":")) {
+			json_str(p, "name", name, sizeof(name));
+			json_str(p, "domid", domid, sizeof(domid));
+			json_str(p, "state", state, sizeof(state));
+			json_str(p, "committed_epoch", a, sizeof(a));
+			json_str(p, "commit_age_ms", b, sizeof(b));
+			json_str(p, "pages", c, sizeof(c));
+			json_str(p, "peer_id", d, sizeof(d));
+			json_str(p, "peer", e, sizeof(e));
+			printf("%-20s %6s %-13s %8s %8.1fs %9.0f  %s%s%s%s\n",
+			       name, domid, state, a,
+			       atof(b) < 0 ? 0 : atof(b) / 1e3,
+			       atof(c) * 4096 / (1 << 20), e, *d ? " (" : "",
+			       d, *d ? ")" : "");
+		}
+		return;
+	}
+	if (header)
+		printf("%-20s %6s %-12s %6s %8s %8s %9s %9s  %s\n", "GUEST",
+		       "DOMID", "STATE", "HZ", "EPOCHS", "SKIPPED",
+		       "PAUSE p99", "LAG", "LINK");
+	json_str(json, "name", name, sizeof(name));
+	json_str(json, "domid", domid, sizeof(domid));
+	json_str(json, "state", state, sizeof(state));
+	json_str(json, "rate_hz", a, sizeof(a));
+	json_str(json, "epochs", b, sizeof(b));
+	json_str(json, "skipped_ticks", c, sizeof(c));
+	json_str(json, "pause_p99_us", d, sizeof(d));
+	json_str(json, "backup_lag_ms", e, sizeof(e));
+	printf("%-20s %6s %-12s %6s %8s %8s %7.2fms %7.0fms", name, domid,
+	       state, a, b, c, atof(d) / 1e3, atof(e));
+	json_str(json, "link_error", e, sizeof(e));
+	if (!strcmp(state, "syncing")) {
+		json_str(json, "sync_done_pages", a, sizeof(a));
+		json_str(json, "sync_total_pages", b, sizeof(b));
+		json_str(json, "sync_eta_s", c, sizeof(c));
+		printf("  first sync %.0f%% of %.0f MB, ETA %.0f s\n",
+		       atof(b) > 0 ? 100 * atof(a) / atof(b) : 0.0,
+		       atof(b) * 4096 / 1e6, atof(c));
+	} else {
+		printf("  %s\n", *e ? e : "ok");
+	}
+}
+
+/* status of the daemon at @path: JSON (@json) or table rows. */
+static int status_one(const char *path, bool json, bool header)
+{
+	char buf[8192];
+
+	if (json)
+		return query(path, "status\n");
+	if (ask(path, "status\n", buf, sizeof(buf)))
+		return 1;
+	print_status(buf, header);
+	return 0;
+}
+
+static int status_all(bool json)
 {
 	struct dirent *de;
 	char path[512];
@@ -183,7 +258,7 @@ static int status_all(void)
 		    strncmp(de->d_name, "tiberd-", 7))
 			continue;
 		snprintf(path, sizeof(path), RUN_DIR "/%s", de->d_name);
-		rc |= query(path, "status\n");
+		rc |= status_one(path, json, n == 0);
 		n++;
 	}
 	closedir(d);
@@ -198,14 +273,14 @@ static int status_all(void)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: tiberctl [--socket PATH] status\n"
+		"usage: tiberctl [--socket PATH] status [--json]\n"
 		"       tiberctl --socket PATH release|switchover|promote GUEST\n"
 		"       tiberctl --socket PATH reprotect GUEST --backup ADDR [TIBERD-ARGS...]\n"
 		"       tiberctl recover [--slow] [--no-unpause] DOMID\n\n"
-		"status   state, rate, last epoch, pause p50/p99 and backup lag of\n"
+		"status   state, rate, acked epochs, pause p99 and backup lag of\n"
 		"         every tiberd (or the daemon at PATH: a tiberd, or a\n"
 		"         tiber-replicator: its guests, committed epochs, ages,\n"
-		"         states), one JSON line each\n"
+		"         states) as a table; --json: the daemon's JSON object\n"
 		"release  tiberd: the backup is lost and cannot take the guest over\n"
 		"         (you checked): release the held output, run unprotected\n"
 		"switchover  tiberd: planned hand-over: a last epoch with the guest\n"
@@ -243,8 +318,13 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (!strcmp(argv[i], "status") && i + 1 == argc)
-		return sock ? query(sock, "status\n") : status_all();
+	if (!strcmp(argv[i], "status") &&
+	    (i + 1 == argc ||
+	     (i + 2 == argc && !strcmp(argv[i + 1], "--json")))) {
+		bool json = i + 2 == argc;
+
+		return sock ? status_one(sock, json, true) : status_all(json);
+	}
 	if (sock && !strcmp(argv[i], "release") && i + 1 == argc)
 		return query(sock, "release\n");
 	if (sock && !strcmp(argv[i], "switchover") && i + 1 == argc)

@@ -372,6 +372,15 @@ int tb_opts_parse_cli(struct tb_opts *o, int argc, char **argv,
 	int rc, nrest;
 	bool help;
 
+	for (rc = 1; rc < argc && strcmp(argv[rc], "--"); rc++) {
+		if (!strcmp(argv[rc], "--version")) {
+			const char *slash = strrchr(argv[0], '/');
+
+			printf("%s %s\n", slash ? slash + 1 : argv[0],
+			       TB_VERSION);
+			return 1;
+		}
+	}
 	rc = tb_opts_parse_argv(o, argc, argv, &rest, &nrest, &help);
 	if (help) {
 		fputs(usage, stdout);
@@ -414,6 +423,7 @@ void tb_opts_usage(const struct tb_opts *o, FILE *f)
 		fputc('\n', f);
 	}
 	fputs("  --config FILE                  KEY = VALUE settings (flags override)\n"
-	      "  --help                         this text\n",
+	      "  --help                         this text\n"
+	      "  --version                      the version\n",
 	      f);
 }

@@ -101,6 +101,9 @@ struct tb_engine {
 	uint64_t inflight;
 	uint64_t next_epoch;
 	uint64_t last_acked;
+	/* first sync progress (tick thread writes, status reads; lock) */
+	uint64_t sync_done, sync_total; /* pre-copy pages copied / to copy */
+	int64_t sync_t0, sync_t_log;
 	uint64_t full_pages_sent; /* sender: pre-copy pages of FULL epoch */
 	uint64_t full_bytes_sent;
 	struct job *full_pending; /* FULL epoch sent up to its paused round */
@@ -1104,6 +1107,30 @@ static struct job *get_chunk(struct tb_engine *e)
 	return j;
 }
 
+/* Pre-copy @k more pages: progress for status, a log line every 5 s. */
+static void sync_progress(struct tb_engine *e, uint64_t k)
+{
+	int64_t now = tb_now_ns();
+	uint64_t done, total;
+	double secs;
+
+	pthread_mutex_lock(&e->lock);
+	e->sync_done += k;
+	done = e->sync_done;
+	total = e->sync_total;
+	pthread_mutex_unlock(&e->lock);
+	if (now - e->sync_t_log < 5 * TB_NSEC_PER_SEC)
+		return;
+	e->sync_t_log = now;
+	secs = (double)(now - e->sync_t0) / 1e9;
+	tb_info("dom=%u first sync: %" PRIu64 "/%" PRIu64
+		" pages (%.0f%%, %.0f MB), %.1f MB/s, ETA %.0f s",
+		e->info.domid, done, total, 100.0 * (double)done / (double)total,
+		(double)done * TB_PAGE_SIZE / 1e6,
+		(double)done * TB_PAGE_SIZE / 1e6 / secs,
+		secs * (double)(total - TB_MIN(done, total)) / (double)done);
+}
+
 /* Send @n pfns of @list as pre-copy chunks (guest running). */
 static int precopy_pages(struct tb_engine *e, uint64_t epoch,
 			 const uint64_t *list, size_t n)
@@ -1130,6 +1157,7 @@ static int precopy_pages(struct tb_engine *e, uint64_t epoch,
 			return rc;
 		}
 		queue_push(e, c);
+		sync_progress(e, k);
 	}
 	return 0;
 }
@@ -1186,6 +1214,11 @@ static int first_sync(struct tb_engine *e, int64_t t_tick)
 	tb_bitmap_clear_all(&e->dirty);
 	for (i = 0; i < e->info.nr_pages; i++)
 		e->pfn_list[i] = i;
+	pthread_mutex_lock(&e->lock);
+	e->sync_done = 0;
+	e->sync_total = e->info.nr_pages;
+	pthread_mutex_unlock(&e->lock);
+	e->sync_t0 = e->sync_t_log = tb_now_ns();
 	rc = precopy_pages(e, epoch, e->pfn_list, e->info.nr_pages);
 	for (round = 1;
 	     !rc && round < e->cfg.precopy_rounds && !e->held_suspended;
@@ -1197,6 +1230,9 @@ static int first_sync(struct tb_engine *e, int64_t t_tick)
 		if (n < CHUNK_PAGES / 4)
 			break; /* little left: the paused round takes it */
 		tb_bitmap_clear_all(&e->dirty);
+		pthread_mutex_lock(&e->lock);
+		e->sync_total += n; /* what the guest dirtied meanwhile */
+		pthread_mutex_unlock(&e->lock);
 		rc = precopy_pages(e, epoch, e->pfn_list, n);
 	}
 	if (rc) {
@@ -1743,6 +1779,13 @@ void tb_engine_get_status(struct tb_engine *e, struct tb_engine_status *st)
 	st->inflight = e->inflight;
 	st->skipped_ticks = e->skipped;
 	st->loop_ticks = atomic_load(&e->loop_ticks);
+	st->sync_done_pages = e->sync_done;
+	st->sync_total_pages = e->sync_total;
+	if (e->state == TB_ENG_SYNCING && e->sync_done && e->sync_t0)
+		st->sync_eta_s = (double)(now - e->sync_t0) / 1e9 *
+				 (double)(e->sync_total -
+					  TB_MIN(e->sync_done, e->sync_total)) /
+				 (double)e->sync_done;
 	memcpy(st->phase, e->phase, sizeof(st->phase));
 	st->missed_ticks = e->missed;
 	st->suspend_timeouts = e->timeouts;
@@ -1789,7 +1832,9 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		",\"output_dropped_bytes\":%" PRIu64
 		",\"output_dropped_packets\":%" PRIu64
 		",\"output_overflow_pauses\":%" PRIu64
-		",\"output_overflow_paused_ms\":%.1f,\"link_error\":\"%s\"}",
+		",\"output_overflow_paused_ms\":%.1f,\"link_error\":\"%s\","
+		"\"sync_done_pages\":%" PRIu64 ",\"sync_total_pages\":%" PRIu64
+		",\"sync_eta_s\":%.1f}",
 		st.info.domid, st.info.name, e->cfg.ops->name,
 		tb_engine_state_name(st.state), st.rate_hz,
 		tb_suspend_mode_name(st.info.suspend_mode), st.info.dirty_mech,
@@ -1801,7 +1846,8 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		st.dom.output_held_bytes, st.dom.output_released_bytes,
 		st.dom.output_dropped_bytes, st.dom.output_dropped_packets,
 		st.dom.output_overflow_pauses,
-		st.dom.output_overflow_pause_ns / 1e6, st.link_error);
+		st.dom.output_overflow_pause_ns / 1e6, st.link_error,
+		st.sync_done_pages, st.sync_total_pages, st.sync_eta_s);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 

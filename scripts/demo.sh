@@ -34,7 +34,7 @@ until_ok() { # SECONDS CMD...
 	shift
 	until "$@" 2>/dev/null; do [ $SECONDS -ge $end ] && return 1; sleep 0.05; done
 }
-status() { "$BIN/tiberctl" --socket "$D/tiberd.ctl" status 2>/dev/null; }
+status() { "$BIN/tiberctl" --socket "$D/tiberd.ctl" status --json 2>/dev/null; }
 field() { sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
 
 say "both hosts: a pre-shared key for the TLS 1.3 replication link"
@@ -69,7 +69,7 @@ say "primary host: tiberd protects it at $RATE Hz"
 TIBERD=$!
 PIDS+=("$TIBERD")
 echo "$TIBERD $GUEST" >"$D/primary.pids"
-until_ok 20 sh -c "\"$BIN/tiberctl\" --socket \"$D/tiberd.ctl\" status | grep -q '\"state\":\"protected\"'" ||
+until_ok 20 sh -c "\"$BIN/tiberctl\" --socket \"$D/tiberd.ctl\" status --json | grep -q '\"state\":\"protected\"'" ||
 	die "guest not protected (see tiberd.log)"
 
 say "clients: 4 key-value clients (every reply waits for the backup's ACK)"

@@ -30,7 +30,7 @@ def options(binary, as_keys):
         if not m:
             continue
         flag, arg, help_ = m.group(1), m.group(2) or "", m.group(3)
-        if flag == "--help" or (as_keys and flag == "--config"):
+        if flag == "--help" or (as_keys and flag in ("--config", "--version")):
             continue
         if as_keys:
             head = "\\fB%s\\fR = \\fI%s\\fR" % (
@@ -42,6 +42,30 @@ def options(binary, as_keys):
     if len(entries) < 5:
         sys.exit("man.py: %s --help lists %d options" % (binary, len(entries)))
     return "\n".join(entries)
+
+
+# Tools with their own --help layout: a page that quotes it.
+TOOLS = {
+    "tiber-simguest": "a simulated guest for tiber's sim backend",
+    "tiber-bench": "measure tiber's checkpoint pause against the memory-copy bound",
+    "tiber-microbench": "micro-benchmarks of tiber's building blocks",
+}
+
+
+def tool_page(binary, name, what):
+    out = subprocess.run([binary, "--help"], capture_output=True,
+                         text=True, check=False)
+    text = (out.stdout or out.stderr).rstrip("\n")
+    if len(text.splitlines()) < 3:
+        sys.exit("man.py: %s --help printed %d lines" % (binary, len(text.splitlines())))
+    body = "\n".join("\\&" + esc(l) for l in text.splitlines())
+    return (".TH %s 1 \"2026\" \"tiber\" \"User Commands\"\n"
+            ".SH NAME\n%s \\- %s\n"
+            ".SH SYNOPSIS\n.B %s\n.RI [ OPTIONS ]\n"
+            ".SH DESCRIPTION\nIts options, as\n.B %s \\-\\-help\nprints them:\n"
+            ".PP\n.nf\n%s\n.fi\n"
+            ".SH SEE ALSO\n.BR tiberd (8),\n.BR tiber-replicator (8)\n"
+            % (name.upper(), esc(name), esc(what), esc(name), esc(name), body))
 
 
 def main():
@@ -63,6 +87,11 @@ def main():
             text = text.replace(mark, value)
         assert not re.search(r"@[A-Z_]+@", text), page
         open(os.path.join(outdir, page), "w").write(text)
+    for name, what in TOOLS.items():
+        binary = os.path.join(bindir, name)
+        if os.path.exists(binary):
+            open(os.path.join(outdir, name + ".1"), "w").write(
+                tool_page(binary, name, what))
 
 
 main()

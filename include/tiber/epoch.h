@@ -145,6 +145,10 @@ struct tb_engine_status {
 	uint64_t skipped_ticks;
 	uint64_t missed_ticks; /* timer overruns */
 	uint64_t loop_ticks;   /* ticks the epoch loop has handled */
+	/* the last first sync: pre-copy pages copied, to copy (it grows by
+	 * what the guest dirties meanwhile), seconds left (while syncing) */
+	uint64_t sync_done_pages, sync_total_pages;
+	double sync_eta_s;
 	struct tb_phase_hist phase[TB_PH_MAX];
 	uint64_t suspend_timeouts;
 	uint64_t backup_losses;

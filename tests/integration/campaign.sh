@@ -42,7 +42,7 @@ net_down() {
 }
 
 ctl_field() { # SOCKET KEY
-	"$BIN/tiberctl" --socket "$1" status 2>/dev/null |
+	"$BIN/tiberctl" --socket "$1" status --json 2>/dev/null |
 		sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" | head -1
 }
 

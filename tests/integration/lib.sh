@@ -100,7 +100,7 @@ start_tiberd() {
 
 # status_field KEY: one field of `tiberctl status` of the running tiberd
 status_field() {
-	"$BIN/tiberctl" --socket "$CTL" status 2>/dev/null |
+	"$BIN/tiberctl" --socket "$CTL" status --json 2>/dev/null |
 		sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p"
 }
 

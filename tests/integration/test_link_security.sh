@@ -28,7 +28,7 @@ TLS_ARGS=($(x509 ca backup))
 start_replicator r --control "$T/r.ctl" --authorize-file "$T/authz" \
 	--handshake-timeout 1s --max-handshakes 4 --failover off
 grep -q "link=x509" "$T/r.log" || fail "replicator not on TLS with certificates"
-rstat() { "$BIN/tiberctl" --socket "$T/r.ctl" status; }
+rstat() { "$BIN/tiberctl" --socket "$T/r.ctl" status --json; }
 rfield() { rstat | sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p" | head -1; }
 
 TLS_ARGS=($(x509 ca primary) --tls-peer-name backup)

@@ -5,10 +5,11 @@
 # follows the naming conventions (counters end in _total, times are
 # _seconds, sizes _bytes, histogram buckets cumulative up to +Inf = count)
 # and carries live figures: tiberd's acked epochs and pause histogram,
-# the replicator's committed epoch and its age for the guest.
+# the replicator's committed epoch and its age for the guest.  And
+# `tiberctl status` of both: a table, or JSON with --json.
 . "$(dirname "$0")/lib.sh"
 
-start_replicator r --metrics-listen 127.0.0.1:0
+start_replicator r --metrics-listen 127.0.0.1:0 --control "$T/r.ctl"
 start_guest g --ram 64M --dirty-rate 20000
 start_tiberd d --rate 50 --metrics-listen 127.0.0.1:0
 WAIT_S=20 wait_for acked_at_least 20 || fail "not protected"
@@ -68,4 +69,14 @@ except urllib.error.HTTPError as e:
     assert e.code == 404, e.code
 print("scrapes: tiberd %d families, replicator %d families" % (len(d), len(r)))
 PY
-echo "test_metrics: ok: $UD and $UR"
+# the same daemons through tiberctl: a table for people, JSON for scripts
+"$BIN/tiberctl" --socket "$CTL" status >"$T/d.table" || fail "tiberctl status (tiberd)"
+"$BIN/tiberctl" --socket "$T/r.ctl" status >"$T/r.table" || fail "tiberctl status (replicator)"
+head -1 "$T/d.table" | grep -q "^GUEST .*STATE .*EPOCHS" || fail "tiberd table header: $(cat "$T/d.table")"
+grep -q "^simguest .* protected .* ok$" "$T/d.table" || fail "tiberd table row: $(cat "$T/d.table")"
+grep -q "^replicator: link psk" "$T/r.table" || fail "replicator table: $(cat "$T/r.table")"
+grep -q "^simguest .* protected .*127.0.0.1:[0-9]* (tiberd-test)$" "$T/r.table" || fail "replicator table row: $(cat "$T/r.table")"
+"$BIN/tiberctl" --socket "$T/r.ctl" status --json | /usr/bin/python3 -c 'import json, sys; d = json.load(sys.stdin); assert d["guests"][0]["state"] == "protected"' ||
+	fail "replicator status --json"
+echo "test_metrics: ok: $UD and $UR; tiberctl status:"
+cat "$T/d.table" "$T/r.table"

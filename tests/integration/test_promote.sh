@@ -14,7 +14,7 @@ grep -q "NOT failed over automatically" "$T/r.log" || fail "no warning about fai
 start_guest g --ram 64M --workload mixed --kv-listen "unix:$T/kvA.sock" --dirty-rate 20000
 start_tiberd d --rate 100 --heartbeat-timeout 500ms --reconnect-interval 200ms
 WAIT_S=20 wait_for acked_at_least 5 || fail "no protected epochs"
-rstate() { "$BIN/tiberctl" --socket "$T/r.ctl" status | sed -n 's/.*"state":"\([a-z_]*\)".*/\1/p'; }
+rstate() { "$BIN/tiberctl" --socket "$T/r.ctl" status --json | sed -n 's/.*"state":"\([a-z_]*\)".*/\1/p'; }
 [ "$(rstate)" = protected ] || fail "replicator state $(rstate), want protected"
 python3 "$ROOT/tests/integration/observer.py" "$T/kvA.sock" "$T/kvB.sock" "$T/stop" >"$T/obs.out" 2>&1 &
 OBS=$!

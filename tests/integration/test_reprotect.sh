@@ -14,7 +14,7 @@ R1=$REPL_ADDR
 start_guest g --ram 64M --workload mixed --kv-listen "unix:$T/kvA.sock" --dirty-rate 20000
 start_tiberd d --rate 100 --heartbeat-timeout 500ms --reconnect-interval 200ms
 WAIT_S=20 wait_for acked_at_least 5 || fail "no protected epochs"
-rfield() { "$BIN/tiberctl" --socket "$T/r.ctl" status | sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
+rfield() { "$BIN/tiberctl" --socket "$T/r.ctl" status --json | sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
 
 "$BIN/tiberctl" --socket "$T/r.ctl" reprotect simguest --backup "$R1" 2>"$T/early.out" &&
 	fail "reprotect of a guest that has not failed over succeeded"
@@ -38,7 +38,7 @@ CTL=$T/d2.ctl
 PIDS+=($!)
 WAIT_S=20 wait_for acked_at_least 5 || fail "the restored guest is not protected again"
 grep -q "re-protecting simguest (sim guest $RESTORED)" "$T/d2.log" || fail "tiberctl did not say what it protects"
-r2=$("$BIN/tiberctl" --socket "$T/r2.ctl" status)
+r2=$("$BIN/tiberctl" --socket "$T/r2.ctl" status --json)
 echo "$r2" | grep -q '"name":"simguest","domid":[0-9]*,"state":"protected"' || fail "new backup: $r2"
 c2=$(echo "$r2" | sed -n 's/.*"committed_epoch":\([0-9]*\).*/\1/p')
 [ "${c2:-0}" -ge 5 ] || fail "new backup committed epoch ${c2:-none}"

@@ -93,7 +93,7 @@ jstat() { # KEY: integer value of KEY in the JSON on stdin
 wait_epochs() { # CTLSOCK N PID: until tiberd PID reports N epochs (120 s);
 	local i e # prints the last count
 	for i in $(seq 240); do
-		e=$(tiberctl --socket "$1" status 2>/dev/null | jstat epochs)
+		e=$(tiberctl --socket "$1" status --json 2>/dev/null | jstat epochs)
 		[ "${e:-0}" -ge "$2" ] && break
 		kill -0 "$3" 2>/dev/null || break
 		sleep 0.5
@@ -143,14 +143,14 @@ overflow_test() { # POLICY FRAMES
 		case $(xl list $G | tail -1 | awk '{print $5}') in *p*) paused=1; break;; esac
 		sleep 0.2
 	done
-	st1=$(tiberctl --socket $o/ctl.sock status 2>&1)
+	st1=$(tiberctl --socket $o/ctl.sock status --json 2>&1)
 	kill -CONT $rpid
 	for i in $(seq 40); do # acks again: unpaused, under the limit
 		sleep 0.25
 		state2=$(xl list $G | tail -1 | awk '{print $5}')
 		case $state2 in *p*) ;; *) [ $pol = drop ] || [ $i -ge 8 ] && break;; esac
 	done
-	st2=$(tiberctl --socket $o/ctl.sock status 2>&1)
+	st2=$(tiberctl --socket $o/ctl.sock status --json 2>&1)
 	ticking $G; local tk=$?
 	echo "INFO overflow_$pol: acks stopped, $frames x 1000 B sent: paused_seen=$paused held=$(echo "$st1" | jstat output_held_bytes) dropped_packets=$(echo "$st1" | jstat output_dropped_packets) overflow_pauses=$(echo "$st1" | jstat output_overflow_pauses)"
 	echo "INFO overflow_$pol: acks back: state '$state2' held=$(echo "$st2" | jstat output_held_bytes) released=$(echo "$st2" | jstat output_released_bytes) dropped_packets=$(echo "$st2" | jstat output_dropped_packets) overflow_pauses=$(echo "$st2" | jstat output_overflow_pauses) paused_ms=$(echo "$st2" | grep -o '"output_overflow_paused_ms":[0-9.]*' | cut -d: -f2)"
@@ -234,7 +234,7 @@ guestnet() {
 	# (b) no acks for 2 s
 	local ts tc before
 	local e0 e1
-	e0=$(tiberctl --socket $o/ctl.sock status 2>/dev/null | jstat epochs)
+	e0=$(tiberctl --socket $o/ctl.sock status --json 2>/dev/null | jstat epochs)
 	ts=$(now); kill -STOP $rpid; sleep 2; tc=$(now); kill -CONT $rpid
 	# the replicator works off the backlog of epochs (about a second
 	# under TCG, more on a slower host): wait until 60 more epochs are
