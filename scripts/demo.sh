@@ -7,7 +7,7 @@
 # data.  Exits 0 only if everything checked out.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BIN=$ROOT/build/bin
+BIN=${TIBER_BIN_DIR:-$ROOT/build/bin} # or the installed programs (tests/deb-install.sh)
 export TIBER_SIMGUEST=$BIN/tiber-simguest
 D=$(mktemp -d /tmp/tiber-demo.XXXXXX)
 export TMPDIR=$D # the restored guest's socket goes with the demo
