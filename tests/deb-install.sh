@@ -28,7 +28,12 @@ if [ ! -f "$DIR.tar" ]; then
 fi
 rm -rf "$DIR" && mkdir -p "$DIR" && tar -C "$DIR" -xf "$DIR.tar"
 cp /etc/resolv.conf "$DIR/etc/resolv.conf"
-cp /etc/apt/sources.list.d/debian.sources "$DIR/etc/apt/sources.list.d/" 2>/dev/null || true
+# the host's archive list (security and updates too: the package was
+# built against them), instead of debootstrap's
+if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+	cp /etc/apt/sources.list.d/debian.sources "$DIR/etc/apt/sources.list.d/"
+	rm -f "$DIR/etc/apt/sources.list"
+fi
 for m in proc sys dev dev/pts run; do mkdir -p "$DIR/$m"; done
 mount -t proc proc "$DIR/proc"
 mount --rbind /sys "$DIR/sys"
@@ -39,7 +44,7 @@ cp "$DEB" "$DIR/root/"
 mkdir -p "$DIR/root/tiber/scripts"
 cp "$ROOT/scripts/demo.sh" "$ROOT/scripts/tls-keys.sh" "$ROOT/scripts/fence-pids.sh" \
 	"$DIR/root/tiber/scripts/"
-chroot "$DIR" /bin/bash -ec 'export DEBIAN_FRONTEND=noninteractive
+chroot "$DIR" /bin/bash -ec 'set -o pipefail; export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends ./root/'"$(basename "$DEB")"' \
 		gnutls-bin python3 >/dev/null
