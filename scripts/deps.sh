@@ -9,7 +9,8 @@ PKGS=(
 	libxen-dev liburing-dev liblz4-dev libxxhash-dev check
 	libnl-route-3-dev gnuplot-nox iproute2 python3 procps util-linux
 	nftables libgnutls28-dev gnutls-bin libsystemd-dev libmicrohttpd-dev
-	python3-prometheus-client
+	python3-prometheus-client prometheus # promtool: test_metrics (on a host
+	# with systemd this also enables prometheus.service: disable it if unwanted)
 	clang-format cppcheck # static checks (make format-check, make analyze)
 )
 # Extra packages for `make check-xen` only (QEMU, debootstrap ...).

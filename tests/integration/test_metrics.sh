@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Both daemons serve Prometheus metrics (metrics_listen): a scrape parses
-# as the text exposition format (python3-prometheus-client's parser),
+# as the text exposition format (python3-prometheus-client's parser and
+# `promtool check metrics`),
 # follows the naming conventions (counters end in _total, times are
 # _seconds, sizes _bytes, histogram buckets cumulative up to +Inf = count)
 # and carries live figures: tiberd's acked epochs and pause histogram,
@@ -69,6 +70,13 @@ except urllib.error.HTTPError as e:
     assert e.code == 404, e.code
 print("scrapes: tiberd %d families, replicator %d families" % (len(d), len(r)))
 PY
+# promtool (Debian's prometheus package) lints each scrape too
+for u in "$UD" "$UR"; do
+	/usr/bin/python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$u" >"$T/scrape" ||
+		fail "scrape $u"
+	[ -s "$T/scrape" ] || fail "empty scrape of $u"
+	promtool check metrics <"$T/scrape" >"$T/promtool.out" 2>&1 || fail "promtool check metrics $u: $(cat "$T/promtool.out")"
+done
 # the same daemons through tiberctl: a table for people, JSON for scripts
 "$BIN/tiberctl" --socket "$CTL" status >"$T/d.table" || fail "tiberctl status (tiberd)"
 "$BIN/tiberctl" --socket "$T/r.ctl" status >"$T/r.table" || fail "tiberctl status (replicator)"
