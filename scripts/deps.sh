@@ -12,6 +12,7 @@ PKGS=(
 	python3-prometheus-client prometheus # promtool: test_metrics (on a host
 	# with systemd this also enables prometheus.service: disable it if unwanted)
 	clang-format cppcheck # static checks (make format-check, make analyze)
+	debhelper lintian debootstrap # make deb, tests/deb-install.sh
 )
 # Extra packages for `make check-xen` only (QEMU, debootstrap ...).
 if [ "${TIBER_DEPS_XEN:-0}" = 1 ]; then
