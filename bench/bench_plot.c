@@ -83,7 +83,7 @@ static int cmp_res_rate(const void *a, const void *b)
 int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 {
 	struct bench_res **sel = calloc(nr + 1, sizeof(*sel));
-	char cmd[1200], lab[64];
+	char cmd[1200], lab[64], cdf[4096] = "";
 	unsigned i, k, n, ncdf = 0, nph = 0, npts[2] = { 0, 0 };
 	FILE *gp, *f;
 	int rc = 0;
@@ -104,16 +104,12 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		    "set terminal pngcairo size 1100,680 font 'sans,11'\n"
 		    "set grid\nset key outside right top\n");
 
-	/* 1. pause CDF per mode: 40 Hz, 1k and 10k pages */
-	fprintf(gp,
-		"set output 'pause_cdf.png'\n"
-		"set title 'Pause CDF per mode (40 Hz, delta content; staged = tiber, swp = send-while-paused, the xl remus baseline)'\n"
-		"set xlabel 'pause (ms, log scale)'\nset ylabel 'fraction of epochs'\n"
-		"set logscale x\nset yrange [0:1.02]\nset format x '%%g'\nset key inside bottom right box opaque\n"
-		"plot ");
+	/* 1. pause CDF per mode: 40 Hz, 1k and 10k pages (the plot command
+	 * is collected first: without a curve there is no plot) */
 	for (i = 0; i < nr; i++) {
 		struct bench_res *r = &runs[i];
 		char name[32];
+		size_t used = strlen(cdf);
 
 		/* the dirty sweep's 1k and 10k, and the 10 Gbit/s pair */
 		if (!basic(r) || r->cfg.rate_hz != 40 || !r->nr_pause ||
@@ -133,14 +129,22 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 				(double)(k + 1) / (double)r->nr_pause);
 		fclose(f);
 		label(r, lab, sizeof(lab));
-		fprintf(gp, "%s'%s' using 1:2 with steps lw 2 %s title '%s'",
-			ncdf ? ", " : "", name,
-			r->cfg.mode == BENCH_SWP ? "dt 2" : "dt 1", lab);
+		snprintf(cdf + used, sizeof(cdf) - used,
+			 "%s'%s' using 1:2 with steps lw 2 %s title '%s'",
+			 ncdf ? ", " : "", name,
+			 r->cfg.mode == BENCH_SWP ? "dt 2" : "dt 1", lab);
 		ncdf++;
 	}
-	if (!ncdf)
-		fprintf(gp, "0 notitle");
-	fprintf(gp, "\nunset logscale\nunset yrange\n");
+	if (ncdf)
+		fprintf(gp,
+			"set output 'pause_cdf.png'\n"
+			"set title 'Pause CDF per mode (40 Hz, delta content; staged = tiber, swp = send-while-paused, the xl remus baseline)'\n"
+			"set xlabel 'pause (ms, log scale)'\nset ylabel 'fraction of epochs'\n"
+			"set logscale x\nset yrange [0:1.02]\nset format x '%%g'\nset key inside bottom right box opaque\n"
+			"plot %s\nunset logscale\nunset yrange\n",
+			cdf);
+	else
+		printf("tiber-bench: pause_cdf.png not drawn: no 40 Hz run at 1k or 10k pages in this run\n");
 
 	/* 2. pause vs dirty pages, with the bounds */
 	for (n = 0, i = 0; i < nr; i++)

@@ -169,16 +169,16 @@ static int reprotect(const char *sock, const char *guest, int argc, char **argv)
 static void print_status(const char *json, bool header)
 {
 	char name[40], domid[12], state[24], a[32], b[32], c[32], d[32];
-	char e[80];
+	char e[80], fo[32];
 	const char *p;
 
 	if (strstr(json, "\"daemon\":\"replicator\"")) {
 		json_str(json, "link", a, sizeof(a));
-		json_str(json, "failover", b, sizeof(b));
+		json_str(json, "failover", fo, sizeof(fo));
 		json_str(json, "refused_handshakes", c, sizeof(c));
 		json_str(json, "refused_unauthorized", d, sizeof(d));
 		printf("replicator: link %s, failover %s, refused %s handshakes, %s unauthorized\n",
-		       a, b, c, d);
+		       a, fo, c, d);
 		printf("%-20s %6s %-13s %8s %9s %9s  %s\n", "GUEST", "DOMID",
 		       "STATE", "EPOCH", "AGE", "MIB", "PRIMARY");
 		for (p = strstr(json, "{\"name\":"); p;
@@ -186,6 +186,10 @@ static void print_status(const char *json, bool header)
 			json_str(p, "name", name, sizeof(name));
 			json_str(p, "domid", domid, sizeof(domid));
 			json_str(p, "state", state, sizeof(state));
+			/* lost, and only an operator's promote fails it over */
+			if (!strcmp(state, "primary_lost") &&
+			    strncmp(fo, "auto", 4))
+				snprintf(state, sizeof(state), "wait_operator");
 			json_str(p, "committed_epoch", a, sizeof(a));
 			json_str(p, "commit_age_ms", b, sizeof(b));
 			json_str(p, "pages", c, sizeof(c));
@@ -194,15 +198,15 @@ static void print_status(const char *json, bool header)
 			printf("%-20s %6s %-13s %8s %8.1fs %9.0f  %s%s%s%s\n",
 			       name, domid, state, a,
 			       atof(b) < 0 ? 0 : atof(b) / 1e3,
-			       atof(c) * 4096 / (1 << 20), e, *d ? " (" : "",
-			       d, *d ? ")" : "");
+			       atof(c) * 4096 / (1 << 20), e, *d ? " (" : "", d,
+			       *d ? ")" : "");
 		}
 		return;
 	}
 	if (header)
 		printf("%-20s %6s %-12s %6s %8s %8s %9s %9s  %s\n", "GUEST",
-		       "DOMID", "STATE", "HZ", "EPOCHS", "SKIPPED",
-		       "PAUSE p99", "LAG", "LINK");
+		       "DOMID", "STATE", "HZ", "EPOCHS", "SKIPPED", "PAUSE p99",
+		       "LAG", "LINK");
 	json_str(json, "name", name, sizeof(name));
 	json_str(json, "domid", domid, sizeof(domid));
 	json_str(json, "state", state, sizeof(state));

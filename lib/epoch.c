@@ -1125,7 +1125,8 @@ static void sync_progress(struct tb_engine *e, uint64_t k)
 	secs = (double)(now - e->sync_t0) / 1e9;
 	tb_info("dom=%u first sync: %" PRIu64 "/%" PRIu64
 		" pages (%.0f%%, %.0f MB), %.1f MB/s, ETA %.0f s",
-		e->info.domid, done, total, 100.0 * (double)done / (double)total,
+		e->info.domid, done, total,
+		100.0 * (double)done / (double)total,
 		(double)done * TB_PAGE_SIZE / 1e6,
 		(double)done * TB_PAGE_SIZE / 1e6 / secs,
 		secs * (double)(total - TB_MIN(done, total)) / (double)done);

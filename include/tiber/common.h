@@ -15,7 +15,7 @@
 
 #define TB_PAGE_SHIFT	  12
 #define TB_PAGE_SIZE	  (1u << TB_PAGE_SHIFT)
-#define TB_VERSION "0.2.0" /* debian/changelog says the same (make deb) */
+#define TB_VERSION	  "0.2.0" /* debian/changelog says the same (make deb) */
 #define TB_ARRAY_SIZE(a)  (sizeof(a) / sizeof((a)[0]))
 #define TB_ALIGN_UP(x, a) (((x) + ((a)-1)) & ~((__typeof__(x))(a)-1))
 #define TB_MIN(a, b)	  ((a) < (b) ? (a) : (b))

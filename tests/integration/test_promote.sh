@@ -27,6 +27,8 @@ sleep 1.5
 [ "$(rstate)" = primary_lost ] || fail "state $(rstate) without fencing or an operator"
 [ -S "$T/kvB.sock" ] && fail "a guest was restored without fencing or an operator"
 grep -q "NOT failing over without fencing" "$T/r.log" || fail "the wait for an operator is not logged"
+"$BIN/tiberctl" --socket "$T/r.ctl" status | grep -q "^simguest .* wait_operator " ||
+	fail "tiberctl status does not say the guest waits for an operator: $("$BIN/tiberctl" --socket "$T/r.ctl" status)"
 "$BIN/tiberctl" --socket "$T/r.ctl" promote nosuchguest 2>/dev/null && fail "promote of an unknown guest succeeded"
 "$BIN/tiberctl" --socket "$T/r.ctl" promote simguest >"$T/promote.out" || fail "promote refused: $(cat "$T/promote.out")"
 [ "$(rstate)" = failed_over ] || fail "state $(rstate) after promote"

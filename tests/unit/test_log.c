@@ -22,8 +22,7 @@ static void capture(void)
 {
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/tmp/tiber-test-log-%d",
-		 (int)getpid());
+	snprintf(path, sizeof(path), "/tmp/tiber-test-log-%d", (int)getpid());
 	fflush(stderr);
 	saved_fd = dup(2);
 	f = fopen(path, "w");
