@@ -269,7 +269,7 @@ install: all
 # The Debian package (debian/, dpkg-buildpackage), from the tracked
 # files, then lintian at its default level.
 deb:
-	@v=$$(sed -n 's/^#define TB_VERSION "\(.*\)".*/\1/p' include/tiber/common.h); \
+	@v=$$(sed -n 's/^#define TB_VERSION[[:space:]]*"\([^"]*\)".*/\1/p' include/tiber/common.h); \
 		head -1 debian/changelog | grep -q "^tiber ($$v-" || \
 		{ echo "deb: debian/changelog is not at version $$v (TB_VERSION)"; exit 1; }
 	rm -rf $(BUILD)/deb && mkdir -p $(BUILD)/deb/tiber
