@@ -1107,6 +1107,15 @@ static struct job *get_chunk(struct tb_engine *e)
 	return j;
 }
 
+/* Seconds left in a first sync that copied @done of @total pages in
+ * @secs, at the rate so far. */
+static double sync_eta(double secs, uint64_t done, uint64_t total)
+{
+	return done ? secs * (double)(total - TB_MIN(done, total)) /
+			       (double)done :
+		      0.0;
+}
+
 /* Pre-copy @k more pages: progress for status, a log line every 5 s. */
 static void sync_progress(struct tb_engine *e, uint64_t k)
 {
@@ -1129,7 +1138,7 @@ static void sync_progress(struct tb_engine *e, uint64_t k)
 		100.0 * (double)done / (double)total,
 		(double)done * TB_PAGE_SIZE / 1e6,
 		(double)done * TB_PAGE_SIZE / 1e6 / secs,
-		secs * (double)(total - TB_MIN(done, total)) / (double)done);
+		sync_eta(secs, done, total));
 }
 
 /* Send @n pfns of @list as pre-copy chunks (guest running). */
@@ -1782,11 +1791,9 @@ void tb_engine_get_status(struct tb_engine *e, struct tb_engine_status *st)
 	st->loop_ticks = atomic_load(&e->loop_ticks);
 	st->sync_done_pages = e->sync_done;
 	st->sync_total_pages = e->sync_total;
-	if (e->state == TB_ENG_SYNCING && e->sync_done && e->sync_t0)
-		st->sync_eta_s = (double)(now - e->sync_t0) / 1e9 *
-				 (double)(e->sync_total -
-					  TB_MIN(e->sync_done, e->sync_total)) /
-				 (double)e->sync_done;
+	if (e->state == TB_ENG_SYNCING && e->sync_t0)
+		st->sync_eta_s = sync_eta((double)(now - e->sync_t0) / 1e9,
+					  e->sync_done, e->sync_total);
 	memcpy(st->phase, e->phase, sizeof(st->phase));
 	st->missed_ticks = e->missed;
 	st->suspend_timeouts = e->timeouts;

@@ -41,14 +41,15 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c,
 		code = MHD_HTTP_METHOD_NOT_ALLOWED;
 	else if (strcmp(url, "/metrics"))
 		code = MHD_HTTP_NOT_FOUND;
-	if (code == MHD_HTTP_OK)
+	if (code == MHD_HTTP_OK) {
 		m->fn(&b, m->arg);
-	else
-		tb_buf_append(&b,
-			      code == MHD_HTTP_NOT_FOUND ?
-				      "not found: try /metrics\n" :
-				      "GET /metrics\n",
-			      code == MHD_HTTP_NOT_FOUND ? 24 : 13);
+	} else {
+		const char *text = code == MHD_HTTP_NOT_FOUND ?
+					   "not found: try /metrics\n" :
+					   "GET /metrics\n";
+
+		tb_buf_append(&b, text, strlen(text));
+	}
 	r = MHD_create_response_from_buffer(b.len, b.data ? b.data : (void *)"",
 					    MHD_RESPMEM_MUST_COPY);
 	tb_buf_free(&b);

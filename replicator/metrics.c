@@ -6,9 +6,17 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "tiber/metrics.h"
 #include "replicator.h"
+
+/* One guest, copied under doms_lock. */
+struct row {
+	char lab[160]; /* its labels */
+	enum dom_state state;
+	double epoch, age_s, bytes; /* age_s < 0: nothing committed */
+};
 
 void repl_metrics(struct tb_buf *out, void *arg)
 {
@@ -18,9 +26,10 @@ void repl_metrics(struct tb_buf *out, void *arg)
 					    &refused_unauthorized,
 					    &refused_limits };
 	int64_t now = tb_now_ns();
-	char lab[160], l2[200], name[80];
+	struct row *rows = calloc(MAX_DOMS, sizeof(*rows)), *r;
+	char l2[200], name[80];
 	enum dom_state s;
-	unsigned k;
+	unsigned k, n = 0;
 	int i;
 
 	tb_metric_head(out, "tiber_replicator_failovers_total", "counter",
@@ -34,56 +43,52 @@ void repl_metrics(struct tb_buf *out, void *arg)
 		tb_metric(out, "tiber_replicator_refused_total", l2,
 			  (double)atomic_load(refused[k]));
 	}
-	/* a family's samples stand together: one pass per family */
-	for (k = 0; k < 4; k++) {
-		static const char *const fam[][3] = {
-			{ "tiber_replica_state", "gauge",
-			  "1 for each guest's current state" },
-			{ "tiber_replica_committed_epoch", "gauge",
-			  "the last epoch committed (0: none yet)" },
-			{ "tiber_replica_commit_age_seconds", "gauge",
-			  "time since the last commit" },
-			{ "tiber_replica_bytes", "gauge",
-			  "size of the guest's replica" },
-		};
+	if (!rows)
+		return;
+	pthread_mutex_lock(&doms_lock);
+	for (i = 0; i < MAX_DOMS; i++) {
+		const struct rdom *d = &doms[i];
+		bool commit = d->have_rep && d->rep.have_commit;
 
-		tb_metric_head(out, fam[k][0], fam[k][1], fam[k][2]);
-		pthread_mutex_lock(&doms_lock);
-		for (i = 0; i < MAX_DOMS; i++) {
-			const struct rdom *d = &doms[i];
-			bool commit = d->have_rep && d->rep.have_commit;
-
-			if (d->state == DOM_FREE)
-				continue;
-			tb_metric_label(name, sizeof(name), d->name);
-			snprintf(lab, sizeof(lab), "guest=\"%s\",domid=\"%u\"",
-				 name, d->domid);
-			if (k == 0) {
-				for (s = DOM_ACTIVE; s <= DOM_FAILED_OVER;
-				     s++) {
-					snprintf(l2, sizeof(l2),
-						 "%s,state=\"%s\"", lab,
-						 repl_state_name(s));
-					tb_metric(out, fam[k][0], l2,
-						  d->state == s);
-				}
-			} else if (k == 1) {
-				tb_metric(
-					out, fam[k][0], lab,
-					commit ?
-						(double)d->rep.committed_epoch :
-						0);
-			} else if (k == 2 && commit && d->t_commit) {
-				tb_metric(out, fam[k][0], lab,
-					  (now - d->t_commit) / 1e9);
-			} else if (k == 3) {
-				tb_metric(out, fam[k][0], lab,
-					  d->have_rep ?
-						  (double)d->rep.nr_pages *
-							  TB_PAGE_SIZE :
-						  0);
-			}
-		}
-		pthread_mutex_unlock(&doms_lock);
+		if (d->state == DOM_FREE)
+			continue;
+		r = &rows[n++];
+		tb_metric_label(name, sizeof(name), d->name);
+		snprintf(r->lab, sizeof(r->lab), "guest=\"%s\",domid=\"%u\"",
+			 name, d->domid);
+		r->state = d->state;
+		r->epoch = commit ? (double)d->rep.committed_epoch : 0;
+		r->age_s = commit && d->t_commit ? (now - d->t_commit) / 1e9 :
+						   -1;
+		r->bytes = d->have_rep ?
+				   (double)d->rep.nr_pages * TB_PAGE_SIZE :
+				   0;
 	}
+	pthread_mutex_unlock(&doms_lock);
+	/* a family's samples stand together: one pass per family */
+	tb_metric_head(out, "tiber_replica_state", "gauge",
+		       "1 for each guest's current state");
+	for (r = rows; r < rows + n; r++)
+		for (s = DOM_ACTIVE; s <= DOM_FAILED_OVER; s++) {
+			snprintf(l2, sizeof(l2), "%s,state=\"%s\"", r->lab,
+				 repl_state_name(s));
+			tb_metric(out, "tiber_replica_state", l2,
+				  r->state == s);
+		}
+	tb_metric_head(out, "tiber_replica_committed_epoch", "gauge",
+		       "the last epoch committed (0: none yet)");
+	for (r = rows; r < rows + n; r++)
+		tb_metric(out, "tiber_replica_committed_epoch", r->lab,
+			  r->epoch);
+	tb_metric_head(out, "tiber_replica_commit_age_seconds", "gauge",
+		       "time since the last commit");
+	for (r = rows; r < rows + n; r++)
+		if (r->age_s >= 0)
+			tb_metric(out, "tiber_replica_commit_age_seconds",
+				  r->lab, r->age_s);
+	tb_metric_head(out, "tiber_replica_bytes", "gauge",
+		       "size of the guest's replica");
+	for (r = rows; r < rows + n; r++)
+		tb_metric(out, "tiber_replica_bytes", r->lab, r->bytes);
+	free(rows);
 }
