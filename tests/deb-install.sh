@@ -11,14 +11,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEB=$(readlink -f "$1")
 DIR=${2:-/var/tmp/tiber-fresh-deb}
-MIRROR=${TIBER_MIRROR:-$(apt-get indextargets --format '$(REPO_URI)' 2>/dev/null |
-	grep -v security | grep -m1 debian || echo http://deb.debian.org/debian/)}
 start=$(date +%s)
-command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap
-cleanup() {
-	for m in dev/pts dev proc sys run; do umount -l "$DIR/$m" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+. "$ROOT/tests/chroot-lib.sh"
 # a fresh base each time (cached as a tarball): nothing of an earlier
 # install survives
 if [ ! -f "$DIR.tar" ]; then
@@ -27,18 +21,7 @@ if [ ! -f "$DIR.tar" ]; then
 	tar -C "$DIR" -cf "$DIR.tar" .
 fi
 rm -rf "$DIR" && mkdir -p "$DIR" && tar -C "$DIR" -xf "$DIR.tar"
-cp /etc/resolv.conf "$DIR/etc/resolv.conf"
-# the host's archive list (security and updates too: the package was
-# built against them), instead of debootstrap's
-if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-	cp /etc/apt/sources.list.d/debian.sources "$DIR/etc/apt/sources.list.d/"
-	rm -f "$DIR/etc/apt/sources.list"
-fi
-for m in proc sys dev dev/pts run; do mkdir -p "$DIR/$m"; done
-mount -t proc proc "$DIR/proc"
-mount --rbind /sys "$DIR/sys"
-mount --rbind /dev "$DIR/dev"
-mount -t tmpfs tmpfs "$DIR/run"
+chroot_mount
 cp "$DEB" "$DIR/root/"
 # the demo script and its key tool from the tree, the programs installed
 mkdir -p "$DIR/root/tiber/scripts"
