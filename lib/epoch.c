@@ -48,6 +48,7 @@
 #include "tiber/fence.h"
 #include "tiber/log.h"
 #include "tiber/stream.h"
+#include "epoch_disk.h"
 
 #define CHUNK_PAGES	   1024u /* pre-copy chunk: one PAGE_DATA record */
 #define NR_CHUNKS	   4u
@@ -58,6 +59,7 @@ enum job_type {
 	JOB_BEGIN_FULL, /* EPOCH_BEGIN of a first sync */
 	JOB_CHUNK,	/* pre-copy pages of the first sync */
 	JOB_CHECKPOINT, /* a paused round: pages + state + END */
+	JOB_DISK,	/* first sync: disk contents, read by the sender */
 };
 
 struct job {
@@ -67,6 +69,8 @@ struct job {
 	uint64_t *pfns;
 	uint8_t *pages;
 	size_t n;
+	unsigned disk; /* JOB_DISK: n bytes of this disk at doff */
+	uint64_t doff;
 	size_t cap;	   /* pages the buffers can hold */
 	size_t prefaulted; /* pages of @pages already touched */
 	struct tb_buf cpu, dev;
@@ -83,6 +87,7 @@ struct tb_engine {
 	struct tb_dom *dom;
 	struct tb_dom_info info;
 	bool fast_resume;
+	struct tb_edisk edisk; /* the guest's disks (none: nr_disks 0) */
 
 	struct tb_bitmap dirty;
 	struct tb_bitmap scratch;
@@ -209,7 +214,8 @@ int tb_epoch_rec_json(const struct tb_epoch_rec *r, char *buf, size_t len)
 		",\"dirty_pages\":%" PRIu64 ",\"raw_bytes\":%" PRIu64
 		",\"wire_bytes\":%" PRIu64 ",\"pages_raw\":%" PRIu64
 		",\"pages_zero\":%" PRIu64 ",\"pages_xor_lz4\":%" PRIu64
-		",\"pages_lz4\":%" PRIu64 ",\"skipped_ticks\":%" PRIu64 "}",
+		",\"pages_lz4\":%" PRIu64 ",\"skipped_ticks\":%" PRIu64
+		",\"disk_writes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64 "}",
 		r->epoch, r->full ? "true" : "false",
 		r->acked ? "true" : "false", r->t_tick, r->t_request,
 		r->t_notified, r->t_suspended, r->t_harvested, r->t_staged,
@@ -220,7 +226,7 @@ int tb_epoch_rec_json(const struct tb_epoch_rec *r, char *buf, size_t len)
 		r->dirty_pages, r->raw_bytes, r->wire_bytes,
 		r->enc_pages[TB_ENC_RAW], r->enc_pages[TB_ENC_ZERO],
 		r->enc_pages[TB_ENC_XOR_LZ4], r->enc_pages[TB_ENC_LZ4],
-		r->skipped_ticks);
+		r->skipped_ticks, r->disk_writes, r->disk_bytes);
 
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
@@ -419,12 +425,71 @@ static int send_pages(struct tb_engine *e, struct job *j,
 	return rc;
 }
 
+struct flush_ctx {
+	struct tb_engine *e;
+	struct tb_epoch_rec *rec;
+};
+
+static int flush_cb(void *arg)
+{
+	struct flush_ctx *f = arg;
+
+	yield_to_pause(f->e);
+	return flush_send(f->e, f->rec);
+}
+
+/* The journaled disk writes of epochs <= @epoch (sent in the open
+ * epoch); *@bytes += their decoded bytes. */
+static int send_disk_writes(struct tb_engine *e, uint64_t epoch,
+			    struct tb_epoch_rec *rec, uint64_t *bytes)
+{
+	struct flush_ctx f = { e, rec };
+	uint64_t b = 0;
+	int rc = tb_edisk_drain(&e->edisk, &e->sendbuf, &e->digest, epoch,
+				flush_cb, &f, &rec->disk_writes, &b);
+
+	if (rc < 0)
+		tb_err_rc(rc, "dom=%u epoch=%" PRIu64 " disk journal: %s",
+			  e->info.domid, epoch, tb_backend_reason());
+	rec->disk_bytes += b;
+	*bytes += b;
+	return rc < 0 ? rc : 0;
+}
+
+/* First sync: read @j->n bytes of a disk at @j->doff and send them (the
+ * read happens here, in the sender, so that every journaled write made
+ * after it is sent after it). */
+static int send_disk_chunk(struct tb_engine *e, struct job *j)
+{
+	uint64_t bytes = 0;
+	int rc;
+
+	yield_to_pause(e);
+	rc = e->cfg.ops->disk_read(e->dom, j->disk, j->doff, j->pages, j->n);
+	if (rc) {
+		tb_err_rc(rc, "dom=%u first sync: disk %u read at %" PRIu64,
+			  e->info.domid, j->disk, j->doff);
+		return rc;
+	}
+	rc = tb_edisk_encode(&e->edisk, &e->sendbuf, &e->digest, j->disk,
+			     j->doff, j->pages, j->n, true, &bytes);
+	if (!rc)
+		rc = flush_send(e, &j->rec);
+	if (!rc)
+		rc = send_disk_writes(e, j->epoch, &j->rec, &bytes);
+	if (!rc)
+		rc = flush_send(e, &j->rec);
+	e->full_bytes_sent += bytes;
+	return rc;
+}
+
 static int send_job(struct tb_engine *e, struct job *j)
 {
 	struct tb_epoch_rec *rec = &j->rec;
 	struct tb_epoch_begin b = { 0 };
 	struct tb_epoch_end end = { 0 };
 	bool raw_only = e->cfg.mode == TB_MODE_SEND_WHILE_PAUSED;
+	uint64_t disk_bytes = 0;
 	int rc = 0;
 
 	if (j->type == JOB_BEGIN_FULL ||
@@ -438,10 +503,20 @@ static int send_job(struct tb_engine *e, struct job *j)
 		if (rc)
 			return rc;
 		e->full_pages_sent = e->full_bytes_sent = 0;
-		if (j->type == JOB_BEGIN_FULL)
-			return flush_send(e, NULL);
+		if (j->type == JOB_BEGIN_FULL) {
+			rc = tb_edisk_infos(&e->edisk, &e->sendbuf, &e->digest);
+			return rc ? rc : flush_send(e, NULL);
+		}
 	}
+	if (j->type == JOB_DISK)
+		return send_disk_chunk(e, j);
 	rc = send_pages(e, j, rec, raw_only);
+	if (!rc && j->type == JOB_CHUNK) { /* keep the journal moving */
+		rc = send_disk_writes(e, j->epoch, rec, &disk_bytes);
+		e->full_bytes_sent += disk_bytes;
+		if (!rc)
+			rc = flush_send(e, rec);
+	}
 	if (rc || j->type != JOB_CHECKPOINT)
 		return rc;
 	rc = tb_enc_state(&e->sendbuf, TB_REC_CPU_STATE, e->info.state_tag, 0,
@@ -457,10 +532,14 @@ static int send_job(struct tb_engine *e, struct job *j)
 	tb_digest_state(&e->digest, e->info.state_tag, 0, j->dev.data,
 			(uint32_t)j->dev.len);
 	rec->raw_bytes += j->cpu.len + j->dev.len;
+	rc = send_disk_writes(e, j->epoch, rec, &disk_bytes);
+	if (rc)
+		return rc;
 	end.epoch = j->epoch;
 	end.nr_pages = (j->full ? e->full_pages_sent : 0) + j->n;
 	end.nr_bytes = (j->full ? e->full_bytes_sent : 0) +
-		       j->n * TB_PAGE_SIZE + j->cpu.len + j->dev.len;
+		       j->n * TB_PAGE_SIZE + j->cpu.len + j->dev.len +
+		       disk_bytes;
 	end.digest = tb_digest_final(&e->digest);
 	rec->t_encoded = tb_now_ns();
 	rc = tb_enc_epoch_end(&e->sendbuf, &end);
@@ -731,6 +810,8 @@ static int connect_backup(struct tb_engine *e)
 	struct tb_rec rec;
 	int rc;
 
+	if (!e->edisk.nr_disks)
+		h.features &= ~TB_FEAT_DISK;
 	memcpy(h.name, e->info.name, sizeof(h.name));
 	e->link_why[0] = 0;
 	rc = tb_conn_connect(&e->conn, e->cfg.backup, &e->cfg.conn,
@@ -769,6 +850,12 @@ static int connect_backup(struct tb_engine *e)
 	    rec.u.hello.nr_pages != e->info.nr_pages) {
 		tb_err("backup=%s answered with a bad HELLO", e->cfg.backup);
 		rc = -EPROTO;
+		goto fail;
+	}
+	if (e->edisk.nr_disks && !(rec.u.hello.features & TB_FEAT_DISK)) {
+		tb_err("backup=%s does not replicate disks (set disk_dir on the replicator): dom=%u has %u",
+		       e->cfg.backup, e->info.domid, e->edisk.nr_disks);
+		rc = -EPROTONOSUPPORT;
 		goto fail;
 	}
 	/* The codec may only use what the backup accepted. */
@@ -886,6 +973,10 @@ static void stop_link(struct tb_engine *e, bool orderly)
 		tb_conn_close(e->conn);
 		e->conn = NULL;
 	}
+	/* The journal is not kept without a backup: the next session's
+	 * full sync reads the disks again. */
+	if (e->edisk.nr_disks && !e->resume_failed)
+		e->cfg.ops->disk_mirror(e->dom, false, 0);
 	pthread_mutex_lock(&e->lock);
 	for (i = 0; i < e->cfg.max_inflight; i++) {
 		struct job *j = &e->slots[i];
@@ -1010,6 +1101,8 @@ static int checkpoint(struct tb_engine *e, struct job *j,
 		rc = ops->save_device_state(e->dom, &j->dev);
 	if (!rc && e->cfg.gate_output)
 		rc = ops->output_boundary(e->dom, j->epoch);
+	if (!rc && e->edisk.nr_disks)
+		rc = ops->disk_boundary(e->dom, j->epoch);
 	rec->t_staged = tb_now_ns();
 	if (rc) {
 		tb_err_rc(rc, "dom=%u epoch=%" PRIu64 " staging: %s",
@@ -1184,8 +1277,51 @@ static int finish_full(struct tb_engine *e)
 }
 
 /*
+ * First sync of the disks: one JOB_DISK per chunk that may hold data
+ * (holes read as zero, and a FULL image is zero where nothing was sent).
+ * The sender reads them.
+ */
+static int precopy_disks(struct tb_engine *e, uint64_t epoch)
+{
+	const uint64_t step = (uint64_t)CHUNK_PAGES * TB_PAGE_SIZE;
+	uint64_t off, data;
+	struct job *c;
+	unsigned d;
+	int rc;
+
+	for (d = 0; d < e->edisk.nr_disks; d++) {
+		for (off = 0; off < e->edisk.size[d]; off += step) {
+			rc = e->cfg.ops->disk_next_data(e->dom, d, off, &data);
+			if (rc == -ENXIO)
+				break;
+			if (rc) {
+				tb_err_rc(rc, "dom=%u first sync: disk %u",
+					  e->info.domid, d);
+				return rc;
+			}
+			off = data - data % step;
+			c = get_chunk(e);
+			if (!c)
+				return -ECONNRESET;
+			memset(&c->rec, 0, sizeof(c->rec));
+			c->type = JOB_DISK;
+			c->epoch = epoch;
+			c->full = true;
+			c->disk = d;
+			c->doff = off;
+			c->n = (size_t)TB_MIN(step, e->edisk.size[d] - off);
+			queue_push(e, c);
+			sync_progress(e, c->n / TB_PAGE_SIZE);
+		}
+	}
+	return 0;
+}
+
+/*
  * First sync: a full copy while the guest runs, a few rounds of what it
  * dirtied meanwhile, then one paused round that closes the FULL epoch.
+ * Disks: from now on every write is journaled (and sent in this epoch),
+ * then their contents are read.
  */
 static int first_sync(struct tb_engine *e, int64_t t_tick)
 {
@@ -1214,6 +1350,15 @@ static int first_sync(struct tb_engine *e, int64_t t_tick)
 	begin->epoch = epoch;
 	begin->full = true;
 	begin->n = 0;
+	if (e->edisk.nr_disks) {
+		rc = ops->disk_mirror(e->dom, true, epoch);
+		if (rc) {
+			tb_err_rc(rc, "dom=%u disk journal: %s", e->info.domid,
+				  tb_backend_reason());
+			slot_unreserve(e, final);
+			return rc;
+		}
+	}
 	queue_push(e, begin);
 
 	/* Round 0: every page; tracking restarts now. */
@@ -1227,9 +1372,13 @@ static int first_sync(struct tb_engine *e, int64_t t_tick)
 	pthread_mutex_lock(&e->lock);
 	e->sync_done = 0;
 	e->sync_total = e->info.nr_pages;
+	for (i = 0; i < e->edisk.nr_disks; i++)
+		e->sync_total += e->edisk.size[i] / TB_PAGE_SIZE;
 	pthread_mutex_unlock(&e->lock);
 	e->sync_t0 = e->sync_t_log = tb_now_ns();
 	rc = precopy_pages(e, epoch, e->pfn_list, e->info.nr_pages);
+	if (!rc)
+		rc = precopy_disks(e, epoch);
 	for (round = 1;
 	     !rc && round < e->cfg.precopy_rounds && !e->held_suspended;
 	     round++) {
@@ -1905,6 +2054,17 @@ int tb_engine_create(struct tb_engine **out, const struct tb_engine_cfg *cfg)
 	if (e->info.suspend_mode == TB_SUSPEND_PAUSE)
 		tb_warn("dom=%u suspend mode pause: no guest cooperation, no suspend-cancel",
 			e->info.domid);
+	rc = tb_edisk_init(&e->edisk, cfg->ops, e->dom, &e->info);
+	if (rc) {
+		tb_err_rc(rc,
+			  "dom=%u disks: the %s backend cannot replicate them",
+			  e->info.domid, cfg->ops->name);
+		goto fail;
+	}
+	if (e->edisk.nr_disks)
+		tb_info("dom=%u %u disk(s) replicated, disk 0: %" PRIu64 " MiB",
+			e->info.domid, e->edisk.nr_disks,
+			e->edisk.size[0] >> 20);
 	nr = (size_t)e->info.nr_pages;
 	rc = -ENOMEM;
 	if (tb_bitmap_init(&e->dirty, nr) || tb_bitmap_init(&e->scratch, nr) ||
@@ -1996,6 +2156,7 @@ void tb_engine_destroy(struct tb_engine *e)
 	tb_bitmap_free(&e->shadow_valid);
 	free(e->pfn_list);
 	tb_enc_pages_free(&e->prec);
+	tb_edisk_free(&e->edisk);
 	tb_buf_free(&e->sendbuf);
 	if (e->digest.state)
 		tb_digest_free(&e->digest);

@@ -11,6 +11,8 @@
  * - A pfn appears at most once in an incremental epoch (a duplicate is a
  *   protocol error); a FULL epoch may resend pages (pre-copy rounds), the
  *   latest copy wins.
+ * - Disk records (lib/replica_disk.c) follow the same rule: staged,
+ *   applied at the verified EPOCH_END, before the memory.
  * - XOR deltas decode against the receiver's current view of the page:
  *   the FULL image being built, else the committed replica.
  */
@@ -73,6 +75,7 @@ int tb_replica_init(struct tb_replica *r, const struct tb_hello *hello)
 
 	memset(r, 0, sizeof(*r));
 	r->mem_fd = r->full_fd = -1;
+	tb_rdisks_init(&r->disks, NULL, "", 0); /* no disks unless asked */
 	if (hello->page_size != TB_PAGE_SIZE) {
 		snprintf(r->err, sizeof(r->err),
 			 "page size %u not supported (want %u)",
@@ -113,10 +116,26 @@ int tb_replica_init(struct tb_replica *r, const struct tb_hello *hello)
 	return rc;
 }
 
+int tb_replica_disks(struct tb_replica *r, const char *dir, uint64_t spool_max)
+{
+	char name[sizeof(r->hello.name) + 1];
+	int rc;
+
+	tb_rdisks_free(&r->disks);
+	memcpy(name, r->hello.name, sizeof(r->hello.name));
+	name[sizeof(r->hello.name)] = 0;
+	rc = tb_rdisks_init(&r->disks, dir, name, spool_max);
+	if (rc)
+		snprintf(r->err, sizeof(r->err), "disks in %s: %s", dir,
+			 strerror(-rc));
+	return rc;
+}
+
 void tb_replica_abort(struct tb_replica *r)
 {
 	if (!r->in_epoch)
 		return;
+	tb_rdisks_abort(&r->disks);
 	if (r->full)
 		unmap_memfd(r->nr_pages, &r->full_fd, &r->full_mem);
 	tb_bitmap_clear_all(&r->st_seen);
@@ -129,6 +148,7 @@ void tb_replica_abort(struct tb_replica *r)
 void tb_replica_free(struct tb_replica *r)
 {
 	tb_replica_abort(r);
+	tb_rdisks_free(&r->disks);
 	unmap_memfd(r->nr_pages, &r->mem_fd, &r->mem);
 	if (r->st_pages)
 		munmap(r->st_pages, r->nr_pages * TB_PAGE_SIZE);
@@ -185,6 +205,7 @@ static int begin(struct tb_replica *r, const struct tb_epoch_begin *b,
 	r->st_have_cpu = r->st_have_dev = false;
 	tb_bitmap_clear_all(&r->st_seen);
 	tb_digest_final(&r->digest); /* reset */
+	tb_rdisks_begin(&r->disks, r->full);
 	if (r->full) {
 		rc = map_memfd(r->nr_pages, &r->full_fd, &r->full_mem);
 		if (rc) {
@@ -276,6 +297,23 @@ static int state(struct tb_replica *r, uint32_t type,
 	return 0;
 }
 
+static int disk_rec(struct tb_replica *r, const struct tb_rec *rec, int *serr)
+{
+	int code;
+
+	if (rec->type == TB_REC_DISK_INFO) {
+		code = tb_rdisks_info(&r->disks, &rec->u.disk_info, &r->digest);
+	} else {
+		code = tb_rdisks_write(&r->disks, &rec->u.disk_write,
+				       &r->digest);
+		r->st_bytes += rec->u.disk_write.len;
+	}
+	if (code)
+		return fail(r, serr, code, "epoch %" PRIu64 ": %s", r->epoch,
+			    r->disks.err);
+	return 0;
+}
+
 static void swap_buf(struct tb_buf *a, struct tb_buf *b)
 {
 	struct tb_buf t = *a;
@@ -308,7 +346,12 @@ static int commit(struct tb_replica *r, const struct tb_epoch_end *end,
 			    "epoch %" PRIu64 ": digest %016" PRIx64
 			    " != EPOCH_END %016" PRIx64,
 			    r->epoch, digest, end->digest);
-	/* Verified: apply.  Nothing below can fail. */
+	/* Verified: apply, the disks first (local I/O can fail: then the
+	 * memory stays at the last commit and the disks are marked
+	 * broken, so no failover uses them).  Nothing after can fail. */
+	if (tb_rdisks_commit(&r->disks))
+		return fail(r, serr, TB_SERR_OVERSIZE, "epoch %" PRIu64 ": %s",
+			    r->epoch, r->disks.err);
 	if (r->full) {
 		unmap_memfd(r->nr_pages, &r->mem_fd, &r->mem);
 		r->mem_fd = r->full_fd;
@@ -343,6 +386,8 @@ int tb_replica_rec(struct tb_replica *r, const struct tb_rec *rec, int *serr)
 	case TB_REC_PAGE_DATA:
 	case TB_REC_CPU_STATE:
 	case TB_REC_DEVICE_STATE:
+	case TB_REC_DISK_INFO:
+	case TB_REC_DISK_WRITE:
 	case TB_REC_EPOCH_END:
 		if (!r->in_epoch)
 			return fail(r, serr, TB_SERR_BAD_ORDER,
@@ -352,6 +397,9 @@ int tb_replica_rec(struct tb_replica *r, const struct tb_rec *rec, int *serr)
 			return pages(r, &rec->u.pages, serr);
 		if (rec->type == TB_REC_EPOCH_END)
 			return commit(r, &rec->u.end, serr);
+		if (rec->type == TB_REC_DISK_INFO ||
+		    rec->type == TB_REC_DISK_WRITE)
+			return disk_rec(r, rec, serr);
 		return state(r, rec->type, &rec->u.state, serr);
 	case TB_REC_HEARTBEAT:
 	case TB_REC_ERROR:

@@ -20,6 +20,7 @@
 #include <xxhash.h>
 
 #include "tiber/stream.h"
+#include "stream_priv.h"
 
 /* ================================================================ layout */
 
@@ -152,6 +153,8 @@ static const char *const type_names[] = {
 	[TB_REC_ACK] = "ACK",
 	[TB_REC_HEARTBEAT] = "HEARTBEAT",
 	[TB_REC_ERROR] = "ERROR",
+	[TB_REC_DISK_INFO] = "DISK_INFO",
+	[TB_REC_DISK_WRITE] = "DISK_WRITE",
 };
 
 static const char *type_name(uint32_t type)
@@ -397,6 +400,38 @@ void tb_digest_state(struct tb_digest *d, uint32_t tag, uint32_t index,
 		XXH3_64bits_update(d->state, data, len);
 }
 
+void tb_digest_disk_info(struct tb_digest *d, uint32_t disk, uint64_t size)
+{
+	uint8_t le[16];
+
+	tb_put_le32(le, TB_REC_DISK_INFO);
+	tb_put_le32(le + 4, disk);
+	tb_put_le64(le + 8, size);
+	XXH3_64bits_update(d->state, le, sizeof(le));
+}
+
+void tb_digest_disk_write(struct tb_digest *d, uint32_t disk, uint64_t offset,
+			  const void *data, uint32_t len)
+{
+	static const uint8_t zero[4096];
+	uint8_t le[20];
+	uint32_t k;
+
+	tb_put_le32(le, TB_REC_DISK_WRITE);
+	tb_put_le32(le + 4, disk);
+	tb_put_le64(le + 8, offset);
+	tb_put_le32(le + 16, len);
+	XXH3_64bits_update(d->state, le, sizeof(le));
+	if (data) {
+		XXH3_64bits_update(d->state, data, len);
+		return;
+	}
+	for (; len; len -= k) {
+		k = TB_MIN(len, (uint32_t)sizeof(zero));
+		XXH3_64bits_update(d->state, zero, k);
+	}
+}
+
 uint64_t tb_digest_final(struct tb_digest *d)
 {
 	uint64_t h = XXH3_64bits_digest(d->state);
@@ -505,6 +540,13 @@ static bool type_len_range(uint32_t type, uint32_t *min, uint32_t *max)
 	case TB_REC_ERROR:
 		*min = ERR_HDR_LEN;
 		*max = ERR_HDR_LEN + TB_ERROR_TEXT_MAX;
+		return true;
+	case TB_REC_DISK_INFO:
+		*min = *max = TB_DISK_INFO_LEN;
+		return true;
+	case TB_REC_DISK_WRITE:
+		*min = TB_DISK_WRITE_HDR_LEN;
+		*max = TB_DISK_WRITE_HDR_LEN + TB_DISK_LZ4_MAX;
 		return true;
 	default:
 		return false;
@@ -823,6 +865,11 @@ static int parse_body(uint32_t type, const uint8_t *b, uint32_t len,
 		return parse_heartbeat(b, &rec->u.hb, why, whylen);
 	case TB_REC_ERROR:
 		return parse_error(b, len, &rec->u.error, why, whylen);
+	case TB_REC_DISK_INFO:
+		return tb_parse_disk_info(b, &rec->u.disk_info, why, whylen);
+	case TB_REC_DISK_WRITE:
+		return tb_parse_disk_write(b, len, &rec->u.disk_write, why,
+					   whylen);
 	default:
 		WHY(TB_SERR_UNKNOWN_TYPE, "unknown mandatory type %" PRIu32,
 		    type);
@@ -836,7 +883,7 @@ static int parse_body(uint32_t type, const uint8_t *b, uint32_t len,
  * zero padding; the caller fills the body and calls rec_close.  Nothing
  * is committed (out->len unchanged) until rec_close.
  */
-static uint8_t *rec_open(struct tb_buf *out, uint32_t type, uint32_t len)
+uint8_t *tb_rec_open(struct tb_buf *out, uint32_t type, uint32_t len)
 {
 	uint8_t *r;
 	size_t pad = TB_ALIGN_UP((size_t)len, 8) - len;
@@ -862,7 +909,7 @@ static void rec_close(struct tb_buf *out, uint32_t len)
 }
 
 /* Validate the body just built with the decoder's own checks. */
-static int rec_check_close(struct tb_buf *out, uint32_t type, uint32_t len)
+int tb_rec_check_close(struct tb_buf *out, uint32_t type, uint32_t len)
 {
 	struct tb_rec rec;
 	char why[128];
@@ -881,7 +928,7 @@ int tb_enc_hello(struct tb_buf *out, const struct tb_hello *h)
 
 	if (!out || !h)
 		return -EINVAL;
-	b = rec_open(out, TB_REC_HELLO, HELLO_LEN);
+	b = tb_rec_open(out, TB_REC_HELLO, HELLO_LEN);
 	if (!b)
 		return -ENOMEM;
 	memset(b, 0, HELLO_LEN);
@@ -894,7 +941,7 @@ int tb_enc_hello(struct tb_buf *out, const struct tb_hello *h)
 	tb_put_le64(b + OFF(w_hello, features), h->features);
 	n = strnlen(h->name, sizeof(h->name));
 	memcpy(b + OFF(w_hello, name), h->name, n); /* rest stays zero */
-	return rec_check_close(out, TB_REC_HELLO, HELLO_LEN);
+	return tb_rec_check_close(out, TB_REC_HELLO, HELLO_LEN);
 }
 
 int tb_enc_epoch_begin(struct tb_buf *out, const struct tb_epoch_begin *e)
@@ -903,7 +950,7 @@ int tb_enc_epoch_begin(struct tb_buf *out, const struct tb_epoch_begin *e)
 
 	if (!out || !e)
 		return -EINVAL;
-	b = rec_open(out, TB_REC_EPOCH_BEGIN, BEGIN_LEN);
+	b = tb_rec_open(out, TB_REC_EPOCH_BEGIN, BEGIN_LEN);
 	if (!b)
 		return -ENOMEM;
 	tb_put_le64(b + OFF(w_epoch_begin, epoch), e->epoch);
@@ -915,7 +962,7 @@ int tb_enc_epoch_begin(struct tb_buf *out, const struct tb_epoch_begin *e)
 		    (uint64_t)e->t_suspended_ns);
 	tb_put_le64(b + OFF(w_epoch_begin, t_resumed_ns),
 		    (uint64_t)e->t_resumed_ns);
-	return rec_check_close(out, TB_REC_EPOCH_BEGIN, BEGIN_LEN);
+	return tb_rec_check_close(out, TB_REC_EPOCH_BEGIN, BEGIN_LEN);
 }
 
 int tb_enc_epoch_end(struct tb_buf *out, const struct tb_epoch_end *e)
@@ -924,14 +971,14 @@ int tb_enc_epoch_end(struct tb_buf *out, const struct tb_epoch_end *e)
 
 	if (!out || !e)
 		return -EINVAL;
-	b = rec_open(out, TB_REC_EPOCH_END, END_LEN);
+	b = tb_rec_open(out, TB_REC_EPOCH_END, END_LEN);
 	if (!b)
 		return -ENOMEM;
 	tb_put_le64(b + OFF(w_epoch_end, epoch), e->epoch);
 	tb_put_le64(b + OFF(w_epoch_end, nr_pages), e->nr_pages);
 	tb_put_le64(b + OFF(w_epoch_end, nr_bytes), e->nr_bytes);
 	tb_put_le64(b + OFF(w_epoch_end, digest), e->digest);
-	return rec_check_close(out, TB_REC_EPOCH_END, END_LEN);
+	return tb_rec_check_close(out, TB_REC_EPOCH_END, END_LEN);
 }
 
 int tb_enc_ack(struct tb_buf *out, const struct tb_ack *a)
@@ -940,13 +987,13 @@ int tb_enc_ack(struct tb_buf *out, const struct tb_ack *a)
 
 	if (!out || !a)
 		return -EINVAL;
-	b = rec_open(out, TB_REC_ACK, ACK_LEN);
+	b = tb_rec_open(out, TB_REC_ACK, ACK_LEN);
 	if (!b)
 		return -ENOMEM;
 	tb_put_le64(b + OFF(w_ack, epoch), a->epoch);
 	tb_put_le32(b + OFF(w_ack, status), a->status);
 	tb_put_le32(b + OFF(w_ack, reserved), a->reserved);
-	return rec_check_close(out, TB_REC_ACK, ACK_LEN);
+	return tb_rec_check_close(out, TB_REC_ACK, ACK_LEN);
 }
 
 int tb_enc_heartbeat(struct tb_buf *out, const struct tb_heartbeat *h)
@@ -955,13 +1002,13 @@ int tb_enc_heartbeat(struct tb_buf *out, const struct tb_heartbeat *h)
 
 	if (!out || !h)
 		return -EINVAL;
-	b = rec_open(out, TB_REC_HEARTBEAT, HB_LEN);
+	b = tb_rec_open(out, TB_REC_HEARTBEAT, HB_LEN);
 	if (!b)
 		return -ENOMEM;
 	tb_put_le64(b + OFF(w_heartbeat, seq), h->seq);
 	tb_put_le64(b + OFF(w_heartbeat, time_ns), (uint64_t)h->time_ns);
 	tb_put_le64(b + OFF(w_heartbeat, last_epoch), h->last_epoch);
-	return rec_check_close(out, TB_REC_HEARTBEAT, HB_LEN);
+	return tb_rec_check_close(out, TB_REC_HEARTBEAT, HB_LEN);
 }
 
 int tb_enc_error(struct tb_buf *out, uint32_t code, const char *text)
@@ -975,7 +1022,7 @@ int tb_enc_error(struct tb_buf *out, uint32_t code, const char *text)
 		text = "";
 	n = (uint32_t)strnlen(text, TB_ERROR_TEXT_MAX);
 	len = ERR_HDR_LEN + n;
-	b = rec_open(out, TB_REC_ERROR, len);
+	b = tb_rec_open(out, TB_REC_ERROR, len);
 	if (!b)
 		return -ENOMEM;
 	tb_put_le32(b + OFF(w_error_hdr, code), code);
@@ -985,7 +1032,7 @@ int tb_enc_error(struct tb_buf *out, uint32_t code, const char *text)
 	for (i = 0; i < n; i++)
 		if (text_bad_at(t + i, 1) == 0)
 			t[i] = '?';
-	return rec_check_close(out, TB_REC_ERROR, len);
+	return tb_rec_check_close(out, TB_REC_ERROR, len);
 }
 
 int tb_enc_state(struct tb_buf *out, uint32_t type, uint32_t tag,
@@ -996,7 +1043,7 @@ int tb_enc_state(struct tb_buf *out, uint32_t type, uint32_t tag,
 	if (!out || (type != TB_REC_CPU_STATE && type != TB_REC_DEVICE_STATE) ||
 	    len > TB_STATE_LEN_MAX || (len && !data))
 		return -EINVAL;
-	b = rec_open(out, type, STATE_HDR_LEN + len);
+	b = tb_rec_open(out, type, STATE_HDR_LEN + len);
 	if (!b)
 		return -ENOMEM;
 	tb_put_le32(b + OFF(w_state_hdr, tag), tag);
@@ -1005,7 +1052,7 @@ int tb_enc_state(struct tb_buf *out, uint32_t type, uint32_t tag,
 	tb_put_le32(b + OFF(w_state_hdr, reserved), 0);
 	if (len)
 		memcpy(b + STATE_HDR_LEN, data, len);
-	return rec_check_close(out, type, STATE_HDR_LEN + len);
+	return tb_rec_check_close(out, type, STATE_HDR_LEN + len);
 }
 
 /*
@@ -1117,7 +1164,7 @@ int tb_enc_pages_finish(struct tb_page_rec *r)
 	tb_put_le32(rec + OFF(w_rec_hdr, type), TB_REC_PAGE_DATA);
 	tb_put_le32(rec + OFF(w_rec_hdr, length), body_len);
 	memset(b + body_len, 0, TB_ALIGN_UP((size_t)body_len, 8) - body_len);
-	rc = rec_check_close(out, TB_REC_PAGE_DATA, body_len);
+	rc = tb_rec_check_close(out, TB_REC_PAGE_DATA, body_len);
 	r->out = NULL;
 	return rc;
 }
@@ -1371,7 +1418,7 @@ enum sess_act {
 };
 
 #define NSTATES (TB_SESS_CLOSED + 1)
-#define NTYPES	(TB_REC_ERROR + 1)
+#define NTYPES	(TB_REC_DISK_WRITE + 1)
 
 static const uint8_t sess_table[2][NSTATES][NTYPES] = {
 	[0] = { /* primary -> backup */
@@ -1388,6 +1435,8 @@ static const uint8_t sess_table[2][NSTATES][NTYPES] = {
 			[TB_REC_PAGE_DATA] = SA_STAY,
 			[TB_REC_CPU_STATE] = SA_STAY,
 			[TB_REC_DEVICE_STATE] = SA_STAY,
+			[TB_REC_DISK_INFO] = SA_STAY,
+			[TB_REC_DISK_WRITE] = SA_STAY,
 			[TB_REC_EPOCH_END] = SA_END,
 			[TB_REC_HEARTBEAT] = SA_STAY,
 			[TB_REC_ERROR] = SA_ERROR,

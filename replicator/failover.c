@@ -71,8 +71,24 @@ static int restore(struct rdom *d, const char *cause, int64_t t_last_rx,
 {
 	struct tb_restore_req req = { 0 };
 	struct tb_replica *r = &d->rep;
+	char disk_path[TB_DISKS_MAX][300];
 	int64_t t_restored;
+	unsigned i;
 	int rc;
+
+	if (r->disks.broken) {
+		tb_err("dom=%u failover refused: %s", d->domid, r->disks.err);
+		repl_release(d, DOM_IDLE);
+		return -EIO;
+	}
+	for (i = 0; i < TB_DISKS_MAX; i++) {
+		if (!r->disks.size[i])
+			break;
+		tb_rdisks_path(&r->disks, i, disk_path[i],
+			       sizeof(disk_path[i]));
+		req.disk_path[i] = disk_path[i];
+		req.nr_disks = i + 1;
+	}
 
 	req.name = d->name;
 	req.domid = d->domid;

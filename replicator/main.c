@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -110,6 +111,7 @@ int main(int argc, char **argv)
 	struct tb_metrics *metrics = NULL;
 	struct tb_tls_cfg tls = { 0 };
 	bool insecure = false;
+	struct stat dst;
 	struct tb_opts o;
 	const struct tb_opt table[] = {
 		{ .key = "listen",
@@ -220,6 +222,14 @@ int main(int argc, char **argv)
 		  .help = "guests with a replica here at once (default 64); a session that ends before its first commit frees its slot",
 		  .min = 1,
 		  .max = MAX_DOMS },
+		{ .key = "disk_dir",
+		  .type = TB_OPT_STR,
+		  .dst = &opt.disk_dir,
+		  .help = "directory for the replicas of guests' disks (GUEST.diskN.img); without it a primary whose guest has a disk is refused" },
+		{ .key = "disk_spool_max",
+		  .type = TB_OPT_SIZE,
+		  .dst = &opt.disk_spool_max,
+		  .help = "most disk-write bytes one epoch may carry (spooled in disk_dir until the epoch commits; default 1G)" },
 		{ .key = "max_handshakes",
 		  .type = TB_OPT_U32,
 		  .dst = &opt.max_handshakes,
@@ -248,6 +258,14 @@ int main(int argc, char **argv)
 		snprintf(
 			o.err, sizeof(o.err),
 			"authorize_file needs TLS (peers have no identity with insecure = yes)");
+		rc = -EINVAL;
+	}
+	if (!rc && opt.disk_dir && *opt.disk_dir &&
+	    (stat(opt.disk_dir, &dst) || !S_ISDIR(dst.st_mode) ||
+	     access(opt.disk_dir, W_OK))) {
+		snprintf(o.err, sizeof(o.err),
+			 "key 'disk_dir': %s is not a writable directory",
+			 opt.disk_dir);
 		rc = -EINVAL;
 	}
 	if (!rc)

@@ -94,6 +94,8 @@ struct repl_opts {
 	unsigned max_handshakes;      /* unauthenticated connections at once */
 	uint64_t max_guest_mem;	      /* bytes: no replica larger */
 	unsigned max_guests;	      /* domains not FREE at once */
+	const char *disk_dir;	      /* disk replicas; NULL: no disks */
+	uint64_t disk_spool_max;      /* disk bytes per epoch */
 };
 
 extern struct repl_opts opt;

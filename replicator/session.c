@@ -404,6 +404,9 @@ void *repl_conn_main(void *arg)
 	}
 	if (!d->have_rep) {
 		rc = tb_replica_init(&d->rep, &h);
+		if (!rc && opt.disk_dir && *opt.disk_dir)
+			rc = tb_replica_disks(&d->rep, opt.disk_dir,
+					      opt.disk_spool_max);
 		if (rc) {
 			tb_err("dom=%u replica: %s", h.domid, d->rep.err);
 			send_error(c, TB_SERR_BAD_FIELD, d->rep.err);
@@ -415,6 +418,8 @@ void *repl_conn_main(void *arg)
 	mine = h;
 	mine.role = TB_ROLE_BACKUP;
 	mine.features = h.features & TB_FEAT_ALL;
+	if (!opt.disk_dir || !*opt.disk_dir)
+		mine.features &= ~TB_FEAT_DISK;
 	if (tb_enc_hello(&out, &mine) || send_buf(c, &out)) {
 		if (!free_if_empty(d, "HELLO not answered"))
 			repl_release(d, DOM_IDLE);

@@ -36,6 +36,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -43,50 +44,7 @@
 #include <sys/wait.h>
 
 #include "tiber/sim_uapi.h"
-#include "guest.h"
-
-#define LD(p)	 __atomic_load_n((p), __ATOMIC_SEQ_CST)
-#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
-#define INC(p)	 __atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST)
-
-#define RESUME_SPIN_NS (200 * TB_NSEC_PER_USEC)
-#define PARK_SPIN_NS   (200 * TB_NSEC_PER_USEC)
-
-struct tb_guest {
-	struct tb_guest_cfg cfg;
-	int ram_fd, ctrl_fd, ring_fd, uffd;
-	int evtfds[TB_SIM_NR_EVTFDS];
-	uint8_t *ram;
-	uint64_t ram_size, nr_pages;
-	struct tb_sim_ctrl *ctrl;
-	size_t ctrl_size;
-	uint8_t *ring;
-	uint64_t *bitmap;
-	int suspend_port;
-	int listen_fd;
-	int wd_sock; /* to the pause watchdog */
-	pid_t wd_pid;
-
-	/* freeze/thaw */
-	unsigned nr_vcpus;
-	int stop_req; /* futex */
-	int parked;   /* futex */
-	int run_gen;  /* futex */
-	int exiting;
-	bool kv_relisten;
-	pthread_t vcpu_thr[TB_SIM_MAX_VCPUS];
-	unsigned vcpu_kind[TB_SIM_MAX_VCPUS];
-	struct tb_sim_vcpu vcpu[TB_SIM_MAX_VCPUS]; /* live registers */
-
-	pthread_mutex_t gate_lock;
-	pthread_cond_t gate_room;
-	struct tb_guest_kv *kv;
-
-	pthread_t kernel_thr, tool_thr, netback_thr;
-	volatile sig_atomic_t want_stats;
-	int quiesced; /* SIGUSR2: the workload stops writing for good */
-	int64_t t_boot;
-};
+#include "guest_priv.h"
 
 static struct tb_guest *crash_guest;
 
@@ -98,6 +56,11 @@ static long futex(int *uaddr, int op, int val, const struct timespec *ts)
 void *tb_guest_ram(struct tb_guest *g)
 {
 	return g->ram;
+}
+
+unsigned tb_guest_kv_vcpu(struct tb_guest *g)
+{
+	return g->nr_vcpus - 1; /* the KV thread is the last vCPU */
 }
 
 bool tb_guest_exiting(struct tb_guest *g)
@@ -118,7 +81,7 @@ void tb_guest_mark(uint64_t pfn, void *arg)
 
 /* ------------------------------------------------------------ freeze */
 
-static void park(struct tb_guest *g, unsigned t)
+void tb_guest_park(struct tb_guest *g, unsigned t)
 {
 	int gen = LD(&g->run_gen);
 	int64_t until;
@@ -140,7 +103,7 @@ static void park(struct tb_guest *g, unsigned t)
 void tb_guest_safepoint(struct tb_guest *g, unsigned t)
 {
 	if (__builtin_expect(LD(&g->stop_req) != 0, 0))
-		park(g, t);
+		tb_guest_park(g, t);
 }
 
 static void freeze(struct tb_guest *g)
@@ -150,6 +113,7 @@ static void freeze(struct tb_guest *g)
 
 	ST(&g->stop_req, 1);
 	futex(&g->stop_req, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+	tb_guest_disk_wake(g);
 	pthread_mutex_lock(&g->gate_lock);
 	pthread_cond_broadcast(&g->gate_room);
 	pthread_mutex_unlock(&g->gate_lock);
@@ -211,9 +175,22 @@ static void unpublish_port(struct tb_guest *g)
 
 static void verify_self(struct tb_guest *g)
 {
-	struct tb_sim_verify_report rep;
+	struct tb_sim_verify_report rep, drep;
 	int rc = tb_sim_verify(g->ram, g->ram_size, &rep);
 
+	/* a durable KV guest: its disk must agree with its memory */
+	if (!rc && rep.ok && tb_guest_has_disk(g) &&
+	    (g->cfg.workload == TB_GUEST_KV ||
+	     g->cfg.workload == TB_GUEST_MIXED)) {
+		rc = tb_guest_disk_verify(g, &drep);
+		if (rc || !drep.ok)
+			rep = drep;
+		fprintf(stderr,
+			"tiber-simguest: restore disk verify=%s log=%" PRIu64
+			" %s\n",
+			(!rc && drep.ok) ? "ok" : "FAILED", drep.total_writes,
+			drep.msg);
+	}
 	ST(&g->ctrl->last_verify_ok, (!rc && rep.ok) ? 1 : 2);
 	fprintf(stderr,
 		"tiber-simguest: restore verify=%s pages=%" PRIu64
@@ -411,7 +388,7 @@ int tb_guest_send(struct tb_guest *g, uint32_t conn, const void *p,
 			/* a safepoint: the command is applied, its reply
 			 * not yet queued; it goes out after the resume */
 			pthread_mutex_unlock(&g->gate_lock);
-			park(g, g->nr_vcpus - 1);
+			tb_guest_park(g, tb_guest_kv_vcpu(g));
 			pthread_mutex_lock(&g->gate_lock);
 			continue;
 		}
@@ -481,6 +458,7 @@ static void self_resume(struct tb_guest *g)
 				    false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 	ST(&c->gate.mode, TB_SIM_GATE_OPEN);
 	tb_sim_evtchn_notify(c, g->evtfds, TB_SIM_PORT_GATE, TB_SIM_END_GUEST);
+	tb_guest_disk_detached(g);
 	if (LD(&c->state) == TB_SIM_PAUSED)
 		ST(&c->state, TB_SIM_RUNNING);
 	if (LD(&c->state) == TB_SIM_SUSPENDED) {
@@ -499,6 +477,7 @@ static int send_hello(struct tb_guest *g, int s, int status)
 	struct tb_sim_hello h = { 0 };
 	int fds[TB_SIM_MAX_FDS];
 	unsigned n = 0, i;
+	int k;
 
 	h.magic = TB_SIM_HELLO_MAGIC;
 	h.version = TB_SIM_VERSION;
@@ -521,6 +500,10 @@ static int send_hello(struct tb_guest *g, int s, int status)
 		}
 		for (i = 0; i < TB_SIM_NR_EVTFDS; i++)
 			fds[n++] = g->evtfds[i];
+		k = tb_guest_disk_fds(g, fds + n, &h.disk_size,
+				      &h.disk_ring_size);
+		h.has_disk = k > 0;
+		n += (unsigned)k;
 	}
 	h.nr_fds = n;
 	return tb_sim_send_fds(s, &h, sizeof(h), fds, n);
@@ -979,6 +962,9 @@ static int boot(struct tb_guest *g)
 	c->bitmap_off = TB_SIM_CTRL_FIXED;
 	c->bitmap_len = g->ctrl_size - TB_SIM_CTRL_FIXED;
 	c->gate.ring_size = cfg->gate_ring;
+	rc = tb_guest_disk_open(g);
+	if (rc)
+		return rc;
 	c->gate.mode = TB_SIM_GATE_OPEN;
 	for (i = 1; i < TB_SIM_PORT_FIRST_DYN; i++)
 		c->port[i].state = TB_SIM_PORT_RESERVED;
@@ -1045,6 +1031,10 @@ static int boot(struct tb_guest *g)
 		{
 			struct tb_sim_ram_hdr *wh = (void *)g->ram;
 
+			if (getrandom(&wh->boot_id, sizeof(wh->boot_id), 0) !=
+			    sizeof(wh->boot_id))
+				wh->boot_id = (uint64_t)tb_now_ns() ^
+					      (uint64_t)getpid() << 32;
 			wh->workload = cfg->workload;
 			wh->pattern = cfg->pattern;
 			wh->wss_pages = cfg->wss / TB_PAGE_SIZE;
@@ -1248,6 +1238,7 @@ out:
 	}
 	if (g->uffd >= 0)
 		close(g->uffd);
+	tb_guest_disk_close(g);
 	for (i = 0; i < TB_SIM_NR_EVTFDS; i++)
 		if (g->evtfds[i] >= 0)
 			close(g->evtfds[i]);

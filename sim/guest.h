@@ -38,6 +38,9 @@ struct tb_guest_cfg {
 	unsigned threads;
 	const char *kv_listen;
 	uint64_t gate_ring;
+	const char *disk;   /* image file, or NULL: no block device */
+	uint64_t disk_size; /* create/extend the image to this (0: as is) */
+	uint64_t disk_ring; /* journal ring bytes */
 	const char *stats_file;
 	unsigned stats_interval_s;
 	const char *name;
@@ -77,6 +80,17 @@ void tb_guest_mark(uint64_t pfn, void *g);
  * while it waits if a suspend is requested). */
 int tb_guest_send(struct tb_guest *g, uint32_t conn, const void *p,
 		  uint32_t len);
+/* The block device (sim/disk.c).  write: @len bytes (whole 512-byte
+ * sectors) at @off reach the image, then the journal; returns once the
+ * write is complete (0) or -errno.  vCPU @t parks there if a suspend is
+ * requested while it waits for journal room (nothing written yet). */
+bool tb_guest_has_disk(struct tb_guest *g);
+uint64_t tb_guest_disk_size(struct tb_guest *g);
+int tb_guest_disk_write(struct tb_guest *g, unsigned t, uint64_t off,
+			const void *p, uint32_t len);
+int tb_guest_disk_read(struct tb_guest *g, uint64_t off, void *p, uint32_t len);
+/* The vCPU index of the KV service thread. */
+unsigned tb_guest_kv_vcpu(struct tb_guest *g);
 /* Safepoint check for a workload thread (vcpu index @t). */
 void tb_guest_safepoint(struct tb_guest *g, unsigned t);
 bool tb_guest_exiting(struct tb_guest *g);
@@ -85,6 +99,9 @@ bool tb_guest_exiting(struct tb_guest *g);
 int tb_kvclient_main(const char *addr, unsigned clients, uint64_t ops,
 		     const char *log_path, uint64_t keys, int64_t retry_ns);
 int tb_simbench_main(int argc, char **argv);
+/* Every SET/INCR answered OK in the client log @replies is in the disk
+ * log of @disk: exit status 0, else 1 (2: cannot read). */
+int tb_kvcheck_main(const char *replies, const char *disk);
 
 /* Parse "unix:/path" or "host:port" into a sockaddr; 0 or -EINVAL. */
 struct sockaddr_storage;

@@ -216,30 +216,6 @@ static struct tb_sim_kv_hdr *kv_hdr(struct tb_guest *g)
 	return (struct tb_sim_kv_hdr *)(ram + h->kv_first * TB_PAGE_SIZE);
 }
 
-static uint64_t str_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 1099511628211ull;
-	return h;
-}
-
-/* Find @key's slot, or the free slot it would go in; NULL if full. */
-static struct tb_sim_kv_ent *kv_find(struct tb_sim_kv_hdr *kh, const char *key)
-{
-	struct tb_sim_kv_ent *e = (struct tb_sim_kv_ent *)(kh + 1);
-	uint64_t i, n = kh->nr_ents, start = str_hash(key) % n;
-
-	for (i = 0; i < n; i++) {
-		struct tb_sim_kv_ent *x = &e[(start + i) % n];
-
-		if (!x->key[0] || !strncmp(x->key, key, TB_SIM_KV_KEY))
-			return x;
-	}
-	return NULL;
-}
-
 static struct tb_sim_kv_client *kv_client(struct tb_sim_kv_hdr *kh, uint64_t id)
 {
 	struct tb_sim_kv_client *free_slot = NULL;
@@ -262,6 +238,35 @@ static struct tb_sim_kv_client *kv_client(struct tb_sim_kv_hdr *kh, uint64_t id)
 		}
 	}
 	return free_slot;
+}
+
+/*
+ * Durable KV: the change goes to the disk log first; the caller applies
+ * it to memory (table, log_head) only once the write completed, with no
+ * safepoint in between, so every checkpoint has exactly log_head records
+ * on disk.  Without a disk: nothing to do.
+ */
+static int log_append(struct tb_guest *g, struct tb_sim_kv_hdr *kh,
+		      uint64_t client, uint64_t seq, const char *key,
+		      const char *val)
+{
+	const struct tb_sim_ram_hdr *h = tb_guest_ram(g);
+	struct tb_sim_kvlog_rec r;
+	int rc;
+
+	if (!tb_guest_has_disk(g))
+		return 0;
+	if ((kh->log_head + 1) * TB_SIM_KVLOG_REC > tb_guest_disk_size(g))
+		return -ENOSPC;
+	tb_sim_kvlog_make(&r, kh->log_head, h->boot_id, client, seq, key, val);
+	rc = tb_guest_disk_write(g, tb_guest_kv_vcpu(g),
+				 kh->log_head * TB_SIM_KVLOG_REC, &r,
+				 sizeof(r));
+	if (!rc) {
+		kh->log_head++;
+		mark_range(g, &kh->log_head, sizeof(kh->log_head));
+	}
+	return rc;
 }
 
 static void apply(struct tb_guest *g, uint64_t client, uint64_t seq,
@@ -301,7 +306,7 @@ static void apply(struct tb_guest *g, uint64_t client, uint64_t seq,
 			 client, seq);
 		goto record;
 	}
-	e = kv_find(kh, key);
+	e = tb_sim_kv_find(kh, key);
 	if (!strcmp(op, "GET")) {
 		if (!e || !e->key[0])
 			snprintf(reply, rlen, "%" PRIu64 " %" PRIu64 " NF\n",
@@ -329,6 +334,12 @@ static void apply(struct tb_guest *g, uint64_t client, uint64_t seq,
 						    0;
 
 			snprintf(nv, sizeof(nv), "%lld", cur + 1);
+		}
+		if (log_append(g, kh, client, seq, key, nv)) {
+			snprintf(reply, rlen,
+				 "%" PRIu64 " %" PRIu64 " ERR disk\n", client,
+				 seq);
+			goto record; /* not applied; the reply says so */
 		}
 		if (!e->key[0]) {
 			memset(e->key, 0, sizeof(e->key));

@@ -20,6 +20,7 @@ static void usage(FILE *f)
 		"       tiber-simguest --restore --ram-fd N (--state FILE|--state-fd N) [options]\n"
 		"       tiber-simguest --verify-image FILE | --verify-fd N\n"
 		"       tiber-simguest --kv-client ADDR [--clients N] [--ops M] [--keys K] [--log FILE]\n"
+		"       tiber-simguest --check-replies LOG --disk IMAGE\n"
 		"       tiber-simguest --selftest-bench [--ram SIZE] [--cycles N]\n"
 		"options:\n"
 		"  --ram SIZE               guest RAM (64M..4G+, default 256M)\n"
@@ -38,6 +39,10 @@ static void usage(FILE *f)
 		"  --threads N              synthetic writer threads (default 1)\n"
 		"  --kv-listen ADDR         unix:/path or 127.0.0.1:port\n"
 		"  --gate-ring SIZE         output gate ring (default 1M)\n"
+		"  --disk FILE              block device: an image file (a kv workload logs\n"
+		"                           every change to it before replying)\n"
+		"  --disk-size SIZE         create or extend the image to SIZE\n"
+		"  --disk-ring SIZE         disk journal ring (default 8M)\n"
 		"  --stats-file FILE        JSON counters at exit\n"
 		"  --stats-interval S       stderr counters every S seconds (0 off, default 5)\n"
 		"  --ready-fd N             write one byte to fd N once running\n"
@@ -80,6 +85,10 @@ enum {
 	O_HELP,
 	O_RETRY,
 	O_READY,
+	O_DISK,
+	O_DISKSIZE,
+	O_DISKRING,
+	O_CHECKREPLIES,
 };
 
 static const struct option opts[] = {
@@ -116,6 +125,10 @@ static const struct option opts[] = {
 	{ "retry", 1, 0, O_RETRY },
 	{ "selftest-bench", 0, 0, O_BENCH },
 	{ "ready-fd", 1, 0, O_READY },
+	{ "disk", 1, 0, O_DISK },
+	{ "disk-size", 1, 0, O_DISKSIZE },
+	{ "disk-ring", 1, 0, O_DISKRING },
+	{ "check-replies", 1, 0, O_CHECKREPLIES },
 	{ "help", 0, 0, O_HELP },
 	{ 0, 0, 0, 0 },
 };
@@ -161,12 +174,14 @@ int main(int argc, char **argv)
 		.threads = 1,
 		.content = TB_SIM_CONTENT_DELTA,
 		.gate_ring = 1 << 20,
+		.disk_ring = 8 << 20,
 		.stats_interval_s = 5,
 		.ram_fd = -1,
 		.state_fd = -1,
 		.ready_fd = -1,
 	};
 	const char *verify_file = NULL, *kv_addr = NULL, *log = NULL;
+	const char *check_replies = NULL;
 	uint64_t u, clients = 4, ops = 1000, keys = 16;
 	int64_t retry_ns = 2 * TB_NSEC_PER_SEC;
 	int c, vfd = -1;
@@ -328,6 +343,23 @@ int main(int argc, char **argv)
 		case O_BENCH:
 			bench = true;
 			break;
+		case O_DISK:
+			cfg.disk = optarg;
+			break;
+		case O_DISKSIZE:
+			if (tb_parse_size(optarg, &cfg.disk_size) ||
+			    !cfg.disk_size || cfg.disk_size % TB_PAGE_SIZE)
+				return bad("disk-size", optarg);
+			break;
+		case O_DISKRING:
+			if (tb_parse_size(optarg, &u) || u < 65536 ||
+			    (u & (u - 1)))
+				return bad("disk-ring", optarg);
+			cfg.disk_ring = u;
+			break;
+		case O_CHECKREPLIES:
+			check_replies = optarg;
+			break;
 		case O_HELP:
 		case 'h':
 			usage(stdout);
@@ -355,6 +387,14 @@ int main(int argc, char **argv)
 	}
 	if (vfd >= 0)
 		return verify_fd(vfd, "fd");
+	if (check_replies) {
+		if (!cfg.disk) {
+			fprintf(stderr,
+				"tiber-simguest: --check-replies needs --disk IMAGE\n");
+			return 2;
+		}
+		return tb_kvcheck_main(check_replies, cfg.disk);
+	}
 	if (kv_addr)
 		return tb_kvclient_main(kv_addr, (unsigned)clients, ops, log,
 					keys, retry_ns);

@@ -30,6 +30,7 @@
 
 #include "tiber/bitmap.h"
 #include "tiber/common.h"
+#include "tiber/stream.h"
 
 struct tb_dom; /* backend-private */
 
@@ -73,6 +74,17 @@ struct tb_dom_info {
 	enum tb_suspend_mode suspend_mode; /* resolved, never AUTO */
 	bool suspend_cancel;		   /* guest advertises SUSPEND_CANCEL */
 	char dirty_mech[32];		   /* how dirty pages are found */
+	uint32_t nr_disks;		   /* replicated block devices */
+	uint64_t disk_size[TB_DISKS_MAX];  /* bytes */
+};
+
+/* One journaled guest disk write (disk_peek). */
+struct tb_disk_jrec {
+	uint32_t disk;
+	uint32_t len;	  /* bytes, whole 512-byte sectors */
+	uint64_t offset;  /* bytes */
+	uint64_t epoch;	  /* the epoch it belongs to */
+	const void *data; /* valid until disk_pop */
 };
 
 struct tb_dom_stats {
@@ -104,7 +116,9 @@ struct tb_restore_req {
 	const void *dev_state;
 	size_t dev_state_len;
 	uint32_t state_tag;
-	uint64_t epoch;	  /* the committed epoch restored from */
+	uint64_t epoch; /* the committed epoch restored from */
+	uint32_t nr_disks;
+	const char *disk_path[TB_DISKS_MAX]; /* committed disk images */
 	const char *args; /* backend-specific, e.g. sim: extra guest
 				  flags; xen: domain config file */
 };
@@ -161,6 +175,34 @@ struct tb_backend_ops {
 	 * destroy the domain).  The output it holds is discarded, never
 	 * released.  Afterwards only detach may be called. */
 	int (*destroy)(struct tb_dom *d);
+	/*
+	 * Disks.  Mandatory when get_info reports nr_disks > 0, else may be
+	 * NULL.  A backend catches every guest write on its way to the
+	 * disk: the write reaches the disk at local speed, then a journal
+	 * tagged with the epoch it belongs to (writes the guest saw
+	 * complete before the suspend of epoch N belong to N).
+	 *
+	 * disk_mirror (tick thread, guest running): on: from now on every
+	 * write is journaled and kept until popped, tagged @epoch or later
+	 * (older writes are in the disk already: a full sync reads them);
+	 * off: drop the journal and stop keeping it.
+	 */
+	int (*disk_mirror)(struct tb_dom *d, bool on, uint64_t epoch);
+	/* Suspended only: writes made so far belong to @epoch. */
+	int (*disk_boundary)(struct tb_dom *d, uint64_t epoch);
+	/* Sender thread: the oldest journaled write if it belongs to an
+	 * epoch <= @upto: 1 (fills @w), 0 if none, -errno. */
+	int (*disk_peek)(struct tb_dom *d, uint64_t upto,
+			 struct tb_disk_jrec *w);
+	void (*disk_pop)(struct tb_dom *d, const struct tb_disk_jrec *w);
+	/* Any thread: read @len bytes of disk @disk at @off (guest running:
+	 * may race with writes, which the journal carries). */
+	int (*disk_read)(struct tb_dom *d, unsigned disk, uint64_t off,
+			 void *buf, size_t len);
+	/* The first byte at or after @off that may hold data (holes read as
+	 * zero and need no copy): *@data; -ENXIO if none. */
+	int (*disk_next_data)(struct tb_dom *d, unsigned disk, uint64_t off,
+			      uint64_t *data);
 	/* Resume if we left it suspended, stop tracking, close. */
 	void (*detach)(struct tb_dom *d);
 	/* Backup side: start the guest from the image (its suspend

@@ -95,6 +95,8 @@ struct tb_epoch_rec {
 	uint64_t wire_bytes; /* record bytes on the wire */
 	uint64_t enc_pages[TB_ENC_MAX + 1];
 	uint64_t skipped_ticks; /* ticks skipped since the previous epoch */
+	uint64_t disk_writes;	/* journaled guest disk writes sent */
+	uint64_t disk_bytes;	/* their bytes (and a first sync's disk) */
 };
 
 enum tb_engine_state {

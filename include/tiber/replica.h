@@ -16,6 +16,55 @@
 #include "tiber/common.h"
 #include "tiber/stream.h"
 
+/*
+ * The replica's disks (lib/replica_disk.c): each committed image is a
+ * file <dir>/<guest>.disk<N>.img.  A FULL epoch builds new images
+ * (<...>.img.new, renamed at commit); an incremental epoch's writes go
+ * to an unnamed spool file, applied in order at commit.  Memory is
+ * bounded by the spool index, never by the disk size.
+ */
+struct tb_rdisk_ent {
+	uint32_t disk;
+	uint32_t len;
+	uint64_t offset;
+	uint64_t spool_off; /* UINT64_MAX: zeroes */
+};
+struct tb_rdisks {
+	char dir[200];		     /* "" : disks not accepted */
+	char base[48];		     /* file name prefix, from the guest name */
+	uint64_t size[TB_DISKS_MAX]; /* committed; 0: no disk */
+	int fd[TB_DISKS_MAX];
+	uint64_t st_size[TB_DISKS_MAX]; /* FULL epoch: DISK_INFO */
+	int st_fd[TB_DISKS_MAX];	/* FULL epoch: the new image */
+	bool full;
+	int spool_fd;
+	uint64_t spool_len, spool_max;
+	struct tb_rdisk_ent *ents;
+	size_t n, cap;
+	uint8_t *buf;		/* TB_DISK_WRITE_MAX: one decoded write */
+	bool broken;		/* a commit failed half way: images unusable */
+	uint64_t writes, bytes; /* staged in the open epoch */
+	char err[200];
+};
+
+/* @dir: NULL or "" for no disks.  0 or -errno with s->err. */
+int tb_rdisks_init(struct tb_rdisks *s, const char *dir, const char *guest,
+		   uint64_t spool_max);
+void tb_rdisks_free(struct tb_rdisks *s);
+/* Staging, called by lib/replica.c: 0 or a stream error code (TB_SERR_*)
+ * with the reason in s->err; commit: 0 or -errno (s->broken if the
+ * committed images were touched). */
+int tb_rdisks_begin(struct tb_rdisks *s, bool full);
+int tb_rdisks_info(struct tb_rdisks *s, const struct tb_disk_info *i,
+		   struct tb_digest *dg);
+int tb_rdisks_write(struct tb_rdisks *s, const struct tb_disk_write *w,
+		    struct tb_digest *dg);
+int tb_rdisks_commit(struct tb_rdisks *s);
+void tb_rdisks_abort(struct tb_rdisks *s);
+/* Path of committed disk @disk into @buf. */
+void tb_rdisks_path(const struct tb_rdisks *s, unsigned disk, char *buf,
+		    size_t len);
+
 struct tb_replica {
 	struct tb_hello hello; /* the primary's */
 	uint64_t nr_pages;
@@ -42,6 +91,7 @@ struct tb_replica {
 	uint64_t st_pages_count, st_bytes;
 	struct tb_digest digest;
 	uint64_t discarded; /* epochs thrown away */
+	struct tb_rdisks disks;
 
 	char err[256];
 };
@@ -49,6 +99,8 @@ struct tb_replica {
 /* Set up for the primary's @hello (nr_pages, page size checked).
  * 0 or -errno with r->err. */
 int tb_replica_init(struct tb_replica *r, const struct tb_hello *hello);
+/* Accept disks: images in @dir (after tb_replica_init). */
+int tb_replica_disks(struct tb_replica *r, const char *dir, uint64_t spool_max);
 /*
  * Take one order-checked record of the primary's stream.
  * 0: staged (or ignored: HEARTBEAT); 1: the epoch in r->committed_epoch

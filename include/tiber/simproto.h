@@ -31,7 +31,7 @@
 #include "tiber/common.h"
 
 #define TB_SIM_MAGIC	  0x4d495354u /* "TSIM" */
-#define TB_SIM_VERSION	  1u
+#define TB_SIM_VERSION	  2u
 #define TB_SIM_CTRL_FIXED (64u * 1024u) /* fixed part of the control memfd */
 
 /* Domain state (the hypervisor's view). */
@@ -66,6 +66,7 @@ enum tb_sim_state {
 #define TB_SIM_PORT_RESUME    2 /* hypervisor resume: daemon -> guest */
 #define TB_SIM_PORT_STORE     3 /* xenstore watch fired: -> guest */
 #define TB_SIM_PORT_GATE      4 /* output gate: -> guest's netback */
+#define TB_SIM_PORT_DISK      5 /* disk journal room: daemon -> guest */
 #define TB_SIM_PORT_FIRST_DYN 8 /* EVTCHNOP_alloc_unbound hands these */
 #define TB_SIM_END_GUEST      0 /* delivered to the guest */
 #define TB_SIM_END_TOOL	      1 /* delivered to the toolstack (daemon) */
@@ -263,6 +264,67 @@ void tb_sim_gate_pop(struct tb_sim_gate *g, const struct tb_sim_gate_rec *rec,
 /* Bytes free in the ring. */
 uint64_t tb_sim_gate_room(const struct tb_sim_gate *g);
 
+/* ----------------------------------------------------------- disk */
+/*
+ * The guest's block device: an image file the guest's block backend
+ * writes at local speed, and a journal ring (its own memfd: this header
+ * page, then ring_size bytes) where every write is appended after it
+ * reached the image, tagged with the epoch it belongs to (cur_epoch + 1,
+ * cur_epoch being the last boundary, set while the guest is suspended).
+ * The daemon mirrors the journal to the backup.
+ *
+ * Producers (the guest's writers) serialise on @lock.  While @mirror is 0
+ * (no daemon mirrors) a producer that finds the ring full drops the
+ * oldest records itself; while it is 1 only the daemon moves @tail and a
+ * producer waits for room (DISK port).  The daemon flips @mirror under
+ * @lock, so no write that saw the old value is in flight after the flip.
+ */
+#define TB_SIM_DISK_MAGIC 0x4b534944u /* "DISK" */
+#define TB_SIM_DISK_HDR	  4096u
+struct tb_sim_disk {
+	uint32_t magic;
+	uint32_t version;
+	uint64_t disk_size; /* bytes of the image */
+	uint64_t ring_size; /* bytes after the header, power of two */
+	uint32_t lock;	    /* producers and mirror flips */
+	uint32_t mirror;    /* 1: the daemon consumes the journal */
+	uint32_t waiting;   /* a producer waits for room */
+	uint32_t pad;
+	uint64_t cur_epoch; /* boundary (daemon, guest suspended) */
+	uint64_t head;	    /* producer offset (monotonic) */
+	uint64_t tail;	    /* consumer offset (monotonic) */
+	uint64_t writes;    /* counters (guest) */
+	uint64_t bytes;
+	uint64_t dropped;      /* records dropped while not mirrored */
+	uint64_t backpressure; /* writes that waited for room */
+};
+
+/* One journal record: header + data padded to 8 bytes; len 0 = filler up
+ * to the end of the ring. */
+struct tb_sim_disk_rec {
+	uint32_t len;
+	uint32_t pad;
+	uint64_t offset;
+	uint64_t tag; /* the epoch the write belongs to */
+};
+_Static_assert(sizeof(struct tb_sim_disk_rec) == 24, "disk ABI");
+
+void tb_sim_disk_lock(struct tb_sim_disk *k);
+void tb_sim_disk_unlock(struct tb_sim_disk *k);
+/* Under the lock: would a record of @len bytes fit now? */
+bool tb_sim_disk_fits(const struct tb_sim_disk *k, uint32_t len);
+/* Under the lock: append one record.  -EAGAIN: no room now (mirrored),
+ * -EMSGSIZE: can never fit. */
+int tb_sim_disk_append(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
+		       const void *data, uint32_t len);
+/* Daemon: the record at the tail if its tag <= @upto: 1 and *@data
+ * points into the ring (valid until pop), else 0. */
+int tb_sim_disk_peek(struct tb_sim_disk *k, const uint8_t *ring, uint64_t upto,
+		     struct tb_sim_disk_rec *rec, const uint8_t **data);
+void tb_sim_disk_pop(struct tb_sim_disk *k, const struct tb_sim_disk_rec *rec);
+/* Daemon: start (every record from now on is kept) or stop mirroring. */
+void tb_sim_disk_set_mirror(struct tb_sim_disk *k, bool on);
+
 /* ----------------------------------------------------------- blobs */
 /*
  * State blobs, little-endian, 8-byte aligned:
@@ -329,9 +391,11 @@ struct tb_sim_hello {
 	uint32_t nr_fds;
 	uint32_t has_uffd;
 	uint32_t hugepages;
-	uint32_t pad;
+	uint32_t has_disk; /* then fds: disk journal memfd, image */
+	uint64_t disk_size;
+	uint64_t disk_ring_size;
 };
-#define TB_SIM_MAX_FDS (4 + TB_SIM_NR_EVTFDS)
+#define TB_SIM_MAX_FDS (6 + TB_SIM_NR_EVTFDS)
 
 /* sendmsg/recvmsg with fds.  0 or -errno (-EPIPE on EOF for recv). */
 int tb_sim_send_fds(int sock, const void *buf, size_t len, const int *fds,
@@ -404,8 +468,8 @@ struct tb_sim_kv_client {
 struct tb_sim_kv_hdr {
 	uint64_t nr_ents;
 	uint64_t used;
-	uint64_t applied; /* commands applied (not dedup hits) */
-	uint64_t pad;
+	uint64_t applied;  /* commands applied (not dedup hits) */
+	uint64_t log_head; /* durable KV: records in the disk log */
 	struct tb_sim_kv_client client[TB_SIM_KV_CLIENTS];
 	/* entries follow */
 };
@@ -441,6 +505,47 @@ struct tb_sim_verify_report {
  * 0 (see report->ok) or -EINVAL if it is not a tiber-simguest image. */
 int tb_sim_verify(const void *ram, uint64_t size,
 		  struct tb_sim_verify_report *rep);
+
+/* Find @key's entry in the KV table, or the free slot it would go in;
+ * NULL if the table is full (open addressing). */
+struct tb_sim_kv_ent *tb_sim_kv_find(struct tb_sim_kv_hdr *kh, const char *key);
+
+/*
+ * Durable KV (a guest with --disk): every SET/INCR first appends one
+ * 512-byte record to the log at disk offset lsn * 512, and only once
+ * that write completed changes the table, log_head and the reply, all
+ * between two safepoints.  So in every checkpoint the disk log holds
+ * exactly log_head records of this boot, and replaying them gives the
+ * table.
+ */
+#define TB_SIM_KVLOG_MAGIC 0x474f4c564b424954ull /* "TIBKVLOG" */
+#define TB_SIM_KVLOG_REC   512u
+struct tb_sim_kvlog_rec {
+	uint64_t magic;
+	uint64_t lsn;
+	uint64_t boot_id; /* the RAM header's: records of another boot end
+			     the log */
+	uint64_t client;
+	uint64_t seq;
+	char key[TB_SIM_KV_KEY];
+	char val[TB_SIM_KV_VAL];
+	uint64_t check; /* hash of the fields above */
+	uint8_t pad[TB_SIM_KVLOG_REC - 144];
+};
+_Static_assert(sizeof(struct tb_sim_kvlog_rec) == TB_SIM_KVLOG_REC, "kvlog");
+
+void tb_sim_kvlog_make(struct tb_sim_kvlog_rec *r, uint64_t lsn,
+		       uint64_t boot_id, uint64_t client, uint64_t seq,
+		       const char *key, const char *val);
+/* true if @r is record @lsn of boot @boot_id, intact. */
+bool tb_sim_kvlog_valid(const struct tb_sim_kvlog_rec *r, uint64_t lsn,
+			uint64_t boot_id);
+/* Check that the disk @disk_fd (@disk_size bytes) and the RAM image agree:
+ * log records 0 .. log_head - 1 are there and replay to the table, and
+ * there is no record beyond.  0 (see rep->ok; rep->msg says what is
+ * wrong) or -EINVAL (not a KV image) / -errno (I/O). */
+int tb_sim_verify_disk(const void *ram, uint64_t size, int disk_fd,
+		       uint64_t disk_size, struct tb_sim_verify_report *rep);
 
 /* ----------------------------------------------------------- daemon extras */
 /* For tests and tools that hold a sim tb_dom (lib/backend/sim.c). */

@@ -54,6 +54,8 @@ enum tb_rec_type {
 	TB_REC_ACK = 7,
 	TB_REC_HEARTBEAT = 8,
 	TB_REC_ERROR = 9,
+	TB_REC_DISK_INFO = 10,	/* a disk of a FULL epoch: its size */
+	TB_REC_DISK_WRITE = 11, /* one write to a disk in the open epoch */
 };
 
 enum tb_role {
@@ -64,7 +66,17 @@ enum tb_role {
 /* HELLO feature bits (negotiated: the backup answers with the subset). */
 #define TB_FEAT_XOR_LZ4 (1ull << 0) /* PAGE_DATA may use XOR_LZ4 */
 #define TB_FEAT_LZ4	(1ull << 1) /* PAGE_DATA may use LZ4 */
-#define TB_FEAT_ALL	(TB_FEAT_XOR_LZ4 | TB_FEAT_LZ4)
+#define TB_FEAT_DISK	(1ull << 2) /* DISK_INFO / DISK_WRITE records */
+#define TB_FEAT_ALL	(TB_FEAT_XOR_LZ4 | TB_FEAT_LZ4 | TB_FEAT_DISK)
+
+/* Disks: at most TB_DISKS_MAX per guest, sizes in 4 KiB multiples up to
+ * TB_DISK_SIZE_MAX, writes in 512-byte sectors of at most
+ * TB_DISK_WRITE_MAX decoded bytes. */
+#define TB_DISKS_MAX	  8u
+#define TB_DISK_SECTOR	  512u
+#define TB_DISK_SIZE_MAX  (1ull << 50)
+#define TB_DISK_WRITE_MAX (1u << 20)
+#define TB_DISK_LZ4_MAX	  (TB_DISK_WRITE_MAX + TB_DISK_WRITE_MAX / 255u + 16u)
 
 /* Per-page encodings in PAGE_DATA. */
 enum tb_page_enc {
@@ -129,6 +141,22 @@ struct tb_state_blob {
 	uint32_t len;
 };
 
+struct tb_disk_info {
+	uint32_t disk; /* 0 .. TB_DISKS_MAX - 1 */
+	uint32_t reserved;
+	uint64_t size; /* bytes */
+};
+
+/* DISK_WRITE encodings: RAW, ZERO and LZ4 of enum tb_page_enc. */
+struct tb_disk_write {
+	uint32_t disk;
+	uint8_t enc;
+	uint64_t offset;	/* bytes, sector-aligned */
+	uint32_t len;		/* decoded bytes, whole sectors */
+	uint32_t payload_len;	/* RAW: len; ZERO: 0; LZ4: compressed */
+	const uint8_t *payload; /* into the decoder's buffer */
+};
+
 struct tb_epoch_end {
 	uint64_t epoch;
 	uint64_t nr_pages; /* pages sent in this epoch */
@@ -169,6 +197,8 @@ struct tb_rec {
 		struct tb_ack ack;
 		struct tb_heartbeat hb;
 		struct tb_error error;
+		struct tb_disk_info disk_info;
+		struct tb_disk_write disk_write;
 	} u;
 };
 
@@ -198,6 +228,10 @@ int tb_digest_init(struct tb_digest *d);
 void tb_digest_page(struct tb_digest *d, uint64_t pfn, const void *page);
 void tb_digest_state(struct tb_digest *d, uint32_t tag, uint32_t index,
 		     const void *data, uint32_t len);
+void tb_digest_disk_info(struct tb_digest *d, uint32_t disk, uint64_t size);
+/* @data: the @len decoded bytes (NULL for a ZERO write). */
+void tb_digest_disk_write(struct tb_digest *d, uint32_t disk, uint64_t offset,
+			  const void *data, uint32_t len);
 uint64_t tb_digest_final(struct tb_digest *d); /* resets for the next */
 void tb_digest_free(struct tb_digest *d);
 
@@ -215,6 +249,17 @@ int tb_enc_heartbeat(struct tb_buf *out, const struct tb_heartbeat *h);
 int tb_enc_error(struct tb_buf *out, uint32_t code, const char *text);
 int tb_enc_state(struct tb_buf *out, uint32_t type, uint32_t tag,
 		 uint32_t index, const void *data, uint32_t len);
+int tb_enc_disk_info(struct tb_buf *out, uint32_t disk, uint64_t size);
+/* One DISK_WRITE of @len bytes at @offset: ZERO if @data is all zero (or
+ * NULL), else LZ4 when it saves at least 1/16, else RAW.  @scratch: at
+ * least TB_DISK_LZ4_MAX bytes. */
+int tb_enc_disk_write(struct tb_buf *out, uint32_t disk, uint64_t offset,
+		      const void *data, uint32_t len, void *scratch);
+/* DISK_WRITE exactly as @w says (encoding and payload given). */
+int tb_enc_disk_rec(struct tb_buf *out, const struct tb_disk_write *w);
+/* Decode a DISK_WRITE's payload into @dst (w->len bytes): 0 or
+ * -EUCLEAN (CODEC). */
+int tb_disk_write_decode(const struct tb_disk_write *w, void *dst);
 
 /*
  * PAGE_DATA is built in place: begin reserves the header for up to

@@ -41,6 +41,7 @@
 #include <sys/wait.h>
 
 #include "tiber/backend.h"
+#include "sim_disk.h"
 #include "tiber/sim_uapi.h"
 #include "tiber/simproto.h"
 
@@ -88,6 +89,8 @@ struct tb_dom {
 	struct page_region *vec;
 	size_t vec_len;
 	struct copy_pool pool;
+	struct tb_sim_ddisk *disk; /* NULL: the guest has no disk */
+	int disk_fds[2];	   /* from the hello, until opened */
 	pthread_mutex_t st_lock;
 	struct tb_dom_stats st;
 	char mech[32];
@@ -273,6 +276,9 @@ static void dom_free(struct tb_dom *d)
 	close_fd(&d->ram_fd);
 	close_fd(&d->ctrl_fd);
 	close_fd(&d->ring_fd);
+	tb_sim_ddisk_close(d->disk);
+	close_fd(&d->disk_fds[0]);
+	close_fd(&d->disk_fds[1]);
 	for (i = 0; i < TB_SIM_NR_EVTFDS; i++)
 		close_fd(&d->evtfds[i]);
 	free(d->vec);
@@ -361,7 +367,8 @@ static int recv_hello(struct tb_dom *d, struct tb_sim_hello *h)
 			rc == -EBUSY ? " (another daemon is attached)" : "");
 		goto out_close;
 	}
-	want = 3 + (h->has_uffd ? 1 : 0) + TB_SIM_NR_EVTFDS;
+	want = 3 + (h->has_uffd ? 1 : 0) + TB_SIM_NR_EVTFDS +
+	       (h->has_disk ? 2 : 0);
 	if (n != want || h->nr_fds != want || h->page_size != TB_PAGE_SIZE ||
 	    !h->ram_size || h->ram_size % TB_PAGE_SIZE ||
 	    h->ctrl_size != tb_sim_ctrl_size(h->ram_size) || !h->ring_size) {
@@ -376,6 +383,10 @@ static int recv_hello(struct tb_dom *d, struct tb_sim_hello *h)
 		d->uffd = fds[k++];
 	for (i = 0; i < TB_SIM_NR_EVTFDS; i++)
 		d->evtfds[i] = fds[k++];
+	if (h->has_disk) {
+		d->disk_fds[0] = fds[k++];
+		d->disk_fds[1] = fds[k++];
+	}
 	return 0;
 out_close:
 	for (i = 0; i < n; i++)
@@ -459,6 +470,7 @@ static int sim_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	snprintf(d->path, sizeof(d->path), "%s", cfg->guest);
 	d->cfg.guest = d->path;
 	d->sock = d->pidfd = d->pagemap_fd = d->uffd = -1;
+	d->disk_fds[0] = d->disk_fds[1] = -1;
 	d->ram_fd = d->ctrl_fd = d->ring_fd = -1;
 	for (i = 0; i < TB_SIM_NR_EVTFDS; i++)
 		d->evtfds[i] = -1;
@@ -566,6 +578,21 @@ static int sim_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	rc = setup_dirty(d, cfg->dirty_mech);
 	if (rc)
 		goto fail;
+	if (h.has_disk) {
+		if (d->mode == TB_SUSPEND_PAUSE) {
+			rc = -ENOTSUP;
+			tb_backend_set_reason(
+				"sim: guest pid %d has a disk: pause mode could stop a write between the disk and its journal (use evtchn or xenstore)",
+				(int)d->pid);
+			goto fail;
+		}
+		rc = tb_sim_ddisk_open(&d->disk, d->disk_fds[0], d->disk_fds[1],
+				       h.disk_size, h.disk_ring_size, d->ctrl,
+				       d->evtfds);
+		d->disk_fds[0] = d->disk_fds[1] = -1;
+		if (rc)
+			goto fail;
+	}
 	ST(&d->ctrl->gate.mode, TB_SIM_GATE_OPEN);
 	rc = pool_start(&d->pool, cfg->copy_threads ? cfg->copy_threads - 1 : 1,
 			d->ram);
@@ -603,6 +630,8 @@ static void sim_get_info(struct tb_dom *d, struct tb_dom_info *info)
 	info->suspend_mode = d->mode;
 	info->suspend_cancel = d->suspend_cancel;
 	snprintf(info->dirty_mech, sizeof(info->dirty_mech), "%s", d->mech);
+	info->nr_disks = d->disk ? 1 : 0;
+	info->disk_size[0] = d->disk ? tb_sim_ddisk_size(d->disk) : 0;
 }
 
 static int sim_request_suspend(struct tb_dom *d)
@@ -1017,6 +1046,8 @@ static void sim_detach(struct tb_dom *d)
 					    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 		ST(&d->ctrl->subscribed_port, 0);
 		sim_output_set_gated(d, false);
+		if (d->disk)
+			tb_sim_ddisk_mirror(d->disk, false, 0);
 	}
 	dom_free(d);
 }
@@ -1112,6 +1143,15 @@ static int sim_restore(const struct tb_restore_req *req,
 	argv[argc++] = statefd_s;
 	argv[argc++] = "--ready-fd";
 	argv[argc++] = readyfd_s;
+	if (req->nr_disks > 1) {
+		tb_backend_set_reason("sim: a simulated guest has one disk");
+		rc = -EINVAL;
+		goto out;
+	}
+	if (req->nr_disks) { /* the backup's committed copy is its disk now */
+		argv[argc++] = "--disk";
+		argv[argc++] = req->disk_path[0];
+	}
 	if (req->args && *req->args) {
 		argbuf = strdup(req->args);
 		if (!argbuf) {
@@ -1206,6 +1246,44 @@ int tb_sim_dom_harvest_oracle(struct tb_dom *d, struct tb_bitmap *out)
 	return 0;
 }
 
+/* ------------------------------------------------------------ disks */
+
+static int sim_disk_mirror(struct tb_dom *d, bool on, uint64_t epoch)
+{
+	return d->disk ? tb_sim_ddisk_mirror(d->disk, on, epoch) : -ENODEV;
+}
+
+static int sim_disk_boundary(struct tb_dom *d, uint64_t epoch)
+{
+	return d->disk ? tb_sim_ddisk_boundary(d->disk, epoch) : -ENODEV;
+}
+
+static int sim_disk_peek(struct tb_dom *d, uint64_t upto,
+			 struct tb_disk_jrec *w)
+{
+	return d->disk ? tb_sim_ddisk_peek(d->disk, upto, w) : -ENODEV;
+}
+
+static void sim_disk_pop(struct tb_dom *d, const struct tb_disk_jrec *w)
+{
+	if (d->disk)
+		tb_sim_ddisk_pop(d->disk, w);
+}
+
+static int sim_disk_read(struct tb_dom *d, unsigned disk, uint64_t off,
+			 void *buf, size_t len)
+{
+	return d->disk && !disk ? tb_sim_ddisk_read(d->disk, off, buf, len) :
+				  -ENODEV;
+}
+
+static int sim_disk_next_data(struct tb_dom *d, unsigned disk, uint64_t off,
+			      uint64_t *data)
+{
+	return d->disk && !disk ? tb_sim_ddisk_next_data(d->disk, off, data) :
+				  -ENODEV;
+}
+
 const struct tb_backend_ops tb_backend_sim_ops = {
 	.name = "sim",
 	.attach = sim_attach,
@@ -1223,6 +1301,12 @@ const struct tb_backend_ops tb_backend_sim_ops = {
 	.check_health = sim_check_health,
 	.get_stats = sim_get_stats,
 	.destroy = sim_destroy,
+	.disk_mirror = sim_disk_mirror,
+	.disk_boundary = sim_disk_boundary,
+	.disk_peek = sim_disk_peek,
+	.disk_pop = sim_disk_pop,
+	.disk_read = sim_disk_read,
+	.disk_next_data = sim_disk_next_data,
 	.detach = sim_detach,
 	.restore = sim_restore,
 };

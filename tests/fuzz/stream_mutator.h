@@ -157,6 +157,37 @@ static inline int sm_gen_pages(struct sm_rng *r, struct tb_buf *out,
 	return rc ? rc : tb_enc_pages_finish(pr);
 }
 
+/* The disk encoder's LZ4 scratch (one per thread, kept). */
+static inline void *sm_disk_scratch(void)
+{
+	static __thread void *p;
+
+	if (!p)
+		p = malloc(TB_DISK_LZ4_MAX);
+	return p;
+}
+
+/* A DISK_INFO, or a DISK_WRITE of random, zero or compressible sectors. */
+static inline int sm_gen_disk(struct sm_rng *r, struct tb_buf *out,
+			      uint64_t *bytes)
+{
+	uint8_t data[2048];
+	uint32_t len = TB_DISK_SECTOR * (1 + sm_below(r, 4));
+	uint64_t off = TB_DISK_SECTOR * (uint64_t)sm_below(r, 1u << 20);
+
+	if (sm_below(r, 3) == 0)
+		return tb_enc_disk_info(
+			out, sm_below(r, TB_DISKS_MAX),
+			TB_PAGE_SIZE * (1 + (uint64_t)sm_below(r, 1u << 20)));
+	if (sm_below(r, 2))
+		sm_fill(r, data, len);
+	else
+		memset(data, sm_below(r, 2) ? 0 : 'a', len);
+	*bytes += len;
+	return tb_enc_disk_write(out, sm_below(r, TB_DISKS_MAX), off, data, len,
+				 sm_disk_scratch());
+}
+
 static inline int sm_gen_optional(struct sm_rng *r, struct tb_buf *out)
 {
 	uint8_t body[40];
@@ -268,8 +299,10 @@ static inline int sm_gen_stream(struct sm_rng *r, enum tb_role role,
 							 TB_REC_DEVICE_STATE,
 						tag, index, blob, blen);
 					e.nr_bytes += blen;
-				} else if (k < 19) {
+				} else if (k < 18) {
 					rc = tb_enc_heartbeat(out, &hb);
+				} else if (k < 19) {
+					rc = sm_gen_disk(r, out, &e.nr_bytes);
 				} else {
 					rc = sm_gen_optional(r, out);
 				}
@@ -414,7 +447,7 @@ static inline void sm_mutate(struct sm_rng *r, struct tb_buf *s,
 			at = offs[sm_below(r, (uint32_t)no)];
 			switch (sm_below(r, 4)) {
 			case 0:
-				k = sm_below(r, TB_REC_ERROR + 2);
+				k = sm_below(r, TB_REC_DISK_WRITE + 2);
 				break;
 			case 1:
 				k = TB_REC_OPTIONAL | sm_below(r, 12);
@@ -627,6 +660,16 @@ static inline int sm_revalidate(struct sm_ctx *c, const struct tb_rec *rec,
 		break;
 	case TB_REC_ACK:
 		rc = tb_enc_ack(e, &rec->u.ack);
+		break;
+	case TB_REC_DISK_INFO:
+		rc = tb_enc_disk_info(e, rec->u.disk_info.disk,
+				      rec->u.disk_info.size);
+		break;
+	case TB_REC_DISK_WRITE:
+		if (rec->u.disk_write.payload + rec->u.disk_write.payload_len !=
+		    end)
+			return sm_fail(c, "DISK_WRITE payload not the tail");
+		rc = tb_enc_disk_rec(e, &rec->u.disk_write);
 		break;
 	case TB_REC_HEARTBEAT:
 		rc = tb_enc_heartbeat(e, &rec->u.hb);

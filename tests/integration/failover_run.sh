@@ -2,18 +2,23 @@
 # SPDX-License-Identifier: MIT
 # One fault-injection run (sourced by test_failover.sh and soak.sh):
 #   kv_run DIR GATE KILL_AFTER_MS
-# A simguest with the KV service and synthetic writers, KV clients, a
-# replicator and tiberd at 100 Hz; after KILL_AFTER_MS of protection the
-# primary (tiberd and the guest) is killed with SIGKILL.  Checks: the
-# backup fails over from a committed epoch, the restored guest's RAM
-# verifies, the clients continue against it, and no client ever saw a
-# reply the restored state does not contain (the KV service reports a
-# sequence gap).  Prints one line "run: ..." and returns 0 (ok), 1
-# (failed), 2 (consistency violation seen; expected with GATE=no).
+# A simguest with the durable KV service (every change is logged to its
+# disk before the reply) and synthetic writers, KV clients, a replicator
+# (disk replicas in DIR/rdisk) and tiberd at 100 Hz; after KILL_AFTER_MS
+# of protection the primary (tiberd and the guest) is killed with
+# SIGKILL.  Checks: the backup fails over from a committed epoch, the
+# restored guest's RAM verifies and its disk agrees with it (the log
+# holds exactly the records memory counts, nothing beyond), the clients
+# continue against it, no client ever saw a reply the restored state
+# does not contain (the KV service reports a sequence gap), and every
+# change a client saw acknowledged is in the disk log.  Prints one line
+# "run: ..." and returns 0 (ok), 1 (failed), 2 (consistency violation
+# seen; expected with GATE=no).
 kv_run() {
 	local d=$1 gate=$2 kill_ms=$3 rp gp dp cp end pid n0 n1 viol
-	mkdir -p "$d"
+	mkdir -p "$d/rdisk"
 	"$BIN/tiber-replicator" "${TLS_ARGS[@]}" --listen 127.0.0.1:0 --status-file "$d/failover.json" \
+		--disk-dir "$d/rdisk" \
 		--heartbeat-timeout 500ms \
 		--fence-cmd "$ROOT/scripts/fence-pids.sh $d/primary.pids" \
 		--restore-args "--kv-listen unix:$d/kv.sock --stats-interval 0" \
@@ -21,6 +26,7 @@ kv_run() {
 	rp=$!
 	"$BIN/tiber-simguest" --socket "$d/g.sock" --ram 64M --workload mixed \
 		--kv-listen "unix:$d/kv.sock" --dirty-rate 20000 --stats-interval 0 \
+		--disk "$d/disk.img" --disk-size 64M \
 		>"$d/g.log" 2>&1 &
 	gp=$!
 	WAIT_S=10 wait_for grep -q "listening on" "$d/r.log" || { echo "run: replicator did not start"; kill -9 $rp $gp; return 1; }
@@ -48,14 +54,18 @@ kv_run() {
 	kill -9 "$cp" "$pid" "$rp" 2>/dev/null
 	wait "$cp" "$rp" 2>/dev/null
 	viol=$(grep -c "CONSISTENCY VIOLATION" "$d/c.log")
-	local epoch detect restore verify
+	local epoch detect restore verify dverify durable
+	durable=$("$BIN/tiber-simguest" --check-replies "$d/c.replies" --disk "$d/rdisk/simguest.disk0.img" 2>&1)
 	epoch=$(sed -n 's/.*"epoch":\([0-9]*\).*/\1/p' "$d/failover.json")
 	detect=$(sed -n 's/.*"detect_ms":\([0-9.]*\).*/\1/p' "$d/failover.json")
 	restore=$(sed -n 's/.*"restore_ms":\([0-9.]*\).*/\1/p' "$d/failover.json")
 	verify=$(grep -o "restore verify=[a-zA-Z]*" "$d/r.log" | head -1 | cut -d= -f2)
-	echo "run: gate=$gate kill_after_ms=$kill_ms epoch=$epoch detect_ms=$detect restore_ms=$restore verify=$verify replies_before=$n0 after=$((n1 - n0)) violations=$viol"
+	dverify=$(grep -o "restore disk verify=[a-zA-Z]*" "$d/r.log" | head -1 | cut -d= -f2)
+	echo "run: gate=$gate kill_after_ms=$kill_ms epoch=$epoch detect_ms=$detect restore_ms=$restore verify=$verify disk_verify=$dverify durable=\"$(echo "$durable" | tail -1)\" replies_before=$n0 after=$((n1 - n0)) violations=$viol"
 	[ "$viol" -gt 0 ] && return 2
 	[ "$verify" = ok ] || return 1
+	[ "$dverify" = ok ] || return 1
+	case $durable in *" 0 missing"*) ;; *) return 1 ;; esac
 	[ $((n1 - n0)) -ge 40 ] || return 1
 	return 0
 }

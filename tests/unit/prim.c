@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include <check.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "prim.h"
@@ -15,6 +16,59 @@ void prim_fill(uint8_t *p, unsigned seed)
 }
 
 /* Encode one epoch of @pfns into pr->out (as the engine does). */
+static void disk_rec(struct prim *pr, uint64_t off, const uint8_t *p,
+		     uint32_t len)
+{
+	ck_assert_int_eq(
+		tb_enc_disk_write(&pr->out, 0, off, p, len, pr->scratch), 0);
+	tb_digest_disk_write(&pr->dig, 0, off, p, len);
+}
+
+/* The disk records of an epoch, as the engine sends them; returns their
+ * decoded bytes.  FULL: DISK_INFO and every non-zero 64 KiB of the image
+ * (the backup's fresh image is zero); else the pending writes in order. */
+static uint64_t prim_encode_disk(struct prim *pr, bool full)
+{
+	static const uint8_t zero[65536];
+	uint64_t bytes = 0, off;
+	unsigned i;
+
+	if (!pr->scratch)
+		pr->scratch = malloc(TB_DISK_LZ4_MAX);
+	ck_assert_ptr_nonnull(pr->scratch);
+	if (full) {
+		ck_assert_int_eq(tb_enc_disk_info(&pr->out, 0, PRIM_DISK_SIZE),
+				 0);
+		tb_digest_disk_info(&pr->dig, 0, PRIM_DISK_SIZE);
+		for (off = 0; off < PRIM_DISK_SIZE; off += sizeof(zero)) {
+			if (!memcmp(pr->disk + off, zero, sizeof(zero)))
+				continue;
+			disk_rec(pr, off, pr->disk + off, sizeof(zero));
+			bytes += sizeof(zero);
+		}
+	} else {
+		for (i = 0; i < pr->npend; i++) {
+			disk_rec(pr, pr->pend[i].off, pr->pend[i].data,
+				 pr->pend[i].len);
+			bytes += pr->pend[i].len;
+		}
+	}
+	pr->npend = 0;
+	return bytes;
+}
+
+void prim_disk_write(struct prim *pr, uint64_t off, const void *p, uint32_t len)
+{
+	ck_assert_uint_lt(pr->npend, PRIM_PEND_MAX);
+	ck_assert_uint_le(len, PRIM_WRITE_MAX);
+	ck_assert_uint_le(off + len, PRIM_DISK_SIZE);
+	memcpy(pr->disk + off, p, len);
+	pr->pend[pr->npend].off = off;
+	pr->pend[pr->npend].len = len;
+	memcpy(pr->pend[pr->npend].data, p, len);
+	pr->npend++;
+}
+
 void prim_encode_epoch(struct prim *pr, uint64_t epoch, bool full,
 		       const uint64_t *pfns, size_t n)
 {
@@ -61,6 +115,8 @@ void prim_encode_epoch(struct prim *pr, uint64_t epoch, bool full,
 	tb_digest_state(&pr->dig, TB_STATE_SIM, 0, dev, sizeof(dev));
 	e.nr_pages = n;
 	e.nr_bytes = n * TB_PAGE_SIZE + sizeof(cpu) + sizeof(dev);
+	if (pr->has_disk)
+		e.nr_bytes += prim_encode_disk(pr, full);
 	e.digest = tb_digest_final(&pr->dig);
 	ck_assert_int_eq(tb_enc_epoch_end(&pr->out, &e), 0);
 }
@@ -84,6 +140,7 @@ void prim_free(struct prim *pr)
 	tb_buf_free(&pr->out);
 	tb_enc_pages_free(&pr->prec);
 	tb_digest_free(&pr->dig);
+	free(pr->scratch);
 }
 
 struct tb_hello prim_hello(void)

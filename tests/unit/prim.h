@@ -12,7 +12,10 @@
 
 #include "tiber/stream.h"
 
-#define PRIM_NPAGES 64u
+#define PRIM_NPAGES    64u
+#define PRIM_DISK_SIZE (256u * 1024u)
+#define PRIM_PEND_MAX  64u
+#define PRIM_WRITE_MAX 8192u
 
 struct prim {
 	uint8_t mem[PRIM_NPAGES][TB_PAGE_SIZE];
@@ -21,6 +24,17 @@ struct prim {
 	struct tb_buf out;
 	struct tb_page_rec prec;
 	struct tb_digest dig;
+	/* a disk (has_disk): the guest's image and the writes not yet
+	 * sent, each with its own data */
+	bool has_disk;
+	uint8_t disk[PRIM_DISK_SIZE];
+	struct {
+		uint64_t off;
+		uint32_t len;
+		uint8_t data[PRIM_WRITE_MAX];
+	} pend[PRIM_PEND_MAX];
+	unsigned npend;
+	uint8_t *scratch;
 };
 
 void prim_fill(uint8_t *p, unsigned seed);
@@ -30,5 +44,9 @@ void prim_free(struct prim *pr);
 void prim_encode_epoch(struct prim *pr, uint64_t epoch, bool full,
 		       const uint64_t *pfns, size_t n);
 struct tb_hello prim_hello(void);
+/* The guest writes its disk: the image changes, the write is pending
+ * (sent with the next epoch; a FULL epoch sends the whole image). */
+void prim_disk_write(struct prim *pr, uint64_t off, const void *p,
+		     uint32_t len);
 
 #endif

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The replica stages epochs and applies only complete, verified ones. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -297,6 +298,262 @@ START_TEST(zero_pages_of_a_full_sync_take_no_memory)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- disks */
+
+static char ddir[64];
+static struct prim *dp;
+static struct tb_replica drep;
+
+static void read_image(const struct tb_replica *r, uint8_t *buf)
+{
+	char path[300];
+	FILE *f;
+
+	tb_rdisks_path(&r->disks, 0, path, sizeof(path));
+	f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_uint_eq(fread(buf, 1, PRIM_DISK_SIZE, f), PRIM_DISK_SIZE);
+	fclose(f);
+}
+
+/* The backup's committed disk image equals @want (PRIM_DISK_SIZE). */
+static void assert_disk_is(const struct tb_replica *r, const uint8_t *want)
+{
+	uint8_t *img = malloc(PRIM_DISK_SIZE);
+	uint32_t i;
+
+	ck_assert_ptr_nonnull(img);
+	read_image(r, img);
+	for (i = 0; i < PRIM_DISK_SIZE; i++)
+		ck_assert_msg(img[i] == want[i], "disk byte %u differs", i);
+	free(img);
+}
+
+static void disk_setup(void)
+{
+	struct tb_hello h = prim_hello();
+	uint64_t pfns[NPAGES];
+	uint8_t blk[4096];
+	int serr;
+
+	snprintf(ddir, sizeof(ddir), "/tmp/tiber-test-disk.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(ddir));
+	dp = calloc(1, sizeof(*dp));
+	prim_init(dp);
+	dp->has_disk = true;
+	prim_fill(blk, 7);
+	memcpy(dp->disk + 8192, blk, sizeof(blk)); /* data before the sync */
+	memcpy(h.name, "vm/../x", 8);		   /* names reach paths */
+	ck_assert_int_eq(tb_replica_init(&drep, &h), 0);
+	ck_assert_int_eq(tb_replica_disks(&drep, ddir, 1 << 20), 0);
+	all_pfns(pfns);
+	prim_encode_epoch(dp, 1, true, pfns, NPAGES);
+	ck_assert_int_eq(feed(&drep, dp, 0, &serr), 1);
+	ck_assert_uint_eq(drep.disks.size[0], PRIM_DISK_SIZE);
+	assert_disk_is(&drep, dp->disk);
+}
+
+static void disk_teardown(void)
+{
+	char cmd[128];
+
+	tb_replica_free(&drep);
+	prim_free(dp);
+	free(dp);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", ddir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(disk_writes_apply_in_order_at_commit_only)
+{
+	uint8_t a[512], b[1024], c[4096], *before = malloc(PRIM_DISK_SIZE);
+	uint64_t pfn = 5;
+	char path[300];
+	size_t len;
+	int serr;
+
+	ck_assert_ptr_nonnull(before);
+	/* the image's name keeps only [A-Za-z0-9._-] of the guest name */
+	tb_rdisks_path(&drep.disks, 0, path, sizeof(path));
+	ck_assert(strstr(path, "/vm_.._x.disk0.img"));
+	memset(a, 'a', sizeof(a));
+	memset(b, 'b', sizeof(b));
+	prim_fill(c, 3);
+	prim_disk_write(dp, 4096, a, sizeof(a));
+	prim_disk_write(dp, 4096, b, sizeof(b)); /* the later write wins */
+	prim_disk_write(dp, 65536, c, sizeof(c));
+	memset(c, 0, sizeof(c));
+	prim_disk_write(dp, 8192, c, sizeof(c)); /* zeroes: a ZERO write */
+	read_image(&drep, before);
+	prim_encode_epoch(dp, 2, false, &pfn, 1);
+	/* all but EPOCH_END: nothing of the disk changes */
+	len = dp->out.len;
+	{
+		struct tb_buf keep = { 0 };
+
+		ck_assert_int_eq(tb_buf_append(&keep, dp->out.data, len), 0);
+		ck_assert_int_eq(feed(&drep, dp, len - 48, &serr), 0);
+		ck_assert(drep.in_epoch);
+		assert_disk_is(&drep, before);
+		tb_replica_abort(&drep); /* the primary died mid-epoch */
+		assert_disk_is(&drep, before);
+		ck_assert_int_eq(tb_buf_append(&dp->out, keep.data, len), 0);
+		tb_buf_free(&keep);
+	}
+	ck_assert_int_eq(feed(&drep, dp, 0, &serr), 1);
+	ck_assert_uint_eq(drep.committed_epoch, 2);
+	assert_disk_is(&drep, dp->disk);
+	free(before);
+}
+END_TEST
+
+static void shift_disk_write(struct tb_rec *rec)
+{
+	if (rec->type == TB_REC_DISK_WRITE)
+		rec->u.disk_write.offset += TB_DISK_SECTOR;
+}
+
+static void disk_beyond_size(struct tb_rec *rec)
+{
+	if (rec->type == TB_REC_DISK_WRITE)
+		rec->u.disk_write.offset = PRIM_DISK_SIZE;
+}
+
+static void corrupt_lz4(struct tb_rec *rec)
+{
+	if (rec->type == TB_REC_DISK_WRITE &&
+	    rec->u.disk_write.enc == TB_ENC_LZ4)
+		rec->u.disk_write.payload_len = 3;
+}
+
+START_TEST(bad_disk_records_keep_the_committed_disk)
+{
+	void (*const patch[])(struct tb_rec *) = { shift_disk_write,
+						   disk_beyond_size,
+						   corrupt_lz4 };
+	const int want[] = { TB_SERR_BAD_DIGEST, TB_SERR_BAD_FIELD,
+			     TB_SERR_CODEC };
+	uint8_t *before = malloc(PRIM_DISK_SIZE), w[2048];
+	uint64_t pfn = 5;
+	unsigned i;
+	int serr;
+
+	ck_assert_ptr_nonnull(before);
+	read_image(&drep, before);
+	for (i = 0; i < TB_ARRAY_SIZE(patch); i++) {
+		memset(w, 'x' + i, sizeof(w)); /* compressible: LZ4 */
+		prim_disk_write(dp, 4096 * (i + 2), w, sizeof(w));
+		prim_encode_epoch(dp, 2 + i, false, &pfn, 1);
+		ck_assert_int_lt(feed_patched(&drep, dp, 0, patch[i], &serr),
+				 0);
+		ck_assert_msg(serr == want[i], "case %u: serr %d", i, serr);
+		ck_assert_uint_eq(drep.committed_epoch, 1);
+		assert_disk_is(&drep, before);
+	}
+	free(before);
+}
+END_TEST
+
+START_TEST(disk_records_out_of_order_are_refused)
+{
+	struct tb_hello h = prim_hello();
+	struct tb_replica r2;
+	uint8_t w[512] = { 1 };
+	uint64_t pfn = 5;
+	int serr;
+
+	/* a write to a disk the FULL epoch did not name: BAD_ORDER */
+	prim_disk_write(dp, 0, w, sizeof(w));
+	tb_buf_reset(&dp->out);
+	{
+		struct tb_epoch_begin b = { .epoch = 7,
+					    .flags = TB_EPOCH_FULL };
+
+		ck_assert_int_eq(tb_enc_epoch_begin(&dp->out, &b), 0);
+		ck_assert_int_eq(tb_enc_disk_write(&dp->out, 0, 0, w, sizeof(w),
+						   drep.disks.buf),
+				 0);
+	}
+	ck_assert_int_lt(feed(&drep, dp, 0, &serr), 0);
+	ck_assert_int_eq(serr, TB_SERR_BAD_ORDER);
+	ck_assert(strstr(drep.err, "before its DISK_INFO"));
+	ck_assert_uint_eq(drep.committed_epoch, 1);
+	/* DISK_INFO in an incremental epoch: BAD_ORDER */
+	{
+		struct tb_epoch_begin b = { .epoch = 8 };
+
+		ck_assert_int_eq(tb_enc_epoch_begin(&dp->out, &b), 0);
+		ck_assert_int_eq(tb_enc_disk_info(&dp->out, 0, 4096), 0);
+	}
+	ck_assert_int_lt(feed(&drep, dp, 0, &serr), 0);
+	ck_assert_int_eq(serr, TB_SERR_BAD_ORDER);
+	/* a backup without disk_dir refuses disk records */
+	ck_assert_int_eq(tb_replica_init(&r2, &h), 0);
+	dp->npend = 0;
+	prim_encode_epoch(dp, 1, true, &pfn, 1);
+	ck_assert_int_lt(feed(&r2, dp, 0, &serr), 0);
+	ck_assert_int_eq(serr, TB_SERR_BAD_ORDER);
+	ck_assert(strstr(r2.err, "disk_dir"));
+	ck_assert(!r2.have_commit);
+	tb_replica_free(&r2);
+}
+END_TEST
+
+START_TEST(new_full_sync_keeps_the_old_disk_until_committed)
+{
+	uint8_t *before = malloc(PRIM_DISK_SIZE), w[4096];
+	uint64_t pfns[NPAGES];
+	char path[300], tmp[310];
+	struct stat st;
+	int serr;
+
+	ck_assert_ptr_nonnull(before);
+	read_image(&drep, before);
+	prim_fill(w, 99);
+	prim_disk_write(dp, 0, w, sizeof(w));
+	all_pfns(pfns);
+	memset(dp->shadow_ok, 0, sizeof(dp->shadow_ok)); /* new link */
+	prim_encode_epoch(dp, 2, true, pfns, NPAGES);
+	ck_assert_int_eq(feed(&drep, dp, dp->out.len - 48, &serr), 0);
+	tb_rdisks_path(&drep.disks, 0, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	ck_assert_int_eq(stat(tmp, &st), 0); /* being built beside it */
+	assert_disk_is(&drep, before);
+	tb_replica_abort(&drep);
+	ck_assert_int_ne(stat(tmp, &st), 0); /* gone with the epoch */
+	assert_disk_is(&drep, before);
+	memset(dp->shadow_ok, 0, sizeof(dp->shadow_ok));
+	prim_encode_epoch(dp, 3, true, pfns, NPAGES);
+	ck_assert_int_eq(feed(&drep, dp, 0, &serr), 1);
+	assert_disk_is(&drep, dp->disk);
+	free(before);
+}
+END_TEST
+
+START_TEST(an_epoch_over_the_spool_limit_is_refused)
+{
+	uint8_t *before = malloc(PRIM_DISK_SIZE), w[8192];
+	uint64_t pfn = 5;
+	unsigned i;
+	int serr;
+
+	ck_assert_ptr_nonnull(before);
+	read_image(&drep, before);
+	drep.disks.spool_max = 4 * sizeof(w);
+	for (i = 0; i < 5; i++) { /* random: no compression */
+		prim_fill(w, 50 + i);
+		prim_fill(w + 4096, 60 + i);
+		prim_disk_write(dp, (uint64_t)i * sizeof(w), w, sizeof(w));
+	}
+	prim_encode_epoch(dp, 2, false, &pfn, 1);
+	ck_assert_int_lt(feed(&drep, dp, 0, &serr), 0);
+	ck_assert_int_eq(serr, TB_SERR_OVERSIZE);
+	ck_assert(strstr(drep.err, "exceed"));
+	assert_disk_is(&drep, before);
+	free(before);
+}
+END_TEST
+
 static Suite *replica_suite(void)
 {
 	Suite *s = suite_create("replica");
@@ -313,6 +570,14 @@ static Suite *replica_suite(void)
 	tcase_add_test(tc, new_full_sync_keeps_old_replica_until_committed);
 	tcase_add_test(tc, new_primary_full_sync_may_restart_epoch_numbers);
 	tcase_add_test(tc, zero_pages_of_a_full_sync_take_no_memory);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("disk");
+	tcase_add_checked_fixture(tc, disk_setup, disk_teardown);
+	tcase_add_test(tc, disk_writes_apply_in_order_at_commit_only);
+	tcase_add_test(tc, bad_disk_records_keep_the_committed_disk);
+	tcase_add_test(tc, disk_records_out_of_order_are_refused);
+	tcase_add_test(tc, new_full_sync_keeps_the_old_disk_until_committed);
+	tcase_add_test(tc, an_epoch_over_the_spool_limit_is_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

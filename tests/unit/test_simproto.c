@@ -401,6 +401,184 @@ START_TEST(blobs_round_trip_and_reject_bad_input)
 }
 END_TEST
 
+/* A disk journal jr of @size bytes (header page + jr). */
+static struct tb_sim_disk *disk_ring(uint64_t size, uint8_t **data)
+{
+	struct tb_sim_disk *k = calloc(1, TB_SIM_DISK_HDR + size);
+
+	ck_assert_ptr_nonnull(k);
+	k->magic = TB_SIM_DISK_MAGIC;
+	k->disk_size = 1 << 20;
+	k->ring_size = size;
+	*data = (uint8_t *)k + TB_SIM_DISK_HDR;
+	return k;
+}
+
+START_TEST(disk_journal_keeps_order_tags_and_room)
+{
+	uint8_t *jr, buf[4096], seen = 0;
+	struct tb_sim_disk *k = disk_ring(16384, &jr);
+	struct tb_sim_disk_rec rec;
+	const uint8_t *data;
+	unsigned i, n;
+
+	/* not mirrored: a full jr drops its oldest records itself */
+	for (i = 0; i < 10; i++) {
+		memset(buf, (int)i, sizeof(buf));
+		ck_assert_int_eq(tb_sim_disk_append(k, jr, i * 4096ull, buf,
+						    sizeof(buf)),
+				 0);
+	}
+	ck_assert_uint_gt(k->dropped, 0);
+	ck_assert_uint_le(k->head - k->tail, k->ring_size);
+	/* mirroring starts: older records are dropped (they are in the
+	 * image, which the full sync reads) */
+	k->cur_epoch = 4;
+	tb_sim_disk_set_mirror(k, true);
+	ck_assert_int_eq(tb_sim_disk_peek(k, jr, 100, &rec, &data), 0);
+	/* epochs: cur_epoch + 1 at append time */
+	for (i = 0; i < 3; i++) {
+		memset(buf, 'a' + (int)i, 512);
+		ck_assert_int_eq(
+			tb_sim_disk_append(k, jr, 512ull * i, buf, 512), 0);
+		k->cur_epoch++; /* a boundary after each */
+	}
+	/* only epochs <= 5 now */
+	ck_assert_int_eq(tb_sim_disk_peek(k, jr, 5, &rec, &data), 1);
+	ck_assert_uint_eq(rec.tag, 5);
+	ck_assert_uint_eq(rec.offset, 0);
+	ck_assert_uint_eq(data[0], 'a');
+	tb_sim_disk_pop(k, &rec);
+	ck_assert_int_eq(tb_sim_disk_peek(k, jr, 5, &rec, &data), 0);
+	for (n = 0; tb_sim_disk_peek(k, jr, 7, &rec, &data) == 1; n++) {
+		ck_assert_uint_eq(rec.tag, 6 + n);
+		ck_assert_uint_eq(data[0], 'b' + n);
+		tb_sim_disk_pop(k, &rec);
+	}
+	ck_assert_uint_eq(n, 2);
+	/* mirrored and full: the producer is told to wait, nothing lost */
+	n = 0;
+	while (tb_sim_disk_append(k, jr, 0, buf, 3000) == 0)
+		n++;
+	ck_assert_int_eq(tb_sim_disk_append(k, jr, 0, buf, 3000), -EAGAIN);
+	ck_assert(!tb_sim_disk_fits(k, 3000));
+	/* records wrap with a filler and come back in order */
+	for (i = 0; i < 40; i++) {
+		while (!tb_sim_disk_fits(k, 1000)) {
+			ck_assert_int_eq(
+				tb_sim_disk_peek(k, jr, ~0ull, &rec, &data), 1);
+			ck_assert(rec.len == 1000 || rec.len == 3000);
+			if (rec.len == 1000) {
+				ck_assert_uint_eq(data[0], seen);
+				seen++;
+			}
+			tb_sim_disk_pop(k, &rec);
+		}
+		memset(buf, (int)i, 1000);
+		ck_assert_int_eq(tb_sim_disk_append(k, jr, 0, buf, 1000), 0);
+	}
+	while (tb_sim_disk_peek(k, jr, ~0ull, &rec, &data) == 1) {
+		if (rec.len == 1000)
+			ck_assert_uint_eq(data[0], seen++);
+		tb_sim_disk_pop(k, &rec);
+	}
+	ck_assert_uint_eq(seen, 40);
+	ck_assert_uint_eq(k->head, k->tail);
+	ck_assert_int_eq(tb_sim_disk_append(k, jr, 0, buf, 9000), -EMSGSIZE);
+	free(k);
+}
+END_TEST
+
+/* A KV RAM image with @n logged SETs, the log in a temp file. */
+static uint8_t *kv_image(int fd, unsigned n, uint64_t *ram_len)
+{
+	const uint64_t pages = 256;
+	uint8_t *ram = calloc(pages, 4096);
+	struct tb_sim_ram_hdr *h = (void *)ram;
+	struct tb_sim_kv_hdr *kh;
+	struct tb_sim_kvlog_rec r;
+	struct tb_sim_kv_ent *e;
+	char key[16], val[16];
+	unsigned i;
+
+	ck_assert_int_eq(
+		tb_sim_ram_format(ram, pages, TB_SIM_CONTENT_ZERO, 1, 64), 0);
+	h->boot_id = 0xb007;
+	kh = (void *)(ram + h->kv_first * 4096);
+	for (i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "k%u", i % 5);
+		snprintf(val, sizeof(val), "v%u", i);
+		tb_sim_kvlog_make(&r, i, h->boot_id, 9, i + 1, key, val);
+		ck_assert_int_eq(pwrite(fd, &r, sizeof(r), i * sizeof(r)),
+				 (ssize_t)sizeof(r));
+		e = tb_sim_kv_find(kh, key);
+		if (!e->key[0]) {
+			strcpy(e->key, key);
+			kh->used++;
+		}
+		memset(e->val, 0, sizeof(e->val));
+		strcpy(e->val, val);
+		kh->log_head++;
+	}
+	*ram_len = pages * 4096;
+	return ram;
+}
+
+START_TEST(disk_verifier_proves_disk_and_memory_agree)
+{
+	char path[] = "/tmp/tiber-test-kvlog.XXXXXX";
+	struct tb_sim_verify_report rep;
+	struct tb_sim_kvlog_rec r;
+	struct tb_sim_kv_hdr *kh;
+	uint64_t len, dsize = 1 << 20;
+	int fd = mkstemp(path);
+	uint8_t *ram;
+
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	ck_assert_int_eq(ftruncate(fd, (off_t)dsize), 0);
+	ram = kv_image(fd, 12, &len);
+	kh = (void *)(ram + ((struct tb_sim_ram_hdr *)ram)->kv_first * 4096);
+	ck_assert_int_eq(tb_sim_verify_disk(ram, len, fd, dsize, &rep), 0);
+	ck_assert_msg(rep.ok, "%s", rep.msg);
+	ck_assert_uint_eq(rep.total_writes, 12);
+	/* the disk is behind memory: a record is missing */
+	kh->log_head++;
+	ck_assert_int_eq(tb_sim_verify_disk(ram, len, fd, dsize, &rep), 0);
+	ck_assert(!rep.ok && strstr(rep.msg, "behind"));
+	kh->log_head--;
+	/* ahead: a record beyond log_head */
+	tb_sim_kvlog_make(&r, 12, 0xb007, 9, 13, "k1", "x");
+	ck_assert_int_eq(pwrite(fd, &r, sizeof(r), 12 * sizeof(r)),
+			 (ssize_t)sizeof(r));
+	ck_assert_int_eq(tb_sim_verify_disk(ram, len, fd, dsize, &rep), 0);
+	ck_assert(!rep.ok && strstr(rep.msg, "ahead"));
+	/* ... unless it is another boot's (a reused image) */
+	tb_sim_kvlog_make(&r, 12, 0xdead, 9, 13, "k1", "x");
+	ck_assert_int_eq(pwrite(fd, &r, sizeof(r), 12 * sizeof(r)),
+			 (ssize_t)sizeof(r));
+	ck_assert_int_eq(tb_sim_verify_disk(ram, len, fd, dsize, &rep), 0);
+	ck_assert_msg(rep.ok, "%s", rep.msg);
+	/* memory's value differs from the log's last one */
+	tb_sim_kv_find(kh, "k2")->val[1] = '9';
+	ck_assert_int_eq(tb_sim_verify_disk(ram, len, fd, dsize, &rep), 0);
+	ck_assert(!rep.ok && strstr(rep.msg, "k2"));
+	/* a torn record (one flipped byte) */
+	tb_sim_kv_find(kh, "k2")->val[1] = '7';
+	ck_assert_int_eq(tb_sim_verify_disk(ram, len, fd, dsize, &rep), 0);
+	ck_assert_msg(rep.ok, "%s", rep.msg);
+	ck_assert_int_eq(pwrite(fd, "Z", 1, 3 * sizeof(r) + 50), 1);
+	ck_assert_int_eq(tb_sim_verify_disk(ram, len, fd, dsize, &rep), 0);
+	ck_assert(!rep.ok && strstr(rep.msg, "record 3 "));
+	/* not a KV image */
+	memset(ram, 0, 4096);
+	ck_assert_int_eq(tb_sim_verify_disk(ram, len, fd, dsize, &rep),
+			 -EINVAL);
+	free(ram);
+	close(fd);
+}
+END_TEST
+
 static Suite *simproto_suite(void)
 {
 	Suite *s = suite_create("simproto");
@@ -414,6 +592,8 @@ static Suite *simproto_suite(void)
 	tcase_add_test(tc, verifier_accepts_consistent_rejects_torn);
 	tcase_add_test(tc, verifier_rejects_garbage);
 	tcase_add_test(tc, blobs_round_trip_and_reject_bad_input);
+	tcase_add_test(tc, disk_journal_keeps_order_tags_and_room);
+	tcase_add_test(tc, disk_verifier_proves_disk_and_memory_agree);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -814,9 +814,9 @@ START_TEST(unknown_mandatory_type_fails_optional_is_skipped)
 	b.data[8] ^= 1;
 	ck_assert_int_eq(decode_whole(b.data, b.len, &n, NULL, 0),
 			 TB_SERR_BAD_CRC);
-	/* unknown mandatory types: 0, 10, 0x7fffffff */
+	/* unknown mandatory types: 0, 12 (the first after DISK_WRITE), 0x7fffffff */
 	tb_buf_reset(&b);
-	ck_assert_int_eq(sm_put_raw(&b, 10, "abc", 3), 0);
+	ck_assert_int_eq(sm_put_raw(&b, 12, "abc", 3), 0);
 	ck_assert_int_eq(decode_code(&b), TB_SERR_UNKNOWN_TYPE);
 	tb_buf_reset(&b);
 	ck_assert_int_eq(sm_put_raw(&b, 0, NULL, 0), 0);
@@ -1059,6 +1059,8 @@ START_TEST(session_order_primary_to_backup)
 	ck_assert_int_eq(sess(&s, TB_REC_HEARTBEAT, 0), 0);
 	ck_assert_int_eq(sess(&s, TB_REC_CPU_STATE, 0), 0);
 	ck_assert_int_eq(sess(&s, TB_REC_DEVICE_STATE, 0), 0);
+	ck_assert_int_eq(sess(&s, TB_REC_DISK_INFO, 0), 0);
+	ck_assert_int_eq(sess(&s, TB_REC_DISK_WRITE, 0), 0);
 	ck_assert_int_eq(sess(&s, TB_REC_PAGE_DATA, 0), 0);
 	ck_assert_int_eq(sess(&s, TB_REC_EPOCH_END, 1), 0);
 	ck_assert_int_eq(s.state, TB_SESS_IDLE);
@@ -1092,8 +1094,10 @@ START_TEST(session_order_primary_to_backup)
 		{ 2, TB_REC_EPOCH_END, 6, -EPROTO },
 		{ 2, TB_REC_HELLO, TB_ROLE_PRIMARY, -EPROTO },
 		{ 2, TB_REC_ACK, 5, -EPROTO },
-		{ 2, 10, 0, -EPROTO },
+		{ 2, 12, 0, -EPROTO },
 		{ 2, 0, 0, -EPROTO },
+		{ 1, TB_REC_DISK_INFO, 0, -EPROTO }, /* outside an epoch */
+		{ 1, TB_REC_DISK_WRITE, 0, -EPROTO },
 	};
 	unsigned i;
 
@@ -1340,6 +1344,173 @@ START_TEST(mutation_campaign_of_100k_streams)
 }
 END_TEST
 
+/* The one record in @b, decoded (must be valid). */
+static void decode_one(const struct tb_buf *b, struct tb_dec *d,
+		       struct tb_rec *rec)
+{
+	tb_dec_init(d);
+	ck_assert_int_eq(tb_dec_feed(d, b->data, b->len), 0);
+	ck_assert_int_eq(tb_dec_next(d, rec), 1);
+}
+
+/* A DISK_WRITE body: header fields, then @plen payload bytes of @fill. */
+static int disk_raw(struct tb_buf *b, uint32_t disk, uint8_t enc, uint8_t res,
+		    uint64_t off, uint32_t len, uint32_t plen,
+		    uint32_t body_plen)
+{
+	uint8_t body[24 + 64] = { 0 };
+
+	tb_put_le32(body, disk);
+	body[4] = enc;
+	body[6] = res;
+	tb_put_le64(body + 8, off);
+	tb_put_le32(body + 16, len);
+	tb_put_le32(body + 20, plen);
+	memset(body + 24, 0x5a, body_plen);
+	tb_buf_reset(b);
+	return sm_put_raw(b, TB_REC_DISK_WRITE, body, 24 + body_plen);
+}
+
+static int disk_info_raw(struct tb_buf *b, uint32_t disk, uint32_t res,
+			 uint64_t size, uint32_t len)
+{
+	uint8_t body[24] = { 0 };
+
+	tb_put_le32(body, disk);
+	tb_put_le32(body + 4, res);
+	tb_put_le64(body + 8, size);
+	tb_buf_reset(b);
+	return sm_put_raw(b, TB_REC_DISK_INFO, body, len);
+}
+
+START_TEST(disk_records_round_trip_and_reject_bad_fields)
+{
+	uint8_t *data = malloc(TB_DISK_WRITE_MAX),
+		*out = malloc(TB_DISK_WRITE_MAX);
+	uint8_t *scratch = malloc(TB_DISK_LZ4_MAX);
+	struct tb_buf b = { 0 };
+	struct tb_digest d1, d2;
+	struct sm_rng rng = { 42 };
+	struct tb_dec d;
+	struct tb_rec rec;
+	uint32_t i;
+
+	ck_assert(data && out && scratch);
+	/* DISK_INFO */
+	ck_assert_int_eq(tb_enc_disk_info(&b, 2, 1ull << 30), 0);
+	decode_one(&b, &d, &rec);
+	ck_assert_uint_eq(rec.type, TB_REC_DISK_INFO);
+	ck_assert_uint_eq(rec.u.disk_info.disk, 2);
+	ck_assert_uint_eq(rec.u.disk_info.size, 1ull << 30);
+	tb_dec_free(&d);
+	/* RAW (random), LZ4 (compressible, the largest write), ZERO */
+	sm_fill(&rng, data, 4096);
+	tb_buf_reset(&b);
+	ck_assert_int_eq(
+		tb_enc_disk_write(&b, 1, 4096 * 3, data, 4096, scratch), 0);
+	decode_one(&b, &d, &rec);
+	ck_assert_uint_eq(rec.u.disk_write.enc, TB_ENC_RAW);
+	ck_assert_uint_eq(rec.u.disk_write.offset, 4096 * 3);
+	ck_assert_int_eq(tb_disk_write_decode(&rec.u.disk_write, out), 0);
+	ck_assert(!memcmp(out, data, 4096));
+	tb_dec_free(&d);
+	for (i = 0; i < TB_DISK_WRITE_MAX; i++)
+		data[i] = (uint8_t)("durable log "[i % 12]);
+	tb_buf_reset(&b);
+	ck_assert_int_eq(tb_enc_disk_write(&b, 0, 512, data, TB_DISK_WRITE_MAX,
+					   scratch),
+			 0);
+	decode_one(&b, &d, &rec);
+	ck_assert_uint_eq(rec.u.disk_write.enc, TB_ENC_LZ4);
+	ck_assert_uint_lt(rec.u.disk_write.payload_len, TB_DISK_WRITE_MAX / 16);
+	ck_assert_int_eq(tb_disk_write_decode(&rec.u.disk_write, out), 0);
+	ck_assert(!memcmp(out, data, TB_DISK_WRITE_MAX));
+	/* a payload that does not decode to the length: CODEC */
+	rec.u.disk_write.len -= 512;
+	ck_assert_int_eq(tb_disk_write_decode(&rec.u.disk_write, out),
+			 -EUCLEAN);
+	tb_dec_free(&d);
+	memset(data, 0, 8192);
+	tb_buf_reset(&b);
+	ck_assert_int_eq(tb_enc_disk_write(&b, 0, 0, data, 8192, scratch), 0);
+	decode_one(&b, &d, &rec);
+	ck_assert_uint_eq(rec.u.disk_write.enc, TB_ENC_ZERO);
+	ck_assert_uint_eq(rec.u.disk_write.payload_len, 0);
+	memset(out, 1, 8192);
+	ck_assert_int_eq(tb_disk_write_decode(&rec.u.disk_write, out), 0);
+	ck_assert(!memcmp(out, data, 8192));
+	tb_dec_free(&d);
+	/* a ZERO write digests like the zero bytes themselves */
+	ck_assert_int_eq(tb_digest_init(&d1), 0);
+	ck_assert_int_eq(tb_digest_init(&d2), 0);
+	tb_digest_disk_write(&d1, 3, 1024, NULL, 8192);
+	tb_digest_disk_write(&d2, 3, 1024, data, 8192);
+	ck_assert_uint_eq(tb_digest_final(&d1), tb_digest_final(&d2));
+	tb_digest_disk_write(&d1, 3, 1024, NULL, 8192);
+	tb_digest_disk_write(&d2, 3, 1536, NULL, 8192); /* offset counts */
+	ck_assert_uint_ne(tb_digest_final(&d1), tb_digest_final(&d2));
+	tb_digest_free(&d1);
+	tb_digest_free(&d2);
+	/* the encoder refuses what the decoder would */
+	ck_assert_int_eq(tb_enc_disk_write(&b, 0, 0, data, 100, scratch),
+			 -EINVAL);
+	ck_assert_int_eq(tb_enc_disk_write(&b, 0, 100, data, 512, scratch),
+			 -EINVAL);
+	ck_assert_int_eq(tb_enc_disk_write(&b, 8, 0, data, 512, scratch),
+			 -EINVAL);
+	ck_assert_int_eq(tb_enc_disk_info(&b, 0, 4097), -EINVAL);
+
+	/* bad fields, as a hostile peer would send them */
+	ck_assert_int_eq(disk_raw(&b, 0, TB_ENC_RAW, 0, 0, 64, 64, 64), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* < sector */
+	ck_assert_int_eq(disk_raw(&b, 8, TB_ENC_ZERO, 0, 0, 512, 0, 0), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* disk */
+	ck_assert_int_eq(disk_raw(&b, 0, TB_ENC_ZERO, 1, 0, 512, 0, 0), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* reserved */
+	ck_assert_int_eq(disk_raw(&b, 0, TB_ENC_XOR_LZ4, 0, 0, 512, 8, 8), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* no XOR */
+	ck_assert_int_eq(disk_raw(&b, 0, TB_ENC_ZERO, 0, 0, 0, 0, 0), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* empty */
+	ck_assert_int_eq(disk_raw(&b, 0, TB_ENC_ZERO, 0, 0,
+				  TB_DISK_WRITE_MAX + 512, 0, 0),
+			 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_OVERSIZE);
+	ck_assert_int_eq(disk_raw(&b, 0, TB_ENC_ZERO, 0, 100, 512, 0, 0), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* alignment */
+	ck_assert_int_eq(disk_raw(&b, 0, TB_ENC_ZERO, 0, TB_DISK_SIZE_MAX, 512,
+				  0, 0),
+			 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* beyond */
+	ck_assert_int_eq(disk_raw(&b, 0, TB_ENC_LZ4, 0, 0, 512, 9, 8), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* plen */
+	ck_assert_int_eq(disk_raw(&b, 0, TB_ENC_LZ4, 0, 0, 512, 0, 0), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* empty LZ4 */
+	ck_assert_int_eq(disk_raw(&b, 0, TB_ENC_ZERO, 0, 0, 512, 8, 8), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* ZERO+data */
+	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 0, 16), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* size 0 */
+	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 4096 + 512, 16), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD);
+	ck_assert_int_eq(disk_info_raw(&b, 0, 0, TB_DISK_SIZE_MAX + 4096, 16),
+			 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD);
+	ck_assert_int_eq(disk_info_raw(&b, 0, 1, 4096, 16), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* reserved */
+	ck_assert_int_eq(disk_info_raw(&b, TB_DISKS_MAX, 0, 4096, 16), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD);
+	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 4096, 24), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_OVERSIZE); /* length */
+	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 4096, 8), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD);
+	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 4096, 16), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_NONE);
+	tb_buf_free(&b);
+	free(data);
+	free(out);
+	free(scratch);
+}
+END_TEST
+
 static Suite *stream_suite(void)
 {
 	Suite *s = suite_create("stream");
@@ -1368,6 +1539,7 @@ static Suite *stream_suite(void)
 	tcase_add_test(tc, session_rejects_replayed_and_reordered_epochs);
 	tcase_add_test(tc, error_codes_map_to_distinct_errnos);
 	tcase_add_test(tc, decoder_buffer_stays_within_two_records);
+	tcase_add_test(tc, disk_records_round_trip_and_reject_bad_fields);
 	suite_add_tcase(s, tc);
 	/* 100,000 mutants also under ASan: well under a minute */
 	tcase_set_timeout(slow, 300);

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The simulated guest's disk journal ring (include/tiber/simproto.h,
+ * "disk"): appended by the guest's block backend after each write
+ * reached the image, consumed by the daemon that mirrors it.
+ *
+ * Invariants:
+ * - head moves only under the lock (producers); tail moves only under
+ *   the lock while not mirrored, and only by the daemon while mirrored.
+ * - A record never straddles the end of the ring (a filler pads it).
+ * - Records are published (head store, release) after their data, so
+ *   the consumer never reads a half-written record.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+
+#include "tiber/simproto.h"
+
+#define LD(p)	 __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+
+void tb_sim_disk_lock(struct tb_sim_disk *k)
+{
+	unsigned spins = 0;
+	uint32_t expect;
+
+	for (;;) {
+		expect = 0;
+		if (__atomic_compare_exchange_n(&k->lock, &expect, 1, false,
+						__ATOMIC_ACQUIRE,
+						__ATOMIC_RELAXED))
+			return;
+		if (++spins > 100)
+			sched_yield();
+		else
+			__builtin_ia32_pause();
+	}
+}
+
+void tb_sim_disk_unlock(struct tb_sim_disk *k)
+{
+	__atomic_store_n(&k->lock, 0, __ATOMIC_RELEASE);
+}
+
+static uint64_t rec_bytes(uint32_t len)
+{
+	return sizeof(struct tb_sim_disk_rec) + TB_ALIGN_UP((uint64_t)len, 8);
+}
+
+/* Drop the record at the tail (not mirrored: the producer makes room). */
+static void drop_oldest(struct tb_sim_disk *k, const uint8_t *ring)
+{
+	struct tb_sim_disk_rec r;
+	uint64_t at = k->tail & (k->ring_size - 1);
+
+	memcpy(&r, ring + at, sizeof(r));
+	if (r.len) {
+		k->dropped++;
+		ST(&k->tail, k->tail + rec_bytes(r.len));
+	} else {
+		ST(&k->tail, k->tail + (k->ring_size - at));
+	}
+}
+
+bool tb_sim_disk_fits(const struct tb_sim_disk *k, uint32_t len)
+{
+	uint64_t need = rec_bytes(len), head = k->head;
+	uint64_t at = head & (k->ring_size - 1);
+	uint64_t room = k->ring_size - (head - LD(&k->tail));
+
+	/* a record does not wrap: it may need a filler to the end first */
+	if (k->ring_size - at < need)
+		need += k->ring_size - at;
+	return room >= need;
+}
+
+int tb_sim_disk_append(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
+		       const void *data, uint32_t len)
+{
+	uint64_t need = rec_bytes(len), head = k->head, at;
+	struct tb_sim_disk_rec r = { .len = len, .offset = off };
+
+	if (!len || need > k->ring_size / 2)
+		return -EMSGSIZE;
+	while (!tb_sim_disk_fits(k, len)) {
+		if (LD(&k->mirror))
+			return -EAGAIN;
+		drop_oldest(k, ring);
+	}
+	at = head & (k->ring_size - 1);
+	if (k->ring_size - at < need) {
+		struct tb_sim_disk_rec fill = { 0 };
+
+		memcpy(ring + at, &fill, sizeof(fill));
+		head += k->ring_size - at;
+		at = 0;
+	}
+	r.tag = LD(&k->cur_epoch) + 1;
+	memcpy(ring + at, &r, sizeof(r));
+	memcpy(ring + at + sizeof(r), data, len);
+	__atomic_store_n(&k->head, head + need, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int tb_sim_disk_peek(struct tb_sim_disk *k, const uint8_t *ring, uint64_t upto,
+		     struct tb_sim_disk_rec *rec, const uint8_t **data)
+{
+	uint64_t head = __atomic_load_n(&k->head, __ATOMIC_ACQUIRE);
+	uint64_t tail = LD(&k->tail), at;
+
+	for (;;) {
+		if (tail == head)
+			return 0;
+		at = tail & (k->ring_size - 1);
+		memcpy(rec, ring + at, sizeof(*rec));
+		if (rec->len)
+			break;
+		tail += k->ring_size - at; /* filler */
+		ST(&k->tail, tail);
+	}
+	if (rec->len > k->ring_size / 2 ||
+	    at + rec_bytes(rec->len) > k->ring_size)
+		return -EPROTO; /* the daemon trusts no index it reads */
+	if (rec->tag > upto)
+		return 0;
+	*data = ring + at + sizeof(*rec);
+	return 1;
+}
+
+void tb_sim_disk_pop(struct tb_sim_disk *k, const struct tb_sim_disk_rec *rec)
+{
+	ST(&k->tail, LD(&k->tail) + rec_bytes(rec->len));
+}
+
+void tb_sim_disk_set_mirror(struct tb_sim_disk *k, bool on)
+{
+	tb_sim_disk_lock(k);
+	if (on)
+		ST(&k->tail, LD(&k->head)); /* older writes: in the image */
+	ST(&k->mirror, on ? 1u : 0u);
+	tb_sim_disk_unlock(k);
+}

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tiber-simguest's process state, shared by the files of sim/ that run
+ * inside the guest (guest.c: boot, threads, suspend; disk.c: the block
+ * device).  kv.c and the client use only guest.h.
+ */
+#ifndef TIBER_SIM_GUEST_PRIV_H
+#define TIBER_SIM_GUEST_PRIV_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "guest.h"
+
+#define LD(p)	 __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define INC(p)	 __atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST)
+
+#define RESUME_SPIN_NS (200 * TB_NSEC_PER_USEC)
+#define PARK_SPIN_NS   (200 * TB_NSEC_PER_USEC)
+
+struct tb_guest_disk;
+
+struct tb_guest {
+	struct tb_guest_cfg cfg;
+	int ram_fd, ctrl_fd, ring_fd, uffd;
+	int evtfds[TB_SIM_NR_EVTFDS];
+	uint8_t *ram;
+	uint64_t ram_size, nr_pages;
+	struct tb_sim_ctrl *ctrl;
+	size_t ctrl_size;
+	uint8_t *ring;
+	uint64_t *bitmap;
+	int suspend_port;
+	int listen_fd;
+	int wd_sock; /* to the pause watchdog */
+	pid_t wd_pid;
+
+	/* freeze/thaw */
+	unsigned nr_vcpus;
+	int stop_req; /* futex */
+	int parked;   /* futex */
+	int run_gen;  /* futex */
+	int exiting;
+	bool kv_relisten;
+	pthread_t vcpu_thr[TB_SIM_MAX_VCPUS];
+	unsigned vcpu_kind[TB_SIM_MAX_VCPUS];
+	struct tb_sim_vcpu vcpu[TB_SIM_MAX_VCPUS]; /* live registers */
+
+	pthread_mutex_t gate_lock;
+	pthread_cond_t gate_room;
+	struct tb_guest_kv *kv;
+	struct tb_guest_disk *disk; /* NULL: no --disk */
+
+	pthread_t kernel_thr, tool_thr, netback_thr;
+	volatile sig_atomic_t want_stats;
+	int quiesced; /* SIGUSR2: the workload stops writing for good */
+	int64_t t_boot;
+};
+
+/* Park vCPU @t (a suspend was requested) until thawed. */
+void tb_guest_park(struct tb_guest *g, unsigned t);
+
+/* sim/disk.c: the block device (--disk).  open: 0 or -errno (message
+ * printed); the others are no-ops without a disk. */
+int tb_guest_disk_open(struct tb_guest *g);
+void tb_guest_disk_close(struct tb_guest *g);
+/* The daemon hung up: stop mirroring, wake a writer waiting for room. */
+void tb_guest_disk_detached(struct tb_guest *g);
+/* A suspend is requested: wake a writer waiting for room so it parks. */
+void tb_guest_disk_wake(struct tb_guest *g);
+/* Check the durable KV log on the disk against RAM. */
+int tb_guest_disk_verify(struct tb_guest *g, struct tb_sim_verify_report *rep);
+/* hello: the fds to pass (journal memfd, image) and sizes. */
+int tb_guest_disk_fds(struct tb_guest *g, int *fds, uint64_t *size,
+		      uint64_t *ring_size);
+
+#endif
