@@ -46,6 +46,7 @@
 #include "tiber/stream.h"
 #include "tiber/tls.h"
 #include "tiber/transport.h"
+#include "ring.h"
 
 /* Kernel uapi values missing from the liburing 2.3 headers (6.2+). */
 #ifndef IORING_SEND_ZC_REPORT_USAGE
@@ -70,14 +71,6 @@
 #define TB_GRACE_NS	    (2 * TB_NSEC_PER_SEC)
 #define TB_ZC_DISCONNECT_NS (50 * TB_NSEC_PER_MSEC)
 #define TB_ZC_PROBE_NS	    (2 * TB_NSEC_PER_SEC)
-
-enum {
-	TB_UD_WAKE = 1,
-	TB_UD_CANCEL = 2,
-	TB_UD_RECV = 3,
-	TB_UD_PROBE = 4,
-	TB_UD_SEND = 16, /* + slot index */
-};
 
 struct tb_slot {
 	const uint8_t *p;
@@ -143,107 +136,6 @@ static void tb_stat_add(uint64_t *p, uint64_t v)
 static bool tb_is_shut(const struct tb_conn *c)
 {
 	return __atomic_load_n(&c->shut, __ATOMIC_ACQUIRE) != 0;
-}
-
-static struct __kernel_timespec tb_ts_from_ns(int64_t ns)
-{
-	struct __kernel_timespec ts;
-
-	if (ns < 0)
-		ns = 0;
-	ts.tv_sec = ns / TB_NSEC_PER_SEC;
-	ts.tv_nsec = ns % TB_NSEC_PER_SEC;
-	return ts;
-}
-
-/*
- * Wait for one CQE until absolute @deadline_ns (< 0: forever).
- * 0 with *@cqe set, -ETIMEDOUT, or -errno from the kernel.
- */
-static int tb_ring_wait(struct io_uring *r, struct io_uring_cqe **cqe,
-			int64_t deadline_ns)
-{
-	struct __kernel_timespec ts;
-	int64_t left;
-	int rc;
-
-	for (;;) {
-		if (deadline_ns < 0) {
-			rc = io_uring_wait_cqe(r, cqe);
-		} else {
-			left = deadline_ns - tb_now_ns();
-			if (left <= 0) {
-				rc = io_uring_peek_cqe(r, cqe);
-				return rc == -EAGAIN ? -ETIMEDOUT : rc;
-			}
-			ts = tb_ts_from_ns(left);
-			rc = io_uring_wait_cqe_timeout(r, cqe, &ts);
-			if (rc == -ETIME)
-				continue; /* re-check against the clock */
-		}
-		if (rc != -EINTR)
-			return rc;
-	}
-}
-
-static struct io_uring_sqe *tb_get_sqe(struct io_uring *r)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
-
-	if (!sqe) {
-		/* SQ full: flush what is queued, then there is room */
-		io_uring_submit(r);
-		sqe = io_uring_get_sqe(r);
-	}
-	return sqe;
-}
-
-static int tb_submit(struct io_uring *r)
-{
-	int rc;
-
-	do {
-		rc = io_uring_submit(r);
-	} while (rc == -EINTR || rc == -EAGAIN);
-	return rc < 0 ? rc : 0;
-}
-
-/* Queue a cancel of every request of this ring on the socket. */
-static int tb_cancel_fd(struct io_uring *r, int fd)
-{
-	struct io_uring_sqe *sqe = tb_get_sqe(r);
-
-	if (!sqe)
-		return -EBUSY;
-	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-	io_uring_sqe_set_data64(sqe, TB_UD_CANCEL);
-	return tb_submit(r);
-}
-
-static int tb_arm_wake(struct io_uring *r, int efd)
-{
-	struct io_uring_sqe *sqe = tb_get_sqe(r);
-
-	if (!sqe)
-		return -EBUSY;
-	io_uring_prep_poll_add(sqe, efd, POLLIN);
-	io_uring_sqe_set_data64(sqe, TB_UD_WAKE);
-	return tb_submit(r);
-}
-
-static int tb_ring_init(struct io_uring *r, unsigned depth)
-{
-	struct io_uring_params p;
-	int rc;
-
-	memset(&p, 0, sizeof(p));
-	p.flags = IORING_SETUP_COOP_TASKRUN;
-	rc = io_uring_queue_init_params(depth, r, &p);
-	if (rc == -EINVAL) {
-		memset(&p, 0, sizeof(p));
-		rc = io_uring_queue_init_params(depth, r, &p);
-	}
-	return rc;
 }
 
 /* ---------------------------------------------------------------- addresses */
@@ -519,19 +411,19 @@ static int tb_zc_try(struct tb_conn *c, unsigned zc_flags)
 	unsigned owed = 1;
 	int res = -EIO, rc;
 
-	sqe = tb_get_sqe(&c->sring);
+	sqe = tb_ring_get_sqe(&c->sring);
 	if (!sqe)
 		return -EBUSY;
 	io_uring_prep_send_zc(sqe, c->fd, &dummy, 0, MSG_NOSIGNAL, zc_flags);
 	io_uring_sqe_set_data64(sqe, TB_UD_PROBE);
-	rc = tb_submit(&c->sring);
+	rc = tb_ring_submit(&c->sring);
 	if (rc)
 		return rc;
 	while (owed) {
 		rc = tb_ring_wait(&c->sring, &cqe, deadline);
 		if (rc == -ETIMEDOUT && owed) {
 			/* a notification that never comes: give up on ZC */
-			tb_cancel_fd(&c->sring, c->fd);
+			tb_ring_cancel_fd(&c->sring, c->fd);
 			deadline = -1;
 			res = -ETIMEDOUT;
 			continue;
@@ -635,10 +527,10 @@ static int tb_conn_new(struct tb_conn **out, int fd,
 	rc = tb_ring_init(&c->rring, TB_RECV_RING_DEPTH);
 	if (rc)
 		goto out_sring;
-	rc = tb_arm_wake(&c->sring, c->efd);
+	rc = tb_ring_arm_wake(&c->sring, c->efd);
 	if (rc)
 		goto out_rring;
-	rc = tb_arm_wake(&c->rring, c->efd);
+	rc = tb_ring_arm_wake(&c->rring, c->efd);
 	if (rc)
 		goto out_rring;
 	if (c->opts.zerocopy && c->is_tcp)
@@ -967,7 +859,7 @@ static int tb_send_reap(struct tb_conn *c, unsigned n, int64_t deadline_ns)
 			err = rc;
 			cancelled = true;
 			if (owed)
-				tb_cancel_fd(&c->sring, c->fd);
+				tb_ring_cancel_fd(&c->sring, c->fd);
 			wait_until = tb_now_ns() + TB_ZC_DISCONNECT_NS;
 			continue;
 		}
@@ -975,7 +867,7 @@ static int tb_send_reap(struct tb_conn *c, unsigned n, int64_t deadline_ns)
 			continue;
 		if (owed) {
 			/* cancelled requests always complete: ask again */
-			tb_cancel_fd(&c->sring, c->fd);
+			tb_ring_cancel_fd(&c->sring, c->fd);
 			wait_until = tb_now_ns() + TB_GRACE_NS;
 			continue;
 		}
@@ -1013,7 +905,7 @@ static int tb_send_batch(struct tb_conn *c, unsigned n, int64_t deadline_ns,
 	for (i = 0; i < n; i++) {
 		struct tb_slot *s = &c->slots[i];
 
-		sqe = tb_get_sqe(&c->sring);
+		sqe = tb_ring_get_sqe(&c->sring);
 		if (!sqe)
 			return -EBUSY; /* cannot happen: depth >= batch + 2 */
 		s->res = -ECANCELED;
@@ -1030,7 +922,7 @@ static int tb_send_batch(struct tb_conn *c, unsigned n, int64_t deadline_ns,
 		if (i + 1 < n)
 			sqe->flags |= IOSQE_IO_LINK;
 	}
-	rc = tb_submit(&c->sring);
+	rc = tb_ring_submit(&c->sring);
 	if (rc)
 		return rc; /* nothing went out; the error is sticky */
 	tb_stat_add(&c->st.batches, 1);
@@ -1207,12 +1099,12 @@ static int tb_recv_once(struct tb_conn *c, uint8_t *p, size_t room,
 	int err = 0, res = -ECANCELED, rc;
 
 	*n = 0;
-	sqe = tb_get_sqe(&c->rring);
+	sqe = tb_ring_get_sqe(&c->rring);
 	if (!sqe)
 		return -EBUSY;
 	io_uring_prep_recv(sqe, c->fd, p, TB_MIN(room, (size_t)INT_MAX), 0);
 	io_uring_sqe_set_data64(sqe, TB_UD_RECV);
-	rc = tb_submit(&c->rring);
+	rc = tb_ring_submit(&c->rring);
 	if (rc)
 		return rc;
 	while (owed) {
@@ -1222,7 +1114,7 @@ static int tb_recv_once(struct tb_conn *c, uint8_t *p, size_t room,
 				err = rc;
 			/* cancel (again) and wait for the RECV to finish */
 			cancelled = true;
-			tb_cancel_fd(&c->rring, c->fd);
+			tb_ring_cancel_fd(&c->rring, c->fd);
 			wait_until = tb_now_ns() + TB_GRACE_NS;
 			continue;
 		}
@@ -1236,7 +1128,7 @@ static int tb_recv_once(struct tb_conn *c, uint8_t *p, size_t room,
 		} else if (ud == TB_UD_WAKE && !cancelled) {
 			err = -ECANCELED;
 			cancelled = true;
-			tb_cancel_fd(&c->rring, c->fd);
+			tb_ring_cancel_fd(&c->rring, c->fd);
 			wait_until = tb_now_ns() + TB_GRACE_NS;
 		}
 	}
