@@ -24,10 +24,7 @@
  *    receive timeout is not: bytes that raced with the cancel are kept.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +43,7 @@
 #include "tiber/transport.h"
 #include "addr.h"
 #include "ring.h"
+#include "sock.h"
 
 /* Kernel uapi values missing from the liburing 2.3 headers (6.2+). */
 #ifndef IORING_SEND_ZC_REPORT_USAGE
@@ -63,7 +61,6 @@
 #define TB_BATCH_MAX	    8u
 #define TB_TLS_SEAL_MAX	    ((size_t)1 << 20) /* plaintext sealed per send */
 #define TB_RECV_WANT	    (256u << 10)
-#define TB_SOCK_BUF	    (4 << 20)
 #define TB_LISTEN_BACKLOG   128
 /* How long to wait for cancelled requests / late ZC notifications. */
 #define TB_GRACE_NS	    (2 * TB_NSEC_PER_SEC)
@@ -128,56 +125,6 @@ static void tb_stat_add(uint64_t *p, uint64_t v)
 static bool tb_is_shut(const struct tb_conn *c)
 {
 	return __atomic_load_n(&c->shut, __ATOMIC_ACQUIRE) != 0;
-}
-
-static void tb_sock_tune(int fd, int family)
-{
-	int one = 1, sz = TB_SOCK_BUF;
-
-	/* Best effort: the kernel clamps to [rw]mem_max. */
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-	if (family == AF_INET || family == AF_INET6)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-static int tb_set_nonblock(int fd, bool on)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	if (fl < 0)
-		return -errno;
-	fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
-	if (fcntl(fd, F_SETFL, fl) < 0)
-		return -errno;
-	return 0;
-}
-
-/* poll() one fd until absolute @deadline_ns. 0, -ETIMEDOUT or -errno. */
-static int tb_poll_until(int fd, short events, int64_t deadline_ns)
-{
-	struct pollfd pfd = { .fd = fd, .events = events };
-	struct timespec ts, *tsp = NULL;
-	int64_t left;
-	int rc;
-
-	for (;;) {
-		if (deadline_ns >= 0) {
-			left = deadline_ns - tb_now_ns();
-			if (left < 0)
-				left = 0;
-			ts.tv_sec = left / TB_NSEC_PER_SEC;
-			ts.tv_nsec = left % TB_NSEC_PER_SEC;
-			tsp = &ts;
-		}
-		rc = ppoll(&pfd, 1, tsp, NULL);
-		if (rc > 0)
-			return 0;
-		if (rc == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -errno;
-	}
 }
 
 /* ---------------------------------------------------------------- setup */
@@ -263,7 +210,7 @@ static int tb_conn_new(struct tb_conn **out, int fd,
 		rc = -EINVAL;
 		goto out_fd;
 	}
-	rc = tb_set_nonblock(fd, false); /* io_uring honours O_NONBLOCK */
+	rc = tb_sock_set_nonblock(fd, false); /* io_uring honours O_NONBLOCK */
 	if (rc)
 		goto out_fd;
 	c = calloc(1, sizeof(*c));
@@ -341,53 +288,6 @@ int tb_conn_from_fd(struct tb_conn **out, int fd,
 	return tb_conn_new(out, fd, opts);
 }
 
-static int tb_connect_one(const struct tb_addr *a, int64_t deadline_ns,
-			  int *out_fd)
-{
-	int fd, rc, err = 0;
-	socklen_t el = sizeof(err);
-
-	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		    0);
-	if (fd < 0)
-		return -errno;
-	tb_sock_tune(fd, a->ss.ss_family);
-	while (connect(fd, (const void *)&a->ss, a->len) < 0) {
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN && a->ss.ss_family == AF_UNIX) {
-			/* backlog full: nothing started, try again shortly */
-			if (deadline_ns >= 0 && tb_now_ns() >= deadline_ns) {
-				rc = -ETIMEDOUT;
-				goto out_close;
-			}
-			tb_sleep_until(tb_now_ns() + TB_NSEC_PER_MSEC);
-			continue;
-		}
-		if (errno != EINPROGRESS) {
-			rc = -errno;
-			goto out_close;
-		}
-		rc = tb_poll_until(fd, POLLOUT, deadline_ns);
-		if (rc)
-			goto out_close;
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) {
-			rc = -errno;
-			goto out_close;
-		}
-		if (err) {
-			rc = -err;
-			goto out_close;
-		}
-		break;
-	}
-	*out_fd = fd;
-	return 0;
-out_close:
-	close(fd);
-	return rc;
-}
-
 int tb_conn_connect(struct tb_conn **out, const char *addr,
 		    const struct tb_conn_opts *opts, int64_t deadline_ns)
 {
@@ -402,7 +302,7 @@ int tb_conn_connect(struct tb_conn **out, const char *addr,
 		return rc;
 	rc = -EHOSTUNREACH;
 	for (i = 0; i < nr; i++) {
-		rc = tb_connect_one(&a[i], deadline_ns, &fd);
+		rc = tb_sock_connect(&a[i], deadline_ns, &fd);
 		if (!rc || rc == -ETIMEDOUT)
 			break;
 	}
@@ -506,7 +406,7 @@ int tb_listener_accept(struct tb_listener *l, struct tb_conn **out,
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
-		rc = tb_poll_until(l->fd, POLLIN, deadline_ns);
+		rc = tb_sock_poll_until(l->fd, POLLIN, deadline_ns);
 		if (rc)
 			return rc;
 	}
@@ -549,7 +449,7 @@ static int tb_pace_wait(struct tb_conn *c, uint32_t len, int64_t deadline_ns)
 		rc = -ETIMEDOUT;
 	}
 	while (now < until) {
-		int prc = tb_poll_until(c->efd, POLLIN, until);
+		int prc = tb_sock_poll_until(c->efd, POLLIN, until);
 
 		if (!prc || tb_is_shut(c)) {
 			rc = -ECANCELED;
