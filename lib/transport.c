@@ -25,7 +25,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +39,7 @@
 #include "tiber/tls.h"
 #include "tiber/transport.h"
 #include "addr.h"
+#include "pacing.h"
 #include "ring.h"
 #include "sock.h"
 
@@ -54,8 +54,6 @@
 #define TB_SQ_DEPTH_DEFAULT 64u
 #define TB_RECV_RING_DEPTH  8u
 #define TB_SEND_CHUNK	    (256u << 10) /* bytes per send SQE, unpaced */
-#define TB_PACE_CHUNK_MAX   (64u << 10)
-#define TB_PACE_CHUNK_MIN   (4u << 10)
 #define TB_BATCH_MAX	    8u
 #define TB_TLS_SEAL_MAX	    ((size_t)1 << 20) /* plaintext sealed per send */
 #define TB_RECV_WANT	    (256u << 10)
@@ -86,7 +84,7 @@ struct tb_conn {
 	bool zc_report;
 	unsigned batch_max;
 	uint32_t chunk_max;
-	int64_t pace_next_ns;
+	struct tb_pacer pacer; /* if opts.rate_bps */
 	struct tb_slot slots[TB_BATCH_MAX];
 	unsigned zc_notifs; /* notifications still owed by the kernel */
 
@@ -220,10 +218,8 @@ static int tb_conn_new(struct tb_conn **out, int fd,
 	c->batch_max = TB_MIN(TB_BATCH_MAX, c->opts.sq_depth - 2);
 	c->chunk_max = TB_SEND_CHUNK;
 	if (c->opts.rate_bps) {
-		uint64_t ms = c->opts.rate_bps / 8 / 1000; /* bytes per ms */
-
-		c->chunk_max = (uint32_t)TB_MAX(TB_PACE_CHUNK_MIN,
-						TB_MIN(ms, TB_PACE_CHUNK_MAX));
+		tb_pacer_init(&c->pacer, c->opts.rate_bps);
+		c->chunk_max = tb_pacer_chunk(&c->pacer);
 	}
 	tb_sock_tune(fd, ss.ss_family);
 	memset(&ss, 0, sizeof(ss));
@@ -302,51 +298,6 @@ int tb_conn_connect(struct tb_conn **out, const char *addr,
 }
 
 /* ---------------------------------------------------------------- send */
-
-/*
- * Sleep until the emulated link is free for @len more bytes, or until
- * @deadline_ns (-ETIMEDOUT), or until shutdown (-ECANCELED).  Waiting on
- * the eventfd keeps a paced sender wakeable.
- */
-static int tb_pace_wait(struct tb_conn *c, uint32_t len, int64_t deadline_ns)
-{
-	uint64_t cost =
-		(uint64_t)(((unsigned __int128)len * 8 * TB_NSEC_PER_SEC) /
-			   c->opts.rate_bps);
-	int64_t now = tb_now_ns(), start, until;
-	int rc = 0;
-
-	if (c->pace_next_ns < now)
-		c->pace_next_ns = now; /* an idle link does not bank credit */
-	until = c->pace_next_ns;
-	if (until <= now)
-		goto out_charge;
-	start = now;
-	if (deadline_ns >= 0 && until > deadline_ns) {
-		until = deadline_ns;
-		rc = -ETIMEDOUT;
-	}
-	while (now < until) {
-		int prc = tb_sock_poll_until(c->efd, POLLIN, until);
-
-		if (!prc || tb_is_shut(c)) {
-			rc = -ECANCELED;
-			break;
-		}
-		if (prc != -ETIMEDOUT) {
-			rc = prc;
-			break;
-		}
-		now = tb_now_ns();
-	}
-	tb_stat_add((uint64_t *)&c->st.pacing_wait_ns,
-		    (uint64_t)(tb_now_ns() - start));
-	if (rc)
-		return rc;
-out_charge:
-	c->pace_next_ns += (int64_t)cost;
-	return 0;
-}
 
 /* Account one send-ring CQE.  true if it is the shutdown wake-up. */
 static bool tb_send_cqe(struct tb_conn *c, unsigned n,
@@ -527,6 +478,7 @@ static int tb_sendv_raw(struct tb_conn *c, const struct iovec *iov, int iovcnt,
 {
 	size_t off = 0, done, left, take;
 	bool started = false;
+	int64_t waited;
 	int idx = 0, rc = 0;
 	unsigned n;
 
@@ -554,7 +506,10 @@ static int tb_sendv_raw(struct tb_conn *c, const struct iovec *iov, int iovcnt,
 		if (!n)
 			break;
 		if (c->opts.rate_bps) {
-			rc = tb_pace_wait(c, c->slots[0].len, deadline_ns);
+			rc = tb_pacer_wait(&c->pacer, c->slots[0].len, c->efd,
+					   &c->shut, deadline_ns, &waited);
+			tb_stat_add((uint64_t *)&c->st.pacing_wait_ns,
+				    (uint64_t)waited);
 			if (rc)
 				goto out;
 		}
