@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * io_uring transport: a framed, bidirectional stream connection.
+ * io_uring transport: a framed, bidirectional stream connection.  This
+ * file sets a connection up and holds its receive side, shutdown and
+ * close; the send side is in transport_send.c, struct tb_conn in conn.h.
  *
  * Invariants:
  *  - Each connection has two rings: the send ring belongs to the (one)
@@ -12,32 +14,21 @@
  *    tb_conn_shutdown() sets the flag, then writes the eventfd and shuts
  *    the socket down, so a waiter either sees the flag before it waits or
  *    gets the poll completion (or a socket error) while it waits.
- *  - Stream order: the SQEs of one send batch are linked (IOSQE_IO_LINK)
- *    and carry MSG_WAITALL, so a short send fails the chain; a new batch
- *    is submitted only after every CQE of the previous one was reaped.
  *  - No call returns while the kernel may still use the caller's buffers:
  *    on timeout, shutdown or error the in-flight SQEs are cancelled and
  *    reaped first, and SEND_ZC waits for its notification CQEs.  The one
- *    exception is documented at tb_send_batch().
+ *    exception is documented at tb_send_batch() (transport_send.c).
  *  - Send errors after the first byte was handed to the kernel are sticky
  *    (a partial record on the wire makes the connection unusable).  A
  *    receive timeout is not: bytes that raced with the cancel are kept.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <liburing.h>
@@ -46,530 +37,18 @@
 #include "tiber/stream.h"
 #include "tiber/tls.h"
 #include "tiber/transport.h"
-
-/* Kernel uapi values missing from the liburing 2.3 headers (6.2+). */
-#ifndef IORING_SEND_ZC_REPORT_USAGE
-#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
-#endif
-#ifndef IORING_NOTIF_USAGE_ZC_COPIED
-#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
-#endif
+#include "addr.h"
+#include "conn.h"
+#include "pacing.h"
+#include "ring.h"
+#include "sock.h"
 
 #define TB_SQ_DEPTH_DEFAULT 64u
 #define TB_RECV_RING_DEPTH  8u
 #define TB_SEND_CHUNK	    (256u << 10) /* bytes per send SQE, unpaced */
-#define TB_PACE_CHUNK_MAX   (64u << 10)
-#define TB_PACE_CHUNK_MIN   (4u << 10)
-#define TB_BATCH_MAX	    8u
-#define TB_TLS_SEAL_MAX	    ((size_t)1 << 20) /* plaintext sealed per send */
 #define TB_RECV_WANT	    (256u << 10)
-#define TB_SOCK_BUF	    (4 << 20)
-#define TB_LISTEN_BACKLOG   128
-#define TB_ADDR_TEXT_MAX    128 /* "unix:" + sun_path, or "[v6]:port" */
-/* How long to wait for cancelled requests / late ZC notifications. */
-#define TB_GRACE_NS	    (2 * TB_NSEC_PER_SEC)
-#define TB_ZC_DISCONNECT_NS (50 * TB_NSEC_PER_MSEC)
-#define TB_ZC_PROBE_NS	    (2 * TB_NSEC_PER_SEC)
-
-enum {
-	TB_UD_WAKE = 1,
-	TB_UD_CANCEL = 2,
-	TB_UD_RECV = 3,
-	TB_UD_PROBE = 4,
-	TB_UD_SEND = 16, /* + slot index */
-};
-
-struct tb_slot {
-	const uint8_t *p;
-	uint32_t len;
-	int32_t res;
-	bool zc;
-};
-
-struct tb_conn {
-	int fd;
-	int efd; /* eventfd: written once by tb_conn_shutdown */
-	bool is_tcp;
-	int shut; /* atomic */
-	struct tb_conn_opts opts;
-	struct io_uring sring; /* send side */
-	struct io_uring rring; /* receive side */
-
-	/* send side */
-	int send_err;
-	bool zc_ok;
-	bool zc_report;
-	unsigned batch_max;
-	uint32_t chunk_max;
-	int64_t pace_next_ns;
-	struct tb_slot slots[TB_BATCH_MAX];
-	unsigned zc_notifs; /* notifications still owed by the kernel */
-
-	/* receive side */
-	struct tb_dec dec;
-	int recv_err;
-	bool eof;
-
-	struct tb_conn_stats st;
-	char peer[TB_ADDR_TEXT_MAX];
-
-	/* TLS (tb_conn_start_tls): sealed on the send side into tls_out,
-	 * opened on the receive side */
-	struct tb_tls *tls;
-	struct tb_buf tls_out;
-};
-
-struct tb_listener {
-	int fd;
-	bool unlink_path;
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
-	char addr[TB_ADDR_TEXT_MAX];
-};
-
-/* Address text of a parsed endpoint. */
-struct tb_addr {
-	struct sockaddr_storage ss;
-	socklen_t len;
-};
-
-/* ---------------------------------------------------------------- helpers */
-
-static void tb_stat_add(uint64_t *p, uint64_t v)
-{
-	/* single writer per field; readers use tb_conn_get_stats */
-	__atomic_store_n(p, *p + v, __ATOMIC_RELAXED);
-}
-
-static bool tb_is_shut(const struct tb_conn *c)
-{
-	return __atomic_load_n(&c->shut, __ATOMIC_ACQUIRE) != 0;
-}
-
-static struct __kernel_timespec tb_ts_from_ns(int64_t ns)
-{
-	struct __kernel_timespec ts;
-
-	if (ns < 0)
-		ns = 0;
-	ts.tv_sec = ns / TB_NSEC_PER_SEC;
-	ts.tv_nsec = ns % TB_NSEC_PER_SEC;
-	return ts;
-}
-
-/*
- * Wait for one CQE until absolute @deadline_ns (< 0: forever).
- * 0 with *@cqe set, -ETIMEDOUT, or -errno from the kernel.
- */
-static int tb_ring_wait(struct io_uring *r, struct io_uring_cqe **cqe,
-			int64_t deadline_ns)
-{
-	struct __kernel_timespec ts;
-	int64_t left;
-	int rc;
-
-	for (;;) {
-		if (deadline_ns < 0) {
-			rc = io_uring_wait_cqe(r, cqe);
-		} else {
-			left = deadline_ns - tb_now_ns();
-			if (left <= 0) {
-				rc = io_uring_peek_cqe(r, cqe);
-				return rc == -EAGAIN ? -ETIMEDOUT : rc;
-			}
-			ts = tb_ts_from_ns(left);
-			rc = io_uring_wait_cqe_timeout(r, cqe, &ts);
-			if (rc == -ETIME)
-				continue; /* re-check against the clock */
-		}
-		if (rc != -EINTR)
-			return rc;
-	}
-}
-
-static struct io_uring_sqe *tb_get_sqe(struct io_uring *r)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
-
-	if (!sqe) {
-		/* SQ full: flush what is queued, then there is room */
-		io_uring_submit(r);
-		sqe = io_uring_get_sqe(r);
-	}
-	return sqe;
-}
-
-static int tb_submit(struct io_uring *r)
-{
-	int rc;
-
-	do {
-		rc = io_uring_submit(r);
-	} while (rc == -EINTR || rc == -EAGAIN);
-	return rc < 0 ? rc : 0;
-}
-
-/* Queue a cancel of every request of this ring on the socket. */
-static int tb_cancel_fd(struct io_uring *r, int fd)
-{
-	struct io_uring_sqe *sqe = tb_get_sqe(r);
-
-	if (!sqe)
-		return -EBUSY;
-	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-	io_uring_sqe_set_data64(sqe, TB_UD_CANCEL);
-	return tb_submit(r);
-}
-
-static int tb_arm_wake(struct io_uring *r, int efd)
-{
-	struct io_uring_sqe *sqe = tb_get_sqe(r);
-
-	if (!sqe)
-		return -EBUSY;
-	io_uring_prep_poll_add(sqe, efd, POLLIN);
-	io_uring_sqe_set_data64(sqe, TB_UD_WAKE);
-	return tb_submit(r);
-}
-
-static int tb_ring_init(struct io_uring *r, unsigned depth)
-{
-	struct io_uring_params p;
-	int rc;
-
-	memset(&p, 0, sizeof(p));
-	p.flags = IORING_SETUP_COOP_TASKRUN;
-	rc = io_uring_queue_init_params(depth, r, &p);
-	if (rc == -EINVAL) {
-		memset(&p, 0, sizeof(p));
-		rc = io_uring_queue_init_params(depth, r, &p);
-	}
-	return rc;
-}
-
-/* ---------------------------------------------------------------- addresses */
-
-static bool tb_all_numeric(const char *s)
-{
-	for (; *s; s++)
-		if ((*s < '0' || *s > '9') && *s != '.')
-			return false;
-	return true;
-}
-
-static int tb_parse_port(const char *s, char *out, size_t outlen)
-{
-	unsigned long v;
-	char *end;
-
-	if (!*s || strlen(s) >= outlen || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v > 65535)
-		return -EINVAL;
-	snprintf(out, outlen, "%lu", v);
-	return 0;
-}
-
-static int tb_gai_errno(int e)
-{
-	switch (e) {
-	case EAI_MEMORY:
-		return -ENOMEM;
-	case EAI_SYSTEM:
-		return errno ? -errno : -EIO;
-	case EAI_AGAIN: /* the name server did not answer: same to the user */
-	case EAI_NONAME:
-#ifdef EAI_NODATA
-	case EAI_NODATA:
-#endif
-		return -TB_ERESOLVE;
-	default:
-		return -EINVAL;
-	}
-}
-
-/*
- * Split "host:port" / "[v6]:port" into @host and a numeric @port; a unix
- * address fills @un instead (when not NULL).  No name is resolved.
- * 0 or -EINVAL (malformed).
- */
-static int tb_addr_split(const char *addr, struct tb_addr *un, char *host,
-			 size_t hostlen, char *port, size_t portlen, bool *v6)
-{
-	const char *colon, *p;
-	size_t hlen;
-
-	*v6 = false;
-	if (!addr)
-		return -EINVAL;
-	if (!strncmp(addr, "unix:", 5)) {
-		struct sockaddr_un sun = { .sun_family = AF_UNIX };
-		const char *path = addr + 5;
-		size_t len = strlen(path);
-		socklen_t sl;
-
-		if (path[0] == '@') {
-			/* abstract: leading NUL, length counts the name only */
-			if (len < 2 || len > sizeof(sun.sun_path))
-				return -EINVAL;
-			memcpy(sun.sun_path + 1, path + 1, len - 1);
-			sl = offsetof(struct sockaddr_un, sun_path) + len;
-		} else {
-			if (len < 1 || len >= sizeof(sun.sun_path))
-				return -EINVAL;
-			memcpy(sun.sun_path, path, len + 1);
-			sl = sizeof(sun);
-		}
-		if (un) {
-			memset(un, 0, sizeof(*un));
-			memcpy(&un->ss, &sun, sizeof(sun));
-			un->len = sl;
-		}
-		host[0] = 0;
-		return 0;
-	}
-	if (addr[0] == '[') {
-		p = strchr(addr, ']');
-		if (!p || p[1] != ':')
-			return -EINVAL;
-		hlen = (size_t)(p - addr - 1);
-		colon = p + 1;
-		addr++;
-		*v6 = true;
-	} else {
-		colon = strrchr(addr, ':');
-		if (!colon)
-			return -EINVAL;
-		hlen = (size_t)(colon - addr);
-		if (memchr(addr, ':', hlen))
-			return -EINVAL; /* bare IPv6 must be bracketed */
-	}
-	if (hlen == 0 || hlen >= hostlen)
-		return -EINVAL;
-	memcpy(host, addr, hlen);
-	host[hlen] = 0;
-	return tb_parse_port(colon + 1, port, portlen);
-}
-
-int tb_addr_check(const char *addr)
-{
-	char host[256], port[8];
-	bool v6;
-
-	return tb_addr_split(addr, NULL, host, sizeof(host), port, sizeof(port),
-			     &v6);
-}
-
-/*
- * Parse @addr into a list of socket addresses (at most @max).  Unix
- * addresses give one.  0 or -EINVAL (malformed), -TB_ERESOLVE (name does
- * not resolve to an IP address), -ENOMEM.
- */
-static int tb_addr_parse(const char *addr, bool passive, struct tb_addr *out,
-			 int max, int *nr)
-{
-	struct addrinfo hints, *res = NULL, *ai;
-	char host[256], port[8];
-	bool v6;
-	int rc, n = 0;
-
-	*nr = 0;
-	rc = tb_addr_split(addr, &out[0], host, sizeof(host), port,
-			   sizeof(port), &v6);
-	if (rc)
-		return rc;
-	if (!host[0]) {
-		*nr = 1; /* unix */
-		return 0;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = v6 ? AF_INET6 : AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV |
-			 (passive ? AI_PASSIVE : 0);
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc && !v6 && !tb_all_numeric(host)) {
-		/* not a literal: resolve the name */
-		/* no AI_ADDRCONFIG: it hides localhost on loopback-only hosts */
-		hints.ai_flags &= ~AI_NUMERICHOST;
-		rc = getaddrinfo(host, port, &hints, &res);
-		if (rc)
-			return tb_gai_errno(rc);
-	} else if (rc) {
-		return -EINVAL;
-	}
-	for (ai = res; ai && n < max; ai = ai->ai_next) {
-		if (ai->ai_addrlen > sizeof(out[n].ss))
-			continue;
-		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
-			continue;
-		memset(&out[n], 0, sizeof(out[n]));
-		memcpy(&out[n].ss, ai->ai_addr, ai->ai_addrlen);
-		out[n].len = ai->ai_addrlen;
-		n++;
-	}
-	freeaddrinfo(res);
-	if (!n)
-		return -TB_ERESOLVE;
-	*nr = n;
-	return 0;
-}
-
-/* Text of a socket address: "a.b.c.d:port", "[v6]:port", "unix:/p". */
-static void tb_addr_fmt(const struct sockaddr_storage *ss, socklen_t len,
-			char *out, size_t outlen)
-{
-	char h[INET6_ADDRSTRLEN];
-
-	switch (ss->ss_family) {
-	case AF_INET: {
-		const struct sockaddr_in *in = (const void *)ss;
-
-		inet_ntop(AF_INET, &in->sin_addr, h, sizeof(h));
-		snprintf(out, outlen, "%s:%u", h, ntohs(in->sin_port));
-		break;
-	}
-	case AF_INET6: {
-		const struct sockaddr_in6 *in6 = (const void *)ss;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, h, sizeof(h));
-		snprintf(out, outlen, "[%s]:%u", h, ntohs(in6->sin6_port));
-		break;
-	}
-	case AF_UNIX: {
-		const struct sockaddr_un *sun = (const void *)ss;
-		size_t off = offsetof(struct sockaddr_un, sun_path);
-		size_t n = len > off ? len - off : 0;
-
-		if (n == 0 || (sun->sun_path[0] == 0 && n == 1))
-			snprintf(out, outlen, "unix");
-		else if (sun->sun_path[0] == 0)
-			snprintf(out, outlen, "unix:@%.*s", (int)(n - 1),
-				 sun->sun_path + 1);
-		else
-			snprintf(out, outlen, "unix:%.*s",
-				 (int)strnlen(sun->sun_path, n), sun->sun_path);
-		break;
-	}
-	default:
-		snprintf(out, outlen, "?");
-	}
-}
-
-static void tb_sock_tune(int fd, int family)
-{
-	int one = 1, sz = TB_SOCK_BUF;
-
-	/* Best effort: the kernel clamps to [rw]mem_max. */
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
-	if (family == AF_INET || family == AF_INET6)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-static int tb_set_nonblock(int fd, bool on)
-{
-	int fl = fcntl(fd, F_GETFL);
-
-	if (fl < 0)
-		return -errno;
-	fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
-	if (fcntl(fd, F_SETFL, fl) < 0)
-		return -errno;
-	return 0;
-}
-
-/* poll() one fd until absolute @deadline_ns. 0, -ETIMEDOUT or -errno. */
-static int tb_poll_until(int fd, short events, int64_t deadline_ns)
-{
-	struct pollfd pfd = { .fd = fd, .events = events };
-	struct timespec ts, *tsp = NULL;
-	int64_t left;
-	int rc;
-
-	for (;;) {
-		if (deadline_ns >= 0) {
-			left = deadline_ns - tb_now_ns();
-			if (left < 0)
-				left = 0;
-			ts.tv_sec = left / TB_NSEC_PER_SEC;
-			ts.tv_nsec = left % TB_NSEC_PER_SEC;
-			tsp = &ts;
-		}
-		rc = ppoll(&pfd, 1, tsp, NULL);
-		if (rc > 0)
-			return 0;
-		if (rc == 0)
-			return -ETIMEDOUT;
-		if (errno != EINTR)
-			return -errno;
-	}
-}
 
 /* ---------------------------------------------------------------- setup */
-
-/* One real SEND_ZC of zero bytes: the only reliable test of support. */
-static int tb_zc_try(struct tb_conn *c, unsigned zc_flags)
-{
-	static const uint8_t dummy;
-	struct io_uring_cqe *cqe;
-	struct io_uring_sqe *sqe;
-	int64_t deadline = tb_now_ns() + TB_ZC_PROBE_NS;
-	unsigned owed = 1;
-	int res = -EIO, rc;
-
-	sqe = tb_get_sqe(&c->sring);
-	if (!sqe)
-		return -EBUSY;
-	io_uring_prep_send_zc(sqe, c->fd, &dummy, 0, MSG_NOSIGNAL, zc_flags);
-	io_uring_sqe_set_data64(sqe, TB_UD_PROBE);
-	rc = tb_submit(&c->sring);
-	if (rc)
-		return rc;
-	while (owed) {
-		rc = tb_ring_wait(&c->sring, &cqe, deadline);
-		if (rc == -ETIMEDOUT && owed) {
-			/* a notification that never comes: give up on ZC */
-			tb_cancel_fd(&c->sring, c->fd);
-			deadline = -1;
-			res = -ETIMEDOUT;
-			continue;
-		}
-		if (rc)
-			return rc;
-		if (cqe->user_data == TB_UD_PROBE) {
-			if (!(cqe->flags & IORING_CQE_F_NOTIF) &&
-			    res != -ETIMEDOUT)
-				res = cqe->res;
-			if (cqe->flags & IORING_CQE_F_MORE)
-				owed++;
-			owed--;
-		}
-		io_uring_cqe_seen(&c->sring, cqe);
-	}
-	return res < 0 ? res : 0;
-}
-
-static void tb_zc_probe(struct tb_conn *c)
-{
-	struct io_uring_probe *probe;
-	bool have;
-
-	probe = io_uring_get_probe_ring(&c->sring);
-	if (!probe)
-		return;
-	have = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
-	io_uring_free_probe(probe);
-	if (!have)
-		return;
-	if (!tb_zc_try(c, IORING_SEND_ZC_REPORT_USAGE)) {
-		c->zc_ok = c->zc_report = true;
-	} else if (!tb_zc_try(c, 0)) {
-		/* before 6.2: no usage report, zc_copied stays 0 */
-		c->zc_ok = true;
-	}
-}
 
 static int tb_conn_new(struct tb_conn **out, int fd,
 		       const struct tb_conn_opts *opts)
@@ -590,7 +69,7 @@ static int tb_conn_new(struct tb_conn **out, int fd,
 		rc = -EINVAL;
 		goto out_fd;
 	}
-	rc = tb_set_nonblock(fd, false); /* io_uring honours O_NONBLOCK */
+	rc = tb_sock_set_nonblock(fd, false); /* io_uring honours O_NONBLOCK */
 	if (rc)
 		goto out_fd;
 	c = calloc(1, sizeof(*c));
@@ -610,10 +89,8 @@ static int tb_conn_new(struct tb_conn **out, int fd,
 	c->batch_max = TB_MIN(TB_BATCH_MAX, c->opts.sq_depth - 2);
 	c->chunk_max = TB_SEND_CHUNK;
 	if (c->opts.rate_bps) {
-		uint64_t ms = c->opts.rate_bps / 8 / 1000; /* bytes per ms */
-
-		c->chunk_max = (uint32_t)TB_MAX(TB_PACE_CHUNK_MIN,
-						TB_MIN(ms, TB_PACE_CHUNK_MAX));
+		tb_pacer_init(&c->pacer, c->opts.rate_bps);
+		c->chunk_max = tb_pacer_chunk(&c->pacer);
 	}
 	tb_sock_tune(fd, ss.ss_family);
 	memset(&ss, 0, sizeof(ss));
@@ -635,14 +112,14 @@ static int tb_conn_new(struct tb_conn **out, int fd,
 	rc = tb_ring_init(&c->rring, TB_RECV_RING_DEPTH);
 	if (rc)
 		goto out_sring;
-	rc = tb_arm_wake(&c->sring, c->efd);
+	rc = tb_ring_arm_wake(&c->sring, c->efd);
 	if (rc)
 		goto out_rring;
-	rc = tb_arm_wake(&c->rring, c->efd);
+	rc = tb_ring_arm_wake(&c->rring, c->efd);
 	if (rc)
 		goto out_rring;
 	if (c->opts.zerocopy && c->is_tcp)
-		tb_zc_probe(c);
+		tb_conn_zc_probe(c);
 	*out = c;
 	return 0;
 
@@ -668,53 +145,6 @@ int tb_conn_from_fd(struct tb_conn **out, int fd,
 	return tb_conn_new(out, fd, opts);
 }
 
-static int tb_connect_one(const struct tb_addr *a, int64_t deadline_ns,
-			  int *out_fd)
-{
-	int fd, rc, err = 0;
-	socklen_t el = sizeof(err);
-
-	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		    0);
-	if (fd < 0)
-		return -errno;
-	tb_sock_tune(fd, a->ss.ss_family);
-	while (connect(fd, (const void *)&a->ss, a->len) < 0) {
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN && a->ss.ss_family == AF_UNIX) {
-			/* backlog full: nothing started, try again shortly */
-			if (deadline_ns >= 0 && tb_now_ns() >= deadline_ns) {
-				rc = -ETIMEDOUT;
-				goto out_close;
-			}
-			tb_sleep_until(tb_now_ns() + TB_NSEC_PER_MSEC);
-			continue;
-		}
-		if (errno != EINPROGRESS) {
-			rc = -errno;
-			goto out_close;
-		}
-		rc = tb_poll_until(fd, POLLOUT, deadline_ns);
-		if (rc)
-			goto out_close;
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0) {
-			rc = -errno;
-			goto out_close;
-		}
-		if (err) {
-			rc = -err;
-			goto out_close;
-		}
-		break;
-	}
-	*out_fd = fd;
-	return 0;
-out_close:
-	close(fd);
-	return rc;
-}
-
 int tb_conn_connect(struct tb_conn **out, const char *addr,
 		    const struct tb_conn_opts *opts, int64_t deadline_ns)
 {
@@ -729,465 +159,13 @@ int tb_conn_connect(struct tb_conn **out, const char *addr,
 		return rc;
 	rc = -EHOSTUNREACH;
 	for (i = 0; i < nr; i++) {
-		rc = tb_connect_one(&a[i], deadline_ns, &fd);
+		rc = tb_sock_connect(&a[i], deadline_ns, &fd);
 		if (!rc || rc == -ETIMEDOUT)
 			break;
 	}
 	if (rc)
 		return rc;
 	return tb_conn_new(out, fd, opts);
-}
-
-/* ---------------------------------------------------------------- listener */
-
-int tb_listener_open(struct tb_listener **out, const char *addr)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	struct tb_listener *l;
-	struct tb_addr a[1];
-	struct stat st;
-	int nr, rc, one = 1;
-
-	if (!out)
-		return -EINVAL;
-	*out = NULL;
-	rc = tb_addr_parse(addr, true, a, 1, &nr);
-	if (rc)
-		return rc;
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		return -ENOMEM;
-	l->fd = socket(a[0].ss.ss_family,
-		       SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (l->fd < 0) {
-		rc = -errno;
-		goto out_free;
-	}
-	if (a[0].ss.ss_family == AF_UNIX) {
-		const struct sockaddr_un *sun = (const void *)&a[0].ss;
-
-		if (sun->sun_path[0]) {
-			/* replace a stale socket, never a regular file */
-			if (lstat(sun->sun_path, &st) == 0 &&
-			    S_ISSOCK(st.st_mode))
-				unlink(sun->sun_path);
-			snprintf(l->path, sizeof(l->path), "%s", sun->sun_path);
-		}
-	} else {
-		setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	}
-	/* accepted sockets inherit the buffer sizes (window scale at SYN) */
-	tb_sock_tune(l->fd, a[0].ss.ss_family);
-	if (bind(l->fd, (const void *)&a[0].ss, a[0].len) < 0) {
-		rc = -errno;
-		goto out_close;
-	}
-	l->unlink_path = l->path[0] != 0;
-	if (listen(l->fd, TB_LISTEN_BACKLOG) < 0) {
-		rc = -errno;
-		goto out_unlink;
-	}
-	memset(&ss, 0, sizeof(ss));
-	if (getsockname(l->fd, (void *)&ss, &sl) < 0) {
-		rc = -errno;
-		goto out_unlink;
-	}
-	tb_addr_fmt(&ss, sl, l->addr, sizeof(l->addr));
-	*out = l;
-	return 0;
-
-out_unlink:
-	if (l->unlink_path)
-		unlink(l->path);
-out_close:
-	close(l->fd);
-out_free:
-	free(l);
-	return rc;
-}
-
-const char *tb_listener_addr(const struct tb_listener *l)
-{
-	return l->addr;
-}
-
-int tb_listener_fd(const struct tb_listener *l)
-{
-	return l->fd;
-}
-
-int tb_listener_accept(struct tb_listener *l, struct tb_conn **out,
-		       const struct tb_conn_opts *opts, int64_t deadline_ns)
-{
-	int fd, rc;
-
-	if (!l || !out)
-		return -EINVAL;
-	*out = NULL;
-	for (;;) {
-		fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd >= 0)
-			break;
-		if (errno == EINTR || errno == ECONNABORTED)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return -errno;
-		rc = tb_poll_until(l->fd, POLLIN, deadline_ns);
-		if (rc)
-			return rc;
-	}
-	return tb_conn_new(out, fd, opts);
-}
-
-void tb_listener_close(struct tb_listener *l)
-{
-	if (!l)
-		return;
-	if (l->unlink_path)
-		unlink(l->path);
-	close(l->fd);
-	free(l);
-}
-
-/* ---------------------------------------------------------------- send */
-
-/*
- * Sleep until the emulated link is free for @len more bytes, or until
- * @deadline_ns (-ETIMEDOUT), or until shutdown (-ECANCELED).  Waiting on
- * the eventfd keeps a paced sender wakeable.
- */
-static int tb_pace_wait(struct tb_conn *c, uint32_t len, int64_t deadline_ns)
-{
-	uint64_t cost =
-		(uint64_t)(((unsigned __int128)len * 8 * TB_NSEC_PER_SEC) /
-			   c->opts.rate_bps);
-	int64_t now = tb_now_ns(), start, until;
-	int rc = 0;
-
-	if (c->pace_next_ns < now)
-		c->pace_next_ns = now; /* an idle link does not bank credit */
-	until = c->pace_next_ns;
-	if (until <= now)
-		goto out_charge;
-	start = now;
-	if (deadline_ns >= 0 && until > deadline_ns) {
-		until = deadline_ns;
-		rc = -ETIMEDOUT;
-	}
-	while (now < until) {
-		int prc = tb_poll_until(c->efd, POLLIN, until);
-
-		if (!prc || tb_is_shut(c)) {
-			rc = -ECANCELED;
-			break;
-		}
-		if (prc != -ETIMEDOUT) {
-			rc = prc;
-			break;
-		}
-		now = tb_now_ns();
-	}
-	tb_stat_add((uint64_t *)&c->st.pacing_wait_ns,
-		    (uint64_t)(tb_now_ns() - start));
-	if (rc)
-		return rc;
-out_charge:
-	c->pace_next_ns += (int64_t)cost;
-	return 0;
-}
-
-/* Account one send-ring CQE.  true if it is the shutdown wake-up. */
-static bool tb_send_cqe(struct tb_conn *c, unsigned n,
-			const struct io_uring_cqe *cqe, unsigned *owed)
-{
-	uint64_t ud = cqe->user_data;
-	struct tb_slot *s;
-
-	if (ud == TB_UD_WAKE)
-		return true;
-	if (ud < TB_UD_SEND || ud >= TB_UD_SEND + n)
-		return false; /* cancel CQEs */
-	s = &c->slots[ud - TB_UD_SEND];
-	if (cqe->flags & IORING_CQE_F_NOTIF) {
-		if (c->zc_notifs)
-			c->zc_notifs--;
-		if (c->zc_report && (cqe->res & IORING_NOTIF_USAGE_ZC_COPIED))
-			tb_stat_add(&c->st.zc_copied, 1);
-		return false;
-	}
-	(*owed)--;
-	if (cqe->flags & IORING_CQE_F_MORE)
-		c->zc_notifs++;
-	s->res = cqe->res;
-	if (cqe->res > 0)
-		tb_stat_add(&c->st.bytes_sent, (uint64_t)cqe->res);
-	if (cqe->res >= 0) {
-		tb_stat_add(&c->st.sends, 1);
-		if (s->zc)
-			tb_stat_add(&c->st.zc_sends, 1);
-	}
-	return false;
-}
-
-/* Purge a TCP socket's write queue so the kernel drops its page refs. */
-static void tb_zc_disconnect(struct tb_conn *c)
-{
-	struct sockaddr sa = { .sa_family = AF_UNSPEC };
-
-	if (c->is_tcp)
-		connect(c->fd, &sa, sizeof(sa));
-}
-
-/*
- * Reap everything the last batch of @n slots owes, SEND_ZC notifications
- * included.  On timeout or shutdown, cancel and keep reaping: only then
- * may the caller's buffers be reused.  0 or the first of -ETIMEDOUT,
- * -ECANCELED or a ring error; per-slot results are left in c->slots.
- */
-static int tb_send_reap(struct tb_conn *c, unsigned n, int64_t deadline_ns)
-{
-	struct io_uring_cqe *cqe;
-	unsigned owed = n;
-	int64_t wait_until = deadline_ns;
-	bool cancelled = false, disconnected = false;
-	int err = 0, rc;
-
-	while (owed || c->zc_notifs) {
-		rc = tb_ring_wait(&c->sring, &cqe, wait_until);
-		if (!rc) {
-			if (tb_send_cqe(c, n, cqe, &owed))
-				rc = -ECANCELED;
-			io_uring_cqe_seen(&c->sring, cqe);
-			if (!rc)
-				continue;
-		}
-		/* -ETIMEDOUT, -ECANCELED (shutdown) or a ring error */
-		if (!cancelled) {
-			err = rc;
-			cancelled = true;
-			if (owed)
-				tb_cancel_fd(&c->sring, c->fd);
-			wait_until = tb_now_ns() + TB_ZC_DISCONNECT_NS;
-			continue;
-		}
-		if (rc == -ECANCELED)
-			continue;
-		if (owed) {
-			/* cancelled requests always complete: ask again */
-			tb_cancel_fd(&c->sring, c->fd);
-			wait_until = tb_now_ns() + TB_GRACE_NS;
-			continue;
-		}
-		/* only ZC notifications are missing: see tb_send_batch */
-		if (disconnected)
-			break;
-		tb_zc_disconnect(c);
-		disconnected = true;
-		wait_until = tb_now_ns() + TB_GRACE_NS;
-	}
-	return err;
-}
-
-/*
- * Submit @n prepared slots as one linked chain and reap them.  *@done
- * gets the bytes that reached the socket in order.
- *
- * Late ZC notifications: a SEND_ZC notification comes when the kernel
- * frees the skb, i.e. after the peer acknowledged the data.  If the peer
- * stops reading, that may be never; after a timeout we disconnect the TCP
- * socket (connect(AF_UNSPEC) purges the write queue, the peer sees a
- * reset), which releases the pages.  Should a notification still be
- * missing after that, the caller's pages stay pinned by the kernel (still
- * memory-safe: they are reference-counted, never written).
- */
-static int tb_send_batch(struct tb_conn *c, unsigned n, int64_t deadline_ns,
-			 size_t *done)
-{
-	struct io_uring_sqe *sqe;
-	unsigned i;
-	bool short_seen = false, fell_back = false;
-	int rc, err;
-
-	*done = 0;
-	for (i = 0; i < n; i++) {
-		struct tb_slot *s = &c->slots[i];
-
-		sqe = tb_get_sqe(&c->sring);
-		if (!sqe)
-			return -EBUSY; /* cannot happen: depth >= batch + 2 */
-		s->res = -ECANCELED;
-		s->zc = c->zc_ok;
-		if (s->zc)
-			io_uring_prep_send_zc(
-				sqe, c->fd, s->p, s->len,
-				MSG_NOSIGNAL | MSG_WAITALL,
-				c->zc_report ? IORING_SEND_ZC_REPORT_USAGE : 0);
-		else
-			io_uring_prep_send(sqe, c->fd, s->p, s->len,
-					   MSG_NOSIGNAL | MSG_WAITALL);
-		io_uring_sqe_set_data64(sqe, TB_UD_SEND + i);
-		if (i + 1 < n)
-			sqe->flags |= IOSQE_IO_LINK;
-	}
-	rc = tb_submit(&c->sring);
-	if (rc)
-		return rc; /* nothing went out; the error is sticky */
-	tb_stat_add(&c->st.batches, 1);
-	err = tb_send_reap(c, n, deadline_ns);
-
-	for (i = 0; i < n; i++) {
-		struct tb_slot *s = &c->slots[i];
-		int res = s->res;
-
-		if (short_seen) {
-			/* the chain must have stopped at the short send */
-			if (res > 0)
-				return err ? err : -EIO;
-			continue;
-		}
-		if (s->zc && (res == -EOPNOTSUPP || res == -EINVAL) && !err &&
-		    *done == 0 && i == 0) {
-			/* kernel refused ZC after all: resend as SEND */
-			c->zc_ok = false;
-			short_seen = fell_back = true;
-			continue;
-		}
-		if (res >= 0 && (uint32_t)res == s->len) {
-			*done += s->len;
-			continue;
-		}
-		if (res >= 0) {
-			*done += (size_t)res;
-			short_seen = true;
-			continue;
-		}
-		if (!err)
-			err = res;
-		break;
-	}
-	if (!err && *done == 0 && !fell_back)
-		err = -EIO; /* no progress without an error: do not spin */
-	return err;
-}
-
-static int tb_sendv_raw(struct tb_conn *c, const struct iovec *iov, int iovcnt,
-			int64_t deadline_ns)
-{
-	size_t off = 0, done, left, take;
-	bool started = false;
-	int idx = 0, rc = 0;
-	unsigned n;
-
-	while (idx < iovcnt) {
-		/* fill a batch from the cursor (idx, off) */
-		int bidx = idx;
-		size_t boff = off;
-
-		for (n = 0; n < c->batch_max && bidx < iovcnt;) {
-			left = iov[bidx].iov_len - boff;
-			if (!left) {
-				bidx++;
-				boff = 0;
-				continue;
-			}
-			take = TB_MIN(left, (size_t)c->chunk_max);
-			c->slots[n].p =
-				(const uint8_t *)iov[bidx].iov_base + boff;
-			c->slots[n].len = (uint32_t)take;
-			n++;
-			boff += take;
-			if (c->opts.rate_bps)
-				break; /* paced: one chunk per wait */
-		}
-		if (!n)
-			break;
-		if (c->opts.rate_bps) {
-			rc = tb_pace_wait(c, c->slots[0].len, deadline_ns);
-			if (rc)
-				goto out;
-		}
-		started = true;
-		rc = tb_send_batch(c, n, deadline_ns, &done);
-		/* advance the cursor by what reached the socket */
-		while (done) {
-			left = iov[idx].iov_len - off;
-			take = TB_MIN(left, done);
-			off += take;
-			done -= take;
-			if (off == iov[idx].iov_len) {
-				idx++;
-				off = 0;
-			}
-		}
-		if (rc)
-			goto out;
-		if (tb_is_shut(c)) {
-			rc = -ECANCELED;
-			goto out;
-		}
-		/* skip trailing empty iovecs */
-		while (idx < iovcnt && iov[idx].iov_len == off) {
-			idx++;
-			off = 0;
-		}
-	}
-out:
-	if (rc && started)
-		c->send_err = rc;
-	return rc;
-}
-
-/* TLS: seal up to TB_TLS_SEAL_MAX of plaintext, send the records, again. */
-static int tb_sendv_tls(struct tb_conn *c, const struct iovec *iov, int iovcnt,
-			int64_t deadline_ns)
-{
-	struct iovec out;
-	size_t off, take;
-	int i, rc;
-
-	for (i = 0; i < iovcnt; i++) {
-		for (off = 0; off < iov[i].iov_len; off += take) {
-			take = TB_MIN(iov[i].iov_len - off, TB_TLS_SEAL_MAX);
-			rc = tb_tls_seal(c->tls,
-					 (const uint8_t *)iov[i].iov_base + off,
-					 take, &c->tls_out);
-			if (rc) {
-				c->send_err = rc;
-				return rc;
-			}
-			out.iov_base = c->tls_out.data;
-			out.iov_len = c->tls_out.len;
-			rc = tb_sendv_raw(c, &out, 1, deadline_ns);
-			if (rc) {
-				/* records half sent: the stream is broken */
-				c->send_err = rc;
-				return rc;
-			}
-		}
-	}
-	return 0;
-}
-
-int tb_conn_sendv(struct tb_conn *c, const struct iovec *iov, int iovcnt,
-		  int64_t deadline_ns)
-{
-	if (!c || iovcnt < 0 || (iovcnt && !iov))
-		return -EINVAL;
-	if (tb_is_shut(c))
-		return -ECANCELED;
-	if (c->send_err)
-		return c->send_err;
-	return c->tls ? tb_sendv_tls(c, iov, iovcnt, deadline_ns) :
-			tb_sendv_raw(c, iov, iovcnt, deadline_ns);
-}
-
-int tb_conn_send(struct tb_conn *c, const void *buf, size_t len,
-		 int64_t deadline_ns)
-{
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-
-	return tb_conn_sendv(c, &iov, 1, deadline_ns);
 }
 
 /* ---------------------------------------------------------------- receive */
@@ -1207,12 +185,12 @@ static int tb_recv_once(struct tb_conn *c, uint8_t *p, size_t room,
 	int err = 0, res = -ECANCELED, rc;
 
 	*n = 0;
-	sqe = tb_get_sqe(&c->rring);
+	sqe = tb_ring_get_sqe(&c->rring);
 	if (!sqe)
 		return -EBUSY;
 	io_uring_prep_recv(sqe, c->fd, p, TB_MIN(room, (size_t)INT_MAX), 0);
 	io_uring_sqe_set_data64(sqe, TB_UD_RECV);
-	rc = tb_submit(&c->rring);
+	rc = tb_ring_submit(&c->rring);
 	if (rc)
 		return rc;
 	while (owed) {
@@ -1222,7 +200,7 @@ static int tb_recv_once(struct tb_conn *c, uint8_t *p, size_t room,
 				err = rc;
 			/* cancel (again) and wait for the RECV to finish */
 			cancelled = true;
-			tb_cancel_fd(&c->rring, c->fd);
+			tb_ring_cancel_fd(&c->rring, c->fd);
 			wait_until = tb_now_ns() + TB_GRACE_NS;
 			continue;
 		}
@@ -1236,7 +214,7 @@ static int tb_recv_once(struct tb_conn *c, uint8_t *p, size_t room,
 		} else if (ud == TB_UD_WAKE && !cancelled) {
 			err = -ECANCELED;
 			cancelled = true;
-			tb_cancel_fd(&c->rring, c->fd);
+			tb_ring_cancel_fd(&c->rring, c->fd);
 			wait_until = tb_now_ns() + TB_GRACE_NS;
 		}
 	}
