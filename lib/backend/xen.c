@@ -50,6 +50,7 @@
 #include "tiber/stream.h"
 #include "tiber/xen.h"
 #include "xen_netbuf.h"
+#include "xen_priv.h"
 #include "xen_stream.h"
 #include "xen_util.h"
 
@@ -67,91 +68,6 @@ int xc_get_pfn_type_batch(xc_interface *xch, uint32_t dom, unsigned int num,
 #define CANCEL_GRACE_NS	 (2 * TB_NSEC_PER_SEC)
 #define SUSPEND_LOCK_FMT "/var/run/xen/suspend-evtchn-%u.lock"
 #define INVALID_PFN	 (~(uint64_t)0)
-
-enum xen_kind {
-	KIND_PV,
-	KIND_PVH,
-	KIND_HVM
-};
-
-struct xen_logger {
-	xentoollog_logger vtable; /* first: libxc passes this pointer */
-	char last[200];
-};
-
-struct tb_dom {
-	struct xen_logger log;
-	xc_interface *xch;
-	xenevtchn_handle *xce;
-	xenforeignmemory_handle *fmem;
-	struct xs_handle *xsh;
-	uint32_t domid;
-	char name[32];
-	enum xen_kind kind;
-	unsigned guest_width;
-	uint64_t nr_gpfns;
-	uint32_t nr_vcpus;
-	unsigned long shared_info_frame;
-
-	enum tb_suspend_mode mode;
-	bool suspend_cancel;
-	bool allow_slow;
-	char shutdown_path[80];
-	int guest_port;	     /* guest side of the subscribed channel, or -1 */
-	int local_port;	     /* our side, or -1 */
-	bool port_allocated; /* we allocated guest_port (xenstore mode) */
-	int lockfd;
-	bool watching; /* @releaseDomain watch instead of a port */
-
-	bool requested; /* suspend asked, not yet seen */
-	bool suspended; /* shut down for suspend, by our request */
-	bool paused;	/* paused by us (pause mode) */
-	bool destroyed; /* self-fenced: the domain is gone */
-	bool logdirty;
-
-	xc_hypercall_buffer_t dirty_hbuf;
-	uint64_t *dirty_bm;
-	unsigned dirty_bm_pages;
-
-	uint8_t **chunks; /* chunk i maps pfns [i * CHUNK_PAGES, ...) */
-	size_t nr_chunks;
-	uint64_t *mapped_mfn;	/* PV: mfn each pfn is mapped with */
-	struct tb_bitmap holes; /* pfns not mapped (no page there) */
-
-	/* PV only */
-	struct xc_domain_meminfo minfo; /* live p2m */
-	xen_pfn_t *m2p;
-	unsigned long m2p_size;
-	xen_pfn_t *types; /* scratch for xc_get_pfn_type_batch */
-	size_t types_cap;
-	/* minfo.pfn_type is kept current for every copied page; the
-	 * device blob carries its non-NOTAB entries (REC_PV_TYPES),
-	 * re-encoded only when a type changed. */
-	struct tb_buf types_rec;
-	bool types_changed;
-	uint64_t *p2m_frames; /* pfns of the guest's p2m frames */
-	size_t nr_p2m_frames;
-
-	/* HVM/PVH */
-	uint8_t *hvm_buf; /* xc_domain_hvm_getcontext, reused */
-	size_t hvm_cap;
-
-	struct tb_dom_stats st;
-
-	/* output commit (xen_netbuf.c): NULL when the guest has no vif */
-	struct tb_netbuf *netbuf;
-	pthread_mutex_t nb_lock; /* output_release runs on another thread */
-	/* overflow policy "pause", under nb_lock (see ovf_monitor) */
-	bool ovf_pause;
-	uint64_t out_limit;
-	bool ovf_paused;   /* paused by us for a full buffer */
-	bool ovf_in_epoch; /* from a request to the resume: hands off */
-	int64_t ovf_t0;
-	bool ovf_stop;
-	pthread_t ovf_thread;
-	bool ovf_thread_started;
-	char vif[16];
-};
 
 /* ------------------------------------------------------------ logging */
 
@@ -190,28 +106,6 @@ static void xlog_init(struct xen_logger *xl)
 
 /* ------------------------------------------------------------ helpers */
 
-static int dom_getinfo(xc_interface *xch, uint32_t domid, xc_domaininfo_t *i)
-{
-	int rc = xc_domain_getinfolist(xch, domid, 1, i);
-
-	if (rc < 0)
-		return -errno;
-	if (rc != 1 || i->domain != domid)
-		return -ESRCH;
-	return 0;
-}
-
-static unsigned shutdown_reason(const xc_domaininfo_t *i)
-{
-	return (i->flags >> XEN_DOMINF_shutdownshift) & XEN_DOMINF_shutdownmask;
-}
-
-static bool is_suspended(const xc_domaininfo_t *i)
-{
-	return (i->flags & XEN_DOMINF_shutdown) &&
-	       shutdown_reason(i) == SHUTDOWN_suspend;
-}
-
 static const char *reason_name(unsigned r)
 {
 	switch (r) {
@@ -229,19 +123,6 @@ static const char *reason_name(unsigned r)
 		return "soft_reset";
 	}
 	return "?";
-}
-
-/* "" or the text of the last libxc error, for reasons. */
-static const char *xc_last(struct tb_dom *d)
-{
-	return d->log.last;
-}
-
-static char *xs_read_str(struct xs_handle *xsh, const char *path)
-{
-	unsigned int len;
-
-	return xs_read(xsh, XBT_NULL, path, &len);
 }
 
 /* Read a decimal port from xenstore: >= 0, or -1 if absent/empty/bad. */

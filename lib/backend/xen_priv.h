@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The Xen backend's private header: the domain handle (struct tb_dom)
+ * that lib/backend/xen*.c share, and the functions by which those files
+ * call each other.  Internal to lib/backend/ (not a public contract);
+ * only lib/backend/xen*.c include it.
+ *
+ *   xen.c          attach, detach, info, health, stats, the ops table
+ *   xen_suspend.c  suspend channels, request/await, resume, recover
+ *   xen_mem.c      guest memory: mapping, p2m, log-dirty, copy
+ *   xen_state.c    vCPU and device state into Xen state blobs
+ *   xen_output.c   output commit (xen_netbuf.c glue), overflow policy
+ *   xen_restore.c  failover: `xl restore` of a committed replica
+ *
+ * Unless said otherwise, a function here is called from the epoch
+ * thread and returns 0 or -errno.
+ */
+#ifndef TIBER_XEN_PRIV_H
+#define TIBER_XEN_PRIV_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <xenctrl.h>
+#include <xenevtchn.h>
+#include <xenforeignmemory.h>
+#include <xenguest.h>
+#include <xenstore.h>
+#include <xentoollog.h>
+#include <xen/sched.h>
+
+#include "tiber/backend.h"
+#include "tiber/bitmap.h"
+#include "tiber/common.h"
+
+enum xen_kind {
+	KIND_PV,
+	KIND_PVH,
+	KIND_HVM
+};
+
+struct xen_logger {
+	xentoollog_logger vtable; /* first: libxc passes this pointer */
+	char last[200];
+};
+
+struct tb_dom {
+	struct xen_logger log;
+	xc_interface *xch;
+	xenevtchn_handle *xce;
+	xenforeignmemory_handle *fmem;
+	struct xs_handle *xsh;
+	uint32_t domid;
+	char name[32];
+	enum xen_kind kind;
+	unsigned guest_width;
+	uint64_t nr_gpfns;
+	uint32_t nr_vcpus;
+	unsigned long shared_info_frame;
+
+	enum tb_suspend_mode mode;
+	bool suspend_cancel;
+	bool allow_slow;
+	char shutdown_path[80];
+	int guest_port;	     /* guest side of the subscribed channel, or -1 */
+	int local_port;	     /* our side, or -1 */
+	bool port_allocated; /* we allocated guest_port (xenstore mode) */
+	int lockfd;
+	bool watching; /* @releaseDomain watch instead of a port */
+
+	bool requested; /* suspend asked, not yet seen */
+	bool suspended; /* shut down for suspend, by our request */
+	bool paused;	/* paused by us (pause mode) */
+	bool destroyed; /* self-fenced: the domain is gone */
+	bool logdirty;
+
+	xc_hypercall_buffer_t dirty_hbuf;
+	uint64_t *dirty_bm;
+	unsigned dirty_bm_pages;
+
+	uint8_t **chunks; /* chunk i maps pfns [i * CHUNK_PAGES, ...) */
+	size_t nr_chunks;
+	uint64_t *mapped_mfn;	/* PV: mfn each pfn is mapped with */
+	struct tb_bitmap holes; /* pfns not mapped (no page there) */
+
+	/* PV only */
+	struct xc_domain_meminfo minfo; /* live p2m */
+	xen_pfn_t *m2p;
+	unsigned long m2p_size;
+	xen_pfn_t *types; /* scratch for xc_get_pfn_type_batch */
+	size_t types_cap;
+	/* minfo.pfn_type is kept current for every copied page; the
+	 * device blob carries its non-NOTAB entries (REC_PV_TYPES),
+	 * re-encoded only when a type changed. */
+	struct tb_buf types_rec;
+	bool types_changed;
+	uint64_t *p2m_frames; /* pfns of the guest's p2m frames */
+	size_t nr_p2m_frames;
+
+	/* HVM/PVH */
+	uint8_t *hvm_buf; /* xc_domain_hvm_getcontext, reused */
+	size_t hvm_cap;
+
+	struct tb_dom_stats st;
+
+	/* output commit (xen_netbuf.c): NULL when the guest has no vif */
+	struct tb_netbuf *netbuf;
+	pthread_mutex_t nb_lock; /* output_release runs on another thread */
+	/* overflow policy "pause", under nb_lock (see ovf_monitor) */
+	bool ovf_pause;
+	uint64_t out_limit;
+	bool ovf_paused;   /* paused by us for a full buffer */
+	bool ovf_in_epoch; /* from a request to the resume: hands off */
+	int64_t ovf_t0;
+	bool ovf_stop;
+	pthread_t ovf_thread;
+	bool ovf_thread_started;
+	char vif[16];
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static inline int dom_getinfo(xc_interface *xch, uint32_t domid,
+			      xc_domaininfo_t *i)
+{
+	int rc = xc_domain_getinfolist(xch, domid, 1, i);
+
+	if (rc < 0)
+		return -errno;
+	if (rc != 1 || i->domain != domid)
+		return -ESRCH;
+	return 0;
+}
+
+static inline unsigned shutdown_reason(const xc_domaininfo_t *i)
+{
+	return (i->flags >> XEN_DOMINF_shutdownshift) & XEN_DOMINF_shutdownmask;
+}
+
+static inline bool is_suspended(const xc_domaininfo_t *i)
+{
+	return (i->flags & XEN_DOMINF_shutdown) &&
+	       shutdown_reason(i) == SHUTDOWN_suspend;
+}
+
+/* "" or the text of the last libxc error, for reasons. */
+static inline const char *xc_last(struct tb_dom *d)
+{
+	return d->log.last;
+}
+
+static inline char *xs_read_str(struct xs_handle *xsh, const char *path)
+{
+	unsigned int len;
+
+	return xs_read(xsh, XBT_NULL, path, &len);
+}
+
+#endif
