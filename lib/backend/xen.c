@@ -657,25 +657,13 @@ static void ovf_epoch(struct tb_dom *d, bool on)
 	pthread_mutex_unlock(&d->nb_lock);
 }
 
-static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
+/*
+ * Attach, step 1: the domain exists and can be protected (not dom0, not
+ * dying, no shutdown pending, not paused by someone else).
+ */
+static int attach_domain(struct tb_dom *d, xc_domaininfo_t *info)
 {
-	struct tb_dom *d;
-	xc_domaininfo_t info;
-	char path[256], src[300];
-	char *dompath = NULL, *s;
-	int rc, published, detected;
-	bool has_control;
-	xen_pfn_t gpfns;
-	unsigned long max_mfn;
-
-	*out = NULL;
-	d = calloc(1, sizeof(*d));
-	if (!d)
-		return -ENOMEM;
-	xlog_init(&d->log);
-	d->domid = cfg->domid;
-	d->guest_port = d->local_port = d->lockfd = -1;
-	d->allow_slow = cfg->allow_slow_resume;
+	int rc;
 
 	d->xch = xc_interface_open(&d->log.vtable, &d->log.vtable, 0);
 	if (!d->xch) {
@@ -683,44 +671,52 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 		tb_backend_set_reason(
 			"xc_interface_open: %s (root? /dev/xen/privcmd?)",
 			strerror(-rc));
-		goto fail;
+		return rc;
 	}
-	rc = dom_getinfo(d->xch, d->domid, &info);
+	rc = dom_getinfo(d->xch, d->domid, info);
 	if (rc) {
 		tb_backend_set_reason("dom%u: no such domain (%s)", d->domid,
 				      strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	if (d->domid == 0) {
 		rc = -EINVAL;
 		tb_backend_set_reason("dom0 cannot be protected");
-		goto fail;
+		return rc;
 	}
-	if (info.flags & XEN_DOMINF_dying) {
+	if (info->flags & XEN_DOMINF_dying) {
 		rc = -EINVAL;
 		tb_backend_set_reason("dom%u is dying", d->domid);
-		goto fail;
+		return rc;
 	}
-	if (info.flags & XEN_DOMINF_shutdown) {
+	if (info->flags & XEN_DOMINF_shutdown) {
 		rc = -EINVAL;
 		tb_backend_set_reason(
 			"dom%u has a shutdown pending (reason %s); run `tiberctl recover %u` if tiber left it suspended",
-			d->domid, reason_name(shutdown_reason(&info)),
-			d->domid);
-		goto fail;
+			d->domid, reason_name(shutdown_reason(info)), d->domid);
+		return rc;
 	}
-	if (info.flags & XEN_DOMINF_paused) {
+	if (info->flags & XEN_DOMINF_paused) {
 		rc = -EBUSY;
 		tb_backend_set_reason(
 			"dom%u is paused by someone else; unpause it first",
 			d->domid);
-		goto fail;
+		return rc;
 	}
-	d->nr_vcpus = info.max_vcpu_id + 1;
-	d->shared_info_frame = (unsigned long)info.shared_info_frame;
-	if (info.flags & XEN_DOMINF_hvm_guest) {
+	return 0;
+}
+
+/* Attach, step 2: the guest's kind (PV, PVH, HVM), vCPUs and pfn space. */
+static int attach_kind(struct tb_dom *d, const xc_domaininfo_t *info)
+{
+	xen_pfn_t gpfns;
+	int rc;
+
+	d->nr_vcpus = info->max_vcpu_id + 1;
+	d->shared_info_frame = (unsigned long)info->shared_info_frame;
+	if (info->flags & XEN_DOMINF_hvm_guest) {
 		/* PVH: HVM container with no emulated platform but the LAPIC. */
-		d->kind = (info.arch_config.emulation_flags &
+		d->kind = (info->arch_config.emulation_flags &
 			   XEN_X86_EMU_IOAPIC) ?
 				  KIND_HVM :
 				  KIND_PVH;
@@ -732,42 +728,66 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 			rc = -errno;
 			tb_backend_set_reason("dom%u: guest width: %s",
 					      d->domid, xc_last(d));
-			goto fail;
+			return rc;
 		}
 		if (d->guest_width != 8) {
 			rc = -ENOTSUP;
 			tb_backend_set_reason(
 				"dom%u: 32-bit PV guests are not supported (only x86_64 PV, PVH, HVM)",
 				d->domid);
-			goto fail;
+			return rc;
 		}
 	}
 	if (xc_domain_nr_gpfns(d->xch, d->domid, &gpfns)) {
 		rc = -errno;
 		tb_backend_set_reason("dom%u: xc_domain_nr_gpfns: %s", d->domid,
 				      xc_last(d));
-		goto fail;
+		return rc;
 	}
 	d->nr_gpfns = gpfns;
+	return 0;
+}
+
+/* Attach, step 3: xenstore, the domain's path in it (*@dompath, freed by
+ * the caller) and its name. */
+static int attach_xenstore(struct tb_dom *d, char **dompath)
+{
+	char path[256], *s;
+	int rc;
 
 	d->xsh = xs_open(0);
 	if (!d->xsh) {
 		rc = -errno;
 		tb_backend_set_reason("xs_open: %s (xenstored running?)",
 				      strerror(-rc));
-		goto fail;
+		return rc;
 	}
-	dompath = xs_get_domain_path(d->xsh, d->domid);
-	if (!dompath) {
+	*dompath = xs_get_domain_path(d->xsh, d->domid);
+	if (!*dompath) {
 		rc = -errno ? -errno : -ENOMEM;
 		tb_backend_set_reason("dom%u: xs_get_domain_path failed",
 				      d->domid);
-		goto fail;
+		return rc;
 	}
-	snprintf(path, sizeof(path), "%s/name", dompath);
+	snprintf(path, sizeof(path), "%s/name", *dompath);
 	s = xs_read_str(d->xsh, path);
 	snprintf(d->name, sizeof(d->name), "%s", s ? s : "");
 	free(s);
+	return 0;
+}
+
+/*
+ * Attach, suspend side: the suspend mode (from config and what the guest
+ * publishes) and whether the guest may be resumed fast.  *@published:
+ * the port the guest publishes, or -1.
+ */
+static int resolve_suspend(struct tb_dom *d, const struct tb_dom_cfg *cfg,
+			   const char *dompath, int *published)
+{
+	char path[256], src[300], *s;
+	int rc, detected;
+	bool has_control;
+
 	snprintf(d->shutdown_path, sizeof(d->shutdown_path),
 		 "%s/control/shutdown", dompath);
 	s = xs_read_str(d->xsh, d->shutdown_path);
@@ -775,23 +795,23 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	free(s);
 	snprintf(path, sizeof(path), "%s/device/suspend/event-channel",
 		 dompath);
-	published = xs_read_port(d->xsh, path);
+	*published = xs_read_port(d->xsh, path);
 
-	rc = tb_xen_resolve_mode(cfg->suspend_mode, published >= 0,
+	rc = tb_xen_resolve_mode(cfg->suspend_mode, *published >= 0,
 				 cfg->static_port, has_control, &d->mode);
 	if (rc) {
 		tb_backend_set_reason(
 			"dom%u: suspend mode %s impossible: device/suspend/event-channel %s, static port %d, control/shutdown %s",
 			d->domid, tb_suspend_mode_name(cfg->suspend_mode),
-			published >= 0 ? "published" : "absent",
+			*published >= 0 ? "published" : "absent",
 			cfg->static_port, has_control ? "present" : "absent");
-		goto fail;
+		return rc;
 	}
 
 	rc = detect_suspend_cancel(d, cfg, dompath, &detected, src,
 				   sizeof(src));
 	if (rc && cfg->suspend_cancel < 0)
-		goto fail; /* reason set by the ELF reader */
+		return rc; /* reason set by the ELF reader */
 	d->suspend_cancel =
 		tb_xen_suspend_cancel(cfg->suspend_cancel, detected);
 	if (d->mode == TB_SUSPEND_PAUSE) {
@@ -802,37 +822,67 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 			"dom%u: guest does not advertise SUSPEND_CANCEL (%s%s): fast resume impossible; set suspend_cancel=yes if it does, allow_slow_resume=yes, or suspend_mode=pause",
 			d->domid, src,
 			cfg->suspend_cancel == 0 ? ", config says no" : "");
-		goto fail;
+		return rc;
 	}
+	return 0;
+}
 
-	if (d->mode != TB_SUSPEND_PAUSE) {
-		rc = setup_channel(d, published, cfg->static_port);
-		if (rc && d->mode == TB_SUSPEND_EVTCHN) {
+/*
+ * Attach, suspend side: how we learn that the guest suspended (a
+ * subscribed event channel, else a @releaseDomain watch).  Nothing in
+ * pause mode.
+ */
+static int setup_wakeup(struct tb_dom *d, const struct tb_dom_cfg *cfg,
+			int published)
+{
+	int rc;
+
+	if (d->mode == TB_SUSPEND_PAUSE)
+		return 0;
+	rc = setup_channel(d, published, cfg->static_port);
+	if (rc && d->mode == TB_SUSPEND_EVTCHN) {
+		tb_backend_set_reason(
+			"dom%u: bind suspend event channel %d: %s (%s)",
+			d->domid, published >= 0 ? published : cfg->static_port,
+			strerror(-rc), xc_last(d));
+		return rc;
+	}
+	if (rc) {
+		/* xenstore mode without a subscribed port: wake on
+		 * @releaseDomain, which xenstored fires when it sees
+		 * VIRQ_DOM_EXC (any domain state change). */
+		release_channel(d);
+		d->log.last[0] = '\0';
+		if (!xs_watch(d->xsh, "@releaseDomain", "tiber")) {
+			rc = -errno;
 			tb_backend_set_reason(
-				"dom%u: bind suspend event channel %d: %s (%s)",
-				d->domid,
-				published >= 0 ? published : cfg->static_port,
-				strerror(-rc), xc_last(d));
-			goto fail;
+				"dom%u: xs_watch @releaseDomain: %s", d->domid,
+				strerror(-rc));
+			return rc;
 		}
-		if (rc) {
-			/* xenstore mode without a subscribed port: wake on
-			 * @releaseDomain, which xenstored fires when it sees
-			 * VIRQ_DOM_EXC (any domain state change). */
-			release_channel(d);
-			d->log.last[0] = '\0';
-			if (!xs_watch(d->xsh, "@releaseDomain", "tiber")) {
-				rc = -errno;
-				tb_backend_set_reason(
-					"dom%u: xs_watch @releaseDomain: %s",
-					d->domid, strerror(-rc));
-				goto fail;
-			}
-			d->watching = true;
-		}
+		d->watching = true;
 	}
+	return 0;
+}
 
-	/* Log-dirty: the bitmap is sized from the gpfn space, not RAM. */
+/* Attach, step 4: suspend mode, suspend-cancel, the wake-up source. */
+static int suspend_attach(struct tb_dom *d, const struct tb_dom_cfg *cfg,
+			  const char *dompath)
+{
+	int published, rc;
+
+	rc = resolve_suspend(d, cfg, dompath, &published);
+	if (rc)
+		return rc;
+	return setup_wakeup(d, cfg, published);
+}
+
+/* Attach, memory side: log-dirty on; the bitmap is sized from the gpfn
+ * space, not RAM. */
+static int logdirty_enable(struct tb_dom *d)
+{
+	int rc;
+
 	d->dirty_bm_pages = (unsigned)((TB_ALIGN_UP(d->nr_gpfns, 64) / 8 +
 					TB_PAGE_SIZE - 1) /
 				       TB_PAGE_SIZE);
@@ -842,7 +892,7 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 		rc = -ENOMEM;
 		tb_backend_set_reason("dom%u: hypercall buffer of %u pages",
 				      d->domid, d->dirty_bm_pages);
-		goto fail;
+		return rc;
 	}
 	if (xc_shadow_control(d->xch, d->domid,
 			      XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0)) {
@@ -855,67 +905,126 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 			rc == -EBUSY || rc == -EEXIST || rc == -EINVAL ?
 				" (already on? another tool such as xl remus or migration, or a tiberd killed by SIGKILL: tiberctl recover)" :
 				"");
-		goto fail;
+		return rc;
 	}
 	d->logdirty = true;
+	return 0;
+}
 
-	if (d->kind == KIND_PV) {
-		if (xc_map_domain_meminfo(d->xch, d->domid, &d->minfo)) {
-			rc = -errno;
-			tb_backend_set_reason("dom%u: map p2m: %s", d->domid,
-					      xc_last(d));
-			goto fail;
-		}
-		if (xc_maximum_ram_page(d->xch, &max_mfn)) {
-			rc = -errno;
-			tb_backend_set_reason("xc_maximum_ram_page: %s",
-					      xc_last(d));
-			goto fail;
-		}
-		d->m2p = xc_map_m2p(d->xch, max_mfn, PROT_READ, NULL);
-		if (!d->m2p) {
-			rc = errno ? -errno : -ENOMEM;
-			tb_backend_set_reason("map m2p: %s", xc_last(d));
-			goto fail;
-		}
-		d->m2p_size = max_mfn; /* entries mapped: see detach */
+/* Attach, memory side, PV: the live p2m and the host's m2p. */
+static int pv_map_p2m(struct tb_dom *d)
+{
+	unsigned long max_mfn;
+	int rc;
+
+	if (xc_map_domain_meminfo(d->xch, d->domid, &d->minfo)) {
+		rc = -errno;
+		tb_backend_set_reason("dom%u: map p2m: %s", d->domid,
+				      xc_last(d));
+		return rc;
 	}
+	if (xc_maximum_ram_page(d->xch, &max_mfn)) {
+		rc = -errno;
+		tb_backend_set_reason("xc_maximum_ram_page: %s", xc_last(d));
+		return rc;
+	}
+	d->m2p = xc_map_m2p(d->xch, max_mfn, PROT_READ, NULL);
+	if (!d->m2p) {
+		rc = errno ? -errno : -ENOMEM;
+		tb_backend_set_reason("map m2p: %s", xc_last(d));
+		return rc;
+	}
+	d->m2p_size = max_mfn; /* entries mapped: see detach */
+	return 0;
+}
 
+/* Attach, memory side: start with every page clean (contract of attach). */
+static int logdirty_first_clean(struct tb_dom *d)
+{
+	DECLARE_HYPERCALL_BUFFER_SHADOW(uint64_t, bm, &d->dirty_hbuf);
+	xc_shadow_op_stats_t ss;
+	int rc;
+
+	if (xc_logdirty_control(d->xch, d->domid, XEN_DOMCTL_SHADOW_OP_CLEAN,
+				HYPERCALL_BUFFER(bm), d->nr_gpfns, 0,
+				&ss) < 0) {
+		rc = -errno;
+		tb_backend_set_reason("dom%u: first log-dirty clean: %s",
+				      d->domid, xc_last(d));
+		return rc;
+	}
+	/* Holes written while we were mapping. */
+	if (d->kind != KIND_PV)
+		remap_dirty_holes(d, bm);
+	return 0;
+}
+
+/*
+ * Attach, step 5: log-dirty on, the p2m and m2p (PV), guest memory
+ * mapped, the p2m frames read (PV), every page clean.
+ */
+static int mem_attach(struct tb_dom *d)
+{
+	int rc;
+
+	rc = logdirty_enable(d);
+	if (rc)
+		return rc;
+	if (d->kind == KIND_PV) {
+		rc = pv_map_p2m(d);
+		if (rc)
+			return rc;
+	}
 	d->fmem = xenforeignmemory_open(NULL, 0);
 	if (!d->fmem) {
 		rc = -errno;
 		tb_backend_set_reason("xenforeignmemory_open: %s",
 				      strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	rc = map_memory(d);
 	if (rc)
-		goto fail;
+		return rc;
 	if (d->kind == KIND_PV) {
 		rc = pv_read_p2m_frames(d);
 		if (rc)
-			goto fail;
+			return rc;
 		d->types_changed = true;
 	}
+	return logdirty_first_clean(d);
+}
 
-	/* Start with every page clean (contract of attach). */
-	{
-		DECLARE_HYPERCALL_BUFFER_SHADOW(uint64_t, bm, &d->dirty_hbuf);
-		xc_shadow_op_stats_t ss;
+static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
+{
+	struct tb_dom *d;
+	xc_domaininfo_t info;
+	char *dompath = NULL;
+	int rc;
 
-		if (xc_logdirty_control(
-			    d->xch, d->domid, XEN_DOMCTL_SHADOW_OP_CLEAN,
-			    HYPERCALL_BUFFER(bm), d->nr_gpfns, 0, &ss) < 0) {
-			rc = -errno;
-			tb_backend_set_reason(
-				"dom%u: first log-dirty clean: %s", d->domid,
-				xc_last(d));
-			goto fail;
-		}
-		/* Holes written while we were mapping. */
-		if (d->kind != KIND_PV)
-			remap_dirty_holes(d, bm);
-	}
+	*out = NULL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	xlog_init(&d->log);
+	d->domid = cfg->domid;
+	d->guest_port = d->local_port = d->lockfd = -1;
+	d->allow_slow = cfg->allow_slow_resume;
+
+	rc = attach_domain(d, &info);
+	if (rc)
+		goto fail;
+	rc = attach_kind(d, &info);
+	if (rc)
+		goto fail;
+	rc = attach_xenstore(d, &dompath);
+	if (rc)
+		goto fail;
+	rc = suspend_attach(d, cfg, dompath);
+	if (rc)
+		goto fail;
+	rc = mem_attach(d);
+	if (rc)
+		goto fail;
 	rc = netbuf_attach(d, cfg);
 	if (rc)
 		goto fail;
@@ -1651,11 +1760,11 @@ static int xen_check_health(struct tb_dom *d)
 	return 0;
 }
 
-static void xen_get_stats(struct tb_dom *d, struct tb_dom_stats *st)
+/* The output counters, over the backend's own in @st. */
+static void output_stats(struct tb_dom *d, struct tb_dom_stats *st)
 {
 	struct tb_netbuf_stats ns;
 
-	*st = d->st;
 	if (!d->netbuf)
 		return;
 	pthread_mutex_lock(&d->nb_lock);
@@ -1670,6 +1779,12 @@ static void xen_get_stats(struct tb_dom *d, struct tb_dom_stats *st)
 	pthread_mutex_unlock(&d->nb_lock);
 }
 
+static void xen_get_stats(struct tb_dom *d, struct tb_dom_stats *st)
+{
+	*st = d->st;
+	output_stats(d, st);
+}
+
 /* ------------------------------------------------------------ detach */
 
 /* Stop the overflow thread (it unpauses) before the buffering goes. */
@@ -1682,44 +1797,32 @@ static void stop_overflow(struct tb_dom *d)
 		pthread_join(d->ovf_thread, NULL);
 }
 
-static int xen_destroy(struct tb_dom *d)
+/* Detach: the held output goes out (the guest runs on, unprotected). */
+static void output_teardown(struct tb_dom *d)
 {
-	int rc = 0;
-
-	/* Paused first: nothing new leaves the guest; then the domain
-	 * goes (and its vif); then the buffer with what it held, dropped,
-	 * never released. */
-	xc_domain_pause(d->xch, d->domid); /* destroy follows anyway */
-	release_channel(d); /* its domctls only while the domain lives */
-	if (xc_domain_destroy(d->xch, d->domid)) {
-		rc = -errno;
-		tb_backend_set_reason("xen: destroy domain %u: %s", d->domid,
-				      strerror(errno));
-	}
-	if (d->netbuf) {
-		stop_overflow(d);
-		tb_netbuf_discard(d->netbuf);
-		d->netbuf = NULL;
-		pthread_mutex_destroy(&d->nb_lock);
-	}
-	if (!rc)
-		d->destroyed = true;
-	d->suspended = d->requested = d->paused = false;
-	d->logdirty = false; /* no domctl on a dead domain */
-	return rc;
+	if (!d->netbuf)
+		return;
+	stop_overflow(d);
+	tb_netbuf_teardown(d->netbuf);
+	d->netbuf = NULL;
+	pthread_mutex_destroy(&d->nb_lock);
 }
 
-static void xen_detach(struct tb_dom *d)
+/* Destroy: the held output is dropped, never released. */
+static void output_discard(struct tb_dom *d)
 {
-	if (!d)
+	if (!d->netbuf)
 		return;
-	if (d->netbuf) {
-		/* held output goes out: the guest runs on, unprotected */
-		stop_overflow(d);
-		tb_netbuf_teardown(d->netbuf);
-		d->netbuf = NULL;
-		pthread_mutex_destroy(&d->nb_lock);
-	}
+	stop_overflow(d);
+	tb_netbuf_discard(d->netbuf);
+	d->netbuf = NULL;
+	pthread_mutex_destroy(&d->nb_lock);
+}
+
+/* Detach: a pending request is withdrawn and a guest we suspended or
+ * paused runs again. */
+static void suspend_detach(struct tb_dom *d)
+{
 	if (d->xsh && d->requested && d->mode == TB_SUSPEND_XENSTORE)
 		xs_write(d->xsh, XBT_NULL, d->shutdown_path, "", 0);
 	if (d->xch && !d->destroyed && (d->suspended || d->requested) &&
@@ -1736,11 +1839,11 @@ static void xen_detach(struct tb_dom *d)
 	}
 	if (d->xch && d->paused)
 		xc_domain_unpause(d->xch, d->domid);
-	if (d->xch && d->logdirty)
-		xc_shadow_control(d->xch, d->domid, XEN_DOMCTL_SHADOW_OP_OFF,
-				  NULL, 0);
-	if (d->xch)
-		release_channel(d);
+}
+
+/* Detach: guest memory unmapped, the p2m, m2p and dirty bitmap freed. */
+static void mem_detach(struct tb_dom *d)
+{
 	if (d->fmem) {
 		unmap_memory(d);
 		xenforeignmemory_close(d->fmem);
@@ -1758,6 +1861,42 @@ static void xen_detach(struct tb_dom *d)
 	if (d->dirty_bm)
 		xc__hypercall_buffer_free_pages(d->xch, &d->dirty_hbuf,
 						(int)d->dirty_bm_pages);
+}
+
+static int xen_destroy(struct tb_dom *d)
+{
+	int rc = 0;
+
+	/* Paused first: nothing new leaves the guest; then the domain
+	 * goes (and its vif); then the buffer with what it held, dropped,
+	 * never released. */
+	xc_domain_pause(d->xch, d->domid); /* destroy follows anyway */
+	release_channel(d); /* its domctls only while the domain lives */
+	if (xc_domain_destroy(d->xch, d->domid)) {
+		rc = -errno;
+		tb_backend_set_reason("xen: destroy domain %u: %s", d->domid,
+				      strerror(errno));
+	}
+	output_discard(d);
+	if (!rc)
+		d->destroyed = true;
+	d->suspended = d->requested = d->paused = false;
+	d->logdirty = false; /* no domctl on a dead domain */
+	return rc;
+}
+
+static void xen_detach(struct tb_dom *d)
+{
+	if (!d)
+		return;
+	output_teardown(d);
+	suspend_detach(d);
+	if (d->xch && d->logdirty)
+		xc_shadow_control(d->xch, d->domid, XEN_DOMCTL_SHADOW_OP_OFF,
+				  NULL, 0);
+	if (d->xch)
+		release_channel(d);
+	mem_detach(d);
 	free(d->types);
 	tb_buf_free(&d->types_rec);
 	free(d->p2m_frames);
