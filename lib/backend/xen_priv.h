@@ -159,4 +159,29 @@ static inline char *xs_read_str(struct xs_handle *xsh, const char *path)
 	return xs_read(xsh, XBT_NULL, path, &len);
 }
 
+/* ------------------------------------------------------------ xen_output.c */
+
+/* The guest's first vif in dom0 (its backend's "vifname", else
+ * vifDOMID.0) into @out; false if it has none. */
+bool tb_xen_dom_vif(struct xs_handle *xsh, uint32_t domid, char *out,
+		    size_t len);
+/* Attach: output commit on the guest's first vif (TIBER_XEN_VIF names
+ * another, "none" turns it off), the overflow monitor if the policy is
+ * pause.  Reason set on error. */
+int tb_xen_output_attach(struct tb_dom *d, const struct tb_dom_cfg *dcfg);
+/* The epoch's hands-on phase for the overflow policy: @on at the suspend
+ * request (unpauses the guest), off at the resume or a failed await. */
+void tb_xen_output_epoch(struct tb_dom *d, bool on);
+/* The output hooks of the ops table (see tiber/backend.h); reason set
+ * on error.  output_release runs on the sender thread. */
+int tb_xen_output_boundary(struct tb_dom *d, uint64_t epoch);
+int tb_xen_output_release(struct tb_dom *d, uint64_t epoch);
+int tb_xen_output_set_gated(struct tb_dom *d, bool gated);
+/* Add the output counters to @st (a copy of d->st). */
+void tb_xen_output_stats(struct tb_dom *d, struct tb_dom_stats *st);
+/* Detach: stop the monitor, release what is held, undo the buffering. */
+void tb_xen_output_teardown(struct tb_dom *d);
+/* Destroy: stop the monitor, drop what is held, undo the buffering. */
+void tb_xen_output_discard(struct tb_dom *d);
+
 #endif
