@@ -159,6 +159,31 @@ static inline char *xs_read_str(struct xs_handle *xsh, const char *path)
 	return xs_read(xsh, XBT_NULL, path, &len);
 }
 
+/* ------------------------------------------------------------ xen.c */
+
+/* A logger that keeps libxc's last error text in @xl->last. */
+void tb_xen_log_init(struct xen_logger *xl);
+
+/* ------------------------------------------------------------ xen_suspend.c */
+
+/*
+ * Attach: the suspend mode (config and what the guest publishes under
+ * @dompath), whether it may resume fast, and the wake-up source (a
+ * subscribed event channel, else a @releaseDomain watch).  Needs d->xch,
+ * d->xsh.  Reason set on error.
+ */
+int tb_xen_suspend_attach(struct tb_dom *d, const struct tb_dom_cfg *cfg,
+			  const char *dompath);
+/* Unsubscribe, release the channel and the watch (attach undone). */
+void tb_xen_release_channel(struct tb_dom *d);
+/* The suspend hooks of the ops table (see tiber/backend.h). */
+int tb_xen_request_suspend(struct tb_dom *d);
+int tb_xen_await_suspended(struct tb_dom *d, int64_t deadline_ns);
+int tb_xen_resume(struct tb_dom *d, bool fast);
+/* Detach: withdraw a pending request; resume or unpause a guest we
+ * suspended or paused. */
+void tb_xen_suspend_detach(struct tb_dom *d);
+
 /* ------------------------------------------------------------ xen_output.c */
 
 /* The guest's first vif in dom0 (its backend's "vifname", else
