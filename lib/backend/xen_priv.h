@@ -184,6 +184,21 @@ int tb_xen_resume(struct tb_dom *d, bool fast);
  * suspended or paused. */
 void tb_xen_suspend_detach(struct tb_dom *d);
 
+/* ------------------------------------------------------------ xen_mem.c */
+
+/*
+ * Attach: log-dirty on, the p2m and m2p (PV), guest memory mapped, the
+ * p2m frames read (PV), every page clean.  Needs d->xch, d->kind,
+ * d->nr_gpfns.  Reason set on error.
+ */
+int tb_xen_mem_attach(struct tb_dom *d);
+/* The memory hooks of the ops table (see tiber/backend.h). */
+int tb_xen_harvest_dirty(struct tb_dom *d, struct tb_bitmap *out);
+int tb_xen_copy_pages(struct tb_dom *d, const uint64_t *pfns, size_t n,
+		      void *dst);
+/* Detach: unmap guest memory, the p2m and m2p; free the dirty bitmap. */
+void tb_xen_mem_detach(struct tb_dom *d);
+
 /* ------------------------------------------------------------ xen_output.c */
 
 /* The guest's first vif in dom0 (its backend's "vifname", else
