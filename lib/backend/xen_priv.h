@@ -224,4 +224,11 @@ void tb_xen_output_teardown(struct tb_dom *d);
 /* Destroy: stop the monitor, drop what is held, undo the buffering. */
 void tb_xen_output_discard(struct tb_dom *d);
 
+/* ------------------------------------------------------------ xen_restore.c */
+
+/* The restore hook of the ops table (see tiber/backend.h): `xl restore`
+ * of the replica in @req.  Reason set on error. */
+int tb_xen_restore(const struct tb_restore_req *req,
+		   struct tb_restore_res *res);
+
 #endif
