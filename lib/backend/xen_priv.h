@@ -199,6 +199,13 @@ int tb_xen_copy_pages(struct tb_dom *d, const uint64_t *pfns, size_t n,
 /* Detach: unmap guest memory, the p2m and m2p; free the dirty bitmap. */
 void tb_xen_mem_detach(struct tb_dom *d);
 
+/* ------------------------------------------------------------ xen_state.c */
+
+/* The state hooks of the ops table (see tiber/backend.h): append the
+ * CPU / device state blob to @out.  Only while suspended. */
+int tb_xen_save_cpu_state(struct tb_dom *d, struct tb_buf *out);
+int tb_xen_save_device_state(struct tb_dom *d, struct tb_buf *out);
+
 /* ------------------------------------------------------------ xen_output.c */
 
 /* The guest's first vif in dom0 (its backend's "vifname", else
