@@ -93,7 +93,7 @@ struct tb_dom {
 	xen_pfn_t *types; /* scratch for xc_get_pfn_type_batch */
 	size_t types_cap;
 	/* minfo.pfn_type is kept current for every copied page; the
-	 * device blob carries its non-NOTAB entries (REC_PV_TYPES),
+	 * device blob carries its non-NOTAB entries (TB_XEN_BLOB_REC_PV_TYPES),
 	 * re-encoded only when a type changed. */
 	struct tb_buf types_rec;
 	bool types_changed;

@@ -14,57 +14,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "xen_blob.h"
 #include "xen_priv.h"
-#include "xen_stream.h"
 #include "xen_util.h"
-
-/* Blob header, see docs/xen-backend.md.  All fields little-endian. */
-#define TB_XEN_BLOB_MAGIC   0x4e584254u /* "TBXN" */
-#define TB_XEN_BLOB_VERSION 1u
-enum {
-	BLOB_CPU_PV = 1,
-	BLOB_CPU_HVM = 2,
-	BLOB_DEV = 3
-};
-
-static int blob_hdr(struct tb_buf *out, uint32_t kind, uint32_t count)
-{
-	uint8_t h[16];
-
-	tb_put_le32(h, TB_XEN_BLOB_MAGIC);
-	tb_put_le32(h + 4, TB_XEN_BLOB_VERSION);
-	tb_put_le32(h + 8, kind);
-	tb_put_le32(h + 12, count);
-	return tb_buf_append(out, h, sizeof(h));
-}
-
-/* A record: u32 type, u32 id, u32 length, u32 pad, then the bytes
- * (@p NULL: the caller appends the @len bytes). */
-static int blob_rec(struct tb_buf *out, uint32_t type, uint32_t id,
-		    const void *p, uint32_t len)
-{
-	uint8_t h[16] = { 0 };
-	int rc;
-
-	tb_put_le32(h, type);
-	tb_put_le32(h + 4, id);
-	tb_put_le32(h + 8, len);
-	rc = tb_buf_append(out, h, sizeof(h));
-	if (!rc && len && p)
-		rc = tb_buf_append(out, p, len);
-	return rc;
-}
-
-enum {
-	REC_PV_VCPU = 1, /* vcpu_guest_context_x86_64_t; len 0 = offline */
-	REC_HVM_CTX = 2, /* xc_domain_hvm_getcontext() image */
-	REC_TSC = 3,	 /* u32 mode, u32 khz, u32 incarnation, u32 0, u64 ns */
-	REC_SHINFO = 4,	 /* PV shared info frame, 4096 bytes */
-	REC_HVM_PARAM = 5, /* id = HVM_PARAM_*, u64 value */
-	REC_PV_INFO = 6,   /* u32 guest width, u32 pt levels, u64 p2m size */
-	/* 7: TB_XS_BLOB_REC_HOLES, 8: TB_XS_BLOB_REC_PV_TYPES,
-	 * 9: TB_XS_BLOB_REC_PV_P2M (xen_stream.h) */
-};
 
 /* PV: the non-NOTAB page types as u64 (pfn | type nibble << 60), the
  * encoding of a PAGE_DATA pfn entry; re-encoded when a type changed. */
@@ -87,8 +39,9 @@ static int blob_pv_types(struct tb_dom *d, struct tb_buf *out)
 		}
 		d->types_changed = false;
 	}
-	return blob_rec(out, TB_XS_BLOB_REC_PV_TYPES, 0, d->types_rec.data,
-			(uint32_t)d->types_rec.len);
+	return tb_xen_blob_put_rec(out, TB_XEN_BLOB_REC_PV_TYPES, 0,
+				   d->types_rec.data,
+				   (uint32_t)d->types_rec.len);
 }
 
 static int blob_pv_p2m(struct tb_dom *d, struct tb_buf *out)
@@ -96,8 +49,8 @@ static int blob_pv_p2m(struct tb_dom *d, struct tb_buf *out)
 	uint8_t e[8];
 	int rc;
 
-	rc = blob_rec(out, TB_XS_BLOB_REC_PV_P2M, 0, NULL,
-		      (uint32_t)(d->nr_p2m_frames * 8));
+	rc = tb_xen_blob_put_rec(out, TB_XEN_BLOB_REC_PV_P2M, 0, NULL,
+				 (uint32_t)(d->nr_p2m_frames * 8));
 	for (size_t i = 0; !rc && i < d->nr_p2m_frames; i++) {
 		tb_put_le64(e, d->p2m_frames[i]);
 		rc = tb_buf_append(out, e, sizeof(e));
@@ -167,7 +120,7 @@ int tb_xen_save_cpu_state(struct tb_dom *d, struct tb_buf *out)
 	if (d->kind == KIND_PV) {
 		uint32_t v;
 
-		rc = blob_hdr(out, BLOB_CPU_PV, d->nr_vcpus);
+		rc = tb_xen_blob_put_hdr(out, TB_XEN_BLOB_CPU_PV, d->nr_vcpus);
 		for (v = 0; !rc && v < d->nr_vcpus; v++) {
 			vcpu_guest_context_any_t ctx;
 			xc_vcpuinfo_t vi;
@@ -175,7 +128,9 @@ int tb_xen_save_cpu_state(struct tb_dom *d, struct tb_buf *out)
 			if (xc_vcpu_getinfo(d->xch, d->domid, v, &vi))
 				return -errno;
 			if (!vi.online) {
-				rc = blob_rec(out, REC_PV_VCPU, v, NULL, 0);
+				rc = tb_xen_blob_put_rec(
+					out, TB_XEN_BLOB_REC_PV_VCPU, v, NULL,
+					0);
 				continue;
 			}
 			if (xc_vcpu_getcontext(d->xch, d->domid, v, &ctx))
@@ -183,8 +138,8 @@ int tb_xen_save_cpu_state(struct tb_dom *d, struct tb_buf *out)
 			rc = pv_vcpu_canonical(d, v, &ctx.x64);
 			if (rc)
 				return rc;
-			rc = blob_rec(out, REC_PV_VCPU, v, &ctx.x64,
-				      sizeof(ctx.x64));
+			rc = tb_xen_blob_put_rec(out, TB_XEN_BLOB_REC_PV_VCPU,
+						 v, &ctx.x64, sizeof(ctx.x64));
 		}
 		return rc;
 	}
@@ -198,10 +153,11 @@ int tb_xen_save_cpu_state(struct tb_dom *d, struct tb_buf *out)
 						       d->hvm_buf,
 						       (uint32_t)d->hvm_cap);
 		if (len >= 0) {
-			rc = blob_hdr(out, BLOB_CPU_HVM, 1);
+			rc = tb_xen_blob_put_hdr(out, TB_XEN_BLOB_CPU_HVM, 1);
 			if (!rc)
-				rc = blob_rec(out, REC_HVM_CTX, 0, d->hvm_buf,
-					      (uint32_t)len);
+				rc = tb_xen_blob_put_rec(
+					out, TB_XEN_BLOB_REC_HVM_CTX, 0,
+					d->hvm_buf, (uint32_t)len);
 			return rc;
 		}
 		if (d->hvm_buf && errno != ENOSPC)
@@ -216,35 +172,6 @@ int tb_xen_save_cpu_state(struct tb_dom *d, struct tb_buf *out)
 			return -ENOMEM;
 	}
 	return -ENOSPC;
-}
-
-/* HVM/PVH: the unpopulated pfn ranges (TB_XS_BLOB_REC_HOLES), so that
- * a failover restore populates only what the guest has. */
-static int blob_holes(struct tb_dom *d, struct tb_buf *out)
-{
-	struct tb_buf b = { 0 };
-	uint64_t pfn = 0;
-	int rc = 0;
-
-	while (!rc && pfn < d->nr_gpfns) {
-		uint64_t first = pfn;
-		uint8_t e[16];
-
-		if (!tb_bitmap_test(&d->holes, pfn)) {
-			pfn++;
-			continue;
-		}
-		while (pfn < d->nr_gpfns && tb_bitmap_test(&d->holes, pfn))
-			pfn++;
-		tb_put_le64(e, first);
-		tb_put_le64(e + 8, pfn - first);
-		rc = tb_buf_append(&b, e, sizeof(e));
-	}
-	if (!rc)
-		rc = blob_rec(out, TB_XS_BLOB_REC_HOLES, 0, b.data,
-			      (uint32_t)b.len);
-	tb_buf_free(&b);
-	return rc;
 }
 
 int tb_xen_save_device_state(struct tb_dom *d, struct tb_buf *out)
@@ -276,7 +203,7 @@ int tb_xen_save_device_state(struct tb_dom *d, struct tb_buf *out)
 		return -EINVAL;
 	if (xc_domain_get_tsc_info(d->xch, d->domid, &mode, &ns, &khz, &inc))
 		return -errno;
-	rc = blob_hdr(out, BLOB_DEV, 0);
+	rc = tb_xen_blob_put_hdr(out, TB_XEN_BLOB_DEV, 0);
 	if (rc)
 		return rc;
 	tb_put_le32(tsc, mode);
@@ -284,7 +211,7 @@ int tb_xen_save_device_state(struct tb_dom *d, struct tb_buf *out)
 	tb_put_le32(tsc + 8, inc);
 	tb_put_le32(tsc + 12, 0);
 	tb_put_le64(tsc + 16, ns);
-	rc = blob_rec(out, REC_TSC, 0, tsc, sizeof(tsc));
+	rc = tb_xen_blob_put_rec(out, TB_XEN_BLOB_REC_TSC, 0, tsc, sizeof(tsc));
 	if (rc)
 		return rc;
 	if (d->kind == KIND_PV) {
@@ -294,7 +221,8 @@ int tb_xen_save_device_state(struct tb_dom *d, struct tb_buf *out)
 		tb_put_le32(info, d->guest_width);
 		tb_put_le32(info + 4, 4);
 		tb_put_le64(info + 8, d->minfo.p2m_size);
-		rc = blob_rec(out, REC_PV_INFO, 0, info, sizeof(info));
+		rc = tb_xen_blob_put_rec(out, TB_XEN_BLOB_REC_PV_INFO, 0, info,
+					 sizeof(info));
 		if (rc)
 			return rc;
 		xen_pfn_t f = d->shared_info_frame;
@@ -303,7 +231,8 @@ int tb_xen_save_device_state(struct tb_dom *d, struct tb_buf *out)
 					  NULL);
 		if (!sh)
 			return -errno;
-		rc = blob_rec(out, REC_SHINFO, 0, sh, TB_PAGE_SIZE);
+		rc = tb_xen_blob_put_rec(out, TB_XEN_BLOB_REC_SHINFO, 0, sh,
+					 TB_PAGE_SIZE);
 		xenforeignmemory_unmap(d->fmem, sh, 1);
 		if (!rc)
 			rc = blob_pv_types(d, out);
@@ -318,9 +247,10 @@ int tb_xen_save_device_state(struct tb_dom *d, struct tb_buf *out)
 		if (xc_hvm_param_get(d->xch, d->domid, params[i], &v))
 			continue; /* not applicable to this guest */
 		tb_put_le64(b, v);
-		rc = blob_rec(out, REC_HVM_PARAM, params[i], b, sizeof(b));
+		rc = tb_xen_blob_put_rec(out, TB_XEN_BLOB_REC_HVM_PARAM,
+					 params[i], b, sizeof(b));
 		if (rc)
 			return rc;
 	}
-	return blob_holes(d, out);
+	return tb_xen_blob_put_holes(out, &d->holes, d->nr_gpfns);
 }
