@@ -1,58 +1,34 @@
 // SPDX-License-Identifier: MIT
 /*
  * The real Xen backend (Xen 4.17 libraries: xenctrl, xenguest, xenevtchn,
- * xenforeignmemory, xenstore).  Blob formats and operator notes:
- * docs/xen-backend.md.
+ * xenforeignmemory, xenstore): attach and detach of a domain, its info,
+ * health and stats, and the ops table.  Blob formats and operator notes:
+ * docs/xen-backend.md.  The other concerns live beside it, sharing
+ * struct tb_dom through xen_priv.h: suspend and resume (xen_suspend.c),
+ * guest memory (xen_mem.c), vCPU and device state (xen_state.c, in the
+ * blobs of xen_blob.c), output commit (xen_output.c), failover
+ * (xen_restore.c).
  *
  * Invariants:
  *  - Every libxc/libxs call that fails becomes -errno on the line that
  *    made it; the library's own error text is caught by our xentoollog
  *    logger and ends up in tb_backend_reason(), never on stderr.
- *  - A domain is never left suspended or paused by us: await_suspended
- *    cancels (and, if the guest suspended anyway, resumes) on timeout,
- *    detach resumes/unpauses, turns log-dirty off and hands the suspend
- *    notification back to VIRQ_DOM_EXC.  After SIGKILL, tb_xen_recover()
- *    does the same from a fresh process.
- *  - Guest memory is mapped once at attach (in chunks, by mfn for PV, by
- *    gfn for HVM/PVH); a PV page whose p2m entry changed since is
- *    remapped alone.  copy_pages is a memcpy from that mapping.
- *  - Log-dirty is on from attach to detach; one CLEAN at attach makes
- *    "all pages start clean" true.
- *  - Output gating: the guest's first vif goes through xen_netbuf.c
- *    (ifb + plug qdisc); a guest without a vif (or TIBER_XEN_VIF=none)
- *    has nothing held.  Failover (restore) writes a migration stream v2
- *    (xen_stream.c) and runs `xl restore`: HVM/PVH only.
+ *  - Attach either succeeds whole or is undone by detach, which copes
+ *    with any partly attached handle.  Detach resumes or unpauses a
+ *    guest we suspended or paused, turns log-dirty off and hands the
+ *    suspend notification back to VIRQ_DOM_EXC (xen_suspend.c has the
+ *    rest of the suspend invariants).
+ *  - Destroy (self-fencing) drops held output; detach releases it.
  */
-#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <xenctrl.h>
-#include <xenevtchn.h>
-#include <xenforeignmemory.h>
-#include <xenguest.h>
-#include <xenstore.h>
-#include <xentoollog.h>
-#include <xen/sched.h>
 
 #include "tiber/backend.h"
 #include "tiber/stream.h"
-#include "tiber/xen.h"
-#include "xen_netbuf.h"
 #include "xen_priv.h"
-#include "xen_stream.h"
-#include "xen_util.h"
 
 /* ------------------------------------------------------------ logging */
 
