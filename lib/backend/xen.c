@@ -1,157 +1,34 @@
 // SPDX-License-Identifier: MIT
 /*
  * The real Xen backend (Xen 4.17 libraries: xenctrl, xenguest, xenevtchn,
- * xenforeignmemory, xenstore).  Blob formats and operator notes:
- * docs/xen-backend.md.
+ * xenforeignmemory, xenstore): attach and detach of a domain, its info,
+ * health and stats, and the ops table.  Blob formats and operator notes:
+ * docs/xen-backend.md.  The other concerns live beside it, sharing
+ * struct tb_dom through xen_priv.h: suspend and resume (xen_suspend.c),
+ * guest memory (xen_mem.c), vCPU and device state (xen_state.c, in the
+ * blobs of xen_blob.c), output commit (xen_output.c), failover
+ * (xen_restore.c).
  *
  * Invariants:
  *  - Every libxc/libxs call that fails becomes -errno on the line that
  *    made it; the library's own error text is caught by our xentoollog
  *    logger and ends up in tb_backend_reason(), never on stderr.
- *  - A domain is never left suspended or paused by us: await_suspended
- *    cancels (and, if the guest suspended anyway, resumes) on timeout,
- *    detach resumes/unpauses, turns log-dirty off and hands the suspend
- *    notification back to VIRQ_DOM_EXC.  After SIGKILL, tb_xen_recover()
- *    does the same from a fresh process.
- *  - Guest memory is mapped once at attach (in chunks, by mfn for PV, by
- *    gfn for HVM/PVH); a PV page whose p2m entry changed since is
- *    remapped alone.  copy_pages is a memcpy from that mapping.
- *  - Log-dirty is on from attach to detach; one CLEAN at attach makes
- *    "all pages start clean" true.
- *  - Output gating: the guest's first vif goes through xen_netbuf.c
- *    (ifb + plug qdisc); a guest without a vif (or TIBER_XEN_VIF=none)
- *    has nothing held.  Failover (restore) writes a migration stream v2
- *    (xen_stream.c) and runs `xl restore`: HVM/PVH only.
+ *  - Attach either succeeds whole or is undone by detach, which copes
+ *    with any partly attached handle.  Detach resumes or unpauses a
+ *    guest we suspended or paused, turns log-dirty off and hands the
+ *    suspend notification back to VIRQ_DOM_EXC (xen_suspend.c has the
+ *    rest of the suspend invariants).
+ *  - Destroy (self-fencing) drops held output; detach releases it.
  */
-#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <xenctrl.h>
-#include <xenevtchn.h>
-#include <xenforeignmemory.h>
-#include <xenguest.h>
-#include <xenstore.h>
-#include <xentoollog.h>
-#include <xen/sched.h>
 
 #include "tiber/backend.h"
 #include "tiber/stream.h"
-#include "tiber/xen.h"
-#include "xen_netbuf.h"
-#include "xen_stream.h"
-#include "xen_util.h"
-
-/*
- * Exported by libxenctrl 4.17 (symbol version VERS_4.17.0) but declared
- * only in its private xc_private.h: the page types of a batch of mfns
- * (XEN_DOMCTL_getpageframeinfo3).  Xen's own save code uses it per batch;
- * we need it to find the PV page-table pages among the dirty ones.
- */
-int xc_get_pfn_type_batch(xc_interface *xch, uint32_t dom, unsigned int num,
-			  xen_pfn_t *arr);
-
-#define CHUNK_PAGES	 16384u /* 64 MiB of guest memory per mapping */
-#define TYPE_BATCH	 1024u
-#define CANCEL_GRACE_NS	 (2 * TB_NSEC_PER_SEC)
-#define SUSPEND_LOCK_FMT "/var/run/xen/suspend-evtchn-%u.lock"
-#define INVALID_PFN	 (~(uint64_t)0)
-
-enum xen_kind {
-	KIND_PV,
-	KIND_PVH,
-	KIND_HVM
-};
-
-struct xen_logger {
-	xentoollog_logger vtable; /* first: libxc passes this pointer */
-	char last[200];
-};
-
-struct tb_dom {
-	struct xen_logger log;
-	xc_interface *xch;
-	xenevtchn_handle *xce;
-	xenforeignmemory_handle *fmem;
-	struct xs_handle *xsh;
-	uint32_t domid;
-	char name[32];
-	enum xen_kind kind;
-	unsigned guest_width;
-	uint64_t nr_gpfns;
-	uint32_t nr_vcpus;
-	unsigned long shared_info_frame;
-
-	enum tb_suspend_mode mode;
-	bool suspend_cancel;
-	bool allow_slow;
-	char shutdown_path[80];
-	int guest_port;	     /* guest side of the subscribed channel, or -1 */
-	int local_port;	     /* our side, or -1 */
-	bool port_allocated; /* we allocated guest_port (xenstore mode) */
-	int lockfd;
-	bool watching; /* @releaseDomain watch instead of a port */
-
-	bool requested; /* suspend asked, not yet seen */
-	bool suspended; /* shut down for suspend, by our request */
-	bool paused;	/* paused by us (pause mode) */
-	bool destroyed; /* self-fenced: the domain is gone */
-	bool logdirty;
-
-	xc_hypercall_buffer_t dirty_hbuf;
-	uint64_t *dirty_bm;
-	unsigned dirty_bm_pages;
-
-	uint8_t **chunks; /* chunk i maps pfns [i * CHUNK_PAGES, ...) */
-	size_t nr_chunks;
-	uint64_t *mapped_mfn;	/* PV: mfn each pfn is mapped with */
-	struct tb_bitmap holes; /* pfns not mapped (no page there) */
-
-	/* PV only */
-	struct xc_domain_meminfo minfo; /* live p2m */
-	xen_pfn_t *m2p;
-	unsigned long m2p_size;
-	xen_pfn_t *types; /* scratch for xc_get_pfn_type_batch */
-	size_t types_cap;
-	/* minfo.pfn_type is kept current for every copied page; the
-	 * device blob carries its non-NOTAB entries (REC_PV_TYPES),
-	 * re-encoded only when a type changed. */
-	struct tb_buf types_rec;
-	bool types_changed;
-	uint64_t *p2m_frames; /* pfns of the guest's p2m frames */
-	size_t nr_p2m_frames;
-
-	/* HVM/PVH */
-	uint8_t *hvm_buf; /* xc_domain_hvm_getcontext, reused */
-	size_t hvm_cap;
-
-	struct tb_dom_stats st;
-
-	/* output commit (xen_netbuf.c): NULL when the guest has no vif */
-	struct tb_netbuf *netbuf;
-	pthread_mutex_t nb_lock; /* output_release runs on another thread */
-	/* overflow policy "pause", under nb_lock (see ovf_monitor) */
-	bool ovf_pause;
-	uint64_t out_limit;
-	bool ovf_paused;   /* paused by us for a full buffer */
-	bool ovf_in_epoch; /* from a request to the resume: hands off */
-	int64_t ovf_t0;
-	bool ovf_stop;
-	pthread_t ovf_thread;
-	bool ovf_thread_started;
-	char vif[16];
-};
+#include "xen_priv.h"
 
 /* ------------------------------------------------------------ logging */
 
@@ -180,7 +57,7 @@ static void xlog_destroy(xentoollog_logger *l)
 {
 }
 
-static void xlog_init(struct xen_logger *xl)
+void tb_xen_log_init(struct xen_logger *xl)
 {
 	xl->vtable.vmessage = xlog_vmessage;
 	xl->vtable.progress = xlog_progress;
@@ -189,28 +66,6 @@ static void xlog_init(struct xen_logger *xl)
 }
 
 /* ------------------------------------------------------------ helpers */
-
-static int dom_getinfo(xc_interface *xch, uint32_t domid, xc_domaininfo_t *i)
-{
-	int rc = xc_domain_getinfolist(xch, domid, 1, i);
-
-	if (rc < 0)
-		return -errno;
-	if (rc != 1 || i->domain != domid)
-		return -ESRCH;
-	return 0;
-}
-
-static unsigned shutdown_reason(const xc_domaininfo_t *i)
-{
-	return (i->flags >> XEN_DOMINF_shutdownshift) & XEN_DOMINF_shutdownmask;
-}
-
-static bool is_suspended(const xc_domaininfo_t *i)
-{
-	return (i->flags & XEN_DOMINF_shutdown) &&
-	       shutdown_reason(i) == SHUTDOWN_suspend;
-}
 
 static const char *reason_name(unsigned r)
 {
@@ -231,570 +86,17 @@ static const char *reason_name(unsigned r)
 	return "?";
 }
 
-/* "" or the text of the last libxc error, for reasons. */
-static const char *xc_last(struct tb_dom *d)
-{
-	return d->log.last;
-}
-
-static char *xs_read_str(struct xs_handle *xsh, const char *path)
-{
-	unsigned int len;
-
-	return xs_read(xsh, XBT_NULL, path, &len);
-}
-
-/* Read a decimal port from xenstore: >= 0, or -1 if absent/empty/bad. */
-static int xs_read_port(struct xs_handle *xsh, const char *path)
-{
-	char *s = xs_read_str(xsh, path);
-	uint64_t v;
-	int port = -1;
-
-	if (s && *s && !tb_parse_u64(s, &v) && v > 0 && v < (1u << 17))
-		port = (int)v;
-	free(s);
-	return port;
-}
-
-int tb_xen_kernel_suspend_cancel(const char *path, bool *yes)
-{
-	struct xen_logger xl;
-	xc_interface *xch;
-	struct xc_dom_image *dom = NULL;
-	int rc;
-
-	xlog_init(&xl);
-	/* A dummy handle: reading a file needs no hypervisor (unit tests,
-	 * a host without /dev/xen). */
-	xch = xc_interface_open(&xl.vtable, &xl.vtable, XC_OPENFLAG_DUMMY);
-	if (!xch) {
-		rc = -errno;
-		tb_backend_set_reason("xc_interface_open: %s", strerror(-rc));
-		return rc;
-	}
-	dom = xc_dom_allocate(xch, NULL, NULL);
-	if (!dom) {
-		rc = -ENOMEM;
-		goto out_close;
-	}
-	if (access(path, R_OK)) {
-		rc = -errno;
-		tb_backend_set_reason("kernel %s: %s", path, strerror(-rc));
-		goto out_release;
-	}
-	if (xc_dom_kernel_file(dom, path)) {
-		rc = -ENOEXEC;
-		tb_backend_set_reason("kernel %s: cannot load: %s", path,
-				      xl.last);
-		goto out_release;
-	}
-	/*
-	 * The loader probes decompress a bzImage payload (any of the
-	 * compressions libxenguest knows) into dom->kernel_blob; whether
-	 * the rest of the parse succeeds (it checks features against this
-	 * toolstack) does not matter: we read the notes ourselves.
-	 */
-	(void)xc_dom_parse_image(dom);
-	rc = tb_xen_elf_suspend_cancel(dom->kernel_blob, dom->kernel_size, yes);
-	if (rc)
-		tb_backend_set_reason(
-			"kernel %s: not an ELF kernel after decompression (%s)",
-			path, xl.last);
-out_release:
-	xc_dom_release(dom);
-out_close:
-	xc_interface_close(xch);
-	return rc;
-}
-
-/* ------------------------------------------------------------ memory map */
-
-static int map_chunk(struct tb_dom *d, size_t c)
-{
-	uint64_t first = (uint64_t)c * CHUNK_PAGES;
-	size_t n = (size_t)TB_MIN((uint64_t)CHUNK_PAGES, d->nr_gpfns - first);
-	xen_pfn_t *arr;
-	int *err;
-	size_t i;
-	void *p;
-	int rc = 0;
-
-	arr = malloc(n * sizeof(*arr));
-	err = calloc(n, sizeof(*err));
-	if (!arr || !err) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		uint64_t pfn = first + i;
-
-		if (d->kind == KIND_PV) {
-			uint64_t mfn = pfn < d->minfo.p2m_size ?
-					       d->minfo.p2m_table[pfn] :
-					       INVALID_PFN;
-			/* An unmappable entry: the mmap batch reports it. */
-			arr[i] = mfn;
-			d->mapped_mfn[pfn] = mfn;
-		} else {
-			arr[i] = pfn;
-		}
-	}
-	p = xenforeignmemory_map(d->fmem, d->domid, PROT_READ, n, arr, err);
-	if (!p) {
-		rc = -errno;
-		goto out;
-	}
-	d->chunks[c] = p;
-	for (i = 0; i < n; i++) {
-		if (err[i]) {
-			tb_bitmap_set(&d->holes, first + i);
-			if (d->kind == KIND_PV)
-				d->mapped_mfn[first + i] = INVALID_PFN;
-		}
-	}
-out:
-	free(arr);
-	free(err);
-	return rc;
-}
-
-static int map_memory(struct tb_dom *d)
-{
-	size_t c;
-	int rc;
-
-	d->nr_chunks = (size_t)((d->nr_gpfns + CHUNK_PAGES - 1) / CHUNK_PAGES);
-	d->chunks = calloc(d->nr_chunks, sizeof(*d->chunks));
-	if (!d->chunks)
-		return -ENOMEM;
-	rc = tb_bitmap_init(&d->holes, d->nr_gpfns);
-	if (rc)
-		return rc;
-	if (d->kind == KIND_PV) {
-		d->mapped_mfn = calloc(d->nr_gpfns, sizeof(*d->mapped_mfn));
-		if (!d->mapped_mfn)
-			return -ENOMEM;
-	}
-	for (c = 0; c < d->nr_chunks; c++) {
-		rc = map_chunk(d, c);
-		if (rc) {
-			tb_backend_set_reason(
-				"dom%u: map guest memory chunk %zu: %s",
-				d->domid, c, strerror(-rc));
-			return rc;
-		}
-	}
-	return 0;
-}
-
-static void unmap_memory(struct tb_dom *d)
-{
-	size_t c;
-
-	for (c = 0; d->chunks && c < d->nr_chunks; c++) {
-		uint64_t first = (uint64_t)c * CHUNK_PAGES;
-		size_t n = (size_t)TB_MIN((uint64_t)CHUNK_PAGES,
-					  d->nr_gpfns - first);
-
-		if (d->chunks[c])
-			xenforeignmemory_unmap(d->fmem, d->chunks[c], n);
-	}
-	free(d->chunks);
-	d->chunks = NULL;
-	free(d->mapped_mfn);
-	d->mapped_mfn = NULL;
-	tb_bitmap_free(&d->holes);
-}
-
-/* Map @pfn (as @frame) alone over its slot of the chunk (MAP_FIXED). */
-static void remap_one(struct tb_dom *d, uint64_t pfn, xen_pfn_t frame)
-{
-	size_t c = (size_t)(pfn / CHUNK_PAGES);
-	uint8_t *p = d->chunks[c] + (pfn % CHUNK_PAGES) * TB_PAGE_SIZE;
-	int err = 0;
-
-	if (!xenforeignmemory_map2(d->fmem, d->domid, p, PROT_READ, MAP_FIXED,
-				   1, &frame, &err) ||
-	    err)
-		tb_bitmap_set(&d->holes, pfn);
-	else
-		tb_bitmap_clear(&d->holes, pfn);
-}
-
-/*
- * Address of @pfn in our mapping, or NULL if there is no page there (it
- * reads as zeros).  For PV a p2m entry that changed since the mapping was
- * made (ballooning, page exchange) is remapped alone.  For HVM/PVH a hole
- * is retried only when log-dirty reports a write to it (harvest_dirty):
- * a gfn populated but never written is zero, and retrying the ~980 000
- * holes of a PVH gfn space on every full copy would cost a syscall each.
- */
-static uint8_t *page_ptr(struct tb_dom *d, uint64_t pfn)
-{
-	size_t c = (size_t)(pfn / CHUNK_PAGES);
-	uint8_t *p = d->chunks[c] + (pfn % CHUNK_PAGES) * TB_PAGE_SIZE;
-
-	if (d->kind == KIND_PV) {
-		uint64_t mfn = pfn < d->minfo.p2m_size ?
-				       d->minfo.p2m_table[pfn] :
-				       INVALID_PFN;
-
-		if (mfn != d->mapped_mfn[pfn]) {
-			d->mapped_mfn[pfn] = mfn;
-			remap_one(d, pfn, mfn);
-		}
-	}
-	return tb_bitmap_test(&d->holes, pfn) ? NULL : p;
-}
-
-/* HVM/PVH: holes the guest wrote to are mapped now (see page_ptr). */
-static void remap_dirty_holes(struct tb_dom *d, const uint64_t *bm)
-{
-	uint64_t w, nw = (d->nr_gpfns + 63) / 64;
-
-	for (w = 0; w < nw; w++) {
-		uint64_t hit = bm[w] & d->holes.words[w];
-
-		while (hit) {
-			unsigned b = (unsigned)__builtin_ctzll(hit);
-			uint64_t pfn = w * 64 + b;
-
-			hit &= hit - 1;
-			if (pfn < d->nr_gpfns)
-				remap_one(d, pfn, pfn);
-		}
-	}
-}
-
-/*
- * PV: the pfns of the frames holding the guest's p2m, from the list the
- * guest publishes in shared_info (arch.pfn_to_mfn_frame_list_list -> up to
- * 512 frame-list frames -> the p2m frames), as a PV restore needs them
- * (X86_PV_P2M_FRAMES: it rewrites them with the new host's frames).
- * Read once at attach: guests move their p2m only across a restore.
- */
-static int pv_read_p2m_frames(struct tb_dom *d)
-{
-	const size_t fpp = TB_PAGE_SIZE / sizeof(xen_pfn_t);
-	size_t n = (d->minfo.p2m_size + fpp - 1) / fpp;
-	size_t nfl = (n + fpp - 1) / fpp;
-	xen_pfn_t f = d->shared_info_frame, fll_mfn, fl_mfns[TB_PAGE_SIZE / 8];
-	const shared_info_t *sh;
-	const xen_pfn_t *fl = NULL;
-	int rc = 0;
-
-	if (!n || nfl > fpp)
-		return -EINVAL;
-	sh = xenforeignmemory_map(d->fmem, d->domid, PROT_READ, 1, &f, NULL);
-	if (!sh)
-		return -errno;
-	fll_mfn = sh->arch.pfn_to_mfn_frame_list_list;
-	xenforeignmemory_unmap(d->fmem, (void *)sh, 1);
-	if (!fll_mfn || fll_mfn >= d->m2p_size) {
-		tb_backend_set_reason(
-			"dom%u: the guest publishes no p2m frame list (shared_info arch.pfn_to_mfn_frame_list_list = %#lx): a PV restore could not rebuild its p2m",
-			d->domid, fll_mfn);
-		return -ENOTSUP;
-	}
-	f = fll_mfn;
-	fl = xenforeignmemory_map(d->fmem, d->domid, PROT_READ, 1, &f, NULL);
-	if (!fl)
-		return -errno;
-	memcpy(fl_mfns, fl, nfl * sizeof(*fl));
-	xenforeignmemory_unmap(d->fmem, (void *)fl, 1);
-	fl = xenforeignmemory_map(d->fmem, d->domid, PROT_READ, nfl, fl_mfns,
-				  NULL);
-	if (!fl)
-		return -errno;
-	d->p2m_frames = calloc(n, sizeof(*d->p2m_frames));
-	if (!d->p2m_frames) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (tb_xen_mfn_to_pfn(fl[i], d->m2p, d->m2p_size,
-				      d->minfo.p2m_table, d->minfo.p2m_size,
-				      &d->p2m_frames[i])) {
-			tb_backend_set_reason(
-				"dom%u: p2m frame %zu (mfn %#lx) is not the guest's",
-				d->domid, i, fl[i]);
-			rc = -ERANGE;
-			goto out;
-		}
-	d->nr_p2m_frames = n;
-out:
-	xenforeignmemory_unmap(d->fmem, (void *)fl, nfl);
-	return rc;
-}
-
-/* ------------------------------------------------------------ channels */
-
-static int setup_channel(struct tb_dom *d, int published, int32_t static_port)
-{
-	int port = -1, lp;
-
-	d->xce = xenevtchn_open(NULL, 0);
-	if (!d->xce)
-		return -errno;
-	if (d->mode == TB_SUSPEND_EVTCHN) {
-		port = published >= 0 ? published : static_port;
-	} else {
-		/*
-		 * xenstore mode: the request goes through control/shutdown,
-		 * but the wake-up need not.  A port we allocate in the guest
-		 * (it never learns of it) and subscribe makes Xen signal us
-		 * at SHUTDOWN_suspend instead of VIRQ_DOM_EXC, which
-		 * xenstored owns.
-		 */
-		port = xc_evtchn_alloc_unbound(d->xch, d->domid, 0);
-		if (port < 0)
-			return -errno;
-		d->port_allocated = true;
-	}
-	/* Binds interdomain, XEN_DOMCTL_subscribe, takes libxenguest's
-	 * per-domain lock (another xl save/remus would collide). */
-	lp = xc_suspend_evtchn_init_exclusive(d->xch, d->xce, d->domid, port,
-					      &d->lockfd);
-	if (lp < 0)
-		return errno ? -errno : -EIO;
-	d->guest_port = port;
-	d->local_port = lp;
-	return 0;
-}
-
-static void release_channel(struct tb_dom *d)
-{
-	if (d->local_port >= 0) {
-		/* Give suspend notification back to VIRQ_DOM_EXC (xenstored,
-		 * xl save); port 0 is "no subscription". */
-		xc_domain_subscribe_for_suspend(d->xch, d->domid, 0);
-		xc_suspend_evtchn_release(d->xch, d->xce, d->domid,
-					  d->local_port, &d->lockfd);
-		d->local_port = -1;
-	}
-	if (d->watching) {
-		xs_unwatch(d->xsh, "@releaseDomain", "tiber");
-		d->watching = false;
-	}
-	if (d->xce) {
-		xenevtchn_close(d->xce);
-		d->xce = NULL;
-	}
-}
-
 /* ------------------------------------------------------------ attach */
 
 static void xen_detach(struct tb_dom *d);
 
-static int detect_suspend_cancel(struct tb_dom *d, const struct tb_dom_cfg *cfg,
-				 const char *dompath, int *detected, char *src,
-				 size_t srclen)
-{
-	char path[256];
-	char *vm = NULL, *kernel = NULL;
-	const char *k = cfg->kernel_path;
-	bool yes = false;
-	int rc;
-
-	*detected = -1;
-	if (!k) {
-		/* libxl records a PV guest's kernel under /vm/UUID/image. */
-		snprintf(path, sizeof(path), "%s/vm", dompath);
-		vm = xs_read_str(d->xsh, path);
-		if (vm) {
-			snprintf(path, sizeof(path), "%s/image/kernel", vm);
-			kernel = xs_read_str(d->xsh, path);
-		}
-		k = kernel;
-	}
-	if (!k || !*k) {
-		snprintf(src, srclen, "no kernel image known");
-		rc = 0;
-		goto out;
-	}
-	rc = tb_xen_kernel_suspend_cancel(k, &yes);
-	if (!rc) {
-		*detected = yes;
-		snprintf(src, srclen, "ELF note in %s", k);
-	}
-out:
-	free(vm);
-	free(kernel);
-	return rc;
-}
-
 /*
- * Output commit on the guest's first vif: dom0's backend/vif/DOMID/0
- * (its "vifname" if set, else vifDOMID.0).  TIBER_XEN_VIF names another
- * interface; TIBER_XEN_VIF=none turns output commit off (tiberd then
- * runs without it, as before).  Only the first vif is buffered.
+ * Attach, step 1: the domain exists and can be protected (not dom0, not
+ * dying, no shutdown pending, not paused by someone else).
  */
-/* The guest's first vif in dom0 (its backend's "vifname", else
- * vifDOMID.0); false if it has none. */
-static bool dom_vif(struct xs_handle *xsh, uint32_t domid, char *out,
-		    size_t len)
+static int attach_domain(struct tb_dom *d, xc_domaininfo_t *info)
 {
-	char path[128], *name, *state;
-
-	snprintf(path, sizeof(path), "/local/domain/0/backend/vif/%u/0/state",
-		 domid);
-	state = xs_read_str(xsh, path);
-	if (!state)
-		return false;
-	free(state);
-	snprintf(path, sizeof(path), "/local/domain/0/backend/vif/%u/0/vifname",
-		 domid);
-	name = xs_read_str(xsh, path);
-	if (name && *name)
-		snprintf(out, len, "%s", name);
-	else
-		snprintf(out, len, "vif%u.0", domid);
-	free(name);
-	return true;
-}
-
-static void *ovf_monitor(void *arg);
-
-static int netbuf_attach(struct tb_dom *d, const struct tb_dom_cfg *dcfg)
-{
-	struct tb_netbuf_cfg cfg = { 0 };
-	const char *env = getenv("TIBER_XEN_VIF");
-	char why[256] = "";
 	int rc;
-
-	if (env && !strcmp(env, "none"))
-		return 0;
-	if (env && *env)
-		snprintf(d->vif, sizeof(d->vif), "%s", env);
-	else if (!dom_vif(d->xsh, d->domid, d->vif, sizeof(d->vif)))
-		return 0; /* no vif: nothing to hold */
-	cfg.vif = d->vif;
-	d->ovf_pause = dcfg->output_overflow == TB_OVERFLOW_PAUSE;
-	d->out_limit = dcfg->output_limit ? dcfg->output_limit : 8u << 20;
-	cfg.limit_bytes = tb_xen_plug_limit(dcfg->output_limit, d->ovf_pause);
-	rc = tb_netbuf_setup(&d->netbuf, &cfg, why, sizeof(why));
-	if (rc) {
-		tb_backend_set_reason(
-			"dom%u: output commit on %s: %s (TIBER_XEN_VIF=none runs without)",
-			d->domid, d->vif, why);
-		return rc;
-	}
-	pthread_mutex_init(&d->nb_lock, NULL);
-	if (d->ovf_pause) {
-		rc = -pthread_create(&d->ovf_thread, NULL, ovf_monitor, d);
-		if (rc) {
-			tb_backend_set_reason("overflow monitor thread: %s",
-					      strerror(-rc));
-			return rc;
-		}
-		d->ovf_thread_started = true;
-	}
-	return 0;
-}
-
-/*
- * Overflow policy "pause".  The plug holds up to twice the limit.  The
- * kernel has no event for a qdisc's backlog, so a monitor thread samples
- * it (netlink qdisc stats) every OVF_SAMPLE_NS: at or over the limit
- * while the guest runs, the domain is paused (xc_domain_pause); under it,
- * unpaused.  A release unpauses at once when it brings the backlog under.
- * The next epoch's request unpauses the guest too, so it can reach its
- * suspend point: only a checkpoint of the state after the held output can
- * let that output go, so a guest held across epochs would hold its output
- * for ever; the monitor leaves it alone from the request to the resume.
- * Over the limit the guest thus runs only from a request to its suspend.
- * Callers hold nb_lock.
- */
-#define OVF_SAMPLE_NS (10 * TB_NSEC_PER_MSEC)
-
-static bool ovf_full(struct tb_dom *d)
-{
-	struct tb_netbuf_stats ns;
-
-	return !tb_netbuf_get_stats(d->netbuf, &ns) &&
-	       ns.held_bytes >= d->out_limit;
-}
-
-static void ovf_unpause(struct tb_dom *d)
-{
-	if (!d->ovf_paused)
-		return;
-	xc_domain_unpause(d->xch, d->domid);
-	d->ovf_paused = false;
-	d->st.output_overflow_pause_ns += (uint64_t)(tb_now_ns() - d->ovf_t0);
-}
-
-static void ovf_sample(struct tb_dom *d, bool full)
-{
-	if (d->ovf_in_epoch)
-		return;
-	if (!d->ovf_paused && full) {
-		if (!xc_domain_pause(d->xch, d->domid)) {
-			d->ovf_paused = true;
-			d->ovf_t0 = tb_now_ns();
-			d->st.output_overflow_pauses++;
-		}
-	} else if (d->ovf_paused && !full) {
-		ovf_unpause(d);
-	}
-}
-
-static void *ovf_monitor(void *arg)
-{
-	struct tb_dom *d = arg;
-	struct timespec ts = { 0, OVF_SAMPLE_NS };
-
-	for (;;) {
-		uint64_t held = 0;
-		/* the qdisc dump outside nb_lock: the epoch and sender
-		 * threads must not wait for it */
-		bool known = !tb_netbuf_backlog(d->netbuf, &held);
-
-		pthread_mutex_lock(&d->nb_lock);
-		if (d->ovf_stop) {
-			ovf_unpause(d);
-			pthread_mutex_unlock(&d->nb_lock);
-			return NULL;
-		}
-		if (known)
-			ovf_sample(d, held >= d->out_limit);
-		pthread_mutex_unlock(&d->nb_lock);
-		nanosleep(&ts, NULL);
-	}
-}
-
-/* The epoch's hands-on phase: @on at the request, off at the resume. */
-static void ovf_epoch(struct tb_dom *d, bool on)
-{
-	if (!d->netbuf || !d->ovf_pause)
-		return;
-	pthread_mutex_lock(&d->nb_lock);
-	d->ovf_in_epoch = on;
-	if (on)
-		ovf_unpause(d); /* let it reach its suspend point */
-	pthread_mutex_unlock(&d->nb_lock);
-}
-
-static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
-{
-	struct tb_dom *d;
-	xc_domaininfo_t info;
-	char path[256], src[300];
-	char *dompath = NULL, *s;
-	int rc, published, detected;
-	bool has_control;
-	xen_pfn_t gpfns;
-	unsigned long max_mfn;
-
-	*out = NULL;
-	d = calloc(1, sizeof(*d));
-	if (!d)
-		return -ENOMEM;
-	xlog_init(&d->log);
-	d->domid = cfg->domid;
-	d->guest_port = d->local_port = d->lockfd = -1;
-	d->allow_slow = cfg->allow_slow_resume;
 
 	d->xch = xc_interface_open(&d->log.vtable, &d->log.vtable, 0);
 	if (!d->xch) {
@@ -802,44 +104,52 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 		tb_backend_set_reason(
 			"xc_interface_open: %s (root? /dev/xen/privcmd?)",
 			strerror(-rc));
-		goto fail;
+		return rc;
 	}
-	rc = dom_getinfo(d->xch, d->domid, &info);
+	rc = dom_getinfo(d->xch, d->domid, info);
 	if (rc) {
 		tb_backend_set_reason("dom%u: no such domain (%s)", d->domid,
 				      strerror(-rc));
-		goto fail;
+		return rc;
 	}
 	if (d->domid == 0) {
 		rc = -EINVAL;
 		tb_backend_set_reason("dom0 cannot be protected");
-		goto fail;
+		return rc;
 	}
-	if (info.flags & XEN_DOMINF_dying) {
+	if (info->flags & XEN_DOMINF_dying) {
 		rc = -EINVAL;
 		tb_backend_set_reason("dom%u is dying", d->domid);
-		goto fail;
+		return rc;
 	}
-	if (info.flags & XEN_DOMINF_shutdown) {
+	if (info->flags & XEN_DOMINF_shutdown) {
 		rc = -EINVAL;
 		tb_backend_set_reason(
 			"dom%u has a shutdown pending (reason %s); run `tiberctl recover %u` if tiber left it suspended",
-			d->domid, reason_name(shutdown_reason(&info)),
-			d->domid);
-		goto fail;
+			d->domid, reason_name(shutdown_reason(info)), d->domid);
+		return rc;
 	}
-	if (info.flags & XEN_DOMINF_paused) {
+	if (info->flags & XEN_DOMINF_paused) {
 		rc = -EBUSY;
 		tb_backend_set_reason(
 			"dom%u is paused by someone else; unpause it first",
 			d->domid);
-		goto fail;
+		return rc;
 	}
-	d->nr_vcpus = info.max_vcpu_id + 1;
-	d->shared_info_frame = (unsigned long)info.shared_info_frame;
-	if (info.flags & XEN_DOMINF_hvm_guest) {
+	return 0;
+}
+
+/* Attach, step 2: the guest's kind (PV, PVH, HVM), vCPUs and pfn space. */
+static int attach_kind(struct tb_dom *d, const xc_domaininfo_t *info)
+{
+	xen_pfn_t gpfns;
+	int rc;
+
+	d->nr_vcpus = info->max_vcpu_id + 1;
+	d->shared_info_frame = (unsigned long)info->shared_info_frame;
+	if (info->flags & XEN_DOMINF_hvm_guest) {
 		/* PVH: HVM container with no emulated platform but the LAPIC. */
-		d->kind = (info.arch_config.emulation_flags &
+		d->kind = (info->arch_config.emulation_flags &
 			   XEN_X86_EMU_IOAPIC) ?
 				  KIND_HVM :
 				  KIND_PVH;
@@ -851,191 +161,86 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 			rc = -errno;
 			tb_backend_set_reason("dom%u: guest width: %s",
 					      d->domid, xc_last(d));
-			goto fail;
+			return rc;
 		}
 		if (d->guest_width != 8) {
 			rc = -ENOTSUP;
 			tb_backend_set_reason(
 				"dom%u: 32-bit PV guests are not supported (only x86_64 PV, PVH, HVM)",
 				d->domid);
-			goto fail;
+			return rc;
 		}
 	}
 	if (xc_domain_nr_gpfns(d->xch, d->domid, &gpfns)) {
 		rc = -errno;
 		tb_backend_set_reason("dom%u: xc_domain_nr_gpfns: %s", d->domid,
 				      xc_last(d));
-		goto fail;
+		return rc;
 	}
 	d->nr_gpfns = gpfns;
+	return 0;
+}
+
+/* Attach, step 3: xenstore, the domain's path in it (*@dompath, freed by
+ * the caller) and its name. */
+static int attach_xenstore(struct tb_dom *d, char **dompath)
+{
+	char path[256], *s;
+	int rc;
 
 	d->xsh = xs_open(0);
 	if (!d->xsh) {
 		rc = -errno;
 		tb_backend_set_reason("xs_open: %s (xenstored running?)",
 				      strerror(-rc));
-		goto fail;
+		return rc;
 	}
-	dompath = xs_get_domain_path(d->xsh, d->domid);
-	if (!dompath) {
+	*dompath = xs_get_domain_path(d->xsh, d->domid);
+	if (!*dompath) {
 		rc = -errno ? -errno : -ENOMEM;
 		tb_backend_set_reason("dom%u: xs_get_domain_path failed",
 				      d->domid);
-		goto fail;
+		return rc;
 	}
-	snprintf(path, sizeof(path), "%s/name", dompath);
+	snprintf(path, sizeof(path), "%s/name", *dompath);
 	s = xs_read_str(d->xsh, path);
 	snprintf(d->name, sizeof(d->name), "%s", s ? s : "");
 	free(s);
-	snprintf(d->shutdown_path, sizeof(d->shutdown_path),
-		 "%s/control/shutdown", dompath);
-	s = xs_read_str(d->xsh, d->shutdown_path);
-	has_control = s != NULL;
-	free(s);
-	snprintf(path, sizeof(path), "%s/device/suspend/event-channel",
-		 dompath);
-	published = xs_read_port(d->xsh, path);
+	return 0;
+}
 
-	rc = tb_xen_resolve_mode(cfg->suspend_mode, published >= 0,
-				 cfg->static_port, has_control, &d->mode);
-	if (rc) {
-		tb_backend_set_reason(
-			"dom%u: suspend mode %s impossible: device/suspend/event-channel %s, static port %d, control/shutdown %s",
-			d->domid, tb_suspend_mode_name(cfg->suspend_mode),
-			published >= 0 ? "published" : "absent",
-			cfg->static_port, has_control ? "present" : "absent");
-		goto fail;
-	}
+static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
+{
+	struct tb_dom *d;
+	xc_domaininfo_t info;
+	char *dompath = NULL;
+	int rc;
 
-	rc = detect_suspend_cancel(d, cfg, dompath, &detected, src,
-				   sizeof(src));
-	if (rc && cfg->suspend_cancel < 0)
-		goto fail; /* reason set by the ELF reader */
-	d->suspend_cancel =
-		tb_xen_suspend_cancel(cfg->suspend_cancel, detected);
-	if (d->mode == TB_SUSPEND_PAUSE) {
-		d->suspend_cancel = false; /* unpause: nothing to cancel */
-	} else if (!d->suspend_cancel && !d->allow_slow) {
-		rc = -ENOTSUP;
-		tb_backend_set_reason(
-			"dom%u: guest does not advertise SUSPEND_CANCEL (%s%s): fast resume impossible; set suspend_cancel=yes if it does, allow_slow_resume=yes, or suspend_mode=pause",
-			d->domid, src,
-			cfg->suspend_cancel == 0 ? ", config says no" : "");
-		goto fail;
-	}
+	*out = NULL;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	tb_xen_log_init(&d->log);
+	d->domid = cfg->domid;
+	d->guest_port = d->local_port = d->lockfd = -1;
+	d->allow_slow = cfg->allow_slow_resume;
 
-	if (d->mode != TB_SUSPEND_PAUSE) {
-		rc = setup_channel(d, published, cfg->static_port);
-		if (rc && d->mode == TB_SUSPEND_EVTCHN) {
-			tb_backend_set_reason(
-				"dom%u: bind suspend event channel %d: %s (%s)",
-				d->domid,
-				published >= 0 ? published : cfg->static_port,
-				strerror(-rc), xc_last(d));
-			goto fail;
-		}
-		if (rc) {
-			/* xenstore mode without a subscribed port: wake on
-			 * @releaseDomain, which xenstored fires when it sees
-			 * VIRQ_DOM_EXC (any domain state change). */
-			release_channel(d);
-			d->log.last[0] = '\0';
-			if (!xs_watch(d->xsh, "@releaseDomain", "tiber")) {
-				rc = -errno;
-				tb_backend_set_reason(
-					"dom%u: xs_watch @releaseDomain: %s",
-					d->domid, strerror(-rc));
-				goto fail;
-			}
-			d->watching = true;
-		}
-	}
-
-	/* Log-dirty: the bitmap is sized from the gpfn space, not RAM. */
-	d->dirty_bm_pages = (unsigned)((TB_ALIGN_UP(d->nr_gpfns, 64) / 8 +
-					TB_PAGE_SIZE - 1) /
-				       TB_PAGE_SIZE);
-	d->dirty_bm = xc__hypercall_buffer_alloc_pages(d->xch, &d->dirty_hbuf,
-						       (int)d->dirty_bm_pages);
-	if (!d->dirty_bm) {
-		rc = -ENOMEM;
-		tb_backend_set_reason("dom%u: hypercall buffer of %u pages",
-				      d->domid, d->dirty_bm_pages);
-		goto fail;
-	}
-	if (xc_shadow_control(d->xch, d->domid,
-			      XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0)) {
-		rc = -errno;
-		tb_backend_set_reason(
-			"dom%u: enable log-dirty: %s%s", d->domid,
-			strerror(-rc),
-			d->kind == KIND_PV && rc == -EOPNOTSUPP ?
-				" (PV log-dirty needs a hypervisor with CONFIG_SHADOW_PAGING)" :
-			rc == -EBUSY || rc == -EEXIST || rc == -EINVAL ?
-				" (already on? another tool such as xl remus or migration, or a tiberd killed by SIGKILL: tiberctl recover)" :
-				"");
-		goto fail;
-	}
-	d->logdirty = true;
-
-	if (d->kind == KIND_PV) {
-		if (xc_map_domain_meminfo(d->xch, d->domid, &d->minfo)) {
-			rc = -errno;
-			tb_backend_set_reason("dom%u: map p2m: %s", d->domid,
-					      xc_last(d));
-			goto fail;
-		}
-		if (xc_maximum_ram_page(d->xch, &max_mfn)) {
-			rc = -errno;
-			tb_backend_set_reason("xc_maximum_ram_page: %s",
-					      xc_last(d));
-			goto fail;
-		}
-		d->m2p = xc_map_m2p(d->xch, max_mfn, PROT_READ, NULL);
-		if (!d->m2p) {
-			rc = errno ? -errno : -ENOMEM;
-			tb_backend_set_reason("map m2p: %s", xc_last(d));
-			goto fail;
-		}
-		d->m2p_size = max_mfn; /* entries mapped: see detach */
-	}
-
-	d->fmem = xenforeignmemory_open(NULL, 0);
-	if (!d->fmem) {
-		rc = -errno;
-		tb_backend_set_reason("xenforeignmemory_open: %s",
-				      strerror(-rc));
-		goto fail;
-	}
-	rc = map_memory(d);
+	rc = attach_domain(d, &info);
 	if (rc)
 		goto fail;
-	if (d->kind == KIND_PV) {
-		rc = pv_read_p2m_frames(d);
-		if (rc)
-			goto fail;
-		d->types_changed = true;
-	}
-
-	/* Start with every page clean (contract of attach). */
-	{
-		DECLARE_HYPERCALL_BUFFER_SHADOW(uint64_t, bm, &d->dirty_hbuf);
-		xc_shadow_op_stats_t ss;
-
-		if (xc_logdirty_control(
-			    d->xch, d->domid, XEN_DOMCTL_SHADOW_OP_CLEAN,
-			    HYPERCALL_BUFFER(bm), d->nr_gpfns, 0, &ss) < 0) {
-			rc = -errno;
-			tb_backend_set_reason(
-				"dom%u: first log-dirty clean: %s", d->domid,
-				xc_last(d));
-			goto fail;
-		}
-		/* Holes written while we were mapping. */
-		if (d->kind != KIND_PV)
-			remap_dirty_holes(d, bm);
-	}
-	rc = netbuf_attach(d, cfg);
+	rc = attach_kind(d, &info);
+	if (rc)
+		goto fail;
+	rc = attach_xenstore(d, &dompath);
+	if (rc)
+		goto fail;
+	rc = tb_xen_suspend_attach(d, cfg, dompath);
+	if (rc)
+		goto fail;
+	rc = tb_xen_mem_attach(d);
+	if (rc)
+		goto fail;
+	rc = tb_xen_output_attach(d, cfg);
 	if (rc)
 		goto fail;
 	free(dompath);
@@ -1065,672 +270,6 @@ static void xen_get_info(struct tb_dom *d, struct tb_dom_info *info)
 	snprintf(info->dirty_mech, sizeof(info->dirty_mech), "%s",
 		 d->kind == KIND_PV ? "xen-logdirty-shadow" :
 				      "xen-logdirty-hap");
-}
-
-/* ------------------------------------------------------------ the epoch */
-
-static int send_request(struct tb_dom *d)
-{
-	switch (d->mode) {
-	case TB_SUSPEND_EVTCHN:
-		if (xenevtchn_notify(d->xce, (evtchn_port_t)d->local_port) < 0)
-			return -errno;
-		break;
-	case TB_SUSPEND_XENSTORE:
-		if (!xs_write(d->xsh, XBT_NULL, d->shutdown_path, "suspend", 7))
-			return errno ? -errno : -EIO;
-		break;
-	case TB_SUSPEND_PAUSE:
-		if (xc_domain_pause(d->xch, d->domid))
-			return -errno;
-		d->paused = true;
-		break;
-	default:
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int xen_request_suspend(struct tb_dom *d)
-{
-	int rc;
-
-	if (d->suspended || d->paused)
-		return -EINVAL;
-	d->st.t_notify_ns = tb_now_ns();
-	rc = send_request(d);
-	if (rc)
-		return rc;
-	d->requested = true;
-	ovf_epoch(d, true);
-	return 0;
-}
-
-/* Drain the wake-up source after poll said it is readable. */
-static void drain_wakeup(struct tb_dom *d)
-{
-	if (d->xce) {
-		xenevtchn_port_or_error_t p = xenevtchn_pending(d->xce);
-
-		if (p >= 0)
-			xenevtchn_unmask(d->xce, (evtchn_port_t)p);
-	} else if (d->watching) {
-		unsigned int n;
-		char **w = xs_read_watch(d->xsh, &n);
-
-		free(w);
-	}
-}
-
-/*
- * Wait until the domain is shut down for suspend or @deadline_ns.
- * 0 suspended, -ETIMEDOUT, -ESRCH gone/crashed, other -errno.
- */
-static int wait_suspended(struct tb_dom *d, int64_t deadline_ns)
-{
-	xc_domaininfo_t info;
-	struct pollfd pfd = { .fd = -1, .events = POLLIN };
-	int rc;
-
-	if (d->xce)
-		pfd.fd = xenevtchn_fd(d->xce);
-	else if (d->watching)
-		pfd.fd = xs_fileno(d->xsh);
-	for (;;) {
-		int64_t left;
-		int ms;
-
-		rc = dom_getinfo(d->xch, d->domid, &info);
-		if (rc)
-			return rc;
-		if (is_suspended(&info))
-			return 0;
-		if ((info.flags & (XEN_DOMINF_dying | XEN_DOMINF_shutdown)) ||
-		    shutdown_reason(&info) == SHUTDOWN_crash)
-			return -ESRCH;
-		left = deadline_ns - tb_now_ns();
-		if (left <= 0)
-			return -ETIMEDOUT;
-		ms = (int)TB_MIN((left + TB_NSEC_PER_MSEC - 1) /
-					 TB_NSEC_PER_MSEC,
-				 (int64_t)60000);
-		rc = poll(&pfd, 1, ms);
-		if (rc < 0 && errno != EINTR)
-			return -errno;
-		if (rc > 0)
-			drain_wakeup(d);
-	}
-}
-
-static int await_suspended(struct tb_dom *d, int64_t deadline_ns)
-{
-	int rc, rc2;
-
-	if (d->mode == TB_SUSPEND_PAUSE) {
-		if (!d->paused)
-			return -EINVAL;
-		d->st.t_wake_ns = tb_now_ns();
-		d->suspended = true;
-		d->requested = false;
-		d->st.suspends++;
-		return 0;
-	}
-	if (!d->requested)
-		return -EINVAL;
-	rc = wait_suspended(d, deadline_ns);
-	d->st.t_wake_ns = tb_now_ns();
-	if (!rc) {
-		d->requested = false;
-		d->suspended = true;
-		d->st.suspends++;
-		return 0;
-	}
-	if (rc != -ETIMEDOUT) {
-		d->requested = false;
-		return rc;
-	}
-	/*
-	 * Cancel.  A guest that already took the request (Linux clears
-	 * control/shutdown when it reads it) suspends anyway: give it a grace
-	 * period and resume it, so that it is never left suspended.
-	 */
-	d->st.suspend_timeouts++;
-	if (d->mode == TB_SUSPEND_XENSTORE)
-		xs_write(d->xsh, XBT_NULL, d->shutdown_path, "", 0);
-	rc2 = wait_suspended(d, tb_now_ns() + CANCEL_GRACE_NS);
-	if (!rc2) {
-		d->requested = false;
-		rc2 = xc_domain_resume(d->xch, d->domid,
-				       d->suspend_cancel ? 1 : 0);
-		if (rc2)
-			return -errno;
-		if (d->suspend_cancel)
-			d->st.fast_resumes++;
-		else
-			d->st.slow_resumes++;
-		return -ETIMEDOUT;
-	}
-	/* Still running.  A late suspend is caught by request_suspend /
-	 * check_health (d->requested stays set). */
-	return -ETIMEDOUT;
-}
-
-static int xen_await_suspended(struct tb_dom *d, int64_t deadline_ns)
-{
-	int rc = await_suspended(d, deadline_ns);
-
-	if (rc)
-		ovf_epoch(d, false); /* no checkpoint: the guest runs on */
-	return rc;
-}
-
-static int xen_harvest_dirty(struct tb_dom *d, struct tb_bitmap *out)
-{
-	DECLARE_HYPERCALL_BUFFER_SHADOW(uint64_t, bm, &d->dirty_hbuf);
-	xc_shadow_op_stats_t ss;
-
-	if (out->nbits < d->nr_gpfns)
-		return -EINVAL; /* pages past the end would be lost */
-	if (xc_logdirty_control(d->xch, d->domid, XEN_DOMCTL_SHADOW_OP_CLEAN,
-				HYPERCALL_BUFFER(bm), d->nr_gpfns, 0, &ss) < 0)
-		return -errno;
-	tb_xen_bitmap_merge(out->words, out->nbits, bm, d->nr_gpfns);
-	if (d->kind != KIND_PV)
-		remap_dirty_holes(d, bm);
-	d->st.dirty_harvests++;
-	return 0;
-}
-
-/* Normalise the page-table pages among @n copied PV pages in @dst. */
-static int pv_normalise(struct tb_dom *d, const uint64_t *pfns, size_t n,
-			uint8_t *dst)
-{
-	size_t i, j;
-	int rc;
-
-	if (d->types_cap < TYPE_BATCH) {
-		d->types = calloc(TYPE_BATCH, sizeof(*d->types));
-		if (!d->types)
-			return -ENOMEM;
-		d->types_cap = TYPE_BATCH;
-	}
-	for (i = 0; i < n; i += TYPE_BATCH) {
-		size_t m = TB_MIN((size_t)TYPE_BATCH, n - i);
-
-		for (j = 0; j < m; j++)
-			d->types[j] = d->mapped_mfn[pfns[i + j]];
-		if (xc_get_pfn_type_batch(d->xch, d->domid, (unsigned)m,
-					  d->types))
-			return -errno;
-		for (j = 0; j < m; j++) {
-			uint64_t pfn = pfns[i + j];
-			unsigned long t = d->types[j] &
-					  XEN_DOMCTL_PFINFO_LTABTYPE_MASK;
-			unsigned level = t >> XEN_DOMCTL_PFINFO_LTAB_SHIFT;
-			unsigned bad = 0;
-
-			if (pfn < d->minfo.p2m_size &&
-			    d->minfo.pfn_type[pfn] !=
-				    (d->types[j] &
-				     XEN_DOMCTL_PFINFO_LTAB_MASK)) {
-				d->minfo.pfn_type[pfn] =
-					d->types[j] &
-					XEN_DOMCTL_PFINFO_LTAB_MASK;
-				d->types_changed = true;
-			}
-			if (d->mapped_mfn[pfns[i + j]] == INVALID_PFN ||
-			    level < 1 || level > 4)
-				continue;
-			rc = tb_xen_pt_normalise(
-				(uint64_t *)(dst + (i + j) * TB_PAGE_SIZE),
-				level, d->m2p, d->m2p_size, d->minfo.p2m_table,
-				d->minfo.p2m_size, &bad);
-			if (rc && d->suspended) {
-				tb_backend_set_reason(
-					"dom%u: pfn %#" PRIx64 " L%u[%u]: %s",
-					d->domid, pfns[i + j], level, bad,
-					rc == -ERANGE ?
-						"mfn not the guest's (grant/I/O mapping)" :
-						"superpage");
-				return rc;
-			}
-			/* Running (pre-copy): torn tables are re-sent. */
-		}
-	}
-	return 0;
-}
-
-static int xen_copy_pages(struct tb_dom *d, const uint64_t *pfns, size_t n,
-			  void *dst)
-{
-	uint8_t *out = dst;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		const uint8_t *src;
-
-		if (pfns[i] >= d->nr_gpfns)
-			return -EINVAL;
-		src = page_ptr(d, pfns[i]);
-		if (src)
-			memcpy(out + i * TB_PAGE_SIZE, src, TB_PAGE_SIZE);
-		else
-			memset(out + i * TB_PAGE_SIZE, 0, TB_PAGE_SIZE);
-	}
-	d->st.pages_copied += n;
-	if (d->kind == KIND_PV)
-		return pv_normalise(d, pfns, n, out);
-	return 0;
-}
-
-/* ------------------------------------------------------------ state blobs */
-
-/* Blob header, see docs/xen-backend.md.  All fields little-endian. */
-#define TB_XEN_BLOB_MAGIC   0x4e584254u /* "TBXN" */
-#define TB_XEN_BLOB_VERSION 1u
-enum {
-	BLOB_CPU_PV = 1,
-	BLOB_CPU_HVM = 2,
-	BLOB_DEV = 3
-};
-
-static int blob_hdr(struct tb_buf *out, uint32_t kind, uint32_t count)
-{
-	uint8_t h[16];
-
-	tb_put_le32(h, TB_XEN_BLOB_MAGIC);
-	tb_put_le32(h + 4, TB_XEN_BLOB_VERSION);
-	tb_put_le32(h + 8, kind);
-	tb_put_le32(h + 12, count);
-	return tb_buf_append(out, h, sizeof(h));
-}
-
-/* A record: u32 type, u32 id, u32 length, u32 pad, then the bytes
- * (@p NULL: the caller appends the @len bytes). */
-static int blob_rec(struct tb_buf *out, uint32_t type, uint32_t id,
-		    const void *p, uint32_t len)
-{
-	uint8_t h[16] = { 0 };
-	int rc;
-
-	tb_put_le32(h, type);
-	tb_put_le32(h + 4, id);
-	tb_put_le32(h + 8, len);
-	rc = tb_buf_append(out, h, sizeof(h));
-	if (!rc && len && p)
-		rc = tb_buf_append(out, p, len);
-	return rc;
-}
-
-enum {
-	REC_PV_VCPU = 1, /* vcpu_guest_context_x86_64_t; len 0 = offline */
-	REC_HVM_CTX = 2, /* xc_domain_hvm_getcontext() image */
-	REC_TSC = 3,	 /* u32 mode, u32 khz, u32 incarnation, u32 0, u64 ns */
-	REC_SHINFO = 4,	 /* PV shared info frame, 4096 bytes */
-	REC_HVM_PARAM = 5, /* id = HVM_PARAM_*, u64 value */
-	REC_PV_INFO = 6,   /* u32 guest width, u32 pt levels, u64 p2m size */
-	/* 7: TB_XS_BLOB_REC_HOLES, 8: TB_XS_BLOB_REC_PV_TYPES,
-	 * 9: TB_XS_BLOB_REC_PV_P2M (xen_stream.h) */
-};
-
-/* PV: the non-NOTAB page types as u64 (pfn | type nibble << 60), the
- * encoding of a PAGE_DATA pfn entry; re-encoded when a type changed. */
-static int blob_pv_types(struct tb_dom *d, struct tb_buf *out)
-{
-	if (d->types_changed) {
-		d->types_rec.len = 0;
-		for (uint64_t pfn = 0; pfn < d->minfo.p2m_size; pfn++) {
-			uint64_t t = d->minfo.pfn_type[pfn] >>
-				     XEN_DOMCTL_PFINFO_LTAB_SHIFT;
-			uint8_t e[8];
-			int rc;
-
-			if (!t)
-				continue;
-			tb_put_le64(e, pfn | t << 60);
-			rc = tb_buf_append(&d->types_rec, e, sizeof(e));
-			if (rc)
-				return rc;
-		}
-		d->types_changed = false;
-	}
-	return blob_rec(out, TB_XS_BLOB_REC_PV_TYPES, 0, d->types_rec.data,
-			(uint32_t)d->types_rec.len);
-}
-
-static int blob_pv_p2m(struct tb_dom *d, struct tb_buf *out)
-{
-	uint8_t e[8];
-	int rc;
-
-	rc = blob_rec(out, TB_XS_BLOB_REC_PV_P2M, 0, NULL,
-		      (uint32_t)(d->nr_p2m_frames * 8));
-	for (size_t i = 0; !rc && i < d->nr_p2m_frames; i++) {
-		tb_put_le64(e, d->p2m_frames[i]);
-		rc = tb_buf_append(out, e, sizeof(e));
-	}
-	return rc;
-}
-
-/* Replace machine frame *@f by the guest pfn (@what names it in errors). */
-static int pv_frame_to_pfn(struct tb_dom *d, uint32_t v, const char *what,
-			   uint64_t *f)
-{
-	if (!tb_xen_mfn_to_pfn(*f, d->m2p, d->m2p_size, d->minfo.p2m_table,
-			       d->minfo.p2m_size, f))
-		return 0;
-	tb_backend_set_reason("dom%u vcpu%u: %s mfn %#" PRIx64
-			      " is not the guest's",
-			      d->domid, v, what, *f);
-	return -ERANGE;
-}
-
-/*
- * A PV vCPU context as a restore on another host reads it (as Xen's own
- * save writes it): its machine frames become guest pfns: cr3, the user
- * page table in cr1 (bit 0 = present), the GDT frames and, for vCPU 0,
- * rdx = the start_info frame the guest passed to its suspend hypercall.
- */
-static int pv_vcpu_canonical(struct tb_dom *d, uint32_t v,
-			     vcpu_guest_context_x86_64_t *c)
-{
-	uint64_t f;
-	int rc = 0;
-
-	if (v == 0) {
-		f = c->user_regs.rdx;
-		rc = pv_frame_to_pfn(d, v, "start_info (rdx)", &f);
-		c->user_regs.rdx = f;
-	}
-	if (c->gdt_ents > TB_ARRAY_SIZE(c->gdt_frames) * 512) {
-		tb_backend_set_reason("dom%u vcpu%u: %lu GDT entries", d->domid,
-				      v, c->gdt_ents);
-		return -ERANGE;
-	}
-	for (unsigned i = 0; !rc && i * 512 < c->gdt_ents; i++) {
-		f = c->gdt_frames[i];
-		rc = pv_frame_to_pfn(d, v, "GDT frame", &f);
-		c->gdt_frames[i] = f;
-	}
-	if (!rc) {
-		f = c->ctrlreg[3] >> TB_PAGE_SHIFT;
-		rc = pv_frame_to_pfn(d, v, "cr3", &f);
-		c->ctrlreg[3] = f << TB_PAGE_SHIFT;
-	}
-	if (!rc && c->ctrlreg[1]) {
-		f = c->ctrlreg[1] >> TB_PAGE_SHIFT;
-		rc = pv_frame_to_pfn(d, v, "user cr3 (cr1)", &f);
-		c->ctrlreg[1] = 1 | f << TB_PAGE_SHIFT;
-	}
-	return rc;
-}
-
-static int xen_save_cpu_state(struct tb_dom *d, struct tb_buf *out)
-{
-	int rc = 0;
-
-	if (!d->suspended)
-		return -EINVAL;
-	if (d->kind == KIND_PV) {
-		uint32_t v;
-
-		rc = blob_hdr(out, BLOB_CPU_PV, d->nr_vcpus);
-		for (v = 0; !rc && v < d->nr_vcpus; v++) {
-			vcpu_guest_context_any_t ctx;
-			xc_vcpuinfo_t vi;
-
-			if (xc_vcpu_getinfo(d->xch, d->domid, v, &vi))
-				return -errno;
-			if (!vi.online) {
-				rc = blob_rec(out, REC_PV_VCPU, v, NULL, 0);
-				continue;
-			}
-			if (xc_vcpu_getcontext(d->xch, d->domid, v, &ctx))
-				return -errno;
-			rc = pv_vcpu_canonical(d, v, &ctx.x64);
-			if (rc)
-				return rc;
-			rc = blob_rec(out, REC_PV_VCPU, v, &ctx.x64,
-				      sizeof(ctx.x64));
-		}
-		return rc;
-	}
-	/* One hypercall per epoch into a buffer kept from the last one; the
-	 * size query only when it no longer fits (-ENOSPC). */
-	for (int tries = 0; tries < 2; tries++) {
-		int len = -1;
-
-		if (d->hvm_buf)
-			len = xc_domain_hvm_getcontext(d->xch, d->domid,
-						       d->hvm_buf,
-						       (uint32_t)d->hvm_cap);
-		if (len >= 0) {
-			rc = blob_hdr(out, BLOB_CPU_HVM, 1);
-			if (!rc)
-				rc = blob_rec(out, REC_HVM_CTX, 0, d->hvm_buf,
-					      (uint32_t)len);
-			return rc;
-		}
-		if (d->hvm_buf && errno != ENOSPC)
-			return -errno;
-		len = xc_domain_hvm_getcontext(d->xch, d->domid, NULL, 0);
-		if (len < 0)
-			return -errno;
-		free(d->hvm_buf);
-		d->hvm_cap = (size_t)len + 4096; /* room for growth */
-		d->hvm_buf = malloc(d->hvm_cap);
-		if (!d->hvm_buf)
-			return -ENOMEM;
-	}
-	return -ENOSPC;
-}
-
-/* HVM/PVH: the unpopulated pfn ranges (TB_XS_BLOB_REC_HOLES), so that
- * a failover restore populates only what the guest has. */
-static int blob_holes(struct tb_dom *d, struct tb_buf *out)
-{
-	struct tb_buf b = { 0 };
-	uint64_t pfn = 0;
-	int rc = 0;
-
-	while (!rc && pfn < d->nr_gpfns) {
-		uint64_t first = pfn;
-		uint8_t e[16];
-
-		if (!tb_bitmap_test(&d->holes, pfn)) {
-			pfn++;
-			continue;
-		}
-		while (pfn < d->nr_gpfns && tb_bitmap_test(&d->holes, pfn))
-			pfn++;
-		tb_put_le64(e, first);
-		tb_put_le64(e + 8, pfn - first);
-		rc = tb_buf_append(&b, e, sizeof(e));
-	}
-	if (!rc)
-		rc = blob_rec(out, TB_XS_BLOB_REC_HOLES, 0, b.data,
-			      (uint32_t)b.len);
-	tb_buf_free(&b);
-	return rc;
-}
-
-static int xen_save_device_state(struct tb_dom *d, struct tb_buf *out)
-{
-	static const uint32_t params[] = {
-		HVM_PARAM_STORE_PFN,
-		HVM_PARAM_STORE_EVTCHN,
-		HVM_PARAM_CONSOLE_PFN,
-		HVM_PARAM_CONSOLE_EVTCHN,
-		HVM_PARAM_CALLBACK_IRQ,
-		HVM_PARAM_IDENT_PT,
-		HVM_PARAM_PAGING_RING_PFN,
-		HVM_PARAM_MONITOR_RING_PFN,
-		HVM_PARAM_SHARING_RING_PFN,
-		HVM_PARAM_VM86_TSS_SIZED,
-		HVM_PARAM_IOREQ_PFN,
-		HVM_PARAM_BUFIOREQ_PFN,
-		HVM_PARAM_NR_IOREQ_SERVER_PAGES,
-		HVM_PARAM_PAE_ENABLED,
-		HVM_PARAM_TIMER_MODE,
-		HVM_PARAM_VIRIDIAN,
-	};
-	uint32_t mode, khz, inc;
-	uint64_t ns;
-	uint8_t tsc[24];
-	int rc;
-
-	if (!d->suspended)
-		return -EINVAL;
-	if (xc_domain_get_tsc_info(d->xch, d->domid, &mode, &ns, &khz, &inc))
-		return -errno;
-	rc = blob_hdr(out, BLOB_DEV, 0);
-	if (rc)
-		return rc;
-	tb_put_le32(tsc, mode);
-	tb_put_le32(tsc + 4, khz);
-	tb_put_le32(tsc + 8, inc);
-	tb_put_le32(tsc + 12, 0);
-	tb_put_le64(tsc + 16, ns);
-	rc = blob_rec(out, REC_TSC, 0, tsc, sizeof(tsc));
-	if (rc)
-		return rc;
-	if (d->kind == KIND_PV) {
-		uint8_t info[16];
-		void *sh;
-
-		tb_put_le32(info, d->guest_width);
-		tb_put_le32(info + 4, 4);
-		tb_put_le64(info + 8, d->minfo.p2m_size);
-		rc = blob_rec(out, REC_PV_INFO, 0, info, sizeof(info));
-		if (rc)
-			return rc;
-		xen_pfn_t f = d->shared_info_frame;
-
-		sh = xenforeignmemory_map(d->fmem, d->domid, PROT_READ, 1, &f,
-					  NULL);
-		if (!sh)
-			return -errno;
-		rc = blob_rec(out, REC_SHINFO, 0, sh, TB_PAGE_SIZE);
-		xenforeignmemory_unmap(d->fmem, sh, 1);
-		if (!rc)
-			rc = blob_pv_types(d, out);
-		if (!rc)
-			rc = blob_pv_p2m(d, out);
-		return rc;
-	}
-	for (size_t i = 0; i < TB_ARRAY_SIZE(params); i++) {
-		uint64_t v = 0;
-		uint8_t b[8];
-
-		if (xc_hvm_param_get(d->xch, d->domid, params[i], &v))
-			continue; /* not applicable to this guest */
-		tb_put_le64(b, v);
-		rc = blob_rec(out, REC_HVM_PARAM, params[i], b, sizeof(b));
-		if (rc)
-			return rc;
-	}
-	return blob_holes(d, out);
-}
-
-/* ------------------------------------------------------------ output */
-
-/*
- * Output commit through xen_netbuf.c (plug qdisc behind an ifb that the
- * guest's vif ingress is redirected to).  Without a vif (or with
- * TIBER_XEN_VIF=none) these succeed without holding anything.
- */
-static int xen_output_boundary(struct tb_dom *d, uint64_t epoch)
-{
-	int rc;
-
-	if (!d->netbuf)
-		return 0;
-	pthread_mutex_lock(&d->nb_lock);
-	rc = tb_netbuf_boundary(d->netbuf, epoch);
-	pthread_mutex_unlock(&d->nb_lock);
-	if (rc)
-		tb_backend_set_reason("%s: plug buffer marker: %s", d->vif,
-				      strerror(-rc));
-	return rc;
-}
-
-static int xen_output_release(struct tb_dom *d, uint64_t epoch)
-{
-	int rc;
-
-	if (!d->netbuf)
-		return 0;
-	pthread_mutex_lock(&d->nb_lock);
-	rc = tb_netbuf_release(d->netbuf, epoch);
-	pthread_mutex_unlock(&d->nb_lock);
-	if (rc)
-		tb_backend_set_reason("%s: plug release: %s", d->vif,
-				      strerror(-rc));
-	else if (d->ovf_pause) {
-		pthread_mutex_lock(&d->nb_lock);
-		if (d->ovf_paused && !ovf_full(d))
-			ovf_unpause(d);
-		pthread_mutex_unlock(&d->nb_lock);
-	}
-	return rc;
-}
-
-static int xen_output_set_gated(struct tb_dom *d, bool gated)
-{
-	int rc;
-
-	if (!d->netbuf)
-		return 0;
-	pthread_mutex_lock(&d->nb_lock);
-	rc = tb_netbuf_set_gated(d->netbuf, gated);
-	if (!rc && !gated)
-		ovf_unpause(d); /* nothing is held any more */
-	pthread_mutex_unlock(&d->nb_lock);
-	if (rc)
-		tb_backend_set_reason("%s: plug %s: %s", d->vif,
-				      gated ? "gate" : "release all",
-				      strerror(-rc));
-	return rc;
-}
-
-/* ------------------------------------------------------------ resume */
-
-static int xen_resume(struct tb_dom *d, bool fast)
-{
-	if (!d->suspended)
-		return -EINVAL;
-	if (d->mode == TB_SUSPEND_PAUSE) {
-		if (xc_domain_unpause(d->xch, d->domid))
-			return -errno;
-		d->paused = false;
-		d->suspended = false;
-		d->st.slow_resumes++;
-		ovf_epoch(d, false);
-		return 0;
-	}
-	if (fast && !d->suspend_cancel) {
-		if (!d->allow_slow) {
-			tb_backend_set_reason(
-				"dom%u: fast resume refused: guest does not advertise SUSPEND_CANCEL",
-				d->domid);
-			return -ENOTSUP;
-		}
-		fast = false;
-	}
-	if (xc_domain_resume(d->xch, d->domid, fast ? 1 : 0)) {
-		int rc = -errno;
-
-		tb_backend_set_reason("dom%u: xc_domain_resume(fast=%d): %s",
-				      d->domid, fast, xc_last(d));
-		return rc;
-	}
-	d->suspended = false;
-	if (fast)
-		d->st.fast_resumes++;
-	else
-		d->st.slow_resumes++;
-	ovf_epoch(d, false);
-	return 0;
 }
 
 static int xen_check_health(struct tb_dom *d)
@@ -1772,34 +311,11 @@ static int xen_check_health(struct tb_dom *d)
 
 static void xen_get_stats(struct tb_dom *d, struct tb_dom_stats *st)
 {
-	struct tb_netbuf_stats ns;
-
 	*st = d->st;
-	if (!d->netbuf)
-		return;
-	pthread_mutex_lock(&d->nb_lock);
-	if (!tb_netbuf_get_stats(d->netbuf, &ns)) {
-		st->output_held_bytes = ns.held_bytes;
-		st->output_released_bytes = ns.released_bytes;
-		st->output_dropped_packets = ns.dropped_packets;
-	}
-	/* updated by the sender thread under nb_lock */
-	st->output_overflow_pauses = d->st.output_overflow_pauses;
-	st->output_overflow_pause_ns = d->st.output_overflow_pause_ns;
-	pthread_mutex_unlock(&d->nb_lock);
+	tb_xen_output_stats(d, st);
 }
 
 /* ------------------------------------------------------------ detach */
-
-/* Stop the overflow thread (it unpauses) before the buffering goes. */
-static void stop_overflow(struct tb_dom *d)
-{
-	pthread_mutex_lock(&d->nb_lock);
-	d->ovf_stop = true;
-	pthread_mutex_unlock(&d->nb_lock);
-	if (d->ovf_thread_started)
-		pthread_join(d->ovf_thread, NULL);
-}
 
 static int xen_destroy(struct tb_dom *d)
 {
@@ -1809,18 +325,13 @@ static int xen_destroy(struct tb_dom *d)
 	 * goes (and its vif); then the buffer with what it held, dropped,
 	 * never released. */
 	xc_domain_pause(d->xch, d->domid); /* destroy follows anyway */
-	release_channel(d); /* its domctls only while the domain lives */
+	tb_xen_release_channel(d); /* its domctls only while the domain lives */
 	if (xc_domain_destroy(d->xch, d->domid)) {
 		rc = -errno;
 		tb_backend_set_reason("xen: destroy domain %u: %s", d->domid,
 				      strerror(errno));
 	}
-	if (d->netbuf) {
-		stop_overflow(d);
-		tb_netbuf_discard(d->netbuf);
-		d->netbuf = NULL;
-		pthread_mutex_destroy(&d->nb_lock);
-	}
+	tb_xen_output_discard(d);
 	if (!rc)
 		d->destroyed = true;
 	d->suspended = d->requested = d->paused = false;
@@ -1832,51 +343,14 @@ static void xen_detach(struct tb_dom *d)
 {
 	if (!d)
 		return;
-	if (d->netbuf) {
-		/* held output goes out: the guest runs on, unprotected */
-		stop_overflow(d);
-		tb_netbuf_teardown(d->netbuf);
-		d->netbuf = NULL;
-		pthread_mutex_destroy(&d->nb_lock);
-	}
-	if (d->xsh && d->requested && d->mode == TB_SUSPEND_XENSTORE)
-		xs_write(d->xsh, XBT_NULL, d->shutdown_path, "", 0);
-	if (d->xch && !d->destroyed && (d->suspended || d->requested) &&
-	    d->mode != TB_SUSPEND_PAUSE) {
-		xc_domaininfo_t info;
-
-		/* A request may still land: wait briefly, then resume. */
-		if (d->requested && d->local_port >= 0)
-			wait_suspended(d, tb_now_ns() + CANCEL_GRACE_NS / 4);
-		if (!dom_getinfo(d->xch, d->domid, &info) &&
-		    is_suspended(&info))
-			xc_domain_resume(d->xch, d->domid,
-					 d->suspend_cancel ? 1 : 0);
-	}
-	if (d->xch && d->paused)
-		xc_domain_unpause(d->xch, d->domid);
+	tb_xen_output_teardown(d);
+	tb_xen_suspend_detach(d);
 	if (d->xch && d->logdirty)
 		xc_shadow_control(d->xch, d->domid, XEN_DOMCTL_SHADOW_OP_OFF,
 				  NULL, 0);
 	if (d->xch)
-		release_channel(d);
-	if (d->fmem) {
-		unmap_memory(d);
-		xenforeignmemory_close(d->fmem);
-	}
-	/*
-	 * libxenguest maps max_mfn entries (its M2P_SIZE() means to round
-	 * up to 2 MiB but its shift-by-size makes that a no-op): unmap no
-	 * more than that, or the next mapping (libraries, TLS) goes too.
-	 */
-	if (d->m2p)
-		munmap(d->m2p, TB_ALIGN_UP(d->m2p_size * sizeof(xen_pfn_t),
-					   (size_t)TB_PAGE_SIZE));
-	if (d->minfo.p2m_table)
-		xc_unmap_domain_meminfo(d->xch, &d->minfo);
-	if (d->dirty_bm)
-		xc__hypercall_buffer_free_pages(d->xch, &d->dirty_hbuf,
-						(int)d->dirty_bm_pages);
+		tb_xen_release_channel(d);
+	tb_xen_mem_detach(d);
 	free(d->types);
 	tb_buf_free(&d->types_rec);
 	free(d->p2m_frames);
@@ -1888,307 +362,23 @@ static void xen_detach(struct tb_dom *d)
 	free(d);
 }
 
-/*
- * Run `xl ARGS...` with @fd as its fd 3; its stdout+stderr go to @out.
- * Returns 0 if it exited 0, -EIO (reason: its output) otherwise.
- */
-static int run_xl(const char *const *argv, int fd, char *out, size_t outlen)
-{
-	int pfd[2], status, rc = 0;
-	size_t got = 0;
-	pid_t pid;
-
-	if (pipe2(pfd, O_CLOEXEC))
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		rc = -errno;
-		close(pfd[0]);
-		close(pfd[1]);
-		return rc;
-	}
-	if (pid == 0) {
-		dup2(pfd[1], 1);
-		dup2(pfd[1], 2);
-		if (fd >= 0)
-			dup2(fd, 3); /* dup2 clears close-on-exec */
-		execvp("xl", (char *const *)argv);
-		_exit(127);
-	}
-	close(pfd[1]);
-	for (;;) {
-		ssize_t n = read(pfd[0], out + got, outlen - 1 - got);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-		if (got == outlen - 1) { /* keep the tail */
-			memmove(out, out + outlen / 2, got - outlen / 2);
-			got -= outlen / 2;
-		}
-	}
-	out[got] = '\0';
-	close(pfd[0]);
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		rc = -EIO;
-	return rc;
-}
-
-static char *read_text(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t cap = 0, n;
-
-	*len = 0;
-	if (!f)
-		return NULL;
-	do {
-		char *nb = realloc(buf, cap + 4096 + 1);
-
-		if (!nb) {
-			free(buf);
-			fclose(f);
-			return NULL;
-		}
-		buf = nb;
-		n = fread(buf + cap, 1, 4096, f);
-		cap += n;
-	} while (n == 4096);
-	buf[cap] = '\0';
-	*len = cap;
-	fclose(f);
-	return buf;
-}
-
-/*
- * Failover: write the committed replica as an xl save file (migration
- * stream v2, xen_stream.c) into a memfd and `xl restore CONFIG
- * /proc/self/fd/3`.  The guest's suspend hypercall returns 0 (RESTORE).
- * @req->args: the domain's xl config file.  PV replicas carry pfn-form
- * page tables and vCPU frames, the page types and the p2m frame list
- * (the device blob's PV records); HVM/PVH ones the unpopulated ranges.
- */
-static int xen_restore(const struct tb_restore_req *req,
-		       struct tb_restore_res *res)
-{
-	struct tb_xs_blobs *ps = NULL;
-	struct tb_xs_image img;
-	struct tb_xs_stats st;
-	char out[1024], name[40];
-	const char *argv[8];
-	char *cfg = NULL;
-	size_t cfg_len = 0;
-	int64_t t0, t1, t2;
-	int fd = -1, rc;
-	char *end;
-	unsigned long domid;
-
-	memset(res, 0, sizeof(*res));
-	if (!req->args || !*req->args) {
-		tb_backend_set_reason(
-			"xen restore needs the domain's xl config file (--restore-args FILE)");
-		return -EINVAL;
-	}
-	for (const char *c = req->name; *c; c++)
-		if (!(isalnum((unsigned char)*c) || strchr("-_.", *c))) {
-			tb_backend_set_reason(
-				"guest name '%s' has characters xl would not take",
-				req->name);
-			return -EINVAL;
-		}
-	t0 = tb_now_ns();
-	cfg = read_text(req->args, &cfg_len);
-	if (!cfg) {
-		rc = -errno;
-		tb_backend_set_reason("%s: %s", req->args, strerror(-rc));
-		return rc;
-	}
-	ps = calloc(1, sizeof(*ps));
-	if (!ps) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	rc = tb_xs_from_blobs(req->cpu_state, req->cpu_state_len,
-			      req->dev_state, req->dev_state_len, req->nr_pages,
-			      ps, &img);
-	if (rc) {
-		tb_backend_set_reason("xen restore: %s", ps->reason);
-		goto out_free;
-	}
-	img.mem_fd = req->mem_fd;
-	fd = memfd_create("tiber-xl-stream", MFD_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		goto out_blobs;
-	}
-	rc = tb_xs_write_xl(fd, cfg, cfg_len, &img, &st);
-	if (rc) {
-		tb_backend_set_reason("xen restore: writing the stream: %s",
-				      strerror(-rc));
-		goto out_fd;
-	}
-	t1 = tb_now_ns();
-	argv[0] = "xl";
-	argv[1] = "restore";
-	argv[2] = req->args;
-	argv[3] = "/proc/self/fd/3";
-	argv[4] = NULL;
-	rc = run_xl(argv, fd, out, sizeof(out));
-	t2 = tb_now_ns();
-	if (rc) {
-		tb_backend_set_reason("xl restore (stream %" PRIu64
-				      " MiB, %" PRIu64 " pages): %s",
-				      st.bytes >> 20, st.pages, out);
-		goto out_fd;
-	}
-	snprintf(name, sizeof(name), "%s", req->name);
-	argv[1] = "domid";
-	argv[2] = name;
-	argv[3] = NULL;
-	rc = run_xl(argv, -1, out, sizeof(out));
-	domid = strtoul(out, &end, 10);
-	if (rc || end == out) {
-		tb_backend_set_reason("restored, but `xl domid %s` failed: %s",
-				      name, out);
-		rc = rc ? rc : -EIO;
-		goto out_fd;
-	}
-	res->domid = (uint32_t)domid;
-	snprintf(res->where, sizeof(res->where),
-		 "%s stream_ms=%.1f xl_restore_ms=%.1f stream_mib=%" PRIu64
-		 " data_pages=%" PRIu64 " zero_pages=%" PRIu64,
-		 name, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6,
-		 st.bytes >> 20, st.pages, st.pages_zero);
-	rc = 0;
-out_fd:
-	close(fd);
-out_blobs:
-	tb_xs_blobs_free(ps);
-out_free:
-	free(ps);
-out:
-	free(cfg);
-	return rc;
-}
-
-/* ------------------------------------------------------------ recover */
-
-static void report_add(char *report, size_t len, const char *what)
-{
-	size_t used;
-
-	if (!report || !len)
-		return;
-	used = strnlen(report, len);
-	if (used + 1 >= len)
-		return;
-	snprintf(report + used, len - used, "%s%s", used ? "; " : "", what);
-}
-
-int tb_xen_recover(uint32_t domid, bool fast, bool unpause, char *report,
-		   size_t report_len)
-{
-	struct xen_logger xl;
-	xc_interface *xch;
-	struct xs_handle *xsh;
-	xc_domaininfo_t info;
-	char path[300], vif[32], *dompath = NULL, *s;
-	int rc, first = 0;
-
-	if (report && report_len)
-		report[0] = '\0';
-	xlog_init(&xl);
-	xch = xc_interface_open(&xl.vtable, &xl.vtable, 0);
-	if (!xch)
-		return -errno;
-	rc = dom_getinfo(xch, domid, &info);
-	if (rc)
-		goto out;
-	xsh = xs_open(0);
-	if (xsh) {
-		dompath = xs_get_domain_path(xsh, domid);
-		if (dompath) {
-			snprintf(path, sizeof(path), "%s/control/shutdown",
-				 dompath);
-			s = xs_read_str(xsh, path);
-			if (s && !strcmp(s, "suspend")) {
-				xs_write(xsh, XBT_NULL, path, "", 0);
-				report_add(report, report_len,
-					   "cleared control/shutdown=suspend");
-			}
-			free(s);
-		}
-		/* output buffering a killed tiberd left on the vif: the
-		 * held output goes out */
-		if (dom_vif(xsh, domid, vif, sizeof(vif)) &&
-		    tb_netbuf_cleanup(vif, NULL))
-			report_add(report, report_len,
-				   "removed output buffering (ifb, redirect)");
-		free(dompath);
-		xs_close(xsh);
-	}
-	/* Back to VIRQ_DOM_EXC before the resume, so xenstored sees it. */
-	if (xc_domain_subscribe_for_suspend(xch, domid, 0)) {
-		if (!first)
-			first = -errno;
-	}
-	snprintf(path, sizeof(path), SUSPEND_LOCK_FMT, domid);
-	if (!unlink(path))
-		report_add(report, report_len, "removed stale suspend lock");
-	if (xc_shadow_control(xch, domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0)) {
-		if (!first)
-			first = -errno;
-	} else {
-		report_add(report, report_len, "log-dirty off");
-	}
-	if (is_suspended(&info)) {
-		if (xc_domain_resume(xch, domid, fast ? 1 : 0)) {
-			if (!first)
-				first = -errno;
-		} else {
-			report_add(report, report_len,
-				   fast ? "resumed (fast)" : "resumed (slow)");
-		}
-	}
-	if (unpause && (info.flags & XEN_DOMINF_paused)) {
-		if (xc_domain_unpause(xch, domid)) {
-			if (!first)
-				first = -errno;
-		} else {
-			report_add(report, report_len, "unpaused");
-		}
-	}
-	rc = first;
-	if (rc)
-		tb_backend_set_reason("dom%u recover: %s", domid, xl.last);
-out:
-	xc_interface_close(xch);
-	return rc;
-}
-
 const struct tb_backend_ops tb_backend_xen_ops = {
 	.name = "xen",
 	.attach = xen_attach,
 	.get_info = xen_get_info,
-	.request_suspend = xen_request_suspend,
-	.await_suspended = xen_await_suspended,
-	.harvest_dirty = xen_harvest_dirty,
-	.copy_pages = xen_copy_pages,
-	.save_cpu_state = xen_save_cpu_state,
-	.save_device_state = xen_save_device_state,
-	.output_boundary = xen_output_boundary,
-	.output_release = xen_output_release,
-	.output_set_gated = xen_output_set_gated,
-	.resume = xen_resume,
+	.request_suspend = tb_xen_request_suspend,
+	.await_suspended = tb_xen_await_suspended,
+	.harvest_dirty = tb_xen_harvest_dirty,
+	.copy_pages = tb_xen_copy_pages,
+	.save_cpu_state = tb_xen_save_cpu_state,
+	.save_device_state = tb_xen_save_device_state,
+	.output_boundary = tb_xen_output_boundary,
+	.output_release = tb_xen_output_release,
+	.output_set_gated = tb_xen_output_set_gated,
+	.resume = tb_xen_resume,
 	.check_health = xen_check_health,
 	.get_stats = xen_get_stats,
 	.destroy = xen_destroy,
 	.detach = xen_detach,
-	.restore = xen_restore,
+	.restore = tb_xen_restore,
 };

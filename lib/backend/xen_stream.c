@@ -10,27 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "xen_blob.h"
 #include "xen_stream.h"
 
 static const char xl_magic[TB_XS_XL_MAGIC_LEN] =
 	"Xen saved domain, xl format\n \0 \r";
-
-/* tiber's Xen state blobs (docs/xen-backend.md) */
-#define BLOB_MAGIC 0x4e584254u
-#define BLOB_HDR   16u
-enum {
-	BLOB_CPU_PV = 1,
-	BLOB_CPU_HVM = 2,
-	BLOB_DEV = 3
-};
-enum {
-	BREC_PV_VCPU = 1,
-	BREC_HVM_CTX = 2,
-	BREC_TSC = 3,
-	BREC_SHINFO = 4,
-	BREC_HVM_PARAM = 5,
-	BREC_PV_INFO = 6,
-};
 
 static const uint32_t wanted_params[] = {
 	1,  /* STORE_PFN */
@@ -728,53 +712,16 @@ out:
 
 /* ------------------------------------------------------------ blobs */
 
-struct blob {
-	const uint8_t *p;
-	size_t len, off;
-	uint32_t kind, count;
-};
-
-static int blob_open(struct blob *b, const void *p, size_t len)
-{
-	b->p = p;
-	b->len = len;
-	b->off = BLOB_HDR;
-	if (!p || len < BLOB_HDR || tb_get_le32(b->p) != BLOB_MAGIC ||
-	    tb_get_le32(b->p + 4) != 1)
-		return -EINVAL;
-	b->kind = tb_get_le32(b->p + 8);
-	b->count = tb_get_le32(b->p + 12);
-	return 0;
-}
-
-/* 1: a record; 0: end; -EINVAL: malformed. */
-static int blob_next(struct blob *b, uint32_t *type, uint32_t *id,
-		     const uint8_t **body, uint32_t *len)
-{
-	if (b->off == b->len)
-		return 0;
-	if (b->len - b->off < 16)
-		return -EINVAL;
-	*type = tb_get_le32(b->p + b->off);
-	*id = tb_get_le32(b->p + b->off + 4);
-	*len = tb_get_le32(b->p + b->off + 8);
-	if (b->len - b->off - 16 < *len)
-		return -EINVAL;
-	*body = b->p + b->off + 16;
-	b->off += 16 + (size_t)*len;
-	return 1;
-}
-
 /* PV CPU blob: one context per vCPU (length 0: offline). */
-static int pv_cpu(struct blob *c, struct tb_xs_blobs *ps,
+static int pv_cpu(struct tb_xen_blob *c, struct tb_xs_blobs *ps,
 		  struct tb_xs_image *img)
 {
 	const uint8_t *body;
 	uint32_t type, id, len;
 	int rc;
 
-	while ((rc = blob_next(c, &type, &id, &body, &len)) == 1) {
-		if (type != BREC_PV_VCPU)
+	while ((rc = tb_xen_blob_next(c, &type, &id, &body, &len)) == 1) {
+		if (type != TB_XEN_BLOB_REC_PV_VCPU)
 			continue;
 		if (img->nr_vcpus == TB_ARRAY_SIZE(ps->vcpus))
 			return -EINVAL;
@@ -796,19 +743,19 @@ static int pv_dev_rec(uint32_t type, const uint8_t *body, uint32_t len,
 		      struct tb_xs_image *img)
 {
 	switch (type) {
-	case BREC_PV_INFO:
+	case TB_XEN_BLOB_REC_PV_INFO:
 		if (len != 16)
 			return -EINVAL;
 		img->guest_width = tb_get_le32(body);
 		img->pt_levels = tb_get_le32(body + 4);
 		img->p2m_end_pfn = tb_get_le64(body + 8) - 1;
 		return tb_get_le64(body + 8) ? 0 : -EINVAL;
-	case BREC_SHINFO:
+	case TB_XEN_BLOB_REC_SHINFO:
 		if (len != TB_PAGE_SIZE)
 			return -EINVAL;
 		img->shared_info = body;
 		return 0;
-	case TB_XS_BLOB_REC_PV_TYPES:
+	case TB_XEN_BLOB_REC_PV_TYPES:
 		if (len % 8 || ps->pfn_types)
 			return -EINVAL;
 		ps->pfn_types = calloc(nr_pages, 1);
@@ -825,7 +772,7 @@ static int pv_dev_rec(uint32_t type, const uint8_t *body, uint32_t len,
 		}
 		img->pfn_types = ps->pfn_types;
 		return 0;
-	case TB_XS_BLOB_REC_PV_P2M:
+	case TB_XEN_BLOB_REC_PV_P2M:
 		if (len % 8 || !len || ps->p2m_frames)
 			return -EINVAL;
 		ps->p2m_frames = malloc(len);
@@ -849,7 +796,7 @@ static int hvm_dev_rec(uint32_t type, uint32_t id, const uint8_t *body,
 		       struct tb_xs_image *img)
 {
 	switch (type) {
-	case BREC_HVM_PARAM:
+	case TB_XEN_BLOB_REC_HVM_PARAM:
 		if (len != 8)
 			return -EINVAL;
 		if (!tb_xs_hvm_param_wanted(id) ||
@@ -859,7 +806,7 @@ static int hvm_dev_rec(uint32_t type, uint32_t id, const uint8_t *body,
 		ps->params[img->nr_params].value = tb_get_le64(body);
 		img->nr_params++;
 		return 0;
-	case TB_XS_BLOB_REC_HOLES:
+	case TB_XEN_BLOB_REC_HOLES:
 		if (len % 16)
 			return -EINVAL;
 		for (uint32_t i = 0; i < len; i += 16) {
@@ -896,7 +843,7 @@ int tb_xs_from_blobs(const void *cpu, size_t cpu_len, const void *dev,
 		     size_t dev_len, uint64_t nr_pages, struct tb_xs_blobs *ps,
 		     struct tb_xs_image *img)
 {
-	struct blob c, d;
+	struct tb_xen_blob c, d;
 	const uint8_t *body;
 	uint32_t type, id, len;
 	const char *missing = NULL;
@@ -909,18 +856,18 @@ int tb_xs_from_blobs(const void *cpu, size_t cpu_len, const void *dev,
 	img->xen_minor = 17;
 	img->nr_pages = nr_pages;
 	img->mem_fd = -1;
-	if (blob_open(&c, cpu, cpu_len) || blob_open(&d, dev, dev_len) ||
-	    d.kind != BLOB_DEV) {
+	if (tb_xen_blob_open(&c, cpu, cpu_len) ||
+	    tb_xen_blob_open(&d, dev, dev_len) || d.kind != TB_XEN_BLOB_DEV) {
 		snprintf(ps->reason, sizeof(ps->reason),
 			 "state blobs are not tiber Xen blobs (TBXN v1)");
 		return -EINVAL;
 	}
-	if (c.kind != BLOB_CPU_PV && c.kind != BLOB_CPU_HVM) {
+	if (c.kind != TB_XEN_BLOB_CPU_PV && c.kind != TB_XEN_BLOB_CPU_HVM) {
 		snprintf(ps->reason, sizeof(ps->reason),
 			 "unknown CPU blob kind %u", c.kind);
 		return -EINVAL;
 	}
-	pv = c.kind == BLOB_CPU_PV;
+	pv = c.kind == TB_XEN_BLOB_CPU_PV;
 	if (pv) {
 		img->dom_type = TB_XS_DHDR_TYPE_X86_PV;
 		if (pv_cpu(&c, ps, img)) {
@@ -930,8 +877,9 @@ int tb_xs_from_blobs(const void *cpu, size_t cpu_len, const void *dev,
 		}
 	} else {
 		img->dom_type = TB_XS_DHDR_TYPE_X86_HVM;
-		while ((rc = blob_next(&c, &type, &id, &body, &len)) == 1)
-			if (type == BREC_HVM_CTX) {
+		while ((rc = tb_xen_blob_next(&c, &type, &id, &body, &len)) ==
+		       1)
+			if (type == TB_XEN_BLOB_REC_HVM_CTX) {
 				img->hvm_ctx = body;
 				img->hvm_ctx_len = len;
 			}
@@ -944,8 +892,8 @@ int tb_xs_from_blobs(const void *cpu, size_t cpu_len, const void *dev,
 		if (rc)
 			return rc;
 	}
-	while ((rc = blob_next(&d, &type, &id, &body, &len)) == 1) {
-		if (type == BREC_TSC) {
+	while ((rc = tb_xen_blob_next(&d, &type, &id, &body, &len)) == 1) {
+		if (type == TB_XEN_BLOB_REC_TSC) {
 			if (len < 24)
 				goto bad;
 			img->have_tsc = true;

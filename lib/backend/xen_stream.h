@@ -173,7 +173,7 @@ int tb_xs_parse(const void *buf, size_t len, struct tb_xs_parsed *out,
 		tb_xs_rec_fn on_rec, void *arg, const char **why);
 
 /*
- * Build a tb_xs_image from tiber's Xen state blobs (docs/xen-backend.md:
+ * Build a tb_xs_image from tiber's Xen state blobs (xen_blob.h:
  * "TBXN" CPU and device blobs).  Pointers in @img point into the blobs or
  * into @ps (owned, freed by tb_xs_blobs_free).  HVM/PVH: needs the
  * device blob's HOLES record (else -ENOTSUP: the whole pfn space would be
@@ -193,15 +193,5 @@ int tb_xs_from_blobs(const void *cpu, size_t cpu_len, const void *dev,
 		     size_t dev_len, uint64_t nr_pages, struct tb_xs_blobs *ps,
 		     struct tb_xs_image *img);
 void tb_xs_blobs_free(struct tb_xs_blobs *ps);
-
-/* Blob record type of the device blob listing unpopulated pfn ranges:
- * body = n x (u64 first pfn, u64 count). */
-#define TB_XS_BLOB_REC_HOLES 7u
-/* PV device blob: the pfns whose type is not NOTAB, each u64
- * (pfn | type nibble << 60) as in a PAGE_DATA pfn entry; all others are
- * NOTAB. */
-#define TB_XS_BLOB_REC_PV_TYPES 8u
-/* PV device blob: u64 pfn of each frame of the guest's p2m, in order. */
-#define TB_XS_BLOB_REC_PV_P2M 9u
 
 #endif

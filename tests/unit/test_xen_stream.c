@@ -13,6 +13,7 @@
 
 #include "check_main.h"
 #include "tiber/common.h"
+#include "../../lib/backend/xen_blob.h"
 #include "../../lib/backend/xen_stream.h"
 
 #define PG TB_PAGE_SIZE
@@ -462,28 +463,16 @@ END_TEST
 
 /* ------------------------------------------------------------ blobs */
 
+/* The blob writer (xen_blob.c, tests/unit/test_xen_blob.c pins its bytes) */
 static void blob_hdr(struct tb_buf *o, uint32_t kind, uint32_t count)
 {
-	uint8_t h[16];
-
-	tb_put_le32(h, 0x4e584254);
-	tb_put_le32(h + 4, 1);
-	tb_put_le32(h + 8, kind);
-	tb_put_le32(h + 12, count);
-	ck_assert_int_eq(tb_buf_append(o, h, 16), 0);
+	ck_assert_int_eq(tb_xen_blob_put_hdr(o, kind, count), 0);
 }
 
 static void blob_rec(struct tb_buf *o, uint32_t type, uint32_t id,
 		     const void *p, uint32_t len)
 {
-	uint8_t h[16] = { 0 };
-
-	tb_put_le32(h, type);
-	tb_put_le32(h + 4, id);
-	tb_put_le32(h + 8, len);
-	ck_assert_int_eq(tb_buf_append(o, h, 16), 0);
-	if (len)
-		ck_assert_int_eq(tb_buf_append(o, p, len), 0);
+	ck_assert_int_eq(tb_xen_blob_put_rec(o, type, id, p, len), 0);
 }
 
 START_TEST(from_blobs)
@@ -518,7 +507,7 @@ START_TEST(from_blobs)
 	tb_put_le64(holes + 8, 5);
 	tb_put_le64(holes + 16, 90);
 	tb_put_le64(holes + 24, 10);
-	blob_rec(&dev, TB_XS_BLOB_REC_HOLES, 0, holes, sizeof(holes));
+	blob_rec(&dev, TB_XEN_BLOB_REC_HOLES, 0, holes, sizeof(holes));
 	rc = tb_xs_from_blobs(cpu.data, cpu.len, dev.data, dev.len, 100, &ps,
 			      &img);
 	ck_assert_msg(rc == 0, "%s", ps.reason);
@@ -602,8 +591,8 @@ START_TEST(from_blobs_pv)
 	} steps[] = {
 		{ 6, "PV_INFO" },
 		{ 4, "SHINFO" },
-		{ TB_XS_BLOB_REC_PV_TYPES, "PV_TYPES" },
-		{ TB_XS_BLOB_REC_PV_P2M, "PV_P2M" },
+		{ TB_XEN_BLOB_REC_PV_TYPES, "PV_TYPES" },
+		{ TB_XEN_BLOB_REC_PV_P2M, "PV_P2M" },
 	};
 	for (size_t i = 0; i < TB_ARRAY_SIZE(steps); i++) {
 		rc = tb_xs_from_blobs(cpu.data, cpu.len, dev.data, dev.len, N,
@@ -618,7 +607,7 @@ START_TEST(from_blobs_pv)
 		case 4:
 			blob_rec(&dev, 4, 0, shinfo, sizeof(shinfo));
 			break;
-		case TB_XS_BLOB_REC_PV_TYPES:
+		case TB_XEN_BLOB_REC_PV_TYPES:
 			blob_rec(&dev, steps[i].type, 0, types, sizeof(types));
 			break;
 		default:
