@@ -43,8 +43,7 @@ void tb_edisk_free(struct tb_edisk *k)
 	k->scratch = NULL;
 }
 
-int tb_edisk_infos(struct tb_edisk *k, struct tb_buf *out,
-		   struct tb_digest *dg)
+int tb_edisk_infos(struct tb_edisk *k, struct tb_buf *out, struct tb_digest *dg)
 {
 	unsigned i;
 	int rc;
@@ -82,17 +81,16 @@ int tb_edisk_encode(struct tb_edisk *k, struct tb_buf *out,
 				       z ? NULL : data + done, n, k->scratch);
 		if (rc)
 			return rc;
-		tb_digest_disk_write(dg, disk, off + done, z ? NULL : data + done,
-				     n);
+		tb_digest_disk_write(dg, disk, off + done,
+				     z ? NULL : data + done, n);
 		*bytes += n;
 	}
 	return 0;
 }
 
-int tb_edisk_drain(struct tb_edisk *k, struct tb_buf *out,
-		   struct tb_digest *dg, uint64_t epoch,
-		   int (*flush)(void *ctx), void *ctx, uint64_t *writes,
-		   uint64_t *bytes)
+int tb_edisk_drain(struct tb_edisk *k, struct tb_buf *out, struct tb_digest *dg,
+		   uint64_t epoch, int (*flush)(void *ctx), void *ctx,
+		   uint64_t *writes, uint64_t *bytes)
 {
 	struct tb_disk_jrec w;
 	int rc;

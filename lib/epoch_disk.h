@@ -38,9 +38,8 @@ int tb_edisk_encode(struct tb_edisk *k, struct tb_buf *out,
 /* Every journaled write of an epoch <= @epoch, in order, as DISK_WRITEs
  * (digested); @flush(@ctx) whenever @out grows past 4 MiB.  *@writes and
  * *@bytes += what was sent. */
-int tb_edisk_drain(struct tb_edisk *k, struct tb_buf *out,
-		   struct tb_digest *dg, uint64_t epoch,
-		   int (*flush)(void *ctx), void *ctx, uint64_t *writes,
-		   uint64_t *bytes);
+int tb_edisk_drain(struct tb_edisk *k, struct tb_buf *out, struct tb_digest *dg,
+		   uint64_t epoch, int (*flush)(void *ctx), void *ctx,
+		   uint64_t *writes, uint64_t *bytes);
 
 #endif

@@ -142,8 +142,8 @@ int tb_rdisks_info(struct tb_rdisks *s, const struct tb_disk_info *i,
 		return dfail(s, TB_SERR_BAD_ORDER,
 			     "DISK_INFO outside a FULL epoch");
 	if (s->st_fd[i->disk] >= 0)
-		return dfail(s, TB_SERR_BAD_ORDER, "second DISK_INFO of disk %u",
-			     i->disk);
+		return dfail(s, TB_SERR_BAD_ORDER,
+			     "second DISK_INFO of disk %u", i->disk);
 	tb_rdisks_path(s, i->disk, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.new", path);
 	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -258,8 +258,8 @@ int tb_rdisks_write(struct tb_rdisks *s, const struct tb_disk_write *w,
 		return dfail(s, TB_SERR_BAD_ORDER,
 			     "DISK_WRITE, but this backup has no disk_dir");
 	if (!size)
-		return dfail(s, TB_SERR_BAD_ORDER,
-			     "DISK_WRITE to disk %u %s", w->disk,
+		return dfail(s, TB_SERR_BAD_ORDER, "DISK_WRITE to disk %u %s",
+			     w->disk,
 			     s->full ? "before its DISK_INFO" :
 				       "that has no full sync");
 	if (w->offset + w->len > size)

@@ -146,8 +146,8 @@ static int replay(struct tb_sim_kv_hdr *kh, int fd, uint64_t disk_size,
 		return rc;
 	if (rc && tb_sim_kvlog_valid(&r, lsn, boot_id))
 		say(rep,
-		    "disk log holds record %" PRIu64
-		    " beyond memory's %" PRIu64 ": the disk is ahead of memory",
+		    "disk log holds record %" PRIu64 " beyond memory's %" PRIu64
+		    ": the disk is ahead of memory",
 		    lsn, kh->log_head);
 	return 0;
 }

@@ -71,8 +71,8 @@ static bool disk_payload_len_ok(uint8_t enc, uint32_t len, uint32_t plen)
 	}
 }
 
-int tb_parse_disk_write(const uint8_t *b, uint32_t len,
-			struct tb_disk_write *w, char *why, size_t whylen)
+int tb_parse_disk_write(const uint8_t *b, uint32_t len, struct tb_disk_write *w,
+			char *why, size_t whylen)
 {
 	w->disk = tb_get_le32(b + DW_DISK);
 	w->enc = b[DW_ENC];

@@ -25,7 +25,7 @@ int tb_rec_check_close(struct tb_buf *out, uint32_t type, uint32_t len);
  * error code with the reason in @why. */
 int tb_parse_disk_info(const uint8_t *b, struct tb_disk_info *i, char *why,
 		       size_t whylen);
-int tb_parse_disk_write(const uint8_t *b, uint32_t len,
-			struct tb_disk_write *w, char *why, size_t whylen);
+int tb_parse_disk_write(const uint8_t *b, uint32_t len, struct tb_disk_write *w,
+			char *why, size_t whylen);
 
 #endif

@@ -89,7 +89,7 @@ int tb_guest_disk_open(struct tb_guest *g)
 	d->k->ring_size = ring;
 	g->disk = d;
 	return 0;
-fail_errno: {
+fail_errno : {
 	int rc = -errno;
 
 	fprintf(stderr, "tiber-simguest: disk %s: %s\n", cfg->disk,
@@ -184,8 +184,7 @@ static void wait_room(struct tb_guest *g, unsigned t, uint32_t len)
 			tb_guest_park(g, t);
 		else
 			tb_sim_evtchn_wait(g->ctrl, g->evtfds, &ws, 0,
-					   tb_now_ns() +
-						   10 * TB_NSEC_PER_MSEC);
+					   tb_now_ns() + 10 * TB_NSEC_PER_MSEC);
 		tb_sim_disk_lock(k);
 	}
 	ST(&k->waiting, 0);

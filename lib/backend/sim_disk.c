@@ -49,12 +49,13 @@ int tb_sim_ddisk_open(struct tb_sim_ddisk **out, int ring_fd, int img_fd,
 	k->size = size;
 	k->map_len = TB_SIM_DISK_HDR + ring_size;
 	if (!size || size % TB_PAGE_SIZE || size > TB_DISK_SIZE_MAX ||
-	    !ring_size || (ring_size & (ring_size - 1)) ||
-	    fstat(img_fd, &st) || (uint64_t)st.st_size < size) {
+	    !ring_size || (ring_size & (ring_size - 1)) || fstat(img_fd, &st) ||
+	    (uint64_t)st.st_size < size) {
 		tb_backend_set_reason(
 			"sim: the guest's disk (%llu bytes, ring %llu) does not "
 			"match its image",
-			(unsigned long long)size, (unsigned long long)ring_size);
+			(unsigned long long)size,
+			(unsigned long long)ring_size);
 		rc = -EPROTO;
 		goto fail;
 	}
@@ -69,7 +70,8 @@ int tb_sim_ddisk_open(struct tb_sim_ddisk **out, int ring_fd, int img_fd,
 	}
 	if (k->k->magic != TB_SIM_DISK_MAGIC || k->k->disk_size != size ||
 	    k->k->ring_size != ring_size) {
-		tb_backend_set_reason("sim: disk journal header does not match");
+		tb_backend_set_reason(
+			"sim: disk journal header does not match");
 		rc = -EPROTO;
 		goto fail;
 	}
@@ -168,8 +170,7 @@ int tb_sim_ddisk_read(struct tb_sim_ddisk *k, uint64_t off, void *buf,
 	return 0;
 }
 
-int tb_sim_ddisk_next_data(struct tb_sim_ddisk *k, uint64_t off,
-			   uint64_t *data)
+int tb_sim_ddisk_next_data(struct tb_sim_ddisk *k, uint64_t off, uint64_t *data)
 {
 	off_t o;
 
