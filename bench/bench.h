@@ -33,11 +33,14 @@ struct bench_cfg {
 	enum bench_link link;
 	double link_gbit; /* BENCH_LINK_EMU only */
 	bool compress;
-	const char *mech;  /* uffd|bitmap */
-	double secs;	   /* steady-state seconds */
-	double deadline_s; /* stop tiberd then (0: from RAM and secs) */
-	bool ops;	   /* also run the guest unprotected: ops ratio */
-	bool tls;	   /* TLS (a PSK) on the link; else plaintext */
+	const char *mech;     /* uffd|bitmap */
+	double secs;	      /* steady-state seconds */
+	double deadline_s;    /* stop tiberd then (0: from RAM and secs) */
+	bool ops;	      /* also run the guest unprotected: ops ratio */
+	bool tls;	      /* TLS (a PSK) on the link; else plaintext */
+	uint64_t disk_writes; /* a disk writer vCPU, 4 KiB writes/s
+				 (UINT64_MAX: flat out; 0: no disk); with
+				 ops, the ratio is of disk bytes/s */
 };
 
 struct bench_stat {

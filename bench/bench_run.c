@@ -346,27 +346,28 @@ static int count_lines(const char *path, const char *needle)
 }
 
 /* SIGUSR1 the guest; wait for its new progress line.  0 or -errno. */
-static int sample_progress(pid_t guest, const char *log, uint64_t *ops,
-			   int64_t *t)
+static int sample_progress(pid_t guest, const char *log, const char *key,
+			   uint64_t *ops, int64_t *t)
 {
-	int before = count_lines(log, "progress="), n;
+	int before = count_lines(log, key), n;
+	size_t klen = strlen(key);
 	int64_t end = tb_now_ns() + 2 * TB_NSEC_PER_SEC;
 
 	kill(guest, SIGUSR1);
 	while (tb_now_ns() < end) {
 		usleep(1000);
-		n = count_lines(log, "progress=");
+		n = count_lines(log, key);
 		if (n > before) {
 			char *s = slurp(log, NULL), *p, *last = NULL;
 
 			*t = tb_now_ns();
-			for (p = s; p && (p = strstr(p, "progress=")); p++)
+			for (p = s; p && (p = strstr(p, key)); p++)
 				last = p;
 			if (!last) {
 				free(s);
 				return -EIO;
 			}
-			*ops = strtoull(last + 9, NULL, 10);
+			*ops = strtoull(last + klen, NULL, 10);
 			free(s);
 			return 0;
 		}
@@ -421,13 +422,13 @@ static double loadavg1(void)
 
 struct guest {
 	pid_t pid;
-	char sock[300], log[300], stats[300];
+	char sock[300], log[300], stats[300], disk[300];
 };
 
 static int start_guest(struct bench_env *env, const struct bench_cfg *c,
 		       struct guest *g, const char *tag)
 {
-	char ram[32], rate[32], wss[32], *argv[40];
+	char ram[32], rate[32], wss[32], dw[32], *argv[40];
 	uint64_t ram_pages = c->guest_mib << 8, wss_pages, dirty_rate;
 	int pfd[2], argc = 0, rc;
 	struct pollfd p;
@@ -476,6 +477,21 @@ static int start_guest(struct bench_env *env, const struct bench_cfg *c,
 	argv[argc++] = g->stats;
 	argv[argc++] = "--ready-fd";
 	argv[argc++] = "3";
+	if (c->disk_writes) {
+		snprintf(g->disk, sizeof(g->disk), "%s/%s-disk.img", env->tmp,
+			 tag);
+		unlink(g->disk);
+		if (c->disk_writes == UINT64_MAX)
+			snprintf(dw, sizeof(dw), "max");
+		else
+			snprintf(dw, sizeof(dw), "%" PRIu64, c->disk_writes);
+		argv[argc++] = "--disk";
+		argv[argc++] = g->disk;
+		argv[argc++] = "--disk-size";
+		argv[argc++] = "256M";
+		argv[argc++] = "--disk-writes";
+		argv[argc++] = dw;
+	}
 	argv[argc] = NULL;
 	{
 		static char path[300];
@@ -708,7 +724,7 @@ static int start_replicator(struct bench_env *env, const char *ns,
 			    const char *listen, const char *psk, char *addr,
 			    size_t alen, pid_t *pid)
 {
-	char path[300], log[300], line[256], *argv[10];
+	char path[300], log[300], line[256], *argv[12];
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/tiber-replicator", env->bin);
@@ -719,7 +735,9 @@ static int start_replicator(struct bench_env *env, const char *ns,
 	argv[3] = "--failover";
 	argv[4] = "no";
 	link_args(argv, 5, psk);
-	argv[7] = NULL;
+	argv[7] = "--disk-dir";
+	argv[8] = env->tmp;
+	argv[9] = NULL;
 	rc = spawn(argv, log, ns, -1, pid);
 	if (rc)
 		return rc;
@@ -740,6 +758,8 @@ int bench_run(struct bench_env *env, const struct bench_cfg *c,
 	struct guest g = { .pid = -1 }, ug = { .pid = -1 };
 	pid_t repl = -1, tiberd = -1;
 	uint64_t nep, ops_a = 0, ops_b = 0, nr = 0;
+	/* the guest's progress: its ops, or its disk bytes */
+	const char *key = c->disk_writes ? "disk_bytes=" : "progress=";
 	int64_t t_a = 0, t_b = 0, t_start = tb_now_ns(), deadline;
 	bool sampled_a = false, sampled_b = false;
 	struct trec *t = NULL;
@@ -872,13 +892,13 @@ int bench_run(struct bench_env *env, const struct bench_cfg *c,
 		}
 		lines = count_lines(trace, "\n");
 		if (c->ops && !sampled_a && lines >= 2 + WARM_EPOCHS) {
-			sampled_a =
-				!sample_progress(g.pid, g.log, &ops_a, &t_a);
+			sampled_a = !sample_progress(g.pid, g.log, key, &ops_a,
+						     &t_a);
 		}
 		if (c->ops && sampled_a && !sampled_b &&
 		    ((uint64_t)lines >= nep - 1 || tb_now_ns() >= deadline)) {
-			sampled_b =
-				!sample_progress(g.pid, g.log, &ops_b, &t_b);
+			sampled_b = !sample_progress(g.pid, g.log, key, &ops_b,
+						     &t_b);
 		}
 		if (tb_now_ns() >= deadline) {
 			kill(tiberd, SIGTERM);
@@ -931,11 +951,11 @@ int bench_run(struct bench_env *env, const struct bench_cfg *c,
 			lag = (int64_t)(res->sync_s * 1e9);
 			usleep((useconds_t)(TB_MIN(lag, 3 * TB_NSEC_PER_SEC) /
 					    1000));
-			rc = sample_progress(ug.pid, ug.log, &ua, &ta);
+			rc = sample_progress(ug.pid, ug.log, key, &ua, &ta);
 		}
 		if (!rc) {
 			usleep((useconds_t)(win / 1000));
-			rc = sample_progress(ug.pid, ug.log, &ub, &tb);
+			rc = sample_progress(ug.pid, ug.log, key, &ub, &tb);
 		}
 		stop_proc(ug.pid, 3000);
 		ug.pid = -1;

@@ -120,6 +120,20 @@ static void add_tls(struct bench_cfg c)
 	add(c);
 }
 
+/* Disk writes next to the base guest: the pause without and with a
+ * disk writer (disk data never moves in the pause), and the writer's
+ * throughput protected / unprotected, at 50 MB/s and flat out. */
+static void add_disk(struct bench_cfg c)
+{
+	c.sweep = "disk";
+	add(c);
+	c.ops = true;
+	c.disk_writes = 12800; /* 50 MB/s of 4 KiB writes */
+	add(c);
+	c.disk_writes = UINT64_MAX;
+	add(c);
+}
+
 static void make_plan(bool quick, const char *only, double secs)
 {
 	static const uint64_t dirty[] = { 0, 100, 1000, 10000, 100000 };
@@ -158,6 +172,7 @@ static void make_plan(bool quick, const char *only, double secs)
 		c.rate_hz = 200;
 		add(c);
 		add_tls(b);
+		add_disk(b);
 		return;
 	}
 	if (want(only, "dirty")) {
@@ -241,6 +256,7 @@ static void make_plan(bool quick, const char *only, double secs)
 			c.mode = m ? BENCH_SWP : BENCH_STAGED;
 			add(c);
 		}
+	add_disk(b);
 	if (want(only, "compress")) {
 		c = b;
 		c.sweep = "compress";
@@ -440,6 +456,8 @@ struct headlines {
 	double swp_eq;			  /* same, flat-out 10k-page writer */
 	double max_rate;		  /* 1k pages, jitter p99 < 1 ms */
 	double ops_flat, ops_base;	  /* guest ops ratio at 40 Hz */
+	/* sweep "disk": the base guest without / with a disk writer */
+	const struct bench_res *dnone, *d50, *dmax;
 	const struct bench_res *tls_off, *tls_on; /* sweep "tls" */
 	const struct bench_res *r1k, *r10k, *s10g, *w10g, *rflat, *rbase;
 	const struct bench_res *seq, *weq;
@@ -450,7 +468,7 @@ static bool is_basic(const struct bench_res *r)
 	const struct bench_cfg *c = &r->cfg;
 
 	return r->ok && c->compress && !strcmp(c->mech, "uffd") &&
-	       !strcmp(c->content, "delta") && !c->flatout;
+	       !strcmp(c->content, "delta") && !c->flatout && !c->disk_writes;
 }
 
 /* The first run matching, links in order of preference. */
@@ -512,6 +530,14 @@ static void compute_headlines(struct headlines *h)
 			else
 				h->tls_off = r;
 		}
+		if (r->ok && !strcmp(r->cfg.sweep, "disk")) {
+			if (!r->cfg.disk_writes)
+				h->dnone = r;
+			else if (r->cfg.disk_writes == UINT64_MAX)
+				h->dmax = r;
+			else
+				h->d50 = r;
+		}
 		if (r->ok && !strcmp(r->cfg.sweep, "equal")) {
 			if (r->cfg.mode == BENCH_SWP)
 				h->weq = r;
@@ -541,6 +567,43 @@ static void compute_headlines(struct headlines *h)
 	if (h->seq && h->weq)
 		h->swp_eq = ratio(h->seq->ph[PH_PAUSE].p99,
 				  h->weq->ph[PH_PAUSE].p99);
+}
+
+static double disk_mbps(const struct bench_res *r, bool prot)
+{
+	double v = r ? (prot ? r->ops_protected : r->ops_unprotected) : NAN;
+
+	return v >= 0 ? v / 1e6 : NAN;
+}
+
+static void print_disk(FILE *f, const struct headlines *h, const char *li)
+{
+	char a[32], b[32], c[32], d[32], e[32], g[32];
+
+	fprintf(f,
+		"%sdisk writes at 40 Hz, protected / unprotected guest write throughput: 50 MB/s writer %s (%s / %s MB/s), flat-out writer %s (%s / %s MB/s)\n",
+		li,
+		fmt(a, sizeof(a), 3, h->d50 ? h->d50->guest_ops_ratio : NAN),
+		fmt(b, sizeof(b), 1, disk_mbps(h->d50, true)),
+		fmt(c, sizeof(c), 1, disk_mbps(h->d50, false)),
+		fmt(d, sizeof(d), 3, h->dmax ? h->dmax->guest_ops_ratio : NAN),
+		fmt(e, sizeof(e), 1, disk_mbps(h->dmax, true)),
+		fmt(g, sizeof(g), 1, disk_mbps(h->dmax, false)));
+	fprintf(f,
+		"%spause p99 with / without the 50 MB/s disk writer: %s (%s us / %s us); flat-out writer %s\n",
+		li,
+		fmt(a, sizeof(a), 3,
+		    h->d50 && h->dnone ? ratio(h->d50->ph[PH_PAUSE].p99,
+					       h->dnone->ph[PH_PAUSE].p99) :
+					 NAN),
+		fmt(b, sizeof(b), 0,
+		    h->d50 ? US(h->d50->ph[PH_PAUSE].p99) : NAN),
+		fmt(c, sizeof(c), 0,
+		    h->dnone ? US(h->dnone->ph[PH_PAUSE].p99) : NAN),
+		fmt(d, sizeof(d), 3,
+		    h->dmax && h->dnone ? ratio(h->dmax->ph[PH_PAUSE].p99,
+						h->dnone->ph[PH_PAUSE].p99) :
+					  NAN));
 }
 
 static void print_headlines(FILE *f, const struct headlines *h, bool md)
@@ -605,6 +668,7 @@ static void print_headlines(FILE *f, const struct headlines *h, bool md)
 		fmt(c, sizeof(c), 0,
 		    h->rflat ? h->rflat->ops_unprotected : NAN),
 		fmt(d, sizeof(d), 3, h->ops_base));
+	print_disk(f, h, li);
 }
 
 /* ---------------------------------------------------------------- machine */
@@ -707,6 +771,16 @@ static int write_json(const char *path, const struct machine *m,
 	json_num(f, h->ops_flat, 4);
 	fprintf(f, ", \"guest_ops_ratio_40hz_1k\": ");
 	json_num(f, h->ops_base, 4);
+	fprintf(f, ", \"disk_write_ratio_40hz_50mbs\": ");
+	json_num(f, h->d50 ? h->d50->guest_ops_ratio : NAN, 4);
+	fprintf(f, ", \"disk_write_ratio_40hz_flatout\": ");
+	json_num(f, h->dmax ? h->dmax->guest_ops_ratio : NAN, 4);
+	fprintf(f, ", \"pause_p99_with_over_without_disk_writes\": ");
+	json_num(f,
+		 h->d50 && h->dnone ? ratio(h->d50->ph[PH_PAUSE].p99,
+					    h->dnone->ph[PH_PAUSE].p99) :
+				      NAN,
+		 3);
 	fprintf(f, "},\n \"runs\": [");
 	for (i = 0; i < nr_plan; i++) {
 		const struct bench_res *r = &res[i];
@@ -777,7 +851,10 @@ static int write_json(const char *path, const struct machine *m,
 		fprintf(f, ", \"unprotected\": ");
 		json_num(f, r->ops_unprotected, 0);
 		fprintf(f,
-			"}, \"loadavg\": [%.2f, %.2f], \"others_cores\": %.2f, \"wall_s\": %.1f}",
+			"}, \"disk_writes_per_s\": %" PRId64
+			", \"loadavg\": [%.2f, %.2f], \"others_cores\": %.2f, \"wall_s\": %.1f}",
+			c->disk_writes == UINT64_MAX ? -1 :
+						       (int64_t)c->disk_writes,
 			r->load_start, r->load_end, r->others_cores, r->wall_s);
 	}
 	fprintf(f, "\n ]}\n");

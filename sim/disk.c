@@ -214,6 +214,12 @@ int tb_guest_disk_write(struct tb_guest *g, unsigned t, uint64_t off,
 	return rc;
 }
 
+void tb_guest_disk_stats(struct tb_guest *g, uint64_t *writes, uint64_t *bytes)
+{
+	*writes = g->disk ? LD(&g->disk->k->writes) : 0;
+	*bytes = g->disk ? LD(&g->disk->k->bytes) : 0;
+}
+
 int tb_guest_disk_read(struct tb_guest *g, uint64_t off, void *p, uint32_t len)
 {
 	ssize_t k;

@@ -291,7 +291,9 @@ static void print_stats(struct tb_guest *g, FILE *f, bool json)
 {
 	struct tb_sim_ctrl *c = g->ctrl;
 	struct tb_sim_gate *gt = &c->gate;
+	uint64_t dw, db;
 
+	tb_guest_disk_stats(g, &dw, &db);
 	fprintf(f,
 		json ? "{\"pid\": %d, \"suspends\": %" PRIu64
 		       ", \"suspend_cancels\": %" PRIu64
@@ -302,18 +304,21 @@ static void print_stats(struct tb_guest *g, FILE *f, bool json)
 		       ", \"output_released_bytes\": %" PRIu64
 		       ", \"output_dropped_bytes\": %" PRIu64
 		       ", \"output_backpressure\": %" PRIu64
-		       ", \"restore_verify\": %" PRIu64 "}\n" :
+		       ", \"restore_verify\": %" PRIu64
+		       ", \"disk_writes\": %" PRIu64
+		       ", \"disk_bytes\": %" PRIu64 "}\n" :
 		       "tiber-simguest: pid=%d suspends=%" PRIu64
 		       " suspend_cancels=%" PRIu64 " restores=%" PRIu64
 		       " ignored=%" PRIu64 " progress=%" PRIu64
 		       " out_held=%" PRIu64 " out_released=%" PRIu64
 		       " out_dropped=%" PRIu64 " backpressure=%" PRIu64
-		       " restore_verify=%" PRIu64 "\n",
+		       " restore_verify=%" PRIu64 " disk_writes=%" PRIu64
+		       " disk_bytes=%" PRIu64 "\n",
 		(int)getpid(), LD(&c->suspends), LD(&c->suspend_cancels),
 		LD(&c->restores), LD(&c->ignored_requests), LD(&c->progress),
 		LD(&gt->held_bytes), LD(&gt->released_bytes),
 		LD(&gt->dropped_bytes), LD(&gt->backpressure),
-		LD(&c->last_verify_ok));
+		LD(&c->last_verify_ok), dw, db);
 }
 
 static void *kernel_main(void *arg)
@@ -721,6 +726,46 @@ static void kv_loop(struct tb_guest *g, unsigned t)
 	}
 }
 
+/*
+ * The disk writer: random 4 KiB writes of random data (a database's
+ * worst case: nothing compresses) over the upper half of the disk (the
+ * durable KV log grows from the start), at cfg.disk_writes per second
+ * or flat out.
+ */
+static void diskw_loop(struct tb_guest *g, unsigned t)
+{
+	struct tb_sim_vcpu *v = &g->vcpu[t];
+	uint64_t half = tb_guest_disk_size(g) / 2 / TB_PAGE_SIZE, blk[512];
+	uint64_t rate = g->cfg.disk_writes;
+	int64_t period = rate && rate != UINT64_MAX ?
+				 (int64_t)(TB_NSEC_PER_SEC / rate) :
+				 0,
+		t_next = tb_now_ns();
+	unsigned i;
+
+	if (!half)
+		return;
+	while (!tb_guest_exiting(g) && !LD(&g->quiesced)) {
+		tb_guest_safepoint(g, t);
+		if (period) {
+			if (tb_now_ns() < t_next) {
+				rate_wait(g, t_next);
+				continue;
+			}
+			t_next += period;
+			if (t_next < tb_now_ns() - TB_NSEC_PER_SEC)
+				t_next = tb_now_ns();
+		}
+		for (i = 0; i < TB_ARRAY_SIZE(blk); i++)
+			blk[i] = rng_next(&v->rng);
+		if (tb_guest_disk_write(g, t,
+					(half + blk[0] % half) * TB_PAGE_SIZE,
+					blk, sizeof(blk)))
+			break;
+		v->ops++;
+	}
+}
+
 static void idle_loop(struct tb_guest *g, unsigned t)
 {
 	while (!tb_guest_exiting(g)) {
@@ -743,6 +788,9 @@ static void *vcpu_main(void *arg)
 		break;
 	case TB_GUEST_KV:
 		kv_loop(g, t);
+		break;
+	case TB_GUEST_DISKW:
+		diskw_loop(g, t);
 		break;
 	default:
 		break;
@@ -988,6 +1036,7 @@ static int boot(struct tb_guest *g)
 		g->cfg.dirty_rate = rh->dirty_rate;
 		g->cfg.threads = rh->nr_threads;
 		g->cfg.content = rh->content;
+		g->cfg.disk_writes = rh->disk_writes;
 	}
 	cfg = &g->cfg;
 
@@ -998,6 +1047,8 @@ static int boot(struct tb_guest *g)
 		for (i = 0; i < cfg->threads; i++)
 			g->vcpu_kind[g->nr_vcpus++] = TB_GUEST_SYNTHETIC;
 	lanes = TB_MAX(g->nr_vcpus, 1u);
+	if (cfg->disk_writes && g->disk)
+		g->vcpu_kind[g->nr_vcpus++] = TB_GUEST_DISKW;
 	if (cfg->workload == TB_GUEST_KV || cfg->workload == TB_GUEST_MIXED)
 		g->vcpu_kind[g->nr_vcpus++] = TB_GUEST_KV;
 	if (!g->nr_vcpus)
@@ -1040,6 +1091,7 @@ static int boot(struct tb_guest *g)
 			wh->wss_pages = cfg->wss / TB_PAGE_SIZE;
 			wh->dirty_rate = cfg->dirty_rate;
 			wh->nr_threads = cfg->threads;
+			wh->disk_writes = g->disk ? cfg->disk_writes : 0;
 		}
 		for (i = 0; i < g->nr_vcpus; i++) {
 			g->vcpu[i].id = i;

@@ -14,6 +14,7 @@ enum tb_guest_workload {
 	TB_GUEST_SYNTHETIC = 1,
 	TB_GUEST_KV = 2,
 	TB_GUEST_MIXED = 3, /* kv + synthetic threads */
+	TB_GUEST_DISKW = 4, /* vCPU kind only: the disk writer */
 };
 
 enum tb_guest_pattern {
@@ -38,9 +39,11 @@ struct tb_guest_cfg {
 	unsigned threads;
 	const char *kv_listen;
 	uint64_t gate_ring;
-	const char *disk;   /* image file, or NULL: no block device */
-	uint64_t disk_size; /* create/extend the image to this (0: as is) */
-	uint64_t disk_ring; /* journal ring bytes */
+	const char *disk;     /* image file, or NULL: no block device */
+	uint64_t disk_size;   /* create/extend the image to this (0: as is) */
+	uint64_t disk_ring;   /* journal ring bytes */
+	uint64_t disk_writes; /* a disk writer vCPU: 4 KiB writes/s
+				 (UINT64_MAX: flat out; 0: none) */
 	const char *stats_file;
 	unsigned stats_interval_s;
 	const char *name;
@@ -89,6 +92,8 @@ uint64_t tb_guest_disk_size(struct tb_guest *g);
 int tb_guest_disk_write(struct tb_guest *g, unsigned t, uint64_t off,
 			const void *p, uint32_t len);
 int tb_guest_disk_read(struct tb_guest *g, uint64_t off, void *p, uint32_t len);
+/* Writes and bytes written so far (0 without a disk). */
+void tb_guest_disk_stats(struct tb_guest *g, uint64_t *writes, uint64_t *bytes);
 /* The vCPU index of the KV service thread. */
 unsigned tb_guest_kv_vcpu(struct tb_guest *g);
 /* Safepoint check for a workload thread (vcpu index @t). */

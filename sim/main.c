@@ -43,6 +43,7 @@ static void usage(FILE *f)
 		"                           every change to it before replying)\n"
 		"  --disk-size SIZE         create or extend the image to SIZE\n"
 		"  --disk-ring SIZE         disk journal ring (default 8M)\n"
+		"  --disk-writes N|max      a disk writer vCPU: N random 4K writes/s, or flat out\n"
 		"  --stats-file FILE        JSON counters at exit\n"
 		"  --stats-interval S       stderr counters every S seconds (0 off, default 5)\n"
 		"  --ready-fd N             write one byte to fd N once running\n"
@@ -89,6 +90,7 @@ enum {
 	O_DISKSIZE,
 	O_DISKRING,
 	O_CHECKREPLIES,
+	O_DISKWRITES,
 };
 
 static const struct option opts[] = {
@@ -129,6 +131,7 @@ static const struct option opts[] = {
 	{ "disk-size", 1, 0, O_DISKSIZE },
 	{ "disk-ring", 1, 0, O_DISKRING },
 	{ "check-replies", 1, 0, O_CHECKREPLIES },
+	{ "disk-writes", 1, 0, O_DISKWRITES },
 	{ "help", 0, 0, O_HELP },
 	{ 0, 0, 0, 0 },
 };
@@ -360,6 +363,13 @@ int main(int argc, char **argv)
 		case O_CHECKREPLIES:
 			check_replies = optarg;
 			break;
+		case O_DISKWRITES:
+			if (!strcmp(optarg, "max"))
+				cfg.disk_writes = UINT64_MAX;
+			else if (tb_parse_u64(optarg, &cfg.disk_writes) ||
+				 !cfg.disk_writes)
+				return bad("disk-writes", optarg);
+			break;
 		case O_HELP:
 		case 'h':
 			usage(stdout);
@@ -402,6 +412,11 @@ int main(int argc, char **argv)
 	    (cfg.ram_fd < 0 || (cfg.state_fd < 0 && !cfg.state_file))) {
 		fprintf(stderr,
 			"tiber-simguest: --restore needs --ram-fd and --state or --state-fd\n");
+		return 2;
+	}
+	if (cfg.disk_writes && !cfg.disk) {
+		fprintf(stderr,
+			"tiber-simguest: --disk-writes needs --disk FILE\n");
 		return 2;
 	}
 	if ((cfg.workload == TB_GUEST_KV || cfg.workload == TB_GUEST_MIXED) &&

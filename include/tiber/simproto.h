@@ -448,6 +448,7 @@ struct tb_sim_ram_hdr {
 	uint64_t dirty_rate; /* pages/s, 0 = as fast as possible */
 	uint32_t nr_threads;
 	uint32_t pad;
+	uint64_t disk_writes; /* disk writer vCPU: writes/s (0: none) */
 	struct tb_sim_lane lane[TB_SIM_MAX_LANES];
 };
 
