@@ -71,8 +71,9 @@ struct job {
 	size_t n;
 	unsigned disk; /* JOB_DISK: n bytes of this disk at doff */
 	uint64_t doff;
-	size_t cap;	   /* pages the buffers can hold */
-	size_t prefaulted; /* pages of @pages already touched */
+	struct tb_buf dext; /* checkpoint: extents of its disk writes */
+	size_t cap;	    /* pages the buffers can hold */
+	size_t prefaulted;  /* pages of @pages already touched */
 	struct tb_buf cpu, dev;
 	struct tb_epoch_rec rec;
 	bool busy; /* owned by the pipeline */
@@ -87,7 +88,9 @@ struct tb_engine {
 	struct tb_dom *dom;
 	struct tb_dom_info info;
 	bool fast_resume;
-	struct tb_edisk edisk; /* the guest's disks (none: nr_disks 0) */
+	struct tb_edisk edisk;	  /* the guest's disks (none: nr_disks 0) */
+	bool disk_synced;	  /* this session's FULL epoch was acked */
+	uint64_t disk_sync_pages; /* what the disks' sync sends */
 
 	struct tb_bitmap dirty;
 	struct tb_bitmap scratch;
@@ -269,6 +272,7 @@ static void job_free(struct job *j)
 		munmap(j->pages, j->cap * TB_PAGE_SIZE);
 	tb_buf_free(&j->cpu);
 	tb_buf_free(&j->dev);
+	tb_buf_free(&j->dext);
 	j->pfns = NULL;
 	j->pages = NULL;
 }
@@ -438,19 +442,21 @@ static int flush_cb(void *arg)
 	return flush_send(f->e, f->rec);
 }
 
-/* The journaled disk writes of epochs <= @epoch (sent in the open
- * epoch); *@bytes += their decoded bytes. */
-static int send_disk_writes(struct tb_engine *e, uint64_t epoch,
+/* The journaled disk writes of epochs <= @j's (sent in the open epoch;
+ * a checkpoint keeps their extents until acked); *@bytes += their
+ * decoded bytes. */
+static int send_disk_writes(struct tb_engine *e, struct job *j,
 			    struct tb_epoch_rec *rec, uint64_t *bytes)
 {
 	struct flush_ctx f = { e, rec };
 	uint64_t b = 0;
-	int rc = tb_edisk_drain(&e->edisk, &e->sendbuf, &e->digest, epoch,
-				flush_cb, &f, &rec->disk_writes, &b);
+	int rc = tb_edisk_drain(&e->edisk, &e->sendbuf, &e->digest, j->epoch,
+				flush_cb, &f, &rec->disk_writes, &b,
+				j->type == JOB_CHECKPOINT ? &j->dext : NULL);
 
 	if (rc < 0)
 		tb_err_rc(rc, "dom=%u epoch=%" PRIu64 " disk journal: %s",
-			  e->info.domid, epoch, tb_backend_reason());
+			  e->info.domid, j->epoch, tb_backend_reason());
 	rec->disk_bytes += b;
 	*bytes += b;
 	return rc < 0 ? rc : 0;
@@ -470,13 +476,14 @@ static int send_disk_chunk(struct tb_engine *e, struct job *j)
 		tb_err_rc(rc, "dom=%u first sync: disk %u read at %" PRIu64,
 			  e->info.domid, j->disk, j->doff);
 		return rc;
-	}
+	} /* a full copy skips zero blocks (the new image is zero); a
+	 * re-sync sends what the blocks hold now, zeroes included */
 	rc = tb_edisk_encode(&e->edisk, &e->sendbuf, &e->digest, j->disk,
-			     j->doff, j->pages, j->n, true, &bytes);
+			     j->doff, j->pages, j->n, !e->edisk.keep, &bytes);
 	if (!rc)
 		rc = flush_send(e, &j->rec);
 	if (!rc)
-		rc = send_disk_writes(e, j->epoch, &j->rec, &bytes);
+		rc = send_disk_writes(e, j, &j->rec, &bytes);
 	if (!rc)
 		rc = flush_send(e, &j->rec);
 	e->full_bytes_sent += bytes;
@@ -512,7 +519,7 @@ static int send_job(struct tb_engine *e, struct job *j)
 		return send_disk_chunk(e, j);
 	rc = send_pages(e, j, rec, raw_only);
 	if (!rc && j->type == JOB_CHUNK) { /* keep the journal moving */
-		rc = send_disk_writes(e, j->epoch, rec, &disk_bytes);
+		rc = send_disk_writes(e, j, rec, &disk_bytes);
 		e->full_bytes_sent += disk_bytes;
 		if (!rc)
 			rc = flush_send(e, rec);
@@ -532,7 +539,7 @@ static int send_job(struct tb_engine *e, struct job *j)
 	tb_digest_state(&e->digest, e->info.state_tag, 0, j->dev.data,
 			(uint32_t)j->dev.len);
 	rec->raw_bytes += j->cpu.len + j->dev.len;
-	rc = send_disk_writes(e, j->epoch, rec, &disk_bytes);
+	rc = send_disk_writes(e, j, rec, &disk_bytes);
 	if (rc)
 		return rc;
 	end.epoch = j->epoch;
@@ -719,6 +726,8 @@ static int handle_ack(struct tb_engine *e, const struct tb_ack *ack)
 	record_pause(e, &j->rec);
 	if (j->full && e->state == TB_ENG_SYNCING)
 		e->state = TB_ENG_PROTECTED;
+	if (j->full)
+		e->disk_synced = true;
 	j->busy = false;
 	pthread_cond_broadcast(&e->cond);
 	pthread_mutex_unlock(&e->lock);
@@ -928,6 +937,32 @@ out:
 	tb_buf_free(&b);
 }
 
+/* Without a backup, the disks' writes are only marked: what the backup
+ * may lack (unacked epochs' writes, the journal, later writes) is what
+ * the next session re-sends. */
+static void lost_disks(struct tb_engine *e)
+{
+	struct tb_buf ext = { 0 };
+	unsigned i;
+	int rc = 0;
+
+	for (i = 0; !rc && i < e->cfg.max_inflight; i++)
+		if (e->slots[i].busy)
+			rc = tb_buf_append(&ext, e->slots[i].dext.data,
+					   e->slots[i].dext.len);
+	if (!rc)
+		rc = tb_edisk_lost(&e->edisk, (const void *)ext.data,
+				   ext.len / sizeof(struct tb_edisk_ext),
+				   e->disk_synced, e->last_acked);
+	if (rc) {
+		tb_warn_rc(rc, "dom=%u disks: the next sync copies them whole",
+			   e->info.domid);
+		e->edisk.gen = 0;
+	}
+	e->disk_synced = false;
+	tb_buf_free(&ext);
+}
+
 /* Join the link threads, drop in-flight epochs (reported as not acked).
  * @orderly: let queued epochs go out, then say goodbye (ERROR code 0) so
  * the backup does not fail over.  Otherwise (the backup is lost) say
@@ -973,10 +1008,8 @@ static void stop_link(struct tb_engine *e, bool orderly)
 		tb_conn_close(e->conn);
 		e->conn = NULL;
 	}
-	/* The journal is not kept without a backup: the next session's
-	 * full sync reads the disks again. */
 	if (e->edisk.nr_disks && !e->resume_failed)
-		e->cfg.ops->disk_mirror(e->dom, false, 0);
+		lost_disks(e);
 	pthread_mutex_lock(&e->lock);
 	for (i = 0; i < e->cfg.max_inflight; i++) {
 		struct job *j = &e->slots[i];
@@ -1179,6 +1212,7 @@ static void slot_reset(struct tb_engine *e, struct job *j, bool full,
 	j->rec.epoch = j->epoch;
 	j->rec.full = full;
 	j->rec.t_tick = t_tick;
+	tb_buf_reset(&j->dext);
 }
 
 /* Wait for a free chunk buffer while the guest runs. */
@@ -1281,25 +1315,45 @@ static int finish_full(struct tb_engine *e)
  * (holes read as zero, and a FULL image is zero where nothing was sent).
  * The sender reads them.
  */
+/* Log what the disks' sync sends; count it in the sync's total. */
+static void disk_sync_plan(struct tb_engine *e)
+{
+	uint64_t blocks = 0;
+	unsigned d;
+
+	for (d = 0; d < e->edisk.nr_disks; d++)
+		blocks += e->edisk.keep ? tb_bitmap_count(&e->edisk.resync[d]) :
+					  e->edisk.size[d] / TB_PAGE_SIZE;
+	if (e->edisk.keep)
+		tb_info("dom=%u disks: re-sync of %" PRIu64
+			" blocks changed since epoch %" PRIu64,
+			e->info.domid, blocks, e->edisk.base);
+	else
+		tb_info("dom=%u disks: full copy (%" PRIu64 " MiB)",
+			e->info.domid, blocks * TB_PAGE_SIZE >> 20);
+	e->disk_sync_pages = blocks;
+}
+
 static int precopy_disks(struct tb_engine *e, uint64_t epoch)
 {
 	const uint64_t step = (uint64_t)CHUNK_PAGES * TB_PAGE_SIZE;
-	uint64_t off, data;
+	uint64_t off, len = 0, prev;
 	struct job *c;
 	unsigned d;
 	int rc;
 
 	for (d = 0; d < e->edisk.nr_disks; d++) {
-		for (off = 0; off < e->edisk.size[d]; off += step) {
-			rc = e->cfg.ops->disk_next_data(e->dom, d, off, &data);
-			if (rc == -ENXIO)
-				break;
-			if (rc) {
+		for (off = prev = 0;; prev = off += len) {
+			rc = tb_edisk_next_run(&e->edisk, d, &off, &len, step);
+			if (rc < 0) {
 				tb_err_rc(rc, "dom=%u first sync: disk %u",
 					  e->info.domid, d);
 				return rc;
 			}
-			off = data - data % step;
+			if (!rc)
+				break;
+			if (!e->edisk.keep) /* holes count as done */
+				sync_progress(e, (off - prev) / TB_PAGE_SIZE);
 			c = get_chunk(e);
 			if (!c)
 				return -ECONNRESET;
@@ -1309,9 +1363,9 @@ static int precopy_disks(struct tb_engine *e, uint64_t epoch)
 			c->full = true;
 			c->disk = d;
 			c->doff = off;
-			c->n = (size_t)TB_MIN(step, e->edisk.size[d] - off);
+			c->n = (size_t)len;
 			queue_push(e, c);
-			sync_progress(e, c->n / TB_PAGE_SIZE);
+			sync_progress(e, len / TB_PAGE_SIZE);
 		}
 	}
 	return 0;
@@ -1351,13 +1405,14 @@ static int first_sync(struct tb_engine *e, int64_t t_tick)
 	begin->full = true;
 	begin->n = 0;
 	if (e->edisk.nr_disks) {
-		rc = ops->disk_mirror(e->dom, true, epoch);
+		rc = tb_edisk_start(&e->edisk, epoch);
 		if (rc) {
 			tb_err_rc(rc, "dom=%u disk journal: %s", e->info.domid,
 				  tb_backend_reason());
 			slot_unreserve(e, final);
 			return rc;
 		}
+		disk_sync_plan(e);
 	}
 	queue_push(e, begin);
 
@@ -1372,8 +1427,7 @@ static int first_sync(struct tb_engine *e, int64_t t_tick)
 	pthread_mutex_lock(&e->lock);
 	e->sync_done = 0;
 	e->sync_total = e->info.nr_pages;
-	for (i = 0; i < e->edisk.nr_disks; i++)
-		e->sync_total += e->edisk.size[i] / TB_PAGE_SIZE;
+	e->sync_total += e->disk_sync_pages;
 	pthread_mutex_unlock(&e->lock);
 	e->sync_t0 = e->sync_t_log = tb_now_ns();
 	rc = precopy_pages(e, epoch, e->pfn_list, e->info.nr_pages);

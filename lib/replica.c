@@ -302,7 +302,9 @@ static int disk_rec(struct tb_replica *r, const struct tb_rec *rec, int *serr)
 	int code;
 
 	if (rec->type == TB_REC_DISK_INFO) {
-		code = tb_rdisks_info(&r->disks, &rec->u.disk_info, &r->digest);
+		code = tb_rdisks_info(&r->disks, &rec->u.disk_info,
+				      r->have_commit ? r->committed_epoch : 0,
+				      &r->digest);
 	} else {
 		code = tb_rdisks_write(&r->disks, &rec->u.disk_write,
 				       &r->digest);

@@ -6,10 +6,13 @@
  * Invariants:
  * - A committed image changes only in tb_rdisks_commit(), called after
  *   EPOCH_END verified; an aborted epoch leaves every image as it was.
- * - FULL epoch: DISK_INFO names each disk and its size; its writes go to
- *   a fresh sparse image (<img>.new: blocks not written are zero),
- *   renamed over the committed one at commit.  Disks a FULL epoch does
- *   not name are removed at its commit.
+ * - FULL epoch: DISK_INFO names each disk, its size and generation; its
+ *   writes go to a fresh sparse image (<img>.new: blocks not written are
+ *   zero), renamed over the committed one at commit.  With KEEP (a
+ *   re-sync after a lost link) they go to the spool instead, applied to
+ *   the committed copy, which must be of that generation and at least
+ *   the base epoch.  Disks a FULL epoch does not name are removed at
+ *   its commit.
  * - Incremental epoch: writes go to an unnamed spool file and an index;
  *   at commit they are applied in stream order, so the last write of a
  *   block wins, as on the primary.
@@ -95,6 +98,8 @@ void tb_rdisks_abort(struct tb_rdisks *s)
 		unlink(tmp);
 	}
 	memset(s->st_size, 0, sizeof(s->st_size));
+	memset(s->st_gen, 0, sizeof(s->st_gen));
+	memset(s->st_keep, 0, sizeof(s->st_keep));
 	s->n = 0;
 	s->spool_len = 0;
 	s->writes = s->bytes = 0;
@@ -129,11 +134,33 @@ int tb_rdisks_begin(struct tb_rdisks *s, bool full)
 	return 0;
 }
 
+/* KEEP: the committed copy of @i->disk is the one the primary means. */
+static int keep_ok(struct tb_rdisks *s, const struct tb_disk_info *i,
+		   uint64_t committed_epoch)
+{
+	if (!s->size[i->disk] || s->size[i->disk] != i->size ||
+	    s->gen[i->disk] != i->gen || s->broken)
+		return dfail(s, TB_SERR_BAD_ORDER,
+			     "re-sync of disk %u (generation %016" PRIx64
+			     ", %" PRIu64 " bytes), but this backup's copy "
+			     "is %s",
+			     i->disk, i->gen, i->size,
+			     !s->size[i->disk] ? "missing" :
+			     s->broken	       ? "broken" :
+						 "another one");
+	if (committed_epoch < i->base_epoch)
+		return dfail(s, TB_SERR_BAD_ORDER,
+			     "re-sync of disk %u from epoch %" PRIu64
+			     ", but this backup committed %" PRIu64 " only",
+			     i->disk, i->base_epoch, committed_epoch);
+	return 0;
+}
+
 int tb_rdisks_info(struct tb_rdisks *s, const struct tb_disk_info *i,
-		   struct tb_digest *dg)
+		   uint64_t committed_epoch, struct tb_digest *dg)
 {
 	char path[300], tmp[310];
-	int fd;
+	int fd, code;
 
 	if (!s->dir[0])
 		return dfail(s, TB_SERR_BAD_ORDER,
@@ -141,25 +168,34 @@ int tb_rdisks_info(struct tb_rdisks *s, const struct tb_disk_info *i,
 	if (!s->full)
 		return dfail(s, TB_SERR_BAD_ORDER,
 			     "DISK_INFO outside a FULL epoch");
-	if (s->st_fd[i->disk] >= 0)
+	if (s->st_size[i->disk])
 		return dfail(s, TB_SERR_BAD_ORDER,
 			     "second DISK_INFO of disk %u", i->disk);
-	tb_rdisks_path(s, i->disk, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.new", path);
-	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || ftruncate(fd, (off_t)i->size)) {
-		int e = errno;
+	if (i->flags & TB_DISK_KEEP) {
+		code = keep_ok(s, i, committed_epoch);
+		if (code)
+			return code;
+		s->st_keep[i->disk] = true; /* its writes go to the spool */
+	} else {
+		tb_rdisks_path(s, i->disk, path, sizeof(path));
+		snprintf(tmp, sizeof(tmp), "%s.new", path);
+		fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || ftruncate(fd, (off_t)i->size)) {
+			int e = errno;
 
-		if (fd >= 0) {
-			close(fd);
-			unlink(tmp);
+			if (fd >= 0) {
+				close(fd);
+				unlink(tmp);
+			}
+			return dfail(s, TB_SERR_OVERSIZE,
+				     "disk %u image %s: %s", i->disk, tmp,
+				     strerror(e));
 		}
-		return dfail(s, TB_SERR_OVERSIZE, "disk %u image %s: %s",
-			     i->disk, tmp, strerror(e));
+		s->st_fd[i->disk] = fd;
 	}
-	s->st_fd[i->disk] = fd;
 	s->st_size[i->disk] = i->size;
-	tb_digest_disk_info(dg, i->disk, i->size);
+	s->st_gen[i->disk] = i->gen;
+	tb_digest_disk_info(dg, i);
 	return 0;
 }
 
@@ -274,7 +310,7 @@ int tb_rdisks_write(struct tb_rdisks *s, const struct tb_disk_write *w,
 			     w->payload_len, w->enc, w->len);
 	tb_digest_disk_write(dg, w->disk, w->offset,
 			     w->enc == TB_ENC_ZERO ? NULL : s->buf, w->len);
-	if (!s->full) {
+	if (!s->full || s->st_keep[w->disk]) {
 		rc = stage_incremental(s, w);
 		if (rc)
 			return rc;
@@ -318,7 +354,9 @@ static int apply_spool(struct tb_rdisks *s)
 	return rc;
 }
 
-/* FULL: the new images replace the committed ones (renames). */
+/* FULL: the new images replace the committed ones (renames); a re-sync
+ * keeps its copy (its spool is applied after); a disk not named is
+ * gone. */
 static int swap_full(struct tb_rdisks *s)
 {
 	char path[300], tmp[310];
@@ -326,13 +364,15 @@ static int swap_full(struct tb_rdisks *s)
 
 	for (i = 0; i < TB_DISKS_MAX; i++) {
 		tb_rdisks_path(s, i, path, sizeof(path));
-		if (s->st_fd[i] < 0) {
-			if (s->fd[i] >= 0) { /* the disk is gone */
+		if (s->st_keep[i]) {
+			continue;
+		} else if (s->st_fd[i] < 0) {
+			if (s->fd[i] >= 0) {
 				close(s->fd[i]);
 				s->fd[i] = -1;
-				s->size[i] = 0;
 				unlink(path);
 			}
+			s->size[i] = s->gen[i] = 0;
 			continue;
 		}
 		snprintf(tmp, sizeof(tmp), "%s.new", path);
@@ -342,8 +382,8 @@ static int swap_full(struct tb_rdisks *s)
 			close(s->fd[i]);
 		s->fd[i] = s->st_fd[i];
 		s->size[i] = s->st_size[i];
+		s->gen[i] = s->st_gen[i];
 		s->st_fd[i] = -1;
-		s->st_size[i] = 0;
 	}
 	return 0;
 }
@@ -354,7 +394,9 @@ int tb_rdisks_commit(struct tb_rdisks *s)
 
 	if (!s->dir[0])
 		return 0;
-	rc = s->full ? swap_full(s) : apply_spool(s);
+	rc = s->full ? swap_full(s) : 0;
+	if (!rc)
+		rc = apply_spool(s);
 	if (rc) {
 		s->broken = true;
 		snprintf(s->err, sizeof(s->err),

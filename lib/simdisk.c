@@ -5,8 +5,8 @@
  * reached the image, consumed by the daemon that mirrors it.
  *
  * Invariants:
- * - head moves only under the lock (producers); tail moves only under
- *   the lock while not mirrored, and only by the daemon while mirrored.
+ * - head moves only under the lock (producers); tail only by the daemon.
+ * - Not mirrored: no records, a write marks its blocks in the bitmap.
  * - A record never straddles the end of the ring (a filler pads it).
  * - Records are published (head store, release) after their data, so
  *   the consumer never reads a half-written record.
@@ -48,19 +48,22 @@ static uint64_t rec_bytes(uint32_t len)
 	return sizeof(struct tb_sim_disk_rec) + TB_ALIGN_UP((uint64_t)len, 8);
 }
 
-/* Drop the record at the tail (not mirrored: the producer makes room). */
-static void drop_oldest(struct tb_sim_disk *k, const uint8_t *ring)
+uint64_t tb_sim_disk_map_len(uint64_t disk_size, uint64_t ring)
 {
-	struct tb_sim_disk_rec r;
-	uint64_t at = k->tail & (k->ring_size - 1);
+	uint64_t blocks = (disk_size + TB_PAGE_SIZE - 1) / TB_PAGE_SIZE;
 
-	memcpy(&r, ring + at, sizeof(r));
-	if (r.len) {
-		k->dropped++;
-		ST(&k->tail, k->tail + rec_bytes(r.len));
-	} else {
-		ST(&k->tail, k->tail + (k->ring_size - at));
-	}
+	return TB_SIM_DISK_HDR + ring + TB_ALIGN_UP((blocks + 7) / 8, 4096);
+}
+
+static void mark(struct tb_sim_disk *k, uint64_t off, uint32_t len)
+{
+	uint64_t *bm = (uint64_t *)((uint8_t *)k + k->bitmap_off);
+	uint64_t b = off / TB_PAGE_SIZE, e = (off + len - 1) / TB_PAGE_SIZE;
+
+	for (; b <= e && b / 64 < k->bitmap_len / 8; b++)
+		__atomic_fetch_or(&bm[b / 64], 1ull << (b % 64),
+				  __ATOMIC_RELAXED);
+	k->marked++;
 }
 
 bool tb_sim_disk_fits(const struct tb_sim_disk *k, uint32_t len)
@@ -83,11 +86,12 @@ int tb_sim_disk_append(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
 
 	if (!len || need > k->ring_size / 2)
 		return -EMSGSIZE;
-	while (!tb_sim_disk_fits(k, len)) {
-		if (LD(&k->mirror))
-			return -EAGAIN;
-		drop_oldest(k, ring);
+	if (!LD(&k->mirror)) {
+		mark(k, off, len);
+		return 0;
 	}
+	if (!tb_sim_disk_fits(k, len))
+		return -EAGAIN;
 	at = head & (k->ring_size - 1);
 	if (k->ring_size - at < need) {
 		struct tb_sim_disk_rec fill = { 0 };
@@ -140,4 +144,17 @@ void tb_sim_disk_set_mirror(struct tb_sim_disk *k, bool on)
 		ST(&k->tail, LD(&k->head)); /* older writes: in the image */
 	ST(&k->mirror, on ? 1u : 0u);
 	tb_sim_disk_unlock(k);
+}
+
+void tb_sim_disk_harvest(struct tb_sim_disk *k, uint64_t *out, size_t nwords)
+{
+	uint64_t *bm = (uint64_t *)((uint8_t *)k + k->bitmap_off), v;
+	size_t i, n = TB_MIN(nwords, (size_t)(k->bitmap_len / 8));
+
+	for (i = 0; i < n; i++) {
+		if (!__atomic_load_n(&bm[i], __ATOMIC_RELAXED))
+			continue;
+		v = __atomic_exchange_n(&bm[i], 0, __ATOMIC_ACQ_REL);
+		out[i] |= v;
+	}
 }

@@ -400,13 +400,16 @@ void tb_digest_state(struct tb_digest *d, uint32_t tag, uint32_t index,
 		XXH3_64bits_update(d->state, data, len);
 }
 
-void tb_digest_disk_info(struct tb_digest *d, uint32_t disk, uint64_t size)
+void tb_digest_disk_info(struct tb_digest *d, const struct tb_disk_info *i)
 {
-	uint8_t le[16];
+	uint8_t le[36];
 
 	tb_put_le32(le, TB_REC_DISK_INFO);
-	tb_put_le32(le + 4, disk);
-	tb_put_le64(le + 8, size);
+	tb_put_le32(le + 4, i->disk);
+	tb_put_le32(le + 8, i->flags);
+	tb_put_le64(le + 12, i->size);
+	tb_put_le64(le + 20, i->gen);
+	tb_put_le64(le + 28, i->base_epoch);
 	XXH3_64bits_update(d->state, le, sizeof(le));
 }
 

@@ -22,7 +22,7 @@ _Static_assert(TB_DISK_WRITE_HDR_LEN + TB_DISK_LZ4_MAX <= TB_REC_LEN_MAX,
 	       "DISK_WRITE fits a record");
 
 /* Body layout (little-endian):
- *   DISK_INFO:  u32 disk, u32 reserved, u64 size
+ *   DISK_INFO:  u32 disk, u32 flags, u64 size, u64 gen, u64 base_epoch
  *   DISK_WRITE: u32 disk, u8 enc, 3 x u8 reserved, u64 offset, u32 len,
  *               u32 payload_len, payload */
 #define DW_DISK	       0
@@ -36,14 +36,16 @@ int tb_parse_disk_info(const uint8_t *b, struct tb_disk_info *i, char *why,
 		       size_t whylen)
 {
 	i->disk = tb_get_le32(b);
-	i->reserved = tb_get_le32(b + 4);
+	i->flags = tb_get_le32(b + 4);
 	i->size = tb_get_le64(b + 8);
+	i->gen = tb_get_le64(b + 16);
+	i->base_epoch = tb_get_le64(b + 24);
 	if (i->disk >= TB_DISKS_MAX) {
 		snprintf(why, whylen, "DISK_INFO disk %" PRIu32, i->disk);
 		return TB_SERR_BAD_FIELD;
 	}
-	if (i->reserved) {
-		snprintf(why, whylen, "DISK_INFO reserved field nonzero");
+	if (i->flags & ~TB_DISK_KEEP) {
+		snprintf(why, whylen, "DISK_INFO flags %#" PRIx32, i->flags);
 		return TB_SERR_BAD_FIELD;
 	}
 	if (!i->size || i->size % TB_PAGE_SIZE || i->size > TB_DISK_SIZE_MAX) {
@@ -51,6 +53,15 @@ int tb_parse_disk_info(const uint8_t *b, struct tb_disk_info *i, char *why,
 			 "DISK_INFO size %" PRIu64
 			 " (must be a multiple of 4096, at most 2^50)",
 			 i->size);
+		return TB_SERR_BAD_FIELD;
+	}
+	if (!i->gen ||
+	    (i->flags & TB_DISK_KEEP ? !i->base_epoch : i->base_epoch != 0)) {
+		snprintf(
+			why, whylen,
+			"DISK_INFO generation %" PRIu64 ", base epoch %" PRIu64
+			" (a generation is nonzero; a base epoch only with KEEP)",
+			i->gen, i->base_epoch);
 		return TB_SERR_BAD_FIELD;
 	}
 	return 0;
@@ -120,18 +131,20 @@ int tb_parse_disk_write(const uint8_t *b, uint32_t len, struct tb_disk_write *w,
 	return 0;
 }
 
-int tb_enc_disk_info(struct tb_buf *out, uint32_t disk, uint64_t size)
+int tb_enc_disk_info(struct tb_buf *out, const struct tb_disk_info *i)
 {
 	uint8_t *b;
 
-	if (!out)
+	if (!out || !i)
 		return -EINVAL;
 	b = tb_rec_open(out, TB_REC_DISK_INFO, TB_DISK_INFO_LEN);
 	if (!b)
 		return -ENOMEM;
-	tb_put_le32(b, disk);
-	tb_put_le32(b + 4, 0);
-	tb_put_le64(b + 8, size);
+	tb_put_le32(b, i->disk);
+	tb_put_le32(b + 4, i->flags);
+	tb_put_le64(b + 8, i->size);
+	tb_put_le64(b + 16, i->gen);
+	tb_put_le64(b + 24, i->base_epoch);
 	return tb_rec_check_close(out, TB_REC_DISK_INFO, TB_DISK_INFO_LEN);
 }
 

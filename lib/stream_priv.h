@@ -12,7 +12,7 @@
 
 #include "tiber/stream.h"
 
-#define TB_DISK_INFO_LEN      16u
+#define TB_DISK_INFO_LEN      32u
 #define TB_DISK_WRITE_HDR_LEN 24u
 
 /* Reserve a whole record of body @len at the end of @out (header and

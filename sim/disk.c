@@ -72,7 +72,7 @@ int tb_guest_disk_open(struct tb_guest *g)
 		errno = EINVAL;
 		goto fail_errno;
 	}
-	d->map_len = TB_SIM_DISK_HDR + ring;
+	d->map_len = tb_sim_disk_map_len((uint64_t)st.st_size, ring);
 	d->ring_fd = memfd_create("tiber-guest-disk", MFD_CLOEXEC);
 	if (d->ring_fd < 0 || ftruncate(d->ring_fd, (off_t)d->map_len))
 		goto fail_errno;
@@ -87,6 +87,8 @@ int tb_guest_disk_open(struct tb_guest *g)
 	d->k->version = TB_SIM_VERSION;
 	d->k->disk_size = (uint64_t)st.st_size;
 	d->k->ring_size = ring;
+	d->k->bitmap_off = TB_SIM_DISK_HDR + ring;
+	d->k->bitmap_len = d->map_len - d->k->bitmap_off;
 	g->disk = d;
 	return 0;
 fail_errno : {

@@ -184,10 +184,15 @@ struct tb_backend_ops {
 	 *
 	 * disk_mirror (tick thread, guest running): on: from now on every
 	 * write is journaled and kept until popped, tagged @epoch or later
-	 * (older writes are in the disk already: a full sync reads them);
-	 * off: drop the journal and stop keeping it.
+	 * (older writes are in the disk already: a sync reads them); off:
+	 * later writes are only marked in the backend's dirty-block bitmap
+	 * (what is journaled stays for disk_peek).
 	 */
 	int (*disk_mirror)(struct tb_dom *d, bool on, uint64_t epoch);
+	/* OR into @out (a bit per 4 KiB block of @disk) the blocks written
+	 * while not mirrored, and clear them. */
+	int (*disk_harvest)(struct tb_dom *d, unsigned disk,
+			    struct tb_bitmap *out);
 	/* Suspended only: writes made so far belong to @epoch. */
 	int (*disk_boundary)(struct tb_dom *d, uint64_t epoch);
 	/* Sender thread: the oldest journaled write if it belongs to an

@@ -34,8 +34,11 @@ struct tb_rdisks {
 	char base[48];		     /* file name prefix, from the guest name */
 	uint64_t size[TB_DISKS_MAX]; /* committed; 0: no disk */
 	int fd[TB_DISKS_MAX];
+	uint64_t gen[TB_DISKS_MAX];	/* committed copy's generation */
 	uint64_t st_size[TB_DISKS_MAX]; /* FULL epoch: DISK_INFO */
-	int st_fd[TB_DISKS_MAX];	/* FULL epoch: the new image */
+	uint64_t st_gen[TB_DISKS_MAX];
+	bool st_keep[TB_DISKS_MAX]; /* FULL epoch: re-sync of the copy */
+	int st_fd[TB_DISKS_MAX];    /* FULL epoch: the new image */
 	bool full;
 	int spool_fd;
 	uint64_t spool_len, spool_max;
@@ -56,7 +59,7 @@ void tb_rdisks_free(struct tb_rdisks *s);
  * committed images were touched). */
 int tb_rdisks_begin(struct tb_rdisks *s, bool full);
 int tb_rdisks_info(struct tb_rdisks *s, const struct tb_disk_info *i,
-		   struct tb_digest *dg);
+		   uint64_t committed_epoch, struct tb_digest *dg);
 int tb_rdisks_write(struct tb_rdisks *s, const struct tb_disk_write *w,
 		    struct tb_digest *dg);
 int tb_rdisks_commit(struct tb_rdisks *s);

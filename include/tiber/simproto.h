@@ -268,16 +268,17 @@ uint64_t tb_sim_gate_room(const struct tb_sim_gate *g);
 /*
  * The guest's block device: an image file the guest's block backend
  * writes at local speed, and a journal ring (its own memfd: this header
- * page, then ring_size bytes) where every write is appended after it
+ * page, then ring_size bytes, then the dirty-block bitmap) where, while
+ * a daemon mirrors (@mirror = 1), every write is appended after it
  * reached the image, tagged with the epoch it belongs to (cur_epoch + 1,
  * cur_epoch being the last boundary, set while the guest is suspended).
- * The daemon mirrors the journal to the backup.
+ * While nobody mirrors, a write sets its 4 KiB blocks' bits in the
+ * bitmap instead (what a re-sync must send; the daemon harvests it).
  *
- * Producers (the guest's writers) serialise on @lock.  While @mirror is 0
- * (no daemon mirrors) a producer that finds the ring full drops the
- * oldest records itself; while it is 1 only the daemon moves @tail and a
- * producer waits for room (DISK port).  The daemon flips @mirror under
- * @lock, so no write that saw the old value is in flight after the flip.
+ * Producers (the guest's writers) serialise on @lock and wait for room
+ * (DISK port) when the ring is full; only the daemon moves @tail.  The
+ * daemon flips @mirror under @lock, so no write that saw the old value
+ * is in flight after the flip.
  */
 #define TB_SIM_DISK_MAGIC 0x4b534944u /* "DISK" */
 #define TB_SIM_DISK_HDR	  4096u
@@ -295,9 +296,14 @@ struct tb_sim_disk {
 	uint64_t tail;	    /* consumer offset (monotonic) */
 	uint64_t writes;    /* counters (guest) */
 	uint64_t bytes;
-	uint64_t dropped;      /* records dropped while not mirrored */
+	uint64_t marked;       /* writes recorded in the bitmap only */
 	uint64_t backpressure; /* writes that waited for room */
+	uint64_t bitmap_off;   /* bytes from the header: after the ring */
+	uint64_t bitmap_len;   /* bytes: a bit per 4 KiB block */
 };
+
+/* Bytes of the disk memfd for a disk of @disk_size and a ring of @ring. */
+uint64_t tb_sim_disk_map_len(uint64_t disk_size, uint64_t ring);
 
 /* One journal record: header + data padded to 8 bytes; len 0 = filler up
  * to the end of the ring. */
@@ -313,8 +319,9 @@ void tb_sim_disk_lock(struct tb_sim_disk *k);
 void tb_sim_disk_unlock(struct tb_sim_disk *k);
 /* Under the lock: would a record of @len bytes fit now? */
 bool tb_sim_disk_fits(const struct tb_sim_disk *k, uint32_t len);
-/* Under the lock: append one record.  -EAGAIN: no room now (mirrored),
- * -EMSGSIZE: can never fit. */
+/* Under the lock: append one record (mirrored), or mark its blocks in
+ * the bitmap (not mirrored).  -EAGAIN: no room now, -EMSGSIZE: can
+ * never fit. */
 int tb_sim_disk_append(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
 		       const void *data, uint32_t len);
 /* Daemon: the record at the tail if its tag <= @upto: 1 and *@data
@@ -322,8 +329,13 @@ int tb_sim_disk_append(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
 int tb_sim_disk_peek(struct tb_sim_disk *k, const uint8_t *ring, uint64_t upto,
 		     struct tb_sim_disk_rec *rec, const uint8_t **data);
 void tb_sim_disk_pop(struct tb_sim_disk *k, const struct tb_sim_disk_rec *rec);
-/* Daemon: start (every record from now on is kept) or stop mirroring. */
+/* Daemon: start mirroring (records older than now are dropped: the
+ * image has them) or stop (records still in the ring stay for the
+ * daemon to read; later writes mark the bitmap). */
 void tb_sim_disk_set_mirror(struct tb_sim_disk *k, bool on);
+/* Daemon: OR the bitmap's words into @out (a bit per 4 KiB block) and
+ * clear them. */
+void tb_sim_disk_harvest(struct tb_sim_disk *k, uint64_t *out, size_t nwords);
 
 /* ----------------------------------------------------------- blobs */
 /*

@@ -141,10 +141,16 @@ struct tb_state_blob {
 	uint32_t len;
 };
 
+/* DISK_INFO flags */
+#define TB_DISK_KEEP (1u << 0) /* re-sync: start from the backup's copy */
+
 struct tb_disk_info {
-	uint32_t disk; /* 0 .. TB_DISKS_MAX - 1 */
-	uint32_t reserved;
-	uint64_t size; /* bytes */
+	uint32_t disk;	     /* 0 .. TB_DISKS_MAX - 1 */
+	uint32_t flags;	     /* TB_DISK_KEEP */
+	uint64_t size;	     /* bytes */
+	uint64_t gen;	     /* the copy's generation (nonzero) */
+	uint64_t base_epoch; /* KEEP: the backup's copy is of this epoch or
+				later; else 0 */
 };
 
 /* DISK_WRITE encodings: RAW, ZERO and LZ4 of enum tb_page_enc. */
@@ -228,7 +234,7 @@ int tb_digest_init(struct tb_digest *d);
 void tb_digest_page(struct tb_digest *d, uint64_t pfn, const void *page);
 void tb_digest_state(struct tb_digest *d, uint32_t tag, uint32_t index,
 		     const void *data, uint32_t len);
-void tb_digest_disk_info(struct tb_digest *d, uint32_t disk, uint64_t size);
+void tb_digest_disk_info(struct tb_digest *d, const struct tb_disk_info *i);
 /* @data: the @len decoded bytes (NULL for a ZERO write). */
 void tb_digest_disk_write(struct tb_digest *d, uint32_t disk, uint64_t offset,
 			  const void *data, uint32_t len);
@@ -249,7 +255,7 @@ int tb_enc_heartbeat(struct tb_buf *out, const struct tb_heartbeat *h);
 int tb_enc_error(struct tb_buf *out, uint32_t code, const char *text);
 int tb_enc_state(struct tb_buf *out, uint32_t type, uint32_t tag,
 		 uint32_t index, const void *data, uint32_t len);
-int tb_enc_disk_info(struct tb_buf *out, uint32_t disk, uint64_t size);
+int tb_enc_disk_info(struct tb_buf *out, const struct tb_disk_info *i);
 /* One DISK_WRITE of @len bytes at @offset: ZERO if @data is all zero (or
  * NULL), else LZ4 when it saves at least 1/16, else RAW.  @scratch: at
  * least TB_DISK_LZ4_MAX bytes. */

@@ -1270,6 +1270,12 @@ static void sim_disk_pop(struct tb_dom *d, const struct tb_disk_jrec *w)
 		tb_sim_ddisk_pop(d->disk, w);
 }
 
+static int sim_disk_harvest(struct tb_dom *d, unsigned disk,
+			    struct tb_bitmap *out)
+{
+	return d->disk && !disk ? tb_sim_ddisk_harvest(d->disk, out) : -ENODEV;
+}
+
 static int sim_disk_read(struct tb_dom *d, unsigned disk, uint64_t off,
 			 void *buf, size_t len)
 {
@@ -1305,6 +1311,7 @@ const struct tb_backend_ops tb_backend_sim_ops = {
 	.disk_boundary = sim_disk_boundary,
 	.disk_peek = sim_disk_peek,
 	.disk_pop = sim_disk_pop,
+	.disk_harvest = sim_disk_harvest,
 	.disk_read = sim_disk_read,
 	.disk_next_data = sim_disk_next_data,
 	.detach = sim_detach,

@@ -47,7 +47,7 @@ int tb_sim_ddisk_open(struct tb_sim_ddisk **out, int ring_fd, int img_fd,
 	k->ctrl = c;
 	k->evtfds = evtfds;
 	k->size = size;
-	k->map_len = TB_SIM_DISK_HDR + ring_size;
+	k->map_len = tb_sim_disk_map_len(size, ring_size);
 	if (!size || size % TB_PAGE_SIZE || size > TB_DISK_SIZE_MAX ||
 	    !ring_size || (ring_size & (ring_size - 1)) || fstat(img_fd, &st) ||
 	    (uint64_t)st.st_size < size) {
@@ -69,7 +69,9 @@ int tb_sim_ddisk_open(struct tb_sim_ddisk **out, int ring_fd, int img_fd,
 		goto fail;
 	}
 	if (k->k->magic != TB_SIM_DISK_MAGIC || k->k->disk_size != size ||
-	    k->k->ring_size != ring_size) {
+	    k->k->ring_size != ring_size ||
+	    k->k->bitmap_off != TB_SIM_DISK_HDR + ring_size ||
+	    k->k->bitmap_len != k->map_len - k->k->bitmap_off) {
 		tb_backend_set_reason(
 			"sim: disk journal header does not match");
 		rc = -EPROTO;
@@ -153,6 +155,14 @@ void tb_sim_ddisk_pop(struct tb_sim_ddisk *k, const struct tb_disk_jrec *w)
 
 	tb_sim_disk_pop(k->k, &rec);
 	wake_writer(k);
+}
+
+int tb_sim_ddisk_harvest(struct tb_sim_ddisk *k, struct tb_bitmap *out)
+{
+	if (out->nbits < (k->size + TB_PAGE_SIZE - 1) / TB_PAGE_SIZE)
+		return -EINVAL;
+	tb_sim_disk_harvest(k->k, out->words, (out->nbits + 63) / 64);
+	return 0;
 }
 
 int tb_sim_ddisk_read(struct tb_sim_ddisk *k, uint64_t off, void *buf,

@@ -24,6 +24,7 @@ int tb_sim_ddisk_boundary(struct tb_sim_ddisk *k, uint64_t epoch);
 int tb_sim_ddisk_peek(struct tb_sim_ddisk *k, uint64_t upto,
 		      struct tb_disk_jrec *w);
 void tb_sim_ddisk_pop(struct tb_sim_ddisk *k, const struct tb_disk_jrec *w);
+int tb_sim_ddisk_harvest(struct tb_sim_ddisk *k, struct tb_bitmap *out);
 int tb_sim_ddisk_read(struct tb_sim_ddisk *k, uint64_t off, void *buf,
 		      size_t len);
 int tb_sim_ddisk_next_data(struct tb_sim_ddisk *k, uint64_t off,

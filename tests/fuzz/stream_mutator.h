@@ -175,10 +175,18 @@ static inline int sm_gen_disk(struct sm_rng *r, struct tb_buf *out,
 	uint32_t len = TB_DISK_SECTOR * (1 + sm_below(r, 4));
 	uint64_t off = TB_DISK_SECTOR * (uint64_t)sm_below(r, 1u << 20);
 
-	if (sm_below(r, 3) == 0)
-		return tb_enc_disk_info(
-			out, sm_below(r, TB_DISKS_MAX),
-			TB_PAGE_SIZE * (1 + (uint64_t)sm_below(r, 1u << 20)));
+	if (sm_below(r, 3) == 0) {
+		struct tb_disk_info di = {
+			.disk = sm_below(r, TB_DISKS_MAX),
+			.flags = sm_below(r, 2) ? TB_DISK_KEEP : 0,
+			.size = TB_PAGE_SIZE *
+				(1 + (uint64_t)sm_below(r, 1u << 20)),
+			.gen = 1 + sm_next(r) % 1000,
+		};
+
+		di.base_epoch = di.flags ? 1 + sm_below(r, 100) : 0;
+		return tb_enc_disk_info(out, &di);
+	}
 	if (sm_below(r, 2))
 		sm_fill(r, data, len);
 	else
@@ -662,8 +670,7 @@ static inline int sm_revalidate(struct sm_ctx *c, const struct tb_rec *rec,
 		rc = tb_enc_ack(e, &rec->u.ack);
 		break;
 	case TB_REC_DISK_INFO:
-		rc = tb_enc_disk_info(e, rec->u.disk_info.disk,
-				      rec->u.disk_info.size);
+		rc = tb_enc_disk_info(e, &rec->u.disk_info);
 		break;
 	case TB_REC_DISK_WRITE:
 		if (rec->u.disk_write.payload + rec->u.disk_write.payload_len !=

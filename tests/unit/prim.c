@@ -37,9 +37,18 @@ static uint64_t prim_encode_disk(struct prim *pr, bool full)
 		pr->scratch = malloc(TB_DISK_LZ4_MAX);
 	ck_assert_ptr_nonnull(pr->scratch);
 	if (full) {
-		ck_assert_int_eq(tb_enc_disk_info(&pr->out, 0, PRIM_DISK_SIZE),
-				 0);
-		tb_digest_disk_info(&pr->dig, 0, PRIM_DISK_SIZE);
+		struct tb_disk_info di = {
+			.disk = 0,
+			.flags = pr->keep_base ? TB_DISK_KEEP : 0,
+			.size = PRIM_DISK_SIZE,
+			.gen = 77,
+			.base_epoch = pr->keep_base,
+		};
+
+		ck_assert_int_eq(tb_enc_disk_info(&pr->out, &di), 0);
+		tb_digest_disk_info(&pr->dig, &di);
+	}
+	if (full && !pr->keep_base) {
 		for (off = 0; off < PRIM_DISK_SIZE; off += sizeof(zero)) {
 			if (!memcmp(pr->disk + off, zero, sizeof(zero)))
 				continue;
@@ -47,7 +56,7 @@ static uint64_t prim_encode_disk(struct prim *pr, bool full)
 			bytes += sizeof(zero);
 		}
 	} else {
-		for (i = 0; i < pr->npend; i++) {
+		for (i = 0; i < pr->npend; i++) { /* incremental or KEEP */
 			disk_rec(pr, pr->pend[i].off, pr->pend[i].data,
 				 pr->pend[i].len);
 			bytes += pr->pend[i].len;

@@ -35,6 +35,7 @@ struct prim {
 	} pend[PRIM_PEND_MAX];
 	unsigned npend;
 	uint8_t *scratch;
+	uint64_t keep_base; /* FULL epochs re-sync from this epoch (KEEP) */
 };
 
 void prim_fill(uint8_t *p, unsigned seed);

@@ -483,7 +483,9 @@ START_TEST(disk_records_out_of_order_are_refused)
 		struct tb_epoch_begin b = { .epoch = 8 };
 
 		ck_assert_int_eq(tb_enc_epoch_begin(&dp->out, &b), 0);
-		ck_assert_int_eq(tb_enc_disk_info(&dp->out, 0, 4096), 0);
+		struct tb_disk_info di = { .size = 4096, .gen = 1 };
+
+		ck_assert_int_eq(tb_enc_disk_info(&dp->out, &di), 0);
 	}
 	ck_assert_int_lt(feed(&drep, dp, 0, &serr), 0);
 	ck_assert_int_eq(serr, TB_SERR_BAD_ORDER);
@@ -554,6 +556,49 @@ START_TEST(an_epoch_over_the_spool_limit_is_refused)
 }
 END_TEST
 
+START_TEST(resync_keeps_the_copy_and_checks_its_base)
+{
+	uint8_t *before = malloc(PRIM_DISK_SIZE), w[4096];
+	uint64_t pfns[NPAGES], pfn = 5;
+	int serr;
+
+	ck_assert_ptr_nonnull(before);
+	prim_fill(w, 11);
+	prim_disk_write(dp, 4096 * 7, w, sizeof(w));
+	prim_encode_epoch(dp, 2, false, &pfn, 1);
+	ck_assert_int_eq(feed(&drep, dp, 0, &serr), 1);
+	/* the link is lost: the next session re-syncs from epoch 2 */
+	all_pfns(pfns);
+	prim_fill(w, 12);
+	prim_disk_write(dp, 4096 * 9, w, sizeof(w));
+	memset(dp->shadow_ok, 0, sizeof(dp->shadow_ok));
+	dp->keep_base = 2;
+	prim_encode_epoch(dp, 3, true, pfns, NPAGES);
+	ck_assert_int_eq(feed(&drep, dp, 0, &serr), 1);
+	assert_disk_is(&drep, dp->disk); /* the copy plus the re-sync */
+	/* a base this backup never committed: refused, copy kept */
+	read_image(&drep, before);
+	prim_disk_write(dp, 0, w, sizeof(w));
+	dp->keep_base = 9;
+	memset(dp->shadow_ok, 0, sizeof(dp->shadow_ok));
+	prim_encode_epoch(dp, 4, true, pfns, NPAGES);
+	ck_assert_int_lt(feed(&drep, dp, 0, &serr), 0);
+	ck_assert_int_eq(serr, TB_SERR_BAD_ORDER);
+	ck_assert(strstr(drep.err, "committed 3 only"));
+	assert_disk_is(&drep, before);
+	/* another generation's copy: refused */
+	drep.disks.gen[0] ^= 1;
+	dp->keep_base = 3;
+	prim_disk_write(dp, 0, w, sizeof(w));
+	memset(dp->shadow_ok, 0, sizeof(dp->shadow_ok));
+	prim_encode_epoch(dp, 5, true, pfns, NPAGES);
+	ck_assert_int_lt(feed(&drep, dp, 0, &serr), 0);
+	ck_assert(strstr(drep.err, "another one"));
+	assert_disk_is(&drep, before);
+	free(before);
+}
+END_TEST
+
 static Suite *replica_suite(void)
 {
 	Suite *s = suite_create("replica");
@@ -578,6 +623,7 @@ static Suite *replica_suite(void)
 	tcase_add_test(tc, disk_records_out_of_order_are_refused);
 	tcase_add_test(tc, new_full_sync_keeps_the_old_disk_until_committed);
 	tcase_add_test(tc, an_epoch_over_the_spool_limit_is_refused);
+	tcase_add_test(tc, resync_keeps_the_copy_and_checks_its_base);
 	suite_add_tcase(s, tc);
 	return s;
 }

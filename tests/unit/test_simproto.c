@@ -404,12 +404,15 @@ END_TEST
 /* A disk journal jr of @size bytes (header page + jr). */
 static struct tb_sim_disk *disk_ring(uint64_t size, uint8_t **data)
 {
-	struct tb_sim_disk *k = calloc(1, TB_SIM_DISK_HDR + size);
+	uint64_t len = tb_sim_disk_map_len(1 << 20, size);
+	struct tb_sim_disk *k = calloc(1, len);
 
 	ck_assert_ptr_nonnull(k);
 	k->magic = TB_SIM_DISK_MAGIC;
 	k->disk_size = 1 << 20;
 	k->ring_size = size;
+	k->bitmap_off = TB_SIM_DISK_HDR + size;
+	k->bitmap_len = len - k->bitmap_off;
 	*data = (uint8_t *)k + TB_SIM_DISK_HDR;
 	return k;
 }
@@ -420,19 +423,26 @@ START_TEST(disk_journal_keeps_order_tags_and_room)
 	struct tb_sim_disk *k = disk_ring(16384, &jr);
 	struct tb_sim_disk_rec rec;
 	const uint8_t *data;
+	uint64_t bm[4] = { 0 };
 	unsigned i, n;
 
-	/* not mirrored: a full jr drops its oldest records itself */
+	/* not mirrored: no records, the written blocks are marked */
 	for (i = 0; i < 10; i++) {
 		memset(buf, (int)i, sizeof(buf));
-		ck_assert_int_eq(tb_sim_disk_append(k, jr, i * 4096ull, buf,
+		ck_assert_int_eq(tb_sim_disk_append(k, jr, i * 8192ull, buf,
 						    sizeof(buf)),
 				 0);
 	}
-	ck_assert_uint_gt(k->dropped, 0);
-	ck_assert_uint_le(k->head - k->tail, k->ring_size);
-	/* mirroring starts: older records are dropped (they are in the
-	 * image, which the full sync reads) */
+	ck_assert_int_eq(tb_sim_disk_append(k, jr, 4096 * 63 - 512, buf, 1024),
+			 0); /* straddles blocks 62 and 63 */
+	ck_assert_uint_eq(k->head, 0);
+	ck_assert_uint_eq(k->marked, 11);
+	tb_sim_disk_harvest(k, bm, 4);
+	ck_assert_uint_eq(bm[0], 0x55555ull | (3ull << 62));
+	memset(bm, 0, sizeof(bm));
+	tb_sim_disk_harvest(k, bm, 4); /* harvesting cleared them */
+	ck_assert_uint_eq(bm[0], 0);
+	/* mirroring starts */
 	k->cur_epoch = 4;
 	tb_sim_disk_set_mirror(k, true);
 	ck_assert_int_eq(tb_sim_disk_peek(k, jr, 100, &rec, &data), 0);

@@ -1371,14 +1371,17 @@ static int disk_raw(struct tb_buf *b, uint32_t disk, uint8_t enc, uint8_t res,
 	return sm_put_raw(b, TB_REC_DISK_WRITE, body, 24 + body_plen);
 }
 
-static int disk_info_raw(struct tb_buf *b, uint32_t disk, uint32_t res,
-			 uint64_t size, uint32_t len)
+static int disk_info_raw(struct tb_buf *b, uint32_t disk, uint32_t flags,
+			 uint64_t size, uint64_t gen, uint64_t base,
+			 uint32_t len)
 {
-	uint8_t body[24] = { 0 };
+	uint8_t body[40] = { 0 };
 
 	tb_put_le32(body, disk);
-	tb_put_le32(body + 4, res);
+	tb_put_le32(body + 4, flags);
 	tb_put_le64(body + 8, size);
+	tb_put_le64(body + 16, gen);
+	tb_put_le64(body + 24, base);
 	tb_buf_reset(b);
 	return sm_put_raw(b, TB_REC_DISK_INFO, body, len);
 }
@@ -1391,17 +1394,25 @@ START_TEST(disk_records_round_trip_and_reject_bad_fields)
 	struct tb_buf b = { 0 };
 	struct tb_digest d1, d2;
 	struct sm_rng rng = { 42 };
+	struct tb_disk_info di = { .disk = 2,
+				   .flags = TB_DISK_KEEP,
+				   .size = 1ull << 30,
+				   .gen = 0xabcdef,
+				   .base_epoch = 9 };
 	struct tb_dec d;
 	struct tb_rec rec;
 	uint32_t i;
 
 	ck_assert(data && out && scratch);
 	/* DISK_INFO */
-	ck_assert_int_eq(tb_enc_disk_info(&b, 2, 1ull << 30), 0);
+	ck_assert_int_eq(tb_enc_disk_info(&b, &di), 0);
 	decode_one(&b, &d, &rec);
 	ck_assert_uint_eq(rec.type, TB_REC_DISK_INFO);
 	ck_assert_uint_eq(rec.u.disk_info.disk, 2);
+	ck_assert_uint_eq(rec.u.disk_info.flags, TB_DISK_KEEP);
 	ck_assert_uint_eq(rec.u.disk_info.size, 1ull << 30);
+	ck_assert_uint_eq(rec.u.disk_info.gen, 0xabcdef);
+	ck_assert_uint_eq(rec.u.disk_info.base_epoch, 9);
 	tb_dec_free(&d);
 	/* RAW (random), LZ4 (compressible, the largest write), ZERO */
 	sm_fill(&rng, data, 4096);
@@ -1458,7 +1469,8 @@ START_TEST(disk_records_round_trip_and_reject_bad_fields)
 			 -EINVAL);
 	ck_assert_int_eq(tb_enc_disk_write(&b, 8, 0, data, 512, scratch),
 			 -EINVAL);
-	ck_assert_int_eq(tb_enc_disk_info(&b, 0, 4097), -EINVAL);
+	di.size = 4097;
+	ck_assert_int_eq(tb_enc_disk_info(&b, &di), -EINVAL);
 
 	/* bad fields, as a hostile peer would send them */
 	ck_assert_int_eq(disk_raw(&b, 0, TB_ENC_RAW, 0, 0, 64, 64, 64), 0);
@@ -1487,22 +1499,30 @@ START_TEST(disk_records_round_trip_and_reject_bad_fields)
 	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* empty LZ4 */
 	ck_assert_int_eq(disk_raw(&b, 0, TB_ENC_ZERO, 0, 0, 512, 8, 8), 0);
 	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* ZERO+data */
-	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 0, 16), 0);
+	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 0, 5, 0, 32), 0);
 	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* size 0 */
-	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 4096 + 512, 16), 0);
+	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 4096 + 512, 5, 0, 32), 0);
 	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD);
-	ck_assert_int_eq(disk_info_raw(&b, 0, 0, TB_DISK_SIZE_MAX + 4096, 16),
-			 0);
+	ck_assert_int_eq(
+		disk_info_raw(&b, 0, 0, TB_DISK_SIZE_MAX + 4096, 5, 0, 32), 0);
 	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD);
-	ck_assert_int_eq(disk_info_raw(&b, 0, 1, 4096, 16), 0);
-	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* reserved */
-	ck_assert_int_eq(disk_info_raw(&b, TB_DISKS_MAX, 0, 4096, 16), 0);
+	ck_assert_int_eq(disk_info_raw(&b, 0, 2, 4096, 5, 0, 32), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* flags */
+	ck_assert_int_eq(disk_info_raw(&b, TB_DISKS_MAX, 0, 4096, 5, 0, 32), 0);
 	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD);
-	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 4096, 24), 0);
+	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 4096, 0, 0, 32), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* gen 0 */
+	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 4096, 5, 3, 32), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* base */
+	ck_assert_int_eq(disk_info_raw(&b, 0, TB_DISK_KEEP, 4096, 5, 0, 32), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD); /* no base */
+	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 4096, 5, 0, 40), 0);
 	ck_assert_int_eq(decode_code(&b), TB_SERR_OVERSIZE); /* length */
-	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 4096, 8), 0);
+	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 4096, 5, 0, 16), 0);
 	ck_assert_int_eq(decode_code(&b), TB_SERR_BAD_FIELD);
-	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 4096, 16), 0);
+	ck_assert_int_eq(disk_info_raw(&b, 0, 0, 4096, 5, 0, 32), 0);
+	ck_assert_int_eq(decode_code(&b), TB_SERR_NONE);
+	ck_assert_int_eq(disk_info_raw(&b, 0, TB_DISK_KEEP, 4096, 5, 3, 32), 0);
 	ck_assert_int_eq(decode_code(&b), TB_SERR_NONE);
 	tb_buf_free(&b);
 	free(data);
