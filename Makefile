@@ -69,8 +69,16 @@ ASAN_SIMLIB := $(ASAN)/libtibersim.a
 	xen-guest \
 	bench demo soak fuzz install clean help format format-check analyze \
 	memcheck mutate
-all: $(addprefix $(BIN)/,$(PROGS)) \
+# the nbdkit filter that journals a Xen guest's disk writes (a plugin
+# .so for nbdkit: position-independent, lib/simdisk.c compiled in)
+NBDKIT_FILTER := $(BIN)/nbdkit-tiber-filter.so
+
+all: $(addprefix $(BIN)/,$(PROGS)) $(NBDKIT_FILTER) \
 	$(patsubst tests/unit/%.c,$(REL)/tests/%,$(TEST_SRCS))
+
+$(NBDKIT_FILTER): nbdkit/tiber-filter.c lib/simdisk.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ nbdkit/tiber-filter.c lib/simdisk.c
 
 help:
 	@echo "tiber make targets:"

@@ -186,7 +186,7 @@ static int put(struct tb_edisk *k, struct tb_buf *out, struct tb_digest *dg,
 	       unsigned disk, uint64_t off, const uint8_t *data, uint32_t len,
 	       uint64_t *bytes)
 {
-	const uint8_t *p = zero(data, len) ? NULL : data;
+	const uint8_t *p = !data || zero(data, len) ? NULL : data;
 	int rc = tb_enc_disk_write(out, disk, off, p, len, k->scratch);
 
 	if (!rc) {
@@ -209,8 +209,8 @@ int tb_edisk_encode(struct tb_edisk *k, struct tb_buf *out,
 		for (done = 0; done < len; done += n) {
 			n = (uint32_t)TB_MIN(len - done,
 					     (uint64_t)TB_DISK_WRITE_MAX);
-			rc = put(k, out, dg, disk, off + done, data + done, n,
-				 bytes);
+			rc = put(k, out, dg, disk, off + done,
+				 data ? data + done : NULL, n, bytes);
 			if (rc)
 				return rc;
 		}

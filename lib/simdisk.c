@@ -43,9 +43,12 @@ void tb_sim_disk_unlock(struct tb_sim_disk *k)
 	__atomic_store_n(&k->lock, 0, __ATOMIC_RELEASE);
 }
 
-static uint64_t rec_bytes(uint32_t len)
+/* Ring bytes of a record (a zero record carries no data). */
+static uint64_t rec_bytes(uint32_t len, uint32_t flags)
 {
-	return sizeof(struct tb_sim_disk_rec) + TB_ALIGN_UP((uint64_t)len, 8);
+	return sizeof(struct tb_sim_disk_rec) +
+	       (flags & TB_SIM_DISK_REC_ZERO ? 0 :
+					       TB_ALIGN_UP((uint64_t)len, 8));
 }
 
 uint64_t tb_sim_disk_map_len(uint64_t disk_size, uint64_t ring)
@@ -66,23 +69,30 @@ static void mark(struct tb_sim_disk *k, uint64_t off, uint32_t len)
 	k->marked++;
 }
 
-bool tb_sim_disk_fits(const struct tb_sim_disk *k, uint32_t len)
+/* Room for @need ring bytes (a record does not wrap: it may need a
+ * filler to the end of the ring first). */
+static bool fits(const struct tb_sim_disk *k, uint64_t need)
 {
-	uint64_t need = rec_bytes(len), head = k->head;
-	uint64_t at = head & (k->ring_size - 1);
+	uint64_t head = k->head, at = head & (k->ring_size - 1);
 	uint64_t room = k->ring_size - (head - LD(&k->tail));
 
-	/* a record does not wrap: it may need a filler to the end first */
 	if (k->ring_size - at < need)
 		need += k->ring_size - at;
 	return room >= need;
 }
 
-int tb_sim_disk_append(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
-		       const void *data, uint32_t len)
+bool tb_sim_disk_fits(const struct tb_sim_disk *k, uint32_t len)
 {
-	uint64_t need = rec_bytes(len), head = k->head, at;
-	struct tb_sim_disk_rec r = { .len = len, .offset = off };
+	return fits(k, rec_bytes(len, 0));
+}
+
+static int append(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
+		  const void *data, uint32_t len, uint32_t flags)
+{
+	uint64_t need = rec_bytes(len, flags), head = k->head, at;
+	struct tb_sim_disk_rec r = { .len = len,
+				     .flags = flags,
+				     .offset = off };
 
 	if (!len || need > k->ring_size / 2)
 		return -EMSGSIZE;
@@ -90,7 +100,7 @@ int tb_sim_disk_append(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
 		mark(k, off, len);
 		return 0;
 	}
-	if (!tb_sim_disk_fits(k, len))
+	if (!fits(k, need))
 		return -EAGAIN;
 	at = head & (k->ring_size - 1);
 	if (k->ring_size - at < need) {
@@ -102,9 +112,22 @@ int tb_sim_disk_append(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
 	}
 	r.tag = LD(&k->cur_epoch) + 1;
 	memcpy(ring + at, &r, sizeof(r));
-	memcpy(ring + at + sizeof(r), data, len);
+	if (data)
+		memcpy(ring + at + sizeof(r), data, len);
 	__atomic_store_n(&k->head, head + need, __ATOMIC_RELEASE);
 	return 0;
+}
+
+int tb_sim_disk_append(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
+		       const void *data, uint32_t len)
+{
+	return append(k, ring, off, data, len, 0);
+}
+
+int tb_sim_disk_append_zero(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
+			    uint32_t len)
+{
+	return append(k, ring, off, NULL, len, TB_SIM_DISK_REC_ZERO);
 }
 
 int tb_sim_disk_peek(struct tb_sim_disk *k, const uint8_t *ring, uint64_t upto,
@@ -123,18 +146,21 @@ int tb_sim_disk_peek(struct tb_sim_disk *k, const uint8_t *ring, uint64_t upto,
 		tail += k->ring_size - at; /* filler */
 		ST(&k->tail, tail);
 	}
-	if (rec->len > k->ring_size / 2 ||
-	    at + rec_bytes(rec->len) > k->ring_size)
+	if ((rec->flags & ~TB_SIM_DISK_REC_ZERO) ||
+	    (!(rec->flags & TB_SIM_DISK_REC_ZERO) &&
+	     rec->len > k->ring_size / 2) ||
+	    at + rec_bytes(rec->len, rec->flags) > k->ring_size)
 		return -EPROTO; /* the daemon trusts no index it reads */
 	if (rec->tag > upto)
 		return 0;
-	*data = ring + at + sizeof(*rec);
+	*data = rec->flags & TB_SIM_DISK_REC_ZERO ? NULL :
+						    ring + at + sizeof(*rec);
 	return 1;
 }
 
 void tb_sim_disk_pop(struct tb_sim_disk *k, const struct tb_sim_disk_rec *rec)
 {
-	ST(&k->tail, LD(&k->tail) + rec_bytes(rec->len));
+	ST(&k->tail, LD(&k->tail) + rec_bytes(rec->len, rec->flags));
 }
 
 void tb_sim_disk_set_mirror(struct tb_sim_disk *k, bool on)

@@ -13,6 +13,8 @@ PKGS=(
 	# with systemd this also enables prometheus.service: disable it if unwanted)
 	clang-format cppcheck # static checks (make format-check, make analyze)
 	debhelper lintian debootstrap # make deb, tests/deb-install.sh
+	nbdkit nbdkit-plugin-dev nbd-client libnbd-bin # the Xen disk filter
+	# (nbdkit-tiber-filter.so) and its tests
 )
 # Extra packages for `make check-xen` only (QEMU, debootstrap ...).
 if [ "${TIBER_DEPS_XEN:-0}" = 1 ]; then

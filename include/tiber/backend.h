@@ -84,7 +84,7 @@ struct tb_disk_jrec {
 	uint32_t len;	  /* bytes, whole 512-byte sectors */
 	uint64_t offset;  /* bytes */
 	uint64_t epoch;	  /* the epoch it belongs to */
-	const void *data; /* valid until disk_pop */
+	const void *data; /* valid until disk_pop; NULL: zeroes */
 };
 
 struct tb_dom_stats {

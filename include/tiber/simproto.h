@@ -307,9 +307,10 @@ uint64_t tb_sim_disk_map_len(uint64_t disk_size, uint64_t ring);
 
 /* One journal record: header + data padded to 8 bytes; len 0 = filler up
  * to the end of the ring. */
+#define TB_SIM_DISK_REC_ZERO 1u /* zeroes (a trim, write-zeroes): no data */
 struct tb_sim_disk_rec {
 	uint32_t len;
-	uint32_t pad;
+	uint32_t flags; /* TB_SIM_DISK_REC_ZERO */
 	uint64_t offset;
 	uint64_t tag; /* the epoch the write belongs to */
 };
@@ -324,8 +325,11 @@ bool tb_sim_disk_fits(const struct tb_sim_disk *k, uint32_t len);
  * never fit. */
 int tb_sim_disk_append(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
 		       const void *data, uint32_t len);
+/* The same for @len bytes of zeroes (@data NULL in the record). */
+int tb_sim_disk_append_zero(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
+			    uint32_t len);
 /* Daemon: the record at the tail if its tag <= @upto: 1 and *@data
- * points into the ring (valid until pop), else 0. */
+ * points into the ring (valid until pop; NULL for zeroes), else 0. */
 int tb_sim_disk_peek(struct tb_sim_disk *k, const uint8_t *ring, uint64_t upto,
 		     struct tb_sim_disk_rec *rec, const uint8_t **data);
 void tb_sim_disk_pop(struct tb_sim_disk *k, const struct tb_sim_disk_rec *rec);

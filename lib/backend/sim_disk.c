@@ -151,7 +151,10 @@ int tb_sim_ddisk_peek(struct tb_sim_ddisk *k, uint64_t upto,
 
 void tb_sim_ddisk_pop(struct tb_sim_ddisk *k, const struct tb_disk_jrec *w)
 {
-	struct tb_sim_disk_rec rec = { .len = w->len };
+	struct tb_sim_disk_rec rec = {
+		.len = w->len,
+		.flags = w->data ? 0 : TB_SIM_DISK_REC_ZERO,
+	};
 
 	tb_sim_disk_pop(k->k, &rec);
 	wake_writer(k);

@@ -494,6 +494,18 @@ START_TEST(disk_journal_keeps_order_tags_and_room)
 	}
 	ck_assert_uint_eq(seen, 40);
 	ck_assert_uint_eq(k->head, k->tail);
+	/* zeroes: a record without data, of any length */
+	k->cur_epoch = 20;
+	ck_assert_int_eq(tb_sim_disk_append_zero(k, jr, 8192, 1 << 20), 0);
+	ck_assert_int_eq(tb_sim_disk_append(k, jr, 0, buf, 512), 0);
+	ck_assert_int_eq(tb_sim_disk_peek(k, jr, 21, &rec, &data), 1);
+	ck_assert(rec.flags == TB_SIM_DISK_REC_ZERO && rec.len == 1 << 20 &&
+		  rec.offset == 8192 && !data);
+	tb_sim_disk_pop(k, &rec);
+	ck_assert_int_eq(tb_sim_disk_peek(k, jr, 21, &rec, &data), 1);
+	ck_assert(rec.flags == 0 && rec.len == 512 && data);
+	tb_sim_disk_pop(k, &rec);
+	ck_assert_uint_eq(k->head, k->tail);
 	ck_assert_int_eq(tb_sim_disk_append(k, jr, 0, buf, 9000), -EMSGSIZE);
 	free(k);
 }
