@@ -506,11 +506,18 @@ int tb_stream_errno(int code)
  * Each returns a TB_SERR_* code and writes the reason to @why.
  */
 
-#define WHY(code, ...)                              \
-	do {                                        \
-		snprintf(why, whylen, __VA_ARGS__); \
-		return (code);                      \
-	} while (0)
+/* Write the reason for @code to @why and return @code: a check fails
+ * with `return reject(why, whylen, code, fmt, ...)`. */
+__attribute__((format(printf, 4, 5))) static int
+reject(char *why, size_t whylen, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+	return code;
+}
 
 /* Allowed body lengths of a record type: [*min, *max]. false: unknown. */
 static bool type_len_range(uint32_t type, uint32_t *min, uint32_t *max)
@@ -565,24 +572,28 @@ static int check_header(uint32_t type, uint32_t len, bool *skip, char *why,
 
 	*skip = false;
 	if (len > TB_REC_LEN_MAX)
-		WHY(TB_SERR_OVERSIZE, "length %" PRIu32 " exceeds limit %u",
-		    len, TB_REC_LEN_MAX);
+		return reject(why, whylen, TB_SERR_OVERSIZE,
+			      "length %" PRIu32 " exceeds limit %u", len,
+			      TB_REC_LEN_MAX);
 	if (!type_len_range(type, &min, &max)) {
 		if (type & TB_REC_OPTIONAL) {
 			*skip = true;
 			return 0;
 		}
-		WHY(TB_SERR_UNKNOWN_TYPE, "unknown mandatory type %" PRIu32,
-		    type);
+		return reject(why, whylen, TB_SERR_UNKNOWN_TYPE,
+			      "unknown mandatory type %" PRIu32, type);
 	}
 	if (len > max)
-		WHY(TB_SERR_OVERSIZE,
-		    "length %" PRIu32 " exceeds limit %" PRIu32 " of %s", len,
-		    max, type_name(type));
+		return reject(why, whylen, TB_SERR_OVERSIZE,
+			      "length %" PRIu32 " exceeds limit %" PRIu32
+			      " of %s",
+			      len, max, type_name(type));
 	if (len < min || (min == max && len != min))
-		WHY(TB_SERR_BAD_FIELD,
-		    "length %" PRIu32 " invalid for %s (%s %" PRIu32 ")", len,
-		    type_name(type), min == max ? "must be" : "minimum", min);
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "length %" PRIu32 " invalid for %s (%s %" PRIu32
+			      ")",
+			      len, type_name(type),
+			      min == max ? "must be" : "minimum", min);
 	return 0;
 }
 
@@ -638,32 +649,39 @@ static int parse_hello(const uint8_t *b, struct tb_hello *h, char *why,
 	h->features = tb_get_le64(b + OFF(w_hello, features));
 	memcpy(h->name, b + OFF(w_hello, name), sizeof(h->name));
 	if (h->magic != TB_STREAM_MAGIC)
-		WHY(TB_SERR_VERSION,
-		    "HELLO magic 0x%016" PRIx64 " is not tiber's", h->magic);
+		return reject(why, whylen, TB_SERR_VERSION,
+			      "HELLO magic 0x%016" PRIx64 " is not tiber's",
+			      h->magic);
 	if (h->version != TB_STREAM_VERSION)
-		WHY(TB_SERR_VERSION, "HELLO version %" PRIu32 ", this is %u",
-		    h->version, TB_STREAM_VERSION);
+		return reject(why, whylen, TB_SERR_VERSION,
+			      "HELLO version %" PRIu32 ", this is %u",
+			      h->version, TB_STREAM_VERSION);
 	if (h->role != TB_ROLE_PRIMARY && h->role != TB_ROLE_BACKUP)
-		WHY(TB_SERR_BAD_FIELD, "HELLO role %" PRIu32, h->role);
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "HELLO role %" PRIu32, h->role);
 	if (h->page_size != TB_PAGE_SIZE)
-		WHY(TB_SERR_BAD_FIELD, "HELLO page_size %" PRIu32,
-		    h->page_size);
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "HELLO page_size %" PRIu32, h->page_size);
 	if (h->nr_pages > TB_PFN_MAX + 1 ||
 	    (h->role == TB_ROLE_PRIMARY && h->nr_pages == 0))
-		WHY(TB_SERR_BAD_FIELD, "HELLO nr_pages %" PRIu64, h->nr_pages);
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "HELLO nr_pages %" PRIu64, h->nr_pages);
 	if (h->role == TB_ROLE_BACKUP && (h->features & ~TB_FEAT_ALL))
-		WHY(TB_SERR_BAD_FIELD,
-		    "HELLO of the backup accepts unknown features 0x%" PRIx64,
-		    h->features & ~(uint64_t)TB_FEAT_ALL);
+		return reject(
+			why, whylen, TB_SERR_BAD_FIELD,
+			"HELLO of the backup accepts unknown features 0x%" PRIx64,
+			h->features & ~(uint64_t)TB_FEAT_ALL);
 	n = strnlen(h->name, sizeof(h->name));
 	i = text_bad_at((const uint8_t *)h->name, n);
 	if (i < n)
-		WHY(TB_SERR_BAD_FIELD, "HELLO name has control byte 0x%02x",
-		    (uint8_t)h->name[i]);
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "HELLO name has control byte 0x%02x",
+			      (uint8_t)h->name[i]);
 	for (i = n; i < sizeof(h->name); i++)
 		if (h->name[i])
-			WHY(TB_SERR_BAD_FIELD,
-			    "HELLO name not NUL-padded at byte %zu", i);
+			return reject(why, whylen, TB_SERR_BAD_FIELD,
+				      "HELLO name not NUL-padded at byte %zu",
+				      i);
 	return 0;
 }
 
@@ -680,14 +698,17 @@ static int parse_begin(const uint8_t *b, struct tb_epoch_begin *e, char *why,
 	e->t_resumed_ns =
 		(int64_t)tb_get_le64(b + OFF(w_epoch_begin, t_resumed_ns));
 	if (e->epoch == 0)
-		WHY(TB_SERR_BAD_FIELD, "EPOCH_BEGIN epoch 0");
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "EPOCH_BEGIN epoch 0");
 	if (e->flags & ~TB_EPOCH_FULL)
-		WHY(TB_SERR_BAD_FIELD, "EPOCH_BEGIN unknown flags 0x%" PRIx32,
-		    e->flags);
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "EPOCH_BEGIN unknown flags 0x%" PRIx32, e->flags);
 	if (e->reserved)
-		WHY(TB_SERR_BAD_FIELD, "EPOCH_BEGIN reserved field nonzero");
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "EPOCH_BEGIN reserved field nonzero");
 	if (e->t_request_ns < 0 || e->t_suspended_ns < 0 || e->t_resumed_ns < 0)
-		WHY(TB_SERR_BAD_FIELD, "EPOCH_BEGIN negative timestamp");
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "EPOCH_BEGIN negative timestamp");
 	return 0;
 }
 
@@ -699,19 +720,22 @@ static int parse_pages(const uint8_t *b, uint32_t len, struct tb_page_data *pd,
 	const uint8_t *pfns, *descs;
 
 	if (tb_get_le32(b + OFF(w_pages_hdr, reserved)))
-		WHY(TB_SERR_BAD_FIELD, "PAGE_DATA reserved field nonzero");
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "PAGE_DATA reserved field nonzero");
 	if (nr == 0)
-		WHY(TB_SERR_BAD_FIELD, "PAGE_DATA with 0 pages");
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "PAGE_DATA with 0 pages");
 	if (nr > TB_PAGES_PER_REC_MAX)
-		WHY(TB_SERR_OVERSIZE,
-		    "PAGE_DATA page count %" PRIu32 " exceeds limit %u", nr,
-		    TB_PAGES_PER_REC_MAX);
+		return reject(why, whylen, TB_SERR_OVERSIZE,
+			      "PAGE_DATA page count %" PRIu32
+			      " exceeds limit %u",
+			      nr, TB_PAGES_PER_REC_MAX);
 	arrays = PAGES_HDR_LEN + (uint64_t)nr * PAGE_ENTRY_LEN;
 	if (arrays > len)
-		WHY(TB_SERR_BAD_FIELD,
-		    "PAGE_DATA of %" PRIu32 " pages does not fit %" PRIu32
-		    " bytes",
-		    nr, len);
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "PAGE_DATA of %" PRIu32
+			      " pages does not fit %" PRIu32 " bytes",
+			      nr, len);
 	pfns = b + PAGES_HDR_LEN;
 	descs = pfns + 8 * (size_t)nr;
 	for (i = 0; i < nr; i++) {
@@ -721,32 +745,34 @@ static int parse_pages(const uint8_t *b, uint32_t len, struct tb_page_data *pd,
 		uint64_t pfn = tb_get_le64(pfns + 8 * (size_t)i);
 
 		if (pfn > TB_PFN_MAX)
-			WHY(TB_SERR_BAD_FIELD,
-			    "PAGE_DATA page %" PRIu32 ": pfn 0x%" PRIx64
-			    " out of range",
-			    i, pfn);
+			return reject(why, whylen, TB_SERR_BAD_FIELD,
+				      "PAGE_DATA page %" PRIu32
+				      ": pfn 0x%" PRIx64 " out of range",
+				      i, pfn);
 		if (enc > TB_ENC_MAX)
-			WHY(TB_SERR_BAD_FIELD,
-			    "PAGE_DATA page %" PRIu32 ": unknown encoding %u",
-			    i, enc);
+			return reject(why, whylen, TB_SERR_BAD_FIELD,
+				      "PAGE_DATA page %" PRIu32
+				      ": unknown encoding %u",
+				      i, enc);
 		if (dp[OFF(w_page_desc, reserved0)] ||
 		    tb_get_le32(dp) >> 8) /* reserved0 and reserved1 */
-			WHY(TB_SERR_BAD_FIELD,
-			    "PAGE_DATA page %" PRIu32
-			    ": descriptor reserved bytes nonzero",
-			    i);
+			return reject(why, whylen, TB_SERR_BAD_FIELD,
+				      "PAGE_DATA page %" PRIu32
+				      ": descriptor reserved bytes nonzero",
+				      i);
 		if (!page_len_ok(enc, plen))
-			WHY(TB_SERR_BAD_FIELD,
-			    "PAGE_DATA page %" PRIu32 ": length %" PRIu32
-			    " invalid for encoding %u",
-			    i, plen, enc);
+			return reject(why, whylen, TB_SERR_BAD_FIELD,
+				      "PAGE_DATA page %" PRIu32
+				      ": length %" PRIu32
+				      " invalid for encoding %u",
+				      i, plen, enc);
 		sum += plen;
 	}
 	if (sum != len - arrays)
-		WHY(TB_SERR_BAD_FIELD,
-		    "PAGE_DATA payload lengths sum to %" PRIu64
-		    ", record has %" PRIu64,
-		    sum, len - arrays);
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "PAGE_DATA payload lengths sum to %" PRIu64
+			      ", record has %" PRIu64,
+			      sum, len - arrays);
 	pd->nr_pages = nr;
 	pd->pfns_le = pfns;
 	pd->descs = descs;
@@ -763,17 +789,20 @@ static int parse_state(const uint8_t *b, uint32_t len, struct tb_state_blob *s,
 	s->len = tb_get_le32(b + OFF(w_state_hdr, len));
 	s->data = b + STATE_HDR_LEN;
 	if (s->tag < TB_STATE_SIM || s->tag > TB_STATE_XEN_HVM)
-		WHY(TB_SERR_BAD_FIELD, "state tag %" PRIu32, s->tag);
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "state tag %" PRIu32, s->tag);
 	if (tb_get_le32(b + OFF(w_state_hdr, reserved)))
-		WHY(TB_SERR_BAD_FIELD, "state reserved field nonzero");
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "state reserved field nonzero");
 	if (s->len > TB_STATE_LEN_MAX)
-		WHY(TB_SERR_OVERSIZE,
-		    "state length %" PRIu32 " exceeds limit %u", s->len,
-		    TB_STATE_LEN_MAX);
+		return reject(why, whylen, TB_SERR_OVERSIZE,
+			      "state length %" PRIu32 " exceeds limit %u",
+			      s->len, TB_STATE_LEN_MAX);
 	if (s->len != len - STATE_HDR_LEN)
-		WHY(TB_SERR_BAD_FIELD,
-		    "state length %" PRIu32 " but record carries %" PRIu32,
-		    s->len, len - STATE_HDR_LEN);
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "state length %" PRIu32
+			      " but record carries %" PRIu32,
+			      s->len, len - STATE_HDR_LEN);
 	return 0;
 }
 
@@ -785,12 +814,14 @@ static int parse_end(const uint8_t *b, struct tb_epoch_end *e, char *why,
 	e->nr_bytes = tb_get_le64(b + OFF(w_epoch_end, nr_bytes));
 	e->digest = tb_get_le64(b + OFF(w_epoch_end, digest));
 	if (e->epoch == 0)
-		WHY(TB_SERR_BAD_FIELD, "EPOCH_END epoch 0");
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "EPOCH_END epoch 0");
 	if (e->nr_pages > UINT64_MAX / TB_PAGE_SIZE ||
 	    e->nr_bytes < e->nr_pages * TB_PAGE_SIZE)
-		WHY(TB_SERR_BAD_FIELD,
-		    "EPOCH_END %" PRIu64 " bytes cannot hold %" PRIu64 " pages",
-		    e->nr_bytes, e->nr_pages);
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "EPOCH_END %" PRIu64 " bytes cannot hold %" PRIu64
+			      " pages",
+			      e->nr_bytes, e->nr_pages);
 	return 0;
 }
 
@@ -801,11 +832,13 @@ static int parse_ack(const uint8_t *b, struct tb_ack *a, char *why,
 	a->status = tb_get_le32(b + OFF(w_ack, status));
 	a->reserved = tb_get_le32(b + OFF(w_ack, reserved));
 	if (a->epoch == 0)
-		WHY(TB_SERR_BAD_FIELD, "ACK epoch 0");
+		return reject(why, whylen, TB_SERR_BAD_FIELD, "ACK epoch 0");
 	if (a->status > TB_SERR_MAX)
-		WHY(TB_SERR_BAD_FIELD, "ACK status %" PRIu32, a->status);
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "ACK status %" PRIu32, a->status);
 	if (a->reserved)
-		WHY(TB_SERR_BAD_FIELD, "ACK reserved field nonzero");
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "ACK reserved field nonzero");
 	return 0;
 }
 
@@ -816,7 +849,8 @@ static int parse_heartbeat(const uint8_t *b, struct tb_heartbeat *h, char *why,
 	h->time_ns = (int64_t)tb_get_le64(b + OFF(w_heartbeat, time_ns));
 	h->last_epoch = tb_get_le64(b + OFF(w_heartbeat, last_epoch));
 	if (h->time_ns < 0)
-		WHY(TB_SERR_BAD_FIELD, "HEARTBEAT negative time");
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "HEARTBEAT negative time");
 	return 0;
 }
 
@@ -829,19 +863,22 @@ static int parse_error(const uint8_t *b, uint32_t len, struct tb_error *e,
 	e->text_len = tb_get_le32(b + OFF(w_error_hdr, text_len));
 	e->text = (const char *)b + ERR_HDR_LEN;
 	if (!error_code_ok(e->code))
-		WHY(TB_SERR_BAD_FIELD, "ERROR code %" PRIu32, e->code);
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "ERROR code %" PRIu32, e->code);
 	if (e->text_len > TB_ERROR_TEXT_MAX)
-		WHY(TB_SERR_OVERSIZE,
-		    "ERROR text length %" PRIu32 " exceeds limit %u",
-		    e->text_len, TB_ERROR_TEXT_MAX);
+		return reject(why, whylen, TB_SERR_OVERSIZE,
+			      "ERROR text length %" PRIu32 " exceeds limit %u",
+			      e->text_len, TB_ERROR_TEXT_MAX);
 	if (e->text_len != len - ERR_HDR_LEN)
-		WHY(TB_SERR_BAD_FIELD,
-		    "ERROR text length %" PRIu32 " but record carries %" PRIu32,
-		    e->text_len, len - ERR_HDR_LEN);
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "ERROR text length %" PRIu32
+			      " but record carries %" PRIu32,
+			      e->text_len, len - ERR_HDR_LEN);
 	i = text_bad_at((const uint8_t *)e->text, e->text_len);
 	if (i < e->text_len)
-		WHY(TB_SERR_BAD_FIELD, "ERROR text has control byte 0x%02x",
-		    (uint8_t)e->text[i]);
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "ERROR text has control byte 0x%02x",
+			      (uint8_t)e->text[i]);
 	return 0;
 }
 
@@ -874,8 +911,8 @@ static int parse_body(uint32_t type, const uint8_t *b, uint32_t len,
 		return tb_parse_disk_write(b, len, &rec->u.disk_write, why,
 					   whylen);
 	default:
-		WHY(TB_SERR_UNKNOWN_TYPE, "unknown mandatory type %" PRIu32,
-		    type);
+		return reject(why, whylen, TB_SERR_UNKNOWN_TYPE,
+			      "unknown mandatory type %" PRIu32, type);
 	}
 }
 
