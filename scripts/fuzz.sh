@@ -19,6 +19,8 @@ COUNT=${TIBER_FUZZ_COUNT:-2000000}
 SEED=${TIBER_FUZZ_SEED:-$(date +%s)}
 SECS=${TIBER_FUZZ_SECONDS:-60}
 CLANG=${CLANG:-clang}
+# libtiber's stream code (records, decoder, session order) for the harness
+STREAM_SRCS="lib/stream.c lib/stream_disk.c lib/common.c"
 
 [ -x "$BIN" ] || make --no-print-directory "$BIN"
 
@@ -39,7 +41,7 @@ echo "fuzz: building $FUZZ/fuzz_stream"
 "$CLANG" -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Itests/fuzz \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer \
-	tests/fuzz/fuzz_stream.c lib/stream.c lib/common.c \
+	tests/fuzz/fuzz_stream.c $STREAM_SRCS \
 	-llz4 -lxxhash -lm -pthread -o "$FUZZ/fuzz_stream"
 rm -rf "$FUZZ/seeds"
 "$BIN" -c "$FUZZ/seeds" -n 64 -s "$SEED"
