@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * The tiber wire format: epoch digest, record encoders, the streaming
- * decoder and the session order checker (CRC32C: lib/crc32c.c).  The
- * normative spec is docs/stream-format.md; every limit and check here is
- * listed there.
+ * decoder and the session order checker (CRC32C: lib/crc32c.c, record
+ * checks: lib/stream_check.c).  The normative spec is
+ * docs/stream-format.md; every limit and check here is listed there.
  *
  * All decoder input is hostile.  A record's header is checked (length
  * limit, type, per-type length) as soon as its 8 bytes are present, before
@@ -16,14 +16,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <lz4.h>
 #include <xxhash.h>
 
 #include "tiber/stream.h"
 #include "stream_priv.h"
-
-_Static_assert(TB_PAGE_LZ4_LEN_MAX == LZ4_COMPRESSBOUND(TB_PAGE_SIZE),
-	       "LZ4 page bound");
 
 /* ================================================================ names */
 
@@ -41,7 +37,7 @@ static const char *const type_names[] = {
 	[TB_REC_DISK_WRITE] = "DISK_WRITE",
 };
 
-static const char *type_name(uint32_t type)
+const char *tb_rec_type_name(uint32_t type)
 {
 	if (type < TB_ARRAY_SIZE(type_names) && type_names[type])
 		return type_names[type];
@@ -183,422 +179,6 @@ int tb_stream_errno(int code)
 	}
 }
 
-/* ================================================================ checks
- * Shared by the decoder and the encoders (which run the decoder's check
- * on what they built, so they never emit a record the peer rejects).
- * Each returns a TB_SERR_* code and writes the reason to @why.
- */
-
-/* Write the reason for @code to @why and return @code: a check fails
- * with `return reject(why, whylen, code, fmt, ...)`. */
-__attribute__((format(printf, 4, 5))) static int
-reject(char *why, size_t whylen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return code;
-}
-
-/* Allowed body lengths of a record type: [*min, *max]. false: unknown. */
-static bool type_len_range(uint32_t type, uint32_t *min, uint32_t *max)
-{
-	switch (type) {
-	case TB_REC_HELLO:
-		*min = *max = HELLO_LEN;
-		return true;
-	case TB_REC_EPOCH_BEGIN:
-		*min = *max = BEGIN_LEN;
-		return true;
-	case TB_REC_PAGE_DATA:
-		*min = PAGES_HDR_LEN + PAGE_ENTRY_LEN;
-		*max = PAGES_LEN_MAX;
-		return true;
-	case TB_REC_CPU_STATE:
-	case TB_REC_DEVICE_STATE:
-		*min = STATE_HDR_LEN;
-		*max = STATE_HDR_LEN + TB_STATE_LEN_MAX;
-		return true;
-	case TB_REC_EPOCH_END:
-		*min = *max = END_LEN;
-		return true;
-	case TB_REC_ACK:
-		*min = *max = ACK_LEN;
-		return true;
-	case TB_REC_HEARTBEAT:
-		*min = *max = HB_LEN;
-		return true;
-	case TB_REC_ERROR:
-		*min = ERR_HDR_LEN;
-		*max = ERR_HDR_LEN + TB_ERROR_TEXT_MAX;
-		return true;
-	case TB_REC_DISK_INFO:
-		*min = *max = TB_DISK_INFO_LEN;
-		return true;
-	case TB_REC_DISK_WRITE:
-		*min = TB_DISK_WRITE_HDR_LEN;
-		*max = TB_DISK_WRITE_HDR_LEN + TB_DISK_LZ4_MAX;
-		return true;
-	default:
-		return false;
-	}
-}
-
-/* Header check, done as soon as the 8 header bytes are there.  *@skip:
- * an unknown optional record (to be CRC-checked and dropped). */
-static int check_header(uint32_t type, uint32_t len, bool *skip, char *why,
-			size_t whylen)
-{
-	uint32_t min, max;
-
-	*skip = false;
-	if (len > TB_REC_LEN_MAX)
-		return reject(why, whylen, TB_SERR_OVERSIZE,
-			      "length %" PRIu32 " exceeds limit %u", len,
-			      TB_REC_LEN_MAX);
-	if (!type_len_range(type, &min, &max)) {
-		if (type & TB_REC_OPTIONAL) {
-			*skip = true;
-			return 0;
-		}
-		return reject(why, whylen, TB_SERR_UNKNOWN_TYPE,
-			      "unknown mandatory type %" PRIu32, type);
-	}
-	if (len > max)
-		return reject(why, whylen, TB_SERR_OVERSIZE,
-			      "length %" PRIu32 " exceeds limit %" PRIu32
-			      " of %s",
-			      len, max, type_name(type));
-	if (len < min || (min == max && len != min))
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "length %" PRIu32 " invalid for %s (%s %" PRIu32
-			      ")",
-			      len, type_name(type),
-			      min == max ? "must be" : "minimum", min);
-	return 0;
-}
-
-/* Text a human reads (HELLO name, ERROR text): no control characters
- * except tab.  Returns the index of the first bad byte or @n. */
-static size_t text_bad_at(const uint8_t *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
-			return i;
-	return n;
-}
-
-static int page_len_ok(uint8_t enc, uint32_t len)
-{
-	switch (enc) {
-	case TB_ENC_RAW:
-		return len == TB_PAGE_SIZE;
-	case TB_ENC_ZERO:
-		return len == 0;
-	case TB_ENC_XOR_LZ4:
-	case TB_ENC_LZ4:
-		return len >= 1 && len <= TB_PAGE_LZ4_LEN_MAX;
-	default:
-		return 0;
-	}
-}
-
-/* ERROR.code: 0 (TB_SERR_NONE) is an orderly close, no error (the
- * primary's goodbye: the backup closes without failing over); then a
- * stream error, or TB_ERROR_ERRNO_BASE + errno. */
-static bool error_code_ok(uint32_t code)
-{
-	if (code >= TB_ERROR_RECONNECTING && code <= TB_ERROR_DENIED)
-		return true;
-	return code <= TB_SERR_MAX || (code > TB_ERROR_ERRNO_BASE &&
-				       code < TB_ERROR_ERRNO_BASE + 4096);
-}
-
-static int parse_hello(const uint8_t *b, struct tb_hello *h, char *why,
-		       size_t whylen)
-{
-	size_t n, i;
-
-	h->magic = tb_get_le64(b + OFF(w_hello, magic));
-	h->version = tb_get_le32(b + OFF(w_hello, version));
-	h->role = tb_get_le32(b + OFF(w_hello, role));
-	h->domid = tb_get_le32(b + OFF(w_hello, domid));
-	h->page_size = tb_get_le32(b + OFF(w_hello, page_size));
-	h->nr_pages = tb_get_le64(b + OFF(w_hello, nr_pages));
-	h->features = tb_get_le64(b + OFF(w_hello, features));
-	memcpy(h->name, b + OFF(w_hello, name), sizeof(h->name));
-	if (h->magic != TB_STREAM_MAGIC)
-		return reject(why, whylen, TB_SERR_VERSION,
-			      "HELLO magic 0x%016" PRIx64 " is not tiber's",
-			      h->magic);
-	if (h->version != TB_STREAM_VERSION)
-		return reject(why, whylen, TB_SERR_VERSION,
-			      "HELLO version %" PRIu32 ", this is %u",
-			      h->version, TB_STREAM_VERSION);
-	if (h->role != TB_ROLE_PRIMARY && h->role != TB_ROLE_BACKUP)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "HELLO role %" PRIu32, h->role);
-	if (h->page_size != TB_PAGE_SIZE)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "HELLO page_size %" PRIu32, h->page_size);
-	if (h->nr_pages > TB_PFN_MAX + 1 ||
-	    (h->role == TB_ROLE_PRIMARY && h->nr_pages == 0))
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "HELLO nr_pages %" PRIu64, h->nr_pages);
-	if (h->role == TB_ROLE_BACKUP && (h->features & ~TB_FEAT_ALL))
-		return reject(
-			why, whylen, TB_SERR_BAD_FIELD,
-			"HELLO of the backup accepts unknown features 0x%" PRIx64,
-			h->features & ~(uint64_t)TB_FEAT_ALL);
-	n = strnlen(h->name, sizeof(h->name));
-	i = text_bad_at((const uint8_t *)h->name, n);
-	if (i < n)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "HELLO name has control byte 0x%02x",
-			      (uint8_t)h->name[i]);
-	for (i = n; i < sizeof(h->name); i++)
-		if (h->name[i])
-			return reject(why, whylen, TB_SERR_BAD_FIELD,
-				      "HELLO name not NUL-padded at byte %zu",
-				      i);
-	return 0;
-}
-
-static int parse_begin(const uint8_t *b, struct tb_epoch_begin *e, char *why,
-		       size_t whylen)
-{
-	e->epoch = tb_get_le64(b + OFF(w_epoch_begin, epoch));
-	e->flags = tb_get_le32(b + OFF(w_epoch_begin, flags));
-	e->reserved = tb_get_le32(b + OFF(w_epoch_begin, reserved));
-	e->t_request_ns =
-		(int64_t)tb_get_le64(b + OFF(w_epoch_begin, t_request_ns));
-	e->t_suspended_ns =
-		(int64_t)tb_get_le64(b + OFF(w_epoch_begin, t_suspended_ns));
-	e->t_resumed_ns =
-		(int64_t)tb_get_le64(b + OFF(w_epoch_begin, t_resumed_ns));
-	if (e->epoch == 0)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "EPOCH_BEGIN epoch 0");
-	if (e->flags & ~TB_EPOCH_FULL)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "EPOCH_BEGIN unknown flags 0x%" PRIx32, e->flags);
-	if (e->reserved)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "EPOCH_BEGIN reserved field nonzero");
-	if (e->t_request_ns < 0 || e->t_suspended_ns < 0 || e->t_resumed_ns < 0)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "EPOCH_BEGIN negative timestamp");
-	return 0;
-}
-
-static int parse_pages(const uint8_t *b, uint32_t len, struct tb_page_data *pd,
-		       char *why, size_t whylen)
-{
-	uint32_t nr = tb_get_le32(b + OFF(w_pages_hdr, nr_pages)), i;
-	uint64_t arrays, sum = 0;
-	const uint8_t *pfns, *descs;
-
-	if (tb_get_le32(b + OFF(w_pages_hdr, reserved)))
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "PAGE_DATA reserved field nonzero");
-	if (nr == 0)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "PAGE_DATA with 0 pages");
-	if (nr > TB_PAGES_PER_REC_MAX)
-		return reject(why, whylen, TB_SERR_OVERSIZE,
-			      "PAGE_DATA page count %" PRIu32
-			      " exceeds limit %u",
-			      nr, TB_PAGES_PER_REC_MAX);
-	arrays = PAGES_HDR_LEN + (uint64_t)nr * PAGE_ENTRY_LEN;
-	if (arrays > len)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "PAGE_DATA of %" PRIu32
-			      " pages does not fit %" PRIu32 " bytes",
-			      nr, len);
-	pfns = b + PAGES_HDR_LEN;
-	descs = pfns + 8 * (size_t)nr;
-	for (i = 0; i < nr; i++) {
-		const uint8_t *dp = descs + 8 * (size_t)i;
-		uint8_t enc = dp[OFF(w_page_desc, enc)];
-		uint32_t plen = tb_get_le32(dp + OFF(w_page_desc, len));
-		uint64_t pfn = tb_get_le64(pfns + 8 * (size_t)i);
-
-		if (pfn > TB_PFN_MAX)
-			return reject(why, whylen, TB_SERR_BAD_FIELD,
-				      "PAGE_DATA page %" PRIu32
-				      ": pfn 0x%" PRIx64 " out of range",
-				      i, pfn);
-		if (enc > TB_ENC_MAX)
-			return reject(why, whylen, TB_SERR_BAD_FIELD,
-				      "PAGE_DATA page %" PRIu32
-				      ": unknown encoding %u",
-				      i, enc);
-		if (dp[OFF(w_page_desc, reserved0)] ||
-		    tb_get_le32(dp) >> 8) /* reserved0 and reserved1 */
-			return reject(why, whylen, TB_SERR_BAD_FIELD,
-				      "PAGE_DATA page %" PRIu32
-				      ": descriptor reserved bytes nonzero",
-				      i);
-		if (!page_len_ok(enc, plen))
-			return reject(why, whylen, TB_SERR_BAD_FIELD,
-				      "PAGE_DATA page %" PRIu32
-				      ": length %" PRIu32
-				      " invalid for encoding %u",
-				      i, plen, enc);
-		sum += plen;
-	}
-	if (sum != len - arrays)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "PAGE_DATA payload lengths sum to %" PRIu64
-			      ", record has %" PRIu64,
-			      sum, len - arrays);
-	pd->nr_pages = nr;
-	pd->pfns_le = pfns;
-	pd->descs = descs;
-	pd->payloads = b + arrays;
-	pd->payload_len = sum;
-	return 0;
-}
-
-static int parse_state(const uint8_t *b, uint32_t len, struct tb_state_blob *s,
-		       char *why, size_t whylen)
-{
-	s->tag = tb_get_le32(b + OFF(w_state_hdr, tag));
-	s->index = tb_get_le32(b + OFF(w_state_hdr, index));
-	s->len = tb_get_le32(b + OFF(w_state_hdr, len));
-	s->data = b + STATE_HDR_LEN;
-	if (s->tag < TB_STATE_SIM || s->tag > TB_STATE_XEN_HVM)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "state tag %" PRIu32, s->tag);
-	if (tb_get_le32(b + OFF(w_state_hdr, reserved)))
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "state reserved field nonzero");
-	if (s->len > TB_STATE_LEN_MAX)
-		return reject(why, whylen, TB_SERR_OVERSIZE,
-			      "state length %" PRIu32 " exceeds limit %u",
-			      s->len, TB_STATE_LEN_MAX);
-	if (s->len != len - STATE_HDR_LEN)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "state length %" PRIu32
-			      " but record carries %" PRIu32,
-			      s->len, len - STATE_HDR_LEN);
-	return 0;
-}
-
-static int parse_end(const uint8_t *b, struct tb_epoch_end *e, char *why,
-		     size_t whylen)
-{
-	e->epoch = tb_get_le64(b + OFF(w_epoch_end, epoch));
-	e->nr_pages = tb_get_le64(b + OFF(w_epoch_end, nr_pages));
-	e->nr_bytes = tb_get_le64(b + OFF(w_epoch_end, nr_bytes));
-	e->digest = tb_get_le64(b + OFF(w_epoch_end, digest));
-	if (e->epoch == 0)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "EPOCH_END epoch 0");
-	if (e->nr_pages > UINT64_MAX / TB_PAGE_SIZE ||
-	    e->nr_bytes < e->nr_pages * TB_PAGE_SIZE)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "EPOCH_END %" PRIu64 " bytes cannot hold %" PRIu64
-			      " pages",
-			      e->nr_bytes, e->nr_pages);
-	return 0;
-}
-
-static int parse_ack(const uint8_t *b, struct tb_ack *a, char *why,
-		     size_t whylen)
-{
-	a->epoch = tb_get_le64(b + OFF(w_ack, epoch));
-	a->status = tb_get_le32(b + OFF(w_ack, status));
-	a->reserved = tb_get_le32(b + OFF(w_ack, reserved));
-	if (a->epoch == 0)
-		return reject(why, whylen, TB_SERR_BAD_FIELD, "ACK epoch 0");
-	if (a->status > TB_SERR_MAX)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "ACK status %" PRIu32, a->status);
-	if (a->reserved)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "ACK reserved field nonzero");
-	return 0;
-}
-
-static int parse_heartbeat(const uint8_t *b, struct tb_heartbeat *h, char *why,
-			   size_t whylen)
-{
-	h->seq = tb_get_le64(b + OFF(w_heartbeat, seq));
-	h->time_ns = (int64_t)tb_get_le64(b + OFF(w_heartbeat, time_ns));
-	h->last_epoch = tb_get_le64(b + OFF(w_heartbeat, last_epoch));
-	if (h->time_ns < 0)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "HEARTBEAT negative time");
-	return 0;
-}
-
-static int parse_error(const uint8_t *b, uint32_t len, struct tb_error *e,
-		       char *why, size_t whylen)
-{
-	size_t i;
-
-	e->code = tb_get_le32(b + OFF(w_error_hdr, code));
-	e->text_len = tb_get_le32(b + OFF(w_error_hdr, text_len));
-	e->text = (const char *)b + ERR_HDR_LEN;
-	if (!error_code_ok(e->code))
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "ERROR code %" PRIu32, e->code);
-	if (e->text_len > TB_ERROR_TEXT_MAX)
-		return reject(why, whylen, TB_SERR_OVERSIZE,
-			      "ERROR text length %" PRIu32 " exceeds limit %u",
-			      e->text_len, TB_ERROR_TEXT_MAX);
-	if (e->text_len != len - ERR_HDR_LEN)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "ERROR text length %" PRIu32
-			      " but record carries %" PRIu32,
-			      e->text_len, len - ERR_HDR_LEN);
-	i = text_bad_at((const uint8_t *)e->text, e->text_len);
-	if (i < e->text_len)
-		return reject(why, whylen, TB_SERR_BAD_FIELD,
-			      "ERROR text has control byte 0x%02x",
-			      (uint8_t)e->text[i]);
-	return 0;
-}
-
-/* Parse and validate the body of a known record (header already checked,
- * so @len is within the type's range). */
-static int parse_body(uint32_t type, const uint8_t *b, uint32_t len,
-		      struct tb_rec *rec, char *why, size_t whylen)
-{
-	switch (type) {
-	case TB_REC_HELLO:
-		return parse_hello(b, &rec->u.hello, why, whylen);
-	case TB_REC_EPOCH_BEGIN:
-		return parse_begin(b, &rec->u.begin, why, whylen);
-	case TB_REC_PAGE_DATA:
-		return parse_pages(b, len, &rec->u.pages, why, whylen);
-	case TB_REC_CPU_STATE:
-	case TB_REC_DEVICE_STATE:
-		return parse_state(b, len, &rec->u.state, why, whylen);
-	case TB_REC_EPOCH_END:
-		return parse_end(b, &rec->u.end, why, whylen);
-	case TB_REC_ACK:
-		return parse_ack(b, &rec->u.ack, why, whylen);
-	case TB_REC_HEARTBEAT:
-		return parse_heartbeat(b, &rec->u.hb, why, whylen);
-	case TB_REC_ERROR:
-		return parse_error(b, len, &rec->u.error, why, whylen);
-	case TB_REC_DISK_INFO:
-		return tb_parse_disk_info(b, &rec->u.disk_info, why, whylen);
-	case TB_REC_DISK_WRITE:
-		return tb_parse_disk_write(b, len, &rec->u.disk_write, why,
-					   whylen);
-	default:
-		return reject(why, whylen, TB_SERR_UNKNOWN_TYPE,
-			      "unknown mandatory type %" PRIu32, type);
-	}
-}
-
 /* ================================================================ encode */
 
 /*
@@ -637,8 +217,8 @@ int tb_rec_check_close(struct tb_buf *out, uint32_t type, uint32_t len)
 	struct tb_rec rec;
 	char why[128];
 
-	if (parse_body(type, out->data + out->len + TB_REC_HDR_LEN, len, &rec,
-		       why, sizeof(why)))
+	if (tb_rec_parse_body(type, out->data + out->len + TB_REC_HDR_LEN, len,
+			      &rec, why, sizeof(why)))
 		return -EINVAL;
 	rec_close(out, len);
 	return 0;
@@ -739,7 +319,7 @@ int tb_enc_error(struct tb_buf *out, uint32_t code, const char *text)
 	uint32_t n, i, len;
 	uint8_t *b, *t;
 
-	if (!out || !error_code_ok(code))
+	if (!out || !tb_error_code_ok(code))
 		return -EINVAL;
 	if (!text)
 		text = "";
@@ -753,7 +333,7 @@ int tb_enc_error(struct tb_buf *out, uint32_t code, const char *text)
 	t = b + ERR_HDR_LEN;
 	memcpy(t, text, n);
 	for (i = 0; i < n; i++)
-		if (text_bad_at(t + i, 1) == 0)
+		if (tb_text_bad_at(t + i, 1) == 0)
 			t[i] = '?';
 	return tb_rec_check_close(out, TB_REC_ERROR, len);
 }
@@ -825,7 +405,7 @@ int tb_enc_pages_add(struct tb_page_rec *r, uint64_t pfn, uint8_t enc,
 	struct tb_buf *out = r->out;
 	uint64_t body;
 
-	if (!out || pfn > TB_PFN_MAX || !page_len_ok(enc, len) ||
+	if (!out || pfn > TB_PFN_MAX || !tb_page_len_ok(enc, len) ||
 	    (len && !payload))
 		return -EINVAL;
 	if (r->nr_pages >= r->max_pages)
@@ -928,10 +508,10 @@ static void set_msg(struct tb_dec *d, bool have_pos, uint64_t rec_no,
 	if (have_pos)
 		snprintf(d->msg, sizeof(d->msg),
 			 "record %" PRIu64 " (%s) at byte %" PRIu64 ": %.100s",
-			 rec_no, type_name(type), pos, why);
+			 rec_no, tb_rec_type_name(type), pos, why);
 	else
-		snprintf(d->msg, sizeof(d->msg), "%s: %.100s", type_name(type),
-			 why);
+		snprintf(d->msg, sizeof(d->msg), "%s: %.100s",
+			 tb_rec_type_name(type), why);
 }
 
 /* Stream offset of the first pending byte. */
@@ -1022,7 +602,7 @@ int tb_dec_space(struct tb_dec *d, size_t want, uint8_t **p, size_t *room)
 		uint32_t len = tb_get_le32(h + OFF(w_rec_hdr, length));
 
 		/* a validated header: room for the rest of its record */
-		if (!check_header(type, len, &skip, why, sizeof(why)) &&
+		if (!tb_rec_check_header(type, len, &skip, why, sizeof(why)) &&
 		    rec_total(len) > pending)
 			need = TB_MAX(need, rec_total(len) - pending);
 	}
@@ -1061,7 +641,7 @@ int tb_dec_next(struct tb_dec *d, struct tb_rec *rec)
 		r = d->buf + d->off;
 		type = tb_get_le32(r + OFF(w_rec_hdr, type));
 		len = tb_get_le32(r + OFF(w_rec_hdr, length));
-		code = check_header(type, len, &skip, why, sizeof(why));
+		code = tb_rec_check_header(type, len, &skip, why, sizeof(why));
 		if (code)
 			return dec_fail(d, code, pos, type, "%s", why);
 		total = rec_total(len);
@@ -1089,7 +669,7 @@ int tb_dec_next(struct tb_dec *d, struct tb_rec *rec)
 			continue;
 		}
 		memset(rec, 0, sizeof(*rec));
-		code = parse_body(type, b, len, rec, why, sizeof(why));
+		code = tb_rec_parse_body(type, b, len, rec, why, sizeof(why));
 		if (code)
 			return dec_fail(d, code, pos, type, "%s", why);
 		rec->type = type;
@@ -1286,7 +866,7 @@ int tb_sess_check(struct tb_sess *s, const struct tb_rec *rec, struct tb_dec *d)
 	default:
 		return sess_fail(s, d, rec, TB_SERR_BAD_ORDER,
 				 "%s from the %s side not allowed %s",
-				 type_name(rec->type), sender,
+				 tb_rec_type_name(rec->type), sender,
 				 (unsigned)s->state < NSTATES ?
 					 sess_state_names[s->state] :
 					 "in a bad state");

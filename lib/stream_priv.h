@@ -12,6 +12,7 @@
 #ifndef TIBER_STREAM_PRIV_H
 #define TIBER_STREAM_PRIV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -144,8 +145,32 @@ static inline size_t rec_total(uint32_t len)
 uint8_t *tb_rec_open(struct tb_buf *out, uint32_t type, uint32_t len);
 int tb_rec_check_close(struct tb_buf *out, uint32_t type, uint32_t len);
 
-/* Body checks (the header check already bounded @len).  0 or a stream
- * error code with the reason in @why. */
+/* "HELLO", ..., or "optional" / "unknown" (lib/stream.c). */
+const char *tb_rec_type_name(uint32_t type);
+
+/* ---------------------------------------------------------------- checks
+ * lib/stream_check.c, shared by the decoder and the encoders.  Each check
+ * returns 0 or a TB_SERR_* code and writes the reason to @why. */
+
+/* Header check, done as soon as the 8 header bytes are there.  *@skip:
+ * an unknown optional record (to be CRC-checked and dropped). */
+int tb_rec_check_header(uint32_t type, uint32_t len, bool *skip, char *why,
+			size_t whylen);
+/* Parse and validate the body of a known record (header already checked,
+ * so @len is within the type's range). */
+int tb_rec_parse_body(uint32_t type, const uint8_t *b, uint32_t len,
+		      struct tb_rec *rec, char *why, size_t whylen);
+/* Text a human reads (HELLO name, ERROR text): no control characters
+ * except tab.  Returns the index of the first bad byte or @n. */
+size_t tb_text_bad_at(const uint8_t *s, size_t n);
+/* Nonzero if @len is a valid payload length for page encoding @enc. */
+int tb_page_len_ok(uint8_t enc, uint32_t len);
+/* A valid ERROR.code: 0, a stream error, a TB_ERROR_* or an errno. */
+bool tb_error_code_ok(uint32_t code);
+
+/* Body checks of the disk records (lib/stream_disk.c; the header check
+ * already bounded @len).  0 or a stream error code with the reason in
+ * @why. */
 int tb_parse_disk_info(const uint8_t *b, struct tb_disk_info *i, char *why,
 		       size_t whylen);
 int tb_parse_disk_write(const uint8_t *b, uint32_t len, struct tb_disk_write *w,
