@@ -168,6 +168,11 @@ int tb_page_len_ok(uint8_t enc, uint32_t len);
 /* A valid ERROR.code: 0, a stream error, a TB_ERROR_* or an errno. */
 bool tb_error_code_ok(uint32_t code);
 
+/* d->msg = "record N (TYPE) at byte B: why", or "TYPE: why" without
+ * @have_pos (lib/stream_dec.c; the session checker reports through it). */
+void tb_dec_set_msg(struct tb_dec *d, bool have_pos, uint64_t rec_no,
+		    uint32_t type, uint64_t pos, const char *why);
+
 /* Body checks of the disk records (lib/stream_disk.c; the header check
  * already bounded @len).  0 or a stream error code with the reason in
  * @why. */
