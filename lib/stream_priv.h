@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What lib/stream.c shares with the record files beside it
- * (lib/stream_disk.c): the record layout (wire structs, body lengths,
- * record size), the record builder and the body parsers of the types
- * those files own.  Not installed; not for other modules.
+ * What the files of the wire format share (lib/stream.c, stream_check.c,
+ * stream_dec.c, stream_session.c, stream_disk.c): the record layout
+ * (wire structs, body lengths, record size), the record builder, the
+ * record checks, the body parsers of the disk records and the decoder's
+ * error message.  Not installed; not for other modules.
  *
  * Invariant: the wire structs are only used through offsetof/sizeof (the
  * _Static_asserts pin them to docs/stream-format.md); bytes are read and
