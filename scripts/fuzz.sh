@@ -41,7 +41,8 @@ echo "fuzz: building $FUZZ/fuzz_stream"
 "$CLANG" -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Itests/fuzz \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer \
-	tests/fuzz/fuzz_stream.c $STREAM_SRCS \
+	tests/fuzz/fuzz_stream.c tests/fuzz/stream_mutator.c \
+	tests/fuzz/stream_oracle.c $STREAM_SRCS \
 	-llz4 -lxxhash -lm -pthread -o "$FUZZ/fuzz_stream"
 rm -rf "$FUZZ/seeds"
 "$BIN" -c "$FUZZ/seeds" -n 64 -s "$SEED"
