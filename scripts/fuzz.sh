@@ -20,7 +20,8 @@ SEED=${TIBER_FUZZ_SEED:-$(date +%s)}
 SECS=${TIBER_FUZZ_SECONDS:-60}
 CLANG=${CLANG:-clang}
 # libtiber's stream code (records, decoder, session order) for the harness
-STREAM_SRCS="lib/crc32c.c lib/stream.c lib/stream_check.c lib/stream_dec.c lib/stream_disk.c lib/stream_session.c lib/common.c"
+STREAM_SRCS="lib/crc32c.c lib/stream.c lib/stream_check.c lib/stream_dec.c
+	lib/stream_disk.c lib/stream_session.c lib/common.c"
 
 [ -x "$BIN" ] || make --no-print-directory "$BIN"
 
