@@ -39,6 +39,9 @@ LIB_SRCS := $(sort $(wildcard lib/*.c lib/backend/*.c))
 SIM_SRCS := $(filter-out sim/main.c,$(sort $(wildcard sim/*.c)))
 TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 TEST_UTIL := tests/unit/check_main.c tests/unit/prim.c
+# the stream generator, mutator and oracle (tests/fuzz/stream_mutator.h):
+# test_stream, tiber-fuzz-stream and the libFuzzer harness (scripts/fuzz.sh)
+STREAM_MUTATOR := tests/fuzz/stream_mutator.c tests/fuzz/stream_oracle.c
 
 # Programs: name -> sources.  A program appears once its main file exists.
 PROG_tiberd := $(wildcard daemon/*.c)
@@ -47,7 +50,8 @@ PROG_tiber-simguest := $(wildcard sim/main.c)
 PROG_tiberctl := $(wildcard ctl/*.c)
 PROG_tiber-bench := $(wildcard bench/tiber-bench.c bench/bench_*.c)
 PROG_tiber-microbench := $(wildcard bench/microbench.c)
-PROG_tiber-fuzz-stream := $(wildcard tests/fuzz/mutate_stream.c)
+PROG_tiber-fuzz-stream := $(if $(wildcard tests/fuzz/mutate_stream.c),\
+	tests/fuzz/mutate_stream.c $(STREAM_MUTATOR))
 PROGS := $(foreach p,tiberd tiber-replicator tiber-simguest tiberctl \
 	tiber-bench tiber-microbench tiber-fuzz-stream,\
 	$(if $(PROG_$(p)),$(p)))
@@ -135,12 +139,14 @@ $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
 $(REL)/tests/%: $(REL)/tests/unit/%.o $(call objs,$(REL),$(TEST_UTIL)) \
 		$(REL_SIMLIB) $(REL_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LINK_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(filter %.a,$^) \
+		$(CHECK_LIBS) $(LINK_LIBS)
 
 $(ASAN)/tests/%: $(ASAN)/tests/unit/%.o $(call objs,$(ASAN),$(TEST_UTIL)) \
 		$(ASAN_SIMLIB) $(ASAN_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $(ASAN_FLAGS) -o $@ $^ $(CHECK_LIBS) $(LINK_LIBS)
+	$(CC) $(LDFLAGS) $(ASAN_FLAGS) -o $@ $(filter %.o,$^) \
+		$(filter %.a,$^) $(CHECK_LIBS) $(LINK_LIBS)
 
 # The daemons built with ASan/UBSan, for check-integration-asan.
 ASAN_BIN := $(ASAN)/bin
@@ -152,9 +158,12 @@ $(ASAN_BIN)/$(1): $(call objs,$(ASAN),$(PROG_$(1))) $(ASAN_SIMLIB) $(ASAN_LIB)
 endef
 $(foreach p,$(SAN_PROGS),$(eval $(call asan_prog_rule,$(p))))
 
-# unit tests of a program's own files
+# unit tests of a program's own files, or of test code shared with the
+# fuzzers (the link puts these objects before the libraries)
 $(REL)/tests/test_authz: $(REL)/replicator/authz.o
 $(ASAN)/tests/test_authz: $(ASAN)/replicator/authz.o
+$(REL)/tests/test_stream: $(call objs,$(REL),$(STREAM_MUTATOR))
+$(ASAN)/tests/test_stream: $(call objs,$(ASAN),$(STREAM_MUTATOR))
 
 REL_TESTS := $(patsubst tests/unit/%.c,$(REL)/tests/%,$(TEST_SRCS))
 ASAN_TESTS := $(patsubst tests/unit/%.c,$(ASAN)/tests/%,$(TEST_SRCS))

@@ -19,6 +19,9 @@ COUNT=${TIBER_FUZZ_COUNT:-2000000}
 SEED=${TIBER_FUZZ_SEED:-$(date +%s)}
 SECS=${TIBER_FUZZ_SECONDS:-60}
 CLANG=${CLANG:-clang}
+# libtiber's stream code (records, decoder, session order) for the harness
+STREAM_SRCS="lib/crc32c.c lib/stream.c lib/stream_check.c lib/stream_dec.c
+	lib/stream_disk.c lib/stream_session.c lib/common.c"
 
 [ -x "$BIN" ] || make --no-print-directory "$BIN"
 
@@ -39,7 +42,8 @@ echo "fuzz: building $FUZZ/fuzz_stream"
 "$CLANG" -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Itests/fuzz \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer \
-	tests/fuzz/fuzz_stream.c lib/stream.c lib/common.c \
+	tests/fuzz/fuzz_stream.c tests/fuzz/stream_mutator.c \
+	tests/fuzz/stream_oracle.c $STREAM_SRCS \
 	-llz4 -lxxhash -lm -pthread -o "$FUZZ/fuzz_stream"
 rm -rf "$FUZZ/seeds"
 "$BIN" -c "$FUZZ/seeds" -n 64 -s "$SEED"
