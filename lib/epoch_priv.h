@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The epoch engine's private state, shared by its files: lib/epoch.c
+ * (tick loop, checkpoints, set-up; it states the engine's invariants and
+ * threads) and the files beside it, each named in its own opening
+ * comment.  Internal to lib/; not installed.
+ *
+ * Locking: the fields marked "protected by lock" (the pipeline, the
+ * status counters) are accessed under e->lock, and every wait for the
+ * pipeline waits on e->cond; send_lock is held around every send on
+ * the link.
+ */
+#ifndef TIBER_EPOCH_PRIV_H
+#define TIBER_EPOCH_PRIV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tiber/ctlsock.h"
+#include "tiber/epoch.h"
+#include "tiber/stream.h"
+#include "epoch_disk.h"
+
+#define CHUNK_PAGES 1024u /* pre-copy chunk: one PAGE_DATA record */
+#define NR_CHUNKS   4u
+#define PAUSE_RING  1024u
+
+enum job_type {
+	JOB_BEGIN_FULL, /* EPOCH_BEGIN of a first sync */
+	JOB_CHUNK,	/* pre-copy pages of the first sync */
+	JOB_CHECKPOINT, /* a paused round: pages + state + END */
+	JOB_DISK,	/* first sync: disk contents, read by the sender */
+};
+
+struct job {
+	enum job_type type;
+	uint64_t epoch;
+	bool full; /* part of a first sync */
+	uint64_t *pfns;
+	uint8_t *pages;
+	size_t n;
+	unsigned disk; /* JOB_DISK: n bytes of this disk at doff */
+	uint64_t doff;
+	struct tb_buf dext; /* checkpoint: extents of its disk writes */
+	size_t cap;	    /* pages the buffers can hold */
+	size_t prefaulted;  /* pages of @pages already touched */
+	struct tb_buf cpu, dev;
+	struct tb_epoch_rec rec;
+	bool busy; /* owned by the pipeline */
+	bool sent;
+	int send_rc;
+	struct job *next;
+};
+
+struct tb_engine {
+	struct tb_engine_cfg cfg;
+	atomic_uint_fast64_t loop_ticks; /* the tick loop's progress */
+	struct tb_dom *dom;
+	struct tb_dom_info info;
+	bool fast_resume;
+	struct tb_edisk edisk;	  /* the guest's disks (none: nr_disks 0) */
+	bool disk_synced;	  /* this session's FULL epoch was acked */
+	uint64_t disk_sync_pages; /* what the disks' sync sends */
+
+	struct tb_bitmap dirty;
+	struct tb_bitmap scratch;
+	uint64_t *pfn_list;
+
+	struct job *slots; /* max_inflight checkpoint slots */
+	struct job chunks[NR_CHUNKS];
+
+	/* pipeline: protected by lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct job *q_head, *q_tail;
+	bool link_up;
+	bool link_lost;	  /* set by sender/receiver, seen by ticks */
+	bool sender_quit; /* orderly stop: sender exits, link stays up */
+	uint64_t inflight;
+	uint64_t next_epoch;
+	uint64_t last_acked;
+	/* first sync progress (tick thread writes, status reads; lock) */
+	uint64_t sync_done, sync_total; /* pre-copy pages copied / to copy */
+	int64_t sync_t0, sync_t_log;
+	uint64_t full_pages_sent; /* sender: pre-copy pages of FULL epoch */
+	uint64_t full_bytes_sent;
+	struct job *full_pending; /* FULL epoch sent up to its paused round */
+	bool rearm; /* restart the tick schedule (after a first sync) */
+	atomic_bool pausing; /* a checkpoint is suspending the guest */
+
+	struct tb_conn *conn;
+	/* The link we left with a RECONNECTING goodbye, shut down but not
+	 * closed: closing with the backup's unread ACKs pending would send
+	 * a RST, and a RST makes the backup's kernel drop the goodbye
+	 * before a stalled backup reads it.  Closed at the next loss. */
+	struct tb_conn *old_conn;
+	pthread_t sender, receiver;
+	/* Held around every send, so a goodbye is written only between
+	 * whole records (never inside a send that is blocked). */
+	pthread_mutex_t send_lock;
+	bool threads_running;
+	uint8_t *shadow; /* backup's copy of every page sent; NULL: none */
+	struct tb_bitmap shadow_valid;
+	struct tb_digest digest;
+	struct tb_buf sendbuf;
+	struct tb_page_rec prec;
+	uint8_t encbuf[TB_CODEC_OUT_MAX];
+	uint64_t hb_seq;
+	int64_t last_rx_ns;
+
+	int stop_fd; /* eventfd */
+	int timer_fd;
+	struct tb_ctl *ctl; /* control socket, or NULL */
+	atomic_bool stopping;
+	atomic_bool release_req; /* tiberctl release: end a hold */
+	int64_t next_fence_ns;	 /* next fence_cmd attempt (0: now) */
+
+	FILE *trace;
+	pthread_mutex_t trace_lock;
+
+	/* status, protected by lock */
+	enum tb_engine_state state;
+	uint64_t epochs_started, epochs_acked, skipped, missed, timeouts;
+	uint64_t losses, resyncs, bytes_raw, bytes_wire;
+	uint64_t skipped_since;
+	int64_t pause_ring[PAUSE_RING];
+	uint64_t pause_count;
+	struct tb_phase_hist phase[TB_PH_MAX];
+	bool held_suspended;
+	bool resume_failed; /* the guest could not be resumed: stop */
+	int64_t last_loss_log_ns;
+	char link_why[256];	    /* connect_backup: why TLS failed, or "" */
+	char link_text[256];	    /* under lock: why the last connection
+				   attempt failed, or "" (status, log) */
+	int64_t link_warn_ns;	    /* when that failure was last logged */
+	atomic_bool switchover_req; /* tiberctl switchover */
+	bool keep_suspended;	    /* checkpoint(): the switchover's last */
+	uint32_t bye_code;	    /* the orderly goodbye (0 or SWITCHOVER) */
+};
+
+#endif
