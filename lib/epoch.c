@@ -52,16 +52,6 @@
 
 #define LINK_WARN_EVERY_NS (30 * TB_NSEC_PER_SEC)
 
-static const char *const state_names[] = {
-	"starting", "syncing",	"protected", "unprotected",   "held",
-	"stopped",  "isolated", "fenced",    "switched_over",
-};
-
-const char *tb_engine_state_name(enum tb_engine_state s)
-{
-	return (unsigned)s < TB_ARRAY_SIZE(state_names) ? state_names[s] : "?";
-}
-
 void tb_engine_cfg_defaults(struct tb_engine_cfg *cfg)
 {
 	struct tb_codec_opts codec = TB_CODEC_OPTS_DEFAULT;
@@ -83,53 +73,6 @@ void tb_engine_cfg_defaults(struct tb_engine_cfg *cfg)
 	cfg->loss_policy = TB_LOSS_FENCE;
 	cfg->fence_timeout_ns = 30 * TB_NSEC_PER_SEC;
 	cfg->codec = codec;
-}
-
-/* ---------------------------------------------------------------- JSON */
-
-int tb_epoch_rec_json(const struct tb_epoch_rec *r, char *buf, size_t len)
-{
-	int n = snprintf(
-		buf, len,
-		"{\"epoch\":%" PRIu64 ",\"full\":%s,\"acked\":%s,"
-		"\"t_tick\":%" PRId64 ",\"t_request\":%" PRId64
-		",\"t_notified\":%" PRId64 ",\"t_suspended\":%" PRId64
-		",\"t_harvested\":%" PRId64 ",\"t_staged\":%" PRId64
-		",\"t_resumed\":%" PRId64 ",\"t_encoded\":%" PRId64
-		",\"t_sent\":%" PRId64 ",\"t_acked\":%" PRId64
-		",\"t_released\":%" PRId64 ",\"pause_ns\":%" PRId64
-		",\"dirty_pages\":%" PRIu64 ",\"raw_bytes\":%" PRIu64
-		",\"wire_bytes\":%" PRIu64 ",\"pages_raw\":%" PRIu64
-		",\"pages_zero\":%" PRIu64 ",\"pages_xor_lz4\":%" PRIu64
-		",\"pages_lz4\":%" PRIu64 ",\"skipped_ticks\":%" PRIu64
-		",\"disk_writes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64 "}",
-		r->epoch, r->full ? "true" : "false",
-		r->acked ? "true" : "false", r->t_tick, r->t_request,
-		r->t_notified, r->t_suspended, r->t_harvested, r->t_staged,
-		r->t_resumed, r->t_encoded, r->t_sent, r->t_acked,
-		r->t_released,
-		r->t_resumed && r->t_suspended ? r->t_resumed - r->t_suspended :
-						 0,
-		r->dirty_pages, r->raw_bytes, r->wire_bytes,
-		r->enc_pages[TB_ENC_RAW], r->enc_pages[TB_ENC_ZERO],
-		r->enc_pages[TB_ENC_XOR_LZ4], r->enc_pages[TB_ENC_LZ4],
-		r->skipped_ticks, r->disk_writes, r->disk_bytes);
-
-	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
-}
-
-static void emit_epoch(struct tb_engine *e, const struct tb_epoch_rec *r)
-{
-	char line[1024];
-
-	if (e->trace && !tb_epoch_rec_json(r, line, sizeof(line))) {
-		pthread_mutex_lock(&e->trace_lock);
-		fprintf(e->trace, "%s\n", line);
-		fflush(e->trace);
-		pthread_mutex_unlock(&e->trace_lock);
-	}
-	if (e->cfg.on_epoch)
-		e->cfg.on_epoch(e->cfg.on_epoch_arg, r);
 }
 
 /* ---------------------------------------------------------------- jobs */
@@ -516,52 +459,6 @@ static void *sender_main(void *arg)
 
 /* ---------------------------------------------------------------- receiver */
 
-const double tb_phase_le[TB_PHASE_BUCKETS] = {
-	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-	0.01,	0.025,	 0.05,	 0.1,	1,	INFINITY,
-};
-
-const char *tb_phase_name(enum tb_phase p)
-{
-	static const char *const names[TB_PH_MAX] = { "pause",	 "handshake",
-						      "harvest", "copy",
-						      "resume",	 "commit" };
-
-	return p < TB_PH_MAX ? names[p] : "?";
-}
-
-static void phase_add(struct tb_phase_hist *h, int64_t from, int64_t to)
-{
-	double s;
-	unsigned i;
-
-	if (!from || !to || to < from)
-		return;
-	s = (double)(to - from) / 1e9;
-	for (i = 0; i + 1 < TB_PHASE_BUCKETS && s > tb_phase_le[i]; i++)
-		;
-	h->bucket[i]++;
-	h->count++;
-	h->sum_s += s;
-}
-
-/* An acked epoch: its pause into the ring, its phases into the
- * histograms (under e->lock). */
-static void record_pause(struct tb_engine *e, const struct tb_epoch_rec *r)
-{
-	if (!r->t_resumed || !r->t_suspended)
-		return;
-	e->pause_ring[e->pause_count % PAUSE_RING] =
-		r->t_resumed - r->t_suspended;
-	e->pause_count++;
-	phase_add(&e->phase[TB_PH_PAUSE], r->t_suspended, r->t_resumed);
-	phase_add(&e->phase[TB_PH_HANDSHAKE], r->t_request, r->t_suspended);
-	phase_add(&e->phase[TB_PH_HARVEST], r->t_suspended, r->t_harvested);
-	phase_add(&e->phase[TB_PH_COPY], r->t_harvested, r->t_staged);
-	phase_add(&e->phase[TB_PH_RESUME], r->t_staged, r->t_resumed);
-	phase_add(&e->phase[TB_PH_COMMIT], r->t_resumed, r->t_acked);
-}
-
 static int handle_ack(struct tb_engine *e, const struct tb_ack *ack)
 {
 	struct job *j = NULL;
@@ -602,12 +499,12 @@ static int handle_ack(struct tb_engine *e, const struct tb_ack *ack)
 	}
 	j->rec.t_released = tb_now_ns();
 	j->rec.acked = true;
-	emit_epoch(e, &j->rec);
+	tb_eng_emit_epoch(e, &j->rec);
 	pthread_mutex_lock(&e->lock);
 	e->last_acked = ack->epoch;
 	e->epochs_acked++;
 	e->inflight--;
-	record_pause(e, &j->rec);
+	tb_eng_record_pause(e, &j->rec);
 	if (j->full && e->state == TB_ENG_SYNCING)
 		e->state = TB_ENG_PROTECTED;
 	if (j->full)
@@ -900,7 +797,7 @@ static void stop_link(struct tb_engine *e, bool orderly)
 
 		if (j->busy) {
 			j->rec.acked = false;
-			emit_epoch(e, &j->rec);
+			tb_eng_emit_epoch(e, &j->rec);
 			j->busy = false;
 		}
 	}
@@ -1118,15 +1015,6 @@ static struct job *get_chunk(struct tb_engine *e)
 	return j;
 }
 
-/* Seconds left in a first sync that copied @done of @total pages in
- * @secs, at the rate so far. */
-static double sync_eta(double secs, uint64_t done, uint64_t total)
-{
-	return done ? secs * (double)(total - TB_MIN(done, total)) /
-			       (double)done :
-		      0.0;
-}
-
 /* Pre-copy @k more pages: progress for status, a log line every 5 s. */
 static void sync_progress(struct tb_engine *e, uint64_t k)
 {
@@ -1149,7 +1037,7 @@ static void sync_progress(struct tb_engine *e, uint64_t k)
 		100.0 * (double)done / (double)total,
 		(double)done * TB_PAGE_SIZE / 1e6,
 		(double)done * TB_PAGE_SIZE / 1e6 / secs,
-		sync_eta(secs, done, total));
+		tb_eng_sync_eta(secs, done, total));
 }
 
 /* Send @n pfns of @list as pre-copy chunks (guest running). */
@@ -1345,64 +1233,7 @@ static int first_sync(struct tb_engine *e, int64_t t_tick)
 	return finish_full(e);
 }
 
-/* ---------------------------------------------------------------- control */
-
-static enum tb_engine_state get_state(struct tb_engine *e);
-
-void tb_engine_control(struct tb_engine *e, const char *cmd, char *buf,
-		       size_t len)
-{
-	if (!strcmp(cmd, "status")) {
-		if (tb_engine_status_json(e, buf, len))
-			snprintf(buf, len, "{\"error\":\"status too long\"}");
-	} else if (!strcmp(cmd, "switchover")) {
-		if (get_state(e) != TB_ENG_PROTECTED) {
-			snprintf(
-				buf, len,
-				"{\"error\":\"switchover needs state protected, not %s\"}",
-				tb_engine_state_name(get_state(e)));
-			return;
-		}
-		atomic_store(&e->switchover_req, true);
-		snprintf(
-			buf, len,
-			"{\"ok\":true,\"note\":\"switchover at the next tick: state switched_over when the backup runs the guest\"}");
-	} else if (!strcmp(cmd, "release")) {
-		/* The operator vouches that the backup cannot take over. */
-		atomic_store(&e->release_req, true);
-		snprintf(
-			buf, len,
-			"{\"ok\":true,\"note\":\"held output is released at the next tick if the backup is lost\"}");
-	} else {
-		snprintf(
-			buf, len,
-			"{\"error\":\"unknown command (status, release, switchover)\"}");
-	}
-}
-
-static void control_cb(void *arg, const char *cmd, char *buf, size_t len)
-{
-	tb_engine_control(arg, cmd, buf, len);
-}
-
 /* ---------------------------------------------------------------- loop */
-
-static void set_state(struct tb_engine *e, enum tb_engine_state st)
-{
-	pthread_mutex_lock(&e->lock);
-	e->state = st;
-	pthread_mutex_unlock(&e->lock);
-}
-
-static enum tb_engine_state get_state(struct tb_engine *e)
-{
-	enum tb_engine_state st;
-
-	pthread_mutex_lock(&e->lock);
-	st = e->state;
-	pthread_mutex_unlock(&e->lock);
-	return st;
-}
 
 /* Run unprotected: resume a held guest, let all held output go. */
 static void unprotect(struct tb_engine *e, const char *why)
@@ -1413,7 +1244,7 @@ static void unprotect(struct tb_engine *e, const char *why)
 	}
 	if (e->cfg.gate_output)
 		e->cfg.ops->output_set_gated(e->dom, false);
-	set_state(e, TB_ENG_UNPROTECTED);
+	tb_eng_set_state(e, TB_ENG_UNPROTECTED);
 	tb_err("dom=%u %s: guest runs UNPROTECTED, output released; reconnecting every %" PRId64
 	       " ms",
 	       e->info.domid, why,
@@ -1445,7 +1276,7 @@ static void lost_backup(struct tb_engine *e)
 		rc = suspend_guest(e, &r);
 		if (!rc) {
 			e->held_suspended = true;
-			set_state(e, TB_ENG_HELD);
+			tb_eng_set_state(e, TB_ENG_HELD);
 			tb_err("dom=%u BACKUP LOST: guest held suspended and output held %s",
 			       e->info.domid, until);
 			return;
@@ -1457,7 +1288,7 @@ static void lost_backup(struct tb_engine *e)
 	}
 	/* The backup may take the guest over: nothing produced after its
 	 * last ACK may leave before we know it cannot. */
-	set_state(e, TB_ENG_ISOLATED);
+	tb_eng_set_state(e, TB_ENG_ISOLATED);
 	tb_err("dom=%u BACKUP LOST: guest runs, its output held %s",
 	       e->info.domid, until);
 }
@@ -1474,7 +1305,7 @@ static void self_fence(struct tb_engine *e)
 		tb_err_rc(rc, "dom=%u self-fencing: %s", e->info.domid,
 			  tb_backend_reason());
 	e->held_suspended = false;
-	set_state(e, TB_ENG_FENCED);
+	tb_eng_set_state(e, TB_ENG_FENCED);
 }
 
 /* Wait up to @ns for every staged epoch to be acked.  true if done. */
@@ -1564,7 +1395,7 @@ static int switchover(struct tb_engine *e, int64_t t_tick)
 		tb_err_rc(rc,
 			  "dom=%u switchover: destroying the guest here: %s",
 			  e->info.domid, tb_backend_reason());
-	set_state(e, TB_ENG_SWITCHED);
+	tb_eng_set_state(e, TB_ENG_SWITCHED);
 	tb_info("dom=%u SWITCHOVER DONE at epoch %" PRIu64
 		": the guest continues on backup=%s; stopped here",
 		e->info.domid, epoch, e->cfg.backup);
@@ -1639,7 +1470,7 @@ static int try_reconnect(struct tb_engine *e, int64_t now)
 
 /* Age of the oldest staged-but-unacked epoch (0: none).  Caller holds
  * the lock. */
-static int64_t oldest_unacked_age_locked(struct tb_engine *e, int64_t now)
+int64_t tb_eng_oldest_unacked_age_locked(struct tb_engine *e, int64_t now)
 {
 	int64_t age = 0;
 	unsigned i;
@@ -1658,7 +1489,7 @@ static bool backup_lagging(struct tb_engine *e, int64_t now)
 	int64_t age;
 
 	pthread_mutex_lock(&e->lock);
-	age = oldest_unacked_age_locked(e, now);
+	age = tb_eng_oldest_unacked_age_locked(e, now);
 	pthread_mutex_unlock(&e->lock);
 	return age > e->cfg.lag_limit_ns;
 }
@@ -1683,7 +1514,7 @@ static int tick(struct tb_engine *e, int64_t t_tick)
 		e->last_loss_log_ns = 0;
 		return 0;
 	}
-	st = get_state(e);
+	st = tb_eng_get_state(e);
 	if (st == TB_ENG_FENCED)
 		return 0; /* the guest is gone; wait to be stopped */
 	if (atomic_exchange(&e->switchover_req, false) &&
@@ -1818,7 +1649,7 @@ int tb_engine_run(struct tb_engine *e)
 	/* Wait (bounded) for the last epochs' ACKs before we stop. */
 	if (!rc && e->link_up)
 		all_acked(e, e->cfg.lag_limit_ns);
-	switch (get_state(e)) {
+	switch (tb_eng_get_state(e)) {
 	case TB_ENG_FENCED:
 	case TB_ENG_SWITCHED:
 		return rc; /* the guest is gone, on purpose */
@@ -1838,7 +1669,7 @@ int tb_engine_run(struct tb_engine *e)
 	hrc = e->cfg.ops->check_health(e->dom);
 	if (!rc && hrc)
 		rc = hrc;
-	set_state(e, TB_ENG_STOPPED);
+	tb_eng_set_state(e, TB_ENG_STOPPED);
 	return rc;
 }
 
@@ -1849,101 +1680,6 @@ void tb_engine_stop(struct tb_engine *e)
 	atomic_store(&e->stopping, true);
 	if (write(e->stop_fd, &one, sizeof(one)) < 0)
 		return;
-}
-
-/* ---------------------------------------------------------------- status */
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-void tb_engine_get_status(struct tb_engine *e, struct tb_engine_status *st)
-{
-	int64_t sorted[PAUSE_RING], now = tb_now_ns();
-	size_t n;
-
-	memset(st, 0, sizeof(*st));
-	pthread_mutex_lock(&e->lock);
-	st->state = e->state;
-	st->info = e->info;
-	st->rate_hz = e->cfg.rate_hz;
-	st->epochs_started = e->epochs_started;
-	st->epochs_acked = e->epochs_acked;
-	st->last_acked_epoch = e->last_acked;
-	st->inflight = e->inflight;
-	st->skipped_ticks = e->skipped;
-	st->loop_ticks = atomic_load(&e->loop_ticks);
-	st->sync_done_pages = e->sync_done;
-	st->sync_total_pages = e->sync_total;
-	if (e->state == TB_ENG_SYNCING && e->sync_t0)
-		st->sync_eta_s = sync_eta((double)(now - e->sync_t0) / 1e9,
-					  e->sync_done, e->sync_total);
-	memcpy(st->phase, e->phase, sizeof(st->phase));
-	st->missed_ticks = e->missed;
-	st->suspend_timeouts = e->timeouts;
-	st->backup_losses = e->losses;
-	st->resyncs = e->resyncs;
-	st->bytes_raw = e->bytes_raw;
-	st->bytes_wire = e->bytes_wire;
-	snprintf(st->link_error, sizeof(st->link_error), "%.*s",
-		 (int)sizeof(st->link_error) - 1, e->link_text);
-	n = TB_MIN(e->pause_count, (uint64_t)PAUSE_RING);
-	memcpy(sorted, e->pause_ring, n * sizeof(int64_t));
-	if (e->pause_count)
-		st->last_pause_ns =
-			e->pause_ring[(e->pause_count - 1) % PAUSE_RING];
-	st->backup_lag_ns = oldest_unacked_age_locked(e, now);
-	pthread_mutex_unlock(&e->lock);
-	if (n) {
-		qsort(sorted, n, sizeof(int64_t), cmp_i64);
-		st->pause_p50_ns = sorted[(n - 1) / 2];
-		st->pause_p99_ns = sorted[(n * 99 - 1) / 100];
-	}
-	e->cfg.ops->get_stats(e->dom, &st->dom);
-}
-
-int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
-{
-	struct tb_engine_status st;
-	int n;
-
-	tb_engine_get_status(e, &st);
-	n = snprintf(
-		buf, len,
-		"{\"domid\":%u,\"name\":\"%s\",\"backend\":\"%s\","
-		"\"state\":\"%s\",\"rate_hz\":%.1f,\"suspend_mode\":\"%s\","
-		"\"dirty_mech\":\"%s\",\"epochs\":%" PRIu64
-		",\"last_epoch\":%" PRIu64 ",\"inflight\":%" PRIu64
-		",\"last_pause_us\":%.1f,\"pause_p50_us\":%.1f,"
-		"\"pause_p99_us\":%.1f,\"backup_lag_ms\":%.2f,"
-		"\"skipped_ticks\":%" PRIu64 ",\"missed_ticks\":%" PRIu64
-		",\"suspend_timeouts\":%" PRIu64 ",\"backup_losses\":%" PRIu64
-		",\"resyncs\":%" PRIu64 ",\"mb_raw\":%.2f,\"mb_shipped\":%.2f,"
-		"\"output_held_bytes\":%" PRIu64
-		",\"output_released_bytes\":%" PRIu64
-		",\"output_dropped_bytes\":%" PRIu64
-		",\"output_dropped_packets\":%" PRIu64
-		",\"output_overflow_pauses\":%" PRIu64
-		",\"output_overflow_paused_ms\":%.1f,\"link_error\":\"%s\","
-		"\"sync_done_pages\":%" PRIu64 ",\"sync_total_pages\":%" PRIu64
-		",\"sync_eta_s\":%.1f}",
-		st.info.domid, st.info.name, e->cfg.ops->name,
-		tb_engine_state_name(st.state), st.rate_hz,
-		tb_suspend_mode_name(st.info.suspend_mode), st.info.dirty_mech,
-		st.epochs_acked, st.last_acked_epoch, st.inflight,
-		st.last_pause_ns / 1e3, st.pause_p50_ns / 1e3,
-		st.pause_p99_ns / 1e3, st.backup_lag_ns / 1e6, st.skipped_ticks,
-		st.missed_ticks, st.suspend_timeouts, st.backup_losses,
-		st.resyncs, st.bytes_raw / 1e6, st.bytes_wire / 1e6,
-		st.dom.output_held_bytes, st.dom.output_released_bytes,
-		st.dom.output_dropped_bytes, st.dom.output_dropped_packets,
-		st.dom.output_overflow_pauses,
-		st.dom.output_overflow_pause_ns / 1e6, st.link_error,
-		st.sync_done_pages, st.sync_total_pages, st.sync_eta_s);
-	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 
 /* ---------------------------------------------------------------- setup */
@@ -2046,7 +1782,7 @@ int tb_engine_create(struct tb_engine **out, const struct tb_engine_cfg *cfg)
 	}
 	if (cfg->control_path && *cfg->control_path) {
 		rc = tb_ctl_open(&e->ctl, cfg->control_path, cfg->control_group,
-				 control_cb, e);
+				 tb_eng_control_cb, e);
 		if (rc) {
 			tb_err_rc(rc, "control socket %s", cfg->control_path);
 			goto fail;

@@ -141,4 +141,18 @@ struct tb_engine {
 	uint32_t bye_code;	    /* the orderly goodbye (0 or SWITCHOVER) */
 };
 
+/* epoch_status.c: state, trace records, histograms, status, control */
+void tb_eng_set_state(struct tb_engine *e, enum tb_engine_state st);
+enum tb_engine_state tb_eng_get_state(struct tb_engine *e);
+/* A finished epoch (acked or not): to the trace file and on_epoch. */
+void tb_eng_emit_epoch(struct tb_engine *e, const struct tb_epoch_rec *r);
+/* An acked epoch's pause and phases (caller holds e->lock). */
+void tb_eng_record_pause(struct tb_engine *e, const struct tb_epoch_rec *r);
+double tb_eng_sync_eta(double secs, uint64_t done, uint64_t total);
+/* The control socket's callback: @arg is the engine. */
+void tb_eng_control_cb(void *arg, const char *cmd, char *buf, size_t len);
+
+/* epoch.c */
+int64_t tb_eng_oldest_unacked_age_locked(struct tb_engine *e, int64_t now);
+
 #endif
