@@ -141,6 +141,18 @@ struct tb_engine {
 	uint32_t bye_code;	    /* the orderly goodbye (0 or SWITCHOVER) */
 };
 
+/* The tb_now_ns() clock @ns from now: the link's deadlines. */
+static inline int64_t deadline_in(int64_t ns)
+{
+	return tb_now_ns() + ns;
+}
+
+/* epoch_send.c: the sender thread and the encoding of jobs */
+void *tb_eng_sender_main(void *arg);
+/* Send what e->sendbuf holds (under send_lock); its wire bytes count
+ * in @rec if not NULL.  0 or -errno. */
+int tb_eng_flush_send(struct tb_engine *e, struct tb_epoch_rec *rec);
+
 /* epoch_status.c: state, trace records, histograms, status, control */
 void tb_eng_set_state(struct tb_engine *e, enum tb_engine_state st);
 enum tb_engine_state tb_eng_get_state(struct tb_engine *e);
@@ -153,6 +165,7 @@ double tb_eng_sync_eta(double secs, uint64_t done, uint64_t total);
 void tb_eng_control_cb(void *arg, const char *cmd, char *buf, size_t len);
 
 /* epoch.c */
+void tb_eng_mark_lost(struct tb_engine *e);
 int64_t tb_eng_oldest_unacked_age_locked(struct tb_engine *e, int64_t now);
 
 #endif
