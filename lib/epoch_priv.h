@@ -147,6 +147,17 @@ static inline int64_t deadline_in(int64_t ns)
 	return tb_now_ns() + ns;
 }
 
+/* epoch_link.c: connect, receiver, ACKs, goodbye, stop */
+/* Connect (HELLO), start the sender and receiver.  -EOWNERDEAD: the
+ * backup runs the guest now; -EAGAIN: no threads; else -errno. */
+int tb_eng_start_link(struct tb_engine *e);
+/* Join the link threads, drop in-flight epochs (see the definition). */
+void tb_eng_stop_link(struct tb_engine *e, bool orderly);
+/* The link is lost: set link_lost, shut the connection, wake waiters. */
+void tb_eng_mark_lost(struct tb_engine *e);
+/* Best effort: an ERROR record @code to the backup, saying @why. */
+void tb_eng_say_goodbye(struct tb_engine *e, uint32_t code, const char *why);
+
 /* epoch_send.c: the sender thread and the encoding of jobs */
 void *tb_eng_sender_main(void *arg);
 /* Send what e->sendbuf holds (under send_lock); its wire bytes count
@@ -165,7 +176,6 @@ double tb_eng_sync_eta(double secs, uint64_t done, uint64_t total);
 void tb_eng_control_cb(void *arg, const char *cmd, char *buf, size_t len);
 
 /* epoch.c */
-void tb_eng_mark_lost(struct tb_engine *e);
 int64_t tb_eng_oldest_unacked_age_locked(struct tb_engine *e, int64_t now);
 
 #endif
