@@ -147,6 +147,28 @@ static inline int64_t deadline_in(int64_t ns)
 	return tb_now_ns() + ns;
 }
 
+/* epoch.c: jobs, slots, checkpoints */
+void tb_eng_queue_push(struct tb_engine *e, struct job *j);
+/* One paused round into @j (see the definition); the guest runs again
+ * when it returns, unless a switchover keeps it suspended.  0 or -errno
+ * (-ETIMEDOUT: the guest did not suspend, still runs). */
+int tb_eng_checkpoint(struct tb_engine *e, struct job *j,
+		      bool already_suspended);
+/* A free checkpoint slot, or NULL. */
+struct job *tb_eng_free_slot(struct tb_engine *e);
+/* Reserve @j for the next epoch (a FULL one if @full). */
+void tb_eng_slot_reset(struct tb_engine *e, struct job *j, bool full,
+		       int64_t t_tick);
+/* Give back a slot whose epoch failed before it was queued. */
+void tb_eng_slot_unreserve(struct tb_engine *e, struct job *j);
+int64_t tb_eng_oldest_unacked_age_locked(struct tb_engine *e, int64_t now);
+
+/* epoch_sync.c: the first sync */
+/* A FULL epoch on a new link: pre-copy, then its paused round. */
+int tb_eng_first_sync(struct tb_engine *e, int64_t t_tick);
+/* The paused round that closes the pending FULL epoch (tick retries). */
+int tb_eng_finish_full(struct tb_engine *e);
+
 /* epoch_link.c: connect, receiver, ACKs, goodbye, stop */
 /* Connect (HELLO), start the sender and receiver.  -EOWNERDEAD: the
  * backup runs the guest now; -EAGAIN: no threads; else -errno. */
@@ -174,8 +196,5 @@ void tb_eng_record_pause(struct tb_engine *e, const struct tb_epoch_rec *r);
 double tb_eng_sync_eta(double secs, uint64_t done, uint64_t total);
 /* The control socket's callback: @arg is the engine. */
 void tb_eng_control_cb(void *arg, const char *cmd, char *buf, size_t len);
-
-/* epoch.c */
-int64_t tb_eng_oldest_unacked_age_locked(struct tb_engine *e, int64_t now);
 
 #endif
