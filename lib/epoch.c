@@ -50,8 +50,6 @@
 #include "tiber/stream.h"
 #include "epoch_priv.h"
 
-#define LINK_WARN_EVERY_NS (30 * TB_NSEC_PER_SEC)
-
 void tb_engine_cfg_defaults(struct tb_engine_cfg *cfg)
 {
 	struct tb_codec_opts codec = TB_CODEC_OPTS_DEFAULT;
@@ -140,7 +138,7 @@ void tb_eng_queue_push(struct tb_engine *e, struct job *j)
  * fails, try the slow one, in which the guest sees a restore (seed 004)
  * and re-initialises its devices.  An error here is fatal to the engine.
  */
-static int resume_guest(struct tb_engine *e)
+int tb_eng_resume_guest(struct tb_engine *e)
 {
 	int rc = e->cfg.ops->resume(e->dom, e->fast_resume);
 
@@ -155,7 +153,7 @@ static int resume_guest(struct tb_engine *e)
 	return rc;
 }
 
-static int suspend_guest(struct tb_engine *e, struct tb_epoch_rec *rec)
+int tb_eng_suspend_guest(struct tb_engine *e, struct tb_epoch_rec *rec)
 {
 	const struct tb_backend_ops *ops = e->cfg.ops;
 	int rc;
@@ -208,7 +206,7 @@ int tb_eng_checkpoint(struct tb_engine *e, struct job *j,
 	if (e->cfg.mode == TB_MODE_STAGED)
 		atomic_store(&e->pausing, true);
 	if (!already_suspended) {
-		rc = suspend_guest(e, rec);
+		rc = tb_eng_suspend_guest(e, rec);
 		if (rc) {
 			end_pausing(e);
 			return rc;
@@ -257,7 +255,7 @@ int tb_eng_checkpoint(struct tb_engine *e, struct job *j,
 out_resume:
 	/* Resume even on error: a stuck guest is worse than a lost epoch.
 	 * A switchover's last epoch leaves it suspended (if staged). */
-	rc2 = rc || !e->keep_suspended ? resume_guest(e) : 0;
+	rc2 = rc || !e->keep_suspended ? tb_eng_resume_guest(e) : 0;
 	e->resume_failed = rc2 != 0;
 	rec->t_resumed = tb_now_ns();
 	end_pausing(e);
@@ -317,80 +315,8 @@ void tb_eng_slot_reset(struct tb_engine *e, struct job *j, bool full,
 	j->rec.t_tick = t_tick;
 	tb_buf_reset(&j->dext);
 }
+
 /* ---------------------------------------------------------------- loop */
-
-/* Run unprotected: resume a held guest, let all held output go. */
-static void unprotect(struct tb_engine *e, const char *why)
-{
-	if (e->held_suspended) {
-		resume_guest(e);
-		e->held_suspended = false;
-	}
-	if (e->cfg.gate_output)
-		e->cfg.ops->output_set_gated(e->dom, false);
-	tb_eng_set_state(e, TB_ENG_UNPROTECTED);
-	tb_err("dom=%u %s: guest runs UNPROTECTED, output released; reconnecting every %" PRId64
-	       " ms",
-	       e->info.domid, why,
-	       e->cfg.reconnect_interval_ns / TB_NSEC_PER_MSEC);
-}
-
-static void lost_backup(struct tb_engine *e)
-{
-	struct tb_epoch_rec r = { 0 };
-	const char *until;
-	int rc;
-
-	/* Lag limit: the link threads still run; goodbye first. */
-	tb_eng_say_goodbye(e, TB_ERROR_RECONNECTING,
-			   "primary alive, backup too slow; reconnecting");
-	tb_eng_stop_link(e, false);
-	pthread_mutex_lock(&e->lock);
-	e->losses++;
-	pthread_mutex_unlock(&e->lock);
-	e->next_fence_ns = 0;
-	if (e->cfg.loss_policy == TB_LOSS_RELEASE) {
-		unprotect(e, "BACKUP LOST (policy release)");
-		return;
-	}
-	until = e->cfg.fence_cmd ?
-			"until the backup is back or fenced (fence_cmd)" :
-			"until the backup is back or an operator runs `tiberctl release` (no fence_cmd)";
-	if (e->cfg.loss_policy == TB_LOSS_HOLD) {
-		rc = suspend_guest(e, &r);
-		if (!rc) {
-			e->held_suspended = true;
-			tb_eng_set_state(e, TB_ENG_HELD);
-			tb_err("dom=%u BACKUP LOST: guest held suspended and output held %s",
-			       e->info.domid, until);
-			return;
-		}
-		tb_err_rc(
-			rc,
-			"dom=%u BACKUP LOST: cannot hold the guest suspended; it runs with its output held",
-			e->info.domid);
-	}
-	/* The backup may take the guest over: nothing produced after its
-	 * last ACK may leave before we know it cannot. */
-	tb_eng_set_state(e, TB_ENG_ISOLATED);
-	tb_err("dom=%u BACKUP LOST: guest runs, its output held %s",
-	       e->info.domid, until);
-}
-
-/* The backup took the guest over: stop ours, never release its output. */
-static void self_fence(struct tb_engine *e)
-{
-	int rc;
-
-	tb_err("dom=%u SELF-FENCING: backup=%s has taken this guest over (it runs there now); stopping it here, its held output is discarded",
-	       e->info.domid, e->cfg.backup);
-	rc = e->cfg.ops->destroy(e->dom);
-	if (rc)
-		tb_err_rc(rc, "dom=%u self-fencing: %s", e->info.domid,
-			  tb_backend_reason());
-	e->held_suspended = false;
-	tb_eng_set_state(e, TB_ENG_FENCED);
-}
 
 /* Wait up to @ns for every staged epoch to be acked.  true if done. */
 static bool all_acked(struct tb_engine *e, int64_t ns)
@@ -468,7 +394,7 @@ static int switchover(struct tb_engine *e, int64_t t_tick)
 		tb_err("dom=%u switchover aborted: epoch %" PRIu64
 		       " not acked; guest resumed here",
 		       e->info.domid, epoch);
-		resume_guest(e);
+		tb_eng_resume_guest(e);
 		return 0;
 	}
 	e->bye_code = TB_ERROR_SWITCHOVER;
@@ -486,98 +412,6 @@ static int switchover(struct tb_engine *e, int64_t t_tick)
 	return 1;
 }
 
-/* Still holding after a backup loss: fence the backup if we can, or
- * take an operator's release.  Returns true if output was released. */
-static bool end_hold(struct tb_engine *e, int64_t now)
-{
-	int rc;
-
-	if (atomic_exchange(&e->release_req, false)) {
-		unprotect(e, "operator release (tiberctl release)");
-		return true;
-	}
-	if (!e->cfg.fence_cmd || now < e->next_fence_ns)
-		return false;
-	rc = tb_fence_run("fence backup", e->cfg.fence_cmd, e->info.name,
-			  e->cfg.backup, e->cfg.fence_timeout_ns);
-	if (rc) {
-		e->next_fence_ns = tb_now_ns() + e->cfg.reconnect_interval_ns;
-		return false;
-	}
-	unprotect(e, "backup FENCED");
-	return true;
-}
-
-static int try_reconnect(struct tb_engine *e, int64_t now)
-{
-	char why[sizeof(e->link_text)];
-	int rc;
-
-	if (now - e->last_loss_log_ns < e->cfg.reconnect_interval_ns)
-		return -EAGAIN;
-	e->last_loss_log_ns = now;
-	rc = tb_eng_start_link(e);
-	if (rc == -EOWNERDEAD) {
-		self_fence(e);
-		return rc;
-	}
-	snprintf(why, sizeof(why), "%s",
-		 !rc		? "" :
-		 e->link_why[0] ? e->link_why :
-				  tb_strerror(rc));
-	for (char *q = why; *q; q++)
-		if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20)
-			*q = '\''; /* it goes into the status JSON */
-	pthread_mutex_lock(&e->lock);
-	/* loud, but once per reason (and again every 30 s) */
-	if (rc && (strcmp(why, e->link_text) ||
-		   now - e->link_warn_ns >= LINK_WARN_EVERY_NS)) {
-		tb_warn("backup=%s unreachable, retrying every %" PRId64
-			" ms: %s",
-			e->cfg.backup,
-			e->cfg.reconnect_interval_ns / TB_NSEC_PER_MSEC, why);
-		e->link_warn_ns = now;
-	}
-	memcpy(e->link_text, why, sizeof(why));
-	pthread_mutex_unlock(&e->lock);
-	if (rc)
-		return rc;
-	tb_info("dom=%u backup=%s connected; full sync", e->info.domid,
-		e->cfg.backup);
-	if (e->cfg.gate_output)
-		e->cfg.ops->output_set_gated(e->dom, true);
-	pthread_mutex_lock(&e->lock);
-	e->resyncs++;
-	pthread_mutex_unlock(&e->lock);
-	return 0;
-}
-
-/* Age of the oldest staged-but-unacked epoch (0: none).  Caller holds
- * the lock. */
-int64_t tb_eng_oldest_unacked_age_locked(struct tb_engine *e, int64_t now)
-{
-	int64_t age = 0;
-	unsigned i;
-
-	for (i = 0; i < e->cfg.max_inflight; i++) {
-		struct job *j = &e->slots[i];
-
-		if (j->busy && j->rec.t_resumed && now - j->rec.t_resumed > age)
-			age = now - j->rec.t_resumed;
-	}
-	return age;
-}
-
-static bool backup_lagging(struct tb_engine *e, int64_t now)
-{
-	int64_t age;
-
-	pthread_mutex_lock(&e->lock);
-	age = tb_eng_oldest_unacked_age_locked(e, now);
-	pthread_mutex_unlock(&e->lock);
-	return age > e->cfg.lag_limit_ns;
-}
-
 static int tick(struct tb_engine *e, int64_t t_tick)
 {
 	enum tb_engine_state st;
@@ -588,13 +422,13 @@ static int tick(struct tb_engine *e, int64_t t_tick)
 	pthread_mutex_lock(&e->lock);
 	lost = e->link_lost && e->link_up;
 	pthread_mutex_unlock(&e->lock);
-	if (lost || (e->link_up && backup_lagging(e, t_tick))) {
+	if (lost || (e->link_up && tb_eng_backup_lagging(e, t_tick))) {
 		if (!lost)
 			tb_err("backup=%s no ACK for %" PRId64
 			       " ms: declaring it lost",
 			       e->cfg.backup,
 			       e->cfg.lag_limit_ns / TB_NSEC_PER_MSEC);
-		lost_backup(e);
+		tb_eng_lost_backup(e);
 		e->last_loss_log_ns = 0;
 		return 0;
 	}
@@ -606,9 +440,9 @@ static int tick(struct tb_engine *e, int64_t t_tick)
 		return switchover(e, t_tick);
 	if (!e->link_up) {
 		if ((st == TB_ENG_ISOLATED || st == TB_ENG_HELD) &&
-		    end_hold(e, t_tick))
+		    tb_eng_end_hold(e, t_tick))
 			return 0;
-		if (try_reconnect(e, t_tick))
+		if (tb_eng_try_reconnect(e, t_tick))
 			return 0;
 		rc = tb_eng_first_sync(e, t_tick);
 		e->rearm = true;
@@ -746,7 +580,7 @@ int tb_engine_run(struct tb_engine *e)
 		break;
 	}
 	if (e->held_suspended) {
-		resume_guest(e);
+		tb_eng_resume_guest(e);
 		e->held_suspended = false;
 	}
 	tb_eng_stop_link(e, true);
@@ -880,7 +714,8 @@ int tb_engine_create(struct tb_engine **out, const struct tb_engine_cfg *cfg)
 			goto fail;
 		}
 	}
-	/* Output is gated from the first connection on (try_reconnect). */
+	/* Output is gated from the first connection on
+	 * (tb_eng_try_reconnect). */
 	e->state = TB_ENG_STARTING;
 	*out = e;
 	return 0;

@@ -161,13 +161,30 @@ void tb_eng_slot_reset(struct tb_engine *e, struct job *j, bool full,
 		       int64_t t_tick);
 /* Give back a slot whose epoch failed before it was queued. */
 void tb_eng_slot_unreserve(struct tb_engine *e, struct job *j);
-int64_t tb_eng_oldest_unacked_age_locked(struct tb_engine *e, int64_t now);
+/* Resume with the engine's resume kind (slow if fast fails); logs. */
+int tb_eng_resume_guest(struct tb_engine *e);
+/* Suspend the guest, timed into @rec; logs.  -ETIMEDOUT: it runs. */
+int tb_eng_suspend_guest(struct tb_engine *e, struct tb_epoch_rec *rec);
 
 /* epoch_sync.c: the first sync */
 /* A FULL epoch on a new link: pre-copy, then its paused round. */
 int tb_eng_first_sync(struct tb_engine *e, int64_t t_tick);
 /* The paused round that closes the pending FULL epoch (tick retries). */
 int tb_eng_finish_full(struct tb_engine *e);
+
+/* epoch_policy.c: lag, loss policy, fencing, reconnecting */
+/* The backup is lost or too slow: stop the link, apply the policy. */
+void tb_eng_lost_backup(struct tb_engine *e);
+/* While held or isolated: true if output was released (fenced, or
+ * `tiberctl release`). */
+bool tb_eng_end_hold(struct tb_engine *e, int64_t now);
+/* Reconnect (at most every reconnect_interval): 0 when connected;
+ * -EOWNERDEAD: self-fenced; else -errno. */
+int tb_eng_try_reconnect(struct tb_engine *e, int64_t now);
+/* The oldest unacked epoch is older than the lag limit. */
+bool tb_eng_backup_lagging(struct tb_engine *e, int64_t now);
+/* Age of the oldest staged-but-unacked epoch (0: none); under e->lock. */
+int64_t tb_eng_oldest_unacked_age_locked(struct tb_engine *e, int64_t now);
 
 /* epoch_link.c: connect, receiver, ACKs, goodbye, stop */
 /* Connect (HELLO), start the sender and receiver.  -EOWNERDEAD: the
