@@ -161,6 +161,8 @@ void tb_eng_slot_reset(struct tb_engine *e, struct job *j, bool full,
 		       int64_t t_tick);
 /* Give back a slot whose epoch failed before it was queued. */
 void tb_eng_slot_unreserve(struct tb_engine *e, struct job *j);
+/* Wait up to @ns for every staged epoch to be acked.  true if done. */
+bool tb_eng_all_acked(struct tb_engine *e, int64_t ns);
 /* Resume with the engine's resume kind (slow if fast fails); logs. */
 int tb_eng_resume_guest(struct tb_engine *e);
 /* Suspend the guest, timed into @rec; logs.  -ETIMEDOUT: it runs. */
@@ -185,6 +187,11 @@ int tb_eng_try_reconnect(struct tb_engine *e, int64_t now);
 bool tb_eng_backup_lagging(struct tb_engine *e, int64_t now);
 /* Age of the oldest staged-but-unacked epoch (0: none); under e->lock. */
 int64_t tb_eng_oldest_unacked_age_locked(struct tb_engine *e, int64_t now);
+
+/* epoch_switchover.c: the planned switchover */
+/* tiberctl switchover: 1 when the guest runs on the backup and ours is
+ * destroyed; 0 if aborted (the guest runs on here, protected). */
+int tb_eng_switchover(struct tb_engine *e, int64_t t_tick);
 
 /* epoch_link.c: connect, receiver, ACKs, goodbye, stop */
 /* Connect (HELLO), start the sender and receiver.  -EOWNERDEAD: the
