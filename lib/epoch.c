@@ -1,6 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
- * The epoch engine (primary side of one protected domain).
+ * The epoch engine (primary side of one protected domain): its tick loop,
+ * the checkpoint (one paused round), the staging slots and jobs, and the
+ * engine's set-up and teardown.  Beside it, each with its own invariants:
+ *   epoch_sync.c        the first sync (a FULL epoch) on every new link
+ *   epoch_send.c        the sender thread: encoding and sending jobs
+ *   epoch_link.c        connecting, the receiver thread, ACKs, goodbye
+ *   epoch_policy.c      lag, the backup-loss policy, reconnecting
+ *   epoch_switchover.c  the planned switchover
+ *   epoch_status.c      state, status, trace records, control commands
+ *   epoch_disk.c        the disks' records
+ * and epoch_priv.h, the state they share.
  *
  * Invariants:
  * - The guest is never left suspended: every path that suspended it
@@ -8,17 +18,11 @@
  *   than a lost epoch).
  * - Nothing goes over the network while the guest is paused (except in
  *   the xl-remus-style baseline mode, which exists to be measured).
- * - Epoch N's output leaves only after the backup acked N (output_release
- *   from the receiver thread).  If the backup is lost, policy decides:
- *   release everything and run unprotected, or hold output and keep the
- *   guest suspended until the backup is back.
  * - Dirty bits are never lost: a harvest ORs into e->dirty, which is only
  *   cleared once those pages are staged.  A failed epoch leaves them for
  *   the next one; a lost backup means a full re-sync anyway.
  * - At most max_inflight epochs are staged but not acked; a tick that
  *   finds no free slot is skipped and counted, never queued.
- * - The sender encodes epochs in order and keeps a shadow of every page
- *   the backup holds, so XOR deltas match the backup's previous copy.
  *
  * Threads: the caller of tb_engine_run (ticks, checkpoints, control
  * socket, reconnects); a sender (encode + send + heartbeats); a receiver
@@ -26,28 +30,21 @@
  * tick thread only, except output_release/get_stats (receiver).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
-#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/timerfd.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "tiber/ctlsock.h"
 #include "tiber/epoch.h"
-#include "tiber/fence.h"
 #include "tiber/log.h"
-#include "tiber/stream.h"
 #include "epoch_priv.h"
 
 void tb_engine_cfg_defaults(struct tb_engine_cfg *cfg)

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The epoch engine's private state, shared by its files: lib/epoch.c
- * (tick loop, checkpoints, set-up; it states the engine's invariants and
- * threads) and the files beside it, each named in its own opening
- * comment.  Internal to lib/; not installed.
+ * The epoch engine's private state and the functions its files call in
+ * one another.  lib/epoch.c (tick loop, checkpoints, set-up) lists the
+ * files and states the engine's threads; each file states its own
+ * invariants.  Internal to lib/; not installed.
  *
  * Locking: the fields marked "protected by lock" (the pipeline, the
  * status counters) are accessed under e->lock, and every wait for the
@@ -150,8 +150,9 @@ static inline int64_t deadline_in(int64_t ns)
 /* epoch.c: jobs, slots, checkpoints */
 void tb_eng_queue_push(struct tb_engine *e, struct job *j);
 /* One paused round into @j (see the definition); the guest runs again
- * when it returns, unless a switchover keeps it suspended.  0 or -errno
- * (-ETIMEDOUT: the guest did not suspend, still runs). */
+ * when it returns, unless a switchover keeps it suspended or the resume
+ * failed (e->resume_failed).  0 or -errno (-ETIMEDOUT: the guest did
+ * not suspend and still runs). */
 int tb_eng_checkpoint(struct tb_engine *e, struct job *j,
 		      bool already_suspended);
 /* A free checkpoint slot, or NULL. */
@@ -159,7 +160,7 @@ struct job *tb_eng_free_slot(struct tb_engine *e);
 /* Reserve @j for the next epoch (a FULL one if @full). */
 void tb_eng_slot_reset(struct tb_engine *e, struct job *j, bool full,
 		       int64_t t_tick);
-/* Give back a slot whose epoch failed before it was queued. */
+/* Give back the slot of an epoch that failed. */
 void tb_eng_slot_unreserve(struct tb_engine *e, struct job *j);
 /* Wait up to @ns for every staged epoch to be acked.  true if done. */
 bool tb_eng_all_acked(struct tb_engine *e, int64_t ns);
@@ -180,8 +181,8 @@ void tb_eng_lost_backup(struct tb_engine *e);
 /* While held or isolated: true if output was released (fenced, or
  * `tiberctl release`). */
 bool tb_eng_end_hold(struct tb_engine *e, int64_t now);
-/* Reconnect (at most every reconnect_interval): 0 when connected;
- * -EOWNERDEAD: self-fenced; else -errno. */
+/* Reconnect (at most every reconnect_interval, else -EAGAIN): 0 when
+ * connected; -EOWNERDEAD: self-fenced; else -errno. */
 int tb_eng_try_reconnect(struct tb_engine *e, int64_t now);
 /* The oldest unacked epoch is older than the lag limit. */
 bool tb_eng_backup_lagging(struct tb_engine *e, int64_t now);
