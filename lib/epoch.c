@@ -1,6 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
- * The epoch engine (primary side of one protected domain).
+ * The epoch engine (primary side of one protected domain): its tick loop,
+ * the checkpoint (one paused round), the staging slots and jobs, and the
+ * engine's set-up and teardown.  Beside it, each with its own invariants:
+ *   epoch_sync.c        the first sync (a FULL epoch) on every new link
+ *   epoch_send.c        the sender thread: encoding and sending jobs
+ *   epoch_link.c        connecting, the receiver thread, ACKs, goodbye
+ *   epoch_policy.c      lag, the backup-loss policy, reconnecting
+ *   epoch_switchover.c  the planned switchover
+ *   epoch_status.c      state, status, trace records, control commands
+ *   epoch_disk.c        the disks' records
+ * and epoch_priv.h, the state they share.
  *
  * Invariants:
  * - The guest is never left suspended: every path that suspended it
@@ -8,17 +18,11 @@
  *   than a lost epoch).
  * - Nothing goes over the network while the guest is paused (except in
  *   the xl-remus-style baseline mode, which exists to be measured).
- * - Epoch N's output leaves only after the backup acked N (output_release
- *   from the receiver thread).  If the backup is lost, policy decides:
- *   release everything and run unprotected, or hold output and keep the
- *   guest suspended until the backup is back.
  * - Dirty bits are never lost: a harvest ORs into e->dirty, which is only
  *   cleared once those pages are staged.  A failed epoch leaves them for
  *   the next one; a lost backup means a full re-sync anyway.
  * - At most max_inflight epochs are staged but not acked; a tick that
  *   finds no free slot is skipped and counted, never queued.
- * - The sender encodes epochs in order and keeps a shadow of every page
- *   the backup holds, so XOR deltas match the backup's previous copy.
  *
  * Threads: the caller of tb_engine_run (ticks, checkpoints, control
  * socket, reconnects); a sender (encode + send + heartbeats); a receiver
@@ -26,157 +30,22 @@
  * tick thread only, except output_release/get_stats (receiver).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
-#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/timerfd.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "tiber/ctlsock.h"
 #include "tiber/epoch.h"
-#include "tiber/fence.h"
 #include "tiber/log.h"
-#include "tiber/stream.h"
-#include "epoch_disk.h"
-
-#define CHUNK_PAGES	   1024u /* pre-copy chunk: one PAGE_DATA record */
-#define NR_CHUNKS	   4u
-#define PAUSE_RING	   1024u
-#define LINK_WARN_EVERY_NS (30 * TB_NSEC_PER_SEC)
-
-enum job_type {
-	JOB_BEGIN_FULL, /* EPOCH_BEGIN of a first sync */
-	JOB_CHUNK,	/* pre-copy pages of the first sync */
-	JOB_CHECKPOINT, /* a paused round: pages + state + END */
-	JOB_DISK,	/* first sync: disk contents, read by the sender */
-};
-
-struct job {
-	enum job_type type;
-	uint64_t epoch;
-	bool full; /* part of a first sync */
-	uint64_t *pfns;
-	uint8_t *pages;
-	size_t n;
-	unsigned disk; /* JOB_DISK: n bytes of this disk at doff */
-	uint64_t doff;
-	struct tb_buf dext; /* checkpoint: extents of its disk writes */
-	size_t cap;	    /* pages the buffers can hold */
-	size_t prefaulted;  /* pages of @pages already touched */
-	struct tb_buf cpu, dev;
-	struct tb_epoch_rec rec;
-	bool busy; /* owned by the pipeline */
-	bool sent;
-	int send_rc;
-	struct job *next;
-};
-
-struct tb_engine {
-	struct tb_engine_cfg cfg;
-	atomic_uint_fast64_t loop_ticks; /* the tick loop's progress */
-	struct tb_dom *dom;
-	struct tb_dom_info info;
-	bool fast_resume;
-	struct tb_edisk edisk;	  /* the guest's disks (none: nr_disks 0) */
-	bool disk_synced;	  /* this session's FULL epoch was acked */
-	uint64_t disk_sync_pages; /* what the disks' sync sends */
-
-	struct tb_bitmap dirty;
-	struct tb_bitmap scratch;
-	uint64_t *pfn_list;
-
-	struct job *slots; /* max_inflight checkpoint slots */
-	struct job chunks[NR_CHUNKS];
-
-	/* pipeline: protected by lock */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct job *q_head, *q_tail;
-	bool link_up;
-	bool link_lost;	  /* set by sender/receiver, seen by ticks */
-	bool sender_quit; /* orderly stop: sender exits, link stays up */
-	uint64_t inflight;
-	uint64_t next_epoch;
-	uint64_t last_acked;
-	/* first sync progress (tick thread writes, status reads; lock) */
-	uint64_t sync_done, sync_total; /* pre-copy pages copied / to copy */
-	int64_t sync_t0, sync_t_log;
-	uint64_t full_pages_sent; /* sender: pre-copy pages of FULL epoch */
-	uint64_t full_bytes_sent;
-	struct job *full_pending; /* FULL epoch sent up to its paused round */
-	bool rearm; /* restart the tick schedule (after a first sync) */
-	atomic_bool pausing; /* a checkpoint is suspending the guest */
-
-	struct tb_conn *conn;
-	/* The link we left with a RECONNECTING goodbye, shut down but not
-	 * closed: closing with the backup's unread ACKs pending would send
-	 * a RST, and a RST makes the backup's kernel drop the goodbye
-	 * before a stalled backup reads it.  Closed at the next loss. */
-	struct tb_conn *old_conn;
-	pthread_t sender, receiver;
-	/* Held around every send, so a goodbye is written only between
-	 * whole records (never inside a send that is blocked). */
-	pthread_mutex_t send_lock;
-	bool threads_running;
-	uint8_t *shadow; /* backup's copy of every page sent; NULL: none */
-	struct tb_bitmap shadow_valid;
-	struct tb_digest digest;
-	struct tb_buf sendbuf;
-	struct tb_page_rec prec;
-	uint8_t encbuf[TB_CODEC_OUT_MAX];
-	uint64_t hb_seq;
-	int64_t last_rx_ns;
-
-	int stop_fd; /* eventfd */
-	int timer_fd;
-	struct tb_ctl *ctl; /* control socket, or NULL */
-	atomic_bool stopping;
-	atomic_bool release_req; /* tiberctl release: end a hold */
-	int64_t next_fence_ns;	 /* next fence_cmd attempt (0: now) */
-
-	FILE *trace;
-	pthread_mutex_t trace_lock;
-
-	/* status, protected by lock */
-	enum tb_engine_state state;
-	uint64_t epochs_started, epochs_acked, skipped, missed, timeouts;
-	uint64_t losses, resyncs, bytes_raw, bytes_wire;
-	uint64_t skipped_since;
-	int64_t pause_ring[PAUSE_RING];
-	uint64_t pause_count;
-	struct tb_phase_hist phase[TB_PH_MAX];
-	bool held_suspended;
-	bool resume_failed; /* the guest could not be resumed: stop */
-	int64_t last_loss_log_ns;
-	char link_why[256];	    /* connect_backup: why TLS failed, or "" */
-	char link_text[256];	    /* under lock: why the last connection
-				   attempt failed, or "" (status, log) */
-	int64_t link_warn_ns;	    /* when that failure was last logged */
-	atomic_bool switchover_req; /* tiberctl switchover */
-	bool keep_suspended;	    /* checkpoint(): the switchover's last */
-	uint32_t bye_code;	    /* the orderly goodbye (0 or SWITCHOVER) */
-};
-
-static const char *const state_names[] = {
-	"starting", "syncing",	"protected", "unprotected",   "held",
-	"stopped",  "isolated", "fenced",    "switched_over",
-};
-
-const char *tb_engine_state_name(enum tb_engine_state s)
-{
-	return (unsigned)s < TB_ARRAY_SIZE(state_names) ? state_names[s] : "?";
-}
+#include "epoch_priv.h"
 
 void tb_engine_cfg_defaults(struct tb_engine_cfg *cfg)
 {
@@ -199,53 +68,6 @@ void tb_engine_cfg_defaults(struct tb_engine_cfg *cfg)
 	cfg->loss_policy = TB_LOSS_FENCE;
 	cfg->fence_timeout_ns = 30 * TB_NSEC_PER_SEC;
 	cfg->codec = codec;
-}
-
-/* ---------------------------------------------------------------- JSON */
-
-int tb_epoch_rec_json(const struct tb_epoch_rec *r, char *buf, size_t len)
-{
-	int n = snprintf(
-		buf, len,
-		"{\"epoch\":%" PRIu64 ",\"full\":%s,\"acked\":%s,"
-		"\"t_tick\":%" PRId64 ",\"t_request\":%" PRId64
-		",\"t_notified\":%" PRId64 ",\"t_suspended\":%" PRId64
-		",\"t_harvested\":%" PRId64 ",\"t_staged\":%" PRId64
-		",\"t_resumed\":%" PRId64 ",\"t_encoded\":%" PRId64
-		",\"t_sent\":%" PRId64 ",\"t_acked\":%" PRId64
-		",\"t_released\":%" PRId64 ",\"pause_ns\":%" PRId64
-		",\"dirty_pages\":%" PRIu64 ",\"raw_bytes\":%" PRIu64
-		",\"wire_bytes\":%" PRIu64 ",\"pages_raw\":%" PRIu64
-		",\"pages_zero\":%" PRIu64 ",\"pages_xor_lz4\":%" PRIu64
-		",\"pages_lz4\":%" PRIu64 ",\"skipped_ticks\":%" PRIu64
-		",\"disk_writes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64 "}",
-		r->epoch, r->full ? "true" : "false",
-		r->acked ? "true" : "false", r->t_tick, r->t_request,
-		r->t_notified, r->t_suspended, r->t_harvested, r->t_staged,
-		r->t_resumed, r->t_encoded, r->t_sent, r->t_acked,
-		r->t_released,
-		r->t_resumed && r->t_suspended ? r->t_resumed - r->t_suspended :
-						 0,
-		r->dirty_pages, r->raw_bytes, r->wire_bytes,
-		r->enc_pages[TB_ENC_RAW], r->enc_pages[TB_ENC_ZERO],
-		r->enc_pages[TB_ENC_XOR_LZ4], r->enc_pages[TB_ENC_LZ4],
-		r->skipped_ticks, r->disk_writes, r->disk_bytes);
-
-	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
-}
-
-static void emit_epoch(struct tb_engine *e, const struct tb_epoch_rec *r)
-{
-	char line[1024];
-
-	if (e->trace && !tb_epoch_rec_json(r, line, sizeof(line))) {
-		pthread_mutex_lock(&e->trace_lock);
-		fprintf(e->trace, "%s\n", line);
-		fflush(e->trace);
-		pthread_mutex_unlock(&e->trace_lock);
-	}
-	if (e->cfg.on_epoch)
-		e->cfg.on_epoch(e->cfg.on_epoch_arg, r);
 }
 
 /* ---------------------------------------------------------------- jobs */
@@ -290,7 +112,7 @@ static void prefault_job(struct job *j, size_t want)
 		j->prefaulted = want;
 }
 
-static void queue_push(struct tb_engine *e, struct job *j)
+void tb_eng_queue_push(struct tb_engine *e, struct job *j)
 {
 	pthread_mutex_lock(&e->lock);
 	j->next = NULL;
@@ -305,730 +127,6 @@ static void queue_push(struct tb_engine *e, struct job *j)
 	pthread_mutex_unlock(&e->lock);
 }
 
-/* Caller holds lock. */
-static void mark_lost_locked(struct tb_engine *e)
-{
-	if (!e->link_lost) {
-		e->link_lost = true;
-		if (e->conn)
-			tb_conn_shutdown(e->conn);
-	}
-	pthread_cond_broadcast(&e->cond);
-}
-
-static void mark_lost(struct tb_engine *e)
-{
-	pthread_mutex_lock(&e->lock);
-	mark_lost_locked(e);
-	pthread_mutex_unlock(&e->lock);
-}
-
-/* ---------------------------------------------------------------- sender */
-
-static int64_t deadline_in(int64_t ns)
-{
-	return tb_now_ns() + ns;
-}
-
-static int flush_send(struct tb_engine *e, struct tb_epoch_rec *rec)
-{
-	int rc;
-
-	if (!e->sendbuf.len)
-		return 0;
-	pthread_mutex_lock(&e->send_lock);
-	rc = tb_conn_send(e->conn, e->sendbuf.data, e->sendbuf.len,
-			  deadline_in(e->cfg.lag_limit_ns));
-	pthread_mutex_unlock(&e->send_lock);
-	if (rec)
-		rec->wire_bytes += e->sendbuf.len;
-	tb_buf_reset(&e->sendbuf);
-	return rc;
-}
-
-/*
- * The pause should have the CPUs to itself (it copies with 2 threads):
- * compression of an earlier epoch waits while a checkpoint suspends,
- * copies and resumes the guest.  (Not in send-while-paused mode, where
- * the send is part of the pause.)
- */
-static void yield_to_pause(struct tb_engine *e)
-{
-	if (!atomic_load(&e->pausing))
-		return;
-	pthread_mutex_lock(&e->lock);
-	while (atomic_load(&e->pausing) && !e->link_lost)
-		pthread_cond_wait(&e->cond, &e->lock);
-	pthread_mutex_unlock(&e->lock);
-}
-
-/* Encode pages of @j into PAGE_DATA records, sending each when full. */
-static int send_pages(struct tb_engine *e, struct job *j,
-		      struct tb_epoch_rec *rec, bool raw_only)
-{
-	struct tb_codec_opts raw = { .compress = false,
-				     .xor_delta = false,
-				     .accel = 1 };
-	const struct tb_codec_opts *opts = raw_only ? &raw : &e->cfg.codec;
-	struct tb_codec_stats st = { 0 };
-	size_t i;
-	int rc = 0;
-
-	if (!j->n)
-		return 0;
-	rc = tb_enc_pages_begin(&e->prec, &e->sendbuf, CHUNK_PAGES);
-	for (i = 0; !rc && i < j->n; i++) {
-		if (!(i & 63) && !raw_only)
-			yield_to_pause(e);
-		const uint8_t *page = j->pages + i * TB_PAGE_SIZE;
-		uint64_t pfn = j->pfns[i];
-		const uint8_t *shadow = NULL;
-		uint8_t enc;
-		uint32_t len;
-
-		if (e->shadow && tb_bitmap_test(&e->shadow_valid, pfn))
-			shadow = e->shadow + pfn * TB_PAGE_SIZE;
-		rc = tb_codec_encode(opts, page, shadow, e->encbuf, &enc, &len,
-				     &st);
-		if (rc)
-			break;
-		tb_digest_page(&e->digest, pfn, page);
-		rc = tb_enc_pages_add(&e->prec, pfn, enc, e->encbuf, len);
-		if (rc == -ENOSPC) {
-			rc = tb_enc_pages_finish(&e->prec);
-			if (!rc)
-				rc = flush_send(e, rec);
-			if (!rc)
-				rc = tb_enc_pages_begin(&e->prec, &e->sendbuf,
-							CHUNK_PAGES);
-			if (!rc)
-				rc = tb_enc_pages_add(&e->prec, pfn, enc,
-						      e->encbuf, len);
-		}
-		if (rc)
-			break;
-		/* The shadow mirrors the backup's copy.  A zero page is not
-		 * copied (that would allocate memory for every hole of a
-		 * sparse guest): its shadow is marked invalid, and the
-		 * page's next change goes as plain lz4. */
-		if (e->shadow && enc == TB_ENC_ZERO) {
-			tb_bitmap_clear(&e->shadow_valid, pfn);
-		} else if (e->shadow) {
-			memcpy(e->shadow + pfn * TB_PAGE_SIZE, page,
-			       TB_PAGE_SIZE);
-			tb_bitmap_set(&e->shadow_valid, pfn);
-		}
-	}
-	if (!rc)
-		rc = tb_enc_pages_finish(&e->prec);
-	if (!rc)
-		rc = flush_send(e, rec);
-	for (i = 0; i <= TB_ENC_MAX; i++)
-		rec->enc_pages[i] += st.pages[i];
-	rec->raw_bytes += j->n * TB_PAGE_SIZE;
-	return rc;
-}
-
-struct flush_ctx {
-	struct tb_engine *e;
-	struct tb_epoch_rec *rec;
-};
-
-static int flush_cb(void *arg)
-{
-	struct flush_ctx *f = arg;
-
-	yield_to_pause(f->e);
-	return flush_send(f->e, f->rec);
-}
-
-/* The journaled disk writes of epochs <= @j's (sent in the open epoch;
- * a checkpoint keeps their extents until acked); *@bytes += their
- * decoded bytes. */
-static int send_disk_writes(struct tb_engine *e, struct job *j,
-			    struct tb_epoch_rec *rec, uint64_t *bytes)
-{
-	struct flush_ctx f = { e, rec };
-	uint64_t b = 0;
-	int rc = tb_edisk_drain(&e->edisk, &e->sendbuf, &e->digest, j->epoch,
-				flush_cb, &f, &rec->disk_writes, &b,
-				j->type == JOB_CHECKPOINT ? &j->dext : NULL);
-
-	if (rc < 0)
-		tb_err_rc(rc, "dom=%u epoch=%" PRIu64 " disk journal: %s",
-			  e->info.domid, j->epoch, tb_backend_reason());
-	rec->disk_bytes += b;
-	*bytes += b;
-	return rc < 0 ? rc : 0;
-}
-
-/* First sync: read @j->n bytes of a disk at @j->doff and send them (the
- * read happens here, in the sender, so that every journaled write made
- * after it is sent after it). */
-static int send_disk_chunk(struct tb_engine *e, struct job *j)
-{
-	uint64_t bytes = 0;
-	int rc;
-
-	yield_to_pause(e);
-	rc = e->cfg.ops->disk_read(e->dom, j->disk, j->doff, j->pages, j->n);
-	if (rc) {
-		tb_err_rc(rc, "dom=%u first sync: disk %u read at %" PRIu64,
-			  e->info.domid, j->disk, j->doff);
-		return rc;
-	} /* a full copy skips zero blocks (the new image is zero); a
-	 * re-sync sends what the blocks hold now, zeroes included */
-	rc = tb_edisk_encode(&e->edisk, &e->sendbuf, &e->digest, j->disk,
-			     j->doff, j->pages, j->n, !e->edisk.keep, &bytes);
-	if (!rc)
-		rc = flush_send(e, &j->rec);
-	if (!rc)
-		rc = send_disk_writes(e, j, &j->rec, &bytes);
-	if (!rc)
-		rc = flush_send(e, &j->rec);
-	e->full_bytes_sent += bytes;
-	return rc;
-}
-
-static int send_job(struct tb_engine *e, struct job *j)
-{
-	struct tb_epoch_rec *rec = &j->rec;
-	struct tb_epoch_begin b = { 0 };
-	struct tb_epoch_end end = { 0 };
-	bool raw_only = e->cfg.mode == TB_MODE_SEND_WHILE_PAUSED;
-	uint64_t disk_bytes = 0;
-	int rc = 0;
-
-	if (j->type == JOB_BEGIN_FULL ||
-	    (j->type == JOB_CHECKPOINT && !j->full)) {
-		b.epoch = j->epoch;
-		b.flags = j->full ? TB_EPOCH_FULL : 0;
-		b.t_request_ns = rec->t_request;
-		b.t_suspended_ns = rec->t_suspended;
-		b.t_resumed_ns = rec->t_resumed;
-		rc = tb_enc_epoch_begin(&e->sendbuf, &b);
-		if (rc)
-			return rc;
-		e->full_pages_sent = e->full_bytes_sent = 0;
-		if (j->type == JOB_BEGIN_FULL) {
-			rc = tb_edisk_infos(&e->edisk, &e->sendbuf, &e->digest);
-			return rc ? rc : flush_send(e, NULL);
-		}
-	}
-	if (j->type == JOB_DISK)
-		return send_disk_chunk(e, j);
-	rc = send_pages(e, j, rec, raw_only);
-	if (!rc && j->type == JOB_CHUNK) { /* keep the journal moving */
-		rc = send_disk_writes(e, j, rec, &disk_bytes);
-		e->full_bytes_sent += disk_bytes;
-		if (!rc)
-			rc = flush_send(e, rec);
-	}
-	if (rc || j->type != JOB_CHECKPOINT)
-		return rc;
-	rc = tb_enc_state(&e->sendbuf, TB_REC_CPU_STATE, e->info.state_tag, 0,
-			  j->cpu.data, (uint32_t)j->cpu.len);
-	if (!rc)
-		rc = tb_enc_state(&e->sendbuf, TB_REC_DEVICE_STATE,
-				  e->info.state_tag, 0, j->dev.data,
-				  (uint32_t)j->dev.len);
-	if (rc)
-		return rc;
-	tb_digest_state(&e->digest, e->info.state_tag, 0, j->cpu.data,
-			(uint32_t)j->cpu.len);
-	tb_digest_state(&e->digest, e->info.state_tag, 0, j->dev.data,
-			(uint32_t)j->dev.len);
-	rec->raw_bytes += j->cpu.len + j->dev.len;
-	rc = send_disk_writes(e, j, rec, &disk_bytes);
-	if (rc)
-		return rc;
-	end.epoch = j->epoch;
-	end.nr_pages = (j->full ? e->full_pages_sent : 0) + j->n;
-	end.nr_bytes = (j->full ? e->full_bytes_sent : 0) +
-		       j->n * TB_PAGE_SIZE + j->cpu.len + j->dev.len +
-		       disk_bytes;
-	end.digest = tb_digest_final(&e->digest);
-	rec->t_encoded = tb_now_ns();
-	rc = tb_enc_epoch_end(&e->sendbuf, &end);
-	if (!rc)
-		rc = flush_send(e, rec);
-	return rc;
-}
-
-static int send_heartbeat(struct tb_engine *e)
-{
-	struct tb_heartbeat hb = { .seq = ++e->hb_seq,
-				   .time_ns = tb_now_ns(),
-				   .last_epoch = e->next_epoch - 1 };
-	int rc = tb_enc_heartbeat(&e->sendbuf, &hb);
-
-	return rc ? rc : flush_send(e, NULL);
-}
-
-static void *sender_main(void *arg)
-{
-	struct tb_engine *e = arg;
-	int64_t next_hb = tb_now_ns() + e->cfg.hb_interval_ns;
-	struct timespec ts;
-	struct job *j;
-	int rc;
-
-	for (;;) {
-		pthread_mutex_lock(&e->lock);
-		while (!e->q_head && !e->link_lost && !e->sender_quit &&
-		       tb_now_ns() < next_hb) {
-			ts.tv_sec = next_hb / TB_NSEC_PER_SEC;
-			ts.tv_nsec = next_hb % TB_NSEC_PER_SEC;
-			pthread_cond_timedwait(&e->cond, &e->lock, &ts);
-		}
-		if (e->link_lost || (e->sender_quit && !e->q_head)) {
-			pthread_mutex_unlock(&e->lock);
-			break;
-		}
-		j = e->q_head;
-		if (j) {
-			e->q_head = j->next;
-			if (!e->q_head)
-				e->q_tail = NULL;
-		}
-		pthread_mutex_unlock(&e->lock);
-
-		if (!j) {
-			rc = send_heartbeat(e);
-			next_hb = tb_now_ns() + e->cfg.hb_interval_ns;
-			if (rc) {
-				tb_err_rc(rc, "backup=%s heartbeat send",
-					  e->cfg.backup);
-				mark_lost(e);
-				break;
-			}
-			continue;
-		}
-		rc = send_job(e, j);
-		if (!rc && j->full && j->type == JOB_CHUNK) {
-			e->full_pages_sent += j->n;
-			e->full_bytes_sent += j->n * TB_PAGE_SIZE;
-		}
-		pthread_mutex_lock(&e->lock);
-		j->rec.t_sent = tb_now_ns();
-		j->sent = true;
-		j->send_rc = rc;
-		e->bytes_wire += j->rec.wire_bytes;
-		e->bytes_raw += j->rec.raw_bytes;
-		if (j->type != JOB_CHECKPOINT)
-			j->busy = false; /* chunk buffers go back at once */
-		pthread_cond_broadcast(&e->cond);
-		pthread_mutex_unlock(&e->lock);
-		if (rc) {
-			tb_err_rc(rc, "backup=%s epoch=%" PRIu64 " send",
-				  e->cfg.backup, j->epoch);
-			mark_lost(e);
-			break;
-		}
-		next_hb = tb_now_ns() + e->cfg.hb_interval_ns;
-	}
-	return NULL;
-}
-
-/* ---------------------------------------------------------------- receiver */
-
-const double tb_phase_le[TB_PHASE_BUCKETS] = {
-	0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-	0.01,	0.025,	 0.05,	 0.1,	1,	INFINITY,
-};
-
-const char *tb_phase_name(enum tb_phase p)
-{
-	static const char *const names[TB_PH_MAX] = { "pause",	 "handshake",
-						      "harvest", "copy",
-						      "resume",	 "commit" };
-
-	return p < TB_PH_MAX ? names[p] : "?";
-}
-
-static void phase_add(struct tb_phase_hist *h, int64_t from, int64_t to)
-{
-	double s;
-	unsigned i;
-
-	if (!from || !to || to < from)
-		return;
-	s = (double)(to - from) / 1e9;
-	for (i = 0; i + 1 < TB_PHASE_BUCKETS && s > tb_phase_le[i]; i++)
-		;
-	h->bucket[i]++;
-	h->count++;
-	h->sum_s += s;
-}
-
-/* An acked epoch: its pause into the ring, its phases into the
- * histograms (under e->lock). */
-static void record_pause(struct tb_engine *e, const struct tb_epoch_rec *r)
-{
-	if (!r->t_resumed || !r->t_suspended)
-		return;
-	e->pause_ring[e->pause_count % PAUSE_RING] =
-		r->t_resumed - r->t_suspended;
-	e->pause_count++;
-	phase_add(&e->phase[TB_PH_PAUSE], r->t_suspended, r->t_resumed);
-	phase_add(&e->phase[TB_PH_HANDSHAKE], r->t_request, r->t_suspended);
-	phase_add(&e->phase[TB_PH_HARVEST], r->t_suspended, r->t_harvested);
-	phase_add(&e->phase[TB_PH_COPY], r->t_harvested, r->t_staged);
-	phase_add(&e->phase[TB_PH_RESUME], r->t_staged, r->t_resumed);
-	phase_add(&e->phase[TB_PH_COMMIT], r->t_resumed, r->t_acked);
-}
-
-static int handle_ack(struct tb_engine *e, const struct tb_ack *ack)
-{
-	struct job *j = NULL;
-	unsigned i;
-	int rc;
-
-	pthread_mutex_lock(&e->lock);
-	for (i = 0; i < e->cfg.max_inflight; i++)
-		if (e->slots[i].busy && e->slots[i].epoch == ack->epoch)
-			j = &e->slots[i];
-	pthread_mutex_unlock(&e->lock);
-	if (!j) {
-		tb_err("backup=%s ack for epoch=%" PRIu64
-		       " that is not in flight",
-		       e->cfg.backup, ack->epoch);
-		return -EPROTO;
-	}
-	if (ack->status) {
-		tb_err("backup=%s rejected epoch=%" PRIu64 ": %s",
-		       e->cfg.backup, ack->epoch,
-		       tb_stream_strerr((int)ack->status));
-		return -EPROTO;
-	}
-	/* The ACK may overtake the sender's bookkeeping of this job: wait
-	 * for it, so the slot is never freed under the sender. */
-	pthread_mutex_lock(&e->lock);
-	while (!j->sent && !e->link_lost)
-		pthread_cond_wait(&e->cond, &e->lock);
-	pthread_mutex_unlock(&e->lock);
-	if (!j->sent)
-		return -ECANCELED;
-	j->rec.t_acked = tb_now_ns();
-	if (e->cfg.gate_output) {
-		rc = e->cfg.ops->output_release(e->dom, ack->epoch);
-		if (rc)
-			tb_warn_rc(rc, "epoch=%" PRIu64 " output release: %s",
-				   ack->epoch, tb_backend_reason());
-	}
-	j->rec.t_released = tb_now_ns();
-	j->rec.acked = true;
-	emit_epoch(e, &j->rec);
-	pthread_mutex_lock(&e->lock);
-	e->last_acked = ack->epoch;
-	e->epochs_acked++;
-	e->inflight--;
-	record_pause(e, &j->rec);
-	if (j->full && e->state == TB_ENG_SYNCING)
-		e->state = TB_ENG_PROTECTED;
-	if (j->full)
-		e->disk_synced = true;
-	j->busy = false;
-	pthread_cond_broadcast(&e->cond);
-	pthread_mutex_unlock(&e->lock);
-	return 0;
-}
-
-static void say_goodbye(struct tb_engine *e, uint32_t code, const char *why);
-
-static void *receiver_main(void *arg)
-{
-	struct tb_engine *e = arg;
-	struct tb_sess sess;
-	struct tb_rec rec;
-	int64_t now;
-	int rc;
-
-	tb_sess_init(&sess, TB_ROLE_BACKUP);
-	sess.state = TB_SESS_IDLE; /* HELLO was taken by connect_backup */
-	for (;;) {
-		rc = tb_conn_recv_rec(e->conn, &rec,
-				      deadline_in(e->cfg.hb_timeout_ns));
-		if (rc <= 0 && e->sender_quit)
-			break; /* orderly stop: the backup closes, fine */
-		if (rc == 0) {
-			tb_err("backup=%s closed the connection",
-			       e->cfg.backup);
-			break;
-		}
-		if (rc < 0) {
-			if (rc != -ECANCELED)
-				tb_err_rc(rc, "backup=%s receive%s%s",
-					  e->cfg.backup,
-					  rc == -ETIMEDOUT ? " (no heartbeat)" :
-							     "",
-					  "");
-			break;
-		}
-		/*
-		 * Records that waited longer than the heartbeat timeout (this
-		 * process was stopped or starved): the backup has probably
-		 * declared us lost and may have promoted the guest.  Release
-		 * nothing more on this link; the reconnect tells (PROMOTED:
-		 * self-fence, else re-sync and release).
-		 */
-		now = tb_now_ns();
-		if (now - e->last_rx_ns > e->cfg.hb_timeout_ns) {
-			tb_err("backup=%s: nothing received for %" PRId64
-			       " ms (was this process stalled?): treating the link as lost, nothing more released on it",
-			       e->cfg.backup,
-			       (now - e->last_rx_ns) / TB_NSEC_PER_MSEC);
-			break;
-		}
-		e->last_rx_ns = now;
-		rc = tb_sess_check(&sess, &rec, NULL);
-		if (rc) {
-			tb_err("backup=%s record type=%u out of order",
-			       e->cfg.backup, rec.type);
-			break;
-		}
-		if (rec.type == TB_REC_ACK) {
-			if (handle_ack(e, &rec.u.ack))
-				break;
-		} else if (rec.type == TB_REC_ERROR) {
-			tb_err("backup=%s error code=%u: %.*s", e->cfg.backup,
-			       rec.u.error.code, (int)rec.u.error.text_len,
-			       rec.u.error.text);
-			break;
-		}
-	}
-	/* We give up on the backup (not an orderly stop): say we live. */
-	if (!e->sender_quit && !atomic_load(&e->stopping))
-		say_goodbye(e, TB_ERROR_RECONNECTING,
-			    "primary alive, lost the backup; reconnecting");
-	mark_lost(e);
-	return NULL;
-}
-
-/* ---------------------------------------------------------------- link */
-
-static int connect_backup(struct tb_engine *e)
-{
-	struct tb_hello h = { .magic = TB_STREAM_MAGIC,
-			      .version = TB_STREAM_VERSION,
-			      .role = TB_ROLE_PRIMARY,
-			      .domid = e->info.domid,
-			      .page_size = TB_PAGE_SIZE,
-			      .nr_pages = e->info.nr_pages,
-			      .features = TB_FEAT_ALL };
-	struct tb_rec rec;
-	int rc;
-
-	if (!e->edisk.nr_disks)
-		h.features &= ~TB_FEAT_DISK;
-	memcpy(h.name, e->info.name, sizeof(h.name));
-	e->link_why[0] = 0;
-	rc = tb_conn_connect(&e->conn, e->cfg.backup, &e->cfg.conn,
-			     deadline_in(e->cfg.hb_timeout_ns));
-	if (rc)
-		return rc;
-	if (e->cfg.tls) {
-		rc = tb_conn_start_tls(e->conn, e->cfg.tls,
-				       deadline_in(e->cfg.hb_timeout_ns),
-				       e->link_why, sizeof(e->link_why));
-		if (rc)
-			goto fail;
-		tb_dbg("backup=%s %s, peer %s", e->cfg.backup,
-		       tb_conn_tls_desc(e->conn), tb_conn_peer_id(e->conn));
-	}
-	tb_buf_reset(&e->sendbuf);
-	rc = tb_enc_hello(&e->sendbuf, &h);
-	if (!rc)
-		rc = flush_send(e, NULL);
-	if (!rc)
-		rc = tb_conn_recv_rec(e->conn, &rec,
-				      deadline_in(e->cfg.hb_timeout_ns));
-	if (rc == 0)
-		rc = -ECONNRESET;
-	if (rc < 0)
-		goto fail;
-	if (rec.type == TB_REC_ERROR) {
-		tb_err("backup=%s refused: %.*s", e->cfg.backup,
-		       (int)rec.u.error.text_len, rec.u.error.text);
-		/* -EOWNERDEAD: the guest runs on the backup now. */
-		rc = rec.u.error.code == TB_ERROR_PROMOTED ? -EOWNERDEAD :
-							     -ECONNREFUSED;
-		goto fail;
-	}
-	if (rec.type != TB_REC_HELLO || rec.u.hello.role != TB_ROLE_BACKUP ||
-	    rec.u.hello.nr_pages != e->info.nr_pages) {
-		tb_err("backup=%s answered with a bad HELLO", e->cfg.backup);
-		rc = -EPROTO;
-		goto fail;
-	}
-	if (e->edisk.nr_disks && !(rec.u.hello.features & TB_FEAT_DISK)) {
-		tb_err("backup=%s does not replicate disks (set disk_dir on the replicator): dom=%u has %u",
-		       e->cfg.backup, e->info.domid, e->edisk.nr_disks);
-		rc = -EPROTONOSUPPORT;
-		goto fail;
-	}
-	/* The codec may only use what the backup accepted. */
-	if (!(rec.u.hello.features & TB_FEAT_XOR_LZ4))
-		e->cfg.codec.xor_delta = false;
-	if (!(rec.u.hello.features & TB_FEAT_LZ4))
-		e->cfg.codec.compress = false;
-	return 0;
-fail:
-	tb_conn_close(e->conn);
-	e->conn = NULL;
-	return rc;
-}
-
-static int start_link(struct tb_engine *e)
-{
-	int rc = connect_backup(e);
-
-	if (rc)
-		return rc;
-	pthread_mutex_lock(&e->lock);
-	e->link_lost = false;
-	e->sender_quit = false;
-	e->link_up = true;
-	e->q_head = e->q_tail = NULL;
-	pthread_mutex_unlock(&e->lock);
-	e->last_rx_ns = tb_now_ns();
-	/* Drop a digest a broken link left half done. */
-	tb_digest_final(&e->digest);
-	/* A new backup holds nothing: no XOR deltas until pages are sent. */
-	if (e->shadow)
-		tb_bitmap_clear_all(&e->shadow_valid);
-	if (pthread_create(&e->sender, NULL, sender_main, e))
-		goto fail;
-	if (pthread_create(&e->receiver, NULL, receiver_main, e)) {
-		mark_lost(e);
-		pthread_join(e->sender, NULL);
-		goto fail;
-	}
-	e->threads_running = true;
-	return 0;
-fail:
-	tb_conn_close(e->conn);
-	e->conn = NULL;
-	e->link_up = false;
-	return -EAGAIN;
-}
-
-/*
- * Best effort, short deadline: tell the backup why we close.  Only if no
- * send is under way (a blocked send means we are inside a record: then
- * nothing more can be said).  Before the connection is shut down.
- */
-static void say_goodbye(struct tb_engine *e, uint32_t code, const char *why)
-{
-	struct tb_buf b = { 0 };
-	int rc = -EBUSY;
-
-	if (!e->conn || pthread_mutex_trylock(&e->send_lock))
-		goto out;
-	rc = tb_enc_error(&b, code, why);
-	if (!rc)
-		rc = tb_conn_send(e->conn, b.data, b.len,
-				  deadline_in(100 * TB_NSEC_PER_MSEC));
-	pthread_mutex_unlock(&e->send_lock);
-out:
-	if (rc)
-		tb_dbg("backup=%s goodbye (%s) not sent: %s", e->cfg.backup,
-		       why, strerror(-rc));
-	tb_buf_free(&b);
-}
-
-/* Without a backup, the disks' writes are only marked: what the backup
- * may lack (unacked epochs' writes, the journal, later writes) is what
- * the next session re-sends. */
-static void lost_disks(struct tb_engine *e)
-{
-	struct tb_buf ext = { 0 };
-	unsigned i;
-	int rc = 0;
-
-	for (i = 0; !rc && i < e->cfg.max_inflight; i++)
-		if (e->slots[i].busy)
-			rc = tb_buf_append(&ext, e->slots[i].dext.data,
-					   e->slots[i].dext.len);
-	if (!rc)
-		rc = tb_edisk_lost(&e->edisk, (const void *)ext.data,
-				   ext.len / sizeof(struct tb_edisk_ext),
-				   e->disk_synced, e->last_acked);
-	if (rc) {
-		tb_warn_rc(rc, "dom=%u disks: the next sync copies them whole",
-			   e->info.domid);
-		e->edisk.gen = 0;
-	}
-	e->disk_synced = false;
-	tb_buf_free(&ext);
-}
-
-/* Join the link threads, drop in-flight epochs (reported as not acked).
- * @orderly: let queued epochs go out, then say goodbye (ERROR code 0) so
- * the backup does not fail over.  Otherwise (the backup is lost) say
- * RECONNECTING if the connection still takes it: a backup that was only
- * stalled then knows this primary is alive. */
-static void stop_link(struct tb_engine *e, bool orderly)
-{
-	unsigned i;
-
-	if (orderly && e->conn && e->threads_running) {
-		pthread_mutex_lock(&e->lock);
-		e->sender_quit = true;
-		pthread_cond_broadcast(&e->cond);
-		pthread_mutex_unlock(&e->lock);
-		pthread_join(e->sender, NULL);
-		pthread_mutex_lock(&e->lock);
-		orderly = !e->link_lost;
-		pthread_mutex_unlock(&e->lock);
-		if (orderly)
-			say_goodbye(
-				e, e->bye_code,
-				e->bye_code ?
-					"switchover: the guest continues on the backup from the last acked epoch" :
-					"primary shutting down");
-		mark_lost(e);
-		pthread_join(e->receiver, NULL);
-		e->threads_running = false;
-	}
-	mark_lost(e);
-	if (e->threads_running) {
-		pthread_join(e->sender, NULL);
-		pthread_join(e->receiver, NULL);
-		e->threads_running = false;
-		if (e->conn && !atomic_load(&e->stopping)) {
-			tb_conn_shutdown(e->conn);
-			tb_conn_close(e->old_conn);
-			e->old_conn = e->conn;
-			e->conn = NULL;
-		}
-	}
-	tb_buf_reset(&e->sendbuf);
-	if (e->conn) {
-		tb_conn_close(e->conn);
-		e->conn = NULL;
-	}
-	if (e->edisk.nr_disks && !e->resume_failed)
-		lost_disks(e);
-	pthread_mutex_lock(&e->lock);
-	for (i = 0; i < e->cfg.max_inflight; i++) {
-		struct job *j = &e->slots[i];
-
-		if (j->busy) {
-			j->rec.acked = false;
-			emit_epoch(e, &j->rec);
-			j->busy = false;
-		}
-	}
-	for (i = 0; i < NR_CHUNKS; i++)
-		e->chunks[i].busy = false;
-	e->q_head = e->q_tail = NULL;
-	e->inflight = 0;
-	e->link_up = false;
-	e->full_pending = NULL;
-	pthread_mutex_unlock(&e->lock);
-}
-
 /* ---------------------------------------------------------- checkpoint */
 
 /*
@@ -1037,7 +135,7 @@ static void stop_link(struct tb_engine *e, bool orderly)
  * fails, try the slow one, in which the guest sees a restore (seed 004)
  * and re-initialises its devices.  An error here is fatal to the engine.
  */
-static int resume_guest(struct tb_engine *e)
+int tb_eng_resume_guest(struct tb_engine *e)
 {
 	int rc = e->cfg.ops->resume(e->dom, e->fast_resume);
 
@@ -1052,7 +150,7 @@ static int resume_guest(struct tb_engine *e)
 	return rc;
 }
 
-static int suspend_guest(struct tb_engine *e, struct tb_epoch_rec *rec)
+int tb_eng_suspend_guest(struct tb_engine *e, struct tb_epoch_rec *rec)
 {
 	const struct tb_backend_ops *ops = e->cfg.ops;
 	int rc;
@@ -1093,7 +191,7 @@ static void end_pausing(struct tb_engine *e)
  * One paused round into @j: harvest, copy, state, boundary, resume.
  * @already_suspended: the guest is held suspended (policy hold).
  */
-static int checkpoint(struct tb_engine *e, struct job *j,
+int tb_eng_checkpoint(struct tb_engine *e, struct job *j,
 		      bool already_suspended)
 {
 	const struct tb_backend_ops *ops = e->cfg.ops;
@@ -1105,7 +203,7 @@ static int checkpoint(struct tb_engine *e, struct job *j,
 	if (e->cfg.mode == TB_MODE_STAGED)
 		atomic_store(&e->pausing, true);
 	if (!already_suspended) {
-		rc = suspend_guest(e, rec);
+		rc = tb_eng_suspend_guest(e, rec);
 		if (rc) {
 			end_pausing(e);
 			return rc;
@@ -1144,7 +242,7 @@ static int checkpoint(struct tb_engine *e, struct job *j,
 	}
 	if (e->cfg.mode == TB_MODE_SEND_WHILE_PAUSED) {
 		/* Baseline: ship while the guest stays suspended. */
-		queue_push(e, j);
+		tb_eng_queue_push(e, j);
 		pthread_mutex_lock(&e->lock);
 		e->inflight++;
 		while (!j->sent && !e->link_lost)
@@ -1154,7 +252,7 @@ static int checkpoint(struct tb_engine *e, struct job *j,
 out_resume:
 	/* Resume even on error: a stuck guest is worse than a lost epoch.
 	 * A switchover's last epoch leaves it suspended (if staged). */
-	rc2 = rc || !e->keep_suspended ? resume_guest(e) : 0;
+	rc2 = rc || !e->keep_suspended ? tb_eng_resume_guest(e) : 0;
 	e->resume_failed = rc2 != 0;
 	rec->t_resumed = tb_now_ns();
 	end_pausing(e);
@@ -1170,19 +268,19 @@ out_resume:
 		pthread_mutex_lock(&e->lock);
 		e->inflight++;
 		pthread_mutex_unlock(&e->lock);
-		queue_push(e, j);
+		tb_eng_queue_push(e, j);
 	}
 	return 0;
 }
 
-static void slot_unreserve(struct tb_engine *e, struct job *j)
+void tb_eng_slot_unreserve(struct tb_engine *e, struct job *j)
 {
 	pthread_mutex_lock(&e->lock);
 	j->busy = false;
 	pthread_mutex_unlock(&e->lock);
 }
 
-static struct job *free_slot(struct tb_engine *e)
+struct job *tb_eng_free_slot(struct tb_engine *e)
 {
 	struct job *j = NULL;
 	unsigned i;
@@ -1195,7 +293,7 @@ static struct job *free_slot(struct tb_engine *e)
 	return j;
 }
 
-static void slot_reset(struct tb_engine *e, struct job *j, bool full,
+void tb_eng_slot_reset(struct tb_engine *e, struct job *j, bool full,
 		       int64_t t_tick)
 {
 	memset(&j->rec, 0, sizeof(j->rec));
@@ -1215,386 +313,10 @@ static void slot_reset(struct tb_engine *e, struct job *j, bool full,
 	tb_buf_reset(&j->dext);
 }
 
-/* Wait for a free chunk buffer while the guest runs. */
-static struct job *get_chunk(struct tb_engine *e)
-{
-	struct job *j = NULL;
-	unsigned i;
-
-	pthread_mutex_lock(&e->lock);
-	while (!e->link_lost && !atomic_load(&e->stopping)) {
-		for (i = 0; i < NR_CHUNKS && !j; i++)
-			if (!e->chunks[i].busy)
-				j = &e->chunks[i];
-		if (j)
-			break;
-		pthread_cond_wait(&e->cond, &e->lock);
-	}
-	pthread_mutex_unlock(&e->lock);
-	return j;
-}
-
-/* Seconds left in a first sync that copied @done of @total pages in
- * @secs, at the rate so far. */
-static double sync_eta(double secs, uint64_t done, uint64_t total)
-{
-	return done ? secs * (double)(total - TB_MIN(done, total)) /
-			       (double)done :
-		      0.0;
-}
-
-/* Pre-copy @k more pages: progress for status, a log line every 5 s. */
-static void sync_progress(struct tb_engine *e, uint64_t k)
-{
-	int64_t now = tb_now_ns();
-	uint64_t done, total;
-	double secs;
-
-	pthread_mutex_lock(&e->lock);
-	e->sync_done += k;
-	done = e->sync_done;
-	total = e->sync_total;
-	pthread_mutex_unlock(&e->lock);
-	if (now - e->sync_t_log < 5 * TB_NSEC_PER_SEC)
-		return;
-	e->sync_t_log = now;
-	secs = (double)(now - e->sync_t0) / 1e9;
-	tb_info("dom=%u first sync: %" PRIu64 "/%" PRIu64
-		" pages (%.0f%%, %.0f MB), %.1f MB/s, ETA %.0f s",
-		e->info.domid, done, total,
-		100.0 * (double)done / (double)total,
-		(double)done * TB_PAGE_SIZE / 1e6,
-		(double)done * TB_PAGE_SIZE / 1e6 / secs,
-		sync_eta(secs, done, total));
-}
-
-/* Send @n pfns of @list as pre-copy chunks (guest running). */
-static int precopy_pages(struct tb_engine *e, uint64_t epoch,
-			 const uint64_t *list, size_t n)
-{
-	size_t done, k;
-	struct job *c;
-	int rc;
-
-	for (done = 0; done < n; done += k) {
-		c = get_chunk(e);
-		if (!c)
-			return -ECONNRESET;
-		k = TB_MIN((size_t)CHUNK_PAGES, n - done);
-		memcpy(c->pfns, list + done, k * sizeof(*list));
-		c->n = k;
-		c->type = JOB_CHUNK;
-		c->epoch = epoch;
-		c->full = true;
-		memset(&c->rec, 0, sizeof(c->rec));
-		rc = e->cfg.ops->copy_pages(e->dom, c->pfns, k, c->pages);
-		if (rc) {
-			tb_err_rc(rc, "dom=%u pre-copy: %s", e->info.domid,
-				  tb_backend_reason());
-			return rc;
-		}
-		queue_push(e, c);
-		sync_progress(e, k);
-	}
-	return 0;
-}
-
-static int finish_full(struct tb_engine *e)
-{
-	int rc = checkpoint(e, e->full_pending, e->held_suspended);
-
-	if (!rc) {
-		e->full_pending = NULL;
-		e->held_suspended = false;
-	}
-	return rc;
-}
-
-/*
- * First sync of the disks: one JOB_DISK per chunk that may hold data
- * (holes read as zero, and a FULL image is zero where nothing was sent).
- * The sender reads them.
- */
-/* Log what the disks' sync sends; count it in the sync's total. */
-static void disk_sync_plan(struct tb_engine *e)
-{
-	uint64_t blocks = 0;
-	unsigned d;
-
-	for (d = 0; d < e->edisk.nr_disks; d++)
-		blocks += e->edisk.keep ? tb_bitmap_count(&e->edisk.resync[d]) :
-					  e->edisk.size[d] / TB_PAGE_SIZE;
-	if (e->edisk.keep)
-		tb_info("dom=%u disks: re-sync of %" PRIu64
-			" blocks changed since epoch %" PRIu64,
-			e->info.domid, blocks, e->edisk.base);
-	else
-		tb_info("dom=%u disks: full copy (%" PRIu64 " MiB)",
-			e->info.domid, blocks * TB_PAGE_SIZE >> 20);
-	e->disk_sync_pages = blocks;
-}
-
-static int precopy_disks(struct tb_engine *e, uint64_t epoch)
-{
-	const uint64_t step = (uint64_t)CHUNK_PAGES * TB_PAGE_SIZE;
-	uint64_t off, len = 0, prev;
-	struct job *c;
-	unsigned d;
-	int rc;
-
-	for (d = 0; d < e->edisk.nr_disks; d++) {
-		for (off = prev = 0;; prev = off += len) {
-			rc = tb_edisk_next_run(&e->edisk, d, &off, &len, step);
-			if (rc < 0) {
-				tb_err_rc(rc, "dom=%u first sync: disk %u",
-					  e->info.domid, d);
-				return rc;
-			}
-			if (!rc)
-				break;
-			if (!e->edisk.keep) /* holes count as done */
-				sync_progress(e, (off - prev) / TB_PAGE_SIZE);
-			c = get_chunk(e);
-			if (!c)
-				return -ECONNRESET;
-			memset(&c->rec, 0, sizeof(c->rec));
-			c->type = JOB_DISK;
-			c->epoch = epoch;
-			c->full = true;
-			c->disk = d;
-			c->doff = off;
-			c->n = (size_t)len;
-			queue_push(e, c);
-			sync_progress(e, len / TB_PAGE_SIZE);
-		}
-	}
-	return 0;
-}
-
-/*
- * First sync: a full copy while the guest runs, a few rounds of what it
- * dirtied meanwhile, then one paused round that closes the FULL epoch.
- * Disks: from now on every write is journaled (and sent in this epoch),
- * then their contents are read.
- */
-static int first_sync(struct tb_engine *e, int64_t t_tick)
-{
-	const struct tb_backend_ops *ops = e->cfg.ops;
-	struct job *begin, *final;
-	uint64_t epoch, i, n;
-	unsigned round;
-	int rc;
-
-	pthread_mutex_lock(&e->lock);
-	e->state = TB_ENG_SYNCING;
-	pthread_mutex_unlock(&e->lock);
-	e->full_pages_sent = e->full_bytes_sent = 0;
-	final = free_slot(e);
-	if (!final)
-		return -EBUSY;
-	slot_reset(e, final, true, t_tick);
-	epoch = final->epoch;
-	begin = get_chunk(e);
-	if (!begin) {
-		slot_unreserve(e, final);
-		return -ECONNRESET;
-	}
-	memset(&begin->rec, 0, sizeof(begin->rec));
-	begin->type = JOB_BEGIN_FULL;
-	begin->epoch = epoch;
-	begin->full = true;
-	begin->n = 0;
-	if (e->edisk.nr_disks) {
-		rc = tb_edisk_start(&e->edisk, epoch);
-		if (rc) {
-			tb_err_rc(rc, "dom=%u disk journal: %s", e->info.domid,
-				  tb_backend_reason());
-			slot_unreserve(e, final);
-			return rc;
-		}
-		disk_sync_plan(e);
-	}
-	queue_push(e, begin);
-
-	/* Round 0: every page; tracking restarts now. */
-	tb_bitmap_clear_all(&e->scratch);
-	rc = ops->harvest_dirty(e->dom, &e->scratch);
-	if (rc)
-		return rc;
-	tb_bitmap_clear_all(&e->dirty);
-	for (i = 0; i < e->info.nr_pages; i++)
-		e->pfn_list[i] = i;
-	pthread_mutex_lock(&e->lock);
-	e->sync_done = 0;
-	e->sync_total = e->info.nr_pages;
-	e->sync_total += e->disk_sync_pages;
-	pthread_mutex_unlock(&e->lock);
-	e->sync_t0 = e->sync_t_log = tb_now_ns();
-	rc = precopy_pages(e, epoch, e->pfn_list, e->info.nr_pages);
-	if (!rc)
-		rc = precopy_disks(e, epoch);
-	for (round = 1;
-	     !rc && round < e->cfg.precopy_rounds && !e->held_suspended;
-	     round++) {
-		rc = ops->harvest_dirty(e->dom, &e->dirty);
-		if (rc)
-			break;
-		n = tb_bitmap_to_list(&e->dirty, e->pfn_list, e->info.nr_pages);
-		if (n < CHUNK_PAGES / 4)
-			break; /* little left: the paused round takes it */
-		tb_bitmap_clear_all(&e->dirty);
-		pthread_mutex_lock(&e->lock);
-		e->sync_total += n; /* what the guest dirtied meanwhile */
-		pthread_mutex_unlock(&e->lock);
-		rc = precopy_pages(e, epoch, e->pfn_list, n);
-	}
-	if (rc) {
-		tb_err_rc(rc, "dom=%u first sync", e->info.domid);
-		slot_unreserve(e, final);
-		mark_lost(e); /* the open FULL epoch dies with the link */
-		return rc;
-	}
-	/* The paused round that closes the epoch runs now and, if the
-	 * guest does not suspend in time, on later ticks: the epoch stays
-	 * open on the wire until it succeeds or the link is lost. */
-	e->full_pending = final;
-	return finish_full(e);
-}
-
-/* ---------------------------------------------------------------- control */
-
-static enum tb_engine_state get_state(struct tb_engine *e);
-
-void tb_engine_control(struct tb_engine *e, const char *cmd, char *buf,
-		       size_t len)
-{
-	if (!strcmp(cmd, "status")) {
-		if (tb_engine_status_json(e, buf, len))
-			snprintf(buf, len, "{\"error\":\"status too long\"}");
-	} else if (!strcmp(cmd, "switchover")) {
-		if (get_state(e) != TB_ENG_PROTECTED) {
-			snprintf(
-				buf, len,
-				"{\"error\":\"switchover needs state protected, not %s\"}",
-				tb_engine_state_name(get_state(e)));
-			return;
-		}
-		atomic_store(&e->switchover_req, true);
-		snprintf(
-			buf, len,
-			"{\"ok\":true,\"note\":\"switchover at the next tick: state switched_over when the backup runs the guest\"}");
-	} else if (!strcmp(cmd, "release")) {
-		/* The operator vouches that the backup cannot take over. */
-		atomic_store(&e->release_req, true);
-		snprintf(
-			buf, len,
-			"{\"ok\":true,\"note\":\"held output is released at the next tick if the backup is lost\"}");
-	} else {
-		snprintf(
-			buf, len,
-			"{\"error\":\"unknown command (status, release, switchover)\"}");
-	}
-}
-
-static void control_cb(void *arg, const char *cmd, char *buf, size_t len)
-{
-	tb_engine_control(arg, cmd, buf, len);
-}
-
 /* ---------------------------------------------------------------- loop */
 
-static void set_state(struct tb_engine *e, enum tb_engine_state st)
-{
-	pthread_mutex_lock(&e->lock);
-	e->state = st;
-	pthread_mutex_unlock(&e->lock);
-}
-
-static enum tb_engine_state get_state(struct tb_engine *e)
-{
-	enum tb_engine_state st;
-
-	pthread_mutex_lock(&e->lock);
-	st = e->state;
-	pthread_mutex_unlock(&e->lock);
-	return st;
-}
-
-/* Run unprotected: resume a held guest, let all held output go. */
-static void unprotect(struct tb_engine *e, const char *why)
-{
-	if (e->held_suspended) {
-		resume_guest(e);
-		e->held_suspended = false;
-	}
-	if (e->cfg.gate_output)
-		e->cfg.ops->output_set_gated(e->dom, false);
-	set_state(e, TB_ENG_UNPROTECTED);
-	tb_err("dom=%u %s: guest runs UNPROTECTED, output released; reconnecting every %" PRId64
-	       " ms",
-	       e->info.domid, why,
-	       e->cfg.reconnect_interval_ns / TB_NSEC_PER_MSEC);
-}
-
-static void lost_backup(struct tb_engine *e)
-{
-	struct tb_epoch_rec r = { 0 };
-	const char *until;
-	int rc;
-
-	/* Lag limit: the link threads still run; goodbye first. */
-	say_goodbye(e, TB_ERROR_RECONNECTING,
-		    "primary alive, backup too slow; reconnecting");
-	stop_link(e, false);
-	pthread_mutex_lock(&e->lock);
-	e->losses++;
-	pthread_mutex_unlock(&e->lock);
-	e->next_fence_ns = 0;
-	if (e->cfg.loss_policy == TB_LOSS_RELEASE) {
-		unprotect(e, "BACKUP LOST (policy release)");
-		return;
-	}
-	until = e->cfg.fence_cmd ?
-			"until the backup is back or fenced (fence_cmd)" :
-			"until the backup is back or an operator runs `tiberctl release` (no fence_cmd)";
-	if (e->cfg.loss_policy == TB_LOSS_HOLD) {
-		rc = suspend_guest(e, &r);
-		if (!rc) {
-			e->held_suspended = true;
-			set_state(e, TB_ENG_HELD);
-			tb_err("dom=%u BACKUP LOST: guest held suspended and output held %s",
-			       e->info.domid, until);
-			return;
-		}
-		tb_err_rc(
-			rc,
-			"dom=%u BACKUP LOST: cannot hold the guest suspended; it runs with its output held",
-			e->info.domid);
-	}
-	/* The backup may take the guest over: nothing produced after its
-	 * last ACK may leave before we know it cannot. */
-	set_state(e, TB_ENG_ISOLATED);
-	tb_err("dom=%u BACKUP LOST: guest runs, its output held %s",
-	       e->info.domid, until);
-}
-
-/* The backup took the guest over: stop ours, never release its output. */
-static void self_fence(struct tb_engine *e)
-{
-	int rc;
-
-	tb_err("dom=%u SELF-FENCING: backup=%s has taken this guest over (it runs there now); stopping it here, its held output is discarded",
-	       e->info.domid, e->cfg.backup);
-	rc = e->cfg.ops->destroy(e->dom);
-	if (rc)
-		tb_err_rc(rc, "dom=%u self-fencing: %s", e->info.domid,
-			  tb_backend_reason());
-	e->held_suspended = false;
-	set_state(e, TB_ENG_FENCED);
-}
-
 /* Wait up to @ns for every staged epoch to be acked.  true if done. */
-static bool all_acked(struct tb_engine *e, int64_t ns)
+bool tb_eng_all_acked(struct tb_engine *e, int64_t ns)
 {
 	int64_t end = tb_now_ns() + ns;
 	struct timespec ts = { .tv_sec = end / TB_NSEC_PER_SEC,
@@ -1610,175 +332,6 @@ static bool all_acked(struct tb_engine *e, int64_t ns)
 	return done;
 }
 
-/* Released output still on its way out (the sim guest's gate thread,
- * a vif's queue) must leave before the guest is destroyed. */
-static void drain_output(struct tb_engine *e, int64_t ns)
-{
-	int64_t end = tb_now_ns() + ns;
-	struct tb_dom_stats st;
-
-	for (;;) {
-		e->cfg.ops->get_stats(e->dom, &st);
-		if (!st.output_held_bytes)
-			return;
-		if (tb_now_ns() >= end)
-			break;
-		tb_sleep_until(tb_now_ns() + TB_NSEC_PER_MSEC);
-	}
-	tb_warn("dom=%u %" PRIu64
-		" bytes of released output did not leave in %" PRId64
-		" ms; they are lost with the guest",
-		e->info.domid, st.output_held_bytes, ns / TB_NSEC_PER_MSEC);
-}
-
-/*
- * Planned switchover (tiberctl switchover): a last epoch taken with the
- * guest left suspended; once the backup acked it (its output released,
- * as always), the goodbye SWITCHOVER tells the backup to start the guest
- * from exactly that epoch, and ours is destroyed.  No output is lost (all
- * of it was acked) and none is duplicated (our guest never runs past the
- * epoch the backup starts from).  1 when done; 0 if aborted (the guest
- * runs on here, protected as before).
- */
-static int switchover(struct tb_engine *e, int64_t t_tick)
-{
-	struct job *j;
-	uint64_t epoch;
-	int rc;
-
-	tb_info("dom=%u SWITCHOVER to backup=%s: last epoch", e->info.domid,
-		e->cfg.backup);
-	j = all_acked(e, e->cfg.lag_limit_ns) ? free_slot(e) : NULL;
-	if (!j) {
-		tb_err("dom=%u switchover aborted: earlier epochs not acked",
-		       e->info.domid);
-		return 0;
-	}
-	slot_reset(e, j, false, t_tick);
-	epoch = j->epoch;
-	e->keep_suspended = true;
-	rc = checkpoint(e, j, false);
-	e->keep_suspended = false;
-	if (rc) {
-		slot_unreserve(e, j);
-		tb_err("dom=%u switchover aborted: last epoch failed",
-		       e->info.domid);
-		return 0; /* checkpoint() resumed the guest */
-	}
-	if (!all_acked(e, e->cfg.lag_limit_ns)) {
-		tb_err("dom=%u switchover aborted: epoch %" PRIu64
-		       " not acked; guest resumed here",
-		       e->info.domid, epoch);
-		resume_guest(e);
-		return 0;
-	}
-	e->bye_code = TB_ERROR_SWITCHOVER;
-	stop_link(e, true);
-	drain_output(e, 2 * TB_NSEC_PER_SEC);
-	rc = e->cfg.ops->destroy(e->dom);
-	if (rc)
-		tb_err_rc(rc,
-			  "dom=%u switchover: destroying the guest here: %s",
-			  e->info.domid, tb_backend_reason());
-	set_state(e, TB_ENG_SWITCHED);
-	tb_info("dom=%u SWITCHOVER DONE at epoch %" PRIu64
-		": the guest continues on backup=%s; stopped here",
-		e->info.domid, epoch, e->cfg.backup);
-	return 1;
-}
-
-/* Still holding after a backup loss: fence the backup if we can, or
- * take an operator's release.  Returns true if output was released. */
-static bool end_hold(struct tb_engine *e, int64_t now)
-{
-	int rc;
-
-	if (atomic_exchange(&e->release_req, false)) {
-		unprotect(e, "operator release (tiberctl release)");
-		return true;
-	}
-	if (!e->cfg.fence_cmd || now < e->next_fence_ns)
-		return false;
-	rc = tb_fence_run("fence backup", e->cfg.fence_cmd, e->info.name,
-			  e->cfg.backup, e->cfg.fence_timeout_ns);
-	if (rc) {
-		e->next_fence_ns = tb_now_ns() + e->cfg.reconnect_interval_ns;
-		return false;
-	}
-	unprotect(e, "backup FENCED");
-	return true;
-}
-
-static int try_reconnect(struct tb_engine *e, int64_t now)
-{
-	char why[sizeof(e->link_text)];
-	int rc;
-
-	if (now - e->last_loss_log_ns < e->cfg.reconnect_interval_ns)
-		return -EAGAIN;
-	e->last_loss_log_ns = now;
-	rc = start_link(e);
-	if (rc == -EOWNERDEAD) {
-		self_fence(e);
-		return rc;
-	}
-	snprintf(why, sizeof(why), "%s",
-		 !rc		? "" :
-		 e->link_why[0] ? e->link_why :
-				  tb_strerror(rc));
-	for (char *q = why; *q; q++)
-		if (*q == '"' || *q == '\\' || (unsigned char)*q < 0x20)
-			*q = '\''; /* it goes into the status JSON */
-	pthread_mutex_lock(&e->lock);
-	/* loud, but once per reason (and again every 30 s) */
-	if (rc && (strcmp(why, e->link_text) ||
-		   now - e->link_warn_ns >= LINK_WARN_EVERY_NS)) {
-		tb_warn("backup=%s unreachable, retrying every %" PRId64
-			" ms: %s",
-			e->cfg.backup,
-			e->cfg.reconnect_interval_ns / TB_NSEC_PER_MSEC, why);
-		e->link_warn_ns = now;
-	}
-	memcpy(e->link_text, why, sizeof(why));
-	pthread_mutex_unlock(&e->lock);
-	if (rc)
-		return rc;
-	tb_info("dom=%u backup=%s connected; full sync", e->info.domid,
-		e->cfg.backup);
-	if (e->cfg.gate_output)
-		e->cfg.ops->output_set_gated(e->dom, true);
-	pthread_mutex_lock(&e->lock);
-	e->resyncs++;
-	pthread_mutex_unlock(&e->lock);
-	return 0;
-}
-
-/* Age of the oldest staged-but-unacked epoch (0: none).  Caller holds
- * the lock. */
-static int64_t oldest_unacked_age_locked(struct tb_engine *e, int64_t now)
-{
-	int64_t age = 0;
-	unsigned i;
-
-	for (i = 0; i < e->cfg.max_inflight; i++) {
-		struct job *j = &e->slots[i];
-
-		if (j->busy && j->rec.t_resumed && now - j->rec.t_resumed > age)
-			age = now - j->rec.t_resumed;
-	}
-	return age;
-}
-
-static bool backup_lagging(struct tb_engine *e, int64_t now)
-{
-	int64_t age;
-
-	pthread_mutex_lock(&e->lock);
-	age = oldest_unacked_age_locked(e, now);
-	pthread_mutex_unlock(&e->lock);
-	return age > e->cfg.lag_limit_ns;
-}
-
 static int tick(struct tb_engine *e, int64_t t_tick)
 {
 	enum tb_engine_state st;
@@ -1789,29 +342,29 @@ static int tick(struct tb_engine *e, int64_t t_tick)
 	pthread_mutex_lock(&e->lock);
 	lost = e->link_lost && e->link_up;
 	pthread_mutex_unlock(&e->lock);
-	if (lost || (e->link_up && backup_lagging(e, t_tick))) {
+	if (lost || (e->link_up && tb_eng_backup_lagging(e, t_tick))) {
 		if (!lost)
 			tb_err("backup=%s no ACK for %" PRId64
 			       " ms: declaring it lost",
 			       e->cfg.backup,
 			       e->cfg.lag_limit_ns / TB_NSEC_PER_MSEC);
-		lost_backup(e);
+		tb_eng_lost_backup(e);
 		e->last_loss_log_ns = 0;
 		return 0;
 	}
-	st = get_state(e);
+	st = tb_eng_get_state(e);
 	if (st == TB_ENG_FENCED)
 		return 0; /* the guest is gone; wait to be stopped */
 	if (atomic_exchange(&e->switchover_req, false) &&
 	    st == TB_ENG_PROTECTED && e->link_up && !e->full_pending)
-		return switchover(e, t_tick);
+		return tb_eng_switchover(e, t_tick);
 	if (!e->link_up) {
 		if ((st == TB_ENG_ISOLATED || st == TB_ENG_HELD) &&
-		    end_hold(e, t_tick))
+		    tb_eng_end_hold(e, t_tick))
 			return 0;
-		if (try_reconnect(e, t_tick))
+		if (tb_eng_try_reconnect(e, t_tick))
 			return 0;
-		rc = first_sync(e, t_tick);
+		rc = tb_eng_first_sync(e, t_tick);
 		e->rearm = true;
 		if (!rc || rc == -ETIMEDOUT || atomic_load(&e->stopping))
 			return 0;
@@ -1819,12 +372,12 @@ static int tick(struct tb_engine *e, int64_t t_tick)
 	}
 	if (e->full_pending) {
 		e->full_pending->rec.t_tick = t_tick;
-		rc = finish_full(e);
+		rc = tb_eng_finish_full(e);
 		if (!rc || rc == -ETIMEDOUT)
 			return 0;
 		goto check_guest;
 	}
-	j = free_slot(e);
+	j = tb_eng_free_slot(e);
 	if (!j) {
 		pthread_mutex_lock(&e->lock);
 		e->skipped++;
@@ -1832,10 +385,10 @@ static int tick(struct tb_engine *e, int64_t t_tick)
 		pthread_mutex_unlock(&e->lock);
 		return 0;
 	}
-	slot_reset(e, j, false, t_tick);
-	rc = checkpoint(e, j, false);
+	tb_eng_slot_reset(e, j, false, t_tick);
+	rc = tb_eng_checkpoint(e, j, false);
 	if (rc)
-		slot_unreserve(e, j);
+		tb_eng_slot_unreserve(e, j);
 	if (rc == -ETIMEDOUT)
 		return 0; /* guest running; counted; next tick retries */
 	if (!rc) {
@@ -1933,8 +486,8 @@ int tb_engine_run(struct tb_engine *e)
 	}
 	/* Wait (bounded) for the last epochs' ACKs before we stop. */
 	if (!rc && e->link_up)
-		all_acked(e, e->cfg.lag_limit_ns);
-	switch (get_state(e)) {
+		tb_eng_all_acked(e, e->cfg.lag_limit_ns);
+	switch (tb_eng_get_state(e)) {
 	case TB_ENG_FENCED:
 	case TB_ENG_SWITCHED:
 		return rc; /* the guest is gone, on purpose */
@@ -1947,14 +500,14 @@ int tb_engine_run(struct tb_engine *e)
 		break;
 	}
 	if (e->held_suspended) {
-		resume_guest(e);
+		tb_eng_resume_guest(e);
 		e->held_suspended = false;
 	}
-	stop_link(e, true);
+	tb_eng_stop_link(e, true);
 	hrc = e->cfg.ops->check_health(e->dom);
 	if (!rc && hrc)
 		rc = hrc;
-	set_state(e, TB_ENG_STOPPED);
+	tb_eng_set_state(e, TB_ENG_STOPPED);
 	return rc;
 }
 
@@ -1965,101 +518,6 @@ void tb_engine_stop(struct tb_engine *e)
 	atomic_store(&e->stopping, true);
 	if (write(e->stop_fd, &one, sizeof(one)) < 0)
 		return;
-}
-
-/* ---------------------------------------------------------------- status */
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-void tb_engine_get_status(struct tb_engine *e, struct tb_engine_status *st)
-{
-	int64_t sorted[PAUSE_RING], now = tb_now_ns();
-	size_t n;
-
-	memset(st, 0, sizeof(*st));
-	pthread_mutex_lock(&e->lock);
-	st->state = e->state;
-	st->info = e->info;
-	st->rate_hz = e->cfg.rate_hz;
-	st->epochs_started = e->epochs_started;
-	st->epochs_acked = e->epochs_acked;
-	st->last_acked_epoch = e->last_acked;
-	st->inflight = e->inflight;
-	st->skipped_ticks = e->skipped;
-	st->loop_ticks = atomic_load(&e->loop_ticks);
-	st->sync_done_pages = e->sync_done;
-	st->sync_total_pages = e->sync_total;
-	if (e->state == TB_ENG_SYNCING && e->sync_t0)
-		st->sync_eta_s = sync_eta((double)(now - e->sync_t0) / 1e9,
-					  e->sync_done, e->sync_total);
-	memcpy(st->phase, e->phase, sizeof(st->phase));
-	st->missed_ticks = e->missed;
-	st->suspend_timeouts = e->timeouts;
-	st->backup_losses = e->losses;
-	st->resyncs = e->resyncs;
-	st->bytes_raw = e->bytes_raw;
-	st->bytes_wire = e->bytes_wire;
-	snprintf(st->link_error, sizeof(st->link_error), "%.*s",
-		 (int)sizeof(st->link_error) - 1, e->link_text);
-	n = TB_MIN(e->pause_count, (uint64_t)PAUSE_RING);
-	memcpy(sorted, e->pause_ring, n * sizeof(int64_t));
-	if (e->pause_count)
-		st->last_pause_ns =
-			e->pause_ring[(e->pause_count - 1) % PAUSE_RING];
-	st->backup_lag_ns = oldest_unacked_age_locked(e, now);
-	pthread_mutex_unlock(&e->lock);
-	if (n) {
-		qsort(sorted, n, sizeof(int64_t), cmp_i64);
-		st->pause_p50_ns = sorted[(n - 1) / 2];
-		st->pause_p99_ns = sorted[(n * 99 - 1) / 100];
-	}
-	e->cfg.ops->get_stats(e->dom, &st->dom);
-}
-
-int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
-{
-	struct tb_engine_status st;
-	int n;
-
-	tb_engine_get_status(e, &st);
-	n = snprintf(
-		buf, len,
-		"{\"domid\":%u,\"name\":\"%s\",\"backend\":\"%s\","
-		"\"state\":\"%s\",\"rate_hz\":%.1f,\"suspend_mode\":\"%s\","
-		"\"dirty_mech\":\"%s\",\"epochs\":%" PRIu64
-		",\"last_epoch\":%" PRIu64 ",\"inflight\":%" PRIu64
-		",\"last_pause_us\":%.1f,\"pause_p50_us\":%.1f,"
-		"\"pause_p99_us\":%.1f,\"backup_lag_ms\":%.2f,"
-		"\"skipped_ticks\":%" PRIu64 ",\"missed_ticks\":%" PRIu64
-		",\"suspend_timeouts\":%" PRIu64 ",\"backup_losses\":%" PRIu64
-		",\"resyncs\":%" PRIu64 ",\"mb_raw\":%.2f,\"mb_shipped\":%.2f,"
-		"\"output_held_bytes\":%" PRIu64
-		",\"output_released_bytes\":%" PRIu64
-		",\"output_dropped_bytes\":%" PRIu64
-		",\"output_dropped_packets\":%" PRIu64
-		",\"output_overflow_pauses\":%" PRIu64
-		",\"output_overflow_paused_ms\":%.1f,\"link_error\":\"%s\","
-		"\"sync_done_pages\":%" PRIu64 ",\"sync_total_pages\":%" PRIu64
-		",\"sync_eta_s\":%.1f}",
-		st.info.domid, st.info.name, e->cfg.ops->name,
-		tb_engine_state_name(st.state), st.rate_hz,
-		tb_suspend_mode_name(st.info.suspend_mode), st.info.dirty_mech,
-		st.epochs_acked, st.last_acked_epoch, st.inflight,
-		st.last_pause_ns / 1e3, st.pause_p50_ns / 1e3,
-		st.pause_p99_ns / 1e3, st.backup_lag_ns / 1e6, st.skipped_ticks,
-		st.missed_ticks, st.suspend_timeouts, st.backup_losses,
-		st.resyncs, st.bytes_raw / 1e6, st.bytes_wire / 1e6,
-		st.dom.output_held_bytes, st.dom.output_released_bytes,
-		st.dom.output_dropped_bytes, st.dom.output_dropped_packets,
-		st.dom.output_overflow_pauses,
-		st.dom.output_overflow_pause_ns / 1e6, st.link_error,
-		st.sync_done_pages, st.sync_total_pages, st.sync_eta_s);
-	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 
 /* ---------------------------------------------------------------- setup */
@@ -2162,7 +620,7 @@ int tb_engine_create(struct tb_engine **out, const struct tb_engine_cfg *cfg)
 	}
 	if (cfg->control_path && *cfg->control_path) {
 		rc = tb_ctl_open(&e->ctl, cfg->control_path, cfg->control_group,
-				 control_cb, e);
+				 tb_eng_control_cb, e);
 		if (rc) {
 			tb_err_rc(rc, "control socket %s", cfg->control_path);
 			goto fail;
@@ -2176,7 +634,8 @@ int tb_engine_create(struct tb_engine **out, const struct tb_engine_cfg *cfg)
 			goto fail;
 		}
 	}
-	/* Output is gated from the first connection on (try_reconnect). */
+	/* Output is gated from the first connection on
+	 * (tb_eng_try_reconnect). */
 	e->state = TB_ENG_STARTING;
 	*out = e;
 	return 0;
@@ -2193,7 +652,7 @@ void tb_engine_destroy(struct tb_engine *e)
 		return;
 	tb_ctl_close(e->ctl); /* first: its thread reads the engine */
 	if (e->threads_running)
-		stop_link(e, false);
+		tb_eng_stop_link(e, false);
 	tb_conn_close(e->old_conn);
 	if (e->dom)
 		e->cfg.ops->detach(e->dom); /* resumes, opens the gate */
