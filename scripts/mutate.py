@@ -54,9 +54,9 @@ MUTANTS = [
     # (not waiting for the workers was killed only when they lost the
     # race: a gate mutant must be killed every time)
     ("sim: the copying thread skips its own share of the pages",
-     "lib/backend/sim.c",
-     "\tcopy_range(p->ram, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
-     "\tif (0) copy_range(p->ram, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
+     "lib/backend/copy_pool.c",
+     "\tcopy_range(p->src, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
+     "\tif (0) copy_range(p->src, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
      ["test_sim_backend"]),
     # test_replicator_proto runs the (rebuilt) tiber-replicator
     ("replicator: a HELLO of another size replaces the committed replica",

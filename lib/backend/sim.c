@@ -32,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -41,6 +40,7 @@
 #include <sys/wait.h>
 
 #include "tiber/backend.h"
+#include "copy_pool.h"
 #include "sim_disk.h"
 #include "tiber/sim_uapi.h"
 #include "tiber/simproto.h"
@@ -51,21 +51,7 @@
 
 #define AWAIT_SPIN_NS (50 * TB_NSEC_PER_USEC)
 #define RACE_GRACE_NS (2 * TB_NSEC_PER_SEC)
-#define COPY_MT_MIN   256
-#define MAX_WORKERS   8
 #define SCAN_VEC_MAX  65536
-
-struct copy_pool {
-	unsigned n; /* helper threads (the caller is one more) */
-	pthread_t thr[MAX_WORKERS];
-	int gen;  /* futex: bumped per job */
-	int done; /* futex: helpers finished */
-	int stop;
-	const uint64_t *pfns;
-	size_t npages;
-	uint8_t *dst;
-	const uint8_t *ram;
-};
 
 struct tb_dom {
 	struct tb_dom_cfg cfg;
@@ -88,137 +74,13 @@ struct tb_dom {
 	bool need_rebind;  /* slow resume: the guest re-publishes its port */
 	struct page_region *vec;
 	size_t vec_len;
-	struct copy_pool pool;
+	struct tb_copy_pool pool;
 	struct tb_sim_ddisk *disk; /* NULL: the guest has no disk */
 	int disk_fds[2];	   /* from the hello, until opened */
 	pthread_mutex_t st_lock;
 	struct tb_dom_stats st;
 	char mech[32];
 };
-
-static long futex(int *uaddr, int op, int val, const struct timespec *ts)
-{
-	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0);
-}
-
-static void spin_wait_ne(int *w, int old)
-{
-	int64_t until = tb_now_ns() + 20 * TB_NSEC_PER_USEC;
-
-	while (LD(w) == old && tb_now_ns() < until)
-		__builtin_ia32_pause();
-	while (LD(w) == old)
-		futex(w, FUTEX_WAIT_PRIVATE, old, NULL);
-}
-
-/* ------------------------------------------------------------ copy */
-
-static void copy_range(const uint8_t *ram, const uint64_t *pfns, size_t n,
-		       uint8_t *dst)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		memcpy(dst + i * TB_PAGE_SIZE, ram + pfns[i] * TB_PAGE_SIZE,
-		       TB_PAGE_SIZE);
-}
-
-static void chunk(size_t n, unsigned parts, unsigned k, size_t *first,
-		  size_t *cnt)
-{
-	size_t per = n / parts, rem = n % parts;
-
-	*first = k * per + TB_MIN((size_t)k, rem);
-	*cnt = per + (k < rem ? 1 : 0);
-}
-
-struct worker_arg {
-	struct copy_pool *p;
-	unsigned k;
-};
-
-static void *copy_worker(void *arg)
-{
-	struct worker_arg *a = arg;
-	struct copy_pool *p = a->p;
-	unsigned k = a->k;
-	int gen = 0;
-	size_t first, cnt;
-
-	free(a);
-	for (;;) {
-		spin_wait_ne(&p->gen, gen);
-		gen = LD(&p->gen);
-		if (LD(&p->stop))
-			break;
-		chunk(p->npages, p->n + 1, k, &first, &cnt);
-		copy_range(p->ram, p->pfns + first, cnt,
-			   p->dst + first * TB_PAGE_SIZE);
-		if ((unsigned)INC(&p->done) == p->n)
-			futex(&p->done, FUTEX_WAKE_PRIVATE, 1, NULL);
-	}
-	return NULL;
-}
-
-static int pool_start(struct copy_pool *p, unsigned helpers, const uint8_t *ram)
-{
-	unsigned i;
-
-	p->ram = ram;
-	p->n = 0;
-	for (i = 0; i < helpers && i < MAX_WORKERS; i++) {
-		struct worker_arg *a = malloc(sizeof(*a));
-
-		if (!a)
-			return -ENOMEM;
-		a->p = p;
-		a->k = i + 1;
-		if (pthread_create(&p->thr[i], NULL, copy_worker, a)) {
-			free(a);
-			return -EAGAIN;
-		}
-		p->n++;
-	}
-	return 0;
-}
-
-static void pool_stop(struct copy_pool *p)
-{
-	unsigned i;
-
-	if (!p->n)
-		return;
-	ST(&p->stop, 1);
-	INC(&p->gen);
-	futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
-	for (i = 0; i < p->n; i++)
-		pthread_join(p->thr[i], NULL);
-	p->n = 0;
-}
-
-static void pool_copy(struct copy_pool *p, const uint64_t *pfns, size_t n,
-		      uint8_t *dst)
-{
-	size_t first, cnt;
-	int d;
-
-	p->pfns = pfns;
-	p->npages = n;
-	p->dst = dst;
-	ST(&p->done, 0);
-	INC(&p->gen);
-	futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
-	chunk(n, p->n + 1, 0, &first, &cnt);
-	copy_range(p->ram, pfns + first, cnt, dst + first * TB_PAGE_SIZE);
-	while ((unsigned)(d = LD(&p->done)) < p->n) {
-		int64_t until = tb_now_ns() + 20 * TB_NSEC_PER_USEC;
-
-		while (LD(&p->done) == d && tb_now_ns() < until)
-			__builtin_ia32_pause();
-		if (LD(&p->done) == d)
-			futex(&p->done, FUTEX_WAIT_PRIVATE, d, NULL);
-	}
-}
 
 /* ------------------------------------------------------------ helpers */
 
@@ -262,7 +124,7 @@ static void dom_free(struct tb_dom *d)
 {
 	unsigned i;
 
-	pool_stop(&d->pool);
+	tb_copy_pool_stop(&d->pool);
 	if (d->ram)
 		munmap((void *)d->ram, d->ram_size);
 	if (d->ctrl)
@@ -594,8 +456,9 @@ static int sim_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 			goto fail;
 	}
 	ST(&d->ctrl->gate.mode, TB_SIM_GATE_OPEN);
-	rc = pool_start(&d->pool, cfg->copy_threads ? cfg->copy_threads - 1 : 1,
-			d->ram);
+	rc = tb_copy_pool_start(&d->pool,
+				cfg->copy_threads ? cfg->copy_threads - 1 : 1,
+				d->ram);
 	if (rc) {
 		tb_backend_set_reason("sim: copy threads: %s", strerror(-rc));
 		goto fail;
@@ -871,10 +734,7 @@ static int sim_copy_pages(struct tb_dom *d, const uint64_t *pfns, size_t n,
 			return -EINVAL;
 		}
 	}
-	if (n >= COPY_MT_MIN && d->pool.n)
-		pool_copy(&d->pool, pfns, n, dst);
-	else
-		copy_range(d->ram, pfns, n, dst);
+	tb_copy_pool_copy(&d->pool, pfns, n, dst);
 	stat_inc(d, &d->st.pages_copied, n);
 	return 0;
 }
