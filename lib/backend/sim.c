@@ -23,7 +23,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -34,53 +33,18 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 
 #include "tiber/backend.h"
-#include "copy_pool.h"
 #include "sim_disk.h"
 #include "tiber/sim_uapi.h"
 #include "tiber/simproto.h"
-
-#define LD(p)	 __atomic_load_n((p), __ATOMIC_SEQ_CST)
-#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
-#define INC(p)	 __atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST)
+#include "sim_priv.h"
 
 #define AWAIT_SPIN_NS (50 * TB_NSEC_PER_USEC)
 #define RACE_GRACE_NS (2 * TB_NSEC_PER_SEC)
 #define SCAN_VEC_MAX  65536
-
-struct tb_dom {
-	struct tb_dom_cfg cfg;
-	char path[108];
-	int sock, pidfd, pagemap_fd, uffd;
-	int ram_fd, ctrl_fd, ring_fd;
-	int evtfds[TB_SIM_NR_EVTFDS];
-	pid_t pid;
-	const uint8_t *ram;
-	uint64_t ram_size, nr_pages, ram_gva;
-	struct tb_sim_ctrl *ctrl;
-	size_t ctrl_size;
-	uint8_t *ring;
-	uint64_t ring_size;
-	enum tb_suspend_mode mode;
-	bool use_uffd, suspend_cancel;
-	unsigned port;	   /* bound suspend port (evtchn), 0 = none */
-	bool req_by_store; /* the outstanding request went via the store */
-	bool suspended;	   /* suspended (or paused) by us */
-	bool need_rebind;  /* slow resume: the guest re-publishes its port */
-	struct page_region *vec;
-	size_t vec_len;
-	struct tb_copy_pool pool;
-	struct tb_sim_ddisk *disk; /* NULL: the guest has no disk */
-	int disk_fds[2];	   /* from the hello, until opened */
-	pthread_mutex_t st_lock;
-	struct tb_dom_stats st;
-	char mech[32];
-};
 
 /* ------------------------------------------------------------ helpers */
 
@@ -912,180 +876,6 @@ static void sim_detach(struct tb_dom *d)
 	dom_free(d);
 }
 
-/* ------------------------------------------------------------ restore */
-
-static int find_simguest(char *out, size_t len)
-{
-	const char *env = getenv("TIBER_SIMGUEST");
-	char self[PATH_MAX];
-	ssize_t n;
-	char *slash;
-
-	if (env && *env) {
-		snprintf(out, len, "%s", env);
-		return 0;
-	}
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		self[n] = 0;
-		slash = strrchr(self, '/');
-		if (slash) {
-			*slash = 0;
-			if ((size_t)snprintf(out, len, "%s/tiber-simguest",
-					     self) < len &&
-			    !access(out, X_OK))
-				return 0;
-		}
-	}
-	snprintf(out, len, "tiber-simguest"); /* PATH */
-	return 0;
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	ssize_t w;
-
-	while (n) {
-		w = write(fd, b, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-#define RESTORE_MAX_ARGS 48
-
-static int sim_restore(const struct tb_restore_req *req,
-		       struct tb_restore_res *res)
-{
-	static unsigned counter;
-	char prog[PATH_MAX], ramfd_s[16], statefd_s[16], readyfd_s[16];
-	char sock[108] = "", *argbuf = NULL, *save = NULL, *tok;
-	const char *argv[RESTORE_MAX_ARGS + 16];
-	const char *tmp = getenv("TMPDIR");
-	int state_fd = -1, ready[2] = { -1, -1 }, rc, argc = 0, status;
-	bool have_socket = false;
-	struct pollfd pfd;
-	char c;
-	pid_t pid;
-
-	memset(res, 0, sizeof(*res));
-	if (req->state_tag != TB_SIM_STATE_TAG || req->mem_fd < 0) {
-		tb_backend_set_reason("sim: restore: not a sim image");
-		return -EINVAL;
-	}
-	find_simguest(prog, sizeof(prog));
-	state_fd = memfd_create("tiber-restore-state", MFD_CLOEXEC);
-	if (state_fd < 0)
-		return -errno;
-	rc = write_all(state_fd, req->cpu_state, req->cpu_state_len);
-	if (!rc)
-		rc = write_all(state_fd, req->dev_state, req->dev_state_len);
-	if (rc)
-		goto out;
-	if (pipe2(ready, O_CLOEXEC)) {
-		rc = -errno;
-		goto out;
-	}
-	snprintf(ramfd_s, sizeof(ramfd_s), "%d", req->mem_fd);
-	snprintf(statefd_s, sizeof(statefd_s), "%d", state_fd);
-	snprintf(readyfd_s, sizeof(readyfd_s), "%d", ready[1]);
-	argv[argc++] = prog;
-	argv[argc++] = "--restore";
-	argv[argc++] = "--ram-fd";
-	argv[argc++] = ramfd_s;
-	argv[argc++] = "--state-fd";
-	argv[argc++] = statefd_s;
-	argv[argc++] = "--ready-fd";
-	argv[argc++] = readyfd_s;
-	if (req->nr_disks > 1) {
-		tb_backend_set_reason("sim: a simulated guest has one disk");
-		rc = -EINVAL;
-		goto out;
-	}
-	if (req->nr_disks) { /* the backup's committed copy is its disk now */
-		argv[argc++] = "--disk";
-		argv[argc++] = req->disk_path[0];
-	}
-	if (req->args && *req->args) {
-		argbuf = strdup(req->args);
-		if (!argbuf) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		for (tok = strtok_r(argbuf, " \t", &save); tok;
-		     tok = strtok_r(NULL, " \t", &save)) {
-			if (argc >= RESTORE_MAX_ARGS) {
-				rc = -E2BIG;
-				goto out;
-			}
-			if (!strcmp(tok, "--socket"))
-				have_socket = true;
-			if (have_socket && argv[argc - 1] &&
-			    !strcmp(argv[argc - 1], "--socket"))
-				snprintf(sock, sizeof(sock), "%s", tok);
-			argv[argc++] = tok;
-		}
-	}
-	if (!have_socket) {
-		snprintf(sock, sizeof(sock), "%s/tiber-restored-%d-%u.sock",
-			 tmp && *tmp ? tmp : "/tmp", (int)getpid(),
-			 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
-		argv[argc++] = "--socket";
-		argv[argc++] = sock;
-	}
-	argv[argc] = NULL;
-
-	pid = fork();
-	if (pid < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (pid == 0) {
-		/* only async-signal-safe calls from here */
-		fcntl(req->mem_fd, F_SETFD, 0);
-		fcntl(state_fd, F_SETFD, 0);
-		fcntl(ready[1], F_SETFD, 0);
-		if (strchr(prog, '/'))
-			execv(prog, (char *const *)argv);
-		else
-			execvp(prog, (char *const *)argv);
-		_exit(127);
-	}
-	close(ready[1]);
-	ready[1] = -1;
-	/* the guest writes one byte once it runs (RESTORE hooks done) */
-	pfd.fd = ready[0];
-	pfd.events = POLLIN;
-	rc = poll(&pfd, 1, 30000);
-	if (rc <= 0 || read(ready[0], &c, 1) != 1) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-		tb_backend_set_reason("sim: restored guest %s did not start",
-				      prog);
-		rc = -ECHILD;
-		goto out;
-	}
-	rc = 0;
-	res->pid = pid;
-	res->domid = req->domid;
-	snprintf(res->where, sizeof(res->where), "%s", sock);
-out:
-	free(argbuf);
-	if (ready[0] >= 0)
-		close(ready[0]);
-	if (ready[1] >= 0)
-		close(ready[1]);
-	if (state_fd >= 0)
-		close(state_fd);
-	return rc;
-}
-
 /* ------------------------------------------------------------ extras */
 
 struct tb_sim_ctrl *tb_sim_dom_ctrl(struct tb_dom *d)
@@ -1175,5 +965,5 @@ const struct tb_backend_ops tb_backend_sim_ops = {
 	.disk_read = sim_disk_read,
 	.disk_next_data = sim_disk_next_data,
 	.detach = sim_detach,
-	.restore = sim_restore,
+	.restore = tb_sim_restore,
 };

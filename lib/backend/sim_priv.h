@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The sim backend's private header: the domain handle (struct tb_dom)
+ * that lib/backend/sim*.c share, and the functions by which those files
+ * call each other.  Internal to lib/backend/ (not a public contract);
+ * only lib/backend/sim*.c include it.
+ *
+ *   sim.c          attach/hello, info, device state, output gate, health,
+ *                  stats, destroy/detach, the ops table
+ *   sim_restore.c  failover: spawn a restored tiber-simguest
+ *   sim_disk.c     the daemon's side of the guest's disk (sim_disk.h)
+ *
+ * Unless said otherwise, a function here is called from the epoch
+ * thread and returns 0 or -errno.
+ */
+#ifndef TIBER_SIM_PRIV_H
+#define TIBER_SIM_PRIV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "tiber/backend.h"
+#include "tiber/simproto.h"
+#include "copy_pool.h"
+
+#define LD(p)	 __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define INC(p)	 __atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST)
+
+struct page_region;
+struct tb_sim_ddisk;
+
+struct tb_dom {
+	struct tb_dom_cfg cfg;
+	char path[108];
+	int sock, pidfd, pagemap_fd, uffd;
+	int ram_fd, ctrl_fd, ring_fd;
+	int evtfds[TB_SIM_NR_EVTFDS];
+	pid_t pid;
+	const uint8_t *ram;
+	uint64_t ram_size, nr_pages, ram_gva;
+	struct tb_sim_ctrl *ctrl;
+	size_t ctrl_size;
+	uint8_t *ring;
+	uint64_t ring_size;
+	enum tb_suspend_mode mode;
+	bool use_uffd, suspend_cancel;
+	unsigned port;	   /* bound suspend port (evtchn), 0 = none */
+	bool req_by_store; /* the outstanding request went via the store */
+	bool suspended;	   /* suspended (or paused) by us */
+	bool need_rebind;  /* slow resume: the guest re-publishes its port */
+	struct page_region *vec;
+	size_t vec_len;
+	struct tb_copy_pool pool;
+	struct tb_sim_ddisk *disk; /* NULL: the guest has no disk */
+	int disk_fds[2];	   /* from the hello, until opened */
+	pthread_mutex_t st_lock;
+	struct tb_dom_stats st;
+	char mech[32];
+};
+
+/* sim_restore.c: the restore hook (no handle; see backend.h). */
+int tb_sim_restore(const struct tb_restore_req *req,
+		   struct tb_restore_res *res);
+
+#endif
