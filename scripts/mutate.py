@@ -47,7 +47,7 @@ MUTANTS = [
     ("codec: XOR delta decoded without its base", "lib/codec.c",
      "\t\t\tw ^= tb_codec_scratch[i];", "\t\t\tw = tb_codec_scratch[i];",
      ["test_codec"]),
-    ("sim: dirty harvest misses the last word", "lib/backend/sim.c",
+    ("sim: dirty harvest misses the last word", "lib/backend/sim_dirty.c",
      "\tfor (i = 0; i < nw; i++) {\n\t\tif (!__atomic_load_n(&bm[i]",
      "\tfor (i = 0; i + 1 < nw; i++) {\n\t\tif (!__atomic_load_n(&bm[i]",
      ["test_sim_backend"]),

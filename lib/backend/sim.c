@@ -14,9 +14,6 @@
  *    before the notify, so a woken guest reads the right value.
  *  - The daemon only reads guest RAM (its mapping is PROT_READ): its own
  *    accesses are never tracked as dirty and never corrupt the guest.
- *  - uffd-wp + PAGEMAP_SCAN: a scan call that returned fewer regions than
- *    vec_len walked the whole range; only a full vec continues from
- *    walk_end (the 6.18 walk_end quirk, sim-host-facts 1a).
  *  - output_release and get_stats may run on another thread: they touch
  *    only atomics and the stats lock.
  */
@@ -38,13 +35,11 @@
 
 #include "tiber/backend.h"
 #include "sim_disk.h"
-#include "tiber/sim_uapi.h"
 #include "tiber/simproto.h"
 #include "sim_priv.h"
 
 #define AWAIT_SPIN_NS (50 * TB_NSEC_PER_USEC)
 #define RACE_GRACE_NS (2 * TB_NSEC_PER_SEC)
-#define SCAN_VEC_MAX  65536
 
 /* ------------------------------------------------------------ helpers */
 
@@ -68,20 +63,6 @@ static int store_port(struct tb_dom *d)
 	    p >= TB_SIM_NR_PORTS)
 		return -ENOENT;
 	return (int)p;
-}
-
-static void stat_inc(struct tb_dom *d, uint64_t *ctr, uint64_t n)
-{
-	pthread_mutex_lock(&d->st_lock);
-	*ctr += n;
-	pthread_mutex_unlock(&d->st_lock);
-}
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
 }
 
 static void dom_free(struct tb_dom *d)
@@ -110,62 +91,6 @@ static void dom_free(struct tb_dom *d)
 	free(d->vec);
 	pthread_mutex_destroy(&d->st_lock);
 	free(d);
-}
-
-/* One PAGEMAP_SCAN pass over RAM: written pages, re-protected.  Sets
- * their bits in @out (may be NULL: discard). */
-static int scan_dirty(struct tb_dom *d, struct tb_bitmap *out)
-{
-	uint64_t start = d->ram_gva, end = d->ram_gva + d->ram_size;
-	long r, i;
-
-	while (start < end) {
-		struct pm_scan_arg a = {
-			.size = sizeof(a),
-			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-			.start = start,
-			.end = end,
-			.vec = (uint64_t)(uintptr_t)d->vec,
-			.vec_len = d->vec_len,
-			.category_mask = PAGE_IS_WRITTEN,
-			.return_mask = PAGE_IS_WRITTEN,
-		};
-
-		r = ioctl(d->pagemap_fd, PAGEMAP_SCAN, &a);
-		if (r < 0)
-			return -errno;
-		for (i = 0; out && i < r; i++) {
-			uint64_t s = d->vec[i].start, e = d->vec[i].end;
-
-			if (s < d->ram_gva || e > end || s >= e)
-				return -EIO;
-			tb_bitmap_set_range(out,
-					    (s - d->ram_gva) / TB_PAGE_SIZE,
-					    (e - s) / TB_PAGE_SIZE);
-		}
-		/* completion rule: see the invariants at the top */
-		if ((uint64_t)r < d->vec_len)
-			break;
-		if (a.walk_end <= start || a.walk_end > end)
-			return -EIO;
-		start = a.walk_end;
-	}
-	return 0;
-}
-
-static void harvest_bitmap(struct tb_dom *d, struct tb_bitmap *out)
-{
-	uint64_t *bm = tb_sim_ctrl_bitmap(d->ctrl);
-	size_t i, nw = (size_t)((d->nr_pages + 63) / 64);
-	uint64_t v;
-
-	for (i = 0; i < nw; i++) {
-		if (!__atomic_load_n(&bm[i], __ATOMIC_RELAXED))
-			continue;
-		v = __atomic_exchange_n(&bm[i], 0, __ATOMIC_ACQ_REL);
-		if (out)
-			out->words[i] |= v;
-	}
 }
 
 static int recv_hello(struct tb_dom *d, struct tb_sim_hello *h)
@@ -218,60 +143,6 @@ out_close:
 	for (i = 0; i < n; i++)
 		close(fds[i]);
 	return rc;
-}
-
-static int setup_dirty(struct tb_dom *d, const char *want)
-{
-	char path[64];
-	int rc;
-
-	if (!want || !*want)
-		want = "auto";
-	if (strcmp(want, "auto") && strcmp(want, "uffd") &&
-	    strcmp(want, "bitmap")) {
-		tb_backend_set_reason("sim: unknown dirty_mech '%s'", want);
-		return -EINVAL;
-	}
-	if (strcmp(want, "bitmap")) {
-		rc = -ENOTSUP;
-		if (d->uffd >= 0 && (d->ctrl->features & TB_SIM_FEAT_UFFD_WP)) {
-			snprintf(path, sizeof(path), "/proc/%d/pagemap",
-				 (int)d->pid);
-			d->pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
-			rc = d->pagemap_fd < 0 ? -errno : 0;
-			d->vec_len = TB_MIN(d->nr_pages / 2 + 1,
-					    (uint64_t)SCAN_VEC_MAX);
-			d->vec = rc ? NULL :
-				      calloc(d->vec_len, sizeof(*d->vec));
-			if (!rc && !d->vec)
-				rc = -ENOMEM;
-			/* capability probe = the first, discarded scan:
-			 * everything starts clean */
-			if (!rc)
-				rc = scan_dirty(d, NULL);
-		}
-		if (!rc) {
-			d->use_uffd = true;
-			snprintf(d->mech, sizeof(d->mech), "uffd-wp+pagemap");
-			harvest_bitmap(d, NULL);
-			return 0;
-		}
-		if (!strcmp(want, "uffd")) {
-			tb_backend_set_reason(
-				"sim: uffd-wp async + PAGEMAP_SCAN unavailable: %s",
-				strerror(-rc));
-			return -ENOTSUP;
-		}
-		close_fd(&d->pagemap_fd);
-	}
-	if (!(d->ctrl->features & TB_SIM_FEAT_DIRTY_BITMAP)) {
-		tb_backend_set_reason("sim: guest marks no dirty bitmap");
-		return -ENOTSUP;
-	}
-	d->use_uffd = false;
-	snprintf(d->mech, sizeof(d->mech), "bitmap(cooperative)");
-	harvest_bitmap(d, NULL);
-	return 0;
 }
 
 /* ------------------------------------------------------------ ops */
@@ -401,7 +272,7 @@ static int sim_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	if (d->mode == TB_SUSPEND_PAUSE)
 		d->suspend_cancel = false;
 
-	rc = setup_dirty(d, cfg->dirty_mech);
+	rc = tb_sim_dirty_setup(d, cfg->dirty_mech);
 	if (rc)
 		goto fail;
 	if (h.has_disk) {
@@ -669,23 +540,6 @@ static int sim_await_suspended(struct tb_dom *d, int64_t deadline_ns)
 	return -ETIMEDOUT;
 }
 
-static int sim_harvest_dirty(struct tb_dom *d, struct tb_bitmap *out)
-{
-	int rc = 0;
-
-	if (out->nbits < d->nr_pages)
-		return -EINVAL;
-	if (d->use_uffd)
-		rc = scan_dirty(d, out);
-	else
-		harvest_bitmap(d, out);
-	if (rc)
-		tb_backend_set_reason("sim: PAGEMAP_SCAN: %s", strerror(-rc));
-	else
-		stat_inc(d, &d->st.dirty_harvests, 1);
-	return rc;
-}
-
 static int sim_copy_pages(struct tb_dom *d, const uint64_t *pfns, size_t n,
 			  void *dst)
 {
@@ -888,14 +742,6 @@ pid_t tb_sim_dom_pid(struct tb_dom *d)
 	return d->pid;
 }
 
-int tb_sim_dom_harvest_oracle(struct tb_dom *d, struct tb_bitmap *out)
-{
-	if (out->nbits < d->nr_pages)
-		return -EINVAL;
-	harvest_bitmap(d, out);
-	return 0;
-}
-
 /* ------------------------------------------------------------ disks */
 
 static int sim_disk_mirror(struct tb_dom *d, bool on, uint64_t epoch)
@@ -946,7 +792,7 @@ const struct tb_backend_ops tb_backend_sim_ops = {
 	.get_info = sim_get_info,
 	.request_suspend = sim_request_suspend,
 	.await_suspended = sim_await_suspended,
-	.harvest_dirty = sim_harvest_dirty,
+	.harvest_dirty = tb_sim_harvest_dirty,
 	.copy_pages = sim_copy_pages,
 	.save_cpu_state = sim_save_cpu_state,
 	.save_device_state = sim_save_device_state,

@@ -7,6 +7,8 @@
  *
  *   sim.c          attach/hello, info, device state, output gate, health,
  *                  stats, destroy/detach, the ops table
+ *   sim_dirty.c    dirty tracking: uffd-wp + PAGEMAP_SCAN, or the
+ *                  guest's cooperative bitmap
  *   sim_restore.c  failover: spawn a restored tiber-simguest
  *   sim_disk.c     the daemon's side of the guest's disk (sim_disk.h)
  *
@@ -21,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "tiber/backend.h"
 #include "tiber/simproto.h"
@@ -61,6 +64,27 @@ struct tb_dom {
 	struct tb_dom_stats st;
 	char mech[32];
 };
+
+static inline void stat_inc(struct tb_dom *d, uint64_t *ctr, uint64_t n)
+{
+	pthread_mutex_lock(&d->st_lock);
+	*ctr += n;
+	pthread_mutex_unlock(&d->st_lock);
+}
+
+static inline void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* sim_dirty.c: pick the mechanism (@want: auto, uffd or bitmap; NULL or
+ * "" = auto), start clean.  Sets d->mech; -EINVAL (unknown @want) or
+ * -ENOTSUP (not available), with a reason. */
+int tb_sim_dirty_setup(struct tb_dom *d, const char *want);
+/* The harvest_dirty hook (backend.h). */
+int tb_sim_harvest_dirty(struct tb_dom *d, struct tb_bitmap *out);
 
 /* sim_restore.c: the restore hook (no handle; see backend.h). */
 int tb_sim_restore(const struct tb_restore_req *req,
