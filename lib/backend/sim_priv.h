@@ -7,6 +7,7 @@
  *
  *   sim.c          attach/hello, info, device state, output gate, health,
  *                  stats, destroy/detach, the ops table
+ *   sim_suspend.c  suspend mode and port, request/await, resume
  *   sim_dirty.c    dirty tracking: uffd-wp + PAGEMAP_SCAN, or the
  *                  guest's cooperative bitmap
  *   sim_restore.c  failover: spawn a restored tiber-simguest
@@ -78,6 +79,18 @@ static inline void close_fd(int *fd)
 		close(*fd);
 	*fd = -1;
 }
+
+/* sim.c: the guest process has exited (or is exiting). */
+bool tb_sim_guest_gone(struct tb_dom *d);
+
+/* sim_suspend.c: pick the suspend mode (cfg->suspend_mode, the static or
+ * published port) and subscribe to the port; at attach, after the
+ * control page is mapped.  -EINVAL with a reason. */
+int tb_sim_suspend_attach(struct tb_dom *d, const struct tb_dom_cfg *cfg);
+/* The request_suspend, await_suspended and resume hooks (backend.h). */
+int tb_sim_request_suspend(struct tb_dom *d);
+int tb_sim_await_suspended(struct tb_dom *d, int64_t deadline_ns);
+int tb_sim_resume(struct tb_dom *d, bool fast);
 
 /* sim_dirty.c: pick the mechanism (@want: auto, uffd or bitmap; NULL or
  * "" = auto), start clean.  Sets d->mech; -EINVAL (unknown @want) or
