@@ -11,6 +11,10 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 
 #include "guest.h"
 
@@ -59,6 +63,15 @@ struct tb_guest {
 	int quiesced; /* SIGUSR2: the workload stops writing for good */
 	int64_t t_boot;
 };
+
+static inline long futex(int *uaddr, int op, int val, const struct timespec *ts)
+{
+	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0);
+}
+
+/* sim/workload.c: start one thread per vCPU (vcpu_kind[]); *@started
+ * counts the threads running, to be joined even on error.  0 or -errno. */
+int tb_guest_vcpus_start(struct tb_guest *g, unsigned *started);
 
 /* Park vCPU @t (a suspend was requested) until thawed. */
 void tb_guest_park(struct tb_guest *g, unsigned t);
