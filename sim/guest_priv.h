@@ -73,6 +73,10 @@ static inline long futex(int *uaddr, int op, int val, const struct timespec *ts)
  * counts the threads running, to be joined even on error.  0 or -errno. */
 int tb_guest_vcpus_start(struct tb_guest *g, unsigned *started);
 
+/* sim/netback.c: the netback thread (pthread start routine, @arg = g):
+ * transmits released output until the guest exits. */
+void *tb_guest_netback_main(void *arg);
+
 /* Park vCPU @t (a suspend was requested) until thawed. */
 void tb_guest_park(struct tb_guest *g, unsigned t);
 
