@@ -77,6 +77,15 @@ int tb_guest_vcpus_start(struct tb_guest *g, unsigned *started);
  * transmits released output until the guest exits. */
 void *tb_guest_netback_main(void *arg);
 
+/* sim/toolstack.c: bind and listen on the control socket @path (an old
+ * socket file is replaced): the fd, or -errno. */
+int tb_guest_make_listener(const char *path);
+/* Fork the pause watchdog (g->wd_sock, g->wd_pid).  0 or -errno. */
+int tb_guest_start_watchdog(struct tb_guest *g);
+/* The toolstack thread (pthread start routine, @arg = g): serves
+ * g->listen_fd until the guest exits. */
+void *tb_guest_tool_main(void *arg);
+
 /* Park vCPU @t (a suspend was requested) until thawed. */
 void tb_guest_park(struct tb_guest *g, unsigned t);
 
