@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/futex.h>
@@ -86,8 +87,22 @@ int tb_guest_start_watchdog(struct tb_guest *g);
  * g->listen_fd until the guest exits. */
 void *tb_guest_tool_main(void *arg);
 
-/* Park vCPU @t (a suspend was requested) until thawed. */
+/* sim/suspend.c: park vCPU @t (a suspend was requested) until thawed. */
 void tb_guest_park(struct tb_guest *g, unsigned t);
+/* Release the parked vCPUs (end of a suspend, or exit). */
+void tb_guest_thaw(struct tb_guest *g);
+/* Allocate the suspend port and publish it (store, or static port).
+ * 0 or -errno. */
+int tb_guest_publish_port(struct tb_guest *g);
+/* RESTORE: verify RAM (and a durable KV guest's disk); prints the result
+ * and sets ctrl->last_verify_ok. */
+void tb_guest_verify_self(struct tb_guest *g);
+/* The kernel thread (pthread start routine, @arg = g): answers suspend
+ * requests, prints stats, until the guest exits. */
+void *tb_guest_kernel_main(void *arg);
+
+/* sim/guest.c: the counters, one line (or JSON for --stats-file). */
+void tb_guest_print_stats(struct tb_guest *g, FILE *f, bool json);
 
 /* sim/disk.c: the block device (--disk).  open: 0 or -errno (message
  * printed); the others are no-ops without a disk. */
