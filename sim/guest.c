@@ -1,41 +1,46 @@
 // SPDX-License-Identifier: MIT
 /*
- * tiber-simguest: the simulated guest.
+ * tiber-simguest: the simulated guest's boot (or restore) and its main
+ * thread.  boot() builds guest RAM, the control page, the gate ring and
+ * the event channels' eventfds, formats RAM (or checks a restored
+ * image), registers uffd-wp and publishes the suspend port;
+ * tb_guest_main() starts the threads and waits for signals.
  *
  * Threads:
- *   kernel     waits on the suspend port and the store watch; freezes the
- *              workload at a safepoint, makes the simulated
+ *   kernel     (suspend.c) waits on the suspend port and the store watch;
+ *              freezes the workload at a safepoint, makes the simulated
  *              SCHEDOP_shutdown(SHUTDOWN_suspend), runs THAW (hypercall
  *              returned 1) or RESTORE (0) hooks, thaws the workload
- *   toolstack  the unix control socket: hello + fds to one daemon; EOF =
- *              detach: resume if left suspended, open the output gate
- *   netback    host side of the output gate: transmits queued output when
- *              the gate is open or its epoch is released
- *   vcpuN      workload threads (synthetic writers, the KV service)
+ *   toolstack  (toolstack.c) the unix control socket: hello + fds to one
+ *              daemon; EOF = detach: resume if left suspended, open the
+ *              output gate
+ *   netback    (netback.c) host side of the output gate: transmits queued
+ *              output when the gate is open or its epoch is released
+ *   vcpuN      (workload.c) workload threads (synthetic writers, the KV
+ *              service, the disk writer)
  *   main       signals (SIGTERM/SIGINT exit, SIGUSR1 stats, SIGUSR2
  *              quiesce: the workload stops writing, for tests)
  *
  * Invariants:
+ *   - a restored guest takes its workload config from its RAM image and
+ *     refuses an image or state blob that does not match it;
+ *   - on exit the kernel thread is joined before the vCPUs are unparked:
+ *     a suspend in progress finishes (its RESTORE hooks verify RAM) with
+ *     the workload still parked.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <linux/futex.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "tiber/sim_uapi.h"
@@ -194,15 +199,14 @@ out:
 	return rc;
 }
 
-static int boot(struct tb_guest *g)
+/* Guest RAM: a new memfd, or a restore's RAM fd and state blob
+ * (@dev, @nr_saved vCPUs); mapped and pre-faulted. */
+static int map_ram(struct tb_guest *g, struct tb_sim_dev_state *dev,
+		   uint32_t *nr_saved)
 {
 	const struct tb_guest_cfg *cfg = &g->cfg;
-	struct tb_sim_dev_state dev;
-	struct tb_sim_ctrl *c;
-	uint32_t nr_saved = 0;
+	unsigned mflags = MFD_CLOEXEC;
 	uint64_t o;
-	unsigned i, lanes, mflags = MFD_CLOEXEC;
-	char v[32];
 	int rc;
 
 	g->ram_size = cfg->ram_size;
@@ -213,7 +217,7 @@ static int boot(struct tb_guest *g)
 		if (fstat(g->ram_fd, &st))
 			return -errno;
 		g->ram_size = (uint64_t)st.st_size;
-		rc = load_state(g, &dev, &nr_saved);
+		rc = load_state(g, dev, nr_saved);
 		if (rc) {
 			fprintf(stderr, "tiber-simguest: bad state blob: %s\n",
 				strerror(-rc));
@@ -244,6 +248,15 @@ static int boot(struct tb_guest *g)
 		/* cppcheck-suppress selfAssignment ; a write through volatile */
 		*p = *p;
 	}
+	return 0;
+}
+
+/* The control page, the gate ring and the event channels' eventfds. */
+static int map_shared(struct tb_guest *g)
+{
+	const struct tb_guest_cfg *cfg = &g->cfg;
+	unsigned i;
+
 	g->ctrl_size = tb_sim_ctrl_size(g->ram_size);
 	g->ctrl_fd = memfd_create("tiber-guest-ctrl", MFD_CLOEXEC);
 	if (g->ctrl_fd < 0 || ftruncate(g->ctrl_fd, (off_t)g->ctrl_size))
@@ -254,7 +267,6 @@ static int boot(struct tb_guest *g)
 		g->ctrl = NULL;
 		return -errno;
 	}
-	c = g->ctrl;
 	crash_guest = g;
 	g->ring_fd = memfd_create("tiber-guest-gate", MFD_CLOEXEC);
 	if (g->ring_fd < 0 || ftruncate(g->ring_fd, (off_t)cfg->gate_ring))
@@ -270,6 +282,66 @@ static int boot(struct tb_guest *g)
 		if (g->evtfds[i] < 0)
 			return -errno;
 	}
+	return 0;
+}
+
+/* A fresh boot: format RAM for @lanes writers, record the workload
+ * config in it, seed the vCPUs, name the domain in the store. */
+static int format_ram(struct tb_guest *g, unsigned lanes)
+{
+	const struct tb_guest_cfg *cfg = &g->cfg;
+	struct tb_sim_ram_hdr *wh = (void *)g->ram;
+	struct tb_sim_ctrl *c = g->ctrl;
+	unsigned i;
+	char v[32];
+	int rc;
+
+	rc = tb_sim_ram_format(g->ram, g->nr_pages, cfg->content, lanes,
+			       (cfg->workload == TB_GUEST_KV ||
+				cfg->workload == TB_GUEST_MIXED) ?
+				       (uint64_t)64 :
+				       0);
+	if (rc)
+		return rc;
+	/* the guest kernel's own config lives in its memory */
+	if (getrandom(&wh->boot_id, sizeof(wh->boot_id), 0) !=
+	    sizeof(wh->boot_id))
+		wh->boot_id = (uint64_t)tb_now_ns() ^ (uint64_t)getpid() << 32;
+	wh->workload = cfg->workload;
+	wh->pattern = cfg->pattern;
+	wh->wss_pages = cfg->wss / TB_PAGE_SIZE;
+	wh->dirty_rate = cfg->dirty_rate;
+	wh->nr_threads = cfg->threads;
+	wh->disk_writes = g->disk ? cfg->disk_writes : 0;
+	for (i = 0; i < g->nr_vcpus; i++) {
+		g->vcpu[i].id = i;
+		g->vcpu[i].kind = g->vcpu_kind[i];
+		g->vcpu[i].rng = 0x9e3779b97f4a7c15ull * (i + 1) ^
+				 (uint64_t)getpid();
+	}
+	tb_sim_store_write(&c->store, TB_SIM_KEY_NAME,
+			   cfg->name ? cfg->name : "simguest");
+	snprintf(v, sizeof(v), "%u", cfg->domid);
+	tb_sim_store_write(&c->store, TB_SIM_KEY_DOMID, v);
+	return 0;
+}
+
+static int boot(struct tb_guest *g)
+{
+	const struct tb_guest_cfg *cfg = &g->cfg;
+	struct tb_sim_dev_state dev;
+	struct tb_sim_ctrl *c;
+	uint32_t nr_saved = 0;
+	unsigned i, lanes;
+	int rc;
+
+	rc = map_ram(g, &dev, &nr_saved);
+	if (rc)
+		return rc;
+	rc = map_shared(g);
+	if (rc)
+		return rc;
+	c = g->ctrl;
 
 	c->magic = TB_SIM_MAGIC;
 	c->version = TB_SIM_VERSION;
@@ -344,37 +416,9 @@ static int boot(struct tb_guest *g)
 		c->gate.cur_epoch = dev.gate_cur_epoch;
 		c->gate.released_epoch = dev.gate_cur_epoch;
 	} else {
-		rc = tb_sim_ram_format(g->ram, g->nr_pages, cfg->content, lanes,
-				       (cfg->workload == TB_GUEST_KV ||
-					cfg->workload == TB_GUEST_MIXED) ?
-					       (uint64_t)64 :
-					       0);
+		rc = format_ram(g, lanes);
 		if (rc)
 			return rc;
-		{
-			struct tb_sim_ram_hdr *wh = (void *)g->ram;
-
-			if (getrandom(&wh->boot_id, sizeof(wh->boot_id), 0) !=
-			    sizeof(wh->boot_id))
-				wh->boot_id = (uint64_t)tb_now_ns() ^
-					      (uint64_t)getpid() << 32;
-			wh->workload = cfg->workload;
-			wh->pattern = cfg->pattern;
-			wh->wss_pages = cfg->wss / TB_PAGE_SIZE;
-			wh->dirty_rate = cfg->dirty_rate;
-			wh->nr_threads = cfg->threads;
-			wh->disk_writes = g->disk ? cfg->disk_writes : 0;
-		}
-		for (i = 0; i < g->nr_vcpus; i++) {
-			g->vcpu[i].id = i;
-			g->vcpu[i].kind = g->vcpu_kind[i];
-			g->vcpu[i].rng = 0x9e3779b97f4a7c15ull * (i + 1) ^
-					 (uint64_t)getpid();
-		}
-		tb_sim_store_write(&c->store, TB_SIM_KEY_NAME,
-				   cfg->name ? cfg->name : "simguest");
-		snprintf(v, sizeof(v), "%u", cfg->domid);
-		tb_sim_store_write(&c->store, TB_SIM_KEY_DOMID, v);
 	}
 
 	if (!strcmp(cfg->dirty_mech, "uffd") ||
@@ -418,6 +462,45 @@ static int write_stats_file(struct tb_guest *g)
 		return -errno;
 	tb_guest_print_stats(g, f, true);
 	return fclose(f) ? -errno : 0;
+}
+
+/* Undo boot() and the threads' set-up, in reverse; frees @g. */
+static void guest_free(struct tb_guest *g)
+{
+	unsigned i;
+
+	if (g->kv)
+		tb_guest_kv_close(g->kv);
+	if (g->wd_sock >= 0)
+		close(g->wd_sock); /* watchdog sees EOF and exits */
+	if (g->wd_pid > 0) {
+		kill(g->wd_pid, SIGKILL);
+		waitpid(g->wd_pid, NULL, 0);
+	}
+	if (g->listen_fd >= 0) {
+		close(g->listen_fd);
+		unlink(g->cfg.socket);
+	}
+	if (g->uffd >= 0)
+		close(g->uffd);
+	tb_guest_disk_close(g);
+	for (i = 0; i < TB_SIM_NR_EVTFDS; i++)
+		if (g->evtfds[i] >= 0)
+			close(g->evtfds[i]);
+	if (g->ring)
+		munmap(g->ring, g->cfg.gate_ring);
+	if (g->ctrl)
+		munmap(g->ctrl, g->ctrl_size);
+	if (g->ram)
+		munmap(g->ram, g->ram_size);
+	if (g->ram_fd >= 0)
+		close(g->ram_fd);
+	if (g->ctrl_fd >= 0)
+		close(g->ctrl_fd);
+	if (g->ring_fd >= 0)
+		close(g->ring_fd);
+	crash_guest = NULL;
+	free(g);
 }
 
 int tb_guest_main(const struct tb_guest_cfg *cfg)
@@ -537,37 +620,6 @@ out_threads:
 	if (g->ctrl)
 		ST(&g->ctrl->state, TB_SIM_DEAD);
 out:
-	if (g->kv)
-		tb_guest_kv_close(g->kv);
-	if (g->wd_sock >= 0)
-		close(g->wd_sock); /* watchdog sees EOF and exits */
-	if (g->wd_pid > 0) {
-		kill(g->wd_pid, SIGKILL);
-		waitpid(g->wd_pid, NULL, 0);
-	}
-	if (g->listen_fd >= 0) {
-		close(g->listen_fd);
-		unlink(cfg->socket);
-	}
-	if (g->uffd >= 0)
-		close(g->uffd);
-	tb_guest_disk_close(g);
-	for (i = 0; i < TB_SIM_NR_EVTFDS; i++)
-		if (g->evtfds[i] >= 0)
-			close(g->evtfds[i]);
-	if (g->ring)
-		munmap(g->ring, cfg->gate_ring);
-	if (g->ctrl)
-		munmap(g->ctrl, g->ctrl_size);
-	if (g->ram)
-		munmap(g->ram, g->ram_size);
-	if (g->ram_fd >= 0)
-		close(g->ram_fd);
-	if (g->ctrl_fd >= 0)
-		close(g->ctrl_fd);
-	if (g->ring_fd >= 0)
-		close(g->ring_fd);
-	crash_guest = NULL;
-	free(g);
+	guest_free(g);
 	return rc ? 1 : status;
 }

@@ -1,8 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tiber-simguest's process state, shared by the files of sim/ that run
- * inside the guest (guest.c: boot, threads, suspend; disk.c: the block
- * device).  kv.c and the client use only guest.h.
+ * inside the guest, and the functions by which they call each other:
+ *
+ *   guest.c      boot (or restore), the main thread, stats
+ *   suspend.c    the kernel thread: suspend requests, freeze/thaw, the
+ *                simulated hypercall, THAW/RESTORE hooks
+ *   toolstack.c  the control socket thread, hello, the pause watchdog
+ *   netback.c    the output gate: tb_guest_send and the netback thread
+ *   workload.c   the vCPU threads and their loops
+ *   disk.c       the block device
+ *
+ * kv.c and the client use only guest.h.
  */
 #ifndef TIBER_SIM_GUEST_PRIV_H
 #define TIBER_SIM_GUEST_PRIV_H
