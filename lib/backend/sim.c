@@ -2,7 +2,11 @@
 /*
  * The simulated hypervisor backend: drives a tiber-simguest process
  * through its control socket and the shared control page
- * (include/tiber/simproto.h, docs/sim-backend.md).
+ * (include/tiber/simproto.h, docs/sim-backend.md).  This file: attach
+ * (connect, hello, map the guest's memory), info, the state blobs, the
+ * output gate hooks, health, stats, destroy/detach and the ops table;
+ * the rest is in sim_suspend.c, sim_dirty.c, sim_restore.c, sim_disk.c
+ * and copy_pool.c (sim_priv.h).
  *
  * Invariants:
  *  - The daemon only reads guest RAM (its mapping is PROT_READ): its own
