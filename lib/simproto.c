@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Simulated hypervisor protocol: event channels, store, output gate ring,
- * state blobs, fd passing.  Shared by tiber-simguest and lib/backend/sim.c.
+ * state blobs, fd passing.  Shared by tiber-simguest and lib/backend/sim*.c.
  *
  * Invariants:
  *  - An event channel end has one waiter.  notify() stores pending then

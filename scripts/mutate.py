@@ -47,16 +47,16 @@ MUTANTS = [
     ("codec: XOR delta decoded without its base", "lib/codec.c",
      "\t\t\tw ^= tb_codec_scratch[i];", "\t\t\tw = tb_codec_scratch[i];",
      ["test_codec"]),
-    ("sim: dirty harvest misses the last word", "lib/backend/sim.c",
+    ("sim: dirty harvest misses the last word", "lib/backend/sim_dirty.c",
      "\tfor (i = 0; i < nw; i++) {\n\t\tif (!__atomic_load_n(&bm[i]",
      "\tfor (i = 0; i + 1 < nw; i++) {\n\t\tif (!__atomic_load_n(&bm[i]",
      ["test_sim_backend"]),
     # (not waiting for the workers was killed only when they lost the
     # race: a gate mutant must be killed every time)
     ("sim: the copying thread skips its own share of the pages",
-     "lib/backend/sim.c",
-     "\tcopy_range(p->ram, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
-     "\tif (0) copy_range(p->ram, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
+     "lib/backend/copy_pool.c",
+     "\tcopy_range(p->src, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
+     "\tif (0) copy_range(p->src, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
      ["test_sim_backend"]),
     # test_replicator_proto runs the (rebuilt) tiber-replicator
     ("replicator: a HELLO of another size replaces the committed replica",

@@ -1,57 +1,52 @@
 // SPDX-License-Identifier: MIT
 /*
- * tiber-simguest: the simulated guest.
+ * tiber-simguest: the simulated guest's boot (or restore) and its main
+ * thread.  boot() builds guest RAM, the control page, the gate ring and
+ * the event channels' eventfds, formats RAM (or checks a restored
+ * image), registers uffd-wp and publishes the suspend port;
+ * tb_guest_main() starts the threads and waits for signals.
  *
  * Threads:
- *   kernel     waits on the suspend port and the store watch; freezes the
- *              workload at a safepoint, makes the simulated
+ *   kernel     (suspend.c) waits on the suspend port and the store watch;
+ *              freezes the workload at a safepoint, makes the simulated
  *              SCHEDOP_shutdown(SHUTDOWN_suspend), runs THAW (hypercall
  *              returned 1) or RESTORE (0) hooks, thaws the workload
- *   toolstack  the unix control socket: hello + fds to one daemon; EOF =
- *              detach: resume if left suspended, open the output gate
- *   netback    host side of the output gate: transmits queued output when
- *              the gate is open or its epoch is released
- *   vcpuN      workload threads (synthetic writers, the KV service)
+ *   toolstack  (toolstack.c) the unix control socket: hello + fds to one
+ *              daemon; EOF = detach: resume if left suspended, open the
+ *              output gate
+ *   netback    (netback.c) host side of the output gate: transmits queued
+ *              output when the gate is open or its epoch is released
+ *   vcpuN      (workload.c) workload threads (synthetic writers, the KV
+ *              service, the disk writer)
  *   main       signals (SIGTERM/SIGINT exit, SIGUSR1 stats, SIGUSR2
  *              quiesce: the workload stops writing, for tests)
  *
  * Invariants:
- *   - workload threads only stop at safepoints, between transactions, so
- *     a suspended guest's RAM is one consistent state (tb_sim_verify);
- *   - a write is marked in the cooperative bitmap after it is made (a
- *     harvest racing with it reports it now or next time, never loses it);
- *   - the guest never stays suspended without a daemon attached.
+ *   - a restored guest takes its workload config from its RAM image and
+ *     refuses an image or state blob that does not match it;
+ *   - on exit the kernel thread is joined before the vCPUs are unparked:
+ *     a suspend in progress finishes (its RESTORE hooks verify RAM) with
+ *     the workload still parked.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <linux/futex.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "tiber/sim_uapi.h"
 #include "guest_priv.h"
 
 static struct tb_guest *crash_guest;
-
-static long futex(int *uaddr, int op, int val, const struct timespec *ts)
-{
-	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0);
-}
 
 void *tb_guest_ram(struct tb_guest *g)
 {
@@ -68,226 +63,7 @@ bool tb_guest_exiting(struct tb_guest *g)
 	return LD(&g->exiting) != 0;
 }
 
-void tb_guest_mark(uint64_t pfn, void *arg)
-{
-	struct tb_guest *g = arg;
-	uint64_t *w = &g->bitmap[pfn >> 6];
-	uint64_t bit = 1ull << (pfn & 63);
-
-	/* test-then-set: hot pages cost nothing (sim-host-facts 1d) */
-	if (!(__atomic_load_n(w, __ATOMIC_RELAXED) & bit))
-		__atomic_fetch_or(w, bit, __ATOMIC_RELEASE);
-}
-
-/* ------------------------------------------------------------ freeze */
-
-void tb_guest_park(struct tb_guest *g, unsigned t)
-{
-	int gen = LD(&g->run_gen);
-	int64_t until;
-
-	/* the vCPU's registers: what save_cpu_state hands out */
-	g->vcpu[t].lane_seq = ((struct tb_sim_ram_hdr *)g->ram)
-				      ->lane[t % TB_SIM_MAX_LANES]
-				      .seq;
-	g->ctrl->vcpu[t] = g->vcpu[t];
-	if ((unsigned)INC(&g->parked) == g->nr_vcpus)
-		futex(&g->parked, FUTEX_WAKE_PRIVATE, 1, NULL);
-	until = tb_now_ns() + PARK_SPIN_NS;
-	while (LD(&g->run_gen) == gen && tb_now_ns() < until)
-		__builtin_ia32_pause();
-	while (LD(&g->run_gen) == gen)
-		futex(&g->run_gen, FUTEX_WAIT_PRIVATE, gen, NULL);
-}
-
-void tb_guest_safepoint(struct tb_guest *g, unsigned t)
-{
-	if (__builtin_expect(LD(&g->stop_req) != 0, 0))
-		tb_guest_park(g, t);
-}
-
-static void freeze(struct tb_guest *g)
-{
-	int64_t until;
-	int p;
-
-	ST(&g->stop_req, 1);
-	futex(&g->stop_req, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
-	tb_guest_disk_wake(g);
-	pthread_mutex_lock(&g->gate_lock);
-	pthread_cond_broadcast(&g->gate_room);
-	pthread_mutex_unlock(&g->gate_lock);
-	until = tb_now_ns() + 50 * TB_NSEC_PER_USEC;
-	while ((unsigned)LD(&g->parked) < g->nr_vcpus && tb_now_ns() < until)
-		__builtin_ia32_pause();
-	while ((unsigned)(p = LD(&g->parked)) < g->nr_vcpus &&
-	       !tb_guest_exiting(g)) {
-		struct timespec ts = { 0, 100 * TB_NSEC_PER_MSEC };
-
-		futex(&g->parked, FUTEX_WAIT_PRIVATE, p, &ts);
-	}
-	g->ctrl->nr_vcpus = g->nr_vcpus;
-}
-
-static void thaw(struct tb_guest *g)
-{
-	ST(&g->parked, 0);
-	ST(&g->stop_req, 0);
-	INC(&g->run_gen);
-	futex(&g->run_gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
-}
-
-/* ------------------------------------------------------------ ports */
-
-static int publish_port(struct tb_guest *g)
-{
-	char v[16];
-	int p;
-
-	if (g->cfg.static_port > 0) {
-		/* dom0less: the port is static config, nothing in the store */
-		p = tb_sim_evtchn_alloc(g->ctrl, g->cfg.static_port);
-		if (p < 0)
-			return p;
-		g->ctrl->static_port = (uint32_t)p;
-		g->suspend_port = p;
-		return 0;
-	}
-	p = tb_sim_evtchn_alloc(g->ctrl, 0);
-	if (p < 0)
-		return p;
-	g->suspend_port = p;
-	snprintf(v, sizeof(v), "%d", p);
-	return tb_sim_store_write(&g->ctrl->store, TB_SIM_KEY_SUSPEND_PORT, v);
-}
-
-static void unpublish_port(struct tb_guest *g)
-{
-	if (g->suspend_port > 0)
-		tb_sim_evtchn_free(g->ctrl, (unsigned)g->suspend_port);
-	if (g->cfg.static_port <= 0)
-		tb_sim_store_write(&g->ctrl->store, TB_SIM_KEY_SUSPEND_PORT,
-				   "");
-	g->suspend_port = 0;
-}
-
-/* ------------------------------------------------------------ hooks */
-
-static void verify_self(struct tb_guest *g)
-{
-	struct tb_sim_verify_report rep, drep;
-	int rc = tb_sim_verify(g->ram, g->ram_size, &rep);
-
-	/* a durable KV guest: its disk must agree with its memory */
-	if (!rc && rep.ok && tb_guest_has_disk(g) &&
-	    (g->cfg.workload == TB_GUEST_KV ||
-	     g->cfg.workload == TB_GUEST_MIXED)) {
-		rc = tb_guest_disk_verify(g, &drep);
-		if (rc || !drep.ok)
-			rep = drep;
-		fprintf(stderr,
-			"tiber-simguest: restore disk verify=%s log=%" PRIu64
-			" %s\n",
-			(!rc && drep.ok) ? "ok" : "FAILED", drep.total_writes,
-			drep.msg);
-	}
-	ST(&g->ctrl->last_verify_ok, (!rc && rep.ok) ? 1 : 2);
-	fprintf(stderr,
-		"tiber-simguest: restore verify=%s pages=%" PRIu64
-		" writes=%" PRIu64 " bad_pages=%" PRIu64 " %s\n",
-		(!rc && rep.ok) ? "ok" : "FAILED", rep.pages_checked,
-		rep.total_writes, rep.bad_pages, rep.msg);
-}
-
-/* PMSG_RESTORE: the domain was restored (slow resume or a new host). */
-static void restore_hooks(struct tb_guest *g)
-{
-	INC(&g->ctrl->restores);
-	ST(&g->ctrl->subscribed_port, 0);
-	unpublish_port(g);
-	if (publish_port(g))
-		fprintf(stderr, "tiber-simguest: restore: no suspend port\n");
-	g->kv_relisten = true;
-	verify_self(g);
-}
-
-/*
- * PMSG_THAW: suspend cancelled (checkpoint); continue in place.  The port
- * stays bound and armed: its pending bit is NOT cleared here, since the
- * daemon may already have asked for the next checkpoint (clearing it
- * lost that request).  A stale notification is harmless: the request
- * word decides (handle_request).
- */
-static void thaw_hooks(struct tb_guest *g)
-{
-	INC(&g->ctrl->suspend_cancels);
-}
-
-/* The simulated SCHEDOP_shutdown(SHUTDOWN_suspend).  Returns what the
- * hypervisor put in the return register. */
-static int hypercall_suspend(struct tb_guest *g)
-{
-	struct tb_sim_ctrl *c = g->ctrl;
-	struct tb_sim_waitset ws = { .n = 1,
-				     .port = { TB_SIM_PORT_RESUME },
-				     .end = { TB_SIM_END_GUEST },
-				     .extra_fd = -1 };
-	unsigned sub;
-
-	INC(&c->suspends);
-	ST(&c->shutdown_reason, TB_SIM_SHUTDOWN_SUSPEND);
-	ST(&c->state, TB_SIM_SUSPENDED);
-	sub = LD(&c->subscribed_port);
-	if (sub && (int)sub == g->suspend_port)
-		tb_sim_evtchn_notify(c, g->evtfds, sub, TB_SIM_END_TOOL);
-	else
-		tb_sim_evtchn_notify(c, g->evtfds, TB_SIM_PORT_DOM_EXC,
-				     TB_SIM_END_TOOL);
-	/* spin first: a short checkpoint resumes us in ~0.1 us (facts 2) */
-	for (;;) {
-		int r = tb_sim_evtchn_wait(c, g->evtfds, &ws, RESUME_SPIN_NS,
-					   tb_now_ns() +
-						   100 * TB_NSEC_PER_MSEC);
-
-		if (LD(&c->state) == TB_SIM_RUNNING && r == 0)
-			break;
-		if (tb_guest_exiting(g))
-			return 1;
-	}
-	ST(&c->shutdown_reason, TB_SIM_SHUTDOWN_NONE);
-	return LD(&c->hypercall_ret);
-}
-
-static void do_suspend(struct tb_guest *g)
-{
-	int ret;
-
-	freeze(g);
-	ret = hypercall_suspend(g);
-	if (ret == 1)
-		thaw_hooks(g);
-	else
-		restore_hooks(g);
-	thaw(g);
-}
-
-static void handle_request(struct tb_guest *g)
-{
-	uint32_t expect = TB_SIM_REQ_PENDING;
-
-	if (g->cfg.ignore_suspend) {
-		INC(&g->ctrl->ignored_requests);
-		return;
-	}
-	/* claim; a cancelled request (daemon's CAS won) is ignored */
-	if (!__atomic_compare_exchange_n(&g->ctrl->suspend_req, &expect,
-					 TB_SIM_REQ_TAKEN, false,
-					 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
-		return;
-	do_suspend(g);
-}
-
-static void print_stats(struct tb_guest *g, FILE *f, bool json)
+void tb_guest_print_stats(struct tb_guest *g, FILE *f, bool json)
 {
 	struct tb_sim_ctrl *c = g->ctrl;
 	struct tb_sim_gate *gt = &c->gate;
@@ -319,484 +95,6 @@ static void print_stats(struct tb_guest *g, FILE *f, bool json)
 		LD(&gt->held_bytes), LD(&gt->released_bytes),
 		LD(&gt->dropped_bytes), LD(&gt->backpressure),
 		LD(&c->last_verify_ok), dw, db);
-}
-
-static void *kernel_main(void *arg)
-{
-	struct tb_guest *g = arg;
-	struct tb_sim_ctrl *c = g->ctrl;
-	char v[TB_SIM_VAL_MAX];
-	int64_t next_stats = tb_now_ns() +
-			     (int64_t)g->cfg.stats_interval_s * TB_NSEC_PER_SEC;
-	int r;
-
-	while (!tb_guest_exiting(g)) {
-		struct tb_sim_waitset ws = { .n = 0, .extra_fd = -1 };
-		int64_t dl = tb_now_ns() + 100 * TB_NSEC_PER_MSEC;
-
-		ws.port[ws.n] = TB_SIM_PORT_STORE;
-		ws.end[ws.n++] = TB_SIM_END_GUEST;
-		if (g->suspend_port > 0) {
-			ws.port[ws.n] = (unsigned)g->suspend_port;
-			ws.end[ws.n++] = TB_SIM_END_GUEST;
-		}
-		r = tb_sim_evtchn_wait(c, g->evtfds, &ws, 0, dl);
-		if (r == 0) {
-			/* xenstore watch: control/shutdown */
-			if (!tb_sim_store_read(&c->store, TB_SIM_KEY_SHUTDOWN,
-					       v, sizeof(v)) &&
-			    !strcmp(v, "suspend")) {
-				if (g->cfg.ignore_suspend) {
-					INC(&c->ignored_requests);
-				} else if (!tb_sim_store_cmpxchg(
-						   &c->store,
-						   TB_SIM_KEY_SHUTDOWN,
-						   "suspend", "")) {
-					/* acked by clearing, as Linux does */
-					handle_request(g);
-				}
-			}
-		} else if (r == 1) {
-			handle_request(g);
-		}
-		if (g->want_stats ||
-		    (g->cfg.stats_interval_s && tb_now_ns() >= next_stats)) {
-			g->want_stats = 0;
-			print_stats(g, stderr, false);
-			next_stats =
-				tb_now_ns() + (int64_t)g->cfg.stats_interval_s *
-						      TB_NSEC_PER_SEC;
-		}
-	}
-	return NULL;
-}
-
-/* ------------------------------------------------------------ gate */
-
-int tb_guest_send(struct tb_guest *g, uint32_t conn, const void *p,
-		  uint32_t len)
-{
-	struct tb_sim_gate *gt = &g->ctrl->gate;
-	bool waited = false;
-	int rc;
-
-	pthread_mutex_lock(&g->gate_lock);
-	for (;;) {
-		rc = tb_sim_gate_append(gt, g->ring, conn, p, len);
-		if (rc != -EAGAIN || tb_guest_exiting(g))
-			break;
-		if (!waited) {
-			INC(&gt->backpressure);
-			waited = true;
-		}
-		if (LD(&g->stop_req)) {
-			/* a safepoint: the command is applied, its reply
-			 * not yet queued; it goes out after the resume */
-			pthread_mutex_unlock(&g->gate_lock);
-			tb_guest_park(g, tb_guest_kv_vcpu(g));
-			pthread_mutex_lock(&g->gate_lock);
-			continue;
-		}
-		{
-			struct timespec ts;
-
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 10 * TB_NSEC_PER_MSEC;
-			if (ts.tv_nsec >= TB_NSEC_PER_SEC) {
-				ts.tv_sec++;
-				ts.tv_nsec -= TB_NSEC_PER_SEC;
-			}
-			pthread_cond_timedwait(&g->gate_room, &g->gate_lock,
-					       &ts);
-		}
-	}
-	pthread_mutex_unlock(&g->gate_lock);
-	if (!rc)
-		tb_sim_evtchn_notify(g->ctrl, g->evtfds, TB_SIM_PORT_GATE,
-				     TB_SIM_END_GUEST);
-	return rc;
-}
-
-static void *netback_main(void *arg)
-{
-	struct tb_guest *g = arg;
-	struct tb_sim_gate *gt = &g->ctrl->gate;
-	struct tb_sim_waitset ws = { .n = 1,
-				     .port = { TB_SIM_PORT_GATE },
-				     .end = { TB_SIM_END_GUEST },
-				     .extra_fd = -1 };
-	struct tb_sim_gate_rec rec;
-	uint8_t *buf = malloc(gt->ring_size);
-	bool sent;
-	int r;
-
-	if (!buf)
-		return NULL;
-	while (!tb_guest_exiting(g)) {
-		r = tb_sim_gate_peek(gt, g->ring, &rec, buf, gt->ring_size);
-		if (r == 1) {
-			sent = g->kv && tb_guest_kv_transmit(g->kv, rec.conn,
-							     buf, rec.len);
-			pthread_mutex_lock(&g->gate_lock);
-			tb_sim_gate_pop(gt, &rec, sent);
-			pthread_cond_broadcast(&g->gate_room);
-			pthread_mutex_unlock(&g->gate_lock);
-			continue;
-		}
-		tb_sim_evtchn_wait(g->ctrl, g->evtfds, &ws, 0,
-				   tb_now_ns() + 100 * TB_NSEC_PER_MSEC);
-	}
-	free(buf);
-	return NULL;
-}
-
-/* ------------------------------------------------------------ toolstack */
-
-static void self_resume(struct tb_guest *g)
-{
-	struct tb_sim_ctrl *c = g->ctrl;
-	uint32_t expect = TB_SIM_REQ_PENDING;
-
-	ST(&c->attached, 0);
-	ST(&c->subscribed_port, 0);
-	__atomic_compare_exchange_n(&c->suspend_req, &expect, TB_SIM_REQ_NONE,
-				    false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-	ST(&c->gate.mode, TB_SIM_GATE_OPEN);
-	tb_sim_evtchn_notify(c, g->evtfds, TB_SIM_PORT_GATE, TB_SIM_END_GUEST);
-	tb_guest_disk_detached(g);
-	if (LD(&c->state) == TB_SIM_PAUSED)
-		ST(&c->state, TB_SIM_RUNNING);
-	if (LD(&c->state) == TB_SIM_SUSPENDED) {
-		/* the daemon left us suspended: cancel the suspend */
-		ST(&c->suspend_req, TB_SIM_REQ_NONE);
-		ST(&c->hypercall_ret, 1);
-		INC(&c->resume_gen);
-		ST(&c->state, TB_SIM_RUNNING);
-		tb_sim_evtchn_notify(c, g->evtfds, TB_SIM_PORT_RESUME,
-				     TB_SIM_END_GUEST);
-	}
-}
-
-static int send_hello(struct tb_guest *g, int s, int status)
-{
-	struct tb_sim_hello h = { 0 };
-	int fds[TB_SIM_MAX_FDS];
-	unsigned n = 0, i;
-	int k;
-
-	h.magic = TB_SIM_HELLO_MAGIC;
-	h.version = TB_SIM_VERSION;
-	h.status = status;
-	h.pid = (int32_t)getpid();
-	h.ram_size = g->ram_size;
-	h.ram_gva = (uint64_t)(uintptr_t)g->ram;
-	h.ctrl_size = g->ctrl_size;
-	h.ring_size = g->ctrl->gate.ring_size;
-	h.page_size = TB_PAGE_SIZE;
-	h.features = g->ctrl->features;
-	h.hugepages = g->cfg.hugepages;
-	if (status == 0) {
-		fds[n++] = g->ram_fd;
-		fds[n++] = g->ctrl_fd;
-		fds[n++] = g->ring_fd;
-		if (g->uffd >= 0) {
-			fds[n++] = g->uffd;
-			h.has_uffd = 1;
-		}
-		for (i = 0; i < TB_SIM_NR_EVTFDS; i++)
-			fds[n++] = g->evtfds[i];
-		k = tb_guest_disk_fds(g, fds + n, &h.disk_size,
-				      &h.disk_ring_size);
-		h.has_disk = k > 0;
-		n += (unsigned)k;
-	}
-	h.nr_fds = n;
-	return tb_sim_send_fds(s, &h, sizeof(h), fds, n);
-}
-
-static void *tool_main(void *arg)
-{
-	struct tb_guest *g = arg;
-	int conn = -1, s;
-	char b[64];
-
-	while (!tb_guest_exiting(g)) {
-		struct pollfd pfd[2] = { { g->listen_fd, POLLIN, 0 },
-					 { conn, POLLIN, 0 } };
-
-		if (poll(pfd, conn >= 0 ? 2 : 1, 100) <= 0)
-			continue;
-		if (pfd[0].revents & POLLIN) {
-			s = accept4(g->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-			if (s >= 0 && conn >= 0 &&
-			    recv(conn, b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
-				/* the old daemon hung up before this one
-				 * connected: finish its detach first */
-				close(conn);
-				conn = -1;
-				self_resume(g);
-			}
-			if (s >= 0) {
-				if (conn >= 0) {
-					send_hello(g, s, -EBUSY);
-					close(s);
-				} else if (send_hello(g, s, 0)) {
-					close(s);
-				} else {
-					conn = s;
-					ST(&g->ctrl->attached, 1);
-					if (g->wd_sock >= 0)
-						tb_sim_send_fds(g->wd_sock, "c",
-								1, &conn, 1);
-				}
-			}
-		}
-		if (conn >= 0 && pfd[1].revents) {
-			ssize_t n = read(conn, b, sizeof(b));
-
-			if (n == 0 ||
-			    (n < 0 && errno != EINTR && errno != EAGAIN)) {
-				close(conn);
-				conn = -1;
-				self_resume(g);
-			}
-		}
-	}
-	if (conn >= 0)
-		close(conn);
-	return NULL;
-}
-
-/*
- * Pause watchdog: a SIGSTOPped guest cannot notice its daemon dying, so a
- * small child process (not stopped by a SIGSTOP to the guest) holds the
- * connection too and sends SIGCONT when it hangs up.
- */
-static void watchdog_main(int sock, pid_t guest)
-{
-	int conn = -1;
-
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != guest)
-		_exit(0);
-	for (;;) {
-		struct pollfd pfd[2] = { { sock, POLLIN, 0 },
-					 { conn, POLLRDHUP, 0 } };
-		int n = poll(pfd, conn >= 0 ? 2 : 1, -1);
-
-		if (n < 0 && errno != EINTR)
-			_exit(1);
-		if (pfd[0].revents) {
-			char c = 0;
-			int fd;
-			unsigned nf = 1;
-
-			if (tb_sim_recv_fds(sock, &c, 1, &fd, &nf))
-				_exit(0); /* guest gone */
-			if (nf == 1) {
-				if (conn >= 0)
-					close(conn);
-				conn = fd;
-			}
-		}
-		if (conn >= 0 && (pfd[1].revents & (POLLRDHUP | POLLHUP))) {
-			kill(guest, SIGCONT);
-			close(conn);
-			conn = -1;
-		}
-	}
-}
-
-static int start_watchdog(struct tb_guest *g)
-{
-	int sv[2];
-	pid_t me = getpid(), pid;
-
-	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv))
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		close(sv[0]);
-		close(sv[1]);
-		return -errno;
-	}
-	if (pid == 0) {
-		close(sv[0]);
-		watchdog_main(sv[1], me);
-		_exit(0);
-	}
-	close(sv[1]);
-	g->wd_sock = sv[0];
-	g->wd_pid = pid;
-	return 0;
-}
-
-/* ------------------------------------------------------------ workload */
-
-static inline uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545f4914f6cdd1dull;
-}
-
-struct vcpu_arg {
-	struct tb_guest *g;
-	unsigned t;
-};
-
-static void rate_wait(struct tb_guest *g, int64_t t_next)
-{
-	int64_t d = t_next - tb_now_ns();
-	struct timespec ts;
-
-	if (d <= 0)
-		return;
-	if (d > 10 * TB_NSEC_PER_MSEC)
-		d = 10 * TB_NSEC_PER_MSEC;
-	ts.tv_sec = d / TB_NSEC_PER_SEC;
-	ts.tv_nsec = d % TB_NSEC_PER_SEC;
-	/* idle until the next write, or until a freeze wakes us */
-	futex(&g->stop_req, FUTEX_WAIT_PRIVATE, 0, &ts);
-}
-
-static void synthetic_loop(struct tb_guest *g, unsigned t, unsigned lanes)
-{
-	struct tb_sim_ram_hdr *h = (struct tb_sim_ram_hdr *)g->ram;
-	struct tb_sim_vcpu *v = &g->vcpu[t];
-	uint64_t wss = g->cfg.wss ? g->cfg.wss / TB_PAGE_SIZE : h->nr_data;
-	uint64_t n, j, rate;
-	int64_t period = 0, t_next;
-
-	if (wss > h->nr_data)
-		wss = h->nr_data;
-	n = wss > t ? (wss - t + lanes - 1) / lanes : 0;
-	if (!n)
-		return;
-	rate = g->cfg.dirty_rate;
-	if (rate)
-		period = (int64_t)(TB_NSEC_PER_SEC * lanes / rate);
-	t_next = tb_now_ns();
-	while (!tb_guest_exiting(g) && !LD(&g->quiesced)) {
-		tb_guest_safepoint(g, t);
-		if (period) {
-			if (tb_now_ns() < t_next) {
-				rate_wait(g, t_next);
-				continue;
-			}
-			t_next += period;
-			if (t_next < tb_now_ns() - TB_NSEC_PER_SEC)
-				t_next = tb_now_ns();
-		}
-		switch (g->cfg.pattern) {
-		case TB_GUEST_HOTSET:
-			if (rng_next(&v->rng) % 10)
-				j = rng_next(&v->rng) % TB_MAX(n / 10, 1);
-			else
-				j = rng_next(&v->rng) % n;
-			break;
-		case TB_GUEST_SEQUENTIAL:
-			j = v->pos++ % n;
-			break;
-		default:
-			j = rng_next(&v->rng) % n;
-			break;
-		}
-		tb_sim_page_write(g->ram, h->data_first + j * lanes + t, t,
-				  tb_guest_mark, g);
-		v->ops++;
-		__atomic_add_fetch(&g->ctrl->progress, 1, __ATOMIC_RELAXED);
-	}
-}
-
-static void kv_loop(struct tb_guest *g, unsigned t)
-{
-	while (!tb_guest_exiting(g) && !LD(&g->quiesced)) {
-		tb_guest_safepoint(g, t);
-		if (g->kv_relisten) {
-			g->kv_relisten = false;
-			tb_guest_kv_relisten(g->kv);
-		}
-		if (tb_guest_kv_step(g->kv, 5) == 0)
-			g->vcpu[t].ops++;
-	}
-}
-
-/*
- * The disk writer: random 4 KiB writes of random data (a database's
- * worst case: nothing compresses) over the upper half of the disk (the
- * durable KV log grows from the start), at cfg.disk_writes per second
- * or flat out.
- */
-static void diskw_loop(struct tb_guest *g, unsigned t)
-{
-	struct tb_sim_vcpu *v = &g->vcpu[t];
-	uint64_t half = tb_guest_disk_size(g) / 2 / TB_PAGE_SIZE, blk[512];
-	uint64_t rate = g->cfg.disk_writes;
-	int64_t period = rate && rate != UINT64_MAX ?
-				 (int64_t)(TB_NSEC_PER_SEC / rate) :
-				 0,
-		t_next = tb_now_ns();
-	unsigned i;
-
-	if (!half)
-		return;
-	while (!tb_guest_exiting(g) && !LD(&g->quiesced)) {
-		tb_guest_safepoint(g, t);
-		if (period) {
-			if (tb_now_ns() < t_next) {
-				rate_wait(g, t_next);
-				continue;
-			}
-			t_next += period;
-			if (t_next < tb_now_ns() - TB_NSEC_PER_SEC)
-				t_next = tb_now_ns();
-		}
-		for (i = 0; i < TB_ARRAY_SIZE(blk); i++)
-			blk[i] = rng_next(&v->rng);
-		if (tb_guest_disk_write(g, t,
-					(half + blk[0] % half) * TB_PAGE_SIZE,
-					blk, sizeof(blk)))
-			break;
-		v->ops++;
-	}
-}
-
-static void idle_loop(struct tb_guest *g, unsigned t)
-{
-	while (!tb_guest_exiting(g)) {
-		tb_guest_safepoint(g, t);
-		rate_wait(g, tb_now_ns() + 10 * TB_NSEC_PER_MSEC);
-	}
-}
-
-static void *vcpu_main(void *arg)
-{
-	struct vcpu_arg *a = arg;
-	struct tb_guest *g = a->g;
-	unsigned t = a->t;
-	struct tb_sim_ram_hdr *h = (struct tb_sim_ram_hdr *)g->ram;
-
-	free(a);
-	switch (g->vcpu_kind[t]) {
-	case TB_GUEST_SYNTHETIC:
-		synthetic_loop(g, t, h->nr_lanes);
-		break;
-	case TB_GUEST_KV:
-		kv_loop(g, t);
-		break;
-	case TB_GUEST_DISKW:
-		diskw_loop(g, t);
-		break;
-	default:
-		break;
-	}
-	idle_loop(g, t);
-	return NULL;
 }
 
 /* ------------------------------------------------------------ boot */
@@ -901,36 +199,14 @@ out:
 	return rc;
 }
 
-static int make_listener(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int s;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, path);
-	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -errno;
-	unlink(path);
-	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) || listen(s, 4)) {
-		int e = -errno;
-
-		close(s);
-		return e;
-	}
-	return s;
-}
-
-static int boot(struct tb_guest *g)
+/* Guest RAM: a new memfd, or a restore's RAM fd and state blob
+ * (@dev, @nr_saved vCPUs); mapped and pre-faulted. */
+static int map_ram(struct tb_guest *g, struct tb_sim_dev_state *dev,
+		   uint32_t *nr_saved)
 {
 	const struct tb_guest_cfg *cfg = &g->cfg;
-	struct tb_sim_dev_state dev;
-	struct tb_sim_ctrl *c;
-	uint32_t nr_saved = 0;
+	unsigned mflags = MFD_CLOEXEC;
 	uint64_t o;
-	unsigned i, lanes, mflags = MFD_CLOEXEC;
-	char v[32];
 	int rc;
 
 	g->ram_size = cfg->ram_size;
@@ -941,7 +217,7 @@ static int boot(struct tb_guest *g)
 		if (fstat(g->ram_fd, &st))
 			return -errno;
 		g->ram_size = (uint64_t)st.st_size;
-		rc = load_state(g, &dev, &nr_saved);
+		rc = load_state(g, dev, nr_saved);
 		if (rc) {
 			fprintf(stderr, "tiber-simguest: bad state blob: %s\n",
 				strerror(-rc));
@@ -972,6 +248,15 @@ static int boot(struct tb_guest *g)
 		/* cppcheck-suppress selfAssignment ; a write through volatile */
 		*p = *p;
 	}
+	return 0;
+}
+
+/* The control page, the gate ring and the event channels' eventfds. */
+static int map_shared(struct tb_guest *g)
+{
+	const struct tb_guest_cfg *cfg = &g->cfg;
+	unsigned i;
+
 	g->ctrl_size = tb_sim_ctrl_size(g->ram_size);
 	g->ctrl_fd = memfd_create("tiber-guest-ctrl", MFD_CLOEXEC);
 	if (g->ctrl_fd < 0 || ftruncate(g->ctrl_fd, (off_t)g->ctrl_size))
@@ -982,7 +267,6 @@ static int boot(struct tb_guest *g)
 		g->ctrl = NULL;
 		return -errno;
 	}
-	c = g->ctrl;
 	crash_guest = g;
 	g->ring_fd = memfd_create("tiber-guest-gate", MFD_CLOEXEC);
 	if (g->ring_fd < 0 || ftruncate(g->ring_fd, (off_t)cfg->gate_ring))
@@ -998,6 +282,66 @@ static int boot(struct tb_guest *g)
 		if (g->evtfds[i] < 0)
 			return -errno;
 	}
+	return 0;
+}
+
+/* A fresh boot: format RAM for @lanes writers, record the workload
+ * config in it, seed the vCPUs, name the domain in the store. */
+static int format_ram(struct tb_guest *g, unsigned lanes)
+{
+	const struct tb_guest_cfg *cfg = &g->cfg;
+	struct tb_sim_ram_hdr *wh = (void *)g->ram;
+	struct tb_sim_ctrl *c = g->ctrl;
+	unsigned i;
+	char v[32];
+	int rc;
+
+	rc = tb_sim_ram_format(g->ram, g->nr_pages, cfg->content, lanes,
+			       (cfg->workload == TB_GUEST_KV ||
+				cfg->workload == TB_GUEST_MIXED) ?
+				       (uint64_t)64 :
+				       0);
+	if (rc)
+		return rc;
+	/* the guest kernel's own config lives in its memory */
+	if (getrandom(&wh->boot_id, sizeof(wh->boot_id), 0) !=
+	    sizeof(wh->boot_id))
+		wh->boot_id = (uint64_t)tb_now_ns() ^ (uint64_t)getpid() << 32;
+	wh->workload = cfg->workload;
+	wh->pattern = cfg->pattern;
+	wh->wss_pages = cfg->wss / TB_PAGE_SIZE;
+	wh->dirty_rate = cfg->dirty_rate;
+	wh->nr_threads = cfg->threads;
+	wh->disk_writes = g->disk ? cfg->disk_writes : 0;
+	for (i = 0; i < g->nr_vcpus; i++) {
+		g->vcpu[i].id = i;
+		g->vcpu[i].kind = g->vcpu_kind[i];
+		g->vcpu[i].rng = 0x9e3779b97f4a7c15ull * (i + 1) ^
+				 (uint64_t)getpid();
+	}
+	tb_sim_store_write(&c->store, TB_SIM_KEY_NAME,
+			   cfg->name ? cfg->name : "simguest");
+	snprintf(v, sizeof(v), "%u", cfg->domid);
+	tb_sim_store_write(&c->store, TB_SIM_KEY_DOMID, v);
+	return 0;
+}
+
+static int boot(struct tb_guest *g)
+{
+	const struct tb_guest_cfg *cfg = &g->cfg;
+	struct tb_sim_dev_state dev;
+	struct tb_sim_ctrl *c;
+	uint32_t nr_saved = 0;
+	unsigned i, lanes;
+	int rc;
+
+	rc = map_ram(g, &dev, &nr_saved);
+	if (rc)
+		return rc;
+	rc = map_shared(g);
+	if (rc)
+		return rc;
+	c = g->ctrl;
 
 	c->magic = TB_SIM_MAGIC;
 	c->version = TB_SIM_VERSION;
@@ -1072,37 +416,9 @@ static int boot(struct tb_guest *g)
 		c->gate.cur_epoch = dev.gate_cur_epoch;
 		c->gate.released_epoch = dev.gate_cur_epoch;
 	} else {
-		rc = tb_sim_ram_format(g->ram, g->nr_pages, cfg->content, lanes,
-				       (cfg->workload == TB_GUEST_KV ||
-					cfg->workload == TB_GUEST_MIXED) ?
-					       (uint64_t)64 :
-					       0);
+		rc = format_ram(g, lanes);
 		if (rc)
 			return rc;
-		{
-			struct tb_sim_ram_hdr *wh = (void *)g->ram;
-
-			if (getrandom(&wh->boot_id, sizeof(wh->boot_id), 0) !=
-			    sizeof(wh->boot_id))
-				wh->boot_id = (uint64_t)tb_now_ns() ^
-					      (uint64_t)getpid() << 32;
-			wh->workload = cfg->workload;
-			wh->pattern = cfg->pattern;
-			wh->wss_pages = cfg->wss / TB_PAGE_SIZE;
-			wh->dirty_rate = cfg->dirty_rate;
-			wh->nr_threads = cfg->threads;
-			wh->disk_writes = g->disk ? cfg->disk_writes : 0;
-		}
-		for (i = 0; i < g->nr_vcpus; i++) {
-			g->vcpu[i].id = i;
-			g->vcpu[i].kind = g->vcpu_kind[i];
-			g->vcpu[i].rng = 0x9e3779b97f4a7c15ull * (i + 1) ^
-					 (uint64_t)getpid();
-		}
-		tb_sim_store_write(&c->store, TB_SIM_KEY_NAME,
-				   cfg->name ? cfg->name : "simguest");
-		snprintf(v, sizeof(v), "%u", cfg->domid);
-		tb_sim_store_write(&c->store, TB_SIM_KEY_DOMID, v);
 	}
 
 	if (!strcmp(cfg->dirty_mech, "uffd") ||
@@ -1123,14 +439,14 @@ static int boot(struct tb_guest *g)
 	if (cfg->restore) {
 		/* the suspend hypercall "returns 0": RESTORE hooks */
 		INC(&c->restores);
-		rc = publish_port(g);
+		rc = tb_guest_publish_port(g);
 		if (rc)
 			return rc;
-		verify_self(g);
+		tb_guest_verify_self(g);
 		for (i = 0; i < g->nr_vcpus; i++)
 			g->vcpu[i].kind = g->vcpu_kind[i];
 	} else {
-		rc = publish_port(g);
+		rc = tb_guest_publish_port(g);
 		if (rc)
 			return rc;
 	}
@@ -1144,8 +460,47 @@ static int write_stats_file(struct tb_guest *g)
 
 	if (!f)
 		return -errno;
-	print_stats(g, f, true);
+	tb_guest_print_stats(g, f, true);
 	return fclose(f) ? -errno : 0;
+}
+
+/* Undo boot() and the threads' set-up, in reverse; frees @g. */
+static void guest_free(struct tb_guest *g)
+{
+	unsigned i;
+
+	if (g->kv)
+		tb_guest_kv_close(g->kv);
+	if (g->wd_sock >= 0)
+		close(g->wd_sock); /* watchdog sees EOF and exits */
+	if (g->wd_pid > 0) {
+		kill(g->wd_pid, SIGKILL);
+		waitpid(g->wd_pid, NULL, 0);
+	}
+	if (g->listen_fd >= 0) {
+		close(g->listen_fd);
+		unlink(g->cfg.socket);
+	}
+	if (g->uffd >= 0)
+		close(g->uffd);
+	tb_guest_disk_close(g);
+	for (i = 0; i < TB_SIM_NR_EVTFDS; i++)
+		if (g->evtfds[i] >= 0)
+			close(g->evtfds[i]);
+	if (g->ring)
+		munmap(g->ring, g->cfg.gate_ring);
+	if (g->ctrl)
+		munmap(g->ctrl, g->ctrl_size);
+	if (g->ram)
+		munmap(g->ram, g->ram_size);
+	if (g->ram_fd >= 0)
+		close(g->ram_fd);
+	if (g->ctrl_fd >= 0)
+		close(g->ctrl_fd);
+	if (g->ring_fd >= 0)
+		close(g->ring_fd);
+	crash_guest = NULL;
+	free(g);
 }
 
 int tb_guest_main(const struct tb_guest_cfg *cfg)
@@ -1197,36 +552,25 @@ int tb_guest_main(const struct tb_guest_cfg *cfg)
 		}
 	}
 	if (cfg->socket) {
-		g->listen_fd = make_listener(cfg->socket);
+		g->listen_fd = tb_guest_make_listener(cfg->socket);
 		if (g->listen_fd < 0) {
 			rc = g->listen_fd;
 			fprintf(stderr, "tiber-simguest: socket %s: %s\n",
 				cfg->socket, strerror(-rc));
 			goto out;
 		}
-		rc = start_watchdog(g);
+		rc = tb_guest_start_watchdog(g);
 		if (rc)
 			goto out;
 	}
 	ST(&g->ctrl->state, TB_SIM_RUNNING);
-	for (i = 0; i < g->nr_vcpus; i++) {
-		struct vcpu_arg *a = malloc(sizeof(*a));
-
-		if (!a)
-			goto out_threads;
-		a->g = g;
-		a->t = i;
-		if (pthread_create(&g->vcpu_thr[i], NULL, vcpu_main, a)) {
-			free(a);
-			goto out_threads;
-		}
-		started++;
-	}
-	if (pthread_create(&g->kernel_thr, NULL, kernel_main, g))
+	if (tb_guest_vcpus_start(g, &started))
 		goto out_threads;
-	pthread_create(&g->netback_thr, NULL, netback_main, g);
+	if (pthread_create(&g->kernel_thr, NULL, tb_guest_kernel_main, g))
+		goto out_threads;
+	pthread_create(&g->netback_thr, NULL, tb_guest_netback_main, g);
 	if (g->listen_fd >= 0)
-		pthread_create(&g->tool_thr, NULL, tool_main, g);
+		pthread_create(&g->tool_thr, NULL, tb_guest_tool_main, g);
 	if (cfg->ready_fd >= 0) {
 		(void)!write(cfg->ready_fd, "1", 1);
 		close(cfg->ready_fd);
@@ -1266,47 +610,16 @@ int tb_guest_main(const struct tb_guest_cfg *cfg)
 		pthread_join(g->tool_thr, NULL);
 out_threads:
 	ST(&g->exiting, 1);
-	thaw(g);
+	tb_guest_thaw(g);
 	for (i = 0; i < started; i++)
 		pthread_join(g->vcpu_thr[i], NULL);
 	if (g->ctrl)
-		print_stats(g, stderr, false);
+		tb_guest_print_stats(g, stderr, false);
 	if (cfg->stats_file && g->ctrl)
 		write_stats_file(g);
 	if (g->ctrl)
 		ST(&g->ctrl->state, TB_SIM_DEAD);
 out:
-	if (g->kv)
-		tb_guest_kv_close(g->kv);
-	if (g->wd_sock >= 0)
-		close(g->wd_sock); /* watchdog sees EOF and exits */
-	if (g->wd_pid > 0) {
-		kill(g->wd_pid, SIGKILL);
-		waitpid(g->wd_pid, NULL, 0);
-	}
-	if (g->listen_fd >= 0) {
-		close(g->listen_fd);
-		unlink(cfg->socket);
-	}
-	if (g->uffd >= 0)
-		close(g->uffd);
-	tb_guest_disk_close(g);
-	for (i = 0; i < TB_SIM_NR_EVTFDS; i++)
-		if (g->evtfds[i] >= 0)
-			close(g->evtfds[i]);
-	if (g->ring)
-		munmap(g->ring, cfg->gate_ring);
-	if (g->ctrl)
-		munmap(g->ctrl, g->ctrl_size);
-	if (g->ram)
-		munmap(g->ram, g->ram_size);
-	if (g->ram_fd >= 0)
-		close(g->ram_fd);
-	if (g->ctrl_fd >= 0)
-		close(g->ctrl_fd);
-	if (g->ring_fd >= 0)
-		close(g->ring_fd);
-	crash_guest = NULL;
-	free(g);
+	guest_free(g);
 	return rc ? 1 : status;
 }

@@ -1,8 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tiber-simguest's process state, shared by the files of sim/ that run
- * inside the guest (guest.c: boot, threads, suspend; disk.c: the block
- * device).  kv.c and the client use only guest.h.
+ * inside the guest, and the functions by which they call each other:
+ *
+ *   guest.c      boot (or restore), the main thread, stats
+ *   suspend.c    the kernel thread: suspend requests, freeze/thaw, the
+ *                simulated hypercall, THAW/RESTORE hooks
+ *   toolstack.c  the control socket thread, hello, the pause watchdog
+ *   netback.c    the output gate: tb_guest_send and the netback thread
+ *   workload.c   the vCPU threads and their loops
+ *   disk.c       the block device
+ *
+ * kv.c and the client use only guest.h.
  */
 #ifndef TIBER_SIM_GUEST_PRIV_H
 #define TIBER_SIM_GUEST_PRIV_H
@@ -11,6 +20,11 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 
 #include "guest.h"
 
@@ -60,8 +74,44 @@ struct tb_guest {
 	int64_t t_boot;
 };
 
-/* Park vCPU @t (a suspend was requested) until thawed. */
+static inline long futex(int *uaddr, int op, int val, const struct timespec *ts)
+{
+	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0);
+}
+
+/* sim/workload.c: start one thread per vCPU (vcpu_kind[]); *@started
+ * counts the threads running, to be joined even on error.  0 or -errno. */
+int tb_guest_vcpus_start(struct tb_guest *g, unsigned *started);
+
+/* sim/netback.c: the netback thread (pthread start routine, @arg = g):
+ * transmits released output until the guest exits. */
+void *tb_guest_netback_main(void *arg);
+
+/* sim/toolstack.c: bind and listen on the control socket @path (an old
+ * socket file is replaced): the fd, or -errno. */
+int tb_guest_make_listener(const char *path);
+/* Fork the pause watchdog (g->wd_sock, g->wd_pid).  0 or -errno. */
+int tb_guest_start_watchdog(struct tb_guest *g);
+/* The toolstack thread (pthread start routine, @arg = g): serves
+ * g->listen_fd until the guest exits. */
+void *tb_guest_tool_main(void *arg);
+
+/* sim/suspend.c: park vCPU @t (a suspend was requested) until thawed. */
 void tb_guest_park(struct tb_guest *g, unsigned t);
+/* Release the parked vCPUs (end of a suspend, or exit). */
+void tb_guest_thaw(struct tb_guest *g);
+/* Allocate the suspend port and publish it (store, or static port).
+ * 0 or -errno. */
+int tb_guest_publish_port(struct tb_guest *g);
+/* RESTORE: verify RAM (and a durable KV guest's disk); prints the result
+ * and sets ctrl->last_verify_ok. */
+void tb_guest_verify_self(struct tb_guest *g);
+/* The kernel thread (pthread start routine, @arg = g): answers suspend
+ * requests, prints stats, until the guest exits. */
+void *tb_guest_kernel_main(void *arg);
+
+/* sim/guest.c: the counters, one line (or JSON for --stats-file). */
+void tb_guest_print_stats(struct tb_guest *g, FILE *f, bool json);
 
 /* sim/disk.c: the block device (--disk).  open: 0 or -errno (message
  * printed); the others are no-ops without a disk. */

@@ -4,7 +4,7 @@
  * write-protect async (6.7) and the PAGEMAP_SCAN ioctl (6.7).  Values as
  * in the kernel's include/uapi/linux/{userfaultfd,fs}.h, checked against
  * the measured probe (notes/probes/probe.h).  Used by the simulated guest
- * and lib/backend/sim.c only.
+ * and lib/backend/sim_dirty.c only.
  */
 #ifndef TIBER_SIM_UAPI_H
 #define TIBER_SIM_UAPI_H

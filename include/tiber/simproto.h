@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The simulated hypervisor's shared protocol: what tiber-simguest (the
- * guest) and lib/backend/sim.c (the daemon) both map.
+ * guest) and lib/backend/sim*.c (the daemon) both map.
  *
  *   control page  = shared info + the hypervisor's domain struct: state,
  *                   shutdown reason, the suspend hypercall's return value,
@@ -565,7 +565,7 @@ int tb_sim_verify_disk(const void *ram, uint64_t size, int disk_fd,
 		       uint64_t disk_size, struct tb_sim_verify_report *rep);
 
 /* ----------------------------------------------------------- daemon extras */
-/* For tests and tools that hold a sim tb_dom (lib/backend/sim.c). */
+/* For tests and tools that hold a sim tb_dom (lib/backend/sim*.c). */
 struct tb_dom;
 struct tb_bitmap;
 struct tb_sim_ctrl *tb_sim_dom_ctrl(struct tb_dom *d);

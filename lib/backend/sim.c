@@ -2,227 +2,40 @@
 /*
  * The simulated hypervisor backend: drives a tiber-simguest process
  * through its control socket and the shared control page
- * (include/tiber/simproto.h, docs/sim-backend.md).
+ * (include/tiber/simproto.h, docs/sim-backend.md).  This file: attach
+ * (connect, hello, map the guest's memory), info, the state blobs, the
+ * output gate hooks, health, stats, destroy/detach and the ops table;
+ * the rest is in sim_suspend.c, sim_dirty.c, sim_restore.c, sim_disk.c
+ * and copy_pool.c (sim_priv.h).
  *
  * Invariants:
- *  - suspend_req is the one truth about a request: the guest claims it
- *    (PENDING -> TAKEN) or the daemon cancels it at the deadline (PENDING
- *    -> NONE); exactly one CAS wins, so a timed-out request can never
- *    suspend the guest behind our back.  If the guest won, we wait for
- *    it to suspend and resume it at once: -ETIMEDOUT leaves it running.
- *  - Every resume writes the return value before the state and the state
- *    before the notify, so a woken guest reads the right value.
  *  - The daemon only reads guest RAM (its mapping is PROT_READ): its own
  *    accesses are never tracked as dirty and never corrupt the guest.
- *  - uffd-wp + PAGEMAP_SCAN: a scan call that returned fewer regions than
- *    vec_len walked the whole range; only a full vec continues from
- *    walk_end (the 6.18 walk_end quirk, sim-host-facts 1a).
  *  - output_release and get_stats may run on another thread: they touch
  *    only atomics and the stats lock.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 
 #include "tiber/backend.h"
 #include "sim_disk.h"
-#include "tiber/sim_uapi.h"
 #include "tiber/simproto.h"
-
-#define LD(p)	 __atomic_load_n((p), __ATOMIC_SEQ_CST)
-#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
-#define INC(p)	 __atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST)
-
-#define AWAIT_SPIN_NS (50 * TB_NSEC_PER_USEC)
-#define RACE_GRACE_NS (2 * TB_NSEC_PER_SEC)
-#define COPY_MT_MIN   256
-#define MAX_WORKERS   8
-#define SCAN_VEC_MAX  65536
-
-struct copy_pool {
-	unsigned n; /* helper threads (the caller is one more) */
-	pthread_t thr[MAX_WORKERS];
-	int gen;  /* futex: bumped per job */
-	int done; /* futex: helpers finished */
-	int stop;
-	const uint64_t *pfns;
-	size_t npages;
-	uint8_t *dst;
-	const uint8_t *ram;
-};
-
-struct tb_dom {
-	struct tb_dom_cfg cfg;
-	char path[108];
-	int sock, pidfd, pagemap_fd, uffd;
-	int ram_fd, ctrl_fd, ring_fd;
-	int evtfds[TB_SIM_NR_EVTFDS];
-	pid_t pid;
-	const uint8_t *ram;
-	uint64_t ram_size, nr_pages, ram_gva;
-	struct tb_sim_ctrl *ctrl;
-	size_t ctrl_size;
-	uint8_t *ring;
-	uint64_t ring_size;
-	enum tb_suspend_mode mode;
-	bool use_uffd, suspend_cancel;
-	unsigned port;	   /* bound suspend port (evtchn), 0 = none */
-	bool req_by_store; /* the outstanding request went via the store */
-	bool suspended;	   /* suspended (or paused) by us */
-	bool need_rebind;  /* slow resume: the guest re-publishes its port */
-	struct page_region *vec;
-	size_t vec_len;
-	struct copy_pool pool;
-	struct tb_sim_ddisk *disk; /* NULL: the guest has no disk */
-	int disk_fds[2];	   /* from the hello, until opened */
-	pthread_mutex_t st_lock;
-	struct tb_dom_stats st;
-	char mech[32];
-};
-
-static long futex(int *uaddr, int op, int val, const struct timespec *ts)
-{
-	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0);
-}
-
-static void spin_wait_ne(int *w, int old)
-{
-	int64_t until = tb_now_ns() + 20 * TB_NSEC_PER_USEC;
-
-	while (LD(w) == old && tb_now_ns() < until)
-		__builtin_ia32_pause();
-	while (LD(w) == old)
-		futex(w, FUTEX_WAIT_PRIVATE, old, NULL);
-}
-
-/* ------------------------------------------------------------ copy */
-
-static void copy_range(const uint8_t *ram, const uint64_t *pfns, size_t n,
-		       uint8_t *dst)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		memcpy(dst + i * TB_PAGE_SIZE, ram + pfns[i] * TB_PAGE_SIZE,
-		       TB_PAGE_SIZE);
-}
-
-static void chunk(size_t n, unsigned parts, unsigned k, size_t *first,
-		  size_t *cnt)
-{
-	size_t per = n / parts, rem = n % parts;
-
-	*first = k * per + TB_MIN((size_t)k, rem);
-	*cnt = per + (k < rem ? 1 : 0);
-}
-
-struct worker_arg {
-	struct copy_pool *p;
-	unsigned k;
-};
-
-static void *copy_worker(void *arg)
-{
-	struct worker_arg *a = arg;
-	struct copy_pool *p = a->p;
-	unsigned k = a->k;
-	int gen = 0;
-	size_t first, cnt;
-
-	free(a);
-	for (;;) {
-		spin_wait_ne(&p->gen, gen);
-		gen = LD(&p->gen);
-		if (LD(&p->stop))
-			break;
-		chunk(p->npages, p->n + 1, k, &first, &cnt);
-		copy_range(p->ram, p->pfns + first, cnt,
-			   p->dst + first * TB_PAGE_SIZE);
-		if ((unsigned)INC(&p->done) == p->n)
-			futex(&p->done, FUTEX_WAKE_PRIVATE, 1, NULL);
-	}
-	return NULL;
-}
-
-static int pool_start(struct copy_pool *p, unsigned helpers, const uint8_t *ram)
-{
-	unsigned i;
-
-	p->ram = ram;
-	p->n = 0;
-	for (i = 0; i < helpers && i < MAX_WORKERS; i++) {
-		struct worker_arg *a = malloc(sizeof(*a));
-
-		if (!a)
-			return -ENOMEM;
-		a->p = p;
-		a->k = i + 1;
-		if (pthread_create(&p->thr[i], NULL, copy_worker, a)) {
-			free(a);
-			return -EAGAIN;
-		}
-		p->n++;
-	}
-	return 0;
-}
-
-static void pool_stop(struct copy_pool *p)
-{
-	unsigned i;
-
-	if (!p->n)
-		return;
-	ST(&p->stop, 1);
-	INC(&p->gen);
-	futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
-	for (i = 0; i < p->n; i++)
-		pthread_join(p->thr[i], NULL);
-	p->n = 0;
-}
-
-static void pool_copy(struct copy_pool *p, const uint64_t *pfns, size_t n,
-		      uint8_t *dst)
-{
-	size_t first, cnt;
-	int d;
-
-	p->pfns = pfns;
-	p->npages = n;
-	p->dst = dst;
-	ST(&p->done, 0);
-	INC(&p->gen);
-	futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
-	chunk(n, p->n + 1, 0, &first, &cnt);
-	copy_range(p->ram, pfns + first, cnt, dst + first * TB_PAGE_SIZE);
-	while ((unsigned)(d = LD(&p->done)) < p->n) {
-		int64_t until = tb_now_ns() + 20 * TB_NSEC_PER_USEC;
-
-		while (LD(&p->done) == d && tb_now_ns() < until)
-			__builtin_ia32_pause();
-		if (LD(&p->done) == d)
-			futex(&p->done, FUTEX_WAIT_PRIVATE, d, NULL);
-	}
-}
+#include "sim_priv.h"
 
 /* ------------------------------------------------------------ helpers */
 
-static bool guest_gone(struct tb_dom *d)
+bool tb_sim_guest_gone(struct tb_dom *d)
 {
 	struct pollfd p = { d->pidfd, POLLIN, 0 };
 
@@ -231,38 +44,11 @@ static bool guest_gone(struct tb_dom *d)
 	return kill(d->pid, 0) && errno == ESRCH;
 }
 
-static int store_port(struct tb_dom *d)
-{
-	char v[TB_SIM_VAL_MAX];
-	uint64_t p;
-
-	if (tb_sim_store_read(&d->ctrl->store, TB_SIM_KEY_SUSPEND_PORT, v,
-			      sizeof(v)) ||
-	    !*v || tb_parse_u64(v, &p) || p < TB_SIM_PORT_FIRST_DYN ||
-	    p >= TB_SIM_NR_PORTS)
-		return -ENOENT;
-	return (int)p;
-}
-
-static void stat_inc(struct tb_dom *d, uint64_t *ctr, uint64_t n)
-{
-	pthread_mutex_lock(&d->st_lock);
-	*ctr += n;
-	pthread_mutex_unlock(&d->st_lock);
-}
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
 static void dom_free(struct tb_dom *d)
 {
 	unsigned i;
 
-	pool_stop(&d->pool);
+	tb_copy_pool_stop(&d->pool);
 	if (d->ram)
 		munmap((void *)d->ram, d->ram_size);
 	if (d->ctrl)
@@ -284,62 +70,6 @@ static void dom_free(struct tb_dom *d)
 	free(d->vec);
 	pthread_mutex_destroy(&d->st_lock);
 	free(d);
-}
-
-/* One PAGEMAP_SCAN pass over RAM: written pages, re-protected.  Sets
- * their bits in @out (may be NULL: discard). */
-static int scan_dirty(struct tb_dom *d, struct tb_bitmap *out)
-{
-	uint64_t start = d->ram_gva, end = d->ram_gva + d->ram_size;
-	long r, i;
-
-	while (start < end) {
-		struct pm_scan_arg a = {
-			.size = sizeof(a),
-			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-			.start = start,
-			.end = end,
-			.vec = (uint64_t)(uintptr_t)d->vec,
-			.vec_len = d->vec_len,
-			.category_mask = PAGE_IS_WRITTEN,
-			.return_mask = PAGE_IS_WRITTEN,
-		};
-
-		r = ioctl(d->pagemap_fd, PAGEMAP_SCAN, &a);
-		if (r < 0)
-			return -errno;
-		for (i = 0; out && i < r; i++) {
-			uint64_t s = d->vec[i].start, e = d->vec[i].end;
-
-			if (s < d->ram_gva || e > end || s >= e)
-				return -EIO;
-			tb_bitmap_set_range(out,
-					    (s - d->ram_gva) / TB_PAGE_SIZE,
-					    (e - s) / TB_PAGE_SIZE);
-		}
-		/* completion rule: see the invariants at the top */
-		if ((uint64_t)r < d->vec_len)
-			break;
-		if (a.walk_end <= start || a.walk_end > end)
-			return -EIO;
-		start = a.walk_end;
-	}
-	return 0;
-}
-
-static void harvest_bitmap(struct tb_dom *d, struct tb_bitmap *out)
-{
-	uint64_t *bm = tb_sim_ctrl_bitmap(d->ctrl);
-	size_t i, nw = (size_t)((d->nr_pages + 63) / 64);
-	uint64_t v;
-
-	for (i = 0; i < nw; i++) {
-		if (!__atomic_load_n(&bm[i], __ATOMIC_RELAXED))
-			continue;
-		v = __atomic_exchange_n(&bm[i], 0, __ATOMIC_ACQ_REL);
-		if (out)
-			out->words[i] |= v;
-	}
 }
 
 static int recv_hello(struct tb_dom *d, struct tb_sim_hello *h)
@@ -394,60 +124,6 @@ out_close:
 	return rc;
 }
 
-static int setup_dirty(struct tb_dom *d, const char *want)
-{
-	char path[64];
-	int rc;
-
-	if (!want || !*want)
-		want = "auto";
-	if (strcmp(want, "auto") && strcmp(want, "uffd") &&
-	    strcmp(want, "bitmap")) {
-		tb_backend_set_reason("sim: unknown dirty_mech '%s'", want);
-		return -EINVAL;
-	}
-	if (strcmp(want, "bitmap")) {
-		rc = -ENOTSUP;
-		if (d->uffd >= 0 && (d->ctrl->features & TB_SIM_FEAT_UFFD_WP)) {
-			snprintf(path, sizeof(path), "/proc/%d/pagemap",
-				 (int)d->pid);
-			d->pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
-			rc = d->pagemap_fd < 0 ? -errno : 0;
-			d->vec_len = TB_MIN(d->nr_pages / 2 + 1,
-					    (uint64_t)SCAN_VEC_MAX);
-			d->vec = rc ? NULL :
-				      calloc(d->vec_len, sizeof(*d->vec));
-			if (!rc && !d->vec)
-				rc = -ENOMEM;
-			/* capability probe = the first, discarded scan:
-			 * everything starts clean */
-			if (!rc)
-				rc = scan_dirty(d, NULL);
-		}
-		if (!rc) {
-			d->use_uffd = true;
-			snprintf(d->mech, sizeof(d->mech), "uffd-wp+pagemap");
-			harvest_bitmap(d, NULL);
-			return 0;
-		}
-		if (!strcmp(want, "uffd")) {
-			tb_backend_set_reason(
-				"sim: uffd-wp async + PAGEMAP_SCAN unavailable: %s",
-				strerror(-rc));
-			return -ENOTSUP;
-		}
-		close_fd(&d->pagemap_fd);
-	}
-	if (!(d->ctrl->features & TB_SIM_FEAT_DIRTY_BITMAP)) {
-		tb_backend_set_reason("sim: guest marks no dirty bitmap");
-		return -ENOTSUP;
-	}
-	d->use_uffd = false;
-	snprintf(d->mech, sizeof(d->mech), "bitmap(cooperative)");
-	harvest_bitmap(d, NULL);
-	return 0;
-}
-
 /* ------------------------------------------------------------ ops */
 
 static int sim_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
@@ -456,7 +132,7 @@ static int sim_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	struct tb_sim_hello h;
 	struct tb_dom *d;
 	unsigned i;
-	int rc, p;
+	int rc;
 
 	if (!cfg->guest || strlen(cfg->guest) >= sizeof(sa.sun_path)) {
 		tb_backend_set_reason(
@@ -541,41 +217,10 @@ static int sim_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 		goto fail;
 	}
 
-	/* suspend mode */
-	d->mode = cfg->suspend_mode;
-	if (cfg->static_port >= 0) {
-		if (cfg->static_port < TB_SIM_PORT_FIRST_DYN ||
-		    cfg->static_port >= TB_SIM_NR_PORTS ||
-		    LD(&d->ctrl->port[cfg->static_port].state) !=
-			    TB_SIM_PORT_UNBOUND) {
-			rc = -EINVAL;
-			tb_backend_set_reason(
-				"sim: static port %d is not an allocated guest port",
-				cfg->static_port);
-			goto fail;
-		}
-		p = cfg->static_port;
-	} else {
-		p = store_port(d);
-	}
-	if (d->mode == TB_SUSPEND_AUTO)
-		d->mode = p > 0 ? TB_SUSPEND_EVTCHN : TB_SUSPEND_XENSTORE;
-	if (d->mode == TB_SUSPEND_EVTCHN) {
-		if (p <= 0) {
-			rc = -EINVAL;
-			tb_backend_set_reason(
-				"sim: evtchn mode but the guest published no %s",
-				TB_SIM_KEY_SUSPEND_PORT);
-			goto fail;
-		}
-		d->port = (unsigned)p;
-		/* XEN_DOMCTL_subscribe */
-		ST(&d->ctrl->subscribed_port, d->port);
-	}
-	if (d->mode == TB_SUSPEND_PAUSE)
-		d->suspend_cancel = false;
-
-	rc = setup_dirty(d, cfg->dirty_mech);
+	rc = tb_sim_suspend_attach(d, cfg);
+	if (rc)
+		goto fail;
+	rc = tb_sim_dirty_setup(d, cfg->dirty_mech);
 	if (rc)
 		goto fail;
 	if (h.has_disk) {
@@ -594,8 +239,9 @@ static int sim_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 			goto fail;
 	}
 	ST(&d->ctrl->gate.mode, TB_SIM_GATE_OPEN);
-	rc = pool_start(&d->pool, cfg->copy_threads ? cfg->copy_threads - 1 : 1,
-			d->ram);
+	rc = tb_copy_pool_start(&d->pool,
+				cfg->copy_threads ? cfg->copy_threads - 1 : 1,
+				d->ram);
 	if (rc) {
 		tb_backend_set_reason("sim: copy threads: %s", strerror(-rc));
 		goto fail;
@@ -634,231 +280,6 @@ static void sim_get_info(struct tb_dom *d, struct tb_dom_info *info)
 	info->disk_size[0] = d->disk ? tb_sim_ddisk_size(d->disk) : 0;
 }
 
-static int sim_request_suspend(struct tb_dom *d)
-{
-	struct tb_sim_ctrl *c = d->ctrl;
-	int p, rc = 0;
-
-	if (d->suspended)
-		return -EINVAL;
-	if (guest_gone(d))
-		return -ESRCH;
-	d->req_by_store = false;
-	if (d->mode == TB_SUSPEND_PAUSE) {
-		d->st.t_notify_ns = tb_now_ns();
-		if (syscall(SYS_pidfd_send_signal, d->pidfd, SIGSTOP, NULL, 0))
-			return errno == ESRCH ? -ESRCH : -errno;
-		return 0;
-	}
-	if (d->mode == TB_SUSPEND_EVTCHN && d->need_rebind &&
-	    d->cfg.static_port < 0) {
-		/* after a slow resume the guest publishes a new port */
-		p = store_port(d);
-		if (p > 0) {
-			d->port = (unsigned)p;
-			ST(&c->subscribed_port, d->port);
-			d->need_rebind = false;
-		}
-	}
-	ST(&c->suspend_req, TB_SIM_REQ_PENDING);
-	d->st.t_notify_ns = tb_now_ns();
-	if (d->mode == TB_SUSPEND_EVTCHN && !d->need_rebind) {
-		tb_sim_evtchn_notify(c, d->evtfds, d->port, TB_SIM_END_GUEST);
-	} else {
-		d->req_by_store = true;
-		rc = tb_sim_store_write(&c->store, TB_SIM_KEY_SHUTDOWN,
-					"suspend");
-		if (!rc)
-			tb_sim_evtchn_notify(c, d->evtfds, TB_SIM_PORT_STORE,
-					     TB_SIM_END_GUEST);
-	}
-	return rc;
-}
-
-/* All threads of the guest stopped ('T'/'t' in /proc/<pid>/task/.../stat)? */
-static int all_stopped(pid_t pid)
-{
-	char path[320], buf[512], *rp;
-	struct dirent *de;
-	DIR *dir;
-	int fd, stopped = 1;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	dir = opendir(path);
-	if (!dir)
-		return -ESRCH;
-	while ((de = readdir(dir))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid,
-			 de->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = 0;
-		rp = strrchr(buf, ')');
-		if (!rp || !rp[1] || !rp[2])
-			continue;
-		if (rp[2] == 'Z' || rp[2] == 'X') {
-			stopped = -ESRCH;
-			break;
-		}
-		if (rp[2] != 'T' && rp[2] != 't') {
-			stopped = 0;
-			break;
-		}
-	}
-	closedir(dir);
-	return stopped;
-}
-
-static int await_paused(struct tb_dom *d, int64_t deadline_ns)
-{
-	int r, n = 0;
-
-	/* The guest need not be our child, so waitid() is not available;
-	 * poll its threads' state (sim-host-facts 2: ~23 us). */
-	for (;;) {
-		r = all_stopped(d->pid);
-		if (r < 0 || guest_gone(d))
-			return -ESRCH;
-		if (r == 1)
-			break;
-		if (tb_now_ns() >= deadline_ns) {
-			syscall(SYS_pidfd_send_signal, d->pidfd, SIGCONT, NULL,
-				0);
-			stat_inc(d, &d->st.suspend_timeouts, 1);
-			tb_backend_set_reason(
-				"sim: SIGSTOP not confirmed by the deadline");
-			return -ETIMEDOUT;
-		}
-		if (++n < 50)
-			sched_yield();
-		else
-			tb_sleep_until(tb_now_ns() + 20 * TB_NSEC_PER_USEC);
-	}
-	d->st.t_wake_ns = tb_now_ns();
-	ST(&d->ctrl->state, TB_SIM_PAUSED);
-	d->suspended = true;
-	stat_inc(d, &d->st.suspends, 1);
-	return 0;
-}
-
-static bool is_suspended(struct tb_dom *d)
-{
-	return LD(&d->ctrl->state) == TB_SIM_SUSPENDED &&
-	       LD(&d->ctrl->shutdown_reason) == TB_SIM_SHUTDOWN_SUSPEND;
-}
-
-static int wait_suspended(struct tb_dom *d, int64_t deadline_ns)
-{
-	struct tb_sim_waitset ws = { .n = 1,
-				     .port = { TB_SIM_PORT_DOM_EXC },
-				     .end = { TB_SIM_END_TOOL },
-				     .extra_fd = d->pidfd };
-	uint32_t st;
-	int r;
-
-	if (d->port) {
-		ws.port[1] = d->port;
-		ws.end[1] = TB_SIM_END_TOOL;
-		ws.n = 2;
-	}
-	for (;;) {
-		if (is_suspended(d))
-			return 0;
-		st = LD(&d->ctrl->state);
-		if (st == TB_SIM_CRASHED || st == TB_SIM_DEAD)
-			return -ESRCH;
-		r = tb_sim_evtchn_wait(d->ctrl, d->evtfds, &ws, AWAIT_SPIN_NS,
-				       deadline_ns);
-		if (r == (int)ws.n && guest_gone(d))
-			return -ESRCH;
-		if (r == -ETIMEDOUT)
-			return is_suspended(d) ? 0 : -ETIMEDOUT;
-		if (r < 0 && r != -ETIMEDOUT)
-			return r;
-	}
-}
-
-static int sim_resume(struct tb_dom *d, bool fast);
-
-static int sim_await_suspended(struct tb_dom *d, int64_t deadline_ns)
-{
-	struct tb_sim_ctrl *c = d->ctrl;
-	uint32_t expect = TB_SIM_REQ_PENDING;
-	int rc;
-
-	if (d->suspended)
-		return 0;
-	if (d->mode == TB_SUSPEND_PAUSE)
-		return await_paused(d, deadline_ns);
-	rc = wait_suspended(d, deadline_ns);
-	if (rc == 0) {
-		d->st.t_wake_ns = tb_now_ns();
-		d->suspended = true;
-		stat_inc(d, &d->st.suspends, 1);
-		return 0;
-	}
-	if (rc != -ETIMEDOUT) {
-		if (rc == -ESRCH)
-			tb_backend_set_reason("sim: guest pid %d is gone",
-					      (int)d->pid);
-		return rc;
-	}
-	/* deadline: cancel, unless the guest already claimed the request */
-	if (__atomic_compare_exchange_n(&c->suspend_req, &expect,
-					TB_SIM_REQ_NONE, false,
-					__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-		if (d->req_by_store)
-			tb_sim_store_cmpxchg(&c->store, TB_SIM_KEY_SHUTDOWN,
-					     "suspend", "");
-		else
-			tb_sim_evtchn_retract(c, d->port, TB_SIM_END_GUEST);
-		stat_inc(d, &d->st.suspend_timeouts, 1);
-		tb_backend_set_reason(
-			"sim: guest did not suspend by the deadline; request cancelled");
-		return -ETIMEDOUT;
-	}
-	/* it claimed the request in the race: let it finish, resume it */
-	rc = wait_suspended(d, tb_now_ns() + RACE_GRACE_NS);
-	if (rc == -ESRCH)
-		return rc;
-	stat_inc(d, &d->st.suspend_timeouts, 1);
-	if (rc == 0) {
-		d->suspended = true;
-		sim_resume(d, true);
-		tb_backend_set_reason(
-			"sim: guest suspended after the deadline; resumed");
-		return -ETIMEDOUT;
-	}
-	tb_backend_set_reason(
-		"sim: guest took the request but did not suspend");
-	return -ETIMEDOUT;
-}
-
-static int sim_harvest_dirty(struct tb_dom *d, struct tb_bitmap *out)
-{
-	int rc = 0;
-
-	if (out->nbits < d->nr_pages)
-		return -EINVAL;
-	if (d->use_uffd)
-		rc = scan_dirty(d, out);
-	else
-		harvest_bitmap(d, out);
-	if (rc)
-		tb_backend_set_reason("sim: PAGEMAP_SCAN: %s", strerror(-rc));
-	else
-		stat_inc(d, &d->st.dirty_harvests, 1);
-	return rc;
-}
-
 static int sim_copy_pages(struct tb_dom *d, const uint64_t *pfns, size_t n,
 			  void *dst)
 {
@@ -871,10 +292,7 @@ static int sim_copy_pages(struct tb_dom *d, const uint64_t *pfns, size_t n,
 			return -EINVAL;
 		}
 	}
-	if (n >= COPY_MT_MIN && d->pool.n)
-		pool_copy(&d->pool, pfns, n, dst);
-	else
-		copy_range(d->ram, pfns, n, dst);
+	tb_copy_pool_copy(&d->pool, pfns, n, dst);
 	stat_inc(d, &d->st.pages_copied, n);
 	return 0;
 }
@@ -949,48 +367,11 @@ static int sim_output_set_gated(struct tb_dom *d, bool gated)
 	return 0;
 }
 
-static int sim_resume(struct tb_dom *d, bool fast)
-{
-	struct tb_sim_ctrl *c = d->ctrl;
-
-	if (!d->suspended)
-		return -EINVAL;
-	if (d->mode == TB_SUSPEND_PAUSE) {
-		ST(&c->state, TB_SIM_RUNNING);
-		if (syscall(SYS_pidfd_send_signal, d->pidfd, SIGCONT, NULL, 0))
-			return -errno;
-		d->suspended = false;
-		stat_inc(d, &d->st.fast_resumes, 1);
-		return 0;
-	}
-	/* without SUSPEND_CANCEL (allow_slow_resume) every resume is slow */
-	fast = fast && d->suspend_cancel;
-	if (!fast && d->mode == TB_SUSPEND_EVTCHN && d->cfg.static_port < 0) {
-		/* the toolstack re-creates the node empty; the guest's
-		 * RESTORE path publishes its new port there */
-		tb_sim_store_write(&c->store, TB_SIM_KEY_SUSPEND_PORT, "");
-		d->need_rebind = true;
-	}
-	ST(&c->suspend_req, TB_SIM_REQ_NONE);
-	ST(&c->hypercall_ret, fast ? 1 : 0);
-	INC(&c->resume_gen);
-	ST(&c->state, TB_SIM_RUNNING);
-	tb_sim_evtchn_notify(c, d->evtfds, TB_SIM_PORT_RESUME,
-			     TB_SIM_END_GUEST);
-	d->suspended = false;
-	if (fast) {
-		stat_inc(d, &d->st.fast_resumes, 1);
-	} else {
-		stat_inc(d, &d->st.slow_resumes, 1);
-	}
-	return 0;
-}
-
 static int sim_check_health(struct tb_dom *d)
 {
 	uint32_t st;
 
-	if (guest_gone(d))
+	if (tb_sim_guest_gone(d))
 		return -ESRCH;
 	st = LD(&d->ctrl->state);
 	if (st == TB_SIM_CRASHED)
@@ -1037,8 +418,8 @@ static void sim_detach(struct tb_dom *d)
 	if (!d)
 		return;
 	if (d->suspended)
-		sim_resume(d, true);
-	if (d->ctrl && !guest_gone(d)) {
+		tb_sim_resume(d, true);
+	if (d->ctrl && !tb_sim_guest_gone(d)) {
 		uint32_t expect = TB_SIM_REQ_PENDING;
 
 		__atomic_compare_exchange_n(&d->ctrl->suspend_req, &expect,
@@ -1052,180 +433,6 @@ static void sim_detach(struct tb_dom *d)
 	dom_free(d);
 }
 
-/* ------------------------------------------------------------ restore */
-
-static int find_simguest(char *out, size_t len)
-{
-	const char *env = getenv("TIBER_SIMGUEST");
-	char self[PATH_MAX];
-	ssize_t n;
-	char *slash;
-
-	if (env && *env) {
-		snprintf(out, len, "%s", env);
-		return 0;
-	}
-	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n > 0) {
-		self[n] = 0;
-		slash = strrchr(self, '/');
-		if (slash) {
-			*slash = 0;
-			if ((size_t)snprintf(out, len, "%s/tiber-simguest",
-					     self) < len &&
-			    !access(out, X_OK))
-				return 0;
-		}
-	}
-	snprintf(out, len, "tiber-simguest"); /* PATH */
-	return 0;
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	ssize_t w;
-
-	while (n) {
-		w = write(fd, b, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-#define RESTORE_MAX_ARGS 48
-
-static int sim_restore(const struct tb_restore_req *req,
-		       struct tb_restore_res *res)
-{
-	static unsigned counter;
-	char prog[PATH_MAX], ramfd_s[16], statefd_s[16], readyfd_s[16];
-	char sock[108] = "", *argbuf = NULL, *save = NULL, *tok;
-	const char *argv[RESTORE_MAX_ARGS + 16];
-	const char *tmp = getenv("TMPDIR");
-	int state_fd = -1, ready[2] = { -1, -1 }, rc, argc = 0, status;
-	bool have_socket = false;
-	struct pollfd pfd;
-	char c;
-	pid_t pid;
-
-	memset(res, 0, sizeof(*res));
-	if (req->state_tag != TB_SIM_STATE_TAG || req->mem_fd < 0) {
-		tb_backend_set_reason("sim: restore: not a sim image");
-		return -EINVAL;
-	}
-	find_simguest(prog, sizeof(prog));
-	state_fd = memfd_create("tiber-restore-state", MFD_CLOEXEC);
-	if (state_fd < 0)
-		return -errno;
-	rc = write_all(state_fd, req->cpu_state, req->cpu_state_len);
-	if (!rc)
-		rc = write_all(state_fd, req->dev_state, req->dev_state_len);
-	if (rc)
-		goto out;
-	if (pipe2(ready, O_CLOEXEC)) {
-		rc = -errno;
-		goto out;
-	}
-	snprintf(ramfd_s, sizeof(ramfd_s), "%d", req->mem_fd);
-	snprintf(statefd_s, sizeof(statefd_s), "%d", state_fd);
-	snprintf(readyfd_s, sizeof(readyfd_s), "%d", ready[1]);
-	argv[argc++] = prog;
-	argv[argc++] = "--restore";
-	argv[argc++] = "--ram-fd";
-	argv[argc++] = ramfd_s;
-	argv[argc++] = "--state-fd";
-	argv[argc++] = statefd_s;
-	argv[argc++] = "--ready-fd";
-	argv[argc++] = readyfd_s;
-	if (req->nr_disks > 1) {
-		tb_backend_set_reason("sim: a simulated guest has one disk");
-		rc = -EINVAL;
-		goto out;
-	}
-	if (req->nr_disks) { /* the backup's committed copy is its disk now */
-		argv[argc++] = "--disk";
-		argv[argc++] = req->disk_path[0];
-	}
-	if (req->args && *req->args) {
-		argbuf = strdup(req->args);
-		if (!argbuf) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		for (tok = strtok_r(argbuf, " \t", &save); tok;
-		     tok = strtok_r(NULL, " \t", &save)) {
-			if (argc >= RESTORE_MAX_ARGS) {
-				rc = -E2BIG;
-				goto out;
-			}
-			if (!strcmp(tok, "--socket"))
-				have_socket = true;
-			if (have_socket && argv[argc - 1] &&
-			    !strcmp(argv[argc - 1], "--socket"))
-				snprintf(sock, sizeof(sock), "%s", tok);
-			argv[argc++] = tok;
-		}
-	}
-	if (!have_socket) {
-		snprintf(sock, sizeof(sock), "%s/tiber-restored-%d-%u.sock",
-			 tmp && *tmp ? tmp : "/tmp", (int)getpid(),
-			 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
-		argv[argc++] = "--socket";
-		argv[argc++] = sock;
-	}
-	argv[argc] = NULL;
-
-	pid = fork();
-	if (pid < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (pid == 0) {
-		/* only async-signal-safe calls from here */
-		fcntl(req->mem_fd, F_SETFD, 0);
-		fcntl(state_fd, F_SETFD, 0);
-		fcntl(ready[1], F_SETFD, 0);
-		if (strchr(prog, '/'))
-			execv(prog, (char *const *)argv);
-		else
-			execvp(prog, (char *const *)argv);
-		_exit(127);
-	}
-	close(ready[1]);
-	ready[1] = -1;
-	/* the guest writes one byte once it runs (RESTORE hooks done) */
-	pfd.fd = ready[0];
-	pfd.events = POLLIN;
-	rc = poll(&pfd, 1, 30000);
-	if (rc <= 0 || read(ready[0], &c, 1) != 1) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-		tb_backend_set_reason("sim: restored guest %s did not start",
-				      prog);
-		rc = -ECHILD;
-		goto out;
-	}
-	rc = 0;
-	res->pid = pid;
-	res->domid = req->domid;
-	snprintf(res->where, sizeof(res->where), "%s", sock);
-out:
-	free(argbuf);
-	if (ready[0] >= 0)
-		close(ready[0]);
-	if (ready[1] >= 0)
-		close(ready[1]);
-	if (state_fd >= 0)
-		close(state_fd);
-	return rc;
-}
-
 /* ------------------------------------------------------------ extras */
 
 struct tb_sim_ctrl *tb_sim_dom_ctrl(struct tb_dom *d)
@@ -1236,14 +443,6 @@ struct tb_sim_ctrl *tb_sim_dom_ctrl(struct tb_dom *d)
 pid_t tb_sim_dom_pid(struct tb_dom *d)
 {
 	return d->pid;
-}
-
-int tb_sim_dom_harvest_oracle(struct tb_dom *d, struct tb_bitmap *out)
-{
-	if (out->nbits < d->nr_pages)
-		return -EINVAL;
-	harvest_bitmap(d, out);
-	return 0;
 }
 
 /* ------------------------------------------------------------ disks */
@@ -1294,16 +493,16 @@ const struct tb_backend_ops tb_backend_sim_ops = {
 	.name = "sim",
 	.attach = sim_attach,
 	.get_info = sim_get_info,
-	.request_suspend = sim_request_suspend,
-	.await_suspended = sim_await_suspended,
-	.harvest_dirty = sim_harvest_dirty,
+	.request_suspend = tb_sim_request_suspend,
+	.await_suspended = tb_sim_await_suspended,
+	.harvest_dirty = tb_sim_harvest_dirty,
 	.copy_pages = sim_copy_pages,
 	.save_cpu_state = sim_save_cpu_state,
 	.save_device_state = sim_save_device_state,
 	.output_boundary = sim_output_boundary,
 	.output_release = sim_output_release,
 	.output_set_gated = sim_output_set_gated,
-	.resume = sim_resume,
+	.resume = tb_sim_resume,
 	.check_health = sim_check_health,
 	.get_stats = sim_get_stats,
 	.destroy = sim_destroy,
@@ -1315,5 +514,5 @@ const struct tb_backend_ops tb_backend_sim_ops = {
 	.disk_read = sim_disk_read,
 	.disk_next_data = sim_disk_next_data,
 	.detach = sim_detach,
-	.restore = sim_restore,
+	.restore = tb_sim_restore,
 };

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A pool of copy threads: copy a list of pages out of a source mapping
+ * into a destination buffer, split over the helpers and the calling
+ * thread.  Hypervisor-agnostic: any backend that has the guest's memory
+ * mapped (page @pfn at @src + pfn * TB_PAGE_SIZE) can use it.
+ *
+ * One caller at a time (the epoch thread); a pool that is all zeroes
+ * (no helpers) is valid and copies on the calling thread alone.
+ */
+#ifndef TIBER_COPY_POOL_H
+#define TIBER_COPY_POOL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TB_COPY_POOL_MAX_HELPERS 8
+
+struct tb_copy_pool {
+	unsigned n; /* helper threads (the caller is one more) */
+	pthread_t thr[TB_COPY_POOL_MAX_HELPERS];
+	int gen;  /* futex: bumped per job */
+	int done; /* futex: helpers finished */
+	int stop;
+	const uint64_t *pfns;
+	size_t npages;
+	uint8_t *dst;
+	const uint8_t *src;
+};
+
+/*
+ * Start up to @helpers threads (at most TB_COPY_POOL_MAX_HELPERS) that
+ * copy out of @src.  0, or -ENOMEM/-EAGAIN with the threads started so
+ * far still running: tb_copy_pool_stop() them.
+ */
+int tb_copy_pool_start(struct tb_copy_pool *p, unsigned helpers,
+		       const uint8_t *src);
+/* Stop and join the helpers; a no-op on a pool without any. */
+void tb_copy_pool_stop(struct tb_copy_pool *p);
+/*
+ * Copy the @n pages @pfns (checked by the caller: in range) into @dst,
+ * page i at @dst + i * TB_PAGE_SIZE; returns once all are copied.  Small
+ * lists are copied by the calling thread alone.
+ */
+void tb_copy_pool_copy(struct tb_copy_pool *p, const uint64_t *pfns, size_t n,
+		       uint8_t *dst);
+
+#endif
