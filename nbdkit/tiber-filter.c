@@ -127,8 +127,8 @@ static int journal_open(uint64_t size)
 	}
 	jlen = len;
 	jring = (uint8_t *)jk + TB_SIM_DISK_HDR;
-	if (fresh || jk->magic != TB_SIM_DISK_MAGIC ||
-	    jk->disk_size != size || jk->ring_size != ring_size) {
+	if (fresh || jk->magic != TB_SIM_DISK_MAGIC || jk->disk_size != size ||
+	    jk->ring_size != ring_size) {
 		memset(jk, 0, TB_SIM_DISK_HDR);
 		jk->version = TB_SIM_VERSION;
 		jk->disk_size = size;
