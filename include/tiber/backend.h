@@ -57,6 +57,10 @@ struct tb_dom_cfg {
 	/* xen: held guest output (sch_plug): byte limit (0: 8 MiB) and
 	 * what happens at the limit */
 	uint64_t output_limit;
+	/* xen: the guest's disk, journaled by nbdkit-tiber-filter: the
+	 * image the filter writes and its journal file (both or neither) */
+	const char *disk_image;
+	const char *disk_journal;
 	enum tb_output_overflow {
 		TB_OVERFLOW_DROP = 0,  /* the kernel drops, counted */
 		TB_OVERFLOW_PAUSE = 1, /* the guest is paused until acks

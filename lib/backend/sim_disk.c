@@ -103,7 +103,7 @@ uint64_t tb_sim_ddisk_size(const struct tb_sim_ddisk *k)
 
 static void wake_writer(struct tb_sim_ddisk *k)
 {
-	if (LD(&k->k->waiting))
+	if (k->ctrl && LD(&k->k->waiting)) /* (no ctrl: the writer polls) */
 		tb_sim_evtchn_notify(k->ctrl, k->evtfds, TB_SIM_PORT_DISK,
 				     TB_SIM_END_GUEST);
 }

@@ -243,6 +243,9 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	rc = tb_xen_output_attach(d, cfg);
 	if (rc)
 		goto fail;
+	rc = tb_xen_disk_attach(d, cfg);
+	if (rc)
+		goto fail;
 	free(dompath);
 	*out = d;
 	return 0;
@@ -270,6 +273,7 @@ static void xen_get_info(struct tb_dom *d, struct tb_dom_info *info)
 	snprintf(info->dirty_mech, sizeof(info->dirty_mech), "%s",
 		 d->kind == KIND_PV ? "xen-logdirty-shadow" :
 				      "xen-logdirty-hap");
+	tb_xen_disk_info(d, info);
 }
 
 static int xen_check_health(struct tb_dom *d)
@@ -344,6 +348,7 @@ static void xen_detach(struct tb_dom *d)
 	if (!d)
 		return;
 	tb_xen_output_teardown(d);
+	tb_xen_disk_detach(d);
 	tb_xen_suspend_detach(d);
 	if (d->xch && d->logdirty)
 		xc_shadow_control(d->xch, d->domid, XEN_DOMCTL_SHADOW_OP_OFF,
@@ -379,6 +384,13 @@ const struct tb_backend_ops tb_backend_xen_ops = {
 	.check_health = xen_check_health,
 	.get_stats = xen_get_stats,
 	.destroy = xen_destroy,
+	.disk_mirror = tb_xen_disk_mirror,
+	.disk_boundary = tb_xen_disk_boundary,
+	.disk_peek = tb_xen_disk_peek,
+	.disk_pop = tb_xen_disk_pop,
+	.disk_harvest = tb_xen_disk_harvest,
+	.disk_read = tb_xen_disk_read,
+	.disk_next_data = tb_xen_disk_next_data,
 	.detach = xen_detach,
 	.restore = tb_xen_restore,
 };

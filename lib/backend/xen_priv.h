@@ -106,6 +106,8 @@ struct tb_dom {
 
 	struct tb_dom_stats st;
 
+	/* the disk (xen_disk.c): NULL without disk_journal */
+	struct tb_sim_ddisk *disk;
 	/* output commit (xen_netbuf.c): NULL when the guest has no vif */
 	struct tb_netbuf *netbuf;
 	pthread_mutex_t nb_lock; /* output_release runs on another thread */
@@ -237,5 +239,21 @@ void tb_xen_output_discard(struct tb_dom *d);
  * of the replica in @req.  Reason set on error. */
 int tb_xen_restore(const struct tb_restore_req *req,
 		   struct tb_restore_res *res);
+
+/* xen_disk.c: the guest's disk through nbdkit-tiber-filter's journal
+ * (the sim backend's journal consumer, lib/backend/sim_disk.c) */
+struct tb_sim_ddisk;
+int tb_xen_disk_attach(struct tb_dom *d, const struct tb_dom_cfg *cfg);
+void tb_xen_disk_detach(struct tb_dom *d);
+void tb_xen_disk_info(struct tb_dom *d, struct tb_dom_info *info);
+int tb_xen_disk_mirror(struct tb_dom *d, bool on, uint64_t epoch);
+int tb_xen_disk_boundary(struct tb_dom *d, uint64_t epoch);
+int tb_xen_disk_peek(struct tb_dom *d, uint64_t upto, struct tb_disk_jrec *w);
+void tb_xen_disk_pop(struct tb_dom *d, const struct tb_disk_jrec *w);
+int tb_xen_disk_harvest(struct tb_dom *d, unsigned disk, struct tb_bitmap *out);
+int tb_xen_disk_read(struct tb_dom *d, unsigned disk, uint64_t off, void *buf,
+		     size_t len);
+int tb_xen_disk_next_data(struct tb_dom *d, unsigned disk, uint64_t off,
+			  uint64_t *data);
 
 #endif

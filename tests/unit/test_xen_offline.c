@@ -13,7 +13,9 @@
 #include "tiber/backend.h"
 #include "tiber/common.h"
 #include "tiber/xen.h"
+#include "../../lib/backend/xen_priv.h"
 #include "../../lib/backend/xen_util.h"
+#include "tiber/simproto.h"
 
 /* Append one note (name "Xen" or other) to @p; returns bytes written. */
 static size_t put_note(uint8_t *p, const char *name, uint32_t type,
@@ -361,6 +363,61 @@ START_TEST(plug_limit_per_policy)
 }
 END_TEST
 
+/* The disk hooks take the filter's journal and the image, both or
+ * neither, and check the journal describes a disk. */
+START_TEST(disk_attach_needs_journal_and_image_that_match)
+{
+	char dir[] = "/tmp/tiber-test-xdisk.XXXXXX", img[64], jr[64], cmd[96];
+	struct tb_dom_cfg cfg = { 0 };
+	struct tb_dom d = { 0 };
+	struct tb_dom_info info = { 0 };
+	struct tb_sim_disk hdr = { 0 };
+	uint64_t ring = 1 << 20, len;
+	FILE *f;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(img, sizeof(img), "%s/img", dir);
+	snprintf(jr, sizeof(jr), "%s/journal", dir);
+	ck_assert_int_eq(tb_xen_disk_attach(&d, &cfg), 0); /* no disk */
+	ck_assert_ptr_null(d.disk);
+	cfg.disk_image = img;
+	ck_assert_int_eq(tb_xen_disk_attach(&d, &cfg), -EINVAL);
+	ck_assert(strstr(tb_backend_reason(), "go together"));
+	cfg.disk_journal = jr;
+	ck_assert_int_eq(tb_xen_disk_attach(&d, &cfg), -ENOENT);
+	ck_assert(strstr(tb_backend_reason(), "nbdkit-tiber-filter"));
+	/* a journal as the filter lays it out, for an 8 MiB image */
+	f = fopen(img, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(ftruncate(fileno(f), 8 << 20), 0);
+	fclose(f);
+	len = tb_sim_disk_map_len(8 << 20, ring);
+	hdr.magic = TB_SIM_DISK_MAGIC;
+	hdr.disk_size = 8 << 20;
+	hdr.ring_size = ring;
+	hdr.bitmap_off = TB_SIM_DISK_HDR + ring;
+	hdr.bitmap_len = len - hdr.bitmap_off;
+	f = fopen(jr, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(ftruncate(fileno(f), (off_t)len), 0);
+	ck_assert_uint_eq(fwrite(&hdr, sizeof(hdr), 1, f), 1);
+	fclose(f);
+	ck_assert_int_eq(tb_xen_disk_attach(&d, &cfg), 0);
+	ck_assert_ptr_nonnull(d.disk);
+	tb_xen_disk_info(&d, &info);
+	ck_assert_uint_eq(info.nr_disks, 1);
+	ck_assert_uint_eq(info.disk_size[0], 8 << 20);
+	tb_xen_disk_detach(&d);
+	ck_assert_ptr_null(d.disk);
+	/* a journal for another image size: refused */
+	ck_assert_int_eq(truncate(img, 4 << 20), 0);
+	ck_assert_int_eq(tb_xen_disk_attach(&d, &cfg), -EPROTO);
+	ck_assert_ptr_null(d.disk);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *xen_offline_suite(void)
 {
 	Suite *s = suite_create("xen_offline");
@@ -381,6 +438,7 @@ static Suite *xen_offline_suite(void)
 	tcase_add_test(tc, mode_resolution_prefers_evtchn_then_xenstore);
 	tcase_add_test(tc, suspend_cancel_config_overrides_detection);
 	tcase_add_test(tc, plug_limit_per_policy);
+	tcase_add_test(tc, disk_attach_needs_journal_and_image_that_match);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -17,6 +17,10 @@
 #     (the test guest also verifies its memory ledger).  The restored
 #     test guest is then protected again towards a second replicator
 #     (tiberctl reprotect; function reprotect below).
+#  1d. a guest's disk replicated with its checkpoints (diskguest below):
+#     its disk is an nbdkit export through nbdkit-tiber-filter; tiberd
+#     mirrors the filter's journal; after a failover the restored guest's
+#     disk (the backup's copy) holds its ledger contiguous, one life
 #  3. (TIBER_HA_PVH=1) the stock PVH domU: snapshot + restore alone
 #     (tb-xenrestore), then failover through tiberd.  The PVH full sync
 #     of its 1M-frame pfn space does not finish in time under TCG.
@@ -46,6 +50,7 @@ EXPECTED=""
 want netbuf && EXPECTED="$EXPECTED netbuf_hold_release"
 want overflow && EXPECTED="$EXPECTED overflow_pause overflow_drop"
 want guestnet && EXPECTED="$EXPECTED guestnet_inorder guestnet_held guestnet_failover"
+want disk && EXPECTED="$EXPECTED disk_protected disk_ledger_failover"
 want failover && EXPECTED="$EXPECTED pv_testguest_boot pv_testguest_failover pv_testguest_reprotect pv_linux_boot pv_linux_failover"
 [ "${TIBER_HA_PVH:-0}" = 1 ] && EXPECTED="$EXPECTED pvh_restore_from_snapshot pvh_linux_boot pvh_linux_failover"
 finish() {
@@ -281,6 +286,92 @@ guestnet() {
 }
 if want guestnet && [ -x $TIBERD ] && [ -x $REPL ]; then
 	guestnet
+fi
+
+# 1d. disk replication: nbdkit (file plugin) with nbdkit-tiber-filter
+# serves the guest's image over NBD (/dev/nbd0, blkback); tiberd gets the
+# image and the filter's journal; the replicator keeps the copy in
+# /root/rdisk and restores the guest onto it (a loop device on the
+# committed image).  The guest writes a ledger (tests/xen/diskguest): at
+# sector n "LEDGER n LIFE", synced before it prints "LEDGER n".
+diskguest() {
+	local DG=/root/diskguest G=diskguest o=$OUT/diskguest port=$((7700 + RANDOM % 90))
+	local img=/root/dg.img j=/dev/shm/tiber-dg.journal sock=/run/dg-nbd.sock
+	local NBDK=/usr/local/lib/nbdkit i
+	mkdir -p $o /root/rdisk; rm -f /root/rdisk/* $img $j
+	[ -f $DG/initrd.cpio.gz ] && [ -x /usr/local/bin/nbdkit ] && [ -f $NBDK/nbdkit-tiber-filter.so ] ||
+		{ res disk_protected 1 "no diskguest initrd, nbdkit or the filter in dom0"; return; }
+	modprobe nbd nbds_max=2 > $o/modprobe.log 2>&1 && modprobe loop >> $o/modprobe.log 2>&1 ||
+		{ res disk_protected 1 "no nbd or loop module: $(cat $o/modprobe.log)"; return; }
+	truncate -s 64M $img
+	/usr/local/bin/nbdkit -f -U $sock --filter=$NBDK/nbdkit-tiber-filter.so \
+		$NBDK/nbdkit-file-plugin.so file=$img journal=$j > $o/nbdkit.log 2>&1 &
+	local npid=$!
+	for i in $(seq 50); do [ -S $sock ] && break; sleep 0.1; done
+	/usr/local/bin/nbd-client -unix $sock /dev/nbd0 -b 512 > $o/nbd-client.log 2>&1 ||
+		{ res disk_protected 1 "nbd-client: $(tail -2 $o/nbd-client.log)"; kill $npid; return; }
+	xl destroy $G >/dev/null 2>&1; rm -f "$(conlog $G)"
+	timeout 120 xl create $DG/diskguest.cfg > $o/create.log 2>&1
+	for i in $(seq 100); do grep -a -q '^LEDGER 5$' "$(conlog $G)" 2>/dev/null && break; sleep 0.3; done
+	grep -a '^DISK-UP' "$(conlog $G)" | sed 's/^/INFO disk: /'
+	local DOMID; DOMID=$(xl domid $G 2>/dev/null)
+	$REPL --insecure yes --listen 127.0.0.1:$port --backend xen --restore_args $o/backup.cfg \
+		--disk_dir /root/rdisk --fence_cmd "$(fence_of $DOMID)" \
+		--heartbeat_timeout 3s --status_file $o/status.jsonl > $o/replicator.log 2>&1 &
+	local rpid=$!
+	sleep 0.5
+	$TIBERD --insecure yes --backend xen --domain $DOMID --backup 127.0.0.1:$port --rate 10 \
+		--kernel /root/domu/vmlinuz --suspend_timeout 2s --heartbeat_timeout 10s \
+		--lag_limit 30s --disk_image $img --disk_journal $j \
+		--control $o/ctl.sock > $o/tiberd.log 2>&1 &
+	local tpid=$! e
+	e=$(wait_epochs $o/ctl.sock 40 $tpid)
+	# the backup's domain config: the committed copy through a loop device
+	local loop; loop=$(losetup -f --show /root/rdisk/diskguest.disk0.img 2>$o/losetup.log)
+	sed "s|phy:/dev/nbd0|phy:$loop|" $DG/diskguest.cfg > $o/backup.cfg
+	local full; full=$(grep -c 'disks: full copy' $o/tiberd.log)
+	res disk_protected $(( ${e:-0} < 40 || full != 1 || ${#loop} == 0 )) \
+		"${e:-0} epochs, disk full copy logged $full time(s), backup copy on ${loop:-no loop device}"
+	# failover: the primary falls silent, its domain is destroyed
+	local before; before=$(grep -a -c '^LEDGER' "$(conlog $G)")
+	ledger() { grep -a '^LEDGER' "$(conlog $G)" | tail -1 | tr -d '\r' | cut -d' ' -f2; }
+	local last; last=$(ledger)
+	kill -STOP $tpid
+	xl destroy $G; local tk; tk=$(now)
+	for i in $(seq 300); do
+		grep -q 'FAILOVER DONE\|failover restore:' $o/replicator.log && break
+		sleep 0.1
+	done
+	for i in $(seq 60); do
+		[ "$(grep -a -c '^LEDGER' "$(conlog $G)")" -ge $((before + 20)) ] && break
+		sleep 0.5
+	done
+	xl pause $G 2>/dev/null; sync
+	local now_n; now_n=$(ledger)
+	# the copy's ledger: records 1..M contiguous, one life
+	local check
+	check=$(dd if=/root/rdisk/diskguest.disk0.img bs=512 count=100000 2>/dev/null | tr -d '\000' |
+		grep -a -o 'LEDGER [0-9]* [0-9a-f]*' | awk '
+		{ n = $2 + 0; if (NR == 1) life = $3
+		  if (n != NR || $3 != life) { bad = "record " NR " is \"" $0 "\""; exit } m = n }
+		END { if (bad) print "BAD " bad; else print "OK " m " " life }')
+	grep -a 'FAILOVER DONE' $o/replicator.log | sed 's/^/INFO disk: /'
+	echo "INFO disk: console: last LEDGER before the primary fell silent $last, now $now_n ($(( $(grep -a -c '^LEDGER' "$(conlog $G)") - before )) since); the copy: $check"
+	local ok=1
+	case $check in
+	OK*) set -- $check; [ "$2" -ge "$now_n" ] && [ "$now_n" -gt "${last:-0}" ] && ok=0 ;;
+	esac
+	res disk_ledger_failover $ok "before ${last:-?}, restored guest at ${now_n:-?}, copy: $check"
+	grep -a -h -E ' err: | warn: |FAILOVER|disks:' $o/replicator.log $o/tiberd.log | tail -n 12 | sed 's/^/INFO disk log: /'
+	kill -9 $tpid; wait $tpid 2>/dev/null
+	kill $rpid; wait $rpid 2>/dev/null
+	xl destroy $G 2>/dev/null
+	/usr/local/bin/nbd-client -d /dev/nbd0 > /dev/null 2>&1
+	kill $npid; wait $npid 2>/dev/null
+	[ -n "$loop" ] && losetup -d $loop
+}
+if want disk && [ -x $TIBERD ] && [ -x $REPL ]; then
+	diskguest
 fi
 
 # 2. PV failover: the test guest, then the stock Linux PV domU

@@ -79,6 +79,17 @@ if [ "${TIBER_XEN_JOB:-}" = ha ]; then
 		echo "check-xen: NOTE tb-xenrestore does not build"
 	cp "$HERE/dom0-ha.sh" "$OVL/root/tiber/"
 	chmod 755 "$OVL/root/tiber/dom0-ha.sh"
+	# the disk test: nbdkit (file plugin) with our filter, nbd-client;
+	# from the host (the same Debian release; make deps installs them)
+	mkdir -p "$OVL/usr/local/lib/nbdkit"
+	for b in nbdkit nbd-client; do
+		p=$(command -v $b || echo /usr/sbin/$b)
+		[ -x "$p" ] && cp "$p" "$OVL/usr/local/bin/" ||
+			echo "check-xen: NOTE no $b on the host"
+	done
+	cp /usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-file-plugin.so \
+		"$TOP/build/bin/nbdkit-tiber-filter.so" "$OVL/usr/local/lib/nbdkit/" ||
+		echo "check-xen: NOTE nbdkit's file plugin or our filter missing"
 fi
 echo "check-xen: programs: $(ls "$OVL/usr/local/bin" | tr '\n' ' ')"
 
@@ -114,6 +125,17 @@ if [ "${TIBER_XEN_JOB:-}" = ha ]; then
 	cp "$HERE/netguest/netguest.cfg" "$OVL/root/netguest/"
 	cp "$HERE/pktcap.py" "$OVL/root/tiber/"
 	[ -n "$NF" ] || echo "check-xen: NOTE no xen-netfront.ko in the dom0 rootfs"
+	# the disk test guest: the same with xen-blkfront.ko and a ledger
+	BF=$(find "$D/rootfs/usr/lib/modules" -name 'xen-blkfront.ko*' | head -1)
+	W=$(mktemp -d); mkdir -p "$W/bin" "$W/dev" "$W/proc" "$W/sys" "$OVL/root/diskguest"
+	cp "$(command -v busybox)" "$W/bin/busybox"
+	for a in $("$W/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$W/bin/$a"; done
+	cp "$HERE/diskguest/init" "$W/init"
+	case $BF in *.xz) xz -dc "$BF" > "$W/xen-blkfront.ko";; *) cp "$BF" "$W/xen-blkfront.ko";; esac
+	(cd "$W" && find . | cpio --quiet -o -H newc | gzip -9) > "$OVL/root/diskguest/initrd.cpio.gz"
+	rm -rf "$W"
+	cp "$HERE/diskguest/diskguest.cfg" "$OVL/root/diskguest/"
+	[ -n "$BF" ] || echo "check-xen: NOTE no xen-blkfront.ko in the dom0 rootfs"
 fi
 
 # 3. Xen in QEMU, the job, results
