@@ -23,6 +23,10 @@
  * - While tiberd does not mirror, a write only marks its blocks in the
  *   bitmap (what a re-sync must send).
  * - A full ring delays the reply (backpressure), never loses a write.
+ * - tiberd holds an exclusive flock on the journal while it mirrors; a
+ *   writer waiting for room that finds no holder (tiberd died without
+ *   stopping) stops the mirroring itself: its writes go to the bitmap,
+ *   and the guest's disk never hangs on a dead tiberd.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +36,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -44,6 +49,7 @@
 static char *journal_path;
 static uint64_t ring_size = 8u << 20;
 static struct tb_sim_disk *jk; /* the mapped journal */
+static int jfd = -1;	       /* kept open: probes tiberd's flock */
 static uint8_t *jring;
 static size_t jlen;
 
@@ -87,6 +93,8 @@ static void tiber_unload(void)
 {
 	if (jk)
 		munmap(jk, jlen);
+	if (jfd >= 0)
+		close(jfd);
 	free(journal_path);
 }
 
@@ -119,12 +127,13 @@ static int journal_open(uint64_t size)
 		return -1;
 	}
 	jk = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
 	if (jk == MAP_FAILED) {
 		jk = NULL;
+		close(fd);
 		nbdkit_error("journal %s: mmap: %m", journal_path);
 		return -1;
 	}
+	jfd = fd;
 	jlen = len;
 	jring = (uint8_t *)jk + TB_SIM_DISK_HDR;
 	if (fresh || jk->magic != TB_SIM_DISK_MAGIC || jk->disk_size != size ||
@@ -153,6 +162,15 @@ static int tiber_prepare(nbdkit_next *next, void *handle, int readonly)
 	return readonly ? 0 : journal_open((uint64_t)size);
 }
 
+/* Is a tiberd mirroring?  It holds an exclusive flock on the journal. */
+static bool tiberd_alive(void)
+{
+	if (flock(jfd, LOCK_SH | LOCK_NB))
+		return true; /* held */
+	flock(jfd, LOCK_UN);
+	return false;
+}
+
 /* Under the journal lock: wait until @len bytes fit or nobody mirrors. */
 static void wait_room(uint32_t len)
 {
@@ -161,6 +179,14 @@ static void wait_room(uint32_t len)
 
 	while (!tb_sim_disk_fits(jk, len) &&
 	       __atomic_load_n(&jk->mirror, __ATOMIC_SEQ_CST)) {
+		if (!tiberd_alive()) {
+			/* under the journal lock: no write in flight */
+			__atomic_store_n(&jk->mirror, 0, __ATOMIC_SEQ_CST);
+			nbdkit_error("tiber: the journal's tiberd is gone; "
+				     "writes are only marked until one "
+				     "mirrors again");
+			break;
+		}
 		if (!waited) {
 			jk->backpressure++;
 			waited = true;

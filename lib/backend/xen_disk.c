@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "sim_disk.h"
@@ -38,6 +39,15 @@ int tb_xen_disk_attach(struct tb_dom *d, const struct tb_dom_cfg *cfg)
 			"xen: disk journal %s: %s (is nbdkit-tiber-filter serving the guest's disk, and has the guest opened it?)",
 			cfg->disk_journal, strerror(errno));
 		return -errno;
+	}
+	/* while we mirror: the filter knows we are alive (a waiting
+	 * writer stops the mirroring if no one holds this) */
+	if (flock(jfd, LOCK_EX | LOCK_NB)) {
+		tb_backend_set_reason(
+			"xen: disk journal %s is in use by another tiberd",
+			cfg->disk_journal);
+		close(jfd);
+		return -EBUSY;
 	}
 	n = pread(jfd, &hdr, sizeof(hdr), 0);
 	ifd = open(cfg->disk_image, O_RDONLY | O_CLOEXEC);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -27,6 +28,7 @@
 
 static char dir[64], img[128], jpath[128], sock[128], src[128];
 static pid_t nbdkit = -1;
+static const char *ring_arg = "ring=16M";
 
 static const char *filter_so(void)
 {
@@ -91,7 +93,7 @@ static void setup(void)
 		snprintf(f, sizeof(f), "--filter=%s", filter_so());
 		snprintf(j, sizeof(j), "journal=%s", jpath);
 		execlp("nbdkit", "nbdkit", "-f", "-U", sock, f, "file", img, j,
-		       "ring=16M", (char *)NULL);
+		       ring_arg, (char *)NULL);
 		_exit(127);
 	}
 	for (i = 0; i < 500 && access(sock, F_OK); i++)
@@ -184,6 +186,81 @@ START_TEST(writes_are_journaled_in_order_or_marked)
 }
 END_TEST
 
+/* Map the journal nbdkit created (after a first write). */
+static struct tb_sim_disk *map_journal(uint8_t **ring, size_t *len, int *fd)
+{
+	struct tb_sim_disk *k;
+	struct stat st;
+
+	*fd = open(jpath, O_RDWR);
+	ck_assert_int_ge(*fd, 0);
+	ck_assert_int_eq(fstat(*fd, &st), 0);
+	*len = (size_t)st.st_size;
+	k = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+	ck_assert_ptr_ne(k, MAP_FAILED);
+	*ring = (uint8_t *)k + TB_SIM_DISK_HDR;
+	return k;
+}
+
+static void setup_small_ring(void)
+{
+	ring_arg = "ring=1M";
+	setup();
+}
+
+/*
+ * A full ring: while tiberd (the holder of the journal's flock) lives,
+ * the write waits; once it is gone, the filter stops the mirroring
+ * itself and the write completes, marked in the bitmap.
+ */
+START_TEST(a_dead_tiberd_never_hangs_the_guests_disk)
+{
+	uint8_t *a = calloc(1, IMG_SIZE), *ring;
+	struct tb_sim_disk *k;
+	uint64_t bm[IMG_SIZE / 4096 / 64] = { 0 };
+	char cmd[512];
+	size_t len;
+	pid_t cp;
+	int fd, st, i;
+
+	ck_assert_ptr_nonnull(a);
+	memset(a, 'q', 4096);
+	nbd_write(a); /* creates the journal */
+	k = map_journal(&ring, &len, &fd);
+	ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0); /* "tiberd" */
+	tb_sim_disk_set_mirror(k, true);
+	memset(a, 'r', IMG_SIZE); /* 4 MiB: more than the 1 MiB ring */
+	write_file(src, a, IMG_SIZE);
+	snprintf(cmd, sizeof(cmd), "nbd+unix:///?socket=%s", sock);
+	cp = fork();
+	ck_assert_int_ge(cp, 0);
+	if (cp == 0) {
+		int nul = open("/dev/null", O_WRONLY);
+
+		dup2(nul, 1);
+		dup2(nul, 2);
+		execlp("nbdcopy", "nbdcopy", "--synchronous", src, cmd,
+		       (char *)NULL);
+		_exit(127);
+	}
+	usleep(500 * 1000);
+	ck_assert_int_eq(waitpid(cp, &st, WNOHANG), 0); /* waits for room */
+	ck_assert_uint_gt(k->backpressure, 0);
+	ck_assert_uint_eq(k->mirror, 1);
+	flock(fd, LOCK_UN); /* "tiberd" dies */
+	for (i = 0; i < 500 && waitpid(cp, &st, WNOHANG) == 0; i++)
+		usleep(10000);
+	ck_assert_msg(i < 500, "the write still hangs without tiberd");
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_uint_eq(k->mirror, 0);
+	tb_sim_disk_harvest(k, bm, TB_ARRAY_SIZE(bm));
+	ck_assert_uint_ne(bm[TB_ARRAY_SIZE(bm) - 1], 0); /* the tail: marked */
+	munmap(k, len);
+	close(fd);
+	free(a);
+}
+END_TEST
+
 static Suite *nbdfilter_suite(void)
 {
 	Suite *s = suite_create("nbdfilter");
@@ -192,6 +269,11 @@ static Suite *nbdfilter_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, writes_are_journaled_in_order_or_marked);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("small ring");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, setup_small_ring, teardown);
+	tcase_add_test(tc, a_dead_tiberd_never_hangs_the_guests_disk);
 	suite_add_tcase(s, tc);
 	return s;
 }
