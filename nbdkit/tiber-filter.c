@@ -285,4 +285,6 @@ static struct nbdkit_filter filter = {
 	.can_trim = tiber_can_trim,
 };
 
+/* nbdkit looks this up by name (the macro defines it) */
+struct nbdkit_filter *filter_init(void);
 NBDKIT_REGISTER_FILTER(filter)
