@@ -79,4 +79,31 @@ if [ "$rc" -ne 0 ] || grep -qE '^==[0-9]+==ERROR|deadly signal|Test unit written
 	echo "fuzz: FAIL (log: $FUZZ/fuzz-authz.log)"
 	exit 1
 fi
+
+# The backup's apply path (replica, disks), from the primary-side seeds
+# of the stream harness (their 9-byte harness header dropped).
+echo "fuzz: building $FUZZ/fuzz_replica"
+"$CLANG" -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Itests/fuzz \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer \
+	tests/fuzz/fuzz_replica.c tests/fuzz/stream_mutator.c \
+	tests/fuzz/stream_oracle.c lib/replica.c lib/replica_disk.c \
+	lib/bitmap.c lib/codec.c $STREAM_SRCS \
+	-llz4 -lxxhash -lm -pthread -o "$FUZZ/fuzz_replica"
+rm -rf "$FUZZ/seeds-replica"; mkdir -p "$FUZZ/seeds-replica" "$FUZZ/corpus-replica"
+for f in "$FUZZ"/seeds/*; do
+	[ $(( $(od -An -tu1 -N1 "$f") % 2 )) -eq 0 ] &&
+		tail -c +10 "$f" >"$FUZZ/seeds-replica/$(basename "$f")"
+done
+echo "fuzz: replica apply path for ${SECS}s"
+rc=0
+"$FUZZ/fuzz_replica" -max_total_time="$SECS" -max_len=65536 \
+	-print_final_stats=1 -artifact_prefix="$FUZZ/replica-" \
+	"$FUZZ/corpus-replica" "$FUZZ/seeds-replica" 2>&1 |
+	tee "$FUZZ/fuzz-replica.log" | tail -8 || rc=$?
+rm -rf /tmp/tiber-fuzz-replica.*
+if [ "$rc" -ne 0 ] || grep -qE '^==[0-9]+==ERROR|oracle violation|deadly signal|Test unit written' "$FUZZ/fuzz-replica.log"; then
+	echo "fuzz: FAIL (log: $FUZZ/fuzz-replica.log)"
+	exit 1
+fi
 echo "fuzz: PASS"
