@@ -171,6 +171,13 @@ int tb_rdisks_info(struct tb_rdisks *s, const struct tb_disk_info *i,
 	if (s->st_size[i->disk])
 		return dfail(s, TB_SERR_BAD_ORDER,
 			     "second DISK_INFO of disk %u", i->disk);
+	if (s->max_size && i->size > s->max_size)
+		return dfail(
+			s, TB_SERR_OVERSIZE,
+			"disk %u of %" PRIu64
+			" bytes is larger than this backup's max_disk_size "
+			"(%" PRIu64 ")",
+			i->disk, i->size, s->max_size);
 	if (i->flags & TB_DISK_KEEP) {
 		code = keep_ok(s, i, committed_epoch);
 		if (code)

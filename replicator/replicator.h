@@ -96,6 +96,7 @@ struct repl_opts {
 	unsigned max_guests;	      /* domains not FREE at once */
 	const char *disk_dir;	      /* disk replicas; NULL: no disks */
 	uint64_t disk_spool_max;      /* disk bytes per epoch */
+	uint64_t max_disk_size;	      /* bytes of one disk; 0: any */
 };
 
 extern struct repl_opts opt;

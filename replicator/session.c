@@ -407,6 +407,7 @@ void *repl_conn_main(void *arg)
 		if (!rc && opt.disk_dir && *opt.disk_dir)
 			rc = tb_replica_disks(&d->rep, opt.disk_dir,
 					      opt.disk_spool_max);
+		d->rep.disks.max_size = opt.max_disk_size;
 		if (rc) {
 			tb_err("dom=%u replica: %s", h.domid, d->rep.err);
 			send_error(c, TB_SERR_BAD_FIELD, d->rep.err);

@@ -42,6 +42,7 @@ struct tb_rdisks {
 	bool full;
 	int spool_fd;
 	uint64_t spool_len, spool_max;
+	uint64_t max_size; /* a disk larger than this is refused; 0: any */
 	struct tb_rdisk_ent *ents;
 	size_t n, cap;
 	uint8_t *buf;		/* TB_DISK_WRITE_MAX: one decoded write */

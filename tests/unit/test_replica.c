@@ -532,6 +532,27 @@ START_TEST(new_full_sync_keeps_the_old_disk_until_committed)
 }
 END_TEST
 
+START_TEST(a_disk_over_max_disk_size_is_refused)
+{
+	uint8_t *before = malloc(PRIM_DISK_SIZE);
+	uint64_t pfns[NPAGES];
+	int serr;
+
+	ck_assert_ptr_nonnull(before);
+	read_image(&drep, before);
+	drep.disks.max_size = PRIM_DISK_SIZE - 4096;
+	all_pfns(pfns);
+	memset(dp->shadow_ok, 0, sizeof(dp->shadow_ok));
+	prim_encode_epoch(dp, 2, true, pfns, NPAGES);
+	ck_assert_int_lt(feed(&drep, dp, 0, &serr), 0);
+	ck_assert_int_eq(serr, TB_SERR_OVERSIZE);
+	ck_assert(strstr(drep.err, "max_disk_size"));
+	ck_assert_uint_eq(drep.committed_epoch, 1);
+	assert_disk_is(&drep, before);
+	free(before);
+}
+END_TEST
+
 START_TEST(an_epoch_over_the_spool_limit_is_refused)
 {
 	uint8_t *before = malloc(PRIM_DISK_SIZE), w[8192];
@@ -623,6 +644,7 @@ static Suite *replica_suite(void)
 	tcase_add_test(tc, disk_records_out_of_order_are_refused);
 	tcase_add_test(tc, new_full_sync_keeps_the_old_disk_until_committed);
 	tcase_add_test(tc, an_epoch_over_the_spool_limit_is_refused);
+	tcase_add_test(tc, a_disk_over_max_disk_size_is_refused);
 	tcase_add_test(tc, resync_keeps_the_copy_and_checks_its_base);
 	suite_add_tcase(s, tc);
 	return s;
