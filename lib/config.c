@@ -74,9 +74,17 @@ static int check_bounds(struct tb_opts *o, const struct tb_opt *opt, double v,
 			const char *where, const char *value)
 {
 	if (opt->min < opt->max && (v < opt->min || v > opt->max)) {
-		snprintf(o->err, sizeof(o->err),
-			 "%s: key '%s': value '%s' out of range [%g, %g]",
-			 where, opt->key, value, opt->min, opt->max);
+		/* a max of UINT64_MAX or so is no limit worth naming */
+		if (opt->max >= 0x1p53)
+			snprintf(
+				o->err, sizeof(o->err),
+				"%s: key '%s': value '%s' out of range (at least %.15g)",
+				where, opt->key, value, opt->min);
+		else
+			snprintf(
+				o->err, sizeof(o->err),
+				"%s: key '%s': value '%s' out of range [%.15g, %.15g]",
+				where, opt->key, value, opt->min, opt->max);
 		return -EINVAL;
 	}
 	return 0;

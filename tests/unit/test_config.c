@@ -88,6 +88,12 @@ static const struct tb_opt table2[] = {
 	  .check = even_only,
 	  .min = 1,
 	  .max = 1000 },
+	{ .key = "big",
+	  .type = TB_OPT_U64,
+	  .dst = &s_ring,
+	  .help = "big",
+	  .min = 1,
+	  .max = (double)UINT64_MAX },
 	{ .key = "ring",
 	  .type = TB_OPT_SIZE,
 	  .dst = &s_ring,
@@ -314,6 +320,7 @@ START_TEST(words_and_checks)
 	char *a5[] = { "prog", "--writes", "0", NULL };
 	char *a6[] = { "prog", "--ring", "12K", NULL };
 	char *a7[] = { "prog", "--ring", "1K", NULL };
+	char *a8[] = { "prog", "--big", "0", NULL };
 	struct tb_opts o;
 	char **rest;
 	int nrest;
@@ -334,6 +341,8 @@ START_TEST(words_and_checks)
 			  "key 'writes': not a non-negative integer: "
 			  "'lots' (or max)");
 	expect_argv_error(3, a5, "key 'writes': value '0' out of range");
+	expect_argv_error(3, a8,
+			  "key 'big': value '0' out of range (at least 1)");
 	expect_argv_error(3, a6, "key 'ring': not a power of two: '12K'");
 	expect_argv_error(3, a7, "key 'ring': value '1K' out of range");
 	/* a failed value leaves the old one */
