@@ -18,7 +18,6 @@
  * Usage: tiber-microbench [--quick] [--json FILE] [--accel N]
  */
 #include <errno.h>
-#include <getopt.h>
 #include <glob.h>
 #include <inttypes.h>
 #include <math.h>
@@ -32,6 +31,7 @@
 
 #include "tiber/codec.h"
 #include "tiber/common.h"
+#include "tiber/config.h"
 #include "tiber/stream.h"
 #include "tiber/transport.h"
 
@@ -766,58 +766,49 @@ static void mb_net(const struct mb_cfg *cfg, struct mb_json *j)
 
 /* ---------------------------------------------------------------- main */
 
-static void mb_usage(FILE *f)
-{
-	fprintf(f,
-		"usage: tiber-microbench [--quick] [--json FILE] [--accel N]\n"
-		"  --quick      short runs (smaller buffers, 3 repetitions)\n"
-		"  --json FILE  also write the results as JSON to FILE\n"
-		"  --accel N    LZ4 acceleration for the codec rows (default 1)\n");
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option lopts[] = {
-		{ "quick", no_argument, NULL, 'q' },
-		{ "json", required_argument, NULL, 'j' },
-		{ "accel", required_argument, NULL, 'a' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct mb_cfg cfg = { .accel = 1 };
 	struct mb_json jm, jc, jr, jn;
 	struct utsname un;
+	struct tb_opts o;
 	double load;
-	uint64_t v;
-	int c, rc = 0;
+	int rc = 0;
 	FILE *f;
+	const struct tb_opt table[] = {
+		{ .key = "quick",
+		  .type = TB_OPT_BOOL,
+		  .dst = &cfg.quick,
+		  .arg = "",
+		  .help = "short runs (smaller buffers, 3 repetitions)",
+		  .short_flag = 'q' },
+		{ .key = "json",
+		  .type = TB_OPT_STR,
+		  .dst = &cfg.json_path,
+		  .arg = "FILE",
+		  .help = "also write the results as JSON to FILE",
+		  .short_flag = 'j' },
+		{ .key = "accel",
+		  .type = TB_OPT_INT,
+		  .dst = &cfg.accel,
+		  .help = "LZ4 acceleration for the codec rows (default 1)",
+		  .short_flag = 'a',
+		  .min = 1,
+		  .max = 65537 },
+	};
 
-	while ((c = getopt_long(argc, argv, "qj:a:h", lopts, NULL)) != -1) {
-		switch (c) {
-		case 'q':
-			cfg.quick = true;
-			break;
-		case 'j':
-			cfg.json_path = optarg;
-			break;
-		case 'a':
-			if (tb_parse_u64(optarg, &v) || v < 1 || v > 65537) {
-				fprintf(stderr, "bad --accel: %s\n", optarg);
-				return 2;
-			}
-			cfg.accel = (int)v;
-			break;
-		case 'h':
-			mb_usage(stdout);
-			return 0;
-		default:
-			mb_usage(stderr);
-			return 2;
-		}
-	}
-	if (optind != argc) {
-		mb_usage(stderr);
-		return 2;
+	tb_opts_init(&o, table, TB_ARRAY_SIZE(table));
+	rc = tb_opts_parse_cli(
+		&o, argc, argv,
+		"usage: tiber-microbench [--quick] [--json FILE] [--accel N]\n"
+		"Micro-benchmarks of tiber's building blocks: memcpy, the codec,\n"
+		"crc32c, the transport.  Flags (or KEY = VALUE lines of a\n"
+		"--config file):\n");
+	if (rc) {
+		if (rc < 0)
+			fprintf(stderr, "tiber-microbench: %s\n", o.err);
+		tb_opts_free(&o);
+		return rc < 0 ? 2 : 0;
 	}
 	cfg.reps = cfg.quick ? 3 : 7;
 	if (uname(&un))
@@ -875,5 +866,6 @@ out:
 	free(jc.buf);
 	free(jr.buf);
 	free(jn.buf);
+	tb_opts_free(&o);
 	return rc;
 }

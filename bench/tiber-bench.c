@@ -17,10 +17,9 @@
  *
  * Usage: tiber-bench [--quick] [--json FILE] [--plot DIR]
  *                    [--markdown FILE] [--only SWEEP,...] [--secs S]
- *                    [--bin DIR] [--keep] [-v]
+ *                    [--bin DIR] [--keep] [-v]   (tiber-bench --help)
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <math.h>
@@ -33,6 +32,7 @@
 #include <sys/utsname.h>
 
 #include "tiber/common.h"
+#include "tiber/config.h"
 #include "bench.h"
 
 #define MAX_RUNS 64
@@ -890,26 +890,41 @@ static int write_markdown(const char *path, const struct machine *m,
 
 /* ---------------------------------------------------------------- main */
 
-static void usage(FILE *f)
+static const char usage[] =
+	"usage: tiber-bench [--quick] [--json FILE] [--plot DIR] [--markdown FILE]\n"
+	"                   [--only SWEEP,...] [--secs S] [--bin DIR] [--keep] [-v]\n"
+	"Pause latency of tiberd over the simulated backend, against the copy\n"
+	"bound and the send-while-paused baseline measured in the same run.\n"
+	"Flags (or KEY = VALUE lines of a --config file):\n";
+
+static const char *const sweeps[] = { "quick",	  "dirty", "rate", "ops",
+				      "content",  "ram",   "link", "equal",
+				      "compress", "mech",  "tls",  "disk",
+				      NULL };
+
+/* --only: every name a sweep's */
+static const char *check_only(const void *value)
 {
-	fprintf(f,
-		"usage: tiber-bench [--quick] [--json FILE] [--plot DIR] [--markdown FILE]\n"
-		"                   [--only dirty,rate,ops,content,ram,link,equal,compress,mech,tls]\n"
-		"                   [--secs S] [--bin DIR] [--keep] [-v]\n"
-		"Pause latency of tiberd over the simulated backend, against the copy\n"
-		"bound and the send-while-paused baseline measured in the same run.\n");
+	const char *p = *(const char *const *)value, *e;
+	size_t i;
+
+	for (; *p; p = *e ? e + 1 : e) {
+		e = strchrnul(p, ',');
+		for (i = 0; sweeps[i]; i++)
+			if (strlen(sweeps[i]) == (size_t)(e - p) &&
+			    !strncmp(sweeps[i], p, (size_t)(e - p)))
+				break;
+		if (!sweeps[i])
+			return "not a list of sweeps (quick,dirty,rate,ops,"
+			       "content,ram,link,equal,compress,mech,tls,disk)";
+	}
+	return NULL;
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "quick", 0, 0, 'q' }, { "json", 1, 0, 'j' },
-		{ "plot", 1, 0, 'p' },	{ "markdown", 1, 0, 'm' },
-		{ "only", 1, 0, 'o' },	{ "secs", 1, 0, 's' },
-		{ "bin", 1, 0, 'b' },	{ "keep", 0, 0, 'k' },
-		{ "help", 0, 0, 'h' },	{ 0, 0, 0, 0 },
-	};
 	const char *json = NULL, *plot = NULL, *md = NULL, *only = NULL;
+	const char *bindir = NULL;
 	char bin[512] = "", self[512];
 	bool quick = false, verbose = false;
 	double secs = 0, wall;
@@ -917,50 +932,76 @@ int main(int argc, char **argv)
 	struct machine m;
 	int64_t t0 = tb_now_ns();
 	unsigned i, nok = 0;
-	int c, rc = 0;
+	struct tb_opts o;
+	int rc = 0;
 	ssize_t n;
+	const struct tb_opt table[] = {
+		{ .key = "quick",
+		  .type = TB_OPT_BOOL,
+		  .dst = &quick,
+		  .arg = "",
+		  .help = "the < 60 s sweep on a 256 MiB guest" },
+		{ .key = "json",
+		  .type = TB_OPT_STR,
+		  .dst = &json,
+		  .arg = "FILE",
+		  .help = "write machine, headlines and runs as JSON here" },
+		{ .key = "plot",
+		  .type = TB_OPT_STR,
+		  .dst = &plot,
+		  .arg = "DIR",
+		  .help = "write gnuplot PNGs (and their .dat files) here" },
+		{ .key = "markdown",
+		  .type = TB_OPT_STR,
+		  .dst = &md,
+		  .arg = "FILE",
+		  .help = "write the tables as markdown here" },
+		{ .key = "only",
+		  .type = TB_OPT_STR,
+		  .dst = &only,
+		  .arg = "SWEEP,...",
+		  .help = "run only these sweeps: quick, dirty, rate, ops, content, ram, link, equal, compress, mech, tls, disk",
+		  .check = check_only },
+		{ .key = "secs",
+		  .type = TB_OPT_DOUBLE,
+		  .dst = &secs,
+		  .arg = "S",
+		  .help = "seconds per run (default 5, --quick 1.5)",
+		  .min = 0,
+		  .max = 86400 },
+		{ .key = "bin",
+		  .type = TB_OPT_STR,
+		  .dst = &bindir,
+		  .arg = "DIR",
+		  .help = "where tiberd, tiber-replicator and tiber-simguest are (default: this program's directory)" },
+		{ .key = "keep",
+		  .type = TB_OPT_BOOL,
+		  .dst = &keep_tmp,
+		  .arg = "",
+		  .help = "keep the runs' temporary directory" },
+		{ .key = "verbose",
+		  .type = TB_OPT_BOOL,
+		  .dst = &verbose,
+		  .arg = "",
+		  .help = "verbose (accepted; prints nothing more at present)",
+		  .short_flag = 'v' },
+	};
 
-	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
-		switch (c) {
-		case 'q':
-			quick = true;
-			break;
-		case 'j':
-			json = optarg;
-			break;
-		case 'p':
-			plot = optarg;
-			break;
-		case 'm':
-			md = optarg;
-			break;
-		case 'o':
-			only = optarg;
-			break;
-		case 's':
-			secs = atof(optarg);
-			break;
-		case 'b':
-			snprintf(bin, sizeof(bin), "%s", optarg);
-			break;
-		case 'k':
-			keep_tmp = true;
-			break;
-		case 'v':
-			verbose = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
+	tb_opts_init(&o, table, TB_ARRAY_SIZE(table));
+	rc = tb_opts_parse_cli(&o, argc, argv, usage);
+	if (rc) {
+		if (rc < 0)
+			fprintf(stderr, "tiber-bench: %s\n", o.err);
+		tb_opts_free(&o);
+		return rc < 0 ? 2 : 0;
 	}
+	if (bindir)
+		snprintf(bin, sizeof(bin), "%s", bindir);
 	if (!bin[0]) {
 		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 		if (n <= 0) {
 			perror("tiber-bench: /proc/self/exe");
+			tb_opts_free(&o);
 			return 1;
 		}
 		self[n] = 0;
@@ -970,11 +1011,13 @@ int main(int argc, char **argv)
 	if (!nr_plan) {
 		fprintf(stderr, "tiber-bench: nothing to run (--only %s)\n",
 			only ? only : "");
+		tb_opts_free(&o);
 		return 2;
 	}
 	get_machine(&m);
 	if (bench_env_init(&env, bin)) {
 		perror("tiber-bench: temp dir");
+		tb_opts_free(&o);
 		return 1;
 	}
 	env.verbose = verbose;
@@ -1044,5 +1087,6 @@ int main(int argc, char **argv)
 		free(res[i].pause_ns);
 	if (!rc && nok < nr_plan)
 		rc = 1;
+	tb_opts_free(&o);
 	return rc;
 }

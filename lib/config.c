@@ -74,12 +74,125 @@ static int check_bounds(struct tb_opts *o, const struct tb_opt *opt, double v,
 			const char *where, const char *value)
 {
 	if (opt->min < opt->max && (v < opt->min || v > opt->max)) {
-		snprintf(o->err, sizeof(o->err),
-			 "%s: key '%s': value '%s' out of range [%g, %g]",
-			 where, opt->key, value, opt->min, opt->max);
+		/* a max of UINT64_MAX or so is no limit worth naming */
+		if (opt->max >= 0x1p53)
+			snprintf(
+				o->err, sizeof(o->err),
+				"%s: key '%s': value '%s' out of range (at least %.15g)",
+				where, opt->key, value, opt->min);
+		else
+			snprintf(
+				o->err, sizeof(o->err),
+				"%s: key '%s': value '%s' out of range [%.15g, %.15g]",
+				where, opt->key, value, opt->min, opt->max);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* A parsed value, typed as the key's dst (all members at offset 0). */
+union opt_val {
+	uint64_t u64;
+	uint32_t u32;
+	int i;
+	double d;
+	bool b;
+	int64_t ns;
+};
+
+static size_t val_size(enum tb_opt_type t)
+{
+	switch (t) {
+	case TB_OPT_U64:
+	case TB_OPT_SIZE:
+		return sizeof(uint64_t);
+	case TB_OPT_U32:
+		return sizeof(uint32_t);
+	case TB_OPT_INT:
+	case TB_OPT_CHOICE:
+		return sizeof(int);
+	case TB_OPT_DOUBLE:
+		return sizeof(double);
+	case TB_OPT_BOOL:
+		return sizeof(bool);
+	case TB_OPT_DURATION:
+		return sizeof(int64_t);
+	case TB_OPT_STR:
+		break;
+	}
+	return sizeof(const char *);
+}
+
+/* One of the key's words: its value in the key's type. */
+static bool parse_word(const struct tb_opt *opt, const char *value,
+		       union opt_val *v)
+{
+	const struct tb_opt_word *w;
+
+	for (w = opt->words; w && w->word; w++) {
+		if (strcmp(w->word, value))
+			continue;
+		switch (opt->type) {
+		case TB_OPT_U32:
+			v->u32 = (uint32_t)w->value;
+			return true;
+		case TB_OPT_INT:
+			v->i = (int)w->value;
+			return true;
+		case TB_OPT_DOUBLE:
+			v->d = (double)w->value;
+			return true;
+		case TB_OPT_DURATION:
+			v->ns = (int64_t)w->value;
+			return true;
+		case TB_OPT_U64:
+		case TB_OPT_SIZE:
+			v->u64 = w->value;
+			return true;
+		default:
+			return false;
+		}
+	}
+	return false;
+}
+
+const char *tb_opt_check_pow2(const void *value)
+{
+	uint64_t u = *(const uint64_t *)value;
+
+	return u && !(u & (u - 1)) ? NULL : "not a power of two";
+}
+
+/* The error for a bad @value, listing the choices or words. */
+static int bad_value(struct tb_opts *o, const struct tb_opt *opt,
+		     const char *where, const char *why, const char *value)
+{
+	const struct tb_opt_word *w;
+	size_t n, cap = sizeof(o->err);
+	int i;
+
+	snprintf(o->err, cap, "%s: key '%s': %s: '%s'", where, opt->key, why,
+		 value);
+	n = strlen(o->err);
+	if (opt->type == TB_OPT_CHOICE) {
+		for (i = 0; opt->choices[i] && n < cap; i++) {
+			snprintf(o->err + n, cap - n, "%s%s", i ? "|" : " (",
+				 opt->choices[i]);
+			n = strlen(o->err);
+		}
+		if (n < cap)
+			snprintf(o->err + n, cap - n, ")");
+	} else if (opt->words && opt->type != TB_OPT_STR &&
+		   opt->type != TB_OPT_BOOL) {
+		for (w = opt->words; w->word && n < cap; w++) {
+			snprintf(o->err + n, cap - n, "%s%s",
+				 w == opt->words ? " (or " : "|", w->word);
+			n = strlen(o->err);
+		}
+		if (n < cap && w != opt->words)
+			snprintf(o->err + n, cap - n, ")");
+	}
+	return -EINVAL;
 }
 
 int tb_opts_set(struct tb_opts *o, const char *key, const char *value,
@@ -87,9 +200,8 @@ int tb_opts_set(struct tb_opts *o, const char *key, const char *value,
 {
 	const struct tb_opt *opt = find_opt(o, key);
 	const char *what = NULL;
+	union opt_val v;
 	uint64_t u;
-	int64_t ns;
-	double d;
 	char **strs, *copy;
 	int rc = 0, i;
 
@@ -98,8 +210,11 @@ int tb_opts_set(struct tb_opts *o, const char *key, const char *value,
 			 key);
 		return -ENOENT;
 	}
-	switch (opt->type) {
-	case TB_OPT_STR:
+	memset(&v, 0, sizeof(v));
+	if (opt->type == TB_OPT_STR) {
+		what = opt->check ? opt->check(&value) : NULL;
+		if (what)
+			return bad_value(o, opt, where, what, value);
 		copy = strdup(value);
 		strs = realloc(o->strs, (o->nstrs + 1) * sizeof(*strs));
 		if (!copy || !strs) {
@@ -113,6 +228,12 @@ int tb_opts_set(struct tb_opts *o, const char *key, const char *value,
 		o->strs[o->nstrs++] = copy;
 		*(const char **)opt->dst = copy;
 		return 0;
+	}
+	if (parse_word(opt, value, &v))
+		goto store;
+	switch (opt->type) {
+	case TB_OPT_STR:
+		break;
 	case TB_OPT_U64:
 	case TB_OPT_U32:
 	case TB_OPT_INT:
@@ -128,72 +249,63 @@ int tb_opts_set(struct tb_opts *o, const char *key, const char *value,
 		if (rc)
 			return rc;
 		if (opt->type == TB_OPT_U64)
-			*(uint64_t *)opt->dst = u;
+			v.u64 = u;
 		else if (opt->type == TB_OPT_U32)
-			*(uint32_t *)opt->dst = (uint32_t)u;
+			v.u32 = (uint32_t)u;
 		else
-			*(int *)opt->dst = (int)u;
-		return 0;
+			v.i = (int)u;
+		break;
 	case TB_OPT_DOUBLE:
-		rc = tb_parse_double(value, &d);
+		rc = tb_parse_double(value, &v.d);
 		what = "not a number";
 		if (rc)
 			break;
-		rc = check_bounds(o, opt, d, where, value);
+		rc = check_bounds(o, opt, v.d, where, value);
 		if (rc)
 			return rc;
-		*(double *)opt->dst = d;
-		return 0;
+		break;
 	case TB_OPT_BOOL:
-		rc = parse_bool(value, (bool *)opt->dst);
+		rc = parse_bool(value, &v.b);
 		what = "not a boolean (yes/no)";
 		break;
 	case TB_OPT_SIZE:
-		rc = tb_parse_size(value, &u);
+		rc = tb_parse_size(value, &v.u64);
 		what = "not a size (e.g. 4096, 64M, 4G)";
 		if (rc)
 			break;
-		rc = check_bounds(o, opt, (double)u, where, value);
+		rc = check_bounds(o, opt, (double)v.u64, where, value);
 		if (rc)
 			return rc;
-		*(uint64_t *)opt->dst = u;
-		return 0;
+		break;
 	case TB_OPT_DURATION:
-		rc = tb_parse_duration(value, &ns);
+		rc = tb_parse_duration(value, &v.ns);
 		what = "not a duration (e.g. 500us, 20ms, 2s)";
 		if (rc)
 			break;
-		rc = check_bounds(o, opt, (double)ns / 1e6, where, value);
+		rc = check_bounds(o, opt, (double)v.ns / 1e6, where, value);
 		if (rc)
 			return rc;
-		*(int64_t *)opt->dst = ns;
-		return 0;
+		break;
 	case TB_OPT_CHOICE:
-		for (i = 0; opt->choices[i]; i++) {
-			if (!strcmp(opt->choices[i], value)) {
-				*(int *)opt->dst = i;
-				return 0;
-			}
-		}
 		rc = -EINVAL;
 		what = "not one of the allowed values";
+		for (i = 0; opt->choices[i]; i++) {
+			if (!strcmp(opt->choices[i], value)) {
+				v.i = i;
+				rc = 0;
+				break;
+			}
+		}
 		break;
 	}
-	if (rc) {
-		int n = snprintf(o->err, sizeof(o->err),
-				 "%s: key '%s': %s: '%s'", where, opt->key,
+	if (rc)
+		return bad_value(o, opt, where,
 				 rc == -ERANGE ? "out of range" : what, value);
-
-		for (i = 0; opt->type == TB_OPT_CHOICE && opt->choices[i] &&
-			    n > 0 && (size_t)n < sizeof(o->err);
-		     i++)
-			n += snprintf(o->err + n, sizeof(o->err) - (size_t)n,
-				      "%s%s", i ? "|" : " (", opt->choices[i]);
-		if (opt->type == TB_OPT_CHOICE && n > 0 &&
-		    (size_t)n < sizeof(o->err))
-			snprintf(o->err + n, sizeof(o->err) - (size_t)n, ")");
-		return -EINVAL;
-	}
+	what = opt->check ? opt->check(&v) : NULL;
+	if (what)
+		return bad_value(o, opt, where, what, value);
+store:
+	memcpy(opt->dst, &v, val_size(opt->type));
 	return 0;
 }
 
@@ -282,6 +394,50 @@ int tb_opts_load_file(struct tb_opts *o, const char *path)
 	return rc;
 }
 
+/* -x, -xVALUE, -x VALUE, -qx VALUE at argv[*i]; -h is --help. */
+static int short_flags(struct tb_opts *o, int argc, char **argv, int *i,
+		       bool *help)
+{
+	const struct tb_opt *opt;
+	const char *p, *val;
+	char where[16];
+	size_t j;
+	int rc;
+
+	for (p = argv[*i] + 1; *p; p++) {
+		if (*p == 'h') {
+			*help = true;
+			continue;
+		}
+		for (opt = NULL, j = 0; j < o->n && !opt; j++)
+			if (o->table[j].short_flag == *p)
+				opt = &o->table[j];
+		if (!opt) {
+			snprintf(o->err, sizeof(o->err),
+				 "unknown flag '-%c' (see --help)", *p);
+			return -EINVAL;
+		}
+		snprintf(where, sizeof(where), "flag -%c", *p);
+		if (opt->type == TB_OPT_BOOL) {
+			rc = tb_opts_set(o, opt->key, "yes", where);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (p[1]) {
+			val = p + 1;
+		} else if (*i + 1 < argc) {
+			val = argv[++*i];
+		} else {
+			snprintf(o->err, sizeof(o->err),
+				 "flag -%c: missing value", *p);
+			return -EINVAL;
+		}
+		return tb_opts_set(o, opt->key, val, where);
+	}
+	return 0;
+}
+
 int tb_opts_parse_argv(struct tb_opts *o, int argc, char **argv, char ***rest,
 		       int *nrest, bool *help)
 {
@@ -318,11 +474,17 @@ int tb_opts_parse_argv(struct tb_opts *o, int argc, char **argv, char ***rest,
 				argv[n++] = argv[i];
 			break;
 		}
-		if (strncmp(arg, "--", 2) || !arg[2]) {
+		if (arg[0] != '-' || !arg[1]) {
 			argv[n++] = argv[i];
 			continue;
 		}
-		if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+		if (arg[1] != '-') {
+			rc = short_flags(o, argc, argv, &i, help);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (!strcmp(arg, "--help")) {
 			*help = true;
 			continue;
 		}
@@ -365,13 +527,14 @@ int tb_opts_parse_argv(struct tb_opts *o, int argc, char **argv, char ***rest,
 	return 0;
 }
 
-int tb_opts_parse_cli(struct tb_opts *o, int argc, char **argv,
-		      const char *usage)
+int tb_opts_parse_cli_rest(struct tb_opts *o, int argc, char **argv,
+			   const char *usage, char ***rest, int *nrest)
 {
-	char **rest;
-	int rc, nrest;
 	bool help;
+	int rc;
 
+	*rest = NULL;
+	*nrest = 0;
 	for (rc = 1; rc < argc && strcmp(argv[rc], "--"); rc++) {
 		if (!strcmp(argv[rc], "--version")) {
 			const char *slash = strrchr(argv[0], '/');
@@ -381,12 +544,22 @@ int tb_opts_parse_cli(struct tb_opts *o, int argc, char **argv,
 			return 1;
 		}
 	}
-	rc = tb_opts_parse_argv(o, argc, argv, &rest, &nrest, &help);
+	rc = tb_opts_parse_argv(o, argc, argv, rest, nrest, &help);
 	if (help) {
 		fputs(usage, stdout);
 		tb_opts_usage(o, stdout);
 		return 1;
 	}
+	return rc;
+}
+
+int tb_opts_parse_cli(struct tb_opts *o, int argc, char **argv,
+		      const char *usage)
+{
+	char **rest;
+	int rc, nrest;
+
+	rc = tb_opts_parse_cli_rest(o, argc, argv, usage, &rest, &nrest);
 	if (!rc && nrest) {
 		snprintf(o->err, sizeof(o->err), "unexpected argument '%.200s'",
 			 rest[0]);
@@ -407,12 +580,15 @@ void tb_opts_usage(const struct tb_opts *o, FILE *f)
 	for (i = 0; i < o->n; i++) {
 		const struct tb_opt *opt = &o->table[i];
 
-		snprintf(flag, sizeof(flag), "--%s %s", opt->key,
-			 tn[opt->type]);
+		snprintf(flag, sizeof(flag), "--%s%s%s", opt->key,
+			 opt->arg && !*opt->arg ? "" : " ",
+			 opt->arg ? opt->arg : tn[opt->type]);
 		for (j = 2; flag[j] && flag[j] != ' '; j++)
 			if (flag[j] == '_')
 				flag[j] = '-';
-		fprintf(f, "  %-30s %s", flag, opt->help);
+		/* two spaces at least: scripts/man.py splits there */
+		fprintf(f, "  %-30s%s%s", flag, strlen(flag) < 30 ? " " : "  ",
+			opt->help);
 		if (opt->type == TB_OPT_CHOICE) {
 			fputs(" (", f);
 			for (j = 0; opt->choices[j]; j++)
@@ -420,6 +596,8 @@ void tb_opts_usage(const struct tb_opts *o, FILE *f)
 					opt->choices[j]);
 			fputc(')', f);
 		}
+		if (opt->short_flag)
+			fprintf(f, " (also -%c)", opt->short_flag);
 		fputc('\n', f);
 	}
 	fputs("  --config FILE                  KEY = VALUE settings (flags override)\n"

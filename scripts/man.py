@@ -44,7 +44,9 @@ def options(binary, as_keys):
     return "\n".join(entries)
 
 
-# Tools with their own --help layout: a page that quotes it.
+# The other tools: their --help is the same layout (a usage header, then
+# the key table), so a page has the header as SYNOPSIS and DESCRIPTION
+# and the table as OPTIONS.
 TOOLS = {
     "tiber-simguest": "a simulated guest for tiber's sim backend",
     "tiber-bench": "measure tiber's checkpoint pause against the memory-copy bound",
@@ -54,18 +56,37 @@ TOOLS = {
 
 def tool_page(binary, name, what):
     out = subprocess.run([binary, "--help"], capture_output=True,
-                         text=True, check=False)
-    text = (out.stdout or out.stderr).rstrip("\n")
-    if len(text.splitlines()) < 3:
-        sys.exit("man.py: %s --help printed %d lines" % (binary, len(text.splitlines())))
-    body = "\n".join("\\&" + esc(l) for l in text.splitlines())
+                         text=True, check=False).stdout
+    head = []
+    for line in out.splitlines():
+        if LINE.match(line):
+            break
+        head.append(line)
+    synopsis = []
+    while head and (head[0].startswith("usage:") or
+                    (synopsis and head[0][:1].isspace())):
+        line = head.pop(0)
+        synopsis.append(line[len("usage: "):] if line.startswith("usage:")
+                        else line[len("usage: "):] if line[:7].isspace()
+                        else line.strip())
+    if not synopsis:
+        sys.exit("man.py: %s --help has no usage line" % binary)
+    head = [l.strip() for l in head if l.strip()]
+    if head and head[-1].endswith(":"):
+        head.pop()  # "Flags ...:", the list's own heading
+    head.append("Every option can also be a KEY = VALUE line of a --config "
+                "file (the key is the flag without its dashes, - as _). "
+                "A bad value is an error naming the key (exit status 2).")
+    description = " ".join(head)
     return (".TH %s 1 \"2026\" \"tiber\" \"User Commands\"\n"
             ".SH NAME\n%s \\- %s\n"
-            ".SH SYNOPSIS\n.B %s\n.RI [ OPTIONS ]\n"
-            ".SH DESCRIPTION\nIts options, as\n.B %s \\-\\-help\nprints them:\n"
-            ".PP\n.nf\n%s\n.fi\n"
+            ".SH SYNOPSIS\n.nf\n%s\n.fi\n"
+            ".SH DESCRIPTION\n%s\n"
+            ".SH OPTIONS\n%s\n"
             ".SH SEE ALSO\n.BR tiberd (8),\n.BR tiber-replicator (8)\n"
-            % (name.upper(), esc(name), esc(what), esc(name), esc(name), body))
+            % (name.upper(), esc(name), esc(what),
+               "\n".join("\\&" + esc(l) for l in synopsis),
+               esc(description), options(binary, False)))
 
 
 def main():

@@ -103,7 +103,7 @@ bool tb_guest_exiting(struct tb_guest *g);
 /* KV client (failover checker) and the self-bench. */
 int tb_kvclient_main(const char *addr, unsigned clients, uint64_t ops,
 		     const char *log_path, uint64_t keys, int64_t retry_ns);
-int tb_simbench_main(int argc, char **argv);
+int tb_simbench_main(unsigned cycles);
 /* Every SET/INCR answered OK in the client log @replies is in the disk
  * log of @disk: exit status 0, else 1 (2: cannot read). */
 int tb_kvcheck_main(const char *replies, const char *disk);

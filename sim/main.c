@@ -2,7 +2,6 @@
 /* tiber-simguest: command line.  See docs/sim-backend.md. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,130 +10,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include "tiber/config.h"
 #include "guest.h"
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: tiber-simguest [options]             run a simulated guest\n"
-		"       tiber-simguest --restore --ram-fd N (--state FILE|--state-fd N) [options]\n"
-		"       tiber-simguest --verify-image FILE | --verify-fd N\n"
-		"       tiber-simguest --kv-client ADDR [--clients N] [--ops M] [--keys K] [--log FILE]\n"
-		"       tiber-simguest --check-replies LOG --disk IMAGE\n"
-		"       tiber-simguest --selftest-bench [--ram SIZE] [--cycles N]\n"
-		"options:\n"
-		"  --ram SIZE               guest RAM (64M..4G+, default 256M)\n"
-		"  --hugepages              back RAM with MFD_HUGETLB\n"
-		"  --socket PATH            control socket the daemon attaches to\n"
-		"  --name NAME --domid N    store entries\n"
-		"  --static-port N          dom0less: fixed suspend port, nothing in the store\n"
-		"  --no-suspend-cancel      do not advertise SUSPEND_CANCEL\n"
-		"  --ignore-suspend         (test) never answer suspend requests\n"
-		"  --dirty-mech auto|uffd|bitmap\n"
-		"  --workload idle|synthetic|kv|mixed\n"
-		"  --dirty-rate PAGES/S     synthetic write rate, 0 = flat out (default 0)\n"
-		"  --wss SIZE               synthetic working set (default all RAM)\n"
-		"  --pattern uniform|hotset|sequential\n"
-		"  --content zero|text|random|delta\n"
-		"  --threads N              synthetic writer threads (default 1)\n"
-		"  --kv-listen ADDR         unix:/path or 127.0.0.1:port\n"
-		"  --gate-ring SIZE         output gate ring (default 1M)\n"
-		"  --disk FILE              block device: an image file (a kv workload logs\n"
-		"                           every change to it before replying)\n"
-		"  --disk-size SIZE         create or extend the image to SIZE\n"
-		"  --disk-ring SIZE         disk journal ring (default 8M)\n"
-		"  --disk-writes N|max      a disk writer vCPU: N random 4K writes/s, or flat out\n"
-		"  --stats-file FILE        JSON counters at exit\n"
-		"  --stats-interval S       stderr counters every S seconds (0 off, default 5)\n"
-		"  --ready-fd N             write one byte to fd N once running\n"
-		"restore: the workload parameters come from the RAM image's header;\n"
-		"  --kv-listen must be given again for a kv guest.\n");
-}
-
-enum {
-	O_RAM = 256,
-	O_HUGE,
-	O_SOCKET,
-	O_NAME,
-	O_DOMID,
-	O_STATIC,
-	O_NOSC,
-	O_IGNORE,
-	O_MECH,
-	O_WORKLOAD,
-	O_RATE,
-	O_WSS,
-	O_PATTERN,
-	O_CONTENT,
-	O_THREADS,
-	O_KVLISTEN,
-	O_RING,
-	O_STATSF,
-	O_STATSI,
-	O_RESTORE,
-	O_RAMFD,
-	O_STATE,
-	O_STATEFD,
-	O_VERIFY,
-	O_VERIFYFD,
-	O_KVCLIENT,
-	O_CLIENTS,
-	O_OPS,
-	O_KEYS,
-	O_LOG,
-	O_BENCH,
-	O_HELP,
-	O_RETRY,
-	O_READY,
-	O_DISK,
-	O_DISKSIZE,
-	O_DISKRING,
-	O_CHECKREPLIES,
-	O_DISKWRITES,
-};
-
-static const struct option opts[] = {
-	{ "ram", 1, 0, O_RAM },
-	{ "hugepages", 0, 0, O_HUGE },
-	{ "socket", 1, 0, O_SOCKET },
-	{ "name", 1, 0, O_NAME },
-	{ "domid", 1, 0, O_DOMID },
-	{ "static-port", 1, 0, O_STATIC },
-	{ "no-suspend-cancel", 0, 0, O_NOSC },
-	{ "ignore-suspend", 0, 0, O_IGNORE },
-	{ "dirty-mech", 1, 0, O_MECH },
-	{ "workload", 1, 0, O_WORKLOAD },
-	{ "dirty-rate", 1, 0, O_RATE },
-	{ "wss", 1, 0, O_WSS },
-	{ "pattern", 1, 0, O_PATTERN },
-	{ "content", 1, 0, O_CONTENT },
-	{ "threads", 1, 0, O_THREADS },
-	{ "kv-listen", 1, 0, O_KVLISTEN },
-	{ "gate-ring", 1, 0, O_RING },
-	{ "stats-file", 1, 0, O_STATSF },
-	{ "stats-interval", 1, 0, O_STATSI },
-	{ "restore", 0, 0, O_RESTORE },
-	{ "ram-fd", 1, 0, O_RAMFD },
-	{ "state", 1, 0, O_STATE },
-	{ "state-fd", 1, 0, O_STATEFD },
-	{ "verify-image", 1, 0, O_VERIFY },
-	{ "verify-fd", 1, 0, O_VERIFYFD },
-	{ "kv-client", 1, 0, O_KVCLIENT },
-	{ "clients", 1, 0, O_CLIENTS },
-	{ "ops", 1, 0, O_OPS },
-	{ "keys", 1, 0, O_KEYS },
-	{ "log", 1, 0, O_LOG },
-	{ "retry", 1, 0, O_RETRY },
-	{ "selftest-bench", 0, 0, O_BENCH },
-	{ "ready-fd", 1, 0, O_READY },
-	{ "disk", 1, 0, O_DISK },
-	{ "disk-size", 1, 0, O_DISKSIZE },
-	{ "disk-ring", 1, 0, O_DISKRING },
-	{ "check-replies", 1, 0, O_CHECKREPLIES },
-	{ "disk-writes", 1, 0, O_DISKWRITES },
-	{ "help", 0, 0, O_HELP },
-	{ 0, 0, 0, 0 },
-};
 
 static int verify_fd(int fd, const char *what)
 {
@@ -162,10 +39,106 @@ static int verify_fd(int fd, const char *what)
 	return (!rc && rep.ok) ? 0 : 1;
 }
 
-static int bad(const char *opt, const char *v)
+static const char usage[] =
+	"usage: tiber-simguest [options]             run a simulated guest\n"
+	"       tiber-simguest --restore --ram-fd N (--state FILE|--state-fd N) [options]\n"
+	"       tiber-simguest --verify-image FILE | --verify-fd N\n"
+	"       tiber-simguest --kv-client ADDR [--clients N] [--ops M] [--keys K] [--log FILE]\n"
+	"       tiber-simguest --check-replies LOG --disk IMAGE\n"
+	"       tiber-simguest --selftest-bench [--cycles N]\n"
+	"restore: the workload parameters come from the RAM image's header;\n"
+	"  --kv-listen must be given again for a kv guest.\n"
+	"Flags (or KEY = VALUE lines of a --config file):\n";
+
+static const char *const mechs[] = { "auto", "uffd", "bitmap", NULL };
+/* indexed by enum tb_guest_workload, tb_guest_pattern, TB_SIM_CONTENT_* */
+static const char *const workloads[] = {
+	[TB_GUEST_IDLE] = "idle",
+	[TB_GUEST_SYNTHETIC] = "synthetic",
+	[TB_GUEST_KV] = "kv",
+	[TB_GUEST_MIXED] = "mixed",
+	NULL,
+};
+static const char *const patterns[] = {
+	[TB_GUEST_UNIFORM] = "uniform",
+	[TB_GUEST_HOTSET] = "hotset",
+	[TB_GUEST_SEQUENTIAL] = "sequential",
+	NULL,
+};
+static const char *const contents[] = {
+	[TB_SIM_CONTENT_ZERO] = "zero",
+	[TB_SIM_CONTENT_TEXT] = "text",
+	[TB_SIM_CONTENT_RANDOM] = "random",
+	[TB_SIM_CONTENT_DELTA] = "delta",
+	NULL,
+};
+static const struct tb_opt_word flat_out[] = { { "max", UINT64_MAX },
+					       { NULL, 0 } };
+
+static const char *whole_pages(const void *value)
 {
-	fprintf(stderr, "tiber-simguest: bad value for --%s: %s\n", opt, v);
-	return 2;
+	uint64_t u = *(const uint64_t *)value;
+
+	return u && !(u % TB_PAGE_SIZE) ? NULL :
+					  "not a non-zero multiple of 4K";
+}
+
+/* What to do besides running a guest. */
+struct modes {
+	const char *verify_file, *kv_addr, *log, *check_replies;
+	uint64_t clients, ops, keys;
+	int64_t retry_ns;
+	int vfd;
+	uint32_t cycles;
+	bool bench;
+};
+
+static int run(const struct tb_guest_cfg *cfg, const struct modes *m)
+{
+	if (m->bench)
+		return tb_simbench_main(m->cycles);
+	if (m->verify_file) {
+		int fd = open(m->verify_file, O_RDONLY | O_CLOEXEC), rc;
+
+		if (fd < 0) {
+			perror(m->verify_file);
+			return 2;
+		}
+		rc = verify_fd(fd, m->verify_file);
+		close(fd);
+		return rc;
+	}
+	if (m->vfd >= 0)
+		return verify_fd(m->vfd, "fd");
+	if (m->check_replies) {
+		if (!cfg->disk) {
+			fprintf(stderr,
+				"tiber-simguest: --check-replies needs --disk IMAGE\n");
+			return 2;
+		}
+		return tb_kvcheck_main(m->check_replies, cfg->disk);
+	}
+	if (m->kv_addr)
+		return tb_kvclient_main(m->kv_addr, (unsigned)m->clients,
+					m->ops, m->log, m->keys, m->retry_ns);
+	if (cfg->restore &&
+	    (cfg->ram_fd < 0 || (cfg->state_fd < 0 && !cfg->state_file))) {
+		fprintf(stderr,
+			"tiber-simguest: --restore needs --ram-fd and --state or --state-fd\n");
+		return 2;
+	}
+	if (cfg->disk_writes && !cfg->disk) {
+		fprintf(stderr,
+			"tiber-simguest: --disk-writes needs --disk FILE\n");
+		return 2;
+	}
+	if ((cfg->workload == TB_GUEST_KV || cfg->workload == TB_GUEST_MIXED) &&
+	    !cfg->kv_listen) {
+		fprintf(stderr,
+			"tiber-simguest: --workload kv needs --kv-listen\n");
+		return 2;
+	}
+	return tb_guest_main(cfg);
 }
 
 int main(int argc, char **argv)
@@ -183,247 +156,241 @@ int main(int argc, char **argv)
 		.state_fd = -1,
 		.ready_fd = -1,
 	};
-	const char *verify_file = NULL, *kv_addr = NULL, *log = NULL;
-	const char *check_replies = NULL;
-	uint64_t u, clients = 4, ops = 1000, keys = 16;
-	int64_t retry_ns = 2 * TB_NSEC_PER_SEC;
-	int c, vfd = -1;
-	bool bench = false;
+	struct modes m = {
+		.clients = 4,
+		.ops = 1000,
+		.keys = 16,
+		.retry_ns = 2 * TB_NSEC_PER_SEC,
+		.vfd = -1,
+		.cycles = 2000,
+	};
+	int rc, mech = 0, workload = TB_GUEST_SYNTHETIC;
+	int pattern = TB_GUEST_UNIFORM, content = TB_SIM_CONTENT_DELTA;
+	struct tb_opts o;
+	const struct tb_opt table[] = {
+		{ .key = "ram",
+		  .type = TB_OPT_SIZE,
+		  .dst = &cfg.ram_size,
+		  .help = "guest RAM (64M..4G+, default 256M)" },
+		{ .key = "hugepages",
+		  .type = TB_OPT_BOOL,
+		  .dst = &cfg.hugepages,
+		  .arg = "",
+		  .help = "back RAM with MFD_HUGETLB" },
+		{ .key = "socket",
+		  .type = TB_OPT_STR,
+		  .dst = &cfg.socket,
+		  .arg = "PATH",
+		  .help = "control socket the daemon attaches to" },
+		{ .key = "name",
+		  .type = TB_OPT_STR,
+		  .dst = &cfg.name,
+		  .arg = "NAME",
+		  .help = "store entry: the guest's name" },
+		{ .key = "domid",
+		  .type = TB_OPT_U32,
+		  .dst = &cfg.domid,
+		  .help = "store entry: the guest's domain id" },
+		{ .key = "static_port",
+		  .type = TB_OPT_INT,
+		  .dst = &cfg.static_port,
+		  .help = "dom0less: fixed suspend port, nothing in the store",
+		  .min = 5,
+		  .max = TB_SIM_NR_PORTS - 1 },
+		{ .key = "no_suspend_cancel",
+		  .type = TB_OPT_BOOL,
+		  .dst = &cfg.no_suspend_cancel,
+		  .arg = "",
+		  .help = "do not advertise SUSPEND_CANCEL" },
+		{ .key = "ignore_suspend",
+		  .type = TB_OPT_BOOL,
+		  .dst = &cfg.ignore_suspend,
+		  .arg = "",
+		  .help = "(test) never answer suspend requests" },
+		{ .key = "dirty_mech",
+		  .type = TB_OPT_CHOICE,
+		  .dst = &mech,
+		  .help = "dirty tracking (default auto)",
+		  .choices = mechs },
+		{ .key = "workload",
+		  .type = TB_OPT_CHOICE,
+		  .dst = &workload,
+		  .help = "what the guest runs (default synthetic)",
+		  .choices = workloads },
+		{ .key = "dirty_rate",
+		  .type = TB_OPT_U64,
+		  .dst = &cfg.dirty_rate,
+		  .arg = "PAGES/S",
+		  .help = "synthetic write rate, 0 = flat out (default 0)" },
+		{ .key = "wss",
+		  .type = TB_OPT_SIZE,
+		  .dst = &cfg.wss,
+		  .help = "synthetic working set (default all RAM)" },
+		{ .key = "pattern",
+		  .type = TB_OPT_CHOICE,
+		  .dst = &pattern,
+		  .help = "synthetic write pattern (default uniform)",
+		  .choices = patterns },
+		{ .key = "content",
+		  .type = TB_OPT_CHOICE,
+		  .dst = &content,
+		  .help = "what synthetic writes write (default delta)",
+		  .choices = contents },
+		{ .key = "threads",
+		  .type = TB_OPT_U32,
+		  .dst = &cfg.threads,
+		  .help = "synthetic writer threads (default 1)",
+		  .min = 1,
+		  .max = TB_SIM_MAX_VCPUS - 1 },
+		{ .key = "kv_listen",
+		  .type = TB_OPT_STR,
+		  .dst = &cfg.kv_listen,
+		  .arg = "ADDR",
+		  .help = "kv workload: listen on unix:/path or 127.0.0.1:port" },
+		{ .key = "gate_ring",
+		  .type = TB_OPT_SIZE,
+		  .dst = &cfg.gate_ring,
+		  .help = "output gate ring, a power of two (default 1M)",
+		  .check = tb_opt_check_pow2,
+		  .min = 4096,
+		  .max = (double)UINT64_MAX },
+		{ .key = "disk",
+		  .type = TB_OPT_STR,
+		  .dst = &cfg.disk,
+		  .arg = "FILE",
+		  .help = "block device: an image file (a kv workload logs every change to it before replying)" },
+		{ .key = "disk_size",
+		  .type = TB_OPT_SIZE,
+		  .dst = &cfg.disk_size,
+		  .help = "create or extend the image to SIZE (a multiple of 4K)",
+		  .check = whole_pages },
+		{ .key = "disk_ring",
+		  .type = TB_OPT_SIZE,
+		  .dst = &cfg.disk_ring,
+		  .help = "disk journal ring, a power of two (default 8M)",
+		  .check = tb_opt_check_pow2,
+		  .min = 65536,
+		  .max = (double)UINT64_MAX },
+		{ .key = "disk_writes",
+		  .type = TB_OPT_U64,
+		  .dst = &cfg.disk_writes,
+		  .arg = "N|max",
+		  .help = "a disk writer vCPU: N random 4K writes/s, or flat out",
+		  .words = flat_out,
+		  .min = 1,
+		  .max = (double)UINT64_MAX },
+		{ .key = "stats_file",
+		  .type = TB_OPT_STR,
+		  .dst = &cfg.stats_file,
+		  .arg = "FILE",
+		  .help = "JSON counters at exit" },
+		{ .key = "stats_interval",
+		  .type = TB_OPT_U32,
+		  .dst = &cfg.stats_interval_s,
+		  .arg = "S",
+		  .help = "stderr counters every S seconds (0 off, default 5)",
+		  .min = 0,
+		  .max = 3600 },
+		{ .key = "ready_fd",
+		  .type = TB_OPT_INT,
+		  .dst = &cfg.ready_fd,
+		  .help = "write one byte to fd N once running",
+		  .min = 0,
+		  .max = 65535 },
+		{ .key = "restore",
+		  .type = TB_OPT_BOOL,
+		  .dst = &cfg.restore,
+		  .arg = "",
+		  .help = "restore a guest from --ram-fd and --state/--state-fd" },
+		{ .key = "ram_fd",
+		  .type = TB_OPT_INT,
+		  .dst = &cfg.ram_fd,
+		  .help = "restore: the RAM image (memfd)",
+		  .min = 0,
+		  .max = 65535 },
+		{ .key = "state",
+		  .type = TB_OPT_STR,
+		  .dst = &cfg.state_file,
+		  .arg = "FILE",
+		  .help = "restore: the device state" },
+		{ .key = "state_fd",
+		  .type = TB_OPT_INT,
+		  .dst = &cfg.state_fd,
+		  .help = "restore: the device state from this fd",
+		  .min = 0,
+		  .max = 65535 },
+		{ .key = "verify_image",
+		  .type = TB_OPT_STR,
+		  .dst = &m.verify_file,
+		  .arg = "FILE",
+		  .help = "check a RAM image's consistency and exit (0 OK, 1 not)" },
+		{ .key = "verify_fd",
+		  .type = TB_OPT_INT,
+		  .dst = &m.vfd,
+		  .help = "the same for the RAM image open on fd N",
+		  .min = 0,
+		  .max = 65535 },
+		{ .key = "kv_client",
+		  .type = TB_OPT_STR,
+		  .dst = &m.kv_addr,
+		  .arg = "ADDR",
+		  .help = "run KV clients against a kv guest and exit" },
+		{ .key = "clients",
+		  .type = TB_OPT_U64,
+		  .dst = &m.clients,
+		  .help = "kv client: connections (default 4)",
+		  .min = 1,
+		  .max = 256 },
+		{ .key = "ops",
+		  .type = TB_OPT_U64,
+		  .dst = &m.ops,
+		  .help = "kv client: operations per connection (default 1000)" },
+		{ .key = "keys",
+		  .type = TB_OPT_U64,
+		  .dst = &m.keys,
+		  .help = "kv client: keys per connection (default 16)",
+		  .min = 1,
+		  .max = (double)UINT64_MAX },
+		{ .key = "log",
+		  .type = TB_OPT_STR,
+		  .dst = &m.log,
+		  .arg = "FILE",
+		  .help = "kv client: log every acknowledged write here" },
+		{ .key = "retry",
+		  .type = TB_OPT_DURATION,
+		  .dst = &m.retry_ns,
+		  .help = "kv client: keep reconnecting this long (default 2s)" },
+		{ .key = "check_replies",
+		  .type = TB_OPT_STR,
+		  .dst = &m.check_replies,
+		  .arg = "LOG",
+		  .help = "check a kv client's LOG against the --disk image and exit" },
+		{ .key = "selftest_bench",
+		  .type = TB_OPT_BOOL,
+		  .dst = &m.bench,
+		  .arg = "",
+		  .help = "measure the sim backend's primitives and exit" },
+		{ .key = "cycles",
+		  .type = TB_OPT_U32,
+		  .dst = &m.cycles,
+		  .help = "selftest-bench: suspend cycles (default 2000)",
+		  .min = 10,
+		  .max = UINT32_MAX },
+	};
 
-	for (c = 1; c < argc; c++)
-		if (!strcmp(argv[c], "--selftest-bench"))
-			return tb_simbench_main(argc, argv);
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		const char *name =
-			c >= O_RAM && c <= O_RETRY ? opts[c - O_RAM].name : "?";
-
-		switch (c) {
-		case O_RAM:
-			if (tb_parse_size(optarg, &cfg.ram_size))
-				return bad(name, optarg);
-			break;
-		case O_HUGE:
-			cfg.hugepages = true;
-			break;
-		case O_SOCKET:
-			cfg.socket = optarg;
-			break;
-		case O_NAME:
-			cfg.name = optarg;
-			break;
-		case O_DOMID:
-			if (tb_parse_u64(optarg, &u) || u > UINT32_MAX)
-				return bad(name, optarg);
-			cfg.domid = (uint32_t)u;
-			break;
-		case O_STATIC:
-			if (tb_parse_u64(optarg, &u) || u < 1 ||
-			    u >= TB_SIM_NR_PORTS || (u > 0 && u < 5))
-				return bad(name, optarg);
-			cfg.static_port = (int)u;
-			break;
-		case O_NOSC:
-			cfg.no_suspend_cancel = true;
-			break;
-		case O_IGNORE:
-			cfg.ignore_suspend = true;
-			break;
-		case O_MECH:
-			if (strcmp(optarg, "auto") && strcmp(optarg, "uffd") &&
-			    strcmp(optarg, "bitmap"))
-				return bad(name, optarg);
-			cfg.dirty_mech = optarg;
-			break;
-		case O_WORKLOAD:
-			if (!strcmp(optarg, "idle"))
-				cfg.workload = TB_GUEST_IDLE;
-			else if (!strcmp(optarg, "synthetic"))
-				cfg.workload = TB_GUEST_SYNTHETIC;
-			else if (!strcmp(optarg, "kv"))
-				cfg.workload = TB_GUEST_KV;
-			else if (!strcmp(optarg, "mixed"))
-				cfg.workload = TB_GUEST_MIXED;
-			else
-				return bad(name, optarg);
-			break;
-		case O_RATE:
-			if (tb_parse_u64(optarg, &cfg.dirty_rate))
-				return bad(name, optarg);
-			break;
-		case O_WSS:
-			if (tb_parse_size(optarg, &cfg.wss))
-				return bad(name, optarg);
-			break;
-		case O_PATTERN:
-			if (!strcmp(optarg, "uniform"))
-				cfg.pattern = TB_GUEST_UNIFORM;
-			else if (!strcmp(optarg, "hotset"))
-				cfg.pattern = TB_GUEST_HOTSET;
-			else if (!strcmp(optarg, "sequential"))
-				cfg.pattern = TB_GUEST_SEQUENTIAL;
-			else
-				return bad(name, optarg);
-			break;
-		case O_CONTENT:
-			if (tb_sim_content_parse(optarg, &cfg.content))
-				return bad(name, optarg);
-			break;
-		case O_THREADS:
-			if (tb_parse_u64(optarg, &u) || u < 1 ||
-			    u > TB_SIM_MAX_VCPUS - 1)
-				return bad(name, optarg);
-			cfg.threads = (unsigned)u;
-			break;
-		case O_KVLISTEN:
-			cfg.kv_listen = optarg;
-			break;
-		case O_RING:
-			if (tb_parse_size(optarg, &u) || u < 4096 ||
-			    (u & (u - 1)))
-				return bad(name, optarg);
-			cfg.gate_ring = u;
-			break;
-		case O_STATSF:
-			cfg.stats_file = optarg;
-			break;
-		case O_STATSI:
-			if (tb_parse_u64(optarg, &u) || u > 3600)
-				return bad(name, optarg);
-			cfg.stats_interval_s = (unsigned)u;
-			break;
-		case O_RESTORE:
-			cfg.restore = true;
-			break;
-		case O_RAMFD:
-			if (tb_parse_u64(optarg, &u) || u > 65535)
-				return bad(name, optarg);
-			cfg.ram_fd = (int)u;
-			break;
-		case O_STATE:
-			cfg.state_file = optarg;
-			break;
-		case O_STATEFD:
-			if (tb_parse_u64(optarg, &u) || u > 65535)
-				return bad(name, optarg);
-			cfg.state_fd = (int)u;
-			break;
-		case O_VERIFY:
-			verify_file = optarg;
-			break;
-		case O_VERIFYFD:
-			if (tb_parse_u64(optarg, &u) || u > 65535)
-				return bad(name, optarg);
-			vfd = (int)u;
-			break;
-		case O_KVCLIENT:
-			kv_addr = optarg;
-			break;
-		case O_CLIENTS:
-			if (tb_parse_u64(optarg, &clients) || !clients ||
-			    clients > 256)
-				return bad(name, optarg);
-			break;
-		case O_OPS:
-			if (tb_parse_u64(optarg, &ops))
-				return bad(name, optarg);
-			break;
-		case O_KEYS:
-			if (tb_parse_u64(optarg, &keys) || !keys)
-				return bad(name, optarg);
-			break;
-		case O_LOG:
-			log = optarg;
-			break;
-		case O_RETRY:
-			if (tb_parse_duration(optarg, &retry_ns))
-				return bad(name, optarg);
-			break;
-		case O_READY:
-			if (tb_parse_u64(optarg, &u) || u > 65535)
-				return bad("ready-fd", optarg);
-			cfg.ready_fd = (int)u;
-			break;
-		case O_BENCH:
-			bench = true;
-			break;
-		case O_DISK:
-			cfg.disk = optarg;
-			break;
-		case O_DISKSIZE:
-			if (tb_parse_size(optarg, &cfg.disk_size) ||
-			    !cfg.disk_size || cfg.disk_size % TB_PAGE_SIZE)
-				return bad("disk-size", optarg);
-			break;
-		case O_DISKRING:
-			if (tb_parse_size(optarg, &u) || u < 65536 ||
-			    (u & (u - 1)))
-				return bad("disk-ring", optarg);
-			cfg.disk_ring = u;
-			break;
-		case O_CHECKREPLIES:
-			check_replies = optarg;
-			break;
-		case O_DISKWRITES:
-			if (!strcmp(optarg, "max"))
-				cfg.disk_writes = UINT64_MAX;
-			else if (tb_parse_u64(optarg, &cfg.disk_writes) ||
-				 !cfg.disk_writes)
-				return bad("disk-writes", optarg);
-			break;
-		case O_HELP:
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
+	tb_opts_init(&o, table, TB_ARRAY_SIZE(table));
+	rc = tb_opts_parse_cli(&o, argc, argv, usage);
+	if (rc) {
+		if (rc < 0)
+			fprintf(stderr, "tiber-simguest: %s\n", o.err);
+		tb_opts_free(&o);
+		return rc < 0 ? 2 : 0;
 	}
-	(void)bench;
-	if (optind < argc) {
-		usage(stderr);
-		return 2;
-	}
-	if (verify_file) {
-		int fd = open(verify_file, O_RDONLY | O_CLOEXEC), rc;
-
-		if (fd < 0) {
-			perror(verify_file);
-			return 2;
-		}
-		rc = verify_fd(fd, verify_file);
-		close(fd);
-		return rc;
-	}
-	if (vfd >= 0)
-		return verify_fd(vfd, "fd");
-	if (check_replies) {
-		if (!cfg.disk) {
-			fprintf(stderr,
-				"tiber-simguest: --check-replies needs --disk IMAGE\n");
-			return 2;
-		}
-		return tb_kvcheck_main(check_replies, cfg.disk);
-	}
-	if (kv_addr)
-		return tb_kvclient_main(kv_addr, (unsigned)clients, ops, log,
-					keys, retry_ns);
-	if (cfg.restore &&
-	    (cfg.ram_fd < 0 || (cfg.state_fd < 0 && !cfg.state_file))) {
-		fprintf(stderr,
-			"tiber-simguest: --restore needs --ram-fd and --state or --state-fd\n");
-		return 2;
-	}
-	if (cfg.disk_writes && !cfg.disk) {
-		fprintf(stderr,
-			"tiber-simguest: --disk-writes needs --disk FILE\n");
-		return 2;
-	}
-	if ((cfg.workload == TB_GUEST_KV || cfg.workload == TB_GUEST_MIXED) &&
-	    !cfg.kv_listen) {
-		fprintf(stderr,
-			"tiber-simguest: --workload kv needs --kv-listen\n");
-		return 2;
-	}
-	return tb_guest_main(&cfg);
+	cfg.dirty_mech = mechs[mech];
+	cfg.workload = (unsigned)workload;
+	cfg.pattern = (unsigned)pattern;
+	cfg.content = (unsigned)content;
+	rc = run(&cfg, &m);
+	tb_opts_free(&o);
+	return rc;
 }

@@ -291,18 +291,15 @@ out:
 	free(pfns);
 }
 
-int tb_simbench_main(int argc, char **argv)
+int tb_simbench_main(unsigned cycles)
 {
 	char self[4096], sock[108];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	unsigned cycles = 2000;
-	int i;
 
-	for (i = 1; i + 1 < argc; i++)
-		if (!strcmp(argv[i], "--cycles"))
-			cycles = (unsigned)atoi(argv[i + 1]);
-	if (n <= 0 || cycles < 10)
+	if (n <= 0) {
+		perror("tiber-simguest: /proc/self/exe");
 		return 2;
+	}
 	self[n] = 0;
 	snprintf(sock, sizeof(sock), "/tmp/tiber-simbench-%d.sock",
 		 (int)getpid());

@@ -27,6 +27,12 @@ enum tb_opt_type {
 	TB_OPT_CHOICE,	 /* int: index into a NULL-terminated choices[] */
 };
 
+/* A named value of a numeric key: { "max", UINT64_MAX }. */
+struct tb_opt_word {
+	const char *word;
+	uint64_t value;
+};
+
 struct tb_opt {
 	const char *key; /* config key, underscores */
 	enum tb_opt_type type;
@@ -35,7 +41,26 @@ struct tb_opt {
 	const char *const *choices; /* TB_OPT_CHOICE */
 	double min, max;	    /* numeric bounds when min < max */
 	bool cli_only;		    /* not allowed in a config file */
+	/* -C on the command line too: a boolean -C takes no value (and
+	 * -Cq bundles), any other -C VALUE or -CVALUE.  'h' is --help. */
+	char short_flag;
+	/* The value's name in --help ("N|max"; "" for a switch such as
+	 * a boolean --quick); default from the type. */
+	const char *arg;
+	/* Numeric keys: words accepted as well as numbers, stored as
+	 * their value (converted to the key's type; no bounds applied).
+	 * Terminated by { NULL }. */
+	const struct tb_opt_word *words;
+	/*
+	 * A further check of a parsed value before it is stored: @value
+	 * points to it, typed as dst is (const char * for TB_OPT_STR).
+	 * NULL if fine, else why not ("not a power of two").
+	 */
+	const char *(*check)(const void *value);
 };
+
+/* A check for TB_OPT_SIZE / TB_OPT_U64 keys: a power of two. */
+const char *tb_opt_check_pow2(const void *value);
 
 /* Owns copies of string values. */
 struct tb_opts {
@@ -56,8 +81,9 @@ int tb_opts_set(struct tb_opts *o, const char *key, const char *value,
 int tb_opts_load_file(struct tb_opts *o, const char *path);
 /*
  * Parse argv: --config FILE is applied first wherever it stands, then
- * the flags in order.  Non-flag arguments are returned in @rest
- * (argv order, *nrest).  --help sets *help.  0 or -EINVAL with o->err.
+ * the flags in order.  Non-flag arguments ("-" is one, and everything
+ * after "--") are returned in @rest (argv order, *nrest).  --help or -h
+ * sets *help.  0 or -EINVAL with o->err.
  */
 int tb_opts_parse_argv(struct tb_opts *o, int argc, char **argv, char ***rest,
 		       int *nrest, bool *help);
@@ -68,6 +94,10 @@ int tb_opts_parse_argv(struct tb_opts *o, int argc, char **argv, char ***rest,
  */
 int tb_opts_parse_cli(struct tb_opts *o, int argc, char **argv,
 		      const char *usage);
+/* The same for a program that takes positional arguments (FILE...):
+ * they are returned in @rest (argv order, *nrest of them). */
+int tb_opts_parse_cli_rest(struct tb_opts *o, int argc, char **argv,
+			   const char *usage, char ***rest, int *nrest);
 /* Print "  --key VALUE   help (default)" lines. */
 void tb_opts_usage(const struct tb_opts *o, FILE *f);
 

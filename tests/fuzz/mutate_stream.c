@@ -13,19 +13,21 @@
  *       write COUNT valid streams as a libFuzzer seed corpus into DIR.
  *   tiber-fuzz-stream -r FILE...
  *       check libFuzzer-format inputs (crash reproducers).
+ * (Long forms too: --count, --seed, --first, --corpus, --quiet, --replay;
+ * tiber-fuzz-stream --help.)
  *
  * libFuzzer input format (tests/fuzz/fuzz_stream.c): byte 0 bit 0 is the
  * sender's role (0 primary, 1 backup), bytes 1..8 seed the chunking, the
  * rest is the stream.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "stream_mutator.h"
+#include "tiber/config.h"
 
 static int write_input(const char *path, enum tb_role role, uint64_t seed,
 		       const uint8_t *p, size_t len)
@@ -118,15 +120,6 @@ static int replay(struct sm_ctx *c, int argc, char **argv)
 	return bad;
 }
 
-static void usage(void)
-{
-	fprintf(stderr,
-		"usage: tiber-fuzz-stream [-n COUNT] [-s SEED] [-i FIRST] [-q]\n"
-		"       tiber-fuzz-stream -c DIR [-n COUNT] [-s SEED]\n"
-		"       tiber-fuzz-stream -r FILE...\n");
-	exit(2);
-}
-
 int main(int argc, char **argv)
 {
 	uint64_t count = 100000, seed = 1, first = 0, chunk, done;
@@ -135,42 +128,76 @@ int main(int argc, char **argv)
 	struct tb_buf bad = { 0 };
 	bool quiet = false, do_replay = false;
 	int64_t t0, t_last;
-	int opt, rc = 0, k;
+	struct tb_opts o;
+	char **files;
+	int rc = 0, k, nfiles;
+	const struct tb_opt table[] = {
+		{ .key = "count",
+		  .type = TB_OPT_U64,
+		  .dst = &count,
+		  .help = "streams to generate (default 100000; corpus: at most 64 once over 1000)",
+		  .short_flag = 'n' },
+		{ .key = "seed",
+		  .type = TB_OPT_U64,
+		  .dst = &seed,
+		  .help = "campaign seed (default 1)",
+		  .short_flag = 's' },
+		{ .key = "first",
+		  .type = TB_OPT_U64,
+		  .dst = &first,
+		  .help = "index of the first stream (-s S -i I -n 1 replays one)",
+		  .short_flag = 'i' },
+		{ .key = "corpus",
+		  .type = TB_OPT_STR,
+		  .dst = &corpus,
+		  .arg = "DIR",
+		  .help = "write valid streams as a libFuzzer seed corpus into DIR",
+		  .short_flag = 'c' },
+		{ .key = "quiet",
+		  .type = TB_OPT_BOOL,
+		  .dst = &quiet,
+		  .arg = "",
+		  .help = "no progress lines",
+		  .short_flag = 'q' },
+		{ .key = "replay",
+		  .type = TB_OPT_BOOL,
+		  .dst = &do_replay,
+		  .arg = "",
+		  .help = "check the libFuzzer-format FILEs given as arguments",
+		  .short_flag = 'r' },
+	};
 
-	while ((opt = getopt(argc, argv, "n:s:i:c:qrh")) != -1) {
-		switch (opt) {
-		case 'n':
-			if (tb_parse_u64(optarg, &count))
-				usage();
-			break;
-		case 's':
-			if (tb_parse_u64(optarg, &seed))
-				usage();
-			break;
-		case 'i':
-			if (tb_parse_u64(optarg, &first))
-				usage();
-			break;
-		case 'c':
-			corpus = optarg;
-			break;
-		case 'q':
-			quiet = true;
-			break;
-		case 'r':
-			do_replay = true;
-			break;
-		default:
-			usage();
-		}
+	tb_opts_init(&o, table, TB_ARRAY_SIZE(table));
+	rc = tb_opts_parse_cli_rest(
+		&o, argc, argv,
+		"usage: tiber-fuzz-stream [-n COUNT] [-s SEED] [-i FIRST] [-q]\n"
+		"       tiber-fuzz-stream -c DIR [-n COUNT] [-s SEED]\n"
+		"       tiber-fuzz-stream -r FILE...\n"
+		"Flags (or KEY = VALUE lines of a --config file):\n",
+		&files, &nfiles);
+	if (!rc && nfiles && !do_replay) {
+		snprintf(o.err, sizeof(o.err),
+			 "unexpected argument '%.200s' (FILEs need -r)",
+			 files[0]);
+		rc = -EINVAL;
+	}
+	if (rc) {
+		if (rc < 0)
+			fprintf(stderr, "tiber-fuzz-stream: %s\n", o.err);
+		tb_opts_free(&o);
+		return rc < 0 ? 2 : 0;
 	}
 	if (do_replay) {
-		rc = replay(&c, argc - optind, argv + optind);
+		rc = replay(&c, nfiles, files);
 		sm_ctx_free(&c);
+		tb_opts_free(&o);
 		return rc;
 	}
-	if (corpus)
-		return write_corpus(corpus, seed, count > 1000 ? 64 : count);
+	if (corpus) {
+		rc = write_corpus(corpus, seed, count > 1000 ? 64 : count);
+		tb_opts_free(&o);
+		return rc;
+	}
 
 	t0 = t_last = tb_now_ns();
 	for (done = 0; done < count; done += chunk) {
@@ -224,5 +251,6 @@ int main(int argc, char **argv)
 		printf("tiber-fuzz-stream: PASS\n");
 	tb_buf_free(&bad);
 	sm_ctx_free(&c);
+	tb_opts_free(&o);
 	return rc;
 }
