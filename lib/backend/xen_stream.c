@@ -1,7 +1,14 @@
 // SPDX-License-Identifier: MIT
 /*
- * Xen migration stream v2 writer and parser (see xen_stream.h).  Pure:
- * no Xen header, no hypercall.
+ * Xen migration stream v2 writer (see xen_stream.h): a tb_xs_image, its
+ * pages read from mem_fd, out as the libxc stream or a whole xl save
+ * file.  Pure: no Xen header, no hypercall.
+ *
+ * Invariants: the image is checked (check_image) before a byte is
+ * written; every record body is padded with zeros to 8 bytes; the first
+ * write error sticks (later puts write nothing) and is what the writer
+ * returns; pages are read before their PAGE_DATA header is written, so
+ * a record's length always matches its pages.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -9,8 +16,9 @@
 #include <unistd.h>
 
 #include "xen_stream.h"
+#include "xen_stream_priv.h"
 
-static const char xl_magic[TB_XS_XL_MAGIC_LEN] =
+const char tb_xs_xl_magic[TB_XS_XL_MAGIC_LEN] =
 	"Xen saved domain, xl format\n \0 \r";
 
 static void put_be32(uint8_t *p, uint32_t v)
@@ -26,19 +34,6 @@ static void put_be64(uint8_t *p, uint64_t v)
 	put_be32(p, (uint32_t)(v >> 32));
 	put_be32(p + 4, (uint32_t)v);
 }
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-}
-
-/* ------------------------------------------------------------ writer */
 
 #define WBUF_SIZE (1u << 20)
 
@@ -146,12 +141,6 @@ static uint8_t pfn_type(const struct tb_xs_image *img, uint64_t pfn)
 	return img->pfn_types ? img->pfn_types[pfn] & 0xf : TB_XS_PF_NOTAB;
 }
 
-static bool type_has_data(uint8_t t)
-{
-	return t != TB_XS_PF_BROKEN && t != TB_XS_PF_XALLOC &&
-	       t != TB_XS_PF_XTAB;
-}
-
 static bool page_is_zero(const uint8_t *p)
 {
 	const uint64_t *q = (const uint64_t *)p;
@@ -181,12 +170,12 @@ static void wr_batch(struct wr *w, const struct tb_xs_image *img,
 		size_t len;
 		ssize_t r;
 
-		for (j = i + 1;
-		     j < n && pfns[j] == pfns[j - 1] + 1 &&
-		     type_has_data(types[j]) == type_has_data(types[i]);
+		for (j = i + 1; j < n && pfns[j] == pfns[j - 1] + 1 &&
+				tb_xs_type_has_data(types[j]) ==
+					tb_xs_type_has_data(types[i]);
 		     j++)
 			;
-		if (!type_has_data(types[i]))
+		if (!tb_xs_type_has_data(types[i]))
 			continue;
 		len = (j - i) * TB_PAGE_SIZE;
 		r = pread(img->mem_fd, w->pages + i * TB_PAGE_SIZE, len,
@@ -202,7 +191,7 @@ static void wr_batch(struct wr *w, const struct tb_xs_image *img,
 			types[i] = TB_XS_PF_XALLOC;
 			w->st->pages_zero++;
 		}
-		ndata += type_has_data(types[i]);
+		ndata += tb_xs_type_has_data(types[i]);
 	}
 	wr_rhdr(w, TB_XS_REC_PAGE_DATA,
 		(uint32_t)(8 + 8 * n + ndata * TB_PAGE_SIZE));
@@ -214,7 +203,7 @@ static void wr_batch(struct wr *w, const struct tb_xs_image *img,
 		wr_put(w, h, sizeof(h));
 	}
 	for (i = 0; i < n; i++) {
-		if (!type_has_data(types[i]))
+		if (!tb_xs_type_has_data(types[i]))
 			continue;
 		wr_put(w, w->pages + i * TB_PAGE_SIZE, TB_PAGE_SIZE);
 		w->st->pages++;
@@ -356,7 +345,7 @@ static int wr_run(int fd, const char *config, size_t config_len, bool xl,
 		uint32_t opt = config ? (uint32_t)(4 + config_len) : 0;
 
 		memset(h, 0, sizeof(h));
-		memcpy(h, xl_magic, TB_XS_XL_MAGIC_LEN);
+		memcpy(h, tb_xs_xl_magic, TB_XS_XL_MAGIC_LEN);
 		/* "domain's byte order": native = little-endian */
 		tb_put_le32(h + 32, TB_XS_XL_BYTEORDER);
 		/* mandatory flags: STREAMv2, config as xl text (no JSON) */
@@ -392,290 +381,4 @@ int tb_xs_write_xl(int fd, const char *config, size_t config_len,
 		   const struct tb_xs_image *img, struct tb_xs_stats *st)
 {
 	return wr_run(fd, config, config_len, true, img, st);
-}
-
-/* ------------------------------------------------------------ parser */
-
-struct rd {
-	const uint8_t *p;
-	size_t len, off;
-	const char *why;
-};
-
-static int fail(struct rd *r, const char *why)
-{
-	r->why = why;
-	return -EPROTO;
-}
-
-/* Read one record header + body; checks padding. */
-static int rd_rec(struct rd *r, uint32_t *type, const uint8_t **body,
-		  uint32_t *blen)
-{
-	size_t padded;
-
-	if (r->len - r->off < 8)
-		return fail(r, "truncated record header");
-	*type = tb_get_le32(r->p + r->off);
-	*blen = tb_get_le32(r->p + r->off + 4);
-	padded = TB_ALIGN_UP((size_t)*blen, 8);
-	if (r->len - r->off - 8 < padded)
-		return fail(r, "truncated record body");
-	*body = r->p + r->off + 8;
-	for (size_t i = *blen; i < padded; i++)
-		if ((*body)[i])
-			return fail(r, "non-zero record padding");
-	r->off += 8 + padded;
-	return 0;
-}
-
-static int parse_page_data(struct rd *r, struct tb_xs_parsed *o,
-			   const uint8_t *b, uint32_t len)
-{
-	uint32_t count, ndata = 0;
-
-	if (len < 8)
-		return fail(r, "PAGE_DATA shorter than its header");
-	count = tb_get_le32(b);
-	if (!count)
-		return fail(r, "PAGE_DATA with count 0");
-	if (tb_get_le32(b + 4))
-		return fail(r, "PAGE_DATA reserved field not zero");
-	if ((len - 8) / 8 < count)
-		return fail(r, "PAGE_DATA pfn array truncated");
-	for (uint32_t i = 0; i < count; i++) {
-		uint64_t e = tb_get_le64(b + 8 + 8 * (size_t)i);
-		unsigned t = (unsigned)(e >> 60);
-		uint64_t pfn = e & TB_XS_PFN_MASK;
-
-		if ((e >> 52) & 0xff)
-			return fail(r, "PAGE_DATA pfn reserved bits set");
-		if (t >= 5 && t <= 8)
-			return fail(r, "PAGE_DATA unknown page type");
-		ndata += type_has_data((uint8_t)t);
-		if (pfn > o->max_pfn || o->pfns == 0)
-			o->max_pfn = pfn > o->max_pfn ? pfn : o->max_pfn;
-		o->pfns++;
-	}
-	if ((uint64_t)len !=
-	    8 + 8 * (uint64_t)count + (uint64_t)ndata * TB_PAGE_SIZE)
-		return fail(r, "PAGE_DATA length does not match its pages");
-	o->pages += ndata;
-	return 0;
-}
-
-static int parse_libxc(struct rd *r, struct tb_xs_parsed *o,
-		       tb_xs_rec_fn on_rec, void *arg)
-{
-	const uint8_t *h = r->p + r->off;
-	bool pv;
-	int rc;
-
-	if (r->len - r->off < TB_XS_IHDR_SIZE + TB_XS_DHDR_SIZE)
-		return fail(r, "truncated image/domain header");
-	if (get_be64(h) != TB_XS_IHDR_MARKER)
-		return fail(r, "bad image header marker");
-	if (get_be32(h + 8) != TB_XS_IHDR_ID)
-		return fail(r, "bad image header id (not XENF)");
-	if (get_be32(h + 12) != TB_XS_IHDR_VERSION)
-		return fail(r, "image header version is not 3");
-	if (h[16] || h[17] || get_be32(h + 20))
-		return fail(r, "image options/reserved not zero (big-endian?)");
-	h += TB_XS_IHDR_SIZE;
-	o->dom_type = tb_get_le32(h);
-	if (o->dom_type != TB_XS_DHDR_TYPE_X86_PV &&
-	    o->dom_type != TB_XS_DHDR_TYPE_X86_HVM)
-		return fail(r, "unknown domain type");
-	if (h[4] != TB_XS_PAGE_SHIFT || h[5] || h[6] || h[7])
-		return fail(r, "page shift not 12 or reserved not zero");
-	o->xen_major = tb_get_le32(h + 8);
-	o->xen_minor = tb_get_le32(h + 12);
-	r->off += TB_XS_IHDR_SIZE + TB_XS_DHDR_SIZE;
-	pv = o->dom_type == TB_XS_DHDR_TYPE_X86_PV;
-
-	while (!o->seen_end) {
-		const uint8_t *b;
-		uint32_t type, len;
-
-		rc = rd_rec(r, &type, &b, &len);
-		if (rc)
-			return rc;
-		o->records++;
-		if (pv && !o->seen_pv_info && type != TB_XS_REC_X86_PV_INFO)
-			return fail(r, "PV stream must start with X86_PV_INFO");
-		switch (type) {
-		case TB_XS_REC_END:
-			if (len)
-				return fail(r, "END with a body");
-			o->seen_end = true;
-			break;
-		case TB_XS_REC_X86_PV_INFO:
-			if (!pv || o->seen_pv_info || len != 8 ||
-			    (b[0] != 4 && b[0] != 8) ||
-			    (b[1] != 3 && b[1] != 4))
-				return fail(r, "bad X86_PV_INFO");
-			o->seen_pv_info = true;
-			break;
-		case TB_XS_REC_STATIC_DATA_END:
-			if (len || o->seen_static_end)
-				return fail(r, "bad STATIC_DATA_END");
-			o->seen_static_end = true;
-			break;
-		case TB_XS_REC_X86_PV_P2M_FRAMES: {
-			uint32_t s, e;
-
-			if (!pv || !o->seen_static_end || len < 16)
-				return fail(r, "misplaced X86_PV_P2M_FRAMES");
-			s = tb_get_le32(b);
-			e = tb_get_le32(b + 4);
-			if (e < s ||
-			    (uint64_t)len !=
-				    8 + 8 * ((uint64_t)(e >> 9) - (s >> 9) + 1))
-				return fail(r, "X86_PV_P2M_FRAMES length");
-			o->seen_p2m = true;
-			break;
-		}
-		case TB_XS_REC_PAGE_DATA:
-			if (!o->seen_static_end)
-				return fail(r,
-					    "PAGE_DATA before STATIC_DATA_END");
-			if (pv && !o->seen_p2m)
-				return fail(r,
-					    "PV PAGE_DATA before P2M_FRAMES");
-			rc = parse_page_data(r, o, b, len);
-			if (rc)
-				return rc;
-			break;
-		case TB_XS_REC_X86_TSC_INFO:
-			if (len != 24 || tb_get_le32(b + 20))
-				return fail(r, "bad X86_TSC_INFO");
-			o->seen_tsc = true;
-			break;
-		case TB_XS_REC_SHARED_INFO:
-			if (!pv || len != TB_PAGE_SIZE)
-				return fail(r, "bad SHARED_INFO");
-			o->seen_shinfo = true;
-			break;
-		case TB_XS_REC_X86_PV_VCPU_BASIC:
-			if (!pv || len < 8 || tb_get_le32(b + 4))
-				return fail(r, "bad X86_PV_VCPU_BASIC");
-			o->vcpus_basic++;
-			break;
-		case TB_XS_REC_HVM_PARAMS: {
-			uint32_t n;
-
-			if (pv || len < 8 || tb_get_le32(b + 4))
-				return fail(r, "bad HVM_PARAMS");
-			n = tb_get_le32(b);
-			if ((uint64_t)len != 8 + 16 * (uint64_t)n)
-				return fail(r, "HVM_PARAMS length");
-			if (o->seen_hvm_ctx)
-				return fail(r, "HVM_PARAMS after HVM_CONTEXT");
-			o->seen_hvm_params = true;
-			break;
-		}
-		case TB_XS_REC_HVM_CONTEXT:
-			if (pv || !len)
-				return fail(r, "bad HVM_CONTEXT");
-			o->seen_hvm_ctx = true;
-			break;
-		default:
-			if (!(type & TB_XS_REC_OPTIONAL))
-				return fail(r, "unknown mandatory record");
-		}
-		if (on_rec) {
-			rc = on_rec(arg, type, b, len);
-			if (rc)
-				return rc;
-		}
-	}
-	if (!o->seen_static_end)
-		return fail(r, "no STATIC_DATA_END");
-	if (pv && (!o->seen_p2m || !o->seen_shinfo || !o->vcpus_basic))
-		return fail(r, "PV stream lacks P2M_FRAMES/SHARED_INFO/VCPU");
-	if (!pv && !o->seen_hvm_ctx)
-		return fail(r, "HVM stream lacks HVM_CONTEXT");
-	return 0;
-}
-
-int tb_xs_parse(const void *buf, size_t len, struct tb_xs_parsed *out,
-		tb_xs_rec_fn on_rec, void *arg, const char **why)
-{
-	struct rd r = { .p = buf, .len = len };
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	if (len >= TB_XS_XL_HDR_SIZE &&
-	    !memcmp(buf, xl_magic, TB_XS_XL_MAGIC_LEN)) {
-		uint32_t opt;
-
-		out->xl_header = true;
-		if (tb_get_le32(r.p + 32) != TB_XS_XL_BYTEORDER) {
-			rc = fail(&r, "xl header byte order");
-			goto out;
-		}
-		if (tb_get_le32(r.p + 36) != TB_XS_XL_FLAG_STREAMV2 ||
-		    tb_get_le32(r.p + 40)) {
-			rc = fail(&r, "xl header flags we do not write");
-			goto out;
-		}
-		opt = tb_get_le32(r.p + 44);
-		r.off = TB_XS_XL_HDR_SIZE;
-		if (opt > len - r.off) {
-			rc = fail(&r, "xl optional data truncated");
-			goto out;
-		}
-		if (opt) {
-			if (opt < 4 || tb_get_le32(r.p + r.off) != opt - 4) {
-				rc = fail(&r, "xl config length");
-				goto out;
-			}
-			out->xl_config_len = opt - 4;
-			out->xl_config = (const char *)r.p + r.off + 4;
-		}
-		r.off += opt;
-	}
-	if (len - r.off >= 16 && get_be64(r.p + r.off) == TB_XS_LIBXL_IDENT) {
-		const uint8_t *b;
-		uint32_t type, blen;
-
-		out->libxl = true;
-		if (get_be32(r.p + r.off + 8) != TB_XS_LIBXL_VERSION ||
-		    get_be32(r.p + r.off + 12)) {
-			rc = fail(&r, "libxl header version/options");
-			goto out;
-		}
-		r.off += 16;
-		rc = rd_rec(&r, &type, &b, &blen);
-		if (rc)
-			goto out;
-		if (type != TB_XS_LIBXL_REC_LIBXC_CONTEXT || blen) {
-			rc = fail(&r, "libxl: first record not LIBXC_CONTEXT");
-			goto out;
-		}
-	} else if (out->xl_header) {
-		rc = fail(&r, "xl header not followed by a libxl stream");
-		goto out;
-	}
-	rc = parse_libxc(&r, out, on_rec, arg);
-	if (rc)
-		goto out;
-	if (out->libxl) {
-		const uint8_t *b;
-		uint32_t type, blen;
-
-		rc = rd_rec(&r, &type, &b, &blen);
-		if (rc)
-			goto out;
-		if (type != TB_XS_LIBXL_REC_END || blen) {
-			rc = fail(&r, "libxl: no END after the libxc stream");
-			goto out;
-		}
-	}
-	if (r.off != len)
-		rc = fail(&r, "trailing bytes after END");
-out:
-	if (why)
-		*why = rc ? r.why : NULL;
-	return rc;
 }
