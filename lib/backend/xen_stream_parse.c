@@ -94,12 +94,10 @@ static int parse_page_data(struct rd *r, struct tb_xs_parsed *o,
 	return 0;
 }
 
-static int parse_libxc(struct rd *r, struct tb_xs_parsed *o,
-		       tb_xs_rec_fn on_rec, void *arg)
+/* The image and domain headers: 0 or -EPROTO. */
+static int parse_headers(struct rd *r, struct tb_xs_parsed *o)
 {
 	const uint8_t *h = r->p + r->off;
-	bool pv;
-	int rc;
 
 	if (r->len - r->off < TB_XS_IHDR_SIZE + TB_XS_DHDR_SIZE)
 		return fail(r, "truncated image/domain header");
@@ -121,6 +119,99 @@ static int parse_libxc(struct rd *r, struct tb_xs_parsed *o,
 	o->xen_major = tb_get_le32(h + 8);
 	o->xen_minor = tb_get_le32(h + 12);
 	r->off += TB_XS_IHDR_SIZE + TB_XS_DHDR_SIZE;
+	return 0;
+}
+
+/* One libxc record's length, contents and place in the stream: 0 or
+ * -EPROTO (PAGE_DATA: parse_page_data's checks too). */
+static int check_rec(struct rd *r, struct tb_xs_parsed *o, bool pv,
+		     uint32_t type, const uint8_t *b, uint32_t len)
+{
+	switch (type) {
+	case TB_XS_REC_END:
+		if (len)
+			return fail(r, "END with a body");
+		o->seen_end = true;
+		break;
+	case TB_XS_REC_X86_PV_INFO:
+		if (!pv || o->seen_pv_info || len != 8 ||
+		    (b[0] != 4 && b[0] != 8) || (b[1] != 3 && b[1] != 4))
+			return fail(r, "bad X86_PV_INFO");
+		o->seen_pv_info = true;
+		break;
+	case TB_XS_REC_STATIC_DATA_END:
+		if (len || o->seen_static_end)
+			return fail(r, "bad STATIC_DATA_END");
+		o->seen_static_end = true;
+		break;
+	case TB_XS_REC_X86_PV_P2M_FRAMES: {
+		uint32_t s, e;
+
+		if (!pv || !o->seen_static_end || len < 16)
+			return fail(r, "misplaced X86_PV_P2M_FRAMES");
+		s = tb_get_le32(b);
+		e = tb_get_le32(b + 4);
+		if (e < s || (uint64_t)len != 8 + 8 * ((uint64_t)(e >> 9) -
+						       (s >> 9) + 1))
+			return fail(r, "X86_PV_P2M_FRAMES length");
+		o->seen_p2m = true;
+		break;
+	}
+	case TB_XS_REC_PAGE_DATA:
+		if (!o->seen_static_end)
+			return fail(r, "PAGE_DATA before STATIC_DATA_END");
+		if (pv && !o->seen_p2m)
+			return fail(r, "PV PAGE_DATA before P2M_FRAMES");
+		return parse_page_data(r, o, b, len);
+	case TB_XS_REC_X86_TSC_INFO:
+		if (len != 24 || tb_get_le32(b + 20))
+			return fail(r, "bad X86_TSC_INFO");
+		o->seen_tsc = true;
+		break;
+	case TB_XS_REC_SHARED_INFO:
+		if (!pv || len != TB_PAGE_SIZE)
+			return fail(r, "bad SHARED_INFO");
+		o->seen_shinfo = true;
+		break;
+	case TB_XS_REC_X86_PV_VCPU_BASIC:
+		if (!pv || len < 8 || tb_get_le32(b + 4))
+			return fail(r, "bad X86_PV_VCPU_BASIC");
+		o->vcpus_basic++;
+		break;
+	case TB_XS_REC_HVM_PARAMS: {
+		uint32_t n;
+
+		if (pv || len < 8 || tb_get_le32(b + 4))
+			return fail(r, "bad HVM_PARAMS");
+		n = tb_get_le32(b);
+		if ((uint64_t)len != 8 + 16 * (uint64_t)n)
+			return fail(r, "HVM_PARAMS length");
+		if (o->seen_hvm_ctx)
+			return fail(r, "HVM_PARAMS after HVM_CONTEXT");
+		o->seen_hvm_params = true;
+		break;
+	}
+	case TB_XS_REC_HVM_CONTEXT:
+		if (pv || !len)
+			return fail(r, "bad HVM_CONTEXT");
+		o->seen_hvm_ctx = true;
+		break;
+	default:
+		if (!(type & TB_XS_REC_OPTIONAL))
+			return fail(r, "unknown mandatory record");
+	}
+	return 0;
+}
+
+static int parse_libxc(struct rd *r, struct tb_xs_parsed *o,
+		       tb_xs_rec_fn on_rec, void *arg)
+{
+	bool pv;
+	int rc;
+
+	rc = parse_headers(r, o);
+	if (rc)
+		return rc;
 	pv = o->dom_type == TB_XS_DHDR_TYPE_X86_PV;
 
 	while (!o->seen_end) {
@@ -133,86 +224,9 @@ static int parse_libxc(struct rd *r, struct tb_xs_parsed *o,
 		o->records++;
 		if (pv && !o->seen_pv_info && type != TB_XS_REC_X86_PV_INFO)
 			return fail(r, "PV stream must start with X86_PV_INFO");
-		switch (type) {
-		case TB_XS_REC_END:
-			if (len)
-				return fail(r, "END with a body");
-			o->seen_end = true;
-			break;
-		case TB_XS_REC_X86_PV_INFO:
-			if (!pv || o->seen_pv_info || len != 8 ||
-			    (b[0] != 4 && b[0] != 8) ||
-			    (b[1] != 3 && b[1] != 4))
-				return fail(r, "bad X86_PV_INFO");
-			o->seen_pv_info = true;
-			break;
-		case TB_XS_REC_STATIC_DATA_END:
-			if (len || o->seen_static_end)
-				return fail(r, "bad STATIC_DATA_END");
-			o->seen_static_end = true;
-			break;
-		case TB_XS_REC_X86_PV_P2M_FRAMES: {
-			uint32_t s, e;
-
-			if (!pv || !o->seen_static_end || len < 16)
-				return fail(r, "misplaced X86_PV_P2M_FRAMES");
-			s = tb_get_le32(b);
-			e = tb_get_le32(b + 4);
-			if (e < s ||
-			    (uint64_t)len !=
-				    8 + 8 * ((uint64_t)(e >> 9) - (s >> 9) + 1))
-				return fail(r, "X86_PV_P2M_FRAMES length");
-			o->seen_p2m = true;
-			break;
-		}
-		case TB_XS_REC_PAGE_DATA:
-			if (!o->seen_static_end)
-				return fail(r,
-					    "PAGE_DATA before STATIC_DATA_END");
-			if (pv && !o->seen_p2m)
-				return fail(r,
-					    "PV PAGE_DATA before P2M_FRAMES");
-			rc = parse_page_data(r, o, b, len);
-			if (rc)
-				return rc;
-			break;
-		case TB_XS_REC_X86_TSC_INFO:
-			if (len != 24 || tb_get_le32(b + 20))
-				return fail(r, "bad X86_TSC_INFO");
-			o->seen_tsc = true;
-			break;
-		case TB_XS_REC_SHARED_INFO:
-			if (!pv || len != TB_PAGE_SIZE)
-				return fail(r, "bad SHARED_INFO");
-			o->seen_shinfo = true;
-			break;
-		case TB_XS_REC_X86_PV_VCPU_BASIC:
-			if (!pv || len < 8 || tb_get_le32(b + 4))
-				return fail(r, "bad X86_PV_VCPU_BASIC");
-			o->vcpus_basic++;
-			break;
-		case TB_XS_REC_HVM_PARAMS: {
-			uint32_t n;
-
-			if (pv || len < 8 || tb_get_le32(b + 4))
-				return fail(r, "bad HVM_PARAMS");
-			n = tb_get_le32(b);
-			if ((uint64_t)len != 8 + 16 * (uint64_t)n)
-				return fail(r, "HVM_PARAMS length");
-			if (o->seen_hvm_ctx)
-				return fail(r, "HVM_PARAMS after HVM_CONTEXT");
-			o->seen_hvm_params = true;
-			break;
-		}
-		case TB_XS_REC_HVM_CONTEXT:
-			if (pv || !len)
-				return fail(r, "bad HVM_CONTEXT");
-			o->seen_hvm_ctx = true;
-			break;
-		default:
-			if (!(type & TB_XS_REC_OPTIONAL))
-				return fail(r, "unknown mandatory record");
-		}
+		rc = check_rec(r, o, pv, type, b, len);
+		if (rc)
+			return rc;
 		if (on_rec) {
 			rc = on_rec(arg, type, b, len);
 			if (rc)
