@@ -48,18 +48,8 @@ struct wr {
 
 static int wr_flush(struct wr *w)
 {
-	size_t off = 0;
-
-	while (!w->err && off < w->len) {
-		ssize_t n = write(w->fd, w->buf + off, w->len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			w->err = n < 0 ? -errno : -EIO;
-		else
-			off += (size_t)n;
-	}
+	if (!w->err)
+		w->err = tb_write_all(w->fd, w->buf, w->len);
 	w->len = 0;
 	return w->err;
 }
