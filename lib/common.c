@@ -1,10 +1,17 @@
 // SPDX-License-Identifier: MIT
-/* Growable buffers, number/size/duration parsing, absolute sleeps. */
+/*
+ * Growable buffers, number/size/duration parsing, absolute sleeps, and the
+ * small I/O and futex wrappers every module would otherwise write again.
+ * Invariant: each action returns 0 or -errno, never sets errno as output.
+ */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 
 #include "tiber/common.h"
 
@@ -195,4 +202,74 @@ void tb_sleep_until(int64_t t_ns)
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
 	       EINTR)
 		;
+}
+
+int tb_write_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	ssize_t k;
+
+	while (n) {
+		k = write(fd, b, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -EIO;
+		b += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+int tb_pwrite_all(int fd, const void *p, size_t n, uint64_t off)
+{
+	const uint8_t *b = p;
+	ssize_t k;
+
+	while (n) {
+		k = pwrite(fd, b, n, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return k < 0 ? -errno : -EIO;
+		b += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+int tb_read_fd(int fd, struct tb_buf *b)
+{
+	char tmp[65536];
+	ssize_t n;
+
+	for (;;) {
+		n = read(fd, tmp, sizeof(tmp));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return 0;
+		if (tb_buf_append(b, tmp, (size_t)n))
+			return -ENOMEM;
+	}
+}
+
+int tb_read_file(const char *path, struct tb_buf *b)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return -errno;
+	rc = tb_read_fd(fd, b);
+	close(fd);
+	return rc;
+}
+
+int tb_futex(int *uaddr, int op, int val, const struct timespec *ts)
+{
+	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0) < 0 ? -errno : 0;
 }

@@ -225,30 +225,13 @@ static int spool_open(struct tb_rdisks *s)
 	return 0;
 }
 
-static int write_all_at(int fd, const void *p, size_t n, uint64_t off)
-{
-	ssize_t k;
-
-	while (n) {
-		k = pwrite(fd, p, n, (off_t)off);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k < 0 ? -errno : -EIO;
-		p = (const uint8_t *)p + k;
-		n -= (size_t)k;
-		off += (uint64_t)k;
-	}
-	return 0;
-}
-
 /* Zeroes over [off, off + len): a hole where the filesystem can. */
 static int zero_range(int fd, uint64_t off, uint32_t len, const uint8_t *zeros)
 {
 	if (!fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		       (off_t)off, len))
 		return 0;
-	return write_all_at(fd, zeros, len, off);
+	return tb_pwrite_all(fd, zeros, len, off);
 }
 
 static int stage_incremental(struct tb_rdisks *s, const struct tb_disk_write *w)
@@ -279,8 +262,8 @@ static int stage_incremental(struct tb_rdisks *s, const struct tb_disk_write *w)
 				     s->spool_max);
 		rc = spool_open(s);
 		if (!rc)
-			rc = write_all_at(s->spool_fd, s->buf, w->len,
-					  s->spool_len);
+			rc = tb_pwrite_all(s->spool_fd, s->buf, w->len,
+					   s->spool_len);
 		if (rc)
 			return dfail(s, TB_SERR_OVERSIZE, "disk spool: %s",
 				     strerror(-rc));
@@ -325,8 +308,8 @@ int tb_rdisks_write(struct tb_rdisks *s, const struct tb_disk_write *w,
 		rc = w->enc == TB_ENC_ZERO ?
 			     zero_range(s->st_fd[w->disk], w->offset, w->len,
 					s->buf) :
-			     write_all_at(s->st_fd[w->disk], s->buf, w->len,
-					  w->offset);
+			     tb_pwrite_all(s->st_fd[w->disk], s->buf, w->len,
+					   w->offset);
 		if (rc)
 			return dfail(s, TB_SERR_OVERSIZE, "disk %u image: %s",
 				     w->disk, strerror(-rc));
@@ -355,8 +338,8 @@ static int apply_spool(struct tb_rdisks *s)
 		k = pread(s->spool_fd, s->buf, e->len, (off_t)e->spool_off);
 		rc = k == (ssize_t)e->len ? 0 : k < 0 ? -errno : -EIO;
 		if (!rc)
-			rc = write_all_at(s->fd[e->disk], s->buf, e->len,
-					  e->offset);
+			rc = tb_pwrite_all(s->fd[e->disk], s->buf, e->len,
+					   e->offset);
 	}
 	return rc;
 }

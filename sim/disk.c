@@ -146,23 +146,6 @@ void tb_guest_disk_wake(struct tb_guest *g)
 				     TB_SIM_END_GUEST);
 }
 
-static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-	ssize_t k;
-
-	while (n) {
-		k = pwrite(fd, p, n, (off_t)off);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return k < 0 ? -errno : -EIO;
-		p += k;
-		n -= (size_t)k;
-		off += (uint64_t)k;
-	}
-	return 0;
-}
-
 /* Under the lock: wait (unlocked) until the record fits or nobody
  * mirrors; parks vCPU @t if a suspend is requested meanwhile. */
 static void wait_room(struct tb_guest *g, unsigned t, uint32_t len)
@@ -205,7 +188,7 @@ int tb_guest_disk_write(struct tb_guest *g, unsigned t, uint64_t off,
 		return -EINVAL;
 	tb_sim_disk_lock(d->k);
 	wait_room(g, t, len);
-	rc = pwrite_all(d->fd, p, len, off);
+	rc = tb_pwrite_all(d->fd, p, len, off);
 	if (!rc)
 		rc = tb_sim_disk_append(d->k, d->ring, off, p, len);
 	if (!rc) {

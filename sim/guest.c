@@ -154,40 +154,20 @@ out_close:
 	return rc;
 }
 
-static int read_all_fd(int fd, struct tb_buf *b)
-{
-	char tmp[65536];
-	ssize_t n;
-
-	lseek(fd, 0, SEEK_SET);
-	for (;;) {
-		n = read(fd, tmp, sizeof(tmp));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return 0;
-		if (tb_buf_append(b, tmp, (size_t)n))
-			return -ENOMEM;
-	}
-}
-
 static int load_state(struct tb_guest *g, struct tb_sim_dev_state *dev,
 		      uint32_t *nr)
 {
 	struct tb_buf b = { 0 };
 	size_t used, used2;
-	int fd = g->cfg.state_fd, rc;
+	int rc;
 
 	if (g->cfg.state_file) {
-		fd = open(g->cfg.state_file, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return -errno;
+		rc = tb_read_file(g->cfg.state_file, &b);
+	} else {
+		/* the restorer wrote this memfd: its offset is at the end */
+		lseek(g->cfg.state_fd, 0, SEEK_SET);
+		rc = tb_read_fd(g->cfg.state_fd, &b);
 	}
-	rc = read_all_fd(fd, &b);
-	if (g->cfg.state_file)
-		close(fd);
 	if (rc)
 		goto out;
 	rc = tb_sim_blob_get_cpu(b.data, b.len, g->vcpu, nr, &used);

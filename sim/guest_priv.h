@@ -24,7 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/futex.h>
-#include <sys/syscall.h>
 
 #include "guest.h"
 
@@ -73,11 +72,6 @@ struct tb_guest {
 	int quiesced; /* SIGUSR2: the workload stops writing for good */
 	int64_t t_boot;
 };
-
-static inline long futex(int *uaddr, int op, int val, const struct timespec *ts)
-{
-	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0);
-}
 
 /* sim/workload.c: start one thread per vCPU (vcpu_kind[]); *@started
  * counts the threads running, to be joined even on error.  0 or -errno. */

@@ -35,12 +35,12 @@ void tb_guest_park(struct tb_guest *g, unsigned t)
 				      .seq;
 	g->ctrl->vcpu[t] = g->vcpu[t];
 	if ((unsigned)INC(&g->parked) == g->nr_vcpus)
-		futex(&g->parked, FUTEX_WAKE_PRIVATE, 1, NULL);
+		tb_futex(&g->parked, FUTEX_WAKE_PRIVATE, 1, NULL);
 	until = tb_now_ns() + PARK_SPIN_NS;
 	while (LD(&g->run_gen) == gen && tb_now_ns() < until)
 		__builtin_ia32_pause();
 	while (LD(&g->run_gen) == gen)
-		futex(&g->run_gen, FUTEX_WAIT_PRIVATE, gen, NULL);
+		tb_futex(&g->run_gen, FUTEX_WAIT_PRIVATE, gen, NULL);
 }
 
 void tb_guest_safepoint(struct tb_guest *g, unsigned t)
@@ -55,7 +55,7 @@ static void freeze(struct tb_guest *g)
 	int p;
 
 	ST(&g->stop_req, 1);
-	futex(&g->stop_req, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+	tb_futex(&g->stop_req, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 	tb_guest_disk_wake(g);
 	pthread_mutex_lock(&g->gate_lock);
 	pthread_cond_broadcast(&g->gate_room);
@@ -67,7 +67,7 @@ static void freeze(struct tb_guest *g)
 	       !tb_guest_exiting(g)) {
 		struct timespec ts = { 0, 100 * TB_NSEC_PER_MSEC };
 
-		futex(&g->parked, FUTEX_WAIT_PRIVATE, p, &ts);
+		tb_futex(&g->parked, FUTEX_WAIT_PRIVATE, p, &ts);
 	}
 	g->ctrl->nr_vcpus = g->nr_vcpus;
 }
@@ -77,7 +77,7 @@ void tb_guest_thaw(struct tb_guest *g)
 	ST(&g->parked, 0);
 	ST(&g->stop_req, 0);
 	INC(&g->run_gen);
-	futex(&g->run_gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+	tb_futex(&g->run_gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }
 
 /* ------------------------------------------------------------ ports */

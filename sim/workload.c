@@ -57,7 +57,7 @@ static void rate_wait(struct tb_guest *g, int64_t t_next)
 	ts.tv_sec = d / TB_NSEC_PER_SEC;
 	ts.tv_nsec = d % TB_NSEC_PER_SEC;
 	/* idle until the next write, or until a freeze wakes us */
-	futex(&g->stop_req, FUTEX_WAIT_PRIVATE, 0, &ts);
+	tb_futex(&g->stop_req, FUTEX_WAIT_PRIVATE, 0, &ts);
 }
 
 static void synthetic_loop(struct tb_guest *g, unsigned t, unsigned lanes)

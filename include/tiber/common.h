@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Small shared helpers: page size, clock, byte order, growable buffer.
- * Everything here is header-only or lives in lib/common.c.
+ * Small shared helpers: page size, clock, byte order, growable buffer,
+ * write-all/read-all loops, futex.  Everything here is header-only or
+ * lives in lib/common.c.
  */
 #ifndef TIBER_COMMON_H
 #define TIBER_COMMON_H
@@ -107,5 +108,27 @@ int tb_parse_duration(const char *s, int64_t *out_ns);
 
 /* Sleep until absolute CLOCK_MONOTONIC @t_ns (restarts on EINTR). */
 void tb_sleep_until(int64_t t_ns);
+
+/*
+ * Small I/O helpers: they restart on EINTR and go on after a short
+ * transfer, so a signal or a full pipe never loses bytes.
+ */
+/* write(2) all @n bytes of @p.  0, or -errno (-EIO if write returns 0). */
+int tb_write_all(int fd, const void *p, size_t n);
+/* pwrite(2) all @n bytes of @p at offset @off.  Returns as tb_write_all. */
+int tb_pwrite_all(int fd, const void *p, size_t n, uint64_t off);
+/* Append what read(2) gives from @fd's current offset up to end of file
+ * to @b.  0, -ENOMEM or -errno; on error @b holds what was read so far. */
+int tb_read_fd(int fd, struct tb_buf *b);
+/* Append the file at @path to @b (tb_read_fd).  0, -ENOMEM or -errno. */
+int tb_read_file(const char *path, struct tb_buf *b);
+
+/*
+ * futex(2) on the private or shared word @uaddr (FUTEX_* from
+ * <linux/futex.h>).  0 (FUTEX_WAKE: not how many woke), or -errno:
+ * FUTEX_WAIT gives -EAGAIN when *@uaddr != @val, -ETIMEDOUT after the
+ * relative @ts, -EINTR on a signal.
+ */
+int tb_futex(int *uaddr, int op, int val, const struct timespec *ts);
 
 #endif

@@ -16,7 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/futex.h>
-#include <sys/syscall.h>
 
 #include "tiber/common.h"
 #include "copy_pool.h"
@@ -27,11 +26,6 @@
 
 #define COPY_MT_MIN 256
 
-static long futex(int *uaddr, int op, int val, const struct timespec *ts)
-{
-	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0);
-}
-
 static void spin_wait_ne(int *w, int old)
 {
 	int64_t until = tb_now_ns() + 20 * TB_NSEC_PER_USEC;
@@ -39,7 +33,7 @@ static void spin_wait_ne(int *w, int old)
 	while (LD(w) == old && tb_now_ns() < until)
 		__builtin_ia32_pause();
 	while (LD(w) == old)
-		futex(w, FUTEX_WAIT_PRIVATE, old, NULL);
+		tb_futex(w, FUTEX_WAIT_PRIVATE, old, NULL);
 }
 
 static void copy_range(const uint8_t *src, const uint64_t *pfns, size_t n,
@@ -84,7 +78,7 @@ static void *copy_worker(void *arg)
 		copy_range(p->src, p->pfns + first, cnt,
 			   p->dst + first * TB_PAGE_SIZE);
 		if ((unsigned)INC(&p->done) == p->n)
-			futex(&p->done, FUTEX_WAKE_PRIVATE, 1, NULL);
+			tb_futex(&p->done, FUTEX_WAKE_PRIVATE, 1, NULL);
 	}
 	return NULL;
 }
@@ -120,7 +114,7 @@ void tb_copy_pool_stop(struct tb_copy_pool *p)
 		return;
 	ST(&p->stop, 1);
 	INC(&p->gen);
-	futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+	tb_futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 	for (i = 0; i < p->n; i++)
 		pthread_join(p->thr[i], NULL);
 	p->n = 0;
@@ -137,7 +131,7 @@ static void fan_out(struct tb_copy_pool *p, const uint64_t *pfns, size_t n,
 	p->dst = dst;
 	ST(&p->done, 0);
 	INC(&p->gen);
-	futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
+	tb_futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 	chunk(n, p->n + 1, 0, &first, &cnt);
 	copy_range(p->src, pfns + first, cnt, dst + first * TB_PAGE_SIZE);
 	while ((unsigned)(d = LD(&p->done)) < p->n) {
@@ -146,7 +140,7 @@ static void fan_out(struct tb_copy_pool *p, const uint64_t *pfns, size_t n,
 		while (LD(&p->done) == d && tb_now_ns() < until)
 			__builtin_ia32_pause();
 		if (LD(&p->done) == d)
-			futex(&p->done, FUTEX_WAIT_PRIVATE, d, NULL);
+			tb_futex(&p->done, FUTEX_WAIT_PRIVATE, d, NULL);
 	}
 }
 

@@ -57,23 +57,6 @@ static int find_simguest(char *out, size_t len)
 	return 0;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	ssize_t w;
-
-	while (n) {
-		w = write(fd, b, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 #define RESTORE_MAX_ARGS 48
 
 int tb_sim_restore(const struct tb_restore_req *req, struct tb_restore_res *res)
@@ -98,9 +81,9 @@ int tb_sim_restore(const struct tb_restore_req *req, struct tb_restore_res *res)
 	state_fd = memfd_create("tiber-restore-state", MFD_CLOEXEC);
 	if (state_fd < 0)
 		return -errno;
-	rc = write_all(state_fd, req->cpu_state, req->cpu_state_len);
+	rc = tb_write_all(state_fd, req->cpu_state, req->cpu_state_len);
 	if (!rc)
-		rc = write_all(state_fd, req->dev_state, req->dev_state_len);
+		rc = tb_write_all(state_fd, req->dev_state, req->dev_state_len);
 	if (rc)
 		goto out;
 	if (pipe2(ready, O_CLOEXEC)) {

@@ -1,47 +1,25 @@
 // SPDX-License-Identifier: MIT
 /*
- * Xen migration stream v2 writer and parser (see xen_stream.h).  Pure:
- * no Xen header, no hypercall.
+ * Xen migration stream v2 writer (see xen_stream.h): a tb_xs_image, its
+ * pages read from mem_fd, out as the libxc stream or a whole xl save
+ * file.  Pure: no Xen header, no hypercall.
+ *
+ * Invariants: the image is checked (check_image) before a byte is
+ * written; every record body is padded with zeros to 8 bytes; the first
+ * write error sticks (later puts write nothing) and is what the writer
+ * returns; pages are read before their PAGE_DATA header is written, so
+ * a record's length always matches its pages.
  */
 #include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "xen_blob.h"
 #include "xen_stream.h"
+#include "xen_stream_priv.h"
 
-static const char xl_magic[TB_XS_XL_MAGIC_LEN] =
+const char tb_xs_xl_magic[TB_XS_XL_MAGIC_LEN] =
 	"Xen saved domain, xl format\n \0 \r";
-
-static const uint32_t wanted_params[] = {
-	1,  /* STORE_PFN */
-	5,  /* IOREQ_PFN */
-	6,  /* BUFIOREQ_PFN */
-	27, /* PAGING_RING_PFN */
-	28, /* MONITOR_RING_PFN */
-	29, /* SHARING_RING_PFN */
-	37, /* VM86_TSS_SIZED */
-	17, /* CONSOLE_PFN */
-	19, /* ACPI_IOPORTS_LOCATION */
-	9,  /* VIRIDIAN */
-	12, /* IDENT_PT */
-	34, /* VM_GENERATION_ID_ADDR */
-	32, /* IOREQ_SERVER_PFN */
-	33, /* NR_IOREQ_SERVER_PAGES */
-	36, /* X87_FIP_WIDTH */
-	38, /* MCA_CAP */
-};
-
-bool tb_xs_hvm_param_wanted(uint32_t index)
-{
-	for (size_t i = 0; i < TB_ARRAY_SIZE(wanted_params); i++)
-		if (wanted_params[i] == index)
-			return true;
-	return false;
-}
 
 static void put_be32(uint8_t *p, uint32_t v)
 {
@@ -57,19 +35,6 @@ static void put_be64(uint8_t *p, uint64_t v)
 	put_be32(p + 4, (uint32_t)v);
 }
 
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	       (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-}
-
-/* ------------------------------------------------------------ writer */
-
 #define WBUF_SIZE (1u << 20)
 
 struct wr {
@@ -83,18 +48,8 @@ struct wr {
 
 static int wr_flush(struct wr *w)
 {
-	size_t off = 0;
-
-	while (!w->err && off < w->len) {
-		ssize_t n = write(w->fd, w->buf + off, w->len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			w->err = n < 0 ? -errno : -EIO;
-		else
-			off += (size_t)n;
-	}
+	if (!w->err)
+		w->err = tb_write_all(w->fd, w->buf, w->len);
 	w->len = 0;
 	return w->err;
 }
@@ -176,12 +131,6 @@ static uint8_t pfn_type(const struct tb_xs_image *img, uint64_t pfn)
 	return img->pfn_types ? img->pfn_types[pfn] & 0xf : TB_XS_PF_NOTAB;
 }
 
-static bool type_has_data(uint8_t t)
-{
-	return t != TB_XS_PF_BROKEN && t != TB_XS_PF_XALLOC &&
-	       t != TB_XS_PF_XTAB;
-}
-
 static bool page_is_zero(const uint8_t *p)
 {
 	const uint64_t *q = (const uint64_t *)p;
@@ -211,12 +160,12 @@ static void wr_batch(struct wr *w, const struct tb_xs_image *img,
 		size_t len;
 		ssize_t r;
 
-		for (j = i + 1;
-		     j < n && pfns[j] == pfns[j - 1] + 1 &&
-		     type_has_data(types[j]) == type_has_data(types[i]);
+		for (j = i + 1; j < n && pfns[j] == pfns[j - 1] + 1 &&
+				tb_xs_type_has_data(types[j]) ==
+					tb_xs_type_has_data(types[i]);
 		     j++)
 			;
-		if (!type_has_data(types[i]))
+		if (!tb_xs_type_has_data(types[i]))
 			continue;
 		len = (j - i) * TB_PAGE_SIZE;
 		r = pread(img->mem_fd, w->pages + i * TB_PAGE_SIZE, len,
@@ -232,7 +181,7 @@ static void wr_batch(struct wr *w, const struct tb_xs_image *img,
 			types[i] = TB_XS_PF_XALLOC;
 			w->st->pages_zero++;
 		}
-		ndata += type_has_data(types[i]);
+		ndata += tb_xs_type_has_data(types[i]);
 	}
 	wr_rhdr(w, TB_XS_REC_PAGE_DATA,
 		(uint32_t)(8 + 8 * n + ndata * TB_PAGE_SIZE));
@@ -244,7 +193,7 @@ static void wr_batch(struct wr *w, const struct tb_xs_image *img,
 		wr_put(w, h, sizeof(h));
 	}
 	for (i = 0; i < n; i++) {
-		if (!type_has_data(types[i]))
+		if (!tb_xs_type_has_data(types[i]))
 			continue;
 		wr_put(w, w->pages + i * TB_PAGE_SIZE, TB_PAGE_SIZE);
 		w->st->pages++;
@@ -386,7 +335,7 @@ static int wr_run(int fd, const char *config, size_t config_len, bool xl,
 		uint32_t opt = config ? (uint32_t)(4 + config_len) : 0;
 
 		memset(h, 0, sizeof(h));
-		memcpy(h, xl_magic, TB_XS_XL_MAGIC_LEN);
+		memcpy(h, tb_xs_xl_magic, TB_XS_XL_MAGIC_LEN);
 		/* "domain's byte order": native = little-endian */
 		tb_put_le32(h + 32, TB_XS_XL_BYTEORDER);
 		/* mandatory flags: STREAMv2, config as xl text (no JSON) */
@@ -422,522 +371,4 @@ int tb_xs_write_xl(int fd, const char *config, size_t config_len,
 		   const struct tb_xs_image *img, struct tb_xs_stats *st)
 {
 	return wr_run(fd, config, config_len, true, img, st);
-}
-
-/* ------------------------------------------------------------ parser */
-
-struct rd {
-	const uint8_t *p;
-	size_t len, off;
-	const char *why;
-};
-
-static int fail(struct rd *r, const char *why)
-{
-	r->why = why;
-	return -EPROTO;
-}
-
-/* Read one record header + body; checks padding. */
-static int rd_rec(struct rd *r, uint32_t *type, const uint8_t **body,
-		  uint32_t *blen)
-{
-	size_t padded;
-
-	if (r->len - r->off < 8)
-		return fail(r, "truncated record header");
-	*type = tb_get_le32(r->p + r->off);
-	*blen = tb_get_le32(r->p + r->off + 4);
-	padded = TB_ALIGN_UP((size_t)*blen, 8);
-	if (r->len - r->off - 8 < padded)
-		return fail(r, "truncated record body");
-	*body = r->p + r->off + 8;
-	for (size_t i = *blen; i < padded; i++)
-		if ((*body)[i])
-			return fail(r, "non-zero record padding");
-	r->off += 8 + padded;
-	return 0;
-}
-
-static int parse_page_data(struct rd *r, struct tb_xs_parsed *o,
-			   const uint8_t *b, uint32_t len)
-{
-	uint32_t count, ndata = 0;
-
-	if (len < 8)
-		return fail(r, "PAGE_DATA shorter than its header");
-	count = tb_get_le32(b);
-	if (!count)
-		return fail(r, "PAGE_DATA with count 0");
-	if (tb_get_le32(b + 4))
-		return fail(r, "PAGE_DATA reserved field not zero");
-	if ((len - 8) / 8 < count)
-		return fail(r, "PAGE_DATA pfn array truncated");
-	for (uint32_t i = 0; i < count; i++) {
-		uint64_t e = tb_get_le64(b + 8 + 8 * (size_t)i);
-		unsigned t = (unsigned)(e >> 60);
-		uint64_t pfn = e & TB_XS_PFN_MASK;
-
-		if ((e >> 52) & 0xff)
-			return fail(r, "PAGE_DATA pfn reserved bits set");
-		if (t >= 5 && t <= 8)
-			return fail(r, "PAGE_DATA unknown page type");
-		ndata += type_has_data((uint8_t)t);
-		if (pfn > o->max_pfn || o->pfns == 0)
-			o->max_pfn = pfn > o->max_pfn ? pfn : o->max_pfn;
-		o->pfns++;
-	}
-	if ((uint64_t)len !=
-	    8 + 8 * (uint64_t)count + (uint64_t)ndata * TB_PAGE_SIZE)
-		return fail(r, "PAGE_DATA length does not match its pages");
-	o->pages += ndata;
-	return 0;
-}
-
-static int parse_libxc(struct rd *r, struct tb_xs_parsed *o,
-		       tb_xs_rec_fn on_rec, void *arg)
-{
-	const uint8_t *h = r->p + r->off;
-	bool pv;
-	int rc;
-
-	if (r->len - r->off < TB_XS_IHDR_SIZE + TB_XS_DHDR_SIZE)
-		return fail(r, "truncated image/domain header");
-	if (get_be64(h) != TB_XS_IHDR_MARKER)
-		return fail(r, "bad image header marker");
-	if (get_be32(h + 8) != TB_XS_IHDR_ID)
-		return fail(r, "bad image header id (not XENF)");
-	if (get_be32(h + 12) != TB_XS_IHDR_VERSION)
-		return fail(r, "image header version is not 3");
-	if (h[16] || h[17] || get_be32(h + 20))
-		return fail(r, "image options/reserved not zero (big-endian?)");
-	h += TB_XS_IHDR_SIZE;
-	o->dom_type = tb_get_le32(h);
-	if (o->dom_type != TB_XS_DHDR_TYPE_X86_PV &&
-	    o->dom_type != TB_XS_DHDR_TYPE_X86_HVM)
-		return fail(r, "unknown domain type");
-	if (h[4] != TB_XS_PAGE_SHIFT || h[5] || h[6] || h[7])
-		return fail(r, "page shift not 12 or reserved not zero");
-	o->xen_major = tb_get_le32(h + 8);
-	o->xen_minor = tb_get_le32(h + 12);
-	r->off += TB_XS_IHDR_SIZE + TB_XS_DHDR_SIZE;
-	pv = o->dom_type == TB_XS_DHDR_TYPE_X86_PV;
-
-	while (!o->seen_end) {
-		const uint8_t *b;
-		uint32_t type, len;
-
-		rc = rd_rec(r, &type, &b, &len);
-		if (rc)
-			return rc;
-		o->records++;
-		if (pv && !o->seen_pv_info && type != TB_XS_REC_X86_PV_INFO)
-			return fail(r, "PV stream must start with X86_PV_INFO");
-		switch (type) {
-		case TB_XS_REC_END:
-			if (len)
-				return fail(r, "END with a body");
-			o->seen_end = true;
-			break;
-		case TB_XS_REC_X86_PV_INFO:
-			if (!pv || o->seen_pv_info || len != 8 ||
-			    (b[0] != 4 && b[0] != 8) ||
-			    (b[1] != 3 && b[1] != 4))
-				return fail(r, "bad X86_PV_INFO");
-			o->seen_pv_info = true;
-			break;
-		case TB_XS_REC_STATIC_DATA_END:
-			if (len || o->seen_static_end)
-				return fail(r, "bad STATIC_DATA_END");
-			o->seen_static_end = true;
-			break;
-		case TB_XS_REC_X86_PV_P2M_FRAMES: {
-			uint32_t s, e;
-
-			if (!pv || !o->seen_static_end || len < 16)
-				return fail(r, "misplaced X86_PV_P2M_FRAMES");
-			s = tb_get_le32(b);
-			e = tb_get_le32(b + 4);
-			if (e < s ||
-			    (uint64_t)len !=
-				    8 + 8 * ((uint64_t)(e >> 9) - (s >> 9) + 1))
-				return fail(r, "X86_PV_P2M_FRAMES length");
-			o->seen_p2m = true;
-			break;
-		}
-		case TB_XS_REC_PAGE_DATA:
-			if (!o->seen_static_end)
-				return fail(r,
-					    "PAGE_DATA before STATIC_DATA_END");
-			if (pv && !o->seen_p2m)
-				return fail(r,
-					    "PV PAGE_DATA before P2M_FRAMES");
-			rc = parse_page_data(r, o, b, len);
-			if (rc)
-				return rc;
-			break;
-		case TB_XS_REC_X86_TSC_INFO:
-			if (len != 24 || tb_get_le32(b + 20))
-				return fail(r, "bad X86_TSC_INFO");
-			o->seen_tsc = true;
-			break;
-		case TB_XS_REC_SHARED_INFO:
-			if (!pv || len != TB_PAGE_SIZE)
-				return fail(r, "bad SHARED_INFO");
-			o->seen_shinfo = true;
-			break;
-		case TB_XS_REC_X86_PV_VCPU_BASIC:
-			if (!pv || len < 8 || tb_get_le32(b + 4))
-				return fail(r, "bad X86_PV_VCPU_BASIC");
-			o->vcpus_basic++;
-			break;
-		case TB_XS_REC_HVM_PARAMS: {
-			uint32_t n;
-
-			if (pv || len < 8 || tb_get_le32(b + 4))
-				return fail(r, "bad HVM_PARAMS");
-			n = tb_get_le32(b);
-			if ((uint64_t)len != 8 + 16 * (uint64_t)n)
-				return fail(r, "HVM_PARAMS length");
-			if (o->seen_hvm_ctx)
-				return fail(r, "HVM_PARAMS after HVM_CONTEXT");
-			o->seen_hvm_params = true;
-			break;
-		}
-		case TB_XS_REC_HVM_CONTEXT:
-			if (pv || !len)
-				return fail(r, "bad HVM_CONTEXT");
-			o->seen_hvm_ctx = true;
-			break;
-		default:
-			if (!(type & TB_XS_REC_OPTIONAL))
-				return fail(r, "unknown mandatory record");
-		}
-		if (on_rec) {
-			rc = on_rec(arg, type, b, len);
-			if (rc)
-				return rc;
-		}
-	}
-	if (!o->seen_static_end)
-		return fail(r, "no STATIC_DATA_END");
-	if (pv && (!o->seen_p2m || !o->seen_shinfo || !o->vcpus_basic))
-		return fail(r, "PV stream lacks P2M_FRAMES/SHARED_INFO/VCPU");
-	if (!pv && !o->seen_hvm_ctx)
-		return fail(r, "HVM stream lacks HVM_CONTEXT");
-	return 0;
-}
-
-int tb_xs_parse(const void *buf, size_t len, struct tb_xs_parsed *out,
-		tb_xs_rec_fn on_rec, void *arg, const char **why)
-{
-	struct rd r = { .p = buf, .len = len };
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	if (len >= TB_XS_XL_HDR_SIZE &&
-	    !memcmp(buf, xl_magic, TB_XS_XL_MAGIC_LEN)) {
-		uint32_t opt;
-
-		out->xl_header = true;
-		if (tb_get_le32(r.p + 32) != TB_XS_XL_BYTEORDER) {
-			rc = fail(&r, "xl header byte order");
-			goto out;
-		}
-		if (tb_get_le32(r.p + 36) != TB_XS_XL_FLAG_STREAMV2 ||
-		    tb_get_le32(r.p + 40)) {
-			rc = fail(&r, "xl header flags we do not write");
-			goto out;
-		}
-		opt = tb_get_le32(r.p + 44);
-		r.off = TB_XS_XL_HDR_SIZE;
-		if (opt > len - r.off) {
-			rc = fail(&r, "xl optional data truncated");
-			goto out;
-		}
-		if (opt) {
-			if (opt < 4 || tb_get_le32(r.p + r.off) != opt - 4) {
-				rc = fail(&r, "xl config length");
-				goto out;
-			}
-			out->xl_config_len = opt - 4;
-			out->xl_config = (const char *)r.p + r.off + 4;
-		}
-		r.off += opt;
-	}
-	if (len - r.off >= 16 && get_be64(r.p + r.off) == TB_XS_LIBXL_IDENT) {
-		const uint8_t *b;
-		uint32_t type, blen;
-
-		out->libxl = true;
-		if (get_be32(r.p + r.off + 8) != TB_XS_LIBXL_VERSION ||
-		    get_be32(r.p + r.off + 12)) {
-			rc = fail(&r, "libxl header version/options");
-			goto out;
-		}
-		r.off += 16;
-		rc = rd_rec(&r, &type, &b, &blen);
-		if (rc)
-			goto out;
-		if (type != TB_XS_LIBXL_REC_LIBXC_CONTEXT || blen) {
-			rc = fail(&r, "libxl: first record not LIBXC_CONTEXT");
-			goto out;
-		}
-	} else if (out->xl_header) {
-		rc = fail(&r, "xl header not followed by a libxl stream");
-		goto out;
-	}
-	rc = parse_libxc(&r, out, on_rec, arg);
-	if (rc)
-		goto out;
-	if (out->libxl) {
-		const uint8_t *b;
-		uint32_t type, blen;
-
-		rc = rd_rec(&r, &type, &b, &blen);
-		if (rc)
-			goto out;
-		if (type != TB_XS_LIBXL_REC_END || blen) {
-			rc = fail(&r, "libxl: no END after the libxc stream");
-			goto out;
-		}
-	}
-	if (r.off != len)
-		rc = fail(&r, "trailing bytes after END");
-out:
-	if (why)
-		*why = rc ? r.why : NULL;
-	return rc;
-}
-
-/* ------------------------------------------------------------ blobs */
-
-/* PV CPU blob: one context per vCPU (length 0: offline). */
-static int pv_cpu(struct tb_xen_blob *c, struct tb_xs_blobs *ps,
-		  struct tb_xs_image *img)
-{
-	const uint8_t *body;
-	uint32_t type, id, len;
-	int rc;
-
-	while ((rc = tb_xen_blob_next(c, &type, &id, &body, &len)) == 1) {
-		if (type != TB_XEN_BLOB_REC_PV_VCPU)
-			continue;
-		if (img->nr_vcpus == TB_ARRAY_SIZE(ps->vcpus))
-			return -EINVAL;
-		ps->vcpus[img->nr_vcpus].id = id;
-		ps->vcpus[img->nr_vcpus].basic = body;
-		ps->vcpus[img->nr_vcpus].basic_len = len;
-		img->nr_vcpus++;
-	}
-	if (rc < 0 || !img->nr_vcpus || ps->vcpus[0].id != 0 ||
-	    !ps->vcpus[0].basic_len)
-		return -EINVAL;
-	img->vcpus = ps->vcpus;
-	return 0;
-}
-
-/* A PV device blob record; 0, or -EINVAL if malformed. */
-static int pv_dev_rec(uint32_t type, const uint8_t *body, uint32_t len,
-		      uint64_t nr_pages, struct tb_xs_blobs *ps,
-		      struct tb_xs_image *img)
-{
-	switch (type) {
-	case TB_XEN_BLOB_REC_PV_INFO:
-		if (len != 16)
-			return -EINVAL;
-		img->guest_width = tb_get_le32(body);
-		img->pt_levels = tb_get_le32(body + 4);
-		img->p2m_end_pfn = tb_get_le64(body + 8) - 1;
-		return tb_get_le64(body + 8) ? 0 : -EINVAL;
-	case TB_XEN_BLOB_REC_SHINFO:
-		if (len != TB_PAGE_SIZE)
-			return -EINVAL;
-		img->shared_info = body;
-		return 0;
-	case TB_XEN_BLOB_REC_PV_TYPES:
-		if (len % 8 || ps->pfn_types)
-			return -EINVAL;
-		ps->pfn_types = calloc(nr_pages, 1);
-		if (!ps->pfn_types)
-			return -ENOMEM;
-		for (uint32_t i = 0; i < len; i += 8) {
-			uint64_t e = tb_get_le64(body + i);
-			uint64_t pfn = e & TB_XS_PFN_MASK;
-			uint8_t t = (uint8_t)(e >> 60);
-
-			if (pfn >= nr_pages || (e >> 52 & 0xff))
-				return -EINVAL;
-			ps->pfn_types[pfn] = t;
-		}
-		img->pfn_types = ps->pfn_types;
-		return 0;
-	case TB_XEN_BLOB_REC_PV_P2M:
-		if (len % 8 || !len || ps->p2m_frames)
-			return -EINVAL;
-		ps->p2m_frames = malloc(len);
-		if (!ps->p2m_frames)
-			return -ENOMEM;
-		for (uint32_t i = 0; i < len; i += 8) {
-			ps->p2m_frames[i / 8] = tb_get_le64(body + i);
-			if (ps->p2m_frames[i / 8] >= nr_pages)
-				return -EINVAL;
-		}
-		img->p2m_frames = ps->p2m_frames;
-		img->nr_p2m_frames = len / 8;
-		return 0;
-	}
-	return 0;
-}
-
-/* An HVM/PVH device blob record; 0, or -EINVAL if malformed. */
-static int hvm_dev_rec(uint32_t type, uint32_t id, const uint8_t *body,
-		       uint32_t len, uint64_t nr_pages, struct tb_xs_blobs *ps,
-		       struct tb_xs_image *img)
-{
-	switch (type) {
-	case TB_XEN_BLOB_REC_HVM_PARAM:
-		if (len != 8)
-			return -EINVAL;
-		if (!tb_xs_hvm_param_wanted(id) ||
-		    img->nr_params == TB_ARRAY_SIZE(ps->params))
-			return 0;
-		ps->params[img->nr_params].index = id;
-		ps->params[img->nr_params].value = tb_get_le64(body);
-		img->nr_params++;
-		return 0;
-	case TB_XEN_BLOB_REC_HOLES:
-		if (len % 16)
-			return -EINVAL;
-		for (uint32_t i = 0; i < len; i += 16) {
-			uint64_t first = tb_get_le64(body + i);
-			uint64_t n = tb_get_le64(body + i + 8);
-
-			if (first >= nr_pages || n > nr_pages - first)
-				return -EINVAL;
-			tb_bitmap_set_range(&ps->holes, first, n);
-		}
-		img->holes = &ps->holes;
-		return 0;
-	}
-	return 0;
-}
-
-/* What a PV image still lacks, or NULL if complete. */
-static const char *pv_missing(const struct tb_xs_image *img)
-{
-	if (!img->guest_width)
-		return "PV_INFO";
-	if (!img->shared_info)
-		return "SHINFO";
-	if (!img->pfn_types)
-		return "PV_TYPES (page-table types)";
-	if (!img->p2m_frames)
-		return "PV_P2M (p2m frame list)";
-	if ((img->p2m_end_pfn >> 9) + 1 != img->nr_p2m_frames)
-		return "a p2m frame list matching the p2m size";
-	return NULL;
-}
-
-int tb_xs_from_blobs(const void *cpu, size_t cpu_len, const void *dev,
-		     size_t dev_len, uint64_t nr_pages, struct tb_xs_blobs *ps,
-		     struct tb_xs_image *img)
-{
-	struct tb_xen_blob c, d;
-	const uint8_t *body;
-	uint32_t type, id, len;
-	const char *missing = NULL;
-	bool pv;
-	int rc;
-
-	memset(ps, 0, sizeof(*ps));
-	memset(img, 0, sizeof(*img));
-	img->xen_major = 4;
-	img->xen_minor = 17;
-	img->nr_pages = nr_pages;
-	img->mem_fd = -1;
-	if (tb_xen_blob_open(&c, cpu, cpu_len) ||
-	    tb_xen_blob_open(&d, dev, dev_len) || d.kind != TB_XEN_BLOB_DEV) {
-		snprintf(ps->reason, sizeof(ps->reason),
-			 "state blobs are not tiber Xen blobs (TBXN v1)");
-		return -EINVAL;
-	}
-	if (c.kind != TB_XEN_BLOB_CPU_PV && c.kind != TB_XEN_BLOB_CPU_HVM) {
-		snprintf(ps->reason, sizeof(ps->reason),
-			 "unknown CPU blob kind %u", c.kind);
-		return -EINVAL;
-	}
-	pv = c.kind == TB_XEN_BLOB_CPU_PV;
-	if (pv) {
-		img->dom_type = TB_XS_DHDR_TYPE_X86_PV;
-		if (pv_cpu(&c, ps, img)) {
-			snprintf(ps->reason, sizeof(ps->reason),
-				 "CPU blob malformed or without vCPU 0");
-			return -EINVAL;
-		}
-	} else {
-		img->dom_type = TB_XS_DHDR_TYPE_X86_HVM;
-		while ((rc = tb_xen_blob_next(&c, &type, &id, &body, &len)) ==
-		       1)
-			if (type == TB_XEN_BLOB_REC_HVM_CTX) {
-				img->hvm_ctx = body;
-				img->hvm_ctx_len = len;
-			}
-		if (rc < 0 || !img->hvm_ctx_len) {
-			snprintf(ps->reason, sizeof(ps->reason),
-				 "CPU blob malformed or without HVM context");
-			return -EINVAL;
-		}
-		rc = tb_bitmap_init(&ps->holes, nr_pages);
-		if (rc)
-			return rc;
-	}
-	while ((rc = tb_xen_blob_next(&d, &type, &id, &body, &len)) == 1) {
-		if (type == TB_XEN_BLOB_REC_TSC) {
-			if (len < 24)
-				goto bad;
-			img->have_tsc = true;
-			img->tsc_mode = tb_get_le32(body);
-			img->tsc_khz = tb_get_le32(body + 4);
-			img->tsc_incarnation = tb_get_le32(body + 8);
-			img->tsc_nsec = tb_get_le64(body + 16);
-			continue;
-		}
-		rc = pv ? pv_dev_rec(type, body, len, nr_pages, ps, img) :
-			  hvm_dev_rec(type, id, body, len, nr_pages, ps, img);
-		if (rc)
-			goto bad;
-	}
-	if (rc < 0)
-		goto bad;
-	if (pv)
-		missing = pv_missing(img);
-	else if (!img->holes)
-		missing =
-			"HOLES (without it the whole pfn space would be populated)";
-	if (missing) {
-		snprintf(
-			ps->reason, sizeof(ps->reason),
-			"%s failover: the device blob lacks %s (primary's tiber too old?)",
-			pv ? "PV" : "HVM/PVH", missing);
-		tb_xs_blobs_free(ps);
-		return -ENOTSUP;
-	}
-	if (!pv)
-		img->params = ps->params;
-	return 0;
-bad:
-	snprintf(ps->reason, sizeof(ps->reason), "device blob malformed%s",
-		 rc == -ENOMEM ? " (out of memory)" : "");
-	tb_xs_blobs_free(ps);
-	return rc == -ENOMEM ? rc : -EINVAL;
-}
-
-void tb_xs_blobs_free(struct tb_xs_blobs *ps)
-{
-	tb_bitmap_free(&ps->holes);
-	free(ps->pfn_types);
-	free(ps->p2m_frames);
-	ps->pfn_types = NULL;
-	ps->p2m_frames = NULL;
 }
