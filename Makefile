@@ -269,6 +269,8 @@ install: all
 		install -m 755 $(BIN)/$$p $(DESTDIR)$(PREFIX)/sbin/; done
 	for p in $(filter-out tiberd tiber-replicator tiber-fuzz-stream,$(PROGS)); do \
 		install -m 755 $(BIN)/$$p $(DESTDIR)$(PREFIX)/bin/; done
+	install -d $(DESTDIR)$(PREFIX)/lib/tiber
+	install -m 644 $(NBDKIT_FILTER) $(DESTDIR)$(PREFIX)/lib/tiber/
 	install -d $(DESTDIR)$(PREFIX)/share/doc/tiber
 	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/tiber/
 	scripts/man.py $(BIN) $(BUILD)/man

@@ -38,6 +38,7 @@ chroot "$DIR" /bin/bash -ec 'set -o pipefail; export DEBIAN_FRONTEND=noninteract
 	test -f /lib/systemd/system/tiber-replicator.service
 	test -f /usr/share/man/man8/tiberd.8.gz
 	test -f /etc/tiber/replicator.cfg
+	test -f /usr/lib/tiber/nbdkit-tiber-filter.so # the Xen disk filter
 	mkdir -p /root/bin
 	ln -sf /usr/sbin/tiberd /usr/sbin/tiber-replicator /usr/bin/tiberctl \
 		/usr/bin/tiber-simguest /root/bin/
