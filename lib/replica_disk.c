@@ -83,9 +83,19 @@ void tb_rdisks_path(const struct tb_rdisks *s, unsigned disk, char *buf,
 	snprintf(buf, len, "%s/%s.disk%u.img", s->dir, s->base, disk);
 }
 
+/* The image a FULL epoch builds for @disk: its committed path + ".new". */
+static void new_path(const struct tb_rdisks *s, unsigned disk, char *buf,
+		     size_t len)
+{
+	char path[300];
+
+	tb_rdisks_path(s, disk, path, sizeof(path));
+	snprintf(buf, len, "%s.new", path);
+}
+
 void tb_rdisks_abort(struct tb_rdisks *s)
 {
-	char path[300], tmp[310];
+	char tmp[310];
 	unsigned i;
 
 	for (i = 0; i < TB_DISKS_MAX; i++) {
@@ -93,8 +103,7 @@ void tb_rdisks_abort(struct tb_rdisks *s)
 			continue;
 		close(s->st_fd[i]);
 		s->st_fd[i] = -1;
-		tb_rdisks_path(s, i, path, sizeof(path));
-		snprintf(tmp, sizeof(tmp), "%s.new", path);
+		new_path(s, i, tmp, sizeof(tmp));
 		unlink(tmp);
 	}
 	memset(s->st_size, 0, sizeof(s->st_size));
@@ -159,7 +168,7 @@ static int keep_ok(struct tb_rdisks *s, const struct tb_disk_info *i,
 int tb_rdisks_info(struct tb_rdisks *s, const struct tb_disk_info *i,
 		   uint64_t committed_epoch, struct tb_digest *dg)
 {
-	char path[300], tmp[310];
+	char tmp[310];
 	int fd, code;
 
 	if (!s->dir[0])
@@ -184,8 +193,7 @@ int tb_rdisks_info(struct tb_rdisks *s, const struct tb_disk_info *i,
 			return code;
 		s->st_keep[i->disk] = true; /* its writes go to the spool */
 	} else {
-		tb_rdisks_path(s, i->disk, path, sizeof(path));
-		snprintf(tmp, sizeof(tmp), "%s.new", path);
+		new_path(s, i->disk, tmp, sizeof(tmp));
 		fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0 || ftruncate(fd, (off_t)i->size)) {
 			int e = errno;
@@ -365,7 +373,7 @@ static int swap_full(struct tb_rdisks *s)
 			s->size[i] = s->gen[i] = 0;
 			continue;
 		}
-		snprintf(tmp, sizeof(tmp), "%s.new", path);
+		new_path(s, i, tmp, sizeof(tmp));
 		if (rename(tmp, path))
 			return -errno;
 		if (s->fd[i] >= 0)

@@ -20,14 +20,14 @@
 #define LD(p)	 __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 
-void tb_sim_disk_lock(struct tb_sim_disk *k)
+void tb_sim_spin_lock(uint32_t *w)
 {
 	unsigned spins = 0;
 	uint32_t expect;
 
 	for (;;) {
 		expect = 0;
-		if (__atomic_compare_exchange_n(&k->lock, &expect, 1, false,
+		if (__atomic_compare_exchange_n(w, &expect, 1, false,
 						__ATOMIC_ACQUIRE,
 						__ATOMIC_RELAXED))
 			return;
@@ -38,9 +38,19 @@ void tb_sim_disk_lock(struct tb_sim_disk *k)
 	}
 }
 
+void tb_sim_spin_unlock(uint32_t *w)
+{
+	__atomic_store_n(w, 0, __ATOMIC_RELEASE);
+}
+
+void tb_sim_disk_lock(struct tb_sim_disk *k)
+{
+	tb_sim_spin_lock(&k->lock);
+}
+
 void tb_sim_disk_unlock(struct tb_sim_disk *k)
 {
-	__atomic_store_n(&k->lock, 0, __ATOMIC_RELEASE);
+	tb_sim_spin_unlock(&k->lock);
 }
 
 /* Ring bytes of a record (a zero record carries no data). */

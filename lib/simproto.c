@@ -212,20 +212,7 @@ void tb_sim_evtchn_free(struct tb_sim_ctrl *c, unsigned port)
 
 static void store_lock(struct tb_sim_store *s)
 {
-	uint32_t expect;
-	unsigned spins = 0;
-
-	for (;;) {
-		expect = 0;
-		if (__atomic_compare_exchange_n(&s->lock, &expect, 1, false,
-						__ATOMIC_ACQUIRE,
-						__ATOMIC_RELAXED))
-			break;
-		if (++spins > 100)
-			sched_yield();
-		else
-			cpu_relax();
-	}
+	tb_sim_spin_lock(&s->lock);
 	/* seqlock: odd while writing */
 	__atomic_add_fetch(&s->seq, 1, __ATOMIC_SEQ_CST);
 }
@@ -234,7 +221,7 @@ static void store_unlock(struct tb_sim_store *s)
 {
 	__atomic_add_fetch(&s->watch_gen, 1, __ATOMIC_SEQ_CST);
 	__atomic_add_fetch(&s->seq, 1, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&s->lock, 0, __ATOMIC_RELEASE);
+	tb_sim_spin_unlock(&s->lock);
 }
 
 static int store_find(struct tb_sim_store *s, const char *key)

@@ -60,6 +60,23 @@ static void rate_wait(struct tb_guest *g, int64_t t_next)
 	tb_futex(&g->stop_req, FUTEX_WAIT_PRIVATE, 0, &ts);
 }
 
+/* Rate limit of a writer with @period ns between writes (0: none):
+ * true when the next write may go now; false after waiting (a freeze
+ * wakes it), so the caller checks its safepoint again. */
+static bool paced(struct tb_guest *g, int64_t period, int64_t *t_next)
+{
+	if (!period)
+		return true;
+	if (tb_now_ns() < *t_next) {
+		rate_wait(g, *t_next);
+		return false;
+	}
+	*t_next += period;
+	if (*t_next < tb_now_ns() - TB_NSEC_PER_SEC)
+		*t_next = tb_now_ns();
+	return true;
+}
+
 static void synthetic_loop(struct tb_guest *g, unsigned t, unsigned lanes)
 {
 	struct tb_sim_ram_hdr *h = (struct tb_sim_ram_hdr *)g->ram;
@@ -79,15 +96,8 @@ static void synthetic_loop(struct tb_guest *g, unsigned t, unsigned lanes)
 	t_next = tb_now_ns();
 	while (!tb_guest_exiting(g) && !LD(&g->quiesced)) {
 		tb_guest_safepoint(g, t);
-		if (period) {
-			if (tb_now_ns() < t_next) {
-				rate_wait(g, t_next);
-				continue;
-			}
-			t_next += period;
-			if (t_next < tb_now_ns() - TB_NSEC_PER_SEC)
-				t_next = tb_now_ns();
-		}
+		if (!paced(g, period, &t_next))
+			continue;
 		switch (g->cfg.pattern) {
 		case TB_GUEST_HOTSET:
 			if (rng_next(&v->rng) % 10)
@@ -143,15 +153,8 @@ static void diskw_loop(struct tb_guest *g, unsigned t)
 		return;
 	while (!tb_guest_exiting(g) && !LD(&g->quiesced)) {
 		tb_guest_safepoint(g, t);
-		if (period) {
-			if (tb_now_ns() < t_next) {
-				rate_wait(g, t_next);
-				continue;
-			}
-			t_next += period;
-			if (t_next < tb_now_ns() - TB_NSEC_PER_SEC)
-				t_next = tb_now_ns();
-		}
+		if (!paced(g, period, &t_next))
+			continue;
 		for (i = 0; i < TB_ARRAY_SIZE(blk); i++)
 			blk[i] = rng_next(&v->rng);
 		if (tb_guest_disk_write(g, t,

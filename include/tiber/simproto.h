@@ -316,6 +316,10 @@ struct tb_sim_disk_rec {
 };
 _Static_assert(sizeof(struct tb_sim_disk_rec) == 24, "disk ABI");
 
+/* The lock word both processes take (the store's writers, the disk
+ * journal's producers): spins, then yields. */
+void tb_sim_spin_lock(uint32_t *w);
+void tb_sim_spin_unlock(uint32_t *w);
 void tb_sim_disk_lock(struct tb_sim_disk *k);
 void tb_sim_disk_unlock(struct tb_sim_disk *k);
 /* Under the lock: would a record of @len bytes fit now? */
