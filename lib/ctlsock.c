@@ -23,6 +23,7 @@
 #include "tiber/common.h"
 #include "tiber/ctlsock.h"
 #include "tiber/log.h"
+#include "sock.h"
 
 #define TB_CTL_DEADLINE_MS 1000
 #define TB_CTL_REQ_MAX	   512
@@ -138,7 +139,7 @@ static void *ctl_main(void *arg)
 
 static int bind_socket(struct tb_ctl *c, const char *group)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX }, at;
 	gid_t gid = (gid_t)-1;
 	int rc;
 
@@ -156,16 +157,24 @@ static int bind_socket(struct tb_ctl *c, const char *group)
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (c->fd < 0)
 		return -errno;
-	/* We hold the lock: a socket file left here is a dead daemon's. */
-	if (unlink(c->path) && errno != ENOENT)
+	/* We hold the lock: a socket file left here is a dead daemon's,
+	 * replaced at once by the rename (tb_sock_tmp_name) */
+	if (!tb_sock_tmp_name(&sa, &at)) {
+		at = sa;
+		if (unlink(c->path) && errno != ENOENT)
+			return -errno;
+	}
+	if (bind(c->fd, (struct sockaddr *)&at, sizeof(at)))
 		return -errno;
-	if (bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)))
-		return -errno;
-	rc = chmod(c->path, 0660) ? -errno : 0;
-	if (!rc && gid != (gid_t)-1 && chown(c->path, (uid_t)-1, gid))
+	rc = chmod(at.sun_path, 0660) ? -errno : 0;
+	if (!rc && gid != (gid_t)-1 && chown(at.sun_path, (uid_t)-1, gid))
 		rc = -errno;
 	if (!rc && listen(c->fd, 16))
 		rc = -errno;
+	if (!rc && strcmp(at.sun_path, c->path) && rename(at.sun_path, c->path))
+		rc = -errno;
+	if (rc)
+		unlink(at.sun_path);
 	return rc;
 }
 

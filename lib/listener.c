@@ -2,13 +2,16 @@
 /*
  * The listening socket: bind to an address (replacing a stale unix
  * socket, never a regular file), accept under a deadline, and hand each
- * accepted socket to tb_conn_from_fd().  A unix socket path this
- * listener created is unlinked when it closes.
+ * accepted socket to tb_conn_from_fd().  A unix socket appears at its
+ * path already listening (bound under a temporary name in the same
+ * directory, renamed into place after listen()), so a client never meets
+ * a path that refuses it; the path is unlinked when the listener closes.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -32,7 +35,10 @@ int tb_listener_open(struct tb_listener **out, const char *addr)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	struct tb_listener *l;
+	struct sockaddr_un tmp;
 	struct tb_addr a[1];
+	const void *at;
+	socklen_t atlen;
 	struct stat st;
 	int nr, rc, one = 1;
 
@@ -51,22 +57,32 @@ int tb_listener_open(struct tb_listener **out, const char *addr)
 		rc = -errno;
 		goto out_free;
 	}
+	at = &a[0].ss;
+	atlen = a[0].len;
 	if (a[0].ss.ss_family == AF_UNIX) {
 		const struct sockaddr_un *sun = (const void *)&a[0].ss;
 
 		if (sun->sun_path[0]) {
 			/* replace a stale socket, never a regular file */
 			if (lstat(sun->sun_path, &st) == 0 &&
-			    S_ISSOCK(st.st_mode))
-				unlink(sun->sun_path);
+			    !S_ISSOCK(st.st_mode)) {
+				rc = -EEXIST;
+				goto out_close;
+			}
 			snprintf(l->path, sizeof(l->path), "%s", sun->sun_path);
+			if (tb_sock_tmp_name(sun, &tmp)) {
+				at = &tmp;
+				atlen = sizeof(tmp);
+			} else {
+				unlink(sun->sun_path);
+			}
 		}
 	} else {
 		setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	}
 	/* accepted sockets inherit the buffer sizes (window scale at SYN) */
 	tb_sock_tune(l->fd, a[0].ss.ss_family);
-	if (bind(l->fd, (const void *)&a[0].ss, a[0].len) < 0) {
+	if (bind(l->fd, at, atlen) < 0) {
 		rc = -errno;
 		goto out_close;
 	}
@@ -80,13 +96,22 @@ int tb_listener_open(struct tb_listener **out, const char *addr)
 		rc = -errno;
 		goto out_unlink;
 	}
+	if (at == &tmp) {
+		/* atomically over a stale socket: never a moment without one */
+		if (rename(tmp.sun_path, l->path) < 0) {
+			rc = -errno;
+			goto out_unlink;
+		}
+		memcpy(&ss, &a[0].ss, a[0].len);
+		sl = a[0].len;
+	}
 	tb_addr_fmt(&ss, sl, l->addr, sizeof(l->addr));
 	*out = l;
 	return 0;
 
 out_unlink:
 	if (l->unlink_path)
-		unlink(l->path);
+		unlink(at == &tmp ? tmp.sun_path : l->path);
 out_close:
 	close(l->fd);
 out_free:

@@ -9,6 +9,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -110,4 +112,18 @@ int tb_sock_connect(const struct tb_addr *a, int64_t deadline_ns, int *out_fd)
 out_close:
 	close(fd);
 	return rc;
+}
+
+bool tb_sock_tmp_name(const struct sockaddr_un *sun, struct sockaddr_un *tmp)
+{
+	static unsigned seq;
+	const char *slash = strrchr(sun->sun_path, '/');
+	size_t dir = slash ? (size_t)(slash - sun->sun_path) + 1 : 0;
+	int n;
+
+	*tmp = *sun;
+	n = snprintf(tmp->sun_path + dir, sizeof(tmp->sun_path) - dir,
+		     ".tb%d.%u", (int)getpid(),
+		     __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED));
+	return n > 0 && (size_t)n < sizeof(tmp->sun_path) - dir;
 }

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <sys/un.h>
+
 #include "addr.h"
 
 /* Large socket buffers and TCP_NODELAY; best effort, never fails. */
@@ -23,5 +25,12 @@ int tb_sock_poll_until(int fd, short events, int64_t deadline_ns);
  * 0 and *@out_fd (the caller owns it), or -errno (-ETIMEDOUT).
  */
 int tb_sock_connect(const struct tb_addr *a, int64_t deadline_ns, int *out_fd);
+/*
+ * A unix socket is bound at @tmp, a temporary name beside @sun's path
+ * ("<dir>/.tb<pid>.<n>"), and renamed over the path once it listens: a
+ * client never finds a path that refuses it.  false if that name does
+ * not fit (then bind at the path itself).
+ */
+bool tb_sock_tmp_name(const struct sockaddr_un *sun, struct sockaddr_un *tmp);
 
 #endif

@@ -379,7 +379,14 @@ static int handshake_error(struct tb_tls *t, int rc, char *why, size_t len)
 	}
 }
 
-/* After the handshake: GnuTLS talks to our buffers, never the socket. */
+/*
+ * After the handshake: GnuTLS talks to our buffers, never the socket.
+ * Both functions report failure through errno, which is per thread: the
+ * session's own errno slot (gnutls_transport_set_errno) is shared by the
+ * sending and the receiving thread, and the sender clears it before each
+ * push, so an EAGAIN left there by the receiver could be lost and read
+ * as a fatal pull error that invalidates the session.
+ */
 static ssize_t push_vec(gnutls_transport_ptr_t p, const giovec_t *iov, int n)
 {
 	struct tb_tls *t = p;
@@ -390,7 +397,7 @@ static ssize_t push_vec(gnutls_transport_ptr_t p, const giovec_t *iov, int n)
 	for (i = 0; i < n; i++) {
 		if (tb_buf_append(&t->out, iov[i].iov_base, iov[i].iov_len)) {
 			pthread_mutex_unlock(&t->out_lock);
-			gnutls_transport_set_errno(t->s, ENOMEM);
+			errno = ENOMEM;
 			return -1;
 		}
 		total += (ssize_t)iov[i].iov_len;
@@ -407,7 +414,7 @@ static ssize_t pull(gnutls_transport_ptr_t p, void *buf, size_t len)
 	if (!n) {
 		if (t->in_eof)
 			return 0;
-		gnutls_transport_set_errno(t->s, EAGAIN);
+		errno = EAGAIN;
 		return -1;
 	}
 	memcpy(buf, t->in + t->in_pos, n);
@@ -447,6 +454,16 @@ int tb_tls_handshake(struct tb_tls **out, struct tb_tls_ctx *x, int fd,
 		if (rc == GNUTLS_E_SUCCESS)
 			break;
 		if (rc != GNUTLS_E_AGAIN && rc != GNUTLS_E_INTERRUPTED) {
+			/* tell the peer why, so that it fails at once with
+			 * a reason rather than at its deadline, or (a TLS
+			 * 1.3 client whose certificate we refuse after it
+			 * finished) on a bare hang-up that reads as a clean
+			 * end of stream; one try, the socket is
+			 * non-blocking */
+			if (rc != GNUTLS_E_PULL_ERROR &&
+			    rc != GNUTLS_E_PUSH_ERROR &&
+			    rc != GNUTLS_E_FATAL_ALERT_RECEIVED)
+				gnutls_alert_send_appropriate(t->s, rc);
 			rc = handshake_error(t, rc, why, whylen);
 			break;
 		}

@@ -6,6 +6,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -686,6 +688,66 @@ START_TEST(unix_connect_waits_for_backlog_until_deadline)
 }
 END_TEST
 
+struct open_arg {
+	const char *addr;
+	struct tb_listener *l;
+	int rc;
+};
+
+static void *open_main(void *p)
+{
+	struct open_arg *o = p;
+
+	o->rc = tb_listener_open(&o->l, o->addr);
+	return NULL;
+}
+
+/* A unix socket path exists only once it listens (a client that sees the
+ * path is never refused), replaces a stale socket, never a regular file,
+ * and leaves no temporary name behind. */
+START_TEST(unix_socket_appears_listening)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct open_arg o = { 0 };
+	char dir[] = "/tmp/tiber-test-ul.XXXXXX", addr[128];
+	struct stat st;
+	pthread_t t;
+	int fd, i, fds = count_fds();
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/l.sock", dir);
+	snprintf(addr, sizeof(addr), "unix:%s", sun.sun_path);
+	o.addr = addr;
+	for (i = 0; i < 300; i++) {
+		ck_assert_int_eq(pthread_create(&t, NULL, open_main, &o), 0);
+		while (stat(sun.sun_path, &st) < 0)
+			ck_assert_int_eq(errno, ENOENT);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ck_assert_msg(connect(fd, (void *)&sun, sizeof(sun)) == 0,
+			      "try %d: the path refused us: %s", i,
+			      strerror(errno));
+		close(fd);
+		pthread_join(t, NULL);
+		ck_assert_int_eq(o.rc, 0);
+		tb_listener_close(o.l);
+	}
+	/* a stale socket (its listener gone without unlinking) is replaced */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(fd, (void *)&sun, sizeof(sun)), 0);
+	close(fd);
+	ck_assert_int_eq(tb_listener_open(&o.l, addr), 0);
+	tb_listener_close(o.l);
+	/* a regular file is not */
+	fd = open(sun.sun_path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	ck_assert_int_eq(tb_listener_open(&o.l, addr), -EEXIST);
+	ck_assert_int_eq(unlink(sun.sun_path), 0);
+	ck_assert_int_eq(rmdir(dir), 0); /* empty: no temporary name left */
+	ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
 /* ------------------------------------------------------- shutdown */
 
 struct shut_arg {
@@ -969,6 +1031,7 @@ static Suite *transport_suite(void)
 	tcase_add_test(tc, connect_to_closed_port_is_refused);
 	tcase_add_test(tc, address_syntax_is_checked_without_resolving);
 	tcase_add_test(tc, unix_connect_waits_for_backlog_until_deadline);
+	tcase_add_test(tc, unix_socket_appears_listening);
 	tcase_add_loop_test(tc, shutdown_wakes_blocked_receiver_and_sender, 0,
 			    2 * LINK_NR);
 	tcase_add_test(tc, shutdown_racing_with_calls_never_hangs);
