@@ -354,27 +354,67 @@ static const char *drain_goodbye(struct tb_conn *c, const char *lost,
 	return lost;
 }
 
-void *repl_conn_main(void *arg)
+/* One primary's session: what the steps of repl_conn_main() share. */
+struct session {
+	struct tb_conn *c;
+	struct rdom *d;	     /* its domain, once claimed */
+	struct tb_buf out;   /* the record being sent */
+	struct tb_sess sess; /* which record may come next */
+	struct prior prev;   /* the domain before the claim */
+	int64_t t_last_rx;   /* the primary's last record (or bytes of one) */
+	int64_t next_hb;     /* our next heartbeat is due */
+	int64_t lost_wait;   /* lost: wait this long, then fence */
+	uint64_t hb_seq;     /* heartbeats sent */
+	uint64_t rx_bytes;   /* bytes received when last looked at */
+	const char *lost;    /* why the primary is lost, or NULL */
+	bool handover, got_epoch;
+};
+
+/* Make the domain's replica for the size @h declares, unless it has
+ * one of that size.  false: it could not be made (logged, the ERROR
+ * sent, an empty slot freed). */
+static bool prepare_replica(struct tb_conn *c, struct rdom *d,
+			    const struct tb_hello *h)
 {
-	struct conn_ctx *cx = arg;
-	struct tb_conn *c = cx->conn;
+	int rc;
+
+	if (d->have_rep && d->rep.nr_pages != h->nr_pages) {
+		tb_replica_free(&d->rep);
+		d->have_rep = false;
+	}
+	if (d->have_rep)
+		return true;
+	rc = tb_replica_init(&d->rep, h);
+	if (!rc && opt.disk_dir && *opt.disk_dir)
+		rc = tb_replica_disks(&d->rep, opt.disk_dir,
+				      opt.disk_spool_max);
+	d->rep.disks.max_size = opt.max_disk_size;
+	if (rc) {
+		tb_err("dom=%u replica: %s", h->domid, d->rep.err);
+		send_error(c, TB_SERR_BAD_FIELD, d->rep.err);
+		free_if_empty(d, "no replica");
+		return false;
+	}
+	d->have_rep = true;
+	return true;
+}
+
+/*
+ * TLS, the primary's HELLO, its admission and the claim of its domain,
+ * the replica, our HELLO.  false: refused or failed (logged, the
+ * domain released); true: s->d is this session's.
+ */
+static bool handshake(struct session *s)
+{
+	struct tb_conn *c = s->c;
 	struct tb_hello h, mine;
-	struct tb_buf out = { 0 };
-	struct rdom *d = NULL;
-	struct tb_sess sess;
 	struct tb_rec rec;
 	char why[200];
 	uint32_t code;
-	int64_t lost_wait = opt.fence_delay_ns;
-	bool handover = false, got_epoch = false;
-	struct prior prev = { .state = DOM_FREE };
-	int64_t now, t_last_rx, next_hb;
-	const char *lost = NULL;
-	uint64_t hb_seq = 0, rx_bytes = 0;
-	int rc, serr;
+	int rc;
 
 	if (!authenticate(c))
-		goto out;
+		return false;
 	rc = tb_conn_recv_rec(c, &rec, tb_now_ns() + opt.hb_timeout_ns);
 	if (rc <= 0 || rec.type != TB_REC_HELLO ||
 	    rec.u.hello.role != TB_ROLE_PRIMARY) {
@@ -382,210 +422,252 @@ void *repl_conn_main(void *arg)
 			rc < 0 ? strerror(-rc) : "wrong first record");
 		if (rc > 0)
 			send_error(c, TB_SERR_BAD_ORDER, "expected HELLO");
-		goto out;
+		return false;
 	}
 	h = rec.u.hello;
 	if (!admit(c, &h))
-		goto out;
-	d = claim(&h, tb_conn_peer(c), tb_conn_peer_id(c), &code, why,
-		  sizeof(why), &prev);
-	if (!d) {
+		return false;
+	s->d = claim(&h, tb_conn_peer(c), tb_conn_peer_id(c), &code, why,
+		     sizeof(why), &s->prev);
+	if (!s->d) {
 		if (code == TB_ERROR_DENIED)
 			refusal(&refused_unauthorized, tb_conn_peer(c), why);
 		else
 			tb_warn("peer=%s refused: %s", tb_conn_peer(c), why);
 		send_error(c, (int)code, why);
-		goto out;
+		return false;
 	}
-	if (d->have_rep && d->rep.nr_pages != h.nr_pages) {
-		tb_replica_free(&d->rep);
-		d->have_rep = false;
-	}
-	if (!d->have_rep) {
-		rc = tb_replica_init(&d->rep, &h);
-		if (!rc && opt.disk_dir && *opt.disk_dir)
-			rc = tb_replica_disks(&d->rep, opt.disk_dir,
-					      opt.disk_spool_max);
-		d->rep.disks.max_size = opt.max_disk_size;
-		if (rc) {
-			tb_err("dom=%u replica: %s", h.domid, d->rep.err);
-			send_error(c, TB_SERR_BAD_FIELD, d->rep.err);
-			free_if_empty(d, "no replica");
-			goto out;
-		}
-		d->have_rep = true;
-	}
+	if (!prepare_replica(c, s->d, &h))
+		return false;
 	mine = h;
 	mine.role = TB_ROLE_BACKUP;
 	mine.features = h.features & TB_FEAT_ALL;
 	if (!opt.disk_dir || !*opt.disk_dir)
 		mine.features &= ~TB_FEAT_DISK;
-	if (tb_enc_hello(&out, &mine) || send_buf(c, &out)) {
-		if (!free_if_empty(d, "HELLO not answered"))
-			repl_release(d, DOM_IDLE);
-		goto out;
+	if (tb_enc_hello(&s->out, &mine) || send_buf(c, &s->out)) {
+		if (!free_if_empty(s->d, "HELLO not answered"))
+			repl_release(s->d, DOM_IDLE);
+		return false;
 	}
 	tb_info("dom=%u name=%s primary=%s pages=%" PRIu64 " connected",
-		h.domid, d->name, tb_conn_peer(c), h.nr_pages);
-	tb_sess_init(&sess, TB_ROLE_PRIMARY);
-	tb_sess_check(&sess, &rec, NULL); /* the HELLO */
-	t_last_rx = tb_now_ns();
-	next_hb = t_last_rx + opt.hb_interval_ns;
+		h.domid, s->d->name, tb_conn_peer(c), h.nr_pages);
+	tb_sess_init(&s->sess, TB_ROLE_PRIMARY);
+	tb_sess_check(&s->sess, &rec, NULL); /* the HELLO */
+	s->t_last_rx = tb_now_ns();
+	s->next_hb = s->t_last_rx + opt.hb_interval_ns;
+	return true;
+}
+
+/* Send s->out (@rc: its encoder's result) and put the next heartbeat
+ * off.  false: not sent; s->lost is @fail, or what the primary said
+ * before it closed (drain_goodbye). */
+static bool send_out(struct session *s, int rc, const char *fail, int64_t now)
+{
+	if (rc || send_buf(s->c, &s->out)) {
+		s->lost = drain_goodbye(s->c, fail, &s->lost_wait);
+		return false;
+	}
+	s->next_hb = now + opt.hb_interval_ns;
+	return true;
+}
+
+/* Receiving failed (@rc < 0, not a timeout): a bad stream discards
+ * the epoch (the primary is alive and will re-sync), a broken link
+ * loses the primary, a cancelled receive (we stop) neither. */
+static void recv_failed(struct session *s, int rc)
+{
+	const struct tb_dec *dec = tb_conn_decoder(s->c);
+	struct rdom *d = s->d;
+
+	if (rc == -ECANCELED)
+		return;
+	if (dec->err && dec->err != TB_SERR_TRUNCATED) {
+		tb_err("dom=%u bad stream from primary: %s; epoch %" PRIu64
+		       " discarded, replica stays at epoch %" PRIu64,
+		       d->domid, dec->msg, d->rep.epoch,
+		       d->rep.committed_epoch);
+		send_error(s->c, dec->err, dec->msg);
+		tb_replica_abort(&d->rep);
+		return;
+	}
+	s->lost = rc == -EPIPE ? "connection closed mid-record" :
+				 "connection error";
+}
+
+/* The primary's ERROR ends the session; its code says how: lost (it
+ * will reconnect), handed over, detached (orderly), or failed. */
+static void on_error(struct session *s, const struct tb_error *e)
+{
+	struct rdom *d = s->d;
+
+	if (e->code == TB_ERROR_RECONNECTING) {
+		/* Alive, but it may die before it is back: a longer wait,
+		 * then the usual fencing. */
+		tb_warn("dom=%u primary lost us and will reconnect: %.*s",
+			d->domid, (int)e->text_len, e->text);
+		tb_replica_abort(&d->rep);
+		s->lost = "primary lost the backup and did not come back";
+		s->lost_wait = opt.reconnect_grace_ns;
+		return;
+	}
+	if (e->code == TB_ERROR_SWITCHOVER) {
+		tb_replica_abort(&d->rep);
+		s->handover = true;
+		return;
+	}
+	if (e->code == TB_SERR_NONE) {
+		tb_info("dom=%u primary detached: %.*s", d->domid,
+			(int)e->text_len, e->text);
+		tb_replica_abort(&d->rep);
+		dump_replica(d);
+		return;
+	}
+	tb_err("dom=%u primary error %u: %.*s", d->domid, e->code,
+	       (int)e->text_len, e->text);
+	tb_replica_abort(&d->rep);
+}
+
+/* A record from the primary, received at @now: staged into the replica;
+ * a commit is applied and ACKed.  false: the session ends (logged). */
+static bool on_record(struct session *s, const struct tb_rec *rec, int64_t now)
+{
+	struct rdom *d = s->d;
+	char why[200];
+	int rc, serr;
+
+	s->t_last_rx = now;
+	if (tb_sess_check(&s->sess, rec, NULL)) {
+		snprintf(why, sizeof(why), "record type %u not allowed here",
+			 rec->type);
+		tb_err("dom=%u %s; epoch discarded, replica stays at epoch %" PRIu64,
+		       d->domid, why, d->rep.committed_epoch);
+		tb_replica_abort(&d->rep);
+		send_error(s->c, TB_SERR_BAD_ORDER, why);
+		return false;
+	}
+	if (rec->type == TB_REC_ERROR) {
+		on_error(s, &rec->u.error);
+		return false;
+	}
+	s->got_epoch = true;
+	rc = tb_replica_rec(&d->rep, rec, &serr);
+	if (rc < 0) {
+		tb_err("dom=%u epoch rejected: %s; replica stays at epoch %" PRIu64,
+		       d->domid, d->rep.err, d->rep.committed_epoch);
+		send_error(s->c, serr, d->rep.err);
+		return false;
+	}
+	if (rc == 1) {
+		struct tb_ack ack = { .epoch = d->rep.committed_epoch };
+
+		pthread_mutex_lock(&doms_lock);
+		d->t_commit = now;
+		pthread_mutex_unlock(&doms_lock);
+		if (!send_out(s, tb_enc_ack(&s->out, &ack), "ACK send failed",
+			      now))
+			return false;
+		tb_dbg("dom=%u committed epoch=%" PRIu64, d->domid, ack.epoch);
+	}
+	return true;
+}
+
+/* Records in, ACKs and heartbeats out, until the session ends: then
+ * s->lost says why the primary is lost (NULL: it is not). */
+static void serve(struct session *s)
+{
+	struct tb_rec rec;
+	int64_t now;
+	int rc;
+
 	while (!atomic_load(&stopping)) {
 		int64_t deadline =
-			TB_MIN(next_hb, t_last_rx + opt.hb_timeout_ns);
+			TB_MIN(s->next_hb, s->t_last_rx + opt.hb_timeout_ns);
 
-		rc = tb_conn_recv_rec(c, &rec, deadline);
+		rc = tb_conn_recv_rec(s->c, &rec, deadline);
 		now = tb_now_ns();
 		if (rc == -ETIMEDOUT) {
 			struct tb_conn_stats st;
 
 			/* A big record on a slow link: bytes still flowing
 			 * mean the primary is alive. */
-			tb_conn_get_stats(c, &st);
-			if (st.bytes_recv != rx_bytes) {
-				rx_bytes = st.bytes_recv;
-				t_last_rx = now;
+			tb_conn_get_stats(s->c, &st);
+			if (st.bytes_recv != s->rx_bytes) {
+				s->rx_bytes = st.bytes_recv;
+				s->t_last_rx = now;
 			}
-			if (now - t_last_rx >= opt.hb_timeout_ns) {
-				lost = "heartbeat timeout";
+			if (now - s->t_last_rx >= opt.hb_timeout_ns) {
+				s->lost = "heartbeat timeout";
 				break;
 			}
 		} else if (rc == 0) {
-			lost = "connection closed";
+			s->lost = "connection closed";
 			break;
 		} else if (rc < 0) {
-			const struct tb_dec *dec = tb_conn_decoder(c);
-
-			if (rc == -ECANCELED)
-				break;
-			if (dec->err && dec->err != TB_SERR_TRUNCATED) {
-				tb_err("dom=%u bad stream from primary: %s; epoch %" PRIu64
-				       " discarded, replica stays at epoch %" PRIu64,
-				       d->domid, dec->msg, d->rep.epoch,
-				       d->rep.committed_epoch);
-				send_error(c, dec->err, dec->msg);
-				tb_replica_abort(&d->rep);
-				break;
-			}
-			lost = rc == -EPIPE ? "connection closed mid-record" :
-					      "connection error";
+			recv_failed(s, rc);
 			break;
-		} else {
-			t_last_rx = now;
-			if (tb_sess_check(&sess, &rec, NULL)) {
-				snprintf(why, sizeof(why),
-					 "record type %u not allowed here",
-					 rec.type);
-				tb_err("dom=%u %s; epoch discarded, replica stays at epoch %" PRIu64,
-				       d->domid, why, d->rep.committed_epoch);
-				tb_replica_abort(&d->rep);
-				send_error(c, TB_SERR_BAD_ORDER, why);
-				break;
-			}
-			if (rec.type == TB_REC_ERROR) {
-				if (rec.u.error.code == TB_ERROR_RECONNECTING) {
-					/* Alive, but it may die before it
-					 * is back: a longer wait, then the
-					 * usual fencing. */
-					tb_warn("dom=%u primary lost us and will reconnect: %.*s",
-						d->domid,
-						(int)rec.u.error.text_len,
-						rec.u.error.text);
-					tb_replica_abort(&d->rep);
-					lost = "primary lost the backup and did not come back";
-					lost_wait = opt.reconnect_grace_ns;
-					break;
-				}
-				if (rec.u.error.code == TB_ERROR_SWITCHOVER) {
-					tb_replica_abort(&d->rep);
-					handover = true;
-					break;
-				}
-				if (rec.u.error.code == TB_SERR_NONE) {
-					tb_info("dom=%u primary detached: %.*s",
-						d->domid,
-						(int)rec.u.error.text_len,
-						rec.u.error.text);
-					tb_replica_abort(&d->rep);
-					dump_replica(d);
-					break;
-				}
-				tb_err("dom=%u primary error %u: %.*s",
-				       d->domid, rec.u.error.code,
-				       (int)rec.u.error.text_len,
-				       rec.u.error.text);
-				tb_replica_abort(&d->rep);
-				break;
-			}
-			got_epoch = true;
-			rc = tb_replica_rec(&d->rep, &rec, &serr);
-			if (rc < 0) {
-				tb_err("dom=%u epoch rejected: %s; replica stays at epoch %" PRIu64,
-				       d->domid, d->rep.err,
-				       d->rep.committed_epoch);
-				send_error(c, serr, d->rep.err);
-				break;
-			}
-			if (rc == 1) {
-				struct tb_ack ack = {
-					.epoch = d->rep.committed_epoch
-				};
-
-				pthread_mutex_lock(&doms_lock);
-				d->t_commit = now;
-				pthread_mutex_unlock(&doms_lock);
-				if (tb_enc_ack(&out, &ack) ||
-				    send_buf(c, &out)) {
-					lost = drain_goodbye(c,
-							     "ACK send failed",
-							     &lost_wait);
-					break;
-				}
-				next_hb = now + opt.hb_interval_ns;
-				tb_dbg("dom=%u committed epoch=%" PRIu64,
-				       d->domid, ack.epoch);
-			}
+		} else if (!on_record(s, &rec, now)) {
+			break;
 		}
-		if (now >= next_hb) {
+		if (now >= s->next_hb) {
 			struct tb_heartbeat hb = {
-				.seq = ++hb_seq,
+				.seq = ++s->hb_seq,
 				.time_ns = now,
-				.last_epoch = d->rep.committed_epoch
+				.last_epoch = s->d->rep.committed_epoch
 			};
 
-			if (tb_enc_heartbeat(&out, &hb) || send_buf(c, &out)) {
-				lost = drain_goodbye(c, "heartbeat send failed",
-						     &lost_wait);
+			if (!send_out(s, tb_enc_heartbeat(&s->out, &hb),
+				      "heartbeat send failed", now))
 				break;
-			}
-			next_hb = now + opt.hb_interval_ns;
 		}
 	}
-	if (handover && d->rep.have_commit) {
+}
+
+/* The session is over: hand the guest over, free an empty slot, or act
+ * on the loss of the primary; else the domain is idle. */
+static void end_session(struct session *s)
+{
+	struct rdom *d = s->d;
+	const char *lost = s->lost;
+
+	if (s->handover && d->rep.have_commit) {
 		repl_handover(d);
 	} else if (free_if_empty(d, lost ? lost : "detached")) {
 		/* nothing committed: nothing to fail over to */
-	} else if (lost && !got_epoch && prev.state == DOM_LOST &&
+	} else if (lost && !s->got_epoch && s->prev.state == DOM_LOST &&
 		   !atomic_load(&stopping)) {
 		/* A connection the primary had already given up (say, one
 		 * queued while we were stalled): it changes nothing; the
 		 * earlier loss goes on where it was. */
 		tb_warn("dom=%u session ended before its first epoch (%s); primary still lost (%s)",
-			d->domid, lost, prev.cause);
+			d->domid, lost, s->prev.cause);
 		tb_replica_abort(&d->rep);
-		repl_primary_lost(d, prev.cause, prev.t_last_rx,
-				  TB_MAX(prev.t_due - tb_now_ns(), (int64_t)0));
+		repl_primary_lost(d, s->prev.cause, s->prev.t_last_rx,
+				  TB_MAX(s->prev.t_due - tb_now_ns(),
+					 (int64_t)0));
 	} else if (lost && !atomic_load(&stopping)) {
 		tb_replica_abort(&d->rep);
-		repl_primary_lost(d, lost, t_last_rx, lost_wait);
+		repl_primary_lost(d, lost, s->t_last_rx, s->lost_wait);
 	} else {
 		tb_replica_abort(&d->rep);
 		repl_release(d, DOM_IDLE);
 	}
-out:
-	tb_buf_free(&out);
-	tb_conn_close(c);
+}
+
+void *repl_conn_main(void *arg)
+{
+	struct conn_ctx *cx = arg;
+	struct session s = {
+		.c = cx->conn,
+		.prev = { .state = DOM_FREE },
+		.lost_wait = opt.fence_delay_ns,
+	};
+
+	if (handshake(&s)) {
+		serve(&s);
+		end_session(&s);
+	}
+	tb_buf_free(&s.out);
+	tb_conn_close(s.c);
 	atomic_store(&cx->done, true);
 	return NULL;
 }

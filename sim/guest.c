@@ -306,22 +306,13 @@ static int format_ram(struct tb_guest *g, unsigned lanes)
 	return 0;
 }
 
-static int boot(struct tb_guest *g)
+/* The control page's header, the gate, the block device and the
+ * reserved ports. */
+static int init_ctrl(struct tb_guest *g)
 {
-	const struct tb_guest_cfg *cfg = &g->cfg;
-	struct tb_sim_dev_state dev;
-	struct tb_sim_ctrl *c;
-	uint32_t nr_saved = 0;
-	unsigned i, lanes;
+	struct tb_sim_ctrl *c = g->ctrl;
+	unsigned i;
 	int rc;
-
-	rc = map_ram(g, &dev, &nr_saved);
-	if (rc)
-		return rc;
-	rc = map_shared(g);
-	if (rc)
-		return rc;
-	c = g->ctrl;
 
 	c->magic = TB_SIM_MAGIC;
 	c->version = TB_SIM_VERSION;
@@ -333,7 +324,7 @@ static int boot(struct tb_guest *g)
 	c->shutdown_reason = TB_SIM_SHUTDOWN_NONE;
 	c->bitmap_off = TB_SIM_CTRL_FIXED;
 	c->bitmap_len = g->ctrl_size - TB_SIM_CTRL_FIXED;
-	c->gate.ring_size = cfg->gate_ring;
+	c->gate.ring_size = g->cfg.gate_ring;
 	rc = tb_guest_disk_open(g);
 	if (rc)
 		return rc;
@@ -341,30 +332,39 @@ static int boot(struct tb_guest *g)
 	for (i = 1; i < TB_SIM_PORT_FIRST_DYN; i++)
 		c->port[i].state = TB_SIM_PORT_RESERVED;
 	g->bitmap = tb_sim_ctrl_bitmap(c);
+	return 0;
+}
 
-	if (cfg->restore) {
-		const struct tb_sim_ram_hdr *rh = (void *)g->ram;
+/* Restore: the workload config, from the restored RAM's header. */
+static int restore_config(struct tb_guest *g)
+{
+	const struct tb_sim_ram_hdr *rh = (void *)g->ram;
 
-		if (rh->magic != TB_SIM_RAM_MAGIC ||
-		    rh->nr_pages != g->nr_pages ||
-		    rh->workload > TB_GUEST_MIXED || rh->nr_threads == 0 ||
-		    rh->nr_threads >= TB_SIM_MAX_VCPUS) {
-			fprintf(stderr,
-				"tiber-simguest: restore: RAM is not a tiber-simguest image\n");
-			return -EINVAL;
-		}
-		/* the guest kernel's own config lives in its memory */
-		g->cfg.workload = rh->workload;
-		g->cfg.pattern = rh->pattern;
-		g->cfg.wss = rh->wss_pages * TB_PAGE_SIZE;
-		g->cfg.dirty_rate = rh->dirty_rate;
-		g->cfg.threads = rh->nr_threads;
-		g->cfg.content = rh->content;
-		g->cfg.disk_writes = rh->disk_writes;
+	if (rh->magic != TB_SIM_RAM_MAGIC || rh->nr_pages != g->nr_pages ||
+	    rh->workload > TB_GUEST_MIXED || rh->nr_threads == 0 ||
+	    rh->nr_threads >= TB_SIM_MAX_VCPUS) {
+		fprintf(stderr,
+			"tiber-simguest: restore: RAM is not a tiber-simguest image\n");
+		return -EINVAL;
 	}
-	cfg = &g->cfg;
+	/* the guest kernel's own config lives in its memory */
+	g->cfg.workload = rh->workload;
+	g->cfg.pattern = rh->pattern;
+	g->cfg.wss = rh->wss_pages * TB_PAGE_SIZE;
+	g->cfg.dirty_rate = rh->dirty_rate;
+	g->cfg.threads = rh->nr_threads;
+	g->cfg.content = rh->content;
+	g->cfg.disk_writes = rh->disk_writes;
+	return 0;
+}
 
-	/* workload threads = vCPUs */
+/* The workload's threads = vCPUs (vcpu_kind[]).  Returns the number
+ * of writer lanes RAM is formatted for. */
+static unsigned plan_vcpus(struct tb_guest *g)
+{
+	const struct tb_guest_cfg *cfg = &g->cfg;
+	unsigned i, lanes;
+
 	g->nr_vcpus = 0;
 	if (cfg->workload == TB_GUEST_SYNTHETIC ||
 	    cfg->workload == TB_GUEST_MIXED)
@@ -377,29 +377,42 @@ static int boot(struct tb_guest *g)
 		g->vcpu_kind[g->nr_vcpus++] = TB_GUEST_KV;
 	if (!g->nr_vcpus)
 		g->vcpu_kind[g->nr_vcpus++] = TB_GUEST_IDLE;
+	return lanes;
+}
 
-	if (cfg->restore) {
-		const struct tb_sim_ram_hdr *h = (void *)g->ram;
+/* Restore: RAM (@lanes) and the state blob (@nr_saved vCPUs) must
+ * match the workload; the device state @dev goes back in place. */
+static int restore_dev(struct tb_guest *g, const struct tb_sim_dev_state *dev,
+		       uint32_t nr_saved, unsigned lanes)
+{
+	const struct tb_sim_ram_hdr *h = (void *)g->ram;
+	struct tb_sim_ctrl *c = g->ctrl;
+	unsigned i;
 
-		if (h->magic != TB_SIM_RAM_MAGIC || h->nr_lanes != lanes ||
-		    nr_saved != g->nr_vcpus) {
-			fprintf(stderr,
-				"tiber-simguest: restore: RAM/state do not match the workload flags (lanes %u vs %u, vcpus %u vs %u)\n",
-				h->nr_lanes, lanes, nr_saved, g->nr_vcpus);
-			return -EINVAL;
-		}
-		for (i = 0; i < TB_SIM_STORE_SLOTS; i++)
-			c->store.slot[i] = dev.slot[i];
-		c->suspends = dev.suspends;
-		c->suspend_cancels = dev.suspend_cancels;
-		c->restores = dev.restores;
-		c->gate.cur_epoch = dev.gate_cur_epoch;
-		c->gate.released_epoch = dev.gate_cur_epoch;
-	} else {
-		rc = format_ram(g, lanes);
-		if (rc)
-			return rc;
+	if (h->magic != TB_SIM_RAM_MAGIC || h->nr_lanes != lanes ||
+	    nr_saved != g->nr_vcpus) {
+		fprintf(stderr,
+			"tiber-simguest: restore: RAM/state do not match the workload flags (lanes %u vs %u, vcpus %u vs %u)\n",
+			h->nr_lanes, lanes, nr_saved, g->nr_vcpus);
+		return -EINVAL;
 	}
+	for (i = 0; i < TB_SIM_STORE_SLOTS; i++)
+		c->store.slot[i] = dev->slot[i];
+	c->suspends = dev->suspends;
+	c->suspend_cancels = dev->suspend_cancels;
+	c->restores = dev->restores;
+	c->gate.cur_epoch = dev->gate_cur_epoch;
+	c->gate.released_epoch = dev->gate_cur_epoch;
+	return 0;
+}
+
+/* Dirty tracking (uffd-wp: asked for, or auto and available) and the
+ * features the guest advertises. */
+static int setup_dirty(struct tb_guest *g)
+{
+	const struct tb_guest_cfg *cfg = &g->cfg;
+	struct tb_sim_ctrl *c = g->ctrl;
+	int rc;
 
 	if (!strcmp(cfg->dirty_mech, "uffd") ||
 	    !strcmp(cfg->dirty_mech, "auto")) {
@@ -415,22 +428,53 @@ static int boot(struct tb_guest *g)
 		c->features |= TB_SIM_FEAT_SUSPEND_CANCEL;
 	if (g->uffd >= 0)
 		c->features |= TB_SIM_FEAT_UFFD_WP;
+	return 0;
+}
 
+static int boot(struct tb_guest *g)
+{
+	const struct tb_guest_cfg *cfg = &g->cfg;
+	struct tb_sim_dev_state dev;
+	uint32_t nr_saved = 0;
+	unsigned i, lanes;
+	int rc;
+
+	rc = map_ram(g, &dev, &nr_saved);
+	if (rc)
+		return rc;
+	rc = map_shared(g);
+	if (rc)
+		return rc;
+	rc = init_ctrl(g);
+	if (rc)
+		return rc;
 	if (cfg->restore) {
-		/* the suspend hypercall "returns 0": RESTORE hooks */
-		INC(&c->restores);
-		rc = tb_guest_publish_port(g);
-		if (rc)
-			return rc;
-		tb_guest_verify_self(g);
-		for (i = 0; i < g->nr_vcpus; i++)
-			g->vcpu[i].kind = g->vcpu_kind[i];
-	} else {
-		rc = tb_guest_publish_port(g);
+		rc = restore_config(g);
 		if (rc)
 			return rc;
 	}
-	tb_sim_store_write(&c->store, TB_SIM_KEY_SHUTDOWN, "");
+	lanes = plan_vcpus(g);
+	if (cfg->restore)
+		rc = restore_dev(g, &dev, nr_saved, lanes);
+	else
+		rc = format_ram(g, lanes);
+	if (rc)
+		return rc;
+	rc = setup_dirty(g);
+	if (rc)
+		return rc;
+	/* the suspend hypercall "returns 0": RESTORE hooks */
+	if (cfg->restore)
+		INC(&g->ctrl->restores);
+	rc = tb_guest_publish_port(g);
+	if (rc)
+		return rc;
+	if (cfg->restore) {
+		tb_guest_verify_self(g);
+		for (i = 0; i < g->nr_vcpus; i++)
+			g->vcpu[i].kind = g->vcpu_kind[i];
+	}
+	tb_sim_store_write(&g->ctrl->store, TB_SIM_KEY_SHUTDOWN, "");
 	return 0;
 }
 
@@ -483,16 +527,14 @@ static void guest_free(struct tb_guest *g)
 	free(g);
 }
 
-int tb_guest_main(const struct tb_guest_cfg *cfg)
+/* A guest with nothing open yet, or NULL. */
+static struct tb_guest *guest_new(const struct tb_guest_cfg *cfg)
 {
 	struct tb_guest *g = calloc(1, sizeof(*g));
-	sigset_t set;
-	siginfo_t si;
-	unsigned i, started = 0;
-	int rc, status = 1;
+	unsigned i;
 
 	if (!g)
-		return 1;
+		return NULL;
 	g->cfg = *cfg;
 	g->uffd = -1;
 	g->ram_fd = g->ctrl_fd = g->ring_fd = -1;
@@ -502,33 +544,40 @@ int tb_guest_main(const struct tb_guest_cfg *cfg)
 	pthread_mutex_init(&g->gate_lock, NULL);
 	pthread_cond_init(&g->gate_room, NULL);
 	g->t_boot = tb_now_ns();
+	return g;
+}
 
+/* A crash marks the guest CRASHED; the signals of @set are blocked
+ * (in every thread started later) for the main thread to wait for. */
+static void setup_signals(sigset_t *set)
+{
 	signal(SIGSEGV, crash_handler);
 	signal(SIGBUS, crash_handler);
 	signal(SIGABRT, crash_handler);
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGUSR1);
-	sigaddset(&set, SIGUSR2);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGUSR1);
+	sigaddset(set, SIGUSR2);
+	sigaddset(set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+}
 
-	rc = boot(g);
-	cfg = &g->cfg; /* a restore takes the workload from the image */
-	if (rc) {
-		fprintf(stderr, "tiber-simguest: boot failed: %s\n",
-			strerror(-rc));
-		goto out;
-	}
+/* The KV service and the control socket (and its pause watchdog), if
+ * configured.  0 or -errno (printed). */
+static int open_services(struct tb_guest *g)
+{
+	const struct tb_guest_cfg *cfg = &g->cfg;
+	int rc;
+
 	if (cfg->workload == TB_GUEST_KV || cfg->workload == TB_GUEST_MIXED) {
 		rc = tb_guest_kv_open(g, cfg->kv_listen, &g->kv);
 		if (rc) {
 			fprintf(stderr, "tiber-simguest: kv listen %s: %s\n",
 				cfg->kv_listen ? cfg->kv_listen : "(none)",
 				strerror(-rc));
-			goto out;
+			return rc;
 		}
 	}
 	if (cfg->socket) {
@@ -537,12 +586,58 @@ int tb_guest_main(const struct tb_guest_cfg *cfg)
 			rc = g->listen_fd;
 			fprintf(stderr, "tiber-simguest: socket %s: %s\n",
 				cfg->socket, strerror(-rc));
-			goto out;
+			return rc;
 		}
-		rc = tb_guest_start_watchdog(g);
-		if (rc)
-			goto out;
+		return tb_guest_start_watchdog(g);
 	}
+	return 0;
+}
+
+/* Until SIGTERM, SIGINT or SIGHUP (of @set): SIGUSR1 asks the kernel
+ * thread for the stats, SIGUSR2 quiesces the workload. */
+static void wait_for_exit(struct tb_guest *g, const sigset_t *set)
+{
+	siginfo_t si;
+
+	for (;;) {
+		if (sigwaitinfo(set, &si) < 0)
+			continue;
+		if (si.si_signo == SIGUSR1) {
+			g->want_stats = 1;
+			continue;
+		}
+		if (si.si_signo == SIGUSR2) {
+			/* Tests: freeze RAM contents (the workload threads
+			 * idle from their next safepoint) so a replica can
+			 * be compared bit for bit. */
+			ST(&g->quiesced, 1);
+			fprintf(stderr, "tiber-simguest: workload quiesced\n");
+			continue;
+		}
+		break;
+	}
+}
+
+int tb_guest_main(const struct tb_guest_cfg *cfg)
+{
+	struct tb_guest *g = guest_new(cfg);
+	sigset_t set;
+	unsigned i, started = 0;
+	int rc, status = 1;
+
+	if (!g)
+		return 1;
+	setup_signals(&set);
+	rc = boot(g);
+	cfg = &g->cfg; /* a restore takes the workload from the image */
+	if (rc) {
+		fprintf(stderr, "tiber-simguest: boot failed: %s\n",
+			strerror(-rc));
+		goto out;
+	}
+	rc = open_services(g);
+	if (rc)
+		goto out;
 	ST(&g->ctrl->state, TB_SIM_RUNNING);
 	if (tb_guest_vcpus_start(g, &started))
 		goto out_threads;
@@ -563,23 +658,7 @@ int tb_guest_main(const struct tb_guest_cfg *cfg)
 		g->uffd >= 0 ? "uffd-wp" : "bitmap",
 		cfg->restore ? "restored" : "booted");
 	status = 0;
-	for (;;) {
-		if (sigwaitinfo(&set, &si) < 0)
-			continue;
-		if (si.si_signo == SIGUSR1) {
-			g->want_stats = 1;
-			continue;
-		}
-		if (si.si_signo == SIGUSR2) {
-			/* Tests: freeze RAM contents (the workload threads
-			 * idle from their next safepoint) so a replica can
-			 * be compared bit for bit. */
-			ST(&g->quiesced, 1);
-			fprintf(stderr, "tiber-simguest: workload quiesced\n");
-			continue;
-		}
-		break;
-	}
+	wait_for_exit(g, &set);
 	/* The kernel thread sees exiting within 100 ms (and finishes a
 	 * suspend in progress: its RESTORE hooks verify RAM, so the
 	 * workload must stay parked until it is done); then unpark. */
