@@ -36,14 +36,20 @@ static void spin_wait_ne(int *w, int old)
 		tb_futex(w, FUTEX_WAIT_PRIVATE, old, NULL);
 }
 
-static void copy_range(const uint8_t *src, const uint64_t *pfns, size_t n,
-		       uint8_t *dst)
+static void copy_range(const struct tb_copy_pool *p, const uint64_t *pfns,
+		       size_t n, uint8_t *dst)
 {
+	const uint8_t *src;
 	size_t i;
 
-	for (i = 0; i < n; i++)
-		memcpy(dst + i * TB_PAGE_SIZE, src + pfns[i] * TB_PAGE_SIZE,
-		       TB_PAGE_SIZE);
+	for (i = 0; i < n; i++) {
+		src = p->page ? p->page(p->ctx, pfns[i]) :
+				p->src + pfns[i] * TB_PAGE_SIZE;
+		if (src)
+			memcpy(dst + i * TB_PAGE_SIZE, src, TB_PAGE_SIZE);
+		else
+			memset(dst + i * TB_PAGE_SIZE, 0, TB_PAGE_SIZE);
+	}
 }
 
 static void chunk(size_t n, unsigned parts, unsigned k, size_t *first,
@@ -75,7 +81,7 @@ static void *copy_worker(void *arg)
 		if (LD(&p->stop))
 			break;
 		chunk(p->npages, p->n + 1, k, &first, &cnt);
-		copy_range(p->src, p->pfns + first, cnt,
+		copy_range(p, p->pfns + first, cnt,
 			   p->dst + first * TB_PAGE_SIZE);
 		if ((unsigned)INC(&p->done) == p->n)
 			tb_futex(&p->done, FUTEX_WAKE_PRIVATE, 1, NULL);
@@ -83,12 +89,10 @@ static void *copy_worker(void *arg)
 	return NULL;
 }
 
-int tb_copy_pool_start(struct tb_copy_pool *p, unsigned helpers,
-		       const uint8_t *src)
+static int start(struct tb_copy_pool *p, unsigned helpers)
 {
 	unsigned i;
 
-	p->src = src;
 	p->n = 0;
 	for (i = 0; i < helpers && i < TB_COPY_POOL_MAX_HELPERS; i++) {
 		struct worker_arg *a = malloc(sizeof(*a));
@@ -104,6 +108,23 @@ int tb_copy_pool_start(struct tb_copy_pool *p, unsigned helpers,
 		p->n++;
 	}
 	return 0;
+}
+
+int tb_copy_pool_start(struct tb_copy_pool *p, unsigned helpers,
+		       const uint8_t *src)
+{
+	p->src = src;
+	p->page = NULL;
+	return start(p, helpers);
+}
+
+int tb_copy_pool_start_paged(struct tb_copy_pool *p, unsigned helpers,
+			     tb_copy_page_fn page, void *ctx)
+{
+	p->src = NULL;
+	p->page = page;
+	p->ctx = ctx;
+	return start(p, helpers);
 }
 
 void tb_copy_pool_stop(struct tb_copy_pool *p)
@@ -133,7 +154,7 @@ static void fan_out(struct tb_copy_pool *p, const uint64_t *pfns, size_t n,
 	INC(&p->gen);
 	tb_futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 	chunk(n, p->n + 1, 0, &first, &cnt);
-	copy_range(p->src, pfns + first, cnt, dst + first * TB_PAGE_SIZE);
+	copy_range(p, pfns + first, cnt, dst + first * TB_PAGE_SIZE);
 	while ((unsigned)(d = LD(&p->done)) < p->n) {
 		int64_t until = tb_now_ns() + 20 * TB_NSEC_PER_USEC;
 
@@ -150,5 +171,5 @@ void tb_copy_pool_copy(struct tb_copy_pool *p, const uint64_t *pfns, size_t n,
 	if (n >= COPY_MT_MIN && p->n)
 		fan_out(p, pfns, n, dst);
 	else
-		copy_range(p->src, pfns, n, dst);
+		copy_range(p, pfns, n, dst);
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A pool of copy threads: copy a list of pages out of a source mapping
+ * A pool of copy threads: copy a list of pages out of the guest's memory
  * into a destination buffer, split over the helpers and the calling
- * thread.  Hypervisor-agnostic: any backend that has the guest's memory
- * mapped (page @pfn at @src + pfn * TB_PAGE_SIZE) can use it.
+ * thread.  Hypervisor-agnostic: the source is one flat mapping (page @pfn
+ * at @src + pfn * TB_PAGE_SIZE: the simulated backend) or a function that
+ * finds each page (the Xen backend's chunked foreign mapping).
  *
  * One caller at a time (the epoch thread); a pool that is all zeroes
  * (no helpers) is valid and copies on the calling thread alone.
@@ -17,6 +18,12 @@
 
 #define TB_COPY_POOL_MAX_HELPERS 8
 
+/*
+ * Page @pfn's address, or NULL for a page that reads as zeros.  Called
+ * from several threads at once: it must only read.
+ */
+typedef const uint8_t *(*tb_copy_page_fn)(void *ctx, uint64_t pfn);
+
 struct tb_copy_pool {
 	unsigned n; /* helper threads (the caller is one more) */
 	pthread_t thr[TB_COPY_POOL_MAX_HELPERS];
@@ -27,6 +34,8 @@ struct tb_copy_pool {
 	size_t npages;
 	uint8_t *dst;
 	const uint8_t *src;
+	tb_copy_page_fn page; /* if set, instead of src */
+	void *ctx;
 };
 
 /*
@@ -36,6 +45,9 @@ struct tb_copy_pool {
  */
 int tb_copy_pool_start(struct tb_copy_pool *p, unsigned helpers,
 		       const uint8_t *src);
+/* The same, for a source that @page finds page by page. */
+int tb_copy_pool_start_paged(struct tb_copy_pool *p, unsigned helpers,
+			     tb_copy_page_fn page, void *ctx);
 /* Stop and join the helpers; a no-op on a pool without any. */
 void tb_copy_pool_stop(struct tb_copy_pool *p);
 /*

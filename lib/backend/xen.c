@@ -237,7 +237,7 @@ static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	rc = tb_xen_suspend_attach(d, cfg, dompath);
 	if (rc)
 		goto fail;
-	rc = tb_xen_mem_attach(d);
+	rc = tb_xen_mem_attach(d, cfg->copy_threads);
 	if (rc)
 		goto fail;
 	rc = tb_xen_output_attach(d, cfg);

@@ -7,7 +7,8 @@
  * Invariants:
  *  - Guest memory is mapped once at attach (in chunks, by mfn for PV, by
  *    gfn for HVM/PVH); a PV page whose p2m entry changed since is
- *    remapped alone.  copy_pages is a memcpy from that mapping.
+ *    remapped alone.  copy_pages is a memcpy from that mapping, split
+ *    over the copy threads (copy_pool.c).
  *  - Log-dirty is on from attach to detach; one CLEAN at attach makes
  *    "all pages start clean" true.
  *  - d->minfo.pfn_type is kept current for every copied PV page
@@ -150,28 +151,33 @@ static void remap_one(struct tb_dom *d, uint64_t pfn, xen_pfn_t frame)
 
 /*
  * Address of @pfn in our mapping, or NULL if there is no page there (it
- * reads as zeros).  For PV a p2m entry that changed since the mapping was
- * made (ballooning, page exchange) is remapped alone.  For HVM/PVH a hole
- * is retried only when log-dirty reports a write to it (harvest_dirty):
- * a gfn populated but never written is zero, and retrying the ~980 000
- * holes of a PVH gfn space on every full copy would cost a syscall each.
+ * reads as zeros).  Only reads: the copy threads call it at once.  For
+ * HVM/PVH a hole is retried only when log-dirty reports a write to it
+ * (harvest_dirty): a gfn populated but never written is zero, and
+ * retrying the ~980 000 holes of a PVH gfn space on every full copy would
+ * cost a syscall each.
  */
-static uint8_t *page_ptr(struct tb_dom *d, uint64_t pfn)
+static const uint8_t *mapped_page(void *ctx, uint64_t pfn)
 {
-	size_t c = (size_t)(pfn / CHUNK_PAGES);
-	uint8_t *p = d->chunks[c] + (pfn % CHUNK_PAGES) * TB_PAGE_SIZE;
+	const struct tb_dom *d = ctx;
 
-	if (d->kind == KIND_PV) {
-		uint64_t mfn = pfn < d->minfo.p2m_size ?
-				       d->minfo.p2m_table[pfn] :
-				       INVALID_PFN;
+	if (tb_bitmap_test(&d->holes, pfn))
+		return NULL;
+	return d->chunks[pfn / CHUNK_PAGES] +
+	       (pfn % CHUNK_PAGES) * TB_PAGE_SIZE;
+}
 
-		if (mfn != d->mapped_mfn[pfn]) {
-			d->mapped_mfn[pfn] = mfn;
-			remap_one(d, pfn, mfn);
-		}
+/* PV: a p2m entry that changed since the mapping was made (ballooning,
+ * page exchange) is remapped alone, before the copy. */
+static void pv_follow_p2m(struct tb_dom *d, uint64_t pfn)
+{
+	uint64_t mfn = pfn < d->minfo.p2m_size ? d->minfo.p2m_table[pfn] :
+						 INVALID_PFN;
+
+	if (mfn != d->mapped_mfn[pfn]) {
+		d->mapped_mfn[pfn] = mfn;
+		remap_one(d, pfn, mfn);
 	}
-	return tb_bitmap_test(&d->holes, pfn) ? NULL : p;
 }
 
 /* HVM/PVH: holes the guest wrote to are mapped now (see page_ptr). */
@@ -342,7 +348,7 @@ static int logdirty_first_clean(struct tb_dom *d)
  * Attach, step 5: log-dirty on, the p2m and m2p (PV), guest memory
  * mapped, the p2m frames read (PV), every page clean.
  */
-int tb_xen_mem_attach(struct tb_dom *d)
+int tb_xen_mem_attach(struct tb_dom *d, unsigned copy_threads)
 {
 	int rc;
 
@@ -369,6 +375,12 @@ int tb_xen_mem_attach(struct tb_dom *d)
 		if (rc)
 			return rc;
 		d->types_changed = true;
+	}
+	rc = tb_copy_pool_start_paged(
+		&d->pool, copy_threads ? copy_threads - 1 : 1, mapped_page, d);
+	if (rc) {
+		tb_backend_set_reason("copy threads: %s", strerror(-rc));
+		return rc;
 	}
 	return logdirty_first_clean(d);
 }
@@ -454,23 +466,18 @@ static int pv_normalise(struct tb_dom *d, const uint64_t *pfns, size_t n,
 int tb_xen_copy_pages(struct tb_dom *d, const uint64_t *pfns, size_t n,
 		      void *dst)
 {
-	uint8_t *out = dst;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		const uint8_t *src;
-
 		if (pfns[i] >= d->nr_gpfns)
 			return -EINVAL;
-		src = page_ptr(d, pfns[i]);
-		if (src)
-			memcpy(out + i * TB_PAGE_SIZE, src, TB_PAGE_SIZE);
-		else
-			memset(out + i * TB_PAGE_SIZE, 0, TB_PAGE_SIZE);
+		if (d->kind == KIND_PV)
+			pv_follow_p2m(d, pfns[i]);
 	}
+	tb_copy_pool_copy(&d->pool, pfns, n, dst);
 	d->st.pages_copied += n;
 	if (d->kind == KIND_PV)
-		return pv_normalise(d, pfns, n, out);
+		return pv_normalise(d, pfns, n, dst);
 	return 0;
 }
 
@@ -479,6 +486,7 @@ int tb_xen_copy_pages(struct tb_dom *d, const uint64_t *pfns, size_t n,
 /* Detach: guest memory unmapped, the p2m, m2p and dirty bitmap freed. */
 void tb_xen_mem_detach(struct tb_dom *d)
 {
+	tb_copy_pool_stop(&d->pool);
 	if (d->fmem) {
 		unmap_memory(d);
 		xenforeignmemory_close(d->fmem);

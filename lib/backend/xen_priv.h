@@ -35,6 +35,7 @@
 #include "tiber/backend.h"
 #include "tiber/bitmap.h"
 #include "tiber/common.h"
+#include "copy_pool.h"
 
 enum xen_kind {
 	KIND_PV,
@@ -83,8 +84,9 @@ struct tb_dom {
 
 	uint8_t **chunks; /* chunk i maps pfns [i * CHUNK_PAGES, ...) */
 	size_t nr_chunks;
-	uint64_t *mapped_mfn;	/* PV: mfn each pfn is mapped with */
-	struct tb_bitmap holes; /* pfns not mapped (no page there) */
+	uint64_t *mapped_mfn;	  /* PV: mfn each pfn is mapped with */
+	struct tb_bitmap holes;	  /* pfns not mapped (no page there) */
+	struct tb_copy_pool pool; /* copy_pages' threads */
 
 	/* PV only */
 	struct xc_domain_meminfo minfo; /* live p2m */
@@ -190,10 +192,10 @@ void tb_xen_suspend_detach(struct tb_dom *d);
 
 /*
  * Attach: log-dirty on, the p2m and m2p (PV), guest memory mapped, the
- * p2m frames read (PV), every page clean.  Needs d->xch, d->kind,
- * d->nr_gpfns.  Reason set on error.
+ * p2m frames read (PV), the copy threads started, every page clean.
+ * Needs d->xch, d->kind, d->nr_gpfns.  Reason set on error.
  */
-int tb_xen_mem_attach(struct tb_dom *d);
+int tb_xen_mem_attach(struct tb_dom *d, unsigned copy_threads);
 /* The memory hooks of the ops table (see tiber/backend.h). */
 int tb_xen_harvest_dirty(struct tb_dom *d, struct tb_bitmap *out);
 int tb_xen_copy_pages(struct tb_dom *d, const uint64_t *pfns, size_t n,

@@ -17,6 +17,7 @@
 #include "tiber/backend.h"
 #include "tiber/bitmap.h"
 #include "tiber/simproto.h"
+#include "../../lib/backend/copy_pool.h"
 
 static const struct tb_backend_ops *ops = &tb_backend_sim_ops;
 static char sock_path[108];
@@ -742,6 +743,73 @@ START_TEST(dead_guest_is_esrch)
 }
 END_TEST
 
+/* The copy pool both backends use: a flat source (sim) and a paged one
+ * with holes that read as zeros (Xen's chunked mapping), with helpers and
+ * without, lists above and below the fan-out threshold. */
+#define POOL_PAGES 1500u
+
+static uint8_t *pool_src;
+
+static const uint8_t *pool_page(void *ctx, uint64_t pfn)
+{
+	ck_assert_ptr_eq(ctx, &pool_src);
+	return pfn % 7 == 3 ? NULL : pool_src + pfn * TB_PAGE_SIZE;
+}
+
+START_TEST(copy_pool_flat_and_paged)
+{
+	uint8_t *dst = malloc((size_t)POOL_PAGES * TB_PAGE_SIZE);
+	uint64_t *pfns = malloc(POOL_PAGES * sizeof(*pfns));
+	static const size_t lens[] = { 1, 100, POOL_PAGES };
+	unsigned helpers, paged, i, k;
+
+	pool_src = malloc((size_t)POOL_PAGES * TB_PAGE_SIZE);
+	ck_assert(dst && pfns && pool_src);
+	for (i = 0; i < POOL_PAGES * TB_PAGE_SIZE; i++)
+		pool_src[i] = (uint8_t)(i * 2654435761u >> 13);
+	for (i = 0; i < POOL_PAGES; i++) /* a permutation: every page */
+		pfns[i] = (i * 7919u) % POOL_PAGES;
+	for (paged = 0; paged < 2; paged++) {
+		for (helpers = 0; helpers < 4; helpers += 3) {
+			struct tb_copy_pool p = { 0 };
+
+			ck_assert_int_eq(paged ? tb_copy_pool_start_paged(
+							 &p, helpers, pool_page,
+							 &pool_src) :
+						 tb_copy_pool_start(&p, helpers,
+								    pool_src),
+					 0);
+			for (k = 0; k < TB_ARRAY_SIZE(lens); k++) {
+				memset(dst, 0xa5, lens[k] * TB_PAGE_SIZE);
+				tb_copy_pool_copy(&p, pfns, lens[k], dst);
+				for (i = 0; i < lens[k]; i++) {
+					uint8_t *got = dst + i * TB_PAGE_SIZE;
+					uint8_t *want = pool_src +
+							pfns[i] * TB_PAGE_SIZE;
+
+					if (paged && pfns[i] % 7 == 3)
+						ck_assert(!got[0] &&
+							  !memcmp(got, got + 1,
+								  TB_PAGE_SIZE -
+									  1));
+					else
+						ck_assert_msg(
+							!memcmp(got, want,
+								TB_PAGE_SIZE),
+							"page %u (pfn %llu)", i,
+							(unsigned long long)
+								pfns[i]);
+				}
+			}
+			tb_copy_pool_stop(&p);
+		}
+	}
+	free(pool_src);
+	free(pfns);
+	free(dst);
+}
+END_TEST
+
 static Suite *sim_backend_suite(void)
 {
 	Suite *s = suite_create("sim_backend");
@@ -763,6 +831,7 @@ static Suite *sim_backend_suite(void)
 	tcase_add_test(tc, dirty_uffd_matches_content);
 	tcase_add_test(tc, restore_from_copied_image);
 	tcase_add_test(tc, dead_guest_is_esrch);
+	tcase_add_test(tc, copy_pool_flat_and_paged);
 	suite_add_tcase(s, tc);
 	return s;
 }
