@@ -580,7 +580,8 @@ int tb_engine_create(struct tb_engine **out, const struct tb_engine_cfg *cfg)
 	nr = (size_t)e->info.nr_pages;
 	rc = -ENOMEM;
 	if (tb_bitmap_init(&e->dirty, nr) || tb_bitmap_init(&e->scratch, nr) ||
-	    tb_bitmap_init(&e->shadow_valid, nr))
+	    tb_epoch_enc_init(&e->penc, nr, CHUNK_PAGES,
+			      cfg->codec.compress && cfg->codec.xor_delta))
 		goto fail;
 	e->pfn_list = calloc(nr ? nr : 1, sizeof(uint64_t));
 	e->slots = calloc(cfg->max_inflight, sizeof(*e->slots));
@@ -597,17 +598,6 @@ int tb_engine_create(struct tb_engine **out, const struct tb_engine_cfg *cfg)
 		if (rc)
 			goto fail;
 		prefault_job(&e->chunks[i], CHUNK_PAGES);
-	}
-	if (cfg->codec.compress && cfg->codec.xor_delta) {
-		e->shadow = mmap(NULL, nr * TB_PAGE_SIZE,
-				 PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-				 -1, 0);
-		if (e->shadow == MAP_FAILED) {
-			e->shadow = NULL;
-			rc = -ENOMEM;
-			goto fail;
-		}
 	}
 	rc = tb_digest_init(&e->digest);
 	if (rc)
@@ -662,13 +652,10 @@ void tb_engine_destroy(struct tb_engine *e)
 	free(e->slots);
 	for (i = 0; i < NR_CHUNKS; i++)
 		job_free(&e->chunks[i]);
-	if (e->shadow)
-		munmap(e->shadow, e->info.nr_pages * TB_PAGE_SIZE);
 	tb_bitmap_free(&e->dirty);
 	tb_bitmap_free(&e->scratch);
-	tb_bitmap_free(&e->shadow_valid);
+	tb_epoch_enc_free(&e->penc);
 	free(e->pfn_list);
-	tb_enc_pages_free(&e->prec);
 	tb_edisk_free(&e->edisk);
 	tb_buf_free(&e->sendbuf);
 	if (e->digest.state)

@@ -266,8 +266,7 @@ int tb_eng_start_link(struct tb_engine *e)
 	/* Drop a digest a broken link left half done. */
 	tb_digest_final(&e->digest);
 	/* A new backup holds nothing: no XOR deltas until pages are sent. */
-	if (e->shadow)
-		tb_bitmap_clear_all(&e->shadow_valid);
+	tb_epoch_enc_forget(&e->penc);
 	if (pthread_create(&e->sender, NULL, tb_eng_sender_main, e))
 		goto fail;
 	if (pthread_create(&e->receiver, NULL, receiver_main, e)) {

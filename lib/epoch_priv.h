@@ -23,6 +23,7 @@
 #include "tiber/epoch.h"
 #include "tiber/stream.h"
 #include "epoch_disk.h"
+#include "epoch_enc.h"
 
 #define CHUNK_PAGES 1024u /* pre-copy chunk: one PAGE_DATA record */
 #define NR_CHUNKS   4u
@@ -102,12 +103,9 @@ struct tb_engine {
 	 * whole records (never inside a send that is blocked). */
 	pthread_mutex_t send_lock;
 	bool threads_running;
-	uint8_t *shadow; /* backup's copy of every page sent; NULL: none */
-	struct tb_bitmap shadow_valid;
+	struct tb_epoch_enc penc; /* shadow, codec, PAGE_DATA */
 	struct tb_digest digest;
 	struct tb_buf sendbuf;
-	struct tb_page_rec prec;
-	uint8_t encbuf[TB_CODEC_OUT_MAX];
 	uint64_t hb_seq;
 	int64_t last_rx_ns;
 

@@ -61,6 +61,23 @@ static void yield_to_pause(struct tb_engine *e)
 	pthread_mutex_unlock(&e->lock);
 }
 
+struct flush_ctx {
+	struct tb_engine *e;
+	struct tb_epoch_rec *rec;
+};
+
+static int flush_only(void *arg)
+{
+	struct flush_ctx *f = arg;
+
+	return tb_eng_flush_send(f->e, f->rec);
+}
+
+static void yield_cb(void *arg)
+{
+	yield_to_pause(((struct flush_ctx *)arg)->e);
+}
+
 /* Encode pages of @j into PAGE_DATA records, sending each when full. */
 static int send_pages(struct tb_engine *e, struct job *j,
 		      struct tb_epoch_rec *rec, bool raw_only)
@@ -68,70 +85,25 @@ static int send_pages(struct tb_engine *e, struct job *j,
 	struct tb_codec_opts raw = { .compress = false,
 				     .xor_delta = false,
 				     .accel = 1 };
-	const struct tb_codec_opts *opts = raw_only ? &raw : &e->cfg.codec;
+	struct flush_ctx f = { e, rec };
+	struct tb_epoch_enc_io io = { .out = &e->sendbuf,
+				      .digest = &e->digest,
+				      .flush = flush_only,
+				      .yield = raw_only ? NULL : yield_cb,
+				      .ctx = &f };
 	struct tb_codec_stats st = { 0 };
 	size_t i;
-	int rc = 0;
+	int rc;
 
 	if (!j->n)
 		return 0;
-	rc = tb_enc_pages_begin(&e->prec, &e->sendbuf, CHUNK_PAGES);
-	for (i = 0; !rc && i < j->n; i++) {
-		if (!(i & 63) && !raw_only)
-			yield_to_pause(e);
-		const uint8_t *page = j->pages + i * TB_PAGE_SIZE;
-		uint64_t pfn = j->pfns[i];
-		const uint8_t *shadow = NULL;
-		uint8_t enc;
-		uint32_t len;
-
-		if (e->shadow && tb_bitmap_test(&e->shadow_valid, pfn))
-			shadow = e->shadow + pfn * TB_PAGE_SIZE;
-		rc = tb_codec_encode(opts, page, shadow, e->encbuf, &enc, &len,
-				     &st);
-		if (rc)
-			break;
-		tb_digest_page(&e->digest, pfn, page);
-		rc = tb_enc_pages_add(&e->prec, pfn, enc, e->encbuf, len);
-		if (rc == -ENOSPC) {
-			rc = tb_enc_pages_finish(&e->prec);
-			if (!rc)
-				rc = tb_eng_flush_send(e, rec);
-			if (!rc)
-				rc = tb_enc_pages_begin(&e->prec, &e->sendbuf,
-							CHUNK_PAGES);
-			if (!rc)
-				rc = tb_enc_pages_add(&e->prec, pfn, enc,
-						      e->encbuf, len);
-		}
-		if (rc)
-			break;
-		/* The shadow mirrors the backup's copy.  A zero page is not
-		 * copied (that would allocate memory for every hole of a
-		 * sparse guest): its shadow is marked invalid, and the
-		 * page's next change goes as plain lz4. */
-		if (e->shadow && enc == TB_ENC_ZERO) {
-			tb_bitmap_clear(&e->shadow_valid, pfn);
-		} else if (e->shadow) {
-			memcpy(e->shadow + pfn * TB_PAGE_SIZE, page,
-			       TB_PAGE_SIZE);
-			tb_bitmap_set(&e->shadow_valid, pfn);
-		}
-	}
-	if (!rc)
-		rc = tb_enc_pages_finish(&e->prec);
-	if (!rc)
-		rc = tb_eng_flush_send(e, rec);
+	rc = tb_epoch_enc_run(&e->penc, raw_only ? &raw : &e->cfg.codec,
+			      j->pfns, j->pages, j->n, &io, &st);
 	for (i = 0; i <= TB_ENC_MAX; i++)
 		rec->enc_pages[i] += st.pages[i];
 	rec->raw_bytes += j->n * TB_PAGE_SIZE;
 	return rc;
 }
-
-struct flush_ctx {
-	struct tb_engine *e;
-	struct tb_epoch_rec *rec;
-};
 
 static int flush_cb(void *arg)
 {

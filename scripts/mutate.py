@@ -17,6 +17,11 @@ import time
 
 # name, file, snippet, replacement, tests that must kill it
 MUTANTS = [
+    ("epoch_enc: the shadow keeps the old page after an encode",
+     "lib/epoch_enc.c",
+     "\t\tmemcpy(pe->shadow + pfn * TB_PAGE_SIZE, page, TB_PAGE_SIZE);\n",
+     "",
+     ["test_replica"]),
     ("epoch: dirty bitmap cleared on a failed epoch", "lib/epoch.c",
      "\tif (rc)\n\t\treturn rc;\n\tif (rc2)\n\t\treturn rc2;\n\ttb_bitmap_clear_all(&e->dirty);",
      "\ttb_bitmap_clear_all(&e->dirty);\n\tif (rc)\n\t\treturn rc;\n\tif (rc2)\n\t\treturn rc2;",

@@ -78,6 +78,12 @@ void prim_disk_write(struct prim *pr, uint64_t off, const void *p, uint32_t len)
 	pr->npend++;
 }
 
+static int no_flush(void *ctx)
+{
+	(void)ctx;
+	return 0; /* the records stay in pr->out */
+}
+
 void prim_encode_epoch(struct prim *pr, uint64_t epoch, bool full,
 		       const uint64_t *pfns, size_t n)
 {
@@ -85,35 +91,21 @@ void prim_encode_epoch(struct prim *pr, uint64_t epoch, bool full,
 	struct tb_epoch_begin b = { .epoch = epoch,
 				    .flags = full ? TB_EPOCH_FULL : 0 };
 	struct tb_epoch_end e = { .epoch = epoch };
-	uint8_t enc, buf[TB_CODEC_OUT_MAX];
+	struct tb_epoch_enc_io io = { .out = &pr->out,
+				      .digest = &pr->dig,
+				      .flush = no_flush };
 	const char cpu[] = "cpu-state", dev[] = "device-state";
-	uint32_t len;
 	size_t i;
 
+	ck_assert_uint_le(n, PRIM_NPAGES);
+	for (i = 0; i < n; i++) /* staged, as the engine copies them */
+		memcpy(pr->staged[i], pr->mem[pfns[i]], TB_PAGE_SIZE);
 	ck_assert_int_eq(tb_enc_epoch_begin(&pr->out, &b), 0);
-	ck_assert_int_eq(tb_enc_pages_begin(&pr->prec, &pr->out, 16), 0);
-	for (i = 0; i < n; i++) {
-		uint64_t p = pfns[i];
-		int rc;
-
-		ck_assert_int_eq(
-			tb_codec_encode(&opts, pr->mem[p],
-					pr->shadow_ok[p] ? pr->shadow[p] : NULL,
-					buf, &enc, &len, NULL),
-			0);
-		tb_digest_page(&pr->dig, p, pr->mem[p]);
-		rc = tb_enc_pages_add(&pr->prec, p, enc, buf, len);
-		if (rc == -ENOSPC) {
-			ck_assert_int_eq(tb_enc_pages_finish(&pr->prec), 0);
-			ck_assert_int_eq(
-				tb_enc_pages_begin(&pr->prec, &pr->out, 16), 0);
-			rc = tb_enc_pages_add(&pr->prec, p, enc, buf, len);
-		}
-		ck_assert_int_eq(rc, 0);
-		memcpy(pr->shadow[p], pr->mem[p], TB_PAGE_SIZE);
-		pr->shadow_ok[p] = true;
-	}
-	ck_assert_int_eq(tb_enc_pages_finish(&pr->prec), 0);
+	ck_assert_int_eq(tb_epoch_enc_run(&pr->enc, &opts, pfns,
+					  &pr->staged[0][0], n, &io, NULL),
+			 0);
+	for (i = 0; i < n; i++)
+		memcpy(pr->shadow[pfns[i]], pr->mem[pfns[i]], TB_PAGE_SIZE);
 	ck_assert_int_eq(tb_enc_state(&pr->out, TB_REC_CPU_STATE, TB_STATE_SIM,
 				      0, cpu, sizeof(cpu)),
 			 0);
@@ -130,12 +122,18 @@ void prim_encode_epoch(struct prim *pr, uint64_t epoch, bool full,
 	ck_assert_int_eq(tb_enc_epoch_end(&pr->out, &e), 0);
 }
 
+void prim_new_link(struct prim *pr)
+{
+	tb_epoch_enc_forget(&pr->enc);
+}
+
 void prim_init(struct prim *pr)
 {
 	unsigned i;
 
 	memset(pr, 0, sizeof(*pr));
 	ck_assert_int_eq(tb_digest_init(&pr->dig), 0);
+	ck_assert_int_eq(tb_epoch_enc_init(&pr->enc, PRIM_NPAGES, 16, true), 0);
 	for (i = 0; i < PRIM_NPAGES; i++) {
 		if (i % 5 == 0)
 			memset(pr->mem[i], 0, TB_PAGE_SIZE);
@@ -147,7 +145,7 @@ void prim_init(struct prim *pr)
 void prim_free(struct prim *pr)
 {
 	tb_buf_free(&pr->out);
-	tb_enc_pages_free(&pr->prec);
+	tb_epoch_enc_free(&pr->enc);
 	tb_digest_free(&pr->dig);
 	free(pr->scratch);
 }

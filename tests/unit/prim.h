@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Test helper: a model primary that encodes epochs exactly as the engine
- * does (codec + PAGE_DATA + state + EPOCH_END with the digest), keeping
- * its own shadow of what the backup holds.
+ * Test helper: a model primary that encodes epochs as the engine does:
+ * its pages through the engine's own encoder (lib/epoch_enc.c: codec,
+ * shadow, PAGE_DATA, digest), then state and EPOCH_END with the digest.
+ * pr->shadow is what the backup must hold once it committed them.
  */
 #ifndef TIBER_TEST_PRIM_H
 #define TIBER_TEST_PRIM_H
@@ -11,6 +12,7 @@
 #include <stdint.h>
 
 #include "tiber/stream.h"
+#include "../../lib/epoch_enc.h"
 
 #define PRIM_NPAGES    64u
 #define PRIM_DISK_SIZE (256u * 1024u)
@@ -20,9 +22,9 @@
 struct prim {
 	uint8_t mem[PRIM_NPAGES][TB_PAGE_SIZE];
 	uint8_t shadow[PRIM_NPAGES][TB_PAGE_SIZE];
-	bool shadow_ok[PRIM_NPAGES];
 	struct tb_buf out;
-	struct tb_page_rec prec;
+	struct tb_epoch_enc enc; /* 16 pages per PAGE_DATA record */
+	uint8_t staged[PRIM_NPAGES][TB_PAGE_SIZE];
 	struct tb_digest dig;
 	/* a disk (has_disk): the guest's image and the writes not yet
 	 * sent, each with its own data */
@@ -41,6 +43,8 @@ struct prim {
 void prim_fill(uint8_t *p, unsigned seed);
 void prim_init(struct prim *pr);
 void prim_free(struct prim *pr);
+/* A new link: the backup's copy is unknown, no XOR deltas. */
+void prim_new_link(struct prim *pr);
 /* Append one epoch of @pfns to pr->out and update the shadow. */
 void prim_encode_epoch(struct prim *pr, uint64_t epoch, bool full,
 		       const uint64_t *pfns, size_t n);

@@ -243,7 +243,7 @@ START_TEST(new_full_sync_keeps_old_replica_until_committed)
 
 	memcpy(before, rep.mem + 9 * TB_PAGE_SIZE, TB_PAGE_SIZE);
 	prim_fill(pr->mem[9], 1234);
-	memset(pr->shadow_ok, 0, sizeof(pr->shadow_ok)); /* new link */
+	prim_new_link(pr); /* new link */
 	all_pfns(pfns);
 	prim_encode_epoch(pr, 7, true, pfns, NPAGES);
 	len = pr->out.len;
@@ -251,7 +251,7 @@ START_TEST(new_full_sync_keeps_old_replica_until_committed)
 	tb_replica_abort(&rep); /* primary died before END */
 	assert_unchanged(before);
 	/* A FULL epoch starts from nothing at the backup: no deltas. */
-	memset(pr->shadow_ok, 0, sizeof(pr->shadow_ok));
+	prim_new_link(pr);
 	prim_encode_epoch(pr, 8, true, pfns, NPAGES);
 	ck_assert_int_eq(feed(&rep, pr, 0, &serr), 1);
 	ck_assert_uint_eq(rep.committed_epoch, 8);
@@ -264,7 +264,7 @@ START_TEST(new_primary_full_sync_may_restart_epoch_numbers)
 	uint64_t pfns[NPAGES];
 	int serr;
 
-	memset(pr->shadow_ok, 0, sizeof(pr->shadow_ok));
+	prim_new_link(pr);
 	all_pfns(pfns);
 	prim_fill(pr->mem[3], 4242);
 	prim_encode_epoch(pr, 1, true, pfns, NPAGES); /* committed is 1 */
@@ -281,7 +281,7 @@ START_TEST(zero_pages_of_a_full_sync_take_no_memory)
 	unsigned i;
 	int serr;
 
-	memset(pr->shadow_ok, 0, sizeof(pr->shadow_ok));
+	prim_new_link(pr);
 	for (i = 0; i < NPAGES; i++)
 		memset(pr->mem[i], 0, TB_PAGE_SIZE);
 	pr->mem[7][9] = 1;
@@ -324,8 +324,9 @@ static void assert_disk_is(const struct tb_replica *r, const uint8_t *want)
 
 	ck_assert_ptr_nonnull(img);
 	read_image(r, img);
-	for (i = 0; i < PRIM_DISK_SIZE; i++)
-		ck_assert_msg(img[i] == want[i], "disk byte %u differs", i);
+	for (i = 0; i < PRIM_DISK_SIZE && img[i] == want[i]; i++)
+		;
+	ck_assert_msg(i == PRIM_DISK_SIZE, "disk byte %u differs", i);
 	free(img);
 }
 
@@ -514,7 +515,7 @@ START_TEST(new_full_sync_keeps_the_old_disk_until_committed)
 	prim_fill(w, 99);
 	prim_disk_write(dp, 0, w, sizeof(w));
 	all_pfns(pfns);
-	memset(dp->shadow_ok, 0, sizeof(dp->shadow_ok)); /* new link */
+	prim_new_link(dp); /* new link */
 	prim_encode_epoch(dp, 2, true, pfns, NPAGES);
 	ck_assert_int_eq(feed(&drep, dp, dp->out.len - 48, &serr), 0);
 	tb_rdisks_path(&drep.disks, 0, path, sizeof(path));
@@ -524,7 +525,7 @@ START_TEST(new_full_sync_keeps_the_old_disk_until_committed)
 	tb_replica_abort(&drep);
 	ck_assert_int_ne(stat(tmp, &st), 0); /* gone with the epoch */
 	assert_disk_is(&drep, before);
-	memset(dp->shadow_ok, 0, sizeof(dp->shadow_ok));
+	prim_new_link(dp);
 	prim_encode_epoch(dp, 3, true, pfns, NPAGES);
 	ck_assert_int_eq(feed(&drep, dp, 0, &serr), 1);
 	assert_disk_is(&drep, dp->disk);
@@ -542,7 +543,7 @@ START_TEST(a_disk_over_max_disk_size_is_refused)
 	read_image(&drep, before);
 	drep.disks.max_size = PRIM_DISK_SIZE - 4096;
 	all_pfns(pfns);
-	memset(dp->shadow_ok, 0, sizeof(dp->shadow_ok));
+	prim_new_link(dp);
 	prim_encode_epoch(dp, 2, true, pfns, NPAGES);
 	ck_assert_int_lt(feed(&drep, dp, 0, &serr), 0);
 	ck_assert_int_eq(serr, TB_SERR_OVERSIZE);
@@ -592,7 +593,7 @@ START_TEST(resync_keeps_the_copy_and_checks_its_base)
 	all_pfns(pfns);
 	prim_fill(w, 12);
 	prim_disk_write(dp, 4096 * 9, w, sizeof(w));
-	memset(dp->shadow_ok, 0, sizeof(dp->shadow_ok));
+	prim_new_link(dp);
 	dp->keep_base = 2;
 	prim_encode_epoch(dp, 3, true, pfns, NPAGES);
 	ck_assert_int_eq(feed(&drep, dp, 0, &serr), 1);
@@ -601,7 +602,7 @@ START_TEST(resync_keeps_the_copy_and_checks_its_base)
 	read_image(&drep, before);
 	prim_disk_write(dp, 0, w, sizeof(w));
 	dp->keep_base = 9;
-	memset(dp->shadow_ok, 0, sizeof(dp->shadow_ok));
+	prim_new_link(dp);
 	prim_encode_epoch(dp, 4, true, pfns, NPAGES);
 	ck_assert_int_lt(feed(&drep, dp, 0, &serr), 0);
 	ck_assert_int_eq(serr, TB_SERR_BAD_ORDER);
@@ -611,7 +612,7 @@ START_TEST(resync_keeps_the_copy_and_checks_its_base)
 	drep.disks.gen[0] ^= 1;
 	dp->keep_base = 3;
 	prim_disk_write(dp, 0, w, sizeof(w));
-	memset(dp->shadow_ok, 0, sizeof(dp->shadow_ok));
+	prim_new_link(dp);
 	prim_encode_epoch(dp, 5, true, pfns, NPAGES);
 	ck_assert_int_lt(feed(&drep, dp, 0, &serr), 0);
 	ck_assert(strstr(drep.err, "another one"));
@@ -638,6 +639,7 @@ static Suite *replica_suite(void)
 	tcase_add_test(tc, zero_pages_of_a_full_sync_take_no_memory);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("disk");
+	tcase_set_timeout(tc, 30);
 	tcase_add_checked_fixture(tc, disk_setup, disk_teardown);
 	tcase_add_test(tc, disk_writes_apply_in_order_at_commit_only);
 	tcase_add_test(tc, bad_disk_records_keep_the_committed_disk);

@@ -98,6 +98,7 @@ static struct tb_conn *hello_as(const struct tb_hello *h)
 	struct tb_rec rec;
 	struct tb_conn *c = exchange(h, &rec, "live primary");
 
+	prim_new_link(pr); /* as the engine: no XOR delta on a new link */
 	ck_assert_uint_eq(rec.type, TB_REC_HELLO);
 	ck_assert_uint_eq(rec.u.hello.role, TB_ROLE_BACKUP);
 	return c;
