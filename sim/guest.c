@@ -564,15 +564,40 @@ static void setup_signals(sigset_t *set)
 	pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
+/* What the KV service needs of its guest (kv.h). */
+static int kv_send(void *g, uint32_t conn, const void *p, uint32_t len)
+{
+	return tb_guest_send(g, conn, p, len);
+}
+
+static int kv_disk_write(void *g, uint64_t off, const void *p, uint32_t len)
+{
+	return tb_guest_disk_write(g, tb_guest_kv_vcpu(g), off, p, len);
+}
+
+static bool kv_exiting(void *g)
+{
+	return tb_guest_exiting(g);
+}
+
 /* The KV service and the control socket (and its pause watchdog), if
  * configured.  0 or -errno (printed). */
 static int open_services(struct tb_guest *g)
 {
 	const struct tb_guest_cfg *cfg = &g->cfg;
+	struct tb_kv_host host = {
+		.ram = tb_guest_ram(g),
+		.mark = tb_guest_mark,
+		.send = kv_send,
+		.disk_write = tb_guest_has_disk(g) ? kv_disk_write : NULL,
+		.disk_size = tb_guest_has_disk(g) ? tb_guest_disk_size(g) : 0,
+		.exiting = kv_exiting,
+		.ctx = g,
+	};
 	int rc;
 
 	if (cfg->workload == TB_GUEST_KV || cfg->workload == TB_GUEST_MIXED) {
-		rc = tb_guest_kv_open(g, cfg->kv_listen, &g->kv);
+		rc = tb_guest_kv_open(&host, cfg->kv_listen, &g->kv);
 		if (rc) {
 			fprintf(stderr, "tiber-simguest: kv listen %s: %s\n",
 				cfg->kv_listen ? cfg->kv_listen : "(none)",

@@ -62,21 +62,7 @@ struct tb_guest;
  * status. */
 int tb_guest_main(const struct tb_guest_cfg *cfg);
 
-/* KV service (sim/kv.c), run by one workload thread. */
-struct tb_guest_kv;
-int tb_guest_kv_open(struct tb_guest *g, const char *addr,
-		     struct tb_guest_kv **out);
-/* One service step: poll sockets up to @timeout_ms, apply commands, queue
- * replies through the gate.  Returns 0 or -errno. */
-int tb_guest_kv_step(struct tb_guest_kv *kv, int timeout_ms);
-/* RESTORE hook: drop every connection, re-listen. */
-int tb_guest_kv_relisten(struct tb_guest_kv *kv);
-void tb_guest_kv_close(struct tb_guest_kv *kv);
-/* Called by the netback thread: send to a connection, false if gone. */
-bool tb_guest_kv_transmit(struct tb_guest_kv *kv, uint32_t conn, const void *p,
-			  size_t len);
-
-/* Services the KV code needs from the guest. */
+/* Services of the guest (its KV service gets them as struct tb_kv_host). */
 void *tb_guest_ram(struct tb_guest *g);
 void tb_guest_mark(uint64_t pfn, void *g);
 /* Queue output through the gate (blocks for room; parks at a safepoint
@@ -100,17 +86,7 @@ unsigned tb_guest_kv_vcpu(struct tb_guest *g);
 void tb_guest_safepoint(struct tb_guest *g, unsigned t);
 bool tb_guest_exiting(struct tb_guest *g);
 
-/* KV client (failover checker) and the self-bench. */
-int tb_kvclient_main(const char *addr, unsigned clients, uint64_t ops,
-		     const char *log_path, uint64_t keys, int64_t retry_ns);
+/* The self-bench (sim/simbench.c). */
 int tb_simbench_main(unsigned cycles);
-/* Every SET/INCR answered OK in the client log @replies is in the disk
- * log of @disk: exit status 0, else 1 (2: cannot read). */
-int tb_kvcheck_main(const char *replies, const char *disk);
-
-/* Parse "unix:/path" or "host:port" into a sockaddr; 0 or -EINVAL. */
-struct sockaddr_storage;
-int tb_guest_parse_addr(const char *s, struct sockaddr_storage *ss,
-			unsigned *len);
 
 #endif

@@ -26,6 +26,7 @@
 #include <linux/futex.h>
 
 #include "guest.h"
+#include "kv.h"
 
 #define LD(p)	 __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)

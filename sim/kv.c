@@ -12,7 +12,8 @@
  *     live in guest RAM and change together in one step between two
  *     safepoints, so a checkpoint holds both or neither;
  *   - a retried seq (== last seq) gets the stored reply, never re-applies;
- *   - every reply leaves through the output gate (tb_guest_send).
+ *   - every reply leaves through the output gate (the host's send).
+ * The guest is known only through struct tb_kv_host (kv.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +30,9 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "guest.h"
+#include "tiber/common.h"
+#include "tiber/simproto.h"
+#include "kv.h"
 
 #define KV_MAX_CONNS 64
 #define KV_LINE	     256
@@ -42,7 +45,7 @@ struct kv_conn {
 };
 
 struct tb_guest_kv {
-	struct tb_guest *g;
+	struct tb_kv_host h;
 	char *addr;
 	int listen_fd;
 	uint32_t next_id;
@@ -111,7 +114,7 @@ static int kv_listen(struct tb_guest_kv *kv)
 	return 0;
 }
 
-int tb_guest_kv_open(struct tb_guest *g, const char *addr,
+int tb_guest_kv_open(const struct tb_kv_host *host, const char *addr,
 		     struct tb_guest_kv **out)
 {
 	struct tb_guest_kv *kv;
@@ -122,7 +125,7 @@ int tb_guest_kv_open(struct tb_guest *g, const char *addr,
 	kv = calloc(1, sizeof(*kv));
 	if (!kv)
 		return -ENOMEM;
-	kv->g = g;
+	kv->h = *host;
 	kv->addr = strdup(addr);
 	kv->listen_fd = -1;
 	kv->next_id = 1;
@@ -198,22 +201,21 @@ bool tb_guest_kv_transmit(struct tb_guest_kv *kv, uint32_t conn, const void *p,
 
 /* ---------------------------------------------------------- the table */
 
-static void mark_range(struct tb_guest *g, const void *p, size_t n)
+static void mark_range(const struct tb_kv_host *h, const void *p, size_t n)
 {
-	uintptr_t base = (uintptr_t)tb_guest_ram(g);
+	uintptr_t base = (uintptr_t)h->ram;
 	uint64_t a = ((uintptr_t)p - base) / TB_PAGE_SIZE;
 	uint64_t b = ((uintptr_t)p + n - 1 - base) / TB_PAGE_SIZE;
 
 	for (; a <= b; a++)
-		tb_guest_mark(a, g);
+		h->mark(a, h->ctx);
 }
 
-static struct tb_sim_kv_hdr *kv_hdr(struct tb_guest *g)
+static struct tb_sim_kv_hdr *kv_hdr(const struct tb_kv_host *h)
 {
-	uint8_t *ram = tb_guest_ram(g);
-	struct tb_sim_ram_hdr *h = (struct tb_sim_ram_hdr *)ram;
+	const struct tb_sim_ram_hdr *rh = (const void *)h->ram;
 
-	return (struct tb_sim_kv_hdr *)(ram + h->kv_first * TB_PAGE_SIZE);
+	return (struct tb_sim_kv_hdr *)(h->ram + rh->kv_first * TB_PAGE_SIZE);
 }
 
 static struct tb_sim_kv_client *kv_client(struct tb_sim_kv_hdr *kh, uint64_t id)
@@ -246,34 +248,33 @@ static struct tb_sim_kv_client *kv_client(struct tb_sim_kv_hdr *kh, uint64_t id)
  * safepoint in between, so every checkpoint has exactly log_head records
  * on disk.  Without a disk: nothing to do.
  */
-static int log_append(struct tb_guest *g, struct tb_sim_kv_hdr *kh,
+static int log_append(const struct tb_kv_host *h, struct tb_sim_kv_hdr *kh,
 		      uint64_t client, uint64_t seq, const char *key,
 		      const char *val)
 {
-	const struct tb_sim_ram_hdr *h = tb_guest_ram(g);
+	const struct tb_sim_ram_hdr *rh = (const void *)h->ram;
 	struct tb_sim_kvlog_rec r;
 	int rc;
 
-	if (!tb_guest_has_disk(g))
+	if (!h->disk_write)
 		return 0;
-	if ((kh->log_head + 1) * TB_SIM_KVLOG_REC > tb_guest_disk_size(g))
+	if ((kh->log_head + 1) * TB_SIM_KVLOG_REC > h->disk_size)
 		return -ENOSPC;
-	tb_sim_kvlog_make(&r, kh->log_head, h->boot_id, client, seq, key, val);
-	rc = tb_guest_disk_write(g, tb_guest_kv_vcpu(g),
-				 kh->log_head * TB_SIM_KVLOG_REC, &r,
-				 sizeof(r));
+	tb_sim_kvlog_make(&r, kh->log_head, rh->boot_id, client, seq, key, val);
+	rc = h->disk_write(h->ctx, kh->log_head * TB_SIM_KVLOG_REC, &r,
+			   sizeof(r));
 	if (!rc) {
 		kh->log_head++;
-		mark_range(g, &kh->log_head, sizeof(kh->log_head));
+		mark_range(h, &kh->log_head, sizeof(kh->log_head));
 	}
 	return rc;
 }
 
-static void apply(struct tb_guest *g, uint64_t client, uint64_t seq,
+static void apply(const struct tb_kv_host *h, uint64_t client, uint64_t seq,
 		  const char *op, const char *key, const char *val, char *reply,
 		  size_t rlen)
 {
-	struct tb_sim_kv_hdr *kh = kv_hdr(g);
+	struct tb_sim_kv_hdr *kh = kv_hdr(h);
 	struct tb_sim_kv_client *cl = kv_client(kh, client);
 	struct tb_sim_kv_ent *e;
 
@@ -335,7 +336,7 @@ static void apply(struct tb_guest *g, uint64_t client, uint64_t seq,
 
 			snprintf(nv, sizeof(nv), "%lld", cur + 1);
 		}
-		if (log_append(g, kh, client, seq, key, nv)) {
+		if (log_append(h, kh, client, seq, key, nv)) {
 			snprintf(reply, rlen,
 				 "%" PRIu64 " %" PRIu64 " ERR disk\n", client,
 				 seq);
@@ -348,7 +349,7 @@ static void apply(struct tb_guest *g, uint64_t client, uint64_t seq,
 		}
 		memset(e->val, 0, sizeof(e->val));
 		memcpy(e->val, nv, strlen(nv));
-		mark_range(g, e, sizeof(*e));
+		mark_range(h, e, sizeof(*e));
 		snprintf(reply, rlen, "%" PRIu64 " %" PRIu64 " OK %s\n", client,
 			 seq, nv);
 	} else {
@@ -362,8 +363,8 @@ record:
 	cl->last_seq = seq;
 	memcpy(cl->last_reply, reply,
 	       TB_MIN(strlen(reply), sizeof(cl->last_reply) - 1));
-	mark_range(g, cl, sizeof(*cl));
-	mark_range(g, kh, sizeof(uint64_t) * 4);
+	mark_range(h, cl, sizeof(*cl));
+	mark_range(h, kh, sizeof(uint64_t) * 4);
 }
 
 static void handle_line(struct tb_guest_kv *kv, struct kv_conn *c, char *line)
@@ -381,9 +382,10 @@ static void handle_line(struct tb_guest_kv *kv, struct kv_conn *c, char *line)
 	    tb_parse_u64(sq, &seq) || !client) {
 		snprintf(reply, sizeof(reply), "0 0 ERR parse\n");
 	} else {
-		apply(kv->g, client, seq, op, key, val, reply, TB_SIM_KV_REPLY);
+		apply(&kv->h, client, seq, op, key, val, reply,
+		      TB_SIM_KV_REPLY);
 	}
-	tb_guest_send(kv->g, c->id, reply, (uint32_t)strlen(reply));
+	kv->h.send(kv->h.ctx, c->id, reply, (uint32_t)strlen(reply));
 }
 
 static void conn_close(struct tb_guest_kv *kv, struct kv_conn *c)
@@ -456,7 +458,7 @@ int tb_guest_kv_step(struct tb_guest_kv *kv, int timeout_ms)
 				handle_line(kv, c, line);
 				did++;
 				line = nl + 1;
-				if (tb_guest_exiting(kv->g))
+				if (kv->h.exiting(kv->h.ctx))
 					break;
 			}
 			c->inlen -= (size_t)(line - c->in);

@@ -14,7 +14,8 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "guest.h"
+#include "tiber/simproto.h"
+#include "kv.h"
 
 struct op_id {
 	uint64_t client, seq;

@@ -12,6 +12,7 @@
 
 #include "tiber/config.h"
 #include "guest.h"
+#include "kv.h"
 
 static int verify_fd(int fd, const char *what)
 {
