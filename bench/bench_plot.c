@@ -209,9 +209,9 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 			    r->cfg.guest_mib != runs[0].cfg.guest_mib ||
 			    (r->cfg.link == BENCH_LINK_EMU &&
 			     r->cfg.link_gbit < 10) ||
-			    (strcmp(r->cfg.sweep, "dirty") &&
+			    (strcmp(r->cfg.sweep, "dirty") != 0 &&
 			     strcmp(r->cfg.sweep, "quick") &&
-			     strcmp(r->cfg.sweep, "link")))
+			     strcmp(r->cfg.sweep, "link") != 0))
 				continue;
 			label(r, lab, sizeof(lab));
 			nph++;

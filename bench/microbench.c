@@ -379,7 +379,7 @@ static void mb_codec(const struct mb_cfg *cfg, struct mb_json *j)
 					}
 				}
 				td[r] = (double)(tb_now_ns() - t0) / n;
-				if (memcmp(back, pages, (size_t)n * PS)) {
+				if (memcmp(back, pages, (size_t)n * PS) != 0) {
 					fprintf(stderr,
 						"codec: round trip differs kind=%s mode=%s\n",
 						mb_kind_name[k],

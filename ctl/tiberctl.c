@@ -188,7 +188,7 @@ static void print_status(const char *json, bool header)
 			json_str(p, "state", state, sizeof(state));
 			/* lost, and only an operator's promote fails it over */
 			if (!strcmp(state, "primary_lost") &&
-			    strncmp(fo, "auto", 4))
+			    strncmp(fo, "auto", 4) != 0)
 				snprintf(state, sizeof(state), "wait_operator");
 			json_str(p, "committed_epoch", a, sizeof(a));
 			json_str(p, "commit_age_ms", b, sizeof(b));
@@ -258,8 +258,8 @@ static int status_all(bool json)
 	while ((de = readdir(d))) {
 		size_t len = strlen(de->d_name);
 
-		if (len < 6 || strcmp(de->d_name + len - 5, ".sock") ||
-		    strncmp(de->d_name, "tiberd-", 7))
+		if (len < 6 || strcmp(de->d_name + len - 5, ".sock") != 0 ||
+		    strncmp(de->d_name, "tiberd-", 7) != 0)
 			continue;
 		snprintf(path, sizeof(path), RUN_DIR "/%s", de->d_name);
 		rc |= status_one(path, json, n == 0);

@@ -171,7 +171,8 @@ static int bind_socket(struct tb_ctl *c, const char *group)
 		rc = -errno;
 	if (!rc && listen(c->fd, 16))
 		rc = -errno;
-	if (!rc && strcmp(at.sun_path, c->path) && rename(at.sun_path, c->path))
+	if (!rc && strcmp(at.sun_path, c->path) != 0 &&
+	    rename(at.sun_path, c->path))
 		rc = -errno;
 	if (rc)
 		unlink(at.sun_path);

@@ -37,9 +37,9 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c,
 	enum MHD_Result ret;
 	unsigned code = MHD_HTTP_OK;
 
-	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		code = MHD_HTTP_METHOD_NOT_ALLOWED;
-	else if (strcmp(url, "/metrics"))
+	else if (strcmp(url, "/metrics") != 0)
 		code = MHD_HTTP_NOT_FOUND;
 	if (code == MHD_HTTP_OK) {
 		m->fn(&b, m->arg);

@@ -131,7 +131,7 @@ static int replay(struct tb_sim_kv_hdr *kh, int fd, uint64_t disk_size,
 			return 0;
 		}
 		e = tb_sim_kv_find(kh, r.key);
-		if (!e || strncmp(e->key, r.key, TB_SIM_KV_KEY)) {
+		if (!e || strncmp(e->key, r.key, TB_SIM_KV_KEY) != 0) {
 			say(rep,
 			    "disk log record %" PRIu64
 			    " sets key '%s', which memory does not have",

@@ -93,7 +93,7 @@ int tb_kvcheck_main(const char *replies, const char *disk)
 	while (fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "%" SCNu64 " %" SCNu64 " %15s", &want.client,
 			   &want.seq, op) != 3 ||
-		    (strcmp(op, "SET") && strcmp(op, "INCR")) ||
+		    (strcmp(op, "SET") != 0 && strcmp(op, "INCR") != 0) ||
 		    !strstr(line, "| ") || !strstr(strstr(line, "| "), " OK "))
 			continue;
 		checked++;
