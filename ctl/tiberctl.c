@@ -42,7 +42,7 @@ static int ask(const char *path, const char *cmd, char *buf, size_t len)
 		fprintf(stderr, "tiberctl: socket path too long: %s\n", path);
 		return 1;
 	}
-	strcpy(sa.sun_path, path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		fprintf(stderr, "tiberctl: %s: %s (is tiberd running?)\n", path,
