@@ -231,7 +231,7 @@ static void mb_corpus_load(struct mb_corpus *c, size_t want)
 		}
 		globfree(&g);
 	}
-	if (c->len >= 16 * PS)
+	if (c->len >= (size_t)16 * PS)
 		return;
 	/* fallback: words from a small vocabulary */
 	c->source = "synthetic words";
