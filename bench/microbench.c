@@ -731,7 +731,6 @@ static void mb_net(const struct mb_cfg *cfg, struct mb_json *j)
 					printf("  %-6s %-8s %-4s  failed: %s\n",
 					       link, mode, sink_name[sink],
 					       strerror(-rc));
-					rc = 0;
 					continue;
 				}
 				st = mb_stat_of(t, reps);
