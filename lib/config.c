@@ -33,7 +33,8 @@ void tb_opts_free(struct tb_opts *o)
 static bool key_eq(const char *a, const char *b)
 {
 	for (; *a && *b; a++, b++) {
-		char x = *a == '-' ? '_' : *a, y = *b == '-' ? '_' : *b;
+		char x = (char)(*a == '-' ? '_' : *a);
+		char y = (char)(*b == '-' ? '_' : *b);
 
 		if (x != y)
 			return false;

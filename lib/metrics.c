@@ -193,7 +193,7 @@ void tb_metric_label(char *out, size_t len, const char *in)
 	for (; *in && o + 2 < len; in++) {
 		if (*in == '"' || *in == '\\' || *in == '\n') {
 			out[o++] = '\\';
-			out[o++] = *in == '\n' ? 'n' : *in;
+			out[o++] = (char)(*in == '\n' ? 'n' : *in);
 		} else {
 			out[o++] = *in;
 		}
