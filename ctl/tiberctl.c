@@ -87,12 +87,14 @@ static int query(const char *path, const char *cmd)
 	return rc;
 }
 
-/* The string value of "@key" in the one-level JSON object @json. */
+/* The string value of "@key" in the one-level JSON object @json; "" and
+ * false when it is missing or does not fit. */
 static bool json_str(const char *json, const char *key, char *out, size_t len)
 {
 	char pat[64];
 	const char *p, *e;
 
+	out[0] = 0;
 	snprintf(pat, sizeof(pat), "\"%s\":", key);
 	p = strstr(json, pat);
 	if (!p)

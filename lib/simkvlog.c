@@ -178,7 +178,7 @@ int tb_sim_verify_disk(const void *ram, uint64_t size, int disk_fd,
 		return -EINVAL;
 	}
 	last = malloc(kh->nr_ents * sizeof(*last));
-	vhash = malloc(kh->nr_ents * sizeof(*vhash));
+	vhash = calloc(kh->nr_ents, sizeof(*vhash));
 	if (!last || !vhash) {
 		free(last);
 		free(vhash);

@@ -60,7 +60,8 @@ static int load_log(int fd, uint64_t size, struct op_id **out, size_t *n)
 		v[*n].client = r.client;
 		v[(*n)++].seq = r.seq;
 	}
-	qsort(v, *n, sizeof(*v), cmp_op);
+	if (v)
+		qsort(v, *n, sizeof(*v), cmp_op);
 	*out = v;
 	return 0;
 }
