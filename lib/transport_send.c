@@ -136,8 +136,9 @@ static void tb_zc_disconnect(struct tb_conn *c)
 {
 	struct sockaddr sa = { .sa_family = AF_UNSPEC };
 
+	/* best effort: on failure the queue drains with the socket */
 	if (c->is_tcp)
-		connect(c->fd, &sa, sizeof(sa));
+		(void)connect(c->fd, &sa, sizeof(sa));
 }
 
 /*
