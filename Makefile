@@ -72,7 +72,7 @@ ASAN_SIMLIB := $(ASAN)/libtibersim.a
 	check-integration-asan check-units check-man man deb \
 	xen-guest \
 	bench demo soak fuzz install clean help format format-check analyze \
-	memcheck mutate
+	tidy memcheck mutate
 # the nbdkit filter that journals a Xen guest's disk writes (a plugin
 # .so for nbdkit: position-independent, lib/simdisk.c compiled in)
 NBDKIT_FILTER := $(BIN)/nbdkit-tiber-filter.so
@@ -100,6 +100,7 @@ help:
 	@echo "  mutate         hand-written mutants of the critical branches: each must fail a unit test"
 	@echo "  memcheck       unit tests under valgrind"
 	@echo "  analyze        cppcheck over lib/ and the programs"
+	@echo "  tidy           clang-tidy (.clang-tidy) over lib/, the programs, nbdkit/"
 	@echo "  format         clang-format the tree; format-check fails on a diff"
 	@echo "  man            man pages -> $(BUILD)/man/ (options from the key tables)"
 	@echo "  install        programs, man pages, systemd units (PREFIX=$(PREFIX) DESTDIR=...)"
@@ -256,6 +257,15 @@ analyze:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance \
 		--inline-suppr -Iinclude --std=c11 lib daemon replicator sim \
 		bench ctl
+
+# clang-tidy with the build's own flags (no dependency files), 2 at a time;
+# the packages' headers as system headers, outside HeaderFilterRegex
+TIDY_PKG_CFLAGS = $(patsubst -I%,-isystem %,$(PKG_CFLAGS))
+TIDY_SRCS = $(sort $(wildcard lib/*.c lib/backend/*.c daemon/*.c \
+	replicator/*.c sim/*.c bench/*.c ctl/*.c nbdkit/*.c))
+tidy:
+	@TIDY_FLAGS='$(filter-out -MMD -MP,$(CFLAGS)) $(TIDY_PKG_CFLAGS)' \
+		scripts/tidy.sh $(TIDY_SRCS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' | grep -v '^tests/xen/guest/')

@@ -202,9 +202,9 @@ int bench_copy_bound(uint64_t ram_bytes, uint64_t nr_pages,
 
 	res->copy_memcpy_ns = res->copy_scattered_ns = 0;
 	res->copy_scattered_1t_ns = res->copy_scattered_2t_ns = 0;
+	nr_pages = TB_MIN(nr_pages, ram_pages / 2);
 	if (!nr_pages)
 		return 0;
-	nr_pages = TB_MIN(nr_pages, ram_pages / 2);
 	rc = ensure_buffers(ram_bytes, nr_pages);
 	if (rc)
 		goto out;

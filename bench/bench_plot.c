@@ -82,6 +82,8 @@ static int cmp_res_rate(const void *a, const void *b)
 
 int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 {
+	/* sel[] holds pointers: sizeof(*sel) is meant (three times) */
+	// NOLINTNEXTLINE(bugprone-sizeof-expression)
 	struct bench_res **sel = calloc(nr + 1, sizeof(*sel));
 	char cmd[1200], lab[64], cdf[4096] = "";
 	unsigned i, k, n, ncdf = 0, nph = 0, npts[2] = { 0, 0 };
@@ -156,7 +158,8 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		    (!strcmp(runs[i].cfg.sweep, "dirty") ||
 		     !strcmp(runs[i].cfg.sweep, "quick")))
 			sel[n++] = &runs[i];
-	qsort(sel, n, sizeof(*sel), cmp_res_dirty);
+	qsort(sel, n, sizeof(*sel), // NOLINT(bugprone-sizeof-expression)
+	      cmp_res_dirty);
 	for (k = 0; k < 2; k++) {
 		f = open_dat(dir, k ? "dirty_swp.dat" : "dirty_staged.dat");
 		if (!f)
@@ -209,9 +212,9 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 			    r->cfg.guest_mib != runs[0].cfg.guest_mib ||
 			    (r->cfg.link == BENCH_LINK_EMU &&
 			     r->cfg.link_gbit < 10) ||
-			    (strcmp(r->cfg.sweep, "dirty") &&
-			     strcmp(r->cfg.sweep, "quick") &&
-			     strcmp(r->cfg.sweep, "link")))
+			    (strcmp(r->cfg.sweep, "dirty") != 0 &&
+			     strcmp(r->cfg.sweep, "quick") != 0 &&
+			     strcmp(r->cfg.sweep, "link") != 0))
 				continue;
 			label(r, lab, sizeof(lab));
 			nph++;
@@ -248,7 +251,8 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		    runs[i].cfg.dirty_target == 1000 &&
 		    runs[i].cfg.guest_mib == runs[0].cfg.guest_mib)
 			sel[n++] = &runs[i];
-	qsort(sel, n, sizeof(*sel), cmp_res_rate);
+	qsort(sel, n, sizeof(*sel), // NOLINT(bugprone-sizeof-expression)
+	      cmp_res_rate);
 	f = open_dat(dir, "rate.dat");
 	if (f) {
 		fprintf(f,

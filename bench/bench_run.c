@@ -873,11 +873,12 @@ int bench_run(struct bench_env *env, const struct bench_cfg *c,
 	}
 	/* generous: a GiB syncs in a few s; slow links stretch epochs */
 	deadline =
-		t_start + (int64_t)((c->deadline_s > 0 ?
-					     c->deadline_s :
-					     20.0 + 10.0 * c->guest_mib / 1024 +
-						     3 * c->secs) *
-				    1e9);
+		t_start +
+		(int64_t)((c->deadline_s > 0 ?
+				   c->deadline_s :
+				   20.0 + 10.0 * (double)c->guest_mib / 1024 +
+					   3 * c->secs) *
+			  1e9);
 	for (;;) {
 		int lines;
 

@@ -231,7 +231,7 @@ static void mb_corpus_load(struct mb_corpus *c, size_t want)
 		}
 		globfree(&g);
 	}
-	if (c->len >= 16 * PS)
+	if (c->len >= (size_t)16 * PS)
 		return;
 	/* fallback: words from a small vocabulary */
 	c->source = "synthetic words";
@@ -379,7 +379,7 @@ static void mb_codec(const struct mb_cfg *cfg, struct mb_json *j)
 					}
 				}
 				td[r] = (double)(tb_now_ns() - t0) / n;
-				if (memcmp(back, pages, (size_t)n * PS)) {
+				if (memcmp(back, pages, (size_t)n * PS) != 0) {
 					fprintf(stderr,
 						"codec: round trip differs kind=%s mode=%s\n",
 						mb_kind_name[k],
@@ -731,7 +731,6 @@ static void mb_net(const struct mb_cfg *cfg, struct mb_json *j)
 					printf("  %-6s %-8s %-4s  failed: %s\n",
 					       link, mode, sink_name[sink],
 					       strerror(-rc));
-					rc = 0;
 					continue;
 				}
 				st = mb_stat_of(t, reps);

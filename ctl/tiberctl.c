@@ -42,7 +42,7 @@ static int ask(const char *path, const char *cmd, char *buf, size_t len)
 		fprintf(stderr, "tiberctl: socket path too long: %s\n", path);
 		return 1;
 	}
-	strcpy(sa.sun_path, path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		fprintf(stderr, "tiberctl: %s: %s (is tiberd running?)\n", path,
@@ -87,12 +87,14 @@ static int query(const char *path, const char *cmd)
 	return rc;
 }
 
-/* The string value of "@key" in the one-level JSON object @json. */
+/* The string value of "@key" in the one-level JSON object @json; "" and
+ * false when it is missing or does not fit. */
 static bool json_str(const char *json, const char *key, char *out, size_t len)
 {
 	char pat[64];
 	const char *p, *e;
 
+	out[0] = 0;
 	snprintf(pat, sizeof(pat), "\"%s\":", key);
 	p = strstr(json, pat);
 	if (!p)
@@ -188,7 +190,7 @@ static void print_status(const char *json, bool header)
 			json_str(p, "state", state, sizeof(state));
 			/* lost, and only an operator's promote fails it over */
 			if (!strcmp(state, "primary_lost") &&
-			    strncmp(fo, "auto", 4))
+			    strncmp(fo, "auto", 4) != 0)
 				snprintf(state, sizeof(state), "wait_operator");
 			json_str(p, "committed_epoch", a, sizeof(a));
 			json_str(p, "commit_age_ms", b, sizeof(b));
@@ -258,8 +260,8 @@ static int status_all(bool json)
 	while ((de = readdir(d))) {
 		size_t len = strlen(de->d_name);
 
-		if (len < 6 || strcmp(de->d_name + len - 5, ".sock") ||
-		    strncmp(de->d_name, "tiberd-", 7))
+		if (len < 6 || strcmp(de->d_name + len - 5, ".sock") != 0 ||
+		    strncmp(de->d_name, "tiberd-", 7) != 0)
 			continue;
 		snprintf(path, sizeof(path), RUN_DIR "/%s", de->d_name);
 		rc |= status_one(path, json, n == 0);

@@ -62,7 +62,7 @@ void tiberd_metrics(struct tb_buf *out, void *engine)
 	one(out, lab, "tiber_resyncs_total", "counter",
 	    "full syncs after the first", (double)st.resyncs);
 	one(out, lab, "tiber_backup_lag_seconds", "gauge",
-	    "age of the oldest unacked epoch", st.backup_lag_ns / 1e9);
+	    "age of the oldest unacked epoch", (double)st.backup_lag_ns / 1e9);
 	one(out, lab, "tiber_raw_bytes_total", "counter",
 	    "page and state bytes before encoding", (double)st.bytes_raw);
 	one(out, lab, "tiber_wire_bytes_total", "counter",

@@ -146,7 +146,7 @@ int tb_parse_size(const char *s, uint64_t *out)
 	if (rc)
 		return rc;
 	for (i = 0; i < TB_ARRAY_SIZE(units); i++) {
-		if (strcasecmp(unit, units[i].u))
+		if (strcasecmp(unit, units[i].u) != 0)
 			continue;
 		v = num * units[i].mul;
 		if (v >= 18446744073709551615.0)
@@ -176,7 +176,7 @@ int tb_parse_duration(const char *s, int64_t *out_ns)
 	if (rc)
 		return rc;
 	for (i = 0; i < TB_ARRAY_SIZE(units); i++) {
-		if (strcmp(unit, units[i].u))
+		if (strcmp(unit, units[i].u) != 0)
 			continue;
 		v = num * units[i].mul;
 		if (v >= 9.2e18)

@@ -33,7 +33,8 @@ void tb_opts_free(struct tb_opts *o)
 static bool key_eq(const char *a, const char *b)
 {
 	for (; *a && *b; a++, b++) {
-		char x = *a == '-' ? '_' : *a, y = *b == '-' ? '_' : *b;
+		char x = (char)(*a == '-' ? '_' : *a);
+		char y = (char)(*b == '-' ? '_' : *b);
 
 		if (x != y)
 			return false;
@@ -130,7 +131,7 @@ static bool parse_word(const struct tb_opt *opt, const char *value,
 	const struct tb_opt_word *w;
 
 	for (w = opt->words; w && w->word; w++) {
-		if (strcmp(w->word, value))
+		if (strcmp(w->word, value) != 0)
 			continue;
 		switch (opt->type) {
 		case TB_OPT_U32:
@@ -535,7 +536,7 @@ int tb_opts_parse_cli_rest(struct tb_opts *o, int argc, char **argv,
 
 	*rest = NULL;
 	*nrest = 0;
-	for (rc = 1; rc < argc && strcmp(argv[rc], "--"); rc++) {
+	for (rc = 1; rc < argc && strcmp(argv[rc], "--") != 0; rc++) {
 		if (!strcmp(argv[rc], "--version")) {
 			const char *slash = strrchr(argv[0], '/');
 

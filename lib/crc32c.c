@@ -16,9 +16,9 @@
 
 #include "tiber/stream.h"
 
-#define CRC32C_POLY 0x82F63B78u /* reflected Castagnoli */
-#define CRC_LONG    8192u	/* hw: three interleaved streams of this */
-#define CRC_SHORT   256u	/* ... and of this for the tail */
+#define CRC32C_POLY 0x82F63B78u	   /* reflected Castagnoli */
+#define CRC_LONG    ((size_t)8192) /* hw: three interleaved streams of this */
+#define CRC_SHORT   ((size_t)256)  /* ... and of this for the tail */
 
 static uint32_t crc_table[8][256];	 /* slicing-by-8 */
 static uint32_t crc_long_shift[4][256];	 /* x^(8*CRC_LONG) mod P */

@@ -95,6 +95,7 @@ static void write_resp(int fd, const char *s, int64_t deadline)
 static void serve_one(struct tb_ctl *c, int fd)
 {
 	char req[TB_CTL_REQ_MAX];
+	size_t n;
 	int rc;
 
 	rc = read_cmd(fd, req, sizeof(req),
@@ -107,7 +108,9 @@ static void serve_one(struct tb_ctl *c, int fd)
 	c->resp[0] = 0;
 	c->fn(c->arg, req, c->resp, TB_CTL_RESP_MAX - 1);
 	c->resp[TB_CTL_RESP_MAX - 2] = 0;
-	strcat(c->resp, "\n");
+	n = strlen(c->resp);
+	c->resp[n] = '\n';
+	c->resp[n + 1] = 0;
 	write_resp(fd, c->resp,
 		   tb_now_ns() + TB_CTL_DEADLINE_MS * TB_NSEC_PER_MSEC);
 }
@@ -171,7 +174,8 @@ static int bind_socket(struct tb_ctl *c, const char *group)
 		rc = -errno;
 	if (!rc && listen(c->fd, 16))
 		rc = -errno;
-	if (!rc && strcmp(at.sun_path, c->path) && rename(at.sun_path, c->path))
+	if (!rc && strcmp(at.sun_path, c->path) != 0 &&
+	    rename(at.sun_path, c->path))
 		rc = -errno;
 	if (rc)
 		unlink(at.sun_path);
@@ -193,7 +197,7 @@ int tb_ctl_open(struct tb_ctl **out, const char *path, const char *group,
 	c->fd = c->lock_fd = c->stop_fd = -1;
 	c->fn = fn;
 	c->arg = arg;
-	strcpy(c->path, path);
+	memcpy(c->path, path, strlen(path) + 1);
 	snprintf(c->lock_path, sizeof(c->lock_path), "%s.lock", path);
 	c->resp = malloc(TB_CTL_RESP_MAX);
 	if (!c->resp) {

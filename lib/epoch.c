@@ -78,7 +78,7 @@ static int job_alloc(struct job *j, size_t cap)
 
 	memset(j, 0, sizeof(*j));
 	j->cap = cap;
-	j->pfns = calloc(cap, sizeof(*j->pfns));
+	j->pfns = calloc(cap ? cap : 1, sizeof(*j->pfns));
 	/* Reserved, touched lazily outside the pause (prefault_job). */
 	j->pages = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 			MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -438,7 +438,6 @@ int tb_engine_run(struct tb_engine *e)
 	rc = arm_ticks(e, period, &t0);
 	if (rc)
 		return rc;
-	t_tick = t0;
 	while (!atomic_load(&e->stopping)) {
 		pfd[0] = (struct pollfd){ .fd = e->timer_fd, .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = e->stop_fd, .events = POLLIN };

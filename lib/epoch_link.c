@@ -211,9 +211,9 @@ static int connect_backup(struct tb_engine *e)
 	rc = tb_enc_hello(&e->sendbuf, &h);
 	if (!rc)
 		rc = tb_eng_flush_send(e, NULL);
-	if (!rc)
-		rc = tb_conn_recv_rec(e->conn, &rec,
-				      deadline_in(e->cfg.hb_timeout_ns));
+	if (rc)
+		goto fail;
+	rc = tb_conn_recv_rec(e->conn, &rec, deadline_in(e->cfg.hb_timeout_ns));
 	if (rc == 0)
 		rc = -ECONNRESET;
 	if (rc < 0)

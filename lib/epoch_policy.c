@@ -149,7 +149,7 @@ int tb_eng_try_reconnect(struct tb_engine *e, int64_t now)
 			*q = '\''; /* it goes into the status JSON */
 	pthread_mutex_lock(&e->lock);
 	/* loud, but once per reason (and again every 30 s) */
-	if (rc && (strcmp(why, e->link_text) ||
+	if (rc && (strcmp(why, e->link_text) != 0 ||
 		   now - e->link_warn_ns >= LINK_WARN_EVERY_NS)) {
 		tb_warn("backup=%s unreachable, retrying every %" PRId64
 			" ms: %s",

@@ -40,8 +40,8 @@ static char **fence_env(const char *guest, const char *peer, char **g, char **p)
 		return NULL;
 	}
 	for (i = 0; i < n; i++)
-		if (strncmp(environ[i], "TIBER_GUEST=", 12) &&
-		    strncmp(environ[i], "TIBER_PEER=", 11))
+		if (strncmp(environ[i], "TIBER_GUEST=", 12) != 0 &&
+		    strncmp(environ[i], "TIBER_PEER=", 11) != 0)
 			env[j++] = environ[i];
 	env[j++] = *g;
 	env[j++] = *p;

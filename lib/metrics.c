@@ -37,9 +37,9 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c,
 	enum MHD_Result ret;
 	unsigned code = MHD_HTTP_OK;
 
-	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 		code = MHD_HTTP_METHOD_NOT_ALLOWED;
-	else if (strcmp(url, "/metrics"))
+	else if (strcmp(url, "/metrics") != 0)
 		code = MHD_HTTP_NOT_FOUND;
 	if (code == MHD_HTTP_OK) {
 		m->fn(&b, m->arg);
@@ -193,7 +193,7 @@ void tb_metric_label(char *out, size_t len, const char *in)
 	for (; *in && o + 2 < len; in++) {
 		if (*in == '"' || *in == '\\' || *in == '\n') {
 			out[o++] = '\\';
-			out[o++] = *in == '\n' ? 'n' : *in;
+			out[o++] = (char)(*in == '\n' ? 'n' : *in);
 		} else {
 			out[o++] = *in;
 		}

@@ -62,12 +62,11 @@ int tb_rdisks_init(struct tb_rdisks *s, const char *dir, const char *guest,
 	for (k = 0; guest[k] && k < sizeof(s->base) - 1; k++) {
 		char c = guest[k];
 
-		s->base[k] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-					     (c >= '0' && c <= '9') ||
-					     c == '-' || c == '_' ||
-					     (c == '.' && k) ?
-				     c :
-				     '_';
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		      (c == '.' && k)))
+			c = '_';
+		s->base[k] = c;
 	}
 	if (!k)
 		s->base[k++] = '_';

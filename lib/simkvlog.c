@@ -131,7 +131,7 @@ static int replay(struct tb_sim_kv_hdr *kh, int fd, uint64_t disk_size,
 			return 0;
 		}
 		e = tb_sim_kv_find(kh, r.key);
-		if (!e || strncmp(e->key, r.key, TB_SIM_KV_KEY)) {
+		if (!e || strncmp(e->key, r.key, TB_SIM_KV_KEY) != 0) {
 			say(rep,
 			    "disk log record %" PRIu64
 			    " sets key '%s', which memory does not have",
@@ -178,7 +178,7 @@ int tb_sim_verify_disk(const void *ram, uint64_t size, int disk_fd,
 		return -EINVAL;
 	}
 	last = malloc(kh->nr_ents * sizeof(*last));
-	vhash = malloc(kh->nr_ents * sizeof(*vhash));
+	vhash = calloc(kh->nr_ents, sizeof(*vhash));
 	if (!last || !vhash) {
 		free(last);
 		free(vhash);

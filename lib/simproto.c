@@ -332,7 +332,7 @@ int tb_sim_store_cmpxchg(struct tb_sim_store *s, const char *key,
 	store_lock(s);
 	i = store_find(s, key);
 	cur = i < 0 ? "" : s->slot[i].val;
-	if (strncmp(cur, expect, TB_SIM_VAL_MAX)) {
+	if (strncmp(cur, expect, TB_SIM_VAL_MAX) != 0) {
 		rc = -EAGAIN;
 	} else if (!*val) {
 		if (i >= 0)

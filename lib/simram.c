@@ -309,7 +309,7 @@ int tb_sim_verify(const void *ram, uint64_t size,
 		rep->total_writes += gens[i];
 		tb_sim_page_expect(pfn, gens[i], h->content, exp);
 		rep->pages_checked++;
-		if (memcmp(exp, b + pfn * TB_PAGE_SIZE, TB_PAGE_SIZE)) {
+		if (memcmp(exp, b + pfn * TB_PAGE_SIZE, TB_PAGE_SIZE) != 0) {
 			if (!rep->bad_pages) {
 				rep->first_bad_pfn = pfn;
 				rep->first_bad_gen = gens[i];

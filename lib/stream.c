@@ -384,7 +384,7 @@ int tb_enc_pages_begin(struct tb_page_rec *r, struct tb_buf *out,
 			return -ENOMEM;
 	}
 	if (!r->descs) {
-		r->descs = malloc(TB_PAGES_PER_REC_MAX * 8);
+		r->descs = malloc((size_t)TB_PAGES_PER_REC_MAX * 8);
 		if (!r->descs)
 			return -ENOMEM;
 	}

@@ -24,7 +24,7 @@
 
 #define DEC_MIN_CAP (64u << 10)
 /* Growth beyond this is only to what is needed (two largest records). */
-#define DEC_DOUBLE_MAX (2 * (TB_REC_LEN_MAX + 16u))
+#define DEC_DOUBLE_MAX (2 * ((size_t)TB_REC_LEN_MAX + 16))
 
 void tb_dec_init(struct tb_dec *d)
 {

@@ -126,7 +126,7 @@ static int load_client_psk(struct tb_tls_ctx *x, const char *path,
 		if (!colon || colon == line || !colon[1])
 			continue;
 		*colon = 0;
-		if (identity && strcmp(line, identity))
+		if (identity && strcmp(line, identity) != 0)
 			continue;
 		if (strlen(line) >= sizeof(x->psk_id))
 			continue; /* longer than any identity we log */

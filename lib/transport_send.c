@@ -136,8 +136,9 @@ static void tb_zc_disconnect(struct tb_conn *c)
 {
 	struct sockaddr sa = { .sa_family = AF_UNSPEC };
 
+	/* best effort: on failure the queue drains with the socket */
 	if (c->is_tcp)
-		connect(c->fd, &sa, sizeof(sa));
+		(void)connect(c->fd, &sa, sizeof(sa));
 }
 
 /*
@@ -314,8 +315,9 @@ static int tb_sendv_raw(struct tb_conn *c, const struct iovec *iov, int iovcnt,
 		}
 		started = true;
 		rc = tb_send_batch(c, n, deadline_ns, &done);
-		/* advance the cursor by what reached the socket */
-		while (done) {
+		/* advance the cursor by what reached the socket (done never
+		 * exceeds the batch, which ends within iov[]) */
+		while (done && idx < iovcnt) {
 			left = iov[idx].iov_len - off;
 			take = TB_MIN(left, done);
 			off += take;

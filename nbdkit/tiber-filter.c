@@ -174,7 +174,7 @@ static bool tiberd_alive(void)
 /* Under the journal lock: wait until @len bytes fit or nobody mirrors. */
 static void wait_room(uint32_t len)
 {
-	const struct timespec ts = { 0, 200 * 1000 };
+	const struct timespec ts = { 0, 200L * 1000 };
 	bool waited = false;
 
 	while (!tb_sim_disk_fits(jk, len) &&

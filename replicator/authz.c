@@ -181,7 +181,7 @@ bool repl_authz_allows(const char *id, const char *guest, uint64_t *max_bytes)
 	if (!id)
 		return false;
 	for (i = 0; i < nrules; i++) {
-		if (strcmp(rules[i].id, id))
+		if (strcmp(rules[i].id, id) != 0)
 			continue;
 		if (!strcmp(rules[i].guest, guest)) {
 			any = &rules[i];

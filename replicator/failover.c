@@ -287,7 +287,7 @@ static void ctl_status(char *buf, size_t len)
 	}
 	pthread_mutex_unlock(&doms_lock);
 	if (off + 3 < len)
-		strcpy(buf + off, "]}");
+		memcpy(buf + off, "]}", 3);
 	else
 		snprintf(buf, len, "{\"error\":\"status too long\"}");
 }

@@ -58,8 +58,9 @@ void repl_metrics(struct tb_buf *out, void *arg)
 			 name, d->domid);
 		r->state = d->state;
 		r->epoch = commit ? (double)d->rep.committed_epoch : 0;
-		r->age_s = commit && d->t_commit ? (now - d->t_commit) / 1e9 :
-						   -1;
+		r->age_s = commit && d->t_commit ?
+				   (double)(now - d->t_commit) / 1e9 :
+				   -1;
 		r->bytes = d->have_rep ?
 				   (double)d->rep.nr_pages * TB_PAGE_SIZE :
 				   0;

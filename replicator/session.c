@@ -203,7 +203,8 @@ static struct rdom *claim(const struct tb_hello *h, const char *peer,
 		 * committed it: no other identity may take it over */
 		if (o->state != DOM_FREE && o->have_rep && o->rep.have_commit &&
 		    !strncmp(o->name, h->name, sizeof(h->name)) &&
-		    o->peer_id[0] && peer_id && strcmp(o->peer_id, peer_id))
+		    o->peer_id[0] && peer_id &&
+		    strcmp(o->peer_id, peer_id) != 0)
 			owned = o;
 	}
 	*code = TB_SERR_BAD_FIELD;

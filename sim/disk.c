@@ -50,7 +50,7 @@ int tb_guest_disk_open(struct tb_guest *g)
 
 	if (!cfg->disk)
 		return 0;
-	if (!ring || (ring & (ring - 1)) || ring < 64 * 1024) {
+	if (!ring || (ring & (ring - 1)) || ring < (uint64_t)64 * 1024) {
 		fprintf(stderr,
 			"tiber-simguest: --disk-ring must be a power of two >= 64K\n");
 		return -EINVAL;

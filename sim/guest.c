@@ -212,7 +212,8 @@ static int map_ram(struct tb_guest *g, struct tb_sim_dev_state *dev,
 		if (ftruncate(g->ram_fd, (off_t)g->ram_size))
 			return -errno;
 	}
-	if (g->ram_size < 64 * TB_PAGE_SIZE || g->ram_size % TB_PAGE_SIZE)
+	if (g->ram_size < (uint64_t)64 * TB_PAGE_SIZE ||
+	    g->ram_size % TB_PAGE_SIZE)
 		return -EINVAL;
 	g->nr_pages = g->ram_size / TB_PAGE_SIZE;
 	g->ram = mmap(NULL, g->ram_size, PROT_READ | PROT_WRITE,

@@ -63,7 +63,7 @@ int tb_guest_parse_addr(const char *s, struct sockaddr_storage *ss,
 		if (strlen(s + 5) >= sizeof(su->sun_path) || !s[5])
 			return -EINVAL;
 		su->sun_family = AF_UNIX;
-		strcpy(su->sun_path, s + 5);
+		memcpy(su->sun_path, s + 5, strlen(s + 5) + 1);
 		*len = sizeof(*su);
 		return 0;
 	} else {

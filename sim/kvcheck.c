@@ -61,7 +61,8 @@ static int load_log(int fd, uint64_t size, struct op_id **out, size_t *n)
 		v[*n].client = r.client;
 		v[(*n)++].seq = r.seq;
 	}
-	qsort(v, *n, sizeof(*v), cmp_op);
+	if (v)
+		qsort(v, *n, sizeof(*v), cmp_op);
 	*out = v;
 	return 0;
 }
@@ -94,7 +95,7 @@ int tb_kvcheck_main(const char *replies, const char *disk)
 	while (fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "%" SCNu64 " %" SCNu64 " %15s", &want.client,
 			   &want.seq, op) != 3 ||
-		    (strcmp(op, "SET") && strcmp(op, "INCR")) ||
+		    (strcmp(op, "SET") != 0 && strcmp(op, "INCR") != 0) ||
 		    !strstr(line, "| ") || !strstr(strstr(line, "| "), " OK "))
 			continue;
 		checked++;

@@ -32,7 +32,7 @@
 
 #define TB_SIM_MAGIC	  0x4d495354u /* "TSIM" */
 #define TB_SIM_VERSION	  2u
-#define TB_SIM_CTRL_FIXED (64u * 1024u) /* fixed part of the control memfd */
+#define TB_SIM_CTRL_FIXED 65536u /* 64 KiB: fixed part of the control memfd */
 
 /* Domain state (the hypervisor's view). */
 enum tb_sim_state {

@@ -152,7 +152,7 @@ static int sim_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 		d->evtfds[i] = -1;
 	pthread_mutex_init(&d->st_lock, NULL);
 
-	strcpy(sa.sun_path, cfg->guest);
+	memcpy(sa.sun_path, cfg->guest, strlen(cfg->guest) + 1);
 	d->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (d->sock < 0 ||
 	    connect(d->sock, (struct sockaddr *)&sa, sizeof(sa))) {

@@ -91,12 +91,12 @@ int tb_sim_dirty_setup(struct tb_dom *d, const char *want)
 
 	if (!want || !*want)
 		want = "auto";
-	if (strcmp(want, "auto") && strcmp(want, "uffd") &&
-	    strcmp(want, "bitmap")) {
+	if (strcmp(want, "auto") != 0 && strcmp(want, "uffd") != 0 &&
+	    strcmp(want, "bitmap") != 0) {
 		tb_backend_set_reason("sim: unknown dirty_mech '%s'", want);
 		return -EINVAL;
 	}
-	if (strcmp(want, "bitmap")) {
+	if (strcmp(want, "bitmap") != 0) {
 		rc = -ENOTSUP;
 		if (d->uffd >= 0 && (d->ctrl->features & TB_SIM_FEAT_UFFD_WP)) {
 			snprintf(path, sizeof(path), "/proc/%d/pagemap",

@@ -212,7 +212,7 @@ static int attach_xenstore(struct tb_dom *d, char **dompath)
 static int xen_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 {
 	struct tb_dom *d;
-	xc_domaininfo_t info;
+	xc_domaininfo_t info = { 0 };
 	char *dompath = NULL;
 	int rc;
 

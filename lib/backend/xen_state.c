@@ -93,7 +93,7 @@ static int pv_vcpu_canonical(struct tb_dom *d, uint32_t v,
 				      v, c->gdt_ents);
 		return -ERANGE;
 	}
-	for (unsigned i = 0; !rc && i * 512 < c->gdt_ents; i++) {
+	for (unsigned i = 0; !rc && (size_t)i * 512 < c->gdt_ents; i++) {
 		f = c->gdt_frames[i];
 		rc = pv_frame_to_pfn(d, v, "GDT frame", &f);
 		c->gdt_frames[i] = f;

@@ -335,6 +335,8 @@ static int wr_run(int fd, const char *config, size_t config_len, bool xl,
 		uint32_t opt = config ? (uint32_t)(4 + config_len) : 0;
 
 		memset(h, 0, sizeof(h));
+		/* a fixed 32-byte field, not a C string: no NUL to copy */
+		// NOLINTNEXTLINE(bugprone-not-null-terminated-result)
 		memcpy(h, tb_xs_xl_magic, TB_XS_XL_MAGIC_LEN);
 		/* "domain's byte order": native = little-endian */
 		tb_put_le32(h + 32, TB_XS_XL_BYTEORDER);

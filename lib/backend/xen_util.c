@@ -59,7 +59,7 @@ int tb_xen_elf_find_note(const void *img, size_t len, const char *name,
 	uint64_t phoff, shoff;
 	unsigned phnum, shnum, phentsize, shentsize, i;
 
-	if (len < EI_NIDENT || memcmp(b, ELFMAG, SELFMAG))
+	if (len < EI_NIDENT || memcmp(b, ELFMAG, SELFMAG) != 0)
 		return -ENOEXEC;
 	if (b[EI_DATA] != ELFDATA2LSB)
 		return -ENOEXEC;
@@ -187,7 +187,7 @@ int tb_xen_bzimage_payload(const void *img, size_t len, size_t *off,
 	unsigned setup_sects, version, i;
 	uint64_t o, n;
 
-	if (len < BZ_PAYLOAD_LENGTH + 4 || memcmp(b + BZ_HDRS, "HdrS", 4))
+	if (len < BZ_PAYLOAD_LENGTH + 4 || memcmp(b + BZ_HDRS, "HdrS", 4) != 0)
 		return -ENOEXEC;
 	version = b[BZ_VERSION] | b[BZ_VERSION + 1] << 8;
 	if (version < 0x208)
