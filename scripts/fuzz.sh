@@ -109,4 +109,10 @@ fi
 fuzz replica 65536 "$FUZZ/seeds-replica" tests/fuzz/stream_mutator.c \
 	tests/fuzz/stream_oracle.c lib/replica.c lib/replica_disk.c \
 	lib/bitmap.c lib/codec.c "${STREAM_SRCS[@]}" -llz4 -lxxhash
+
+# The failover's reader of the primary's Xen state blobs, with the
+# stream writer and parser as its oracle.
+fuzz xenblob 16384 tests/fuzz/seeds-xenblob lib/backend/xen_stream_img.c \
+	lib/backend/xen_blob.c lib/backend/xen_stream.c \
+	lib/backend/xen_stream_parse.c lib/bitmap.c lib/common.c
 echo "fuzz: PASS"
