@@ -115,4 +115,9 @@ fuzz replica 65536 "$FUZZ/seeds-replica" tests/fuzz/stream_mutator.c \
 fuzz xenblob 16384 tests/fuzz/seeds-xenblob lib/backend/xen_stream_img.c \
 	lib/backend/xen_blob.c lib/backend/xen_stream.c \
 	lib/backend/xen_stream_parse.c lib/bitmap.c lib/common.c
+
+# What the simulated hypervisor reads from its guest: the state blobs
+# and the RAM image verifier.
+fuzz simblob 65536 tests/fuzz/seeds-simblob lib/simproto.c lib/simram.c \
+	lib/simdisk.c lib/common.c
 echo "fuzz: PASS"
