@@ -4,6 +4,7 @@
  * small I/O and futex wrappers every module would otherwise write again.
  * Invariant: each action returns 0 or -errno, never sets errno as output.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -60,7 +61,8 @@ int tb_parse_u64(const char *s, uint64_t *out)
 	char *end;
 	unsigned long long v;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	/* strtoull() would skip spaces and negate a '-' after them */
+	if (!s || !isdigit((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 0);
