@@ -120,4 +120,8 @@ fuzz xenblob 16384 tests/fuzz/seeds-xenblob lib/backend/xen_stream_img.c \
 # and the RAM image verifier.
 fuzz simblob 65536 tests/fuzz/seeds-simblob lib/simproto.c lib/simram.c \
 	lib/simdisk.c lib/common.c
+
+# The config parser (files and command lines) against a key table of
+# every option type.
+fuzz config 4096 tests/fuzz/seeds-config lib/config.c lib/common.c
 echo "fuzz: PASS"
