@@ -25,8 +25,6 @@
 #include "tiber/log.h"
 
 #define TB_CTL_DEADLINE_MS 1000
-#define TB_CTL_REQ_MAX	   512
-#define TB_CTL_RESP_MAX	   16384
 
 struct tb_ctl {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -38,8 +36,8 @@ struct tb_ctl {
 	char *resp;
 };
 
-/* Read one line (up to '\n' or EOF) within the deadline.  Length or
- * -errno (-ETIMEDOUT for a silent client). */
+/* Read one line (up to '\n' or EOF) within the deadline, NUL-terminated.
+ * Length or -errno (-ETIMEDOUT for a silent client). */
 static int read_cmd(int fd, char *buf, size_t cap, int64_t deadline)
 {
 	size_t got = 0;
@@ -65,8 +63,23 @@ static int read_cmd(int fd, char *buf, size_t cap, int64_t deadline)
 			break;
 	}
 	buf[got] = 0;
-	buf[strcspn(buf, "\r\n")] = 0;
 	return (int)got;
+}
+
+size_t tb_ctl_reply(tb_ctl_fn fn, void *arg, const char *req, size_t len,
+		    char *resp)
+{
+	char cmd[TB_CTL_REQ_MAX];
+
+	len = TB_MIN(len, sizeof(cmd) - 1);
+	memcpy(cmd, req, len);
+	cmd[len] = 0;
+	cmd[strcspn(cmd, "\r\n")] = 0;
+	resp[0] = 0;
+	fn(arg, cmd, resp, TB_CTL_RESP_MAX - 1);
+	resp[TB_CTL_RESP_MAX - 2] = 0;
+	strcat(resp, "\n");
+	return strlen(resp);
 }
 
 static void write_resp(int fd, const char *s, int64_t deadline)
@@ -103,10 +116,7 @@ static void serve_one(struct tb_ctl *c, int fd)
 		       rc ? strerror(-rc) : "closed without a command");
 		return;
 	}
-	c->resp[0] = 0;
-	c->fn(c->arg, req, c->resp, TB_CTL_RESP_MAX - 1);
-	c->resp[TB_CTL_RESP_MAX - 2] = 0;
-	strcat(c->resp, "\n");
+	tb_ctl_reply(c->fn, c->arg, req, (size_t)rc, c->resp);
 	write_resp(fd, c->resp,
 		   tb_now_ns() + TB_CTL_DEADLINE_MS * TB_NSEC_PER_MSEC);
 }
