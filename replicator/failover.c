@@ -362,15 +362,27 @@ static void ctl_reprotect(const char *name, char *buf, size_t len)
 		 !d ? "no such guest" : "it has not failed over to this host");
 }
 
+/* NAME of the command "VERB NAME" (one space, one word), else NULL.
+ * (sscanf's "VERB %s" also took "VERBNAME" and "VERB NAME junk".) */
+static const char *arg_of(const char *cmd, const char *verb)
+{
+	size_t n = strlen(verb);
+
+	if (strncmp(cmd, verb, n) || cmd[n] != ' ' || !cmd[n + 1] ||
+	    strpbrk(cmd + n + 1, " \t\v\f"))
+		return NULL;
+	return cmd + n + 1;
+}
+
 void repl_control(void *arg, const char *cmd, char *buf, size_t len)
 {
-	char name[64];
+	const char *name;
 
 	if (!strcmp(cmd, "status"))
 		ctl_status(buf, len);
-	else if (sscanf(cmd, "promote %63s", name) == 1)
+	else if ((name = arg_of(cmd, "promote")))
 		ctl_promote(name, buf, len);
-	else if (sscanf(cmd, "reprotect %63s", name) == 1)
+	else if ((name = arg_of(cmd, "reprotect")))
 		ctl_reprotect(name, buf, len);
 	else
 		snprintf(
