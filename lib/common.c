@@ -196,6 +196,37 @@ const char *tb_strerror(int rc)
 	return rc == TB_ERESOLVE ? "cannot resolve host name" : strerror(rc);
 }
 
+const char *tb_json_esc(char *out, size_t len, const char *in)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0, n;
+	char e[6];
+
+	for (; *in; in++) {
+		unsigned char c = (unsigned char)*in;
+
+		e[0] = '\\';
+		if (c == '"' || c == '\\') {
+			e[1] = (char)c;
+			n = 2;
+		} else if (c < 0x20 || c == 0x7f) {
+			memcpy(e + 1, "u00", 3);
+			e[4] = hex[c >> 4];
+			e[5] = hex[c & 15];
+			n = 6;
+		} else {
+			e[0] = (char)c;
+			n = 1;
+		}
+		if (n >= len - o)
+			break;
+		memcpy(out + o, e, n);
+		o += n;
+	}
+	out[o] = 0;
+	return out;
+}
+
 void tb_sleep_until(int64_t t_ns)
 {
 	struct timespec ts = { .tv_sec = t_ns / TB_NSEC_PER_SEC,
