@@ -65,7 +65,7 @@ fuzz() {
 	wanted "$name" || return 0
 	echo "fuzz: building $FUZZ/fuzz_$name"
 	"$CLANG" -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Itests/fuzz \
-		-Wall -Wextra -Werror \
+		-Wall -Wextra -Wno-unused-parameter -Werror \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-fno-omit-frame-pointer "tests/fuzz/fuzz_$name.c" "$@" \
 		-lm -pthread -o "$FUZZ/fuzz_$name"
@@ -124,4 +124,9 @@ fuzz simblob 65536 tests/fuzz/seeds-simblob lib/simproto.c lib/simram.c \
 # The config parser (files and command lines) against a key table of
 # every option type.
 fuzz config 4096 tests/fuzz/seeds-config lib/config.c lib/common.c
+
+# The control-socket commands: a client's bytes through tb_ctl_reply()
+# to the replicator's and tiberd's command handlers.
+fuzz ctl 1024 tests/fuzz/seeds-ctl lib/ctlsock.c replicator/failover.c \
+	lib/epoch_status.c lib/backend/backend.c lib/log.c lib/common.c
 echo "fuzz: PASS"
