@@ -4,6 +4,7 @@
  * small I/O and futex wrappers every module would otherwise write again.
  * Invariant: each action returns 0 or -errno, never sets errno as output.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -60,7 +61,8 @@ int tb_parse_u64(const char *s, uint64_t *out)
 	char *end;
 	unsigned long long v;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	/* strtoull() would skip spaces and negate a '-' after them */
+	if (!s || !isdigit((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 0);
@@ -192,6 +194,38 @@ const char *tb_strerror(int rc)
 	if (rc < 0)
 		rc = -rc;
 	return rc == TB_ERESOLVE ? "cannot resolve host name" : strerror(rc);
+}
+
+const char *tb_json_esc(char *out, size_t len, const char *in)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0, n;
+	char e[6];
+
+	for (; *in; in++) {
+		unsigned char c = (unsigned char)*in;
+
+		e[0] = '\\';
+		if (c == '"' || c == '\\') {
+			e[1] = (char)c;
+			n = 2;
+		} else if (c < 0x20 || c == 0x7f) {
+			e[1] = 'u';
+			e[2] = e[3] = '0';
+			e[4] = hex[c >> 4];
+			e[5] = hex[c & 15];
+			n = 6;
+		} else {
+			e[0] = (char)c;
+			n = 1;
+		}
+		if (n >= len - o)
+			break;
+		memcpy(out + o, e, n);
+		o += n;
+	}
+	out[o] = 0;
+	return out;
 }
 
 void tb_sleep_until(int64_t t_ns)

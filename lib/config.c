@@ -324,11 +324,8 @@ static char *trim(char *s)
 
 int tb_opts_load_file(struct tb_opts *o, const char *path)
 {
-	char line[1024], where[512], *key, *val, *eq, *hash;
-	const struct tb_opt *opt;
 	FILE *f = fopen(path, "r");
-	int lineno = 0, rc = 0;
-	size_t len;
+	int rc;
 
 	if (!f) {
 		rc = -errno;
@@ -336,6 +333,18 @@ int tb_opts_load_file(struct tb_opts *o, const char *path)
 			 strerror(errno));
 		return rc;
 	}
+	rc = tb_opts_load_fp(o, f, path);
+	fclose(f);
+	return rc;
+}
+
+int tb_opts_load_fp(struct tb_opts *o, FILE *f, const char *path)
+{
+	char line[1024], where[512], *key, *val, *eq, *hash;
+	const struct tb_opt *opt;
+	int lineno = 0, rc = 0;
+	size_t len;
+
 	while (fgets(line, sizeof(line), f)) {
 		lineno++;
 		snprintf(where, sizeof(where), "config %s:%d", path, lineno);
@@ -391,7 +400,6 @@ int tb_opts_load_file(struct tb_opts *o, const char *path)
 		if (rc)
 			break;
 	}
-	fclose(f);
 	return rc;
 }
 

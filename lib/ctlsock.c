@@ -26,8 +26,6 @@
 #include "sock.h"
 
 #define TB_CTL_DEADLINE_MS 1000
-#define TB_CTL_REQ_MAX	   512
-#define TB_CTL_RESP_MAX	   16384
 
 struct tb_ctl {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -39,8 +37,8 @@ struct tb_ctl {
 	char *resp;
 };
 
-/* Read one line (up to '\n' or EOF) within the deadline.  Length or
- * -errno (-ETIMEDOUT for a silent client). */
+/* Read one line (up to '\n' or EOF) within the deadline, NUL-terminated.
+ * Length or -errno (-ETIMEDOUT for a silent client). */
 static int read_cmd(int fd, char *buf, size_t cap, int64_t deadline)
 {
 	size_t got = 0;
@@ -66,8 +64,26 @@ static int read_cmd(int fd, char *buf, size_t cap, int64_t deadline)
 			break;
 	}
 	buf[got] = 0;
-	buf[strcspn(buf, "\r\n")] = 0;
 	return (int)got;
+}
+
+size_t tb_ctl_reply(tb_ctl_fn fn, void *arg, const char *req, size_t len,
+		    char *resp)
+{
+	char cmd[TB_CTL_REQ_MAX];
+	size_t n;
+
+	len = TB_MIN(len, sizeof(cmd) - 1);
+	memcpy(cmd, req, len);
+	cmd[len] = 0;
+	cmd[strcspn(cmd, "\r\n")] = 0;
+	resp[0] = 0;
+	fn(arg, cmd, resp, TB_CTL_RESP_MAX - 1);
+	resp[TB_CTL_RESP_MAX - 2] = 0;
+	n = strlen(resp);
+	resp[n] = '\n';
+	resp[n + 1] = 0;
+	return n + 1;
 }
 
 static void write_resp(int fd, const char *s, int64_t deadline)
@@ -95,7 +111,6 @@ static void write_resp(int fd, const char *s, int64_t deadline)
 static void serve_one(struct tb_ctl *c, int fd)
 {
 	char req[TB_CTL_REQ_MAX];
-	size_t n;
 	int rc;
 
 	rc = read_cmd(fd, req, sizeof(req),
@@ -105,12 +120,7 @@ static void serve_one(struct tb_ctl *c, int fd)
 		       rc ? strerror(-rc) : "closed without a command");
 		return;
 	}
-	c->resp[0] = 0;
-	c->fn(c->arg, req, c->resp, TB_CTL_RESP_MAX - 1);
-	c->resp[TB_CTL_RESP_MAX - 2] = 0;
-	n = strlen(c->resp);
-	c->resp[n] = '\n';
-	c->resp[n + 1] = 0;
+	tb_ctl_reply(c->fn, c->arg, req, (size_t)rc, c->resp);
 	write_resp(fd, c->resp,
 		   tb_now_ns() + TB_CTL_DEADLINE_MS * TB_NSEC_PER_MSEC);
 }

@@ -217,6 +217,9 @@ void tb_engine_get_status(struct tb_engine *e, struct tb_engine_status *st)
 int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 {
 	struct tb_engine_status st;
+	/* the backend's names: a guest may choose its own (sim: xenstore) */
+	char name[6 * sizeof(st.info.name) + 1];
+	char mech[6 * sizeof(st.info.dirty_mech) + 1];
 	int n;
 
 	tb_engine_get_status(e, &st);
@@ -239,9 +242,10 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		",\"output_overflow_paused_ms\":%.1f,\"link_error\":\"%s\","
 		"\"sync_done_pages\":%" PRIu64 ",\"sync_total_pages\":%" PRIu64
 		",\"sync_eta_s\":%.1f}",
-		st.info.domid, st.info.name, e->cfg.ops->name,
-		tb_engine_state_name(st.state), st.rate_hz,
-		tb_suspend_mode_name(st.info.suspend_mode), st.info.dirty_mech,
+		st.info.domid, tb_json_esc(name, sizeof(name), st.info.name),
+		e->cfg.ops->name, tb_engine_state_name(st.state), st.rate_hz,
+		tb_suspend_mode_name(st.info.suspend_mode),
+		tb_json_esc(mech, sizeof(mech), st.info.dirty_mech),
 		st.epochs_acked, st.last_acked_epoch, st.inflight,
 		st.last_pause_ns / 1e3, st.pause_p50_ns / 1e3,
 		st.pause_p99_ns / 1e3, st.backup_lag_ns / 1e6, st.skipped_ticks,

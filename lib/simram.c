@@ -288,7 +288,7 @@ int tb_sim_verify(const void *ram, uint64_t size,
 	    h->content > TB_SIM_CONTENT_DELTA || h->gen_first != 1 ||
 	    h->gen_pages !=
 		    (h->nr_pages * 4 + TB_PAGE_SIZE - 1) / TB_PAGE_SIZE ||
-	    h->kv_first != 1 + h->gen_pages ||
+	    h->kv_first != 1 + h->gen_pages || h->kv_pages >= h->nr_pages ||
 	    h->data_first != h->kv_first + h->kv_pages ||
 	    h->data_first >= h->nr_pages ||
 	    h->nr_data != h->nr_pages - h->data_first) {

@@ -22,10 +22,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tiber/ctlsock.h"
 #include "tiber/fence.h"
 #include "tiber/log.h"
 #include "tiber/tls.h"
 #include "replicator.h"
+
+/* Bytes for @n bytes of text escaped by tb_json_esc (at worst \u00XX). */
+#define ESC_LEN(n) (6 * (n) + 1)
 
 static const char *const state_names[] = {
 	[DOM_FREE] = "free",
@@ -46,6 +50,8 @@ static void status_event(const struct rdom *d, const char *event,
 			 const char *cause, int64_t t_last_rx, int64_t t_detect,
 			 int64_t t_restored)
 {
+	char name[ESC_LEN(sizeof(d->name))], why[ESC_LEN(sizeof(d->cause))];
+	char where[ESC_LEN(sizeof(d->restored.where))];
 	FILE *f;
 
 	if (!opt.status_file)
@@ -58,9 +64,11 @@ static void status_event(const struct rdom *d, const char *event,
 	fprintf(f,
 		"{\"event\":\"%s\",\"name\":\"%s\",\"domid\":%u,\"epoch\":%" PRIu64
 		",\"cause\":\"%s\",\"detect_ms\":%.3f,\"restore_ms\":%.3f,\"pid\":%d,\"where\":\"%s\"}\n",
-		event, d->name, d->domid, d->rep.committed_epoch, cause,
+		event, tb_json_esc(name, sizeof(name), d->name), d->domid,
+		d->rep.committed_epoch, tb_json_esc(why, sizeof(why), cause),
 		(t_detect - t_last_rx) / 1e6, (t_restored - t_detect) / 1e6,
-		(int)d->restored.pid, d->restored.where);
+		(int)d->restored.pid,
+		tb_json_esc(where, sizeof(where), d->restored.where));
 	fclose(f);
 }
 
@@ -237,6 +245,11 @@ static struct rdom *find_locked(const char *name)
 
 static void ctl_status(char *buf, size_t len)
 {
+	char name[ESC_LEN(sizeof(doms[0].name))];
+	char peer[ESC_LEN(sizeof(doms[0].peer))];
+	char peer_id[ESC_LEN(sizeof(doms[0].peer_id))];
+	char cause[ESC_LEN(sizeof(doms[0].cause))];
+	char where[ESC_LEN(sizeof(doms[0].restored.where))];
 	int64_t now = tb_now_ns();
 	size_t off;
 	int i, n;
@@ -272,15 +285,22 @@ static void ctl_status(char *buf, size_t len)
 			",\"peer\":\"%s\",\"peer_id\":\"%s\",\"cause\":\"%s\",\"fence_attempts\":%" PRIu64
 			",\"fence_failures\":%" PRIu64
 			",\"restored\":\"%s\",\"reprotects\":%u}",
-			off > 0 && buf[off - 1] == '}' ? "," : "", d->name,
-			d->domid, repl_state_name(d->state),
+			off > 0 && buf[off - 1] == '}' ? "," : "",
+			tb_json_esc(name, sizeof(name), d->name), d->domid,
+			repl_state_name(d->state),
 			commit ? d->rep.committed_epoch : 0,
 			commit && d->t_commit ? (now - d->t_commit) / 1e6 :
 						-1.0,
-			d->have_rep ? d->rep.nr_pages : 0, d->peer, d->peer_id,
-			d->state == DOM_LOST ? d->cause : "", d->fence_attempts,
-			d->fence_failures,
-			d->state == DOM_FAILED_OVER ? d->restored.where : "",
+			d->have_rep ? d->rep.nr_pages : 0,
+			tb_json_esc(peer, sizeof(peer), d->peer),
+			tb_json_esc(peer_id, sizeof(peer_id), d->peer_id),
+			tb_json_esc(cause, sizeof(cause),
+				    d->state == DOM_LOST ? d->cause : ""),
+			d->fence_attempts, d->fence_failures,
+			tb_json_esc(where, sizeof(where),
+				    d->state == DOM_FAILED_OVER ?
+					    d->restored.where :
+					    ""),
 			d->reprotects);
 		if (n > 0)
 			off += (size_t)n;
@@ -294,6 +314,8 @@ static void ctl_status(char *buf, size_t len)
 
 static void ctl_promote(const char *name, char *buf, size_t len)
 {
+	char ename[ESC_LEN(TB_CTL_REQ_MAX)], why[ESC_LEN(256)];
+	char where[ESC_LEN(sizeof(doms[0].restored.where))];
 	struct rdom *d;
 	enum dom_state st = DOM_FREE;
 	bool ok = false;
@@ -309,9 +331,11 @@ static void ctl_promote(const char *name, char *buf, size_t len)
 			d->state = DOM_FENCING;
 	}
 	pthread_mutex_unlock(&doms_lock);
+	tb_json_esc(ename, sizeof(ename), name);
 	if (!ok) {
 		snprintf(
-			buf, len, "{\"error\":\"cannot promote %s: %s\"}", name,
+			buf, len, "{\"error\":\"cannot promote %s: %s\"}",
+			ename,
 			!d ? "no such guest" :
 			st == DOM_ACTIVE ?
 			     "a live primary protects it (tiberctl switchover on the primary)" :
@@ -325,12 +349,13 @@ static void ctl_promote(const char *name, char *buf, size_t len)
 	t_last = d->t_last_rx ? d->t_last_rx : now;
 	if (restore(d, "promoted by operator", t_last, now))
 		snprintf(buf, len, "{\"error\":\"restore failed: %s\"}",
-			 tb_backend_reason());
+			 tb_json_esc(why, sizeof(why), tb_backend_reason()));
 	else
 		snprintf(buf, len,
 			 "{\"ok\":true,\"name\":\"%s\",\"epoch\":%" PRIu64
 			 ",\"where\":\"%s\"}",
-			 name, d->rep.committed_epoch, d->restored.where);
+			 ename, d->rep.committed_epoch,
+			 tb_json_esc(where, sizeof(where), d->restored.where));
 }
 
 /* Where the guest that failed over to this host runs, for the tiberd
@@ -338,9 +363,12 @@ static void ctl_promote(const char *name, char *buf, size_t len)
  * FAILED_OVER here: its old primary is still refused (PROMOTED). */
 static void ctl_reprotect(const char *name, char *buf, size_t len)
 {
+	char ename[ESC_LEN(TB_CTL_REQ_MAX)], backend[ESC_LEN(32)];
+	char where[ESC_LEN(sizeof(doms[0].restored.where))];
 	struct rdom *d;
 	enum dom_state st = DOM_FREE;
 
+	tb_json_esc(ename, sizeof(ename), name);
 	pthread_mutex_lock(&doms_lock);
 	d = find_locked(name);
 	if (d && (st = d->state) == DOM_FAILED_OVER) {
@@ -349,8 +377,11 @@ static void ctl_reprotect(const char *name, char *buf, size_t len)
 			buf, len,
 			"{\"ok\":true,\"name\":\"%s\",\"backend\":\"%s\",\"domid\":%u,\"guest\":\"%s\",\"epoch\":%" PRIu64
 			"}",
-			name, opt.backend_name, d->restored.domid,
-			d->restored.where, d->rep.committed_epoch);
+			ename,
+			tb_json_esc(backend, sizeof(backend), opt.backend_name),
+			d->restored.domid,
+			tb_json_esc(where, sizeof(where), d->restored.where),
+			d->rep.committed_epoch);
 	}
 	pthread_mutex_unlock(&doms_lock);
 	if (d && st == DOM_FAILED_OVER) {
@@ -358,19 +389,31 @@ static void ctl_reprotect(const char *name, char *buf, size_t len)
 			d->domid, d->restored.where);
 		return;
 	}
-	snprintf(buf, len, "{\"error\":\"cannot reprotect %s: %s\"}", name,
+	snprintf(buf, len, "{\"error\":\"cannot reprotect %s: %s\"}", ename,
 		 !d ? "no such guest" : "it has not failed over to this host");
+}
+
+/* NAME of the command "VERB NAME" (one space, one word), else NULL.
+ * (sscanf's "VERB %s" also took "VERBNAME" and "VERB NAME junk".) */
+static const char *arg_of(const char *cmd, const char *verb)
+{
+	size_t n = strlen(verb);
+
+	if (strncmp(cmd, verb, n) != 0 || cmd[n] != ' ' || !cmd[n + 1] ||
+	    strpbrk(cmd + n + 1, " \t\v\f"))
+		return NULL;
+	return cmd + n + 1;
 }
 
 void repl_control(void *arg, const char *cmd, char *buf, size_t len)
 {
-	char name[64];
+	const char *name;
 
 	if (!strcmp(cmd, "status"))
 		ctl_status(buf, len);
-	else if (sscanf(cmd, "promote %63s", name) == 1)
+	else if ((name = arg_of(cmd, "promote")))
 		ctl_promote(name, buf, len);
-	else if (sscanf(cmd, "reprotect %63s", name) == 1)
+	else if ((name = arg_of(cmd, "reprotect")))
 		ctl_reprotect(name, buf, len);
 	else
 		snprintf(

@@ -30,6 +30,12 @@
 /* strerror of a -errno (or -TB_ERESOLVE): "cannot resolve host name". */
 const char *tb_strerror(int rc);
 
+/* @in as the inside of a JSON string: '"', '\\' and control characters
+ * escaped, into @out (@len > 0), cut before an escape or byte that does
+ * not fit.  Returns @out (for a printf argument).  Names a peer, a guest
+ * or a client chose go through this before they go into a JSON reply. */
+const char *tb_json_esc(char *out, size_t len, const char *in);
+
 /* CLOCK_MONOTONIC in ns: the one clock of every timestamp tiber records. */
 static inline int64_t tb_now_ns(void)
 {

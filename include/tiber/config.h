@@ -79,6 +79,10 @@ int tb_opts_set(struct tb_opts *o, const char *key, const char *value,
 		const char *where);
 /* Apply a config file.  0 or -errno with o->err set. */
 int tb_opts_load_file(struct tb_opts *o, const char *path);
+/* The same for the text read from @f (hostile; @path names it in the
+ * messages, "config PATH:LINE"); @f stays open.  0 or -EINVAL/-ENOENT
+ * (-ENOMEM) with o->err set. */
+int tb_opts_load_fp(struct tb_opts *o, FILE *f, const char *path);
 /*
  * Parse argv: --config FILE is applied first wherever it stands, then
  * the flags in order.  Non-flag arguments ("-" is one, and everything

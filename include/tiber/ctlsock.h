@@ -16,9 +16,22 @@
 
 #include <stddef.h>
 
+#define TB_CTL_REQ_MAX	512   /* bytes read from a client, NUL included */
+#define TB_CTL_RESP_MAX 16384 /* bytes of a reply, '\n' and NUL included */
+
 /* Answer @cmd (one line, no newline) into @resp (NUL-terminated, no
  * newline needed).  Called from the control thread. */
 typedef void (*tb_ctl_fn)(void *arg, const char *cmd, char *resp, size_t len);
+
+/*
+ * What the control thread does with the @len bytes a client sent
+ * (hostile; at most TB_CTL_REQ_MAX - 1 are looked at): the command is
+ * the text before the first CR, LF or NUL; @fn answers it into @resp
+ * (TB_CTL_RESP_MAX bytes), which ends with one '\n'.  Returns the
+ * reply's length.
+ */
+size_t tb_ctl_reply(tb_ctl_fn fn, void *arg, const char *req, size_t len,
+		    char *resp);
 
 struct tb_ctl;
 

@@ -17,6 +17,7 @@
 
 #include "xen_blob.h"
 #include "xen_stream.h"
+#include "xen_stream_priv.h"
 
 static const uint32_t wanted_params[] = {
 	1,  /* STORE_PFN */
@@ -77,12 +78,16 @@ static int pv_dev_rec(uint32_t type, const uint8_t *body, uint32_t len,
 {
 	switch (type) {
 	case TB_XEN_BLOB_REC_PV_INFO:
-		if (len != 16)
+		/* what the primary writes (x86_64 PV only) and the stream
+		 * can carry (X86_PV_P2M_FRAMES: a u32 end pfn) */
+		if (len != 16 || tb_get_le32(body) != 8 ||
+		    tb_get_le32(body + 4) != 4 || !tb_get_le64(body + 8) ||
+		    tb_get_le64(body + 8) > 1ull << 32)
 			return -EINVAL;
-		img->guest_width = tb_get_le32(body);
-		img->pt_levels = tb_get_le32(body + 4);
+		img->guest_width = 8;
+		img->pt_levels = 4;
 		img->p2m_end_pfn = tb_get_le64(body + 8) - 1;
-		return tb_get_le64(body + 8) ? 0 : -EINVAL;
+		return 0;
 	case TB_XEN_BLOB_REC_SHINFO:
 		if (len != TB_PAGE_SIZE)
 			return -EINVAL;
@@ -99,7 +104,8 @@ static int pv_dev_rec(uint32_t type, const uint8_t *body, uint32_t len,
 			uint64_t pfn = e & TB_XS_PFN_MASK;
 			uint8_t t = (uint8_t)(e >> 60);
 
-			if (pfn >= nr_pages || (e >> 52 & 0xff))
+			if (pfn >= nr_pages || (e >> 52 & 0xff) ||
+			    !tb_xs_type_known(t))
 				return -EINVAL;
 			ps->pfn_types[pfn] = t;
 		}

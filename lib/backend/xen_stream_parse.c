@@ -80,7 +80,7 @@ static int parse_page_data(struct rd *r, struct tb_xs_parsed *o,
 
 		if ((e >> 52) & 0xff)
 			return fail(r, "PAGE_DATA pfn reserved bits set");
-		if (t >= 5 && t <= 8)
+		if (!tb_xs_type_known((uint8_t)t))
 			return fail(r, "PAGE_DATA unknown page type");
 		ndata += tb_xs_type_has_data((uint8_t)t);
 		if (pfn > o->max_pfn || o->pfns == 0)

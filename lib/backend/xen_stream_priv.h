@@ -15,6 +15,13 @@
 /* "Xen saved domain, xl format\n \0 \r": the xl save file's magic. */
 extern const char tb_xs_xl_magic[TB_XS_XL_MAGIC_LEN];
 
+/* Whether @t (a PAGE_DATA entry's top nibble) is a XEN_DOMCTL_PFINFO_*
+ * type: 5..8 are none (8 alone would be a pinned NOTAB). */
+static inline bool tb_xs_type_known(uint8_t t)
+{
+	return t < 5 || t > 8;
+}
+
 /* Whether a PAGE_DATA entry of page type @t is followed by page data. */
 static inline bool tb_xs_type_has_data(uint8_t t)
 {

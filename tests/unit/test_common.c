@@ -283,6 +283,26 @@ START_TEST(futex_returns_zero_or_minus_errno)
 }
 END_TEST
 
+/* Names a guest or a client chose, inside a JSON reply (found by
+ * tests/fuzz/fuzz_ctl.c: a quote or a control byte broke the reply). */
+START_TEST(json_esc_escapes_quotes_backslashes_and_control_bytes)
+{
+	char out[32];
+
+	ck_assert_str_eq(tb_json_esc(out, sizeof(out), "web-1 \xc3\xa9"),
+			 "web-1 \xc3\xa9");
+	ck_assert_str_eq(tb_json_esc(out, sizeof(out), "a\"b\\c"),
+			 "a\\\"b\\\\c");
+	ck_assert_str_eq(tb_json_esc(out, sizeof(out), "t\tb\x08\x7f\x1f"),
+			 "t\\u0009b\\u0008\\u007f\\u001f");
+	/* cut before an escape that does not fit, never inside one */
+	ck_assert_str_eq(tb_json_esc(out, 5, "abc\"d"), "abc");
+	ck_assert_str_eq(tb_json_esc(out, 8, "ab\x01"), "ab");
+	ck_assert_str_eq(tb_json_esc(out, 9, "ab\x01"), "ab\\u0001");
+	ck_assert_str_eq(tb_json_esc(out, 1, "abc"), "");
+}
+END_TEST
+
 static Suite *common_suite(void)
 {
 	Suite *s = suite_create("common");
@@ -298,6 +318,8 @@ static Suite *common_suite(void)
 	tcase_add_test(tc, read_fd_collects_short_reads_until_eof);
 	tcase_add_test(tc, read_file_reads_a_whole_file_into_a_buffer);
 	tcase_add_test(tc, futex_returns_zero_or_minus_errno);
+	tcase_add_test(tc,
+		       json_esc_escapes_quotes_backslashes_and_control_bytes);
 	suite_add_tcase(s, tc);
 	return s;
 }

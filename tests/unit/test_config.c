@@ -350,6 +350,33 @@ START_TEST(words_and_checks)
 }
 END_TEST
 
+/* strtoull() skips leading spaces and negates a '-' after them: a quoted
+ * " -1" was read as 2^64 - 1 (found by tests/fuzz/fuzz_config.c). */
+START_TEST(integers_with_a_sign_are_refused_after_spaces)
+{
+	char text[] = "big = \" -1\"\n";
+	FILE *f = fmemopen(text, strlen(text), "r");
+	struct tb_opts o;
+	uint64_t u;
+
+	ck_assert_int_eq(tb_parse_u64(" -1", &u), -EINVAL);
+	ck_assert_int_eq(tb_parse_u64("\t+5", &u), -EINVAL);
+	ck_assert_int_eq(tb_parse_u64(" 5", &u), -EINVAL);
+	ck_assert_int_eq(tb_parse_u64("0x5", &u), 0);
+	ck_assert_uint_eq(u, 5);
+	ck_assert_ptr_nonnull(f);
+	tb_opts_init(&o, table2, TB_ARRAY_SIZE(table2));
+	s_ring = 3;
+	ck_assert_int_eq(tb_opts_load_fp(&o, f, "t"), -EINVAL);
+	ck_assert_uint_eq(s_ring, 3);
+	ck_assert_str_eq(
+		o.err,
+		"config t:1: key 'big': not a non-negative integer: ' -1'");
+	fclose(f);
+	tb_opts_free(&o);
+}
+END_TEST
+
 START_TEST(cli_rest_returns_arguments_and_help_lists_short_flags)
 {
 	char *a1[] = { "prog", "-r", "a.bin", "-q", "b.bin", NULL };
@@ -417,6 +444,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, short_flags_bundle_and_take_values);
 	tcase_add_test(tc, short_flag_errors_name_the_key);
 	tcase_add_test(tc, words_and_checks);
+	tcase_add_test(tc, integers_with_a_sign_are_refused_after_spaces);
 	tcase_add_test(tc,
 		       cli_rest_returns_arguments_and_help_lists_short_flags);
 	tcase_add_test(tc, usage_keeps_two_spaces_before_long_help);

@@ -343,6 +343,30 @@ START_TEST(verifier_rejects_garbage)
 }
 END_TEST
 
+/* A KV region so large that kv_first + kv_pages wraps to a data_first
+ * inside the image: the verifier read the KV table's nr_ents entries
+ * far past the image (found with tests/fuzz/fuzz_simblob.c). */
+START_TEST(verifier_rejects_a_layout_that_wraps)
+{
+	struct tb_sim_verify_report rep;
+	uint8_t *a = image();
+	struct tb_sim_ram_hdr *h = (void *)a;
+	struct tb_sim_kv_hdr *kv;
+
+	ck_assert_int_eq(tb_sim_ram_format(a, NPAGES, 0, 1, 9), 0);
+	ck_assert_int_eq(tb_sim_verify(a, NPAGES * 4096, &rep), 0);
+	ck_assert(rep.ok);
+	kv = (void *)(a + h->kv_first * 4096);
+	kv->nr_ents = 1000000000;
+	h->kv_pages = UINT64_MAX; /* kv_first + kv_pages = kv_first - 1 */
+	h->data_first = h->kv_first - 1;
+	h->nr_data = h->nr_pages - h->data_first;
+	ck_assert_int_eq(tb_sim_verify(a, NPAGES * 4096, &rep), -EINVAL);
+	ck_assert_str_eq(rep.msg, "RAM header layout is inconsistent");
+	free(a);
+}
+END_TEST
+
 START_TEST(blobs_round_trip_and_reject_bad_input)
 {
 	struct tb_sim_vcpu v[3] = { { 0 } }, w[TB_SIM_MAX_VCPUS];
@@ -613,6 +637,7 @@ static Suite *simproto_suite(void)
 	tcase_add_test(tc, gate_holds_until_released_in_order);
 	tcase_add_test(tc, verifier_accepts_consistent_rejects_torn);
 	tcase_add_test(tc, verifier_rejects_garbage);
+	tcase_add_test(tc, verifier_rejects_a_layout_that_wraps);
 	tcase_add_test(tc, blobs_round_trip_and_reject_bad_input);
 	tcase_add_test(tc, disk_journal_keeps_order_tags_and_room);
 	tcase_add_test(tc, disk_verifier_proves_disk_and_memory_agree);

@@ -272,6 +272,73 @@ START_TEST(pv_blobs_round_trip_through_the_failover_reader)
 }
 END_TEST
 
+/* PV blobs of 64 pages: vCPU 0, and a device blob with this PV_INFO
+ * and pfn 3 of page type @type. */
+static int pv_blobs_with(uint32_t width, uint32_t levels, uint64_t p2m_size,
+			 uint8_t type, struct tb_xs_blobs *ps)
+{
+	struct tb_buf cpu = { 0 }, dev = { 0 };
+	uint8_t vc[64] = { 1 }, info[16], shinfo[TB_PAGE_SIZE] = { 0 };
+	uint8_t types[8], p2m[8];
+	struct tb_xs_image img;
+	int rc;
+
+	tb_put_le32(info, width);
+	tb_put_le32(info + 4, levels);
+	tb_put_le64(info + 8, p2m_size);
+	tb_put_le64(types, 3 | (uint64_t)type << 60);
+	tb_put_le64(p2m, 9);
+	ck_assert_int_eq(tb_xen_blob_put_hdr(&cpu, TB_XEN_BLOB_CPU_PV, 1), 0);
+	ck_assert_int_eq(tb_xen_blob_put_rec(&cpu, TB_XEN_BLOB_REC_PV_VCPU, 0,
+					     vc, sizeof(vc)),
+			 0);
+	ck_assert_int_eq(tb_xen_blob_put_hdr(&dev, TB_XEN_BLOB_DEV, 0), 0);
+	ck_assert_int_eq(tb_xen_blob_put_rec(&dev, TB_XEN_BLOB_REC_PV_INFO, 0,
+					     info, sizeof(info)),
+			 0);
+	ck_assert_int_eq(tb_xen_blob_put_rec(&dev, TB_XEN_BLOB_REC_SHINFO, 0,
+					     shinfo, sizeof(shinfo)),
+			 0);
+	ck_assert_int_eq(tb_xen_blob_put_rec(&dev, TB_XEN_BLOB_REC_PV_TYPES, 0,
+					     types, sizeof(types)),
+			 0);
+	ck_assert_int_eq(tb_xen_blob_put_rec(&dev, TB_XEN_BLOB_REC_PV_P2M, 0,
+					     p2m, sizeof(p2m)),
+			 0);
+	rc = tb_xs_from_blobs(cpu.data, cpu.len, dev.data, dev.len, 64, ps,
+			      &img);
+	if (!rc)
+		tb_xs_blobs_free(ps);
+	tb_buf_free(&cpu);
+	tb_buf_free(&dev);
+	return rc;
+}
+
+/* What the stream writer cannot write (found by tests/fuzz/fuzz_xenblob.c:
+ * such blobs were accepted and the failover's writer or xl refused the
+ * stream): refused up front as malformed. */
+START_TEST(pv_blobs_the_stream_cannot_carry_are_rejected)
+{
+	struct tb_xs_blobs ps;
+
+	ck_assert_int_eq(pv_blobs_with(8, 4, 64, TB_XS_PF_L1TAB, &ps), 0);
+	ck_assert_int_eq(pv_blobs_with(8, 4, 64,
+				       TB_XS_PF_L4TAB | TB_XS_PF_LPINTAB, &ps),
+			 0);
+	ck_assert_int_eq(pv_blobs_with(8, 4, 64, TB_XS_PF_XTAB, &ps), 0);
+	/* a 32-bit guest, page-table levels the writer does not write */
+	ck_assert_int_eq(pv_blobs_with(4, 3, 64, 0, &ps), -EINVAL);
+	ck_assert(strstr(ps.reason, "device blob malformed"));
+	ck_assert_int_eq(pv_blobs_with(8, 0xff000004u, 64, 0, &ps), -EINVAL);
+	/* a p2m whose end pfn X86_PV_P2M_FRAMES cannot hold (u32) */
+	ck_assert_int_eq(pv_blobs_with(8, 4, (1ull << 32) + 1, 0, &ps),
+			 -EINVAL);
+	/* page types 5..8 are no XEN_DOMCTL_PFINFO_* type */
+	for (uint8_t t = 5; t <= 8; t++)
+		ck_assert_int_eq(pv_blobs_with(8, 4, 64, t, &ps), -EINVAL);
+}
+END_TEST
+
 /*
  * A blob cut anywhere inside its header or a record is refused; a cut at
  * a record boundary is a shorter valid blob (the format has no record
@@ -410,6 +477,7 @@ static Suite *xen_blob_suite(void)
 	tcase_add_test(tc, holes_are_written_as_runs);
 	tcase_add_test(tc, hvm_blobs_round_trip_through_the_failover_reader);
 	tcase_add_test(tc, pv_blobs_round_trip_through_the_failover_reader);
+	tcase_add_test(tc, pv_blobs_the_stream_cannot_carry_are_rejected);
 	tcase_add_test(tc, truncated_blobs_are_rejected);
 	tcase_add_test(tc, corrupt_blobs_are_rejected);
 	suite_add_tcase(s, tc);
