@@ -143,37 +143,61 @@ int tb_sim_disk_append_zero(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
 	return append(k, ring, off, NULL, len, TB_SIM_DISK_REC_ZERO);
 }
 
-int tb_sim_disk_peek(struct tb_sim_disk *k, const uint8_t *ring, uint64_t upto,
+int tb_sim_disk_view_init(struct tb_sim_disk_view *v, struct tb_sim_disk *k,
+			  uint64_t disk_size, uint64_t ring_size)
+{
+	uint64_t map_len = tb_sim_disk_map_len(disk_size, ring_size);
+
+	if (!ring_size || (ring_size & (ring_size - 1)) ||
+	    k->magic != TB_SIM_DISK_MAGIC || k->disk_size != disk_size ||
+	    k->ring_size != ring_size ||
+	    k->bitmap_off != TB_SIM_DISK_HDR + ring_size ||
+	    k->bitmap_len != map_len - k->bitmap_off)
+		return -EPROTO;
+	v->k = k;
+	v->ring = (const uint8_t *)k + TB_SIM_DISK_HDR;
+	v->ring_size = ring_size;
+	v->bm = (uint64_t *)((uint8_t *)k + TB_SIM_DISK_HDR + ring_size);
+	v->bm_words = (size_t)((map_len - TB_SIM_DISK_HDR - ring_size) / 8);
+	return 0;
+}
+
+int tb_sim_disk_peek(const struct tb_sim_disk_view *v, uint64_t upto,
 		     struct tb_sim_disk_rec *rec, const uint8_t **data)
 {
+	struct tb_sim_disk *k = v->k;
 	uint64_t head = __atomic_load_n(&k->head, __ATOMIC_ACQUIRE);
 	uint64_t tail = LD(&k->tail), at;
 
+	/* the daemon trusts no index it reads: only its own ring size */
+	if (head - tail > v->ring_size)
+		return -EPROTO;
 	for (;;) {
 		if (tail == head)
 			return 0;
-		at = tail & (k->ring_size - 1);
-		memcpy(rec, ring + at, sizeof(*rec));
+		at = tail & (v->ring_size - 1);
+		memcpy(rec, v->ring + at, sizeof(*rec));
 		if (rec->len)
 			break;
-		tail += k->ring_size - at; /* filler */
+		tail += v->ring_size - at; /* filler */
 		ST(&k->tail, tail);
 	}
 	if ((rec->flags & ~TB_SIM_DISK_REC_ZERO) ||
 	    (!(rec->flags & TB_SIM_DISK_REC_ZERO) &&
-	     rec->len > k->ring_size / 2) ||
-	    at + rec_bytes(rec->len, rec->flags) > k->ring_size)
-		return -EPROTO; /* the daemon trusts no index it reads */
+	     rec->len > v->ring_size / 2) ||
+	    at + rec_bytes(rec->len, rec->flags) > v->ring_size)
+		return -EPROTO;
 	if (rec->tag > upto)
 		return 0;
 	*data = rec->flags & TB_SIM_DISK_REC_ZERO ? NULL :
-						    ring + at + sizeof(*rec);
+						    v->ring + at + sizeof(*rec);
 	return 1;
 }
 
-void tb_sim_disk_pop(struct tb_sim_disk *k, const struct tb_sim_disk_rec *rec)
+void tb_sim_disk_pop(const struct tb_sim_disk_view *v,
+		     const struct tb_sim_disk_rec *rec)
 {
-	ST(&k->tail, LD(&k->tail) + rec_bytes(rec->len, rec->flags));
+	ST(&v->k->tail, LD(&v->k->tail) + rec_bytes(rec->len, rec->flags));
 }
 
 void tb_sim_disk_set_mirror(struct tb_sim_disk *k, bool on)
@@ -185,15 +209,16 @@ void tb_sim_disk_set_mirror(struct tb_sim_disk *k, bool on)
 	tb_sim_disk_unlock(k);
 }
 
-void tb_sim_disk_harvest(struct tb_sim_disk *k, uint64_t *out, size_t nwords)
+void tb_sim_disk_harvest(const struct tb_sim_disk_view *v, uint64_t *out,
+			 size_t nwords)
 {
-	uint64_t *bm = (uint64_t *)((uint8_t *)k + k->bitmap_off), v;
-	size_t i, n = TB_MIN(nwords, (size_t)(k->bitmap_len / 8));
+	size_t i, n = TB_MIN(nwords, v->bm_words);
+	uint64_t w;
 
 	for (i = 0; i < n; i++) {
-		if (!__atomic_load_n(&bm[i], __ATOMIC_RELAXED))
+		if (!__atomic_load_n(&v->bm[i], __ATOMIC_RELAXED))
 			continue;
-		v = __atomic_exchange_n(&bm[i], 0, __ATOMIC_ACQ_REL);
-		out[i] |= v;
+		w = __atomic_exchange_n(&v->bm[i], 0, __ATOMIC_ACQ_REL);
+		out[i] |= w;
 	}
 }

@@ -332,18 +332,37 @@ int tb_sim_disk_append(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
 /* The same for @len bytes of zeroes (@data NULL in the record). */
 int tb_sim_disk_append_zero(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
 			    uint32_t len);
+/*
+ * The daemon's view of a journal: the geometry it reads by, checked and
+ * copied from the header once.  The guest can rewrite the shared header
+ * at any time; the daemon never reads by it again.
+ */
+struct tb_sim_disk_view {
+	struct tb_sim_disk *k; /* shared: head, tail, flags, bitmap words */
+	const uint8_t *ring;
+	uint64_t ring_size; /* a power of two */
+	uint64_t *bm;
+	size_t bm_words;
+};
+/* Check the header of @k, a mapping of tb_sim_disk_map_len(@disk_size,
+ * @ring_size) bytes, and fill @v.  0 or -EPROTO. */
+int tb_sim_disk_view_init(struct tb_sim_disk_view *v, struct tb_sim_disk *k,
+			  uint64_t disk_size, uint64_t ring_size);
 /* Daemon: the record at the tail if its tag <= @upto: 1 and *@data
- * points into the ring (valid until pop; NULL for zeroes), else 0. */
-int tb_sim_disk_peek(struct tb_sim_disk *k, const uint8_t *ring, uint64_t upto,
+ * points into the ring (valid until pop; NULL for zeroes), else 0;
+ * -EPROTO if the shared indices or the record make no sense. */
+int tb_sim_disk_peek(const struct tb_sim_disk_view *v, uint64_t upto,
 		     struct tb_sim_disk_rec *rec, const uint8_t **data);
-void tb_sim_disk_pop(struct tb_sim_disk *k, const struct tb_sim_disk_rec *rec);
+void tb_sim_disk_pop(const struct tb_sim_disk_view *v,
+		     const struct tb_sim_disk_rec *rec);
 /* Daemon: start mirroring (records older than now are dropped: the
  * image has them) or stop (records still in the ring stay for the
  * daemon to read; later writes mark the bitmap). */
 void tb_sim_disk_set_mirror(struct tb_sim_disk *k, bool on);
 /* Daemon: OR the bitmap's words into @out (a bit per 4 KiB block) and
  * clear them. */
-void tb_sim_disk_harvest(struct tb_sim_disk *k, uint64_t *out, size_t nwords);
+void tb_sim_disk_harvest(const struct tb_sim_disk_view *v, uint64_t *out,
+			 size_t nwords);
 
 /* ----------------------------------------------------------- blobs */
 /*

@@ -4,8 +4,10 @@
  * daemon's end of tiber-simguest's disk journal ring and its image.
  *
  * Invariants: the daemon reads the image and the ring, never writes the
- * image; every index read from the shared ring is bounds-checked
- * (lib/simdisk.c); a writer waiting for room is woken after each pop.
+ * image; it reads the ring by the geometry it checked at open (struct
+ * tb_sim_disk_view), never by the shared header again, and every index
+ * read from the ring is bounds-checked (lib/simdisk.c); a writer waiting
+ * for room is woken after each pop.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -22,7 +24,7 @@
 struct tb_sim_ddisk {
 	int ring_fd, img_fd;
 	struct tb_sim_disk *k;
-	const uint8_t *ring;
+	struct tb_sim_disk_view v; /* what the daemon reads by */
 	size_t map_len;
 	uint64_t size;
 	struct tb_sim_ctrl *ctrl;
@@ -68,16 +70,12 @@ int tb_sim_ddisk_open(struct tb_sim_ddisk **out, int ring_fd, int img_fd,
 				      strerror(-rc));
 		goto fail;
 	}
-	if (k->k->magic != TB_SIM_DISK_MAGIC || k->k->disk_size != size ||
-	    k->k->ring_size != ring_size ||
-	    k->k->bitmap_off != TB_SIM_DISK_HDR + ring_size ||
-	    k->k->bitmap_len != k->map_len - k->k->bitmap_off) {
+	if (tb_sim_disk_view_init(&k->v, k->k, size, ring_size)) {
 		tb_backend_set_reason(
 			"sim: disk journal header does not match");
 		rc = -EPROTO;
 		goto fail;
 	}
-	k->ring = (const uint8_t *)k->k + TB_SIM_DISK_HDR;
 	*out = k;
 	return 0;
 fail:
@@ -128,7 +126,7 @@ int tb_sim_ddisk_peek(struct tb_sim_ddisk *k, uint64_t upto,
 {
 	struct tb_sim_disk_rec rec;
 	const uint8_t *data;
-	int r = tb_sim_disk_peek(k->k, k->ring, upto, &rec, &data);
+	int r = tb_sim_disk_peek(&k->v, upto, &rec, &data);
 
 	if (r <= 0) {
 		if (r < 0)
@@ -156,7 +154,7 @@ void tb_sim_ddisk_pop(struct tb_sim_ddisk *k, const struct tb_disk_jrec *w)
 		.flags = w->data ? 0 : TB_SIM_DISK_REC_ZERO,
 	};
 
-	tb_sim_disk_pop(k->k, &rec);
+	tb_sim_disk_pop(&k->v, &rec);
 	wake_writer(k);
 }
 
@@ -164,7 +162,7 @@ int tb_sim_ddisk_harvest(struct tb_sim_ddisk *k, struct tb_bitmap *out)
 {
 	if (out->nbits < (k->size + TB_PAGE_SIZE - 1) / TB_PAGE_SIZE)
 		return -EINVAL;
-	tb_sim_disk_harvest(k->k, out->words, (out->nbits + 63) / 64);
+	tb_sim_disk_harvest(&k->v, out->words, (out->nbits + 63) / 64);
 	return 0;
 }
 

@@ -119,10 +119,10 @@ START_TEST(writes_are_journaled_in_order_or_marked)
 	uint8_t *replay = malloc(IMG_SIZE), *disk = malloc(IMG_SIZE);
 	struct tb_sim_disk_rec rec;
 	struct tb_sim_disk *k;
+	struct tb_sim_disk_view v;
 	const uint8_t *data;
 	uint64_t bm[IMG_SIZE / 4096 / 64] = { 0 }, n = 0, i;
 	struct stat st;
-	uint8_t *ring;
 	int fd, r;
 
 	ck_assert(a && b && replay && disk);
@@ -140,12 +140,13 @@ START_TEST(writes_are_journaled_in_order_or_marked)
 		 fd, 0);
 	close(fd);
 	ck_assert_ptr_ne(k, MAP_FAILED);
-	ring = (uint8_t *)k + TB_SIM_DISK_HDR;
 	ck_assert_uint_eq(k->magic, TB_SIM_DISK_MAGIC);
 	ck_assert_uint_eq(k->disk_size, IMG_SIZE);
+	ck_assert_int_eq(tb_sim_disk_view_init(&v, k, IMG_SIZE, k->ring_size),
+			 0);
 	/* not mirrored: no records; the data blocks are marked */
 	ck_assert_uint_eq(k->head, 0);
-	tb_sim_disk_harvest(k, bm, TB_ARRAY_SIZE(bm));
+	tb_sim_disk_harvest(&v, bm, TB_ARRAY_SIZE(bm));
 	for (i = 16; i < 32; i++)
 		ck_assert_msg(bm[i / 64] & (1ull << (i % 64)), "block %lu",
 			      (unsigned long)i);
@@ -161,14 +162,14 @@ START_TEST(writes_are_journaled_in_order_or_marked)
 	memset(b + 200 * 4096, 'b', 3 * 4096);
 	memset(b + IMG_SIZE - 512, 'z', 512);
 	nbd_write(b);
-	while ((r = tb_sim_disk_peek(k, ring, 7, &rec, &data)) == 1) {
+	while ((r = tb_sim_disk_peek(&v, 7, &rec, &data)) == 1) {
 		ck_assert_uint_eq(rec.tag, 7);
 		ck_assert_uint_le(rec.offset + rec.len, IMG_SIZE);
 		if (data)
 			memcpy(replay + rec.offset, data, rec.len);
 		else
 			memset(replay + rec.offset, 0, rec.len);
-		tb_sim_disk_pop(k, &rec);
+		tb_sim_disk_pop(&v, &rec);
 		n++;
 	}
 	ck_assert_int_eq(r, 0);
@@ -217,6 +218,7 @@ START_TEST(a_dead_tiberd_never_hangs_the_guests_disk)
 {
 	uint8_t *a = calloc(1, IMG_SIZE), *ring;
 	struct tb_sim_disk *k;
+	struct tb_sim_disk_view v;
 	uint64_t bm[IMG_SIZE / 4096 / 64] = { 0 };
 	char cmd[512];
 	size_t len;
@@ -227,6 +229,8 @@ START_TEST(a_dead_tiberd_never_hangs_the_guests_disk)
 	memset(a, 'q', 4096);
 	nbd_write(a); /* creates the journal */
 	k = map_journal(&ring, &len, &fd);
+	ck_assert_int_eq(tb_sim_disk_view_init(&v, k, IMG_SIZE, k->ring_size),
+			 0);
 	ck_assert_int_eq(flock(fd, LOCK_EX | LOCK_NB), 0); /* "tiberd" */
 	tb_sim_disk_set_mirror(k, true);
 	memset(a, 'r', IMG_SIZE); /* 4 MiB: more than the 1 MiB ring */
@@ -253,7 +257,7 @@ START_TEST(a_dead_tiberd_never_hangs_the_guests_disk)
 	ck_assert_msg(i < 500, "the write still hangs without tiberd");
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	ck_assert_uint_eq(k->mirror, 0);
-	tb_sim_disk_harvest(k, bm, TB_ARRAY_SIZE(bm));
+	tb_sim_disk_harvest(&v, bm, TB_ARRAY_SIZE(bm));
 	ck_assert_uint_ne(bm[TB_ARRAY_SIZE(bm) - 1], 0); /* the tail: marked */
 	munmap(k, len);
 	close(fd);

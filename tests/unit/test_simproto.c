@@ -445,11 +445,13 @@ START_TEST(disk_journal_keeps_order_tags_and_room)
 {
 	uint8_t *jr, buf[4096], seen = 0;
 	struct tb_sim_disk *k = disk_ring(16384, &jr);
+	struct tb_sim_disk_view v;
 	struct tb_sim_disk_rec rec;
 	const uint8_t *data;
 	uint64_t bm[4] = { 0 };
 	unsigned i, n;
 
+	ck_assert_int_eq(tb_sim_disk_view_init(&v, k, 1 << 20, 16384), 0);
 	/* not mirrored: no records, the written blocks are marked */
 	for (i = 0; i < 10; i++) {
 		memset(buf, (int)i, sizeof(buf));
@@ -461,15 +463,15 @@ START_TEST(disk_journal_keeps_order_tags_and_room)
 			 0); /* straddles blocks 62 and 63 */
 	ck_assert_uint_eq(k->head, 0);
 	ck_assert_uint_eq(k->marked, 11);
-	tb_sim_disk_harvest(k, bm, 4);
+	tb_sim_disk_harvest(&v, bm, 4);
 	ck_assert_uint_eq(bm[0], 0x55555ull | (3ull << 62));
 	memset(bm, 0, sizeof(bm));
-	tb_sim_disk_harvest(k, bm, 4); /* harvesting cleared them */
+	tb_sim_disk_harvest(&v, bm, 4); /* harvesting cleared them */
 	ck_assert_uint_eq(bm[0], 0);
 	/* mirroring starts */
 	k->cur_epoch = 4;
 	tb_sim_disk_set_mirror(k, true);
-	ck_assert_int_eq(tb_sim_disk_peek(k, jr, 100, &rec, &data), 0);
+	ck_assert_int_eq(tb_sim_disk_peek(&v, 100, &rec, &data), 0);
 	/* epochs: cur_epoch + 1 at append time */
 	for (i = 0; i < 3; i++) {
 		memset(buf, 'a' + (int)i, 512);
@@ -478,16 +480,16 @@ START_TEST(disk_journal_keeps_order_tags_and_room)
 		k->cur_epoch++; /* a boundary after each */
 	}
 	/* only epochs <= 5 now */
-	ck_assert_int_eq(tb_sim_disk_peek(k, jr, 5, &rec, &data), 1);
+	ck_assert_int_eq(tb_sim_disk_peek(&v, 5, &rec, &data), 1);
 	ck_assert_uint_eq(rec.tag, 5);
 	ck_assert_uint_eq(rec.offset, 0);
 	ck_assert_uint_eq(data[0], 'a');
-	tb_sim_disk_pop(k, &rec);
-	ck_assert_int_eq(tb_sim_disk_peek(k, jr, 5, &rec, &data), 0);
-	for (n = 0; tb_sim_disk_peek(k, jr, 7, &rec, &data) == 1; n++) {
+	tb_sim_disk_pop(&v, &rec);
+	ck_assert_int_eq(tb_sim_disk_peek(&v, 5, &rec, &data), 0);
+	for (n = 0; tb_sim_disk_peek(&v, 7, &rec, &data) == 1; n++) {
 		ck_assert_uint_eq(rec.tag, 6 + n);
 		ck_assert_uint_eq(data[0], 'b' + n);
-		tb_sim_disk_pop(k, &rec);
+		tb_sim_disk_pop(&v, &rec);
 	}
 	ck_assert_uint_eq(n, 2);
 	/* mirrored and full: the producer is told to wait, nothing lost */
@@ -500,21 +502,21 @@ START_TEST(disk_journal_keeps_order_tags_and_room)
 	for (i = 0; i < 40; i++) {
 		while (!tb_sim_disk_fits(k, 1000)) {
 			ck_assert_int_eq(
-				tb_sim_disk_peek(k, jr, ~0ull, &rec, &data), 1);
+				tb_sim_disk_peek(&v, ~0ull, &rec, &data), 1);
 			ck_assert(rec.len == 1000 || rec.len == 3000);
 			if (rec.len == 1000) {
 				ck_assert_uint_eq(data[0], seen);
 				seen++;
 			}
-			tb_sim_disk_pop(k, &rec);
+			tb_sim_disk_pop(&v, &rec);
 		}
 		memset(buf, (int)i, 1000);
 		ck_assert_int_eq(tb_sim_disk_append(k, jr, 0, buf, 1000), 0);
 	}
-	while (tb_sim_disk_peek(k, jr, ~0ull, &rec, &data) == 1) {
+	while (tb_sim_disk_peek(&v, ~0ull, &rec, &data) == 1) {
 		if (rec.len == 1000)
 			ck_assert_uint_eq(data[0], seen++);
-		tb_sim_disk_pop(k, &rec);
+		tb_sim_disk_pop(&v, &rec);
 	}
 	ck_assert_uint_eq(seen, 40);
 	ck_assert_uint_eq(k->head, k->tail);
@@ -522,15 +524,52 @@ START_TEST(disk_journal_keeps_order_tags_and_room)
 	k->cur_epoch = 20;
 	ck_assert_int_eq(tb_sim_disk_append_zero(k, jr, 8192, 1 << 20), 0);
 	ck_assert_int_eq(tb_sim_disk_append(k, jr, 0, buf, 512), 0);
-	ck_assert_int_eq(tb_sim_disk_peek(k, jr, 21, &rec, &data), 1);
+	ck_assert_int_eq(tb_sim_disk_peek(&v, 21, &rec, &data), 1);
 	ck_assert(rec.flags == TB_SIM_DISK_REC_ZERO && rec.len == 1 << 20 &&
 		  rec.offset == 8192 && !data);
-	tb_sim_disk_pop(k, &rec);
-	ck_assert_int_eq(tb_sim_disk_peek(k, jr, 21, &rec, &data), 1);
+	tb_sim_disk_pop(&v, &rec);
+	ck_assert_int_eq(tb_sim_disk_peek(&v, 21, &rec, &data), 1);
 	ck_assert(rec.flags == 0 && rec.len == 512 && data);
-	tb_sim_disk_pop(k, &rec);
+	tb_sim_disk_pop(&v, &rec);
 	ck_assert_uint_eq(k->head, k->tail);
 	ck_assert_int_eq(tb_sim_disk_append(k, jr, 0, buf, 9000), -EMSGSIZE);
+	free(k);
+}
+END_TEST
+
+/* A guest that rewrites the journal's header after the daemon checked it
+ * moves no read out of the mapping: the daemon reads by its own view. */
+START_TEST(disk_journal_header_rewritten_by_the_guest)
+{
+	uint8_t *jr, buf[512] = { 0 };
+	struct tb_sim_disk *k = disk_ring(16384, &jr);
+	struct tb_sim_disk_view v;
+	struct tb_sim_disk_rec rec;
+	const uint8_t *data;
+	uint64_t bm[4] = { 0 };
+
+	ck_assert_int_eq(tb_sim_disk_view_init(&v, k, 1 << 20, 16384), 0);
+	tb_sim_disk_set_mirror(k, true);
+	ck_assert_int_eq(tb_sim_disk_append(k, jr, 0, buf, sizeof(buf)), 0);
+	/* the guest grows the ring and moves the bitmap far away */
+	k->ring_size = 1ull << 40;
+	k->bitmap_off = 1ull << 40;
+	k->bitmap_len = 1ull << 40;
+	ck_assert_int_eq(tb_sim_disk_peek(&v, ~0ull, &rec, &data), 1);
+	ck_assert(data >= jr && data + rec.len <= jr + 16384);
+	tb_sim_disk_pop(&v, &rec);
+	tb_sim_disk_harvest(&v, bm, 4); /* in the real bitmap: ASan checks */
+	/* indices far apart: refused at once, not followed */
+	k->head = k->tail + (1ull << 40);
+	ck_assert_int_eq(tb_sim_disk_peek(&v, ~0ull, &rec, &data), -EPROTO);
+	k->head = k->tail + 24;
+	k->tail += 16384 * 1000 + 100; /* lands anywhere: masked */
+	k->head = k->tail + 24;
+	ck_assert_int_ge(tb_sim_disk_peek(&v, ~0ull, &rec, &data), -EPROTO);
+	/* a view of a bad header is refused */
+	k->ring_size = 16384;
+	k->bitmap_off = TB_SIM_DISK_HDR + 16384;
+	ck_assert_int_eq(tb_sim_disk_view_init(&v, k, 1 << 20, 8192), -EPROTO);
 	free(k);
 }
 END_TEST
@@ -640,6 +679,7 @@ static Suite *simproto_suite(void)
 	tcase_add_test(tc, verifier_rejects_a_layout_that_wraps);
 	tcase_add_test(tc, blobs_round_trip_and_reject_bad_input);
 	tcase_add_test(tc, disk_journal_keeps_order_tags_and_room);
+	tcase_add_test(tc, disk_journal_header_rewritten_by_the_guest);
 	tcase_add_test(tc, disk_verifier_proves_disk_and_memory_agree);
 	suite_add_tcase(s, tc);
 	return s;
