@@ -128,5 +128,6 @@ fuzz config 4096 tests/fuzz/seeds-config lib/config.c lib/common.c
 # The control-socket commands: a client's bytes through tb_ctl_reply()
 # to the replicator's and tiberd's command handlers.
 fuzz ctl 1024 tests/fuzz/seeds-ctl lib/ctlsock.c replicator/failover.c \
-	lib/epoch_status.c lib/backend/backend.c lib/log.c lib/common.c
+	lib/epoch_status.c lib/backend/backend.c lib/log.c lib/common.c \
+	lib/sock.c lib/addr.c
 echo "fuzz: PASS"
