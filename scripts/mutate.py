@@ -60,8 +60,8 @@ MUTANTS = [
     # race: a gate mutant must be killed every time)
     ("sim: the copying thread skips its own share of the pages",
      "lib/backend/copy_pool.c",
-     "\tcopy_range(p->src, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
-     "\tif (0) copy_range(p->src, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
+     "\tcopy_range(p, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
+     "\tif (0) copy_range(p, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
      ["test_sim_backend"]),
     # test_replicator_proto runs the (rebuilt) tiber-replicator
     ("replicator: a HELLO of another size replaces the committed replica",
