@@ -5,6 +5,8 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSCONFDIR ?= $(PREFIX)/etc
+# Pacemaker looks for OCF resource agents here only, whatever PREFIX is
+OCFDIR ?= /usr/lib/ocf/resource.d
 BUILD ?= build
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -291,6 +293,8 @@ install: all
 		$(call units,$$u,$(PREFIX)/sbin) \
 			> $(DESTDIR)$(UNITDIR)/$$(basename $$u .in); \
 		chmod 644 $(DESTDIR)$(UNITDIR)/$$(basename $$u .in); done
+	install -d $(DESTDIR)$(OCFDIR)/tiber
+	install -m 755 ocf/tiber $(DESTDIR)$(OCFDIR)/tiber/tiber
 	install -d $(DESTDIR)$(SYSCONFDIR)/tiber
 	install -m 644 examples/replicator.cfg examples/tiberd-example.cfg \
 		$(DESTDIR)$(SYSCONFDIR)/tiber/

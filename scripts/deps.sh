@@ -15,6 +15,7 @@ PKGS=(
 	debhelper lintian debootstrap # make deb, tests/deb-install.sh
 	nbdkit nbdkit-plugin-dev nbd-client libnbd-bin # the Xen disk filter
 	# (nbdkit-tiber-filter.so) and its tests
+	resource-agents # ocf-shellfuncs and ocf-tester: the Pacemaker agent
 )
 # Extra packages for `make check-xen` only (QEMU, debootstrap ...).
 if [ "${TIBER_DEPS_XEN:-0}" = 1 ]; then

@@ -39,6 +39,7 @@ chroot "$DIR" /bin/bash -ec 'set -o pipefail; export DEBIAN_FRONTEND=noninteract
 	test -f /usr/share/man/man8/tiberd.8.gz
 	test -f /etc/tiber/replicator.cfg
 	test -f /usr/lib/tiber/nbdkit-tiber-filter.so # the Xen disk filter
+	test -x /usr/lib/ocf/resource.d/tiber/tiber # the Pacemaker agent
 	mkdir -p /root/bin
 	ln -sf /usr/sbin/tiberd /usr/sbin/tiber-replicator /usr/bin/tiberctl \
 		/usr/bin/tiber-simguest /root/bin/
