@@ -238,7 +238,13 @@ static int sim_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 		if (rc)
 			goto fail;
 	}
+	/* Open, and the epoch tags restart with this daemon's epochs: a
+	 * guest restored from a replica (or left by a killed tiberd) keeps
+	 * the old daemon's count, and a released_epoch above our epoch
+	 * numbers would let output out that no backup has acked. */
 	ST(&d->ctrl->gate.mode, TB_SIM_GATE_OPEN);
+	ST(&d->ctrl->gate.released_epoch, 0);
+	ST(&d->ctrl->gate.cur_epoch, 0);
 	rc = tb_copy_pool_start(&d->pool,
 				cfg->copy_threads ? cfg->copy_threads - 1 : 1,
 				d->ram);

@@ -13,7 +13,8 @@ start_replicator r --heartbeat-timeout 500ms --control "$T/r.ctl" \
 R1=$REPL_ADDR
 start_guest g --ram 64M --workload mixed --kv-listen "unix:$T/kvA.sock" --dirty-rate 20000
 start_tiberd d --rate 100 --heartbeat-timeout 500ms --reconnect-interval 200ms
-WAIT_S=20 wait_for acked_at_least 5 || fail "no protected epochs"
+# many epochs here: the re-protecting tiberd counts its own from 1 again
+WAIT_S=20 wait_for acked_at_least 150 || fail "no protected epochs"
 rfield() { "$BIN/tiberctl" --socket "$T/r.ctl" status --json | sed -n "s/.*\"$1\":\"\{0,1\}\([^,\"}]*\).*/\1/p"; }
 
 "$BIN/tiberctl" --socket "$T/r.ctl" reprotect simguest --backup "$R1" 2>"$T/early.out" &&
@@ -32,6 +33,7 @@ kill -0 "$RPID" || fail "restored guest process $RPID not running"
 
 # a new backup (the repaired host), then one command
 start_replicator r2 --heartbeat-timeout 500ms --control "$T/r2.ctl"
+R2_PID=$REPL_PID
 CTL=$T/d2.ctl
 "$BIN/tiberctl" --socket "$T/r.ctl" reprotect simguest --backup "$REPL_ADDR" "${TLS_ARGS[@]}" \
 	--control "$CTL" --rate 100 --heartbeat-timeout 500ms >"$T/d2.log" 2>&1 &
@@ -54,5 +56,25 @@ s.connect(sys.argv[1])
 s.sendall(b"7 1 INCR reprotect\n")
 f = s.recv(100).split()
 assert f[:3] == [b"7", b"1", b"OK"], f
+PY
+# and it is gated again: with the new backup stopped (no ACK), a reply
+# stays held, whatever epoch count the restored guest's gate had
+python3 - "$T/kvB.sock" "$R2_PID" <<'PY' || fail "output of the re-protected guest left before the new backup acked it"
+import os, signal, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+os.kill(int(sys.argv[2]), signal.SIGSTOP)
+try:
+    s.settimeout(1.5)
+    s.sendall(b"7 2 INCR reprotect\n")
+    try:
+        sys.exit("reply while the backup was stopped: %r" % s.recv(100))
+    except socket.timeout:
+        pass
+finally:
+    os.kill(int(sys.argv[2]), signal.SIGCONT)
+s.settimeout(10)
+f = s.recv(100).split()
+assert f[:3] == [b"7", b"2", b"OK"], f
 PY
 echo "test_reprotect: ok: restored guest pid $RPID protected again, new backup at epoch $c2"
