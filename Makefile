@@ -70,7 +70,7 @@ REL_SIMLIB := $(REL)/libtibersim.a
 ASAN_LIB := $(ASAN)/libtiber.a
 ASAN_SIMLIB := $(ASAN)/libtibersim.a
 
-.PHONY: all deps check check-unit check-asan check-integration check-xen \
+.PHONY: all deps check check-unit check-asan check-integration check-xen check-cluster \
 	check-integration-asan check-units check-man man deb \
 	xen-guest \
 	bench demo soak fuzz install clean help format format-check analyze \
@@ -94,6 +94,7 @@ help:
 	@echo "                 + integration tests over the simulated backend"
 	@echo "                 (some again against ASan/UBSan builds of the daemons)"
 	@echo "  check-xen      real Xen 4.17 in QEMU TCG (tests/xen/, slow)"
+	@echo "  check-cluster  ocf:tiber:tiber in a two-node corosync + Pacemaker cluster with a qnetd witness (namespaces)"
 	@echo "  xen-guest      PV test guest kernel -> $(BUILD)/xen-guest/"
 	@echo "  bench          benchmarks: tables on stdout, JSON and plots"
 	@echo "  demo           protect a simulated guest, kill the primary, fail over"
@@ -227,6 +228,10 @@ check-units: all
 	@systemd-analyze verify --man=no $(BUILD)/systemd/tiberd@.service \
 		$(BUILD)/systemd/tiber-replicator.service && \
 		echo "check-units: systemd-analyze verify: tiberd@.service tiber-replicator.service clean"
+
+check-cluster: all
+	@TIBER_DEPS_CLUSTER=1 scripts/deps.sh
+	@tests/cluster/test_cluster.sh
 
 check-xen: all
 	@TIBER_DEPS_XEN=1 scripts/deps.sh

@@ -23,6 +23,12 @@ if [ "${TIBER_DEPS_XEN:-0}" = 1 ]; then
 		e2fsprogs zstd python3 xz-utils)
 fi
 
+# Extra packages for `make check-cluster` only.
+if [ "${TIBER_DEPS_CLUSTER:-0}" = 1 ]; then
+	PKGS+=(corosync corosync-qdevice corosync-qnetd pacemaker pacemaker-cli-utils
+		libnss3-tools)
+fi
+
 missing=()
 for p in "${PKGS[@]}"; do
 	st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
