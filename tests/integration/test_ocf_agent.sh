@@ -64,6 +64,8 @@ ra() { # NODE ACTION: the agent's exit status
 		"$AGENT" "$@" >>"$T/agent.$node.log" 2>&1
 }
 score() { cat "$T/score.$1" 2>/dev/null; }
+# SIGKILL is asynchronous: wait (bounded) until the process is gone or a zombie
+dead() { local st; st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null); [ -z "$st" ] || [ "$st" = Z ]; }
 monitor_is() { # NODE RC
 	ra "$1" monitor
 	[ $? = "$2" ]
@@ -122,6 +124,7 @@ xml true false false
 # n1 dies (Pacemaker fences it); n2 is promoted from its replica
 OLD=$(cat "$T/n1/tiberd.pid" "$T/n1/guest.pid" "$T/n1/replicator.pid")
 kill -9 $OLD
+for p in $OLD; do WAIT_S=5 wait_for dead "$p" || fail "process $p survived kill -9"; done
 v3=$(kv "$T/kv1.sock" 3 2>/dev/null) && fail "the killed guest still answers ($v3)"
 ra n2 promote || fail "promote n2: $(tail -n 3 "$T/agent.n2.log")"
 monitor_is n2 8 || fail "n2 not RUNNING_MASTER after promote"
@@ -143,12 +146,13 @@ kill -CONT "$(cat "$T/n2/tiberd.pid")"
 # planned move: demote n2 (guest stopped first), promote n1
 RPID=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$T/n2/failover.json" | tail -n 1)
 ra n2 demote || fail "demote n2"
-kill -0 "$RPID" 2>/dev/null && fail "demote left the guest running"
+WAIT_S=5 wait_for dead "$RPID" || fail "demote left the guest running"
 monitor_is n2 0 || fail "n2 not unpromoted after demote"
 ra n1 promote || fail "promote n1 from its replica: $(tail -n 3 "$T/agent.n1.log")"
 v4=$(kv "$T/kv1.sock" 4) || fail "no KV reply after the move"
 [ "$v4" = $((v3 + 1)) ] || fail "after the move INCR gave $v4 after $v3"
 kill -9 "$(cat "$T/n1/tiberd.pid")"
+WAIT_S=5 wait_for dead "$(cat "$T/n1/tiberd.pid")" || fail "tiberd survived kill -9"
 monitor_is n1 9 || fail "n1 with tiberd dead: not FAILED_MASTER"
 
 PIDS_LEFT=$(all_pids)
