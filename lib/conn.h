@@ -45,6 +45,7 @@ struct tb_conn {
 	bool zc_report;
 	unsigned batch_max;
 	uint32_t chunk_max;
+	int send_flags; /* MSG_NOSIGNAL | MSG_WAITALL; kTLS: MSG_NOSIGNAL */
 	struct tb_pacer pacer; /* if opts.rate_bps */
 	struct tb_slot slots[TB_BATCH_MAX];
 	unsigned zc_notifs; /* notifications still owed by the kernel */

@@ -13,8 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -32,8 +37,11 @@ static const char prio_x509[] = TB_TLS_PRIO;
 /* psk_dhe_ke only: a stolen PSK does not open recorded sessions */
 static const char prio_psk[] = TB_TLS_PRIO ":-KX-ALL:+ECDHE-PSK:+DHE-PSK";
 
+const char *const tb_tls_kernel_modes[] = { "auto", "no", "yes", NULL };
+
 struct tb_tls_ctx {
 	bool server, psk;
+	int kernel; /* enum tb_tls_kernel */
 	gnutls_certificate_credentials_t x509;
 	gnutls_psk_server_credentials_t psk_srv;
 	gnutls_psk_client_credentials_t psk_cli;
@@ -51,8 +59,9 @@ struct tb_tls {
 	uint8_t *in;
 	size_t in_pos, in_len;
 	bool in_eof;
+	bool ktls_tx, ktls_rx; /* the kernel seals / opens the records */
 	char peer[TB_TLS_ID_MAX];
-	char desc[64];
+	char desc[80];
 };
 
 bool tb_tls_cfg_set(const struct tb_tls_cfg *cfg)
@@ -232,6 +241,7 @@ int tb_tls_ctx_new(struct tb_tls_ctx **out, const struct tb_tls_cfg *cfg,
 		return -ENOMEM;
 	x->server = server;
 	x->psk = cfg->psk_file != NULL;
+	x->kernel = cfg->kernel;
 	rc = x->psk ? load_psk(x, cfg, why, whylen) :
 		      load_x509(x, cfg, why, whylen);
 	if (!rc && cfg->peer_name) {
@@ -422,6 +432,111 @@ static ssize_t pull(gnutls_transport_ptr_t p, void *buf, size_t len)
 	return (ssize_t)n;
 }
 
+/* ------------------------------------------------------------ kernel TLS */
+
+/* The kernel's crypto_info for one direction of the session's cipher:
+ * the key, the static IV (split into salt and iv for AES-GCM), the next
+ * record's sequence number.  Its size, or 0 for a cipher kTLS lacks. */
+union ktls_info {
+	struct tls12_crypto_info_aes_gcm_128 g128;
+	struct tls12_crypto_info_aes_gcm_256 g256;
+	struct tls12_crypto_info_chacha20_poly1305 cc;
+};
+
+static size_t ktls_info(struct tb_tls *t, unsigned read, union ktls_info *u)
+{
+	gnutls_datum_t iv, key;
+	unsigned char seq[8];
+	unsigned char *u_iv, *u_key, *u_salt, *u_seq;
+	size_t ivn, keyn, saltn, size;
+
+	if (gnutls_record_get_state(t->s, read, NULL, &iv, &key, seq) < 0)
+		return 0;
+	memset(u, 0, sizeof(*u));
+	switch (gnutls_cipher_get(t->s)) {
+	case GNUTLS_CIPHER_AES_128_GCM:
+		u->g128.info.cipher_type = TLS_CIPHER_AES_GCM_128;
+		u_iv = u->g128.iv, u_key = u->g128.key;
+		u_salt = u->g128.salt, u_seq = u->g128.rec_seq;
+		ivn = sizeof(u->g128.iv), keyn = sizeof(u->g128.key);
+		saltn = sizeof(u->g128.salt), size = sizeof(u->g128);
+		break;
+	case GNUTLS_CIPHER_AES_256_GCM:
+		u->g256.info.cipher_type = TLS_CIPHER_AES_GCM_256;
+		u_iv = u->g256.iv, u_key = u->g256.key;
+		u_salt = u->g256.salt, u_seq = u->g256.rec_seq;
+		ivn = sizeof(u->g256.iv), keyn = sizeof(u->g256.key);
+		saltn = sizeof(u->g256.salt), size = sizeof(u->g256);
+		break;
+	case GNUTLS_CIPHER_CHACHA20_POLY1305:
+		u->cc.info.cipher_type = TLS_CIPHER_CHACHA20_POLY1305;
+		u_iv = u->cc.iv, u_key = u->cc.key;
+		u_salt = u->cc.salt, u_seq = u->cc.rec_seq;
+		ivn = sizeof(u->cc.iv), keyn = sizeof(u->cc.key);
+		saltn = 0, size = sizeof(u->cc);
+		break;
+	default:
+		return 0;
+	}
+	if (iv.size != saltn + ivn || key.size != keyn)
+		return 0;
+	u->g128.info.version = TLS_1_3_VERSION;
+	/* TLS 1.3's per-record nonce is the whole static IV XOR the
+	 * sequence number; the kernel wants its first bytes as the salt */
+	memcpy(u_salt, iv.data, saltn);
+	memcpy(u_iv, iv.data + saltn, ivn);
+	memcpy(u_key, key.data, keyn);
+	memcpy(u_seq, seq, sizeof(seq));
+	return size;
+}
+
+/*
+ * Hand record protection to the kernel (the tls ULP), each direction on
+ * its own: then io_uring moves plaintext and the kernel seals and opens.
+ * Safe only because nothing is left in GnuTLS's buffers: it reads a
+ * record's header, then exactly its length, and we ask for no session
+ * tickets, so no record follows the handshake unread.  A direction the
+ * kernel refuses stays with GnuTLS; why says why when neither went.
+ */
+static void ktls_enable(struct tb_tls *t, int fd, char *why, size_t whylen)
+{
+	union ktls_info info;
+	size_t n;
+
+	if (gnutls_record_check_pending(t->s)) {
+		snprintf(why, whylen, "records pending after the handshake");
+		return;
+	}
+	if (setsockopt(fd, SOL_TCP, TCP_ULP, "tls", sizeof("tls"))) {
+		if (errno == ENOENT)
+			snprintf(why, whylen,
+				 "no tls ULP in this kernel (modprobe tls)");
+		else
+			snprintf(why, whylen, "TCP_ULP tls: %s",
+				 strerror(errno));
+		return;
+	}
+	n = ktls_info(t, 0, &info);
+	t->ktls_tx = n && !setsockopt(fd, SOL_TLS, TLS_TX, &info, (socklen_t)n);
+	n = ktls_info(t, 1, &info);
+	t->ktls_rx = n && !setsockopt(fd, SOL_TLS, TLS_RX, &info, (socklen_t)n);
+	explicit_bzero(&info, sizeof(info));
+	if (!t->ktls_tx && !t->ktls_rx)
+		snprintf(why, whylen, "the kernel refused the %s keys (%s)",
+			 gnutls_cipher_get_name(gnutls_cipher_get(t->s)),
+			 n ? strerror(errno) : "cipher not offered");
+}
+
+bool tb_tls_kernel_tx(const struct tb_tls *t)
+{
+	return t->ktls_tx;
+}
+
+bool tb_tls_kernel_rx(const struct tb_tls *t)
+{
+	return t->ktls_rx;
+}
+
 int tb_tls_handshake(struct tb_tls **out, struct tb_tls_ctx *x, int fd,
 		     int64_t deadline_ns, char *why, size_t whylen)
 {
@@ -485,9 +600,27 @@ int tb_tls_handshake(struct tb_tls **out, struct tb_tls_ctx *x, int fd,
 	if (rc)
 		goto fail;
 	peer_identity(t, x);
-	snprintf(t->desc, sizeof(t->desc), "%s/%s",
+	if (x->kernel != TB_TLS_KERNEL_NO) {
+		char kwhy[128] = "";
+
+		ktls_enable(t, fd, kwhy, sizeof(kwhy));
+		if (x->kernel == TB_TLS_KERNEL_YES &&
+		    !(t->ktls_tx && t->ktls_rx)) {
+			snprintf(
+				why, whylen,
+				"tls_kernel = yes, but kernel TLS is not available: %s",
+				kwhy[0] ? kwhy : "one direction refused");
+			rc = -ENOTSUP;
+			goto fail;
+		}
+	}
+	snprintf(t->desc, sizeof(t->desc), "%s/%s %s",
 		 gnutls_protocol_get_name(gnutls_protocol_get_version(t->s)),
-		 gnutls_cipher_get_name(gnutls_cipher_get(t->s)));
+		 gnutls_cipher_get_name(gnutls_cipher_get(t->s)),
+		 t->ktls_tx && t->ktls_rx ? "kTLS" :
+		 t->ktls_tx		  ? "kTLS send, user-space receive" :
+		 t->ktls_rx		  ? "user-space send, kTLS receive" :
+					    "user-space");
 	gnutls_transport_set_ptr(t->s, t);
 	gnutls_transport_set_vec_push_function(t->s, push_vec);
 	gnutls_transport_set_pull_function(t->s, pull);

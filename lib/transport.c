@@ -87,6 +87,7 @@ static int tb_conn_new(struct tb_conn **out, int fd,
 		c->opts.sq_depth = 4;
 	/* room for a batch, the cancel and the eventfd poll */
 	c->batch_max = TB_MIN(TB_BATCH_MAX, c->opts.sq_depth - 2);
+	c->send_flags = MSG_NOSIGNAL | MSG_WAITALL;
 	c->chunk_max = TB_SEND_CHUNK;
 	if (c->opts.rate_bps) {
 		tb_pacer_init(&c->pacer, c->opts.rate_bps);
@@ -284,7 +285,7 @@ int tb_conn_recv_rec(struct tb_conn *c, struct tb_rec *rec, int64_t deadline_ns)
 		rc = tb_dec_space(&c->dec, TB_RECV_WANT, &p, &room);
 		if (rc)
 			return rc;
-		if (c->tls)
+		if (c->tls && !tb_tls_kernel_rx(c->tls))
 			rc = tb_recv_tls(c, p, room, deadline_ns, &n);
 		else
 			rc = tb_recv_once(c, p, room, deadline_ns, &n);
@@ -335,9 +336,23 @@ void tb_conn_close(struct tb_conn *c)
 int tb_conn_start_tls(struct tb_conn *c, struct tb_tls_ctx *x,
 		      int64_t deadline_ns, char *why, size_t whylen)
 {
+	int rc;
+
 	if (!c || !x || c->tls)
 		return -EINVAL;
-	return tb_tls_handshake(&c->tls, x, c->fd, deadline_ns, why, whylen);
+	rc = tb_tls_handshake(&c->tls, x, c->fd, deadline_ns, why, whylen);
+	/*
+	 * The kernel's TLS refuses MSG_ZEROCOPY (it copies into its records
+	 * anyway) and MSG_WAITALL.  Without MSG_WAITALL a short send would
+	 * not break a linked chain, so its sends go one at a time: a short
+	 * one is resumed from where it stopped.
+	 */
+	if (!rc && tb_tls_kernel_tx(c->tls)) {
+		c->zc_ok = c->zc_report = false;
+		c->send_flags = MSG_NOSIGNAL;
+		c->batch_max = 1;
+	}
+	return rc;
 }
 
 const char *tb_conn_peer_id(const struct tb_conn *c)

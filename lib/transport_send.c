@@ -7,7 +7,8 @@
  * probe at set-up.
  *
  * Invariant (stream order): the SQEs of one send batch are linked
- * (IOSQE_IO_LINK) and carry MSG_WAITALL, so a short send fails the chain;
+ * (IOSQE_IO_LINK) and carry MSG_WAITALL, so a short send fails the chain
+ * (kTLS refuses MSG_WAITALL: its batches have one SQE);
  * a new batch is submitted only after every CQE of the previous one was
  * reaped.
  */
@@ -222,12 +223,11 @@ static int tb_send_batch(struct tb_conn *c, unsigned n, int64_t deadline_ns,
 		s->zc = c->zc_ok;
 		if (s->zc)
 			io_uring_prep_send_zc(
-				sqe, c->fd, s->p, s->len,
-				MSG_NOSIGNAL | MSG_WAITALL,
+				sqe, c->fd, s->p, s->len, c->send_flags,
 				c->zc_report ? IORING_SEND_ZC_REPORT_USAGE : 0);
 		else
 			io_uring_prep_send(sqe, c->fd, s->p, s->len,
-					   MSG_NOSIGNAL | MSG_WAITALL);
+					   c->send_flags);
 		io_uring_sqe_set_data64(sqe, TB_UD_SEND + i);
 		if (i + 1 < n)
 			sqe->flags |= IOSQE_IO_LINK;
@@ -385,8 +385,9 @@ int tb_conn_sendv(struct tb_conn *c, const struct iovec *iov, int iovcnt,
 		return -ECANCELED;
 	if (c->send_err)
 		return c->send_err;
-	return c->tls ? tb_sendv_tls(c, iov, iovcnt, deadline_ns) :
-			tb_sendv_raw(c, iov, iovcnt, deadline_ns);
+	return c->tls && !tb_tls_kernel_tx(c->tls) ?
+		       tb_sendv_tls(c, iov, iovcnt, deadline_ns) :
+		       tb_sendv_raw(c, iov, iovcnt, deadline_ns);
 }
 
 int tb_conn_send(struct tb_conn *c, const void *buf, size_t len,

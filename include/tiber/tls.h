@@ -32,7 +32,17 @@ struct tb_tls_cfg {
 	const char *psk_identity; /* client: the line to use (default: first) */
 	const char *peer_name;	  /* client: name the server's certificate must
 				  carry (default: any from the CA) */
+	int kernel;		  /* enum tb_tls_kernel */
 };
+
+/* Record encryption in the kernel (kTLS) after the handshake: where the
+ * kernel offers it (auto), never (no), or required (yes). */
+enum tb_tls_kernel {
+	TB_TLS_KERNEL_AUTO,
+	TB_TLS_KERNEL_NO,
+	TB_TLS_KERNEL_YES
+};
+extern const char *const tb_tls_kernel_modes[];
 
 struct tb_tls_ctx;
 
@@ -68,6 +78,11 @@ bool tb_tls_cfg_set(const struct tb_tls_cfg *cfg);
 	  .type = TB_OPT_STR,                                                  \
 	  .dst = &(cfg).peer_name,                                             \
 	  .help = "primary: name the backup's certificate must carry" },       \
+	{ .key = "tls_kernel",                                                 \
+	  .type = TB_OPT_CHOICE,                                               \
+	  .dst = &(cfg).kernel,                                                \
+	  .choices = tb_tls_kernel_modes,                                      \
+	  .help = "records encrypted by the kernel (kTLS) so io_uring sends plaintext: auto = where the kernel has the tls module" }, \
 	{ .key = "insecure",                                                   \
 	  .type = TB_OPT_BOOL,                                                 \
 	  .dst = &(insecure),                                                  \
@@ -93,17 +108,24 @@ struct tb_tls;
 
 /*
  * Handshake on the connected stream socket @fd (its blocking mode is
- * restored) by @deadline_ns.  0 or -ETIMEDOUT, -EACCES (the peer failed
- * authentication, or refused ours), -EPROTO (not TLS), -errno; @why says
- * what happened.
+ * restored) by @deadline_ns, then kTLS as the context's tls_kernel
+ * says.  0 or -ETIMEDOUT, -EACCES (the peer failed authentication, or
+ * refused ours), -EPROTO (not TLS), -ENOTSUP (tls_kernel = yes and no
+ * kTLS), -errno; @why says what happened.
  */
 int tb_tls_handshake(struct tb_tls **out, struct tb_tls_ctx *x, int fd,
 		     int64_t deadline_ns, char *why, size_t whylen);
 void tb_tls_free(struct tb_tls *t);
 /* The authenticated peer: its certificate's CN, or its PSK identity. */
 const char *tb_tls_peer_id(const struct tb_tls *t);
-/* Protocol and cipher, for logs ("TLS1.3/AES-256-GCM"). */
+/* Protocol, cipher and who encrypts, for logs ("TLS1.3/AES-256-GCM
+ * kTLS"). */
 const char *tb_tls_desc(const struct tb_tls *t);
+/* The kernel seals the records we send / opens those we receive: the
+ * socket carries plaintext for io_uring, tb_tls_seal/open are not used
+ * in that direction. */
+bool tb_tls_kernel_tx(const struct tb_tls *t);
+bool tb_tls_kernel_rx(const struct tb_tls *t);
 
 /* Send side: the records that carry @p[0..n) replace what @out held
  * (its memory is swapped in, not copied).  0 or -errno (@out as it

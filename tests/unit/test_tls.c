@@ -5,7 +5,9 @@
  * sender and one receiver thread per side), and every way the
  * handshake must fail: a peer from another CA, a client without a
  * certificate, a wrong PSK, a plaintext peer, a silent peer; and a
- * record altered on the wire.  Credentials come from scripts/tls-keys.sh.
+ * record altered on the wire.  Records in user space (GnuTLS) and in
+ * the kernel (kTLS, where the kernel has the tls module), both ways and
+ * mixed.  Credentials come from scripts/tls-keys.sh.
  */
 #include <errno.h>
 #include <poll.h>
@@ -15,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -218,6 +222,7 @@ START_TEST(x509_mutual_both_ways)
 	int crc, src;
 
 	cc.peer_name = "backup";
+	cc.kernel = sc.kernel = TB_TLS_KERNEL_NO; /* GnuTLS seals */
 	cx = ctx(&cc, false);
 	sx = ctx(&sc, true);
 	pair(cx, sx, &crc, &src, &a, &b);
@@ -226,6 +231,7 @@ START_TEST(x509_mutual_both_ways)
 	ck_assert_str_eq(tb_conn_peer_id(b), "primary");
 	ck_assert_str_eq(tb_conn_peer_id(a), "backup");
 	ck_assert_ptr_nonnull(strstr(tb_conn_tls_desc(a), "TLS1.3"));
+	ck_assert_ptr_nonnull(strstr(tb_conn_tls_desc(a), "user-space"));
 	exchange(a, b);
 	tb_conn_get_stats(a, &st);
 	/* what crossed the socket is the ciphertext: a little more */
@@ -242,7 +248,8 @@ END_TEST
 
 START_TEST(psk_both_ways)
 {
-	struct tb_tls_cfg c = { .psk_file = f("psk") };
+	struct tb_tls_cfg c = { .psk_file = f("psk"),
+				.kernel = TB_TLS_KERNEL_NO };
 	struct tb_tls_ctx *cx = ctx(&c, false), *sx = ctx(&c, true);
 	struct tb_conn *a, *b;
 	int crc, src;
@@ -486,6 +493,124 @@ START_TEST(altered_record_is_rejected)
 }
 END_TEST
 
+/* ------------------------------------------------------------ kernel TLS */
+
+/* NULL if a TCP socket takes the tls ULP here, else why not. */
+static const char *no_kernel_tls(void)
+{
+	static char why[160];
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	const char *r = why;
+
+	ck_assert(l >= 0 && c >= 0);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(listen(l, 1), 0);
+	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &al), 0);
+	ck_assert_int_eq(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+	if (setsockopt(c, SOL_TCP, TCP_ULP, "tls", sizeof("tls")) == 0)
+		r = NULL;
+	else
+		snprintf(
+			why, sizeof(why),
+			"this kernel has no tls ULP (%s): modprobe tls; make check-xen's HA job runs kTLS",
+			strerror(errno));
+	close(c);
+	close(l);
+	return r;
+}
+
+/* @ck and @sk: the client's and the server's tls_kernel; the records
+ * cross both ways at once and arrive intact. */
+static void kernel_pair(int ck, int sk, const char *cdesc, const char *sdesc)
+{
+	struct tb_tls_cfg cc = { .psk_file = f("psk"), .kernel = ck };
+	struct tb_tls_cfg sc = { .psk_file = f("psk"), .kernel = sk };
+	struct tb_tls_ctx *cx = ctx(&cc, false), *sx = ctx(&sc, true);
+	struct tb_conn_stats st;
+	struct tb_conn *a, *b;
+	int crc, src;
+
+	pair(cx, sx, &crc, &src, &a, &b);
+	ck_assert_int_eq(crc, 0);
+	ck_assert_int_eq(src, 0);
+	ck_assert_msg(strstr(tb_conn_tls_desc(a), cdesc), "client: %s",
+		      tb_conn_tls_desc(a));
+	ck_assert_msg(strstr(tb_conn_tls_desc(b), sdesc), "server: %s",
+		      tb_conn_tls_desc(b));
+	exchange(a, b);
+	tb_conn_get_stats(a, &st);
+	printf("%s -> %s: %llu bytes sent for %u of records\n",
+	       tb_conn_tls_desc(a), tb_conn_tls_desc(b),
+	       (unsigned long long)st.bytes_sent, NBLOBS * BLOB);
+	tb_conn_close(a);
+	tb_conn_close(b);
+	tb_tls_ctx_free(cx);
+	tb_tls_ctx_free(sx);
+}
+
+START_TEST(kernel_tls_both_ways)
+{
+	const char *why = no_kernel_tls();
+
+	if (why) {
+		tb_skip("kernel_tls_both_ways", "%s", why);
+		return;
+	}
+	kernel_pair(TB_TLS_KERNEL_YES, TB_TLS_KERNEL_YES, "kTLS", "kTLS");
+	/* auto takes the kernel's where there is one */
+	kernel_pair(TB_TLS_KERNEL_AUTO, TB_TLS_KERNEL_AUTO, "kTLS", "kTLS");
+}
+END_TEST
+
+/* The wire is TLS 1.3 either way: a kTLS side talks to a GnuTLS side. */
+START_TEST(kernel_and_user_space_peers_interoperate)
+{
+	const char *why = no_kernel_tls();
+
+	if (why) {
+		tb_skip("kernel_and_user_space_peers_interoperate", "%s", why);
+		return;
+	}
+	kernel_pair(TB_TLS_KERNEL_YES, TB_TLS_KERNEL_NO, "kTLS", "user-space");
+	kernel_pair(TB_TLS_KERNEL_NO, TB_TLS_KERNEL_YES, "user-space", "kTLS");
+}
+END_TEST
+
+/* tls_kernel = yes where the kernel cannot (a Unix socket never takes
+ * the tls ULP): refused, saying so, on this side; auto falls back. */
+START_TEST(tls_kernel_yes_without_kernel_tls_refused)
+{
+	struct tb_tls_cfg cy = { .psk_file = f("psk"),
+				 .kernel = TB_TLS_KERNEL_YES };
+	struct tb_tls_cfg sa = { .psk_file = f("psk") };
+	struct hs cl = { 0 }, sv = { 0 };
+	pthread_t t;
+	int p[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p),
+			 0);
+	ck_assert_int_eq(tb_conn_from_fd(&cl.c, p[0], NULL), 0);
+	ck_assert_int_eq(tb_conn_from_fd(&sv.c, p[1], NULL), 0);
+	cl.x = ctx(&cy, false);
+	sv.x = ctx(&sa, true);
+	pthread_create(&t, NULL, hs_main, &cl);
+	hs_main(&sv);
+	pthread_join(t, NULL);
+	ck_assert_msg(cl.rc == -ENOTSUP, "client rc %d: %s", cl.rc, cl.why);
+	ck_assert_msg(strstr(cl.why, "tls_kernel = yes"), "%s", cl.why);
+	ck_assert_msg(sv.rc == 0, "server: %s", sv.why);
+	ck_assert_ptr_nonnull(strstr(tb_conn_tls_desc(sv.c), "user-space"));
+	tb_conn_close(cl.c);
+	tb_conn_close(sv.c);
+	tb_tls_ctx_free(cl.x);
+	tb_tls_ctx_free(sv.x);
+}
+END_TEST
+
 START_TEST(secrets_readable_by_others_refused)
 {
 	struct tb_tls_cfg c = { .psk_file = f("psk-open") };
@@ -516,6 +641,9 @@ static Suite *tls_suite(void)
 	tcase_add_test(tc, plaintext_and_silent_peers_refused);
 	tcase_add_test(tc, altered_record_is_rejected);
 	tcase_add_test(tc, secrets_readable_by_others_refused);
+	tcase_add_test(tc, kernel_tls_both_ways);
+	tcase_add_test(tc, kernel_and_user_space_peers_interoperate);
+	tcase_add_test(tc, tls_kernel_yes_without_kernel_tls_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

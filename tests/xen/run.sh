@@ -79,6 +79,9 @@ if [ "${TIBER_XEN_JOB:-}" = ha ]; then
 		echo "check-xen: NOTE tb-xenrestore does not build"
 	cp "$HERE/dom0-ha.sh" "$OVL/root/tiber/"
 	chmod 755 "$OVL/root/tiber/dom0-ha.sh"
+	# the kTLS test's pre-shared key (gnutls-bin on the host)
+	"$TOP/scripts/tls-keys.sh" psk "$OVL/root/tiber/tls.psk" tiberd-xen > /dev/null ||
+		echo "check-xen: NOTE no TLS key made (scripts/tls-keys.sh)"
 	# the disk test: nbdkit (file plugin) with our filter, nbd-client;
 	# from the host (the same Debian release; make deps installs them)
 	mkdir -p "$OVL/usr/local/lib/nbdkit"
