@@ -10,8 +10,10 @@
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 
 #include "tiber/common.h"
@@ -306,4 +308,68 @@ int tb_read_file(const char *path, struct tb_buf *b)
 int tb_futex(int *uaddr, int op, int val, const struct timespec *ts)
 {
 	return syscall(SYS_futex, uaddr, op, val, ts, NULL, 0) < 0 ? -errno : 0;
+}
+
+/* ---------------------------------------------------------------- UUIDs */
+
+void tb_uuid_fmt(const uint8_t u[16], char out[TB_UUID_TEXT])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (unsigned i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[u[i] >> 4];
+		out[o++] = hex[u[i] & 15];
+	}
+	out[o] = 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)tolower((unsigned char)c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int tb_uuid_parse(const char *s, uint8_t u[16])
+{
+	unsigned i = 0, k = 0;
+	int hi, lo;
+
+	if (!s || strlen(s) != 36)
+		return -EINVAL;
+	while (i < 16) {
+		if (k == 8 || k == 13 || k == 18 || k == 23) {
+			if (s[k++] != '-')
+				return -EINVAL;
+			continue;
+		}
+		hi = hexval(s[k]);
+		lo = hexval(s[k + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		u[i++] = (uint8_t)(hi << 4 | lo);
+		k += 2;
+	}
+	return 0;
+}
+
+bool tb_uuid_nil(const uint8_t u[16])
+{
+	for (unsigned i = 0; i < 16; i++)
+		if (u[i])
+			return false;
+	return true;
+}
+
+int tb_uuid_new(uint8_t u[16])
+{
+	if (getrandom(u, 16, 0) != 16)
+		return -EIO;
+	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40); /* version 4 */
+	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	return 0;
 }

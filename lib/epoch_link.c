@@ -193,6 +193,7 @@ static int connect_backup(struct tb_engine *e)
 	if (!e->edisk.nr_disks)
 		h.features &= ~TB_FEAT_DISK;
 	memcpy(h.name, e->info.name, sizeof(h.name));
+	memcpy(h.uuid, e->info.uuid, sizeof(h.uuid));
 	e->link_why[0] = 0;
 	rc = tb_conn_connect(&e->conn, e->cfg.backup, &e->cfg.conn,
 			     deadline_in(e->cfg.hb_timeout_ns));
@@ -204,8 +205,8 @@ static int connect_backup(struct tb_engine *e)
 				       e->link_why, sizeof(e->link_why));
 		if (rc)
 			goto fail;
-		tb_dbg("backup=%s %s, peer %s", e->cfg.backup,
-		       tb_conn_tls_desc(e->conn), tb_conn_peer_id(e->conn));
+		tb_info("backup=%s %s, peer %s", e->cfg.backup,
+			tb_conn_tls_desc(e->conn), tb_conn_peer_id(e->conn));
 	}
 	tb_buf_reset(&e->sendbuf);
 	rc = tb_enc_hello(&e->sendbuf, &h);
@@ -227,7 +228,8 @@ static int connect_backup(struct tb_engine *e)
 		goto fail;
 	}
 	if (rec.type != TB_REC_HELLO || rec.u.hello.role != TB_ROLE_BACKUP ||
-	    rec.u.hello.nr_pages != e->info.nr_pages) {
+	    rec.u.hello.nr_pages != e->info.nr_pages ||
+	    memcmp(rec.u.hello.uuid, e->info.uuid, sizeof(h.uuid)) != 0) {
 		tb_err("backup=%s answered with a bad HELLO", e->cfg.backup);
 		rc = -EPROTO;
 		goto fail;

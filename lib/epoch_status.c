@@ -220,9 +220,11 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 	/* the backend's names: a guest may choose its own (sim: xenstore) */
 	char name[6 * sizeof(st.info.name) + 1];
 	char mech[6 * sizeof(st.info.dirty_mech) + 1];
+	char uuid[TB_UUID_TEXT];
 	int n;
 
 	tb_engine_get_status(e, &st);
+	tb_uuid_fmt(st.info.uuid, uuid);
 	n = snprintf(
 		buf, len,
 		"{\"domid\":%u,\"name\":\"%s\",\"backend\":\"%s\","
@@ -241,7 +243,7 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		",\"output_overflow_pauses\":%" PRIu64
 		",\"output_overflow_paused_ms\":%.1f,\"link_error\":\"%s\","
 		"\"sync_done_pages\":%" PRIu64 ",\"sync_total_pages\":%" PRIu64
-		",\"sync_eta_s\":%.1f}",
+		",\"sync_eta_s\":%.1f,\"uuid\":\"%s\"}",
 		st.info.domid, tb_json_esc(name, sizeof(name), st.info.name),
 		e->cfg.ops->name, tb_engine_state_name(st.state), st.rate_hz,
 		tb_suspend_mode_name(st.info.suspend_mode),
@@ -255,7 +257,7 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		st.dom.output_dropped_bytes, st.dom.output_dropped_packets,
 		st.dom.output_overflow_pauses,
 		st.dom.output_overflow_pause_ns / 1e6, st.link_error,
-		st.sync_done_pages, st.sync_total_pages, st.sync_eta_s);
+		st.sync_done_pages, st.sync_total_pages, st.sync_eta_s, uuid);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 

@@ -244,6 +244,7 @@ int tb_enc_hello(struct tb_buf *out, const struct tb_hello *h)
 	tb_put_le64(b + OFF(w_hello, features), h->features);
 	n = strnlen(h->name, sizeof(h->name));
 	memcpy(b + OFF(w_hello, name), h->name, n); /* rest stays zero */
+	memcpy(b + OFF(w_hello, uuid), h->uuid, sizeof(h->uuid));
 	return tb_rec_check_close(out, TB_REC_HELLO, HELLO_LEN);
 }
 

@@ -46,7 +46,8 @@ static bool type_len_range(uint32_t type, uint32_t *min, uint32_t *max)
 {
 	switch (type) {
 	case TB_REC_HELLO:
-		*min = *max = HELLO_LEN;
+		*min = HELLO_V1_LEN;
+		*max = HELLO_LEN;
 		return true;
 	case TB_REC_EPOCH_BEGIN:
 		*min = *max = BEGIN_LEN;
@@ -157,8 +158,8 @@ bool tb_error_code_ok(uint32_t code)
 				       code < TB_ERROR_ERRNO_BASE + 4096);
 }
 
-static int parse_hello(const uint8_t *b, struct tb_hello *h, char *why,
-		       size_t whylen)
+static int parse_hello(const uint8_t *b, uint32_t len, struct tb_hello *h,
+		       char *why, size_t whylen)
 {
 	size_t n, i;
 
@@ -170,6 +171,7 @@ static int parse_hello(const uint8_t *b, struct tb_hello *h, char *why,
 	h->nr_pages = tb_get_le64(b + OFF(w_hello, nr_pages));
 	h->features = tb_get_le64(b + OFF(w_hello, features));
 	memcpy(h->name, b + OFF(w_hello, name), sizeof(h->name));
+	memset(h->uuid, 0, sizeof(h->uuid));
 	if (h->magic != TB_STREAM_MAGIC)
 		return reject(why, whylen, TB_SERR_VERSION,
 			      "HELLO magic 0x%016" PRIx64 " is not tiber's",
@@ -178,6 +180,11 @@ static int parse_hello(const uint8_t *b, struct tb_hello *h, char *why,
 		return reject(why, whylen, TB_SERR_VERSION,
 			      "HELLO version %" PRIu32 ", this is %u",
 			      h->version, TB_STREAM_VERSION);
+	if (len != HELLO_LEN)
+		return reject(why, whylen, TB_SERR_BAD_FIELD,
+			      "HELLO of %" PRIu32 " bytes, version %u has %u",
+			      len, TB_STREAM_VERSION, HELLO_LEN);
+	memcpy(h->uuid, b + OFF(w_hello, uuid), sizeof(h->uuid));
 	if (h->role != TB_ROLE_PRIMARY && h->role != TB_ROLE_BACKUP)
 		return reject(why, whylen, TB_SERR_BAD_FIELD,
 			      "HELLO role %" PRIu32, h->role);
@@ -411,7 +418,7 @@ int tb_rec_parse_body(uint32_t type, const uint8_t *b, uint32_t len,
 {
 	switch (type) {
 	case TB_REC_HELLO:
-		return parse_hello(b, &rec->u.hello, why, whylen);
+		return parse_hello(b, len, &rec->u.hello, why, whylen);
 	case TB_REC_EPOCH_BEGIN:
 		return parse_begin(b, &rec->u.begin, why, whylen);
 	case TB_REC_PAGE_DATA:

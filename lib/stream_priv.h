@@ -39,6 +39,7 @@ struct w_hello {
 	uint64_t nr_pages;
 	uint64_t features;
 	char name[32];
+	uint8_t uuid[16];
 };
 struct w_epoch_begin {
 	uint64_t epoch;
@@ -92,7 +93,10 @@ struct w_error_hdr {
 
 _Static_assert(sizeof(struct w_rec_hdr) == TB_REC_HDR_LEN, "rec hdr");
 _Static_assert(sizeof(struct w_rec_trailer) == TB_REC_TRAILER_LEN, "trailer");
-_Static_assert(sizeof(struct w_hello) == 72, "HELLO body is 72 bytes");
+_Static_assert(sizeof(struct w_hello) == 88, "HELLO body is 88 bytes");
+/* a version 1 HELLO ends at the name: long enough to say "version 1" */
+#define HELLO_V1_LEN 72u
+_Static_assert(OFF(w_hello, uuid) == HELLO_V1_LEN, "HELLO uuid offset");
 _Static_assert(OFF(w_hello, nr_pages) == 24 && OFF(w_hello, features) == 32 &&
 		       OFF(w_hello, name) == 40,
 	       "HELLO offsets");

@@ -100,6 +100,7 @@ static int restore(struct rdom *d, const char *cause, int64_t t_last_rx,
 
 	req.name = d->name;
 	req.domid = d->domid;
+	memcpy(req.uuid, d->uuid, sizeof(req.uuid));
 	req.nr_pages = r->nr_pages;
 	req.mem_fd = r->mem_fd;
 	req.cpu_state = r->cpu_state.data;
@@ -250,6 +251,7 @@ static void ctl_status(char *buf, size_t len)
 	char peer_id[ESC_LEN(sizeof(doms[0].peer_id))];
 	char cause[ESC_LEN(sizeof(doms[0].cause))];
 	char where[ESC_LEN(sizeof(doms[0].restored.where))];
+	char uuid[TB_UUID_TEXT];
 	int64_t now = tb_now_ns();
 	size_t off;
 	int i, n;
@@ -278,13 +280,14 @@ static void ctl_status(char *buf, size_t len)
 
 		if (d->state == DOM_FREE)
 			continue;
+		tb_uuid_fmt(d->uuid, uuid);
 		n = snprintf(
 			buf + off, len - off,
 			"%s{\"name\":\"%s\",\"domid\":%u,\"state\":\"%s\",\"committed_epoch\":%" PRIu64
 			",\"commit_age_ms\":%.1f,\"pages\":%" PRIu64
 			",\"peer\":\"%s\",\"peer_id\":\"%s\",\"cause\":\"%s\",\"fence_attempts\":%" PRIu64
 			",\"fence_failures\":%" PRIu64
-			",\"restored\":\"%s\",\"reprotects\":%u}",
+			",\"restored\":\"%s\",\"reprotects\":%u,\"uuid\":\"%s\"}",
 			off > 0 && buf[off - 1] == '}' ? "," : "",
 			tb_json_esc(name, sizeof(name), d->name), d->domid,
 			repl_state_name(d->state),
@@ -301,7 +304,7 @@ static void ctl_status(char *buf, size_t len)
 				    d->state == DOM_FAILED_OVER ?
 					    d->restored.where :
 					    ""),
-			d->reprotects);
+			d->reprotects, uuid);
 		if (n > 0)
 			off += (size_t)n;
 	}

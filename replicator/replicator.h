@@ -57,6 +57,7 @@ struct rdom {
 	enum dom_state state;
 	uint32_t domid;
 	char name[33];
+	uint8_t uuid[16];  /* the guest's, bound at its first protection */
 	char peer[64];	   /* the primary's address */
 	char peer_id[64];  /* its TLS identity ("" without TLS) */
 	char cause[96];	   /* why it is LOST */

@@ -156,6 +156,13 @@ static bool admit(struct tb_conn *c, const struct tb_hello *h)
 		send_error(c, TB_ERROR_DENIED, why);
 		return false;
 	}
+	if (tb_uuid_nil(h->uuid)) {
+		snprintf(why, sizeof(why), "guest '%s': HELLO without a UUID",
+			 name);
+		tb_warn("peer=%s refused: %s", tb_conn_peer(c), why);
+		send_error(c, TB_SERR_BAD_FIELD, why);
+		return false;
+	}
 	max = grant && grant < opt.max_guest_mem ? grant : opt.max_guest_mem;
 	if (h->nr_pages > max / TB_PAGE_SIZE) {
 		snprintf(why, sizeof(why),
@@ -185,7 +192,7 @@ static struct rdom *claim(const struct tb_hello *h, const char *peer,
 			  const char *peer_id, uint32_t *code, char *why,
 			  size_t len, struct prior *prev)
 {
-	struct rdom *d = NULL, *free_d = NULL, *owned = NULL;
+	struct rdom *d = NULL, *free_d = NULL, *owned = NULL, *other = NULL;
 	unsigned used = 0;
 	int i;
 
@@ -206,6 +213,12 @@ static struct rdom *claim(const struct tb_hello *h, const char *peer,
 		    o->peer_id[0] && peer_id &&
 		    strcmp(o->peer_id, peer_id) != 0)
 			owned = o;
+		/* and to the guest: another guest under its name (a new VM
+		 * called the same) must not replace it */
+		if (o->state != DOM_FREE && o->have_rep && o->rep.have_commit &&
+		    !strncmp(o->name, h->name, sizeof(h->name)) &&
+		    memcmp(o->uuid, h->uuid, sizeof(o->uuid)) != 0)
+			other = o;
 	}
 	*code = TB_SERR_BAD_FIELD;
 	if (owned) {
@@ -214,6 +227,17 @@ static struct rdom *claim(const struct tb_hello *h, const char *peer,
 			why, len,
 			"guest '%s': its committed replica belongs to primary '%s'",
 			owned->name, owned->peer_id);
+		d = NULL;
+	} else if (other) {
+		char have[TB_UUID_TEXT], got[TB_UUID_TEXT];
+
+		*code = TB_ERROR_DENIED;
+		tb_uuid_fmt(other->uuid, have);
+		tb_uuid_fmt(h->uuid, got);
+		snprintf(
+			why, len,
+			"guest '%s': the committed replica is of the guest with UUID %s, this HELLO's is %s; refused, the replica is kept",
+			other->name, have, got);
 		d = NULL;
 	} else if (d && d->state == DOM_ACTIVE) {
 		snprintf(
@@ -255,6 +279,9 @@ static struct rdom *claim(const struct tb_hello *h, const char *peer,
 			d->domid = h->domid;
 			memcpy(d->name, h->name, sizeof(h->name));
 		}
+		/* bound at the first commit: until then, whoever's */
+		if (!(d->have_rep && d->rep.have_commit))
+			memcpy(d->uuid, h->uuid, sizeof(d->uuid));
 		/* for a session that dies before its first epoch */
 		prev->state = d->state;
 		memcpy(prev->cause, d->cause, sizeof(prev->cause));
@@ -410,7 +437,7 @@ static bool handshake(struct session *s)
 	struct tb_conn *c = s->c;
 	struct tb_hello h, mine;
 	struct tb_rec rec;
-	char why[200];
+	char why[320];
 	uint32_t code;
 	int rc;
 

@@ -449,6 +449,8 @@ static int boot(struct tb_guest *g)
 	rc = init_ctrl(g);
 	if (rc)
 		return rc;
+	if (cfg->uuid)
+		tb_sim_store_write(&g->ctrl->store, TB_SIM_KEY_UUID, cfg->uuid);
 	if (cfg->restore) {
 		rc = restore_config(g);
 		if (rc)

@@ -47,6 +47,7 @@ struct tb_guest_cfg {
 	const char *stats_file;
 	unsigned stats_interval_s;
 	const char *name;
+	const char *uuid; /* NULL: none until a tiberd protects it */
 	uint32_t domid;
 	/* restore */
 	bool restore;

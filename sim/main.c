@@ -73,6 +73,15 @@ static const char *const contents[] = {
 	[TB_SIM_CONTENT_DELTA] = "delta",
 	NULL,
 };
+static const char *check_uuid(const void *value)
+{
+	uint8_t u[16];
+
+	return tb_uuid_parse(*(const char *const *)value, u) ?
+		       "not a UUID (8-4-4-4-12 hex digits)" :
+		       NULL;
+}
+
 static const struct tb_opt_word flat_out[] = { { "max", UINT64_MAX },
 					       { NULL, 0 } };
 
@@ -194,6 +203,12 @@ static const struct tb_opt table[] = {
 	  .dst = &args.cfg.name,
 	  .arg = "NAME",
 	  .help = "store entry: the guest's name" },
+	{ .key = "uuid",
+	  .type = TB_OPT_STR,
+	  .dst = &args.cfg.uuid,
+	  .arg = "UUID",
+	  .check = check_uuid,
+	  .help = "store entry: the guest's UUID (default: made by the first tiberd that protects it)" },
 	{ .key = "domid",
 	  .type = TB_OPT_U32,
 	  .dst = &args.cfg.domid,

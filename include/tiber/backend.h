@@ -71,6 +71,7 @@ struct tb_dom_cfg {
 struct tb_dom_info {
 	uint32_t domid;
 	char name[32];
+	uint8_t uuid[16];  /* the guest's (Xen: its domain handle) */
 	char kind[16];	   /* "sim", "pv", "pvh", "hvm" */
 	uint64_t nr_pages; /* pfn space: bitmap size */
 	uint32_t nr_vcpus;
@@ -113,6 +114,7 @@ struct tb_dom_stats {
 struct tb_restore_req {
 	const char *name; /* guest name */
 	uint32_t domid;	  /* original domain id */
+	uint8_t uuid[16]; /* the guest's UUID, kept by the restored guest */
 	uint64_t nr_pages;
 	int mem_fd; /* memfd with nr_pages * 4096 bytes of RAM */
 	const void *cpu_state;

@@ -105,6 +105,14 @@ void tb_buf_free(struct tb_buf *b);
 
 /* Parse helpers: the whole string must be consumed.  0 or -EINVAL/-ERANGE. */
 int tb_parse_u64(const char *s, uint64_t *out);
+/* A guest UUID: 16 bytes, written 8-4-4-4-12 in lower-case hex. */
+#define TB_UUID_TEXT 37 /* with the NUL */
+void tb_uuid_fmt(const uint8_t u[16], char out[TB_UUID_TEXT]);
+/* 0 or -EINVAL (not 36 characters of that form). */
+int tb_uuid_parse(const char *s, uint8_t u[16]);
+bool tb_uuid_nil(const uint8_t u[16]);
+/* A random (version 4) UUID.  0 or -errno. */
+int tb_uuid_new(uint8_t u[16]);
 int tb_parse_i64(const char *s, int64_t *out);
 int tb_parse_double(const char *s, double *out);
 /* "64M", "4G", "4096", "1k": bytes.  0 or -EINVAL/-ERANGE. */

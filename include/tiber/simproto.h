@@ -95,6 +95,9 @@ struct tb_sim_port {
 #define TB_SIM_KEY_SHUTDOWN	"control/shutdown"
 #define TB_SIM_KEY_NAME		"name"
 #define TB_SIM_KEY_DOMID	"domid"
+/* the guest's UUID (8-4-4-4-12 hex): given at its start, or made by the
+ * first tiberd that protects it; a restored guest keeps it */
+#define TB_SIM_KEY_UUID "vm/uuid"
 
 struct tb_sim_store_slot {
 	char key[TB_SIM_KEY_MAX]; /* "" = free */

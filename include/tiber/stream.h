@@ -22,7 +22,7 @@
 #include "tiber/common.h"
 
 #define TB_STREAM_MAGIC	  0x5254534542495454ull /* "TTIBESTR" little-endian */
-#define TB_STREAM_VERSION 1u
+#define TB_STREAM_VERSION 2u /* 2: HELLO carries the guest UUID */
 
 #define TB_REC_OPTIONAL	   0x80000000u /* type bit: receiver may skip it */
 #define TB_REC_HDR_LEN	   8u
@@ -105,7 +105,8 @@ struct tb_hello {
 	uint32_t page_size;
 	uint64_t nr_pages;
 	uint64_t features;
-	char name[32]; /* guest name, NUL-padded, informational */
+	char name[32];	  /* guest name, NUL-padded, informational */
+	uint8_t uuid[16]; /* the guest's UUID; the backup echoes it */
 };
 
 struct tb_epoch_begin {

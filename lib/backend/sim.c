@@ -126,6 +126,31 @@ out_close:
 
 /* ------------------------------------------------------------ ops */
 
+/* The guest's UUID from its store; a guest that has none gets one now,
+ * at its first protection, and keeps it (like a Xen domain's handle). */
+static int sim_uuid(struct tb_dom *d)
+{
+	char v[TB_SIM_VAL_MAX];
+	int rc;
+
+	if (!tb_sim_store_read(&d->ctrl->store, TB_SIM_KEY_UUID, v,
+			       sizeof(v))) {
+		if (!tb_uuid_parse(v, d->uuid))
+			return 0;
+		tb_backend_set_reason(
+			"sim: guest pid %d: its %s '%s' is not a UUID",
+			(int)d->pid, TB_SIM_KEY_UUID, v);
+		return -EINVAL;
+	}
+	rc = tb_uuid_new(d->uuid);
+	if (rc) {
+		tb_backend_set_reason("sim: no random UUID: %s", strerror(-rc));
+		return rc;
+	}
+	tb_uuid_fmt(d->uuid, v);
+	return tb_sim_store_write(&d->ctrl->store, TB_SIM_KEY_UUID, v);
+}
+
 static int sim_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -217,6 +242,9 @@ static int sim_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 		goto fail;
 	}
 
+	rc = sim_uuid(d);
+	if (rc)
+		goto fail;
 	rc = tb_sim_suspend_attach(d, cfg);
 	if (rc)
 		goto fail;
@@ -275,6 +303,7 @@ static void sim_get_info(struct tb_dom *d, struct tb_dom_info *info)
 		v[0] = 0;
 	v[sizeof(info->name) - 1] = 0;
 	memcpy(info->name, v, strlen(v) + 1);
+	memcpy(info->uuid, d->uuid, sizeof(info->uuid));
 	snprintf(info->kind, sizeof(info->kind), "sim");
 	info->nr_pages = d->nr_pages;
 	info->nr_vcpus = TB_MAX(LD(&d->ctrl->nr_vcpus), 1u);

@@ -44,6 +44,7 @@ struct tb_dom {
 	int ram_fd, ctrl_fd, ring_fd;
 	int evtfds[TB_SIM_NR_EVTFDS];
 	pid_t pid;
+	uint8_t uuid[16];
 	const uint8_t *ram;
 	uint64_t ram_size, nr_pages, ram_gva;
 	struct tb_sim_ctrl *ctrl;

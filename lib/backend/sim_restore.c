@@ -63,6 +63,7 @@ int tb_sim_restore(const struct tb_restore_req *req, struct tb_restore_res *res)
 {
 	static unsigned counter;
 	char prog[PATH_MAX], ramfd_s[16], statefd_s[16], readyfd_s[16];
+	char uuid_s[TB_UUID_TEXT];
 	char sock[108] = "", *argbuf = NULL, *save = NULL, *tok;
 	const char *argv[RESTORE_MAX_ARGS + 16];
 	const char *tmp = getenv("TMPDIR");
@@ -105,6 +106,11 @@ int tb_sim_restore(const struct tb_restore_req *req, struct tb_restore_res *res)
 		tb_backend_set_reason("sim: a simulated guest has one disk");
 		rc = -EINVAL;
 		goto out;
+	}
+	if (!tb_uuid_nil(req->uuid)) { /* the guest keeps its identity */
+		tb_uuid_fmt(req->uuid, uuid_s);
+		argv[argc++] = "--uuid";
+		argv[argc++] = uuid_s;
 	}
 	if (req->nr_disks) { /* the backup's committed copy is its disk now */
 		argv[argc++] = "--disk";

@@ -117,6 +117,8 @@ static int attach_domain(struct tb_dom *d, xc_domaininfo_t *info)
 		tb_backend_set_reason("dom0 cannot be protected");
 		return rc;
 	}
+	_Static_assert(sizeof(d->uuid) == sizeof(info->handle), "handle");
+	memcpy(d->uuid, info->handle, sizeof(d->uuid));
 	if (info->flags & XEN_DOMINF_dying) {
 		rc = -EINVAL;
 		tb_backend_set_reason("dom%u is dying", d->domid);
@@ -263,6 +265,7 @@ static void xen_get_info(struct tb_dom *d, struct tb_dom_info *info)
 	memset(info, 0, sizeof(*info));
 	info->domid = d->domid;
 	snprintf(info->name, sizeof(info->name), "%s", d->name);
+	memcpy(info->uuid, d->uuid, sizeof(info->uuid));
 	snprintf(info->kind, sizeof(info->kind), "%s", kinds[d->kind]);
 	info->nr_pages = d->nr_gpfns;
 	info->nr_vcpus = d->nr_vcpus;

@@ -56,6 +56,7 @@ struct tb_dom {
 	struct xs_handle *xsh;
 	uint32_t domid;
 	char name[32];
+	uint8_t uuid[16]; /* the domain handle: its UUID */
 	enum xen_kind kind;
 	unsigned guest_width;
 	uint64_t nr_gpfns;

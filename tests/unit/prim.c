@@ -157,6 +157,7 @@ struct tb_hello prim_hello(void)
 			      .role = TB_ROLE_PRIMARY,
 			      .domid = 3,
 			      .page_size = TB_PAGE_SIZE,
-			      .nr_pages = PRIM_NPAGES };
+			      .nr_pages = PRIM_NPAGES,
+			      .uuid = { PRIM_UUID } };
 	return h;
 }

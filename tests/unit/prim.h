@@ -48,6 +48,8 @@ void prim_new_link(struct prim *pr);
 /* Append one epoch of @pfns to pr->out and update the shadow. */
 void prim_encode_epoch(struct prim *pr, uint64_t epoch, bool full,
 		       const uint64_t *pfns, size_t n);
+/* prim_hello's guest UUID (its first bytes; the rest are 0) */
+#define PRIM_UUID 0x7b, 0x1b, 0xe7
 struct tb_hello prim_hello(void);
 /* The guest writes its disk: the image changes, the write is pending
  * (sent with the next epoch; a FULL epoch sends the whole image). */

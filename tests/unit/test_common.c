@@ -303,6 +303,42 @@ START_TEST(json_esc_escapes_quotes_backslashes_and_control_bytes)
 }
 END_TEST
 
+START_TEST(uuid_text_round_trip_and_bad_forms)
+{
+	uint8_t u[16], v[16];
+	char t[TB_UUID_TEXT];
+
+	ck_assert_int_eq(tb_uuid_new(u), 0);
+	ck_assert(!tb_uuid_nil(u));
+	ck_assert_uint_eq(u[6] >> 4, 4); /* version 4 */
+	tb_uuid_fmt(u, t);
+	ck_assert_uint_eq(strlen(t), 36);
+	ck_assert_int_eq(tb_uuid_parse(t, v), 0);
+	ck_assert_mem_eq(u, v, 16);
+	ck_assert_int_eq(
+		tb_uuid_parse("00112233-4455-6677-8899-AABBCCDDEEFF", v), 0);
+	ck_assert_uint_eq(v[0], 0x00);
+	ck_assert_uint_eq(v[10], 0xaa);
+	ck_assert_uint_eq(v[15], 0xff);
+	tb_uuid_fmt(v, t);
+	ck_assert_str_eq(t, "00112233-4455-6677-8899-aabbccddeeff");
+	ck_assert_int_eq(tb_uuid_parse("00112233-4455-6677-8899-aabbccddeef",
+				       v),
+			 -EINVAL); /* short */
+	ck_assert_int_eq(tb_uuid_parse("00112233-4455-6677-8899-aabbccddeeff0",
+				       v),
+			 -EINVAL); /* long */
+	ck_assert_int_eq(tb_uuid_parse("001122334-455-6677-8899-aabbccddeeff",
+				       v),
+			 -EINVAL); /* dash misplaced */
+	ck_assert_int_eq(tb_uuid_parse("00112233-4455-6677-8899-aabbccddeegf",
+				       v),
+			 -EINVAL); /* not hex */
+	memset(v, 0, sizeof(v));
+	ck_assert(tb_uuid_nil(v));
+}
+END_TEST
+
 static Suite *common_suite(void)
 {
 	Suite *s = suite_create("common");
@@ -320,6 +356,7 @@ static Suite *common_suite(void)
 	tcase_add_test(tc, futex_returns_zero_or_minus_errno);
 	tcase_add_test(tc,
 		       json_esc_escapes_quotes_backslashes_and_control_bytes);
+	tcase_add_test(tc, uuid_text_round_trip_and_bad_forms);
 	suite_add_tcase(s, tc);
 	return s;
 }

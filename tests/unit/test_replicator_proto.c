@@ -412,6 +412,23 @@ START_TEST(hello_with_other_size_keeps_committed_replica)
 }
 END_TEST
 
+/* A different guest under the same name, domain id and size (a new VM
+ * called the same): its HELLO carries another UUID and must not replace
+ * the committed replica; a HELLO without a UUID is refused too. */
+START_TEST(hello_of_another_guest_keeps_committed_replica)
+{
+	struct tb_hello h = prim_hello();
+
+	h.uuid[15] ^= 1;
+	assert_refused(&h, TB_ERROR_DENIED, "refused, the replica is kept");
+	ck_assert(log_has(
+		"the committed replica is of the guest with UUID 7b1be700-"));
+	memset(h.uuid, 0, sizeof(h.uuid));
+	assert_refused(&h, TB_SERR_BAD_FIELD, "HELLO without a UUID");
+	assert_replica_intact(2);
+}
+END_TEST
+
 /* Slot exhaustion: sessions that end before their first commit free
  * their slot, so HELLOs alone never fill the table; guests with a
  * committed replica keep theirs, up to max_guests (2 here). */
@@ -477,6 +494,7 @@ static Suite *replicator_suite(void)
 	tcase_add_test(tc, second_live_primary_is_refused);
 	tcase_add_test(tc, hello_larger_than_max_guest_mem_is_refused);
 	tcase_add_test(tc, hello_with_other_size_keeps_committed_replica);
+	tcase_add_test(tc, hello_of_another_guest_keeps_committed_replica);
 	tcase_add_test(tc, slots_freed_unless_committed);
 	suite_add_tcase(s, tc);
 	return s;

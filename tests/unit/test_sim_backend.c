@@ -661,7 +661,7 @@ START_TEST(restore_from_copied_image)
 	pid_t pid = spawn_guest(args), rpid;
 	struct tb_dom_cfg cfg = base_cfg();
 	struct tb_dom *d = attach_ok(&cfg), *rd;
-	struct tb_dom_info info;
+	struct tb_dom_info info, rinfo;
 	struct tb_buf cpu = { 0 }, dev = { 0 };
 	struct tb_restore_req req = { 0 };
 	struct tb_restore_res res;
@@ -692,9 +692,16 @@ START_TEST(restore_from_copied_image)
 	ck_assert_msg(rep.ok, "image: %s", rep.msg);
 	ck_assert_uint_gt(rep.total_writes, 0);
 	ops->detach(d);
+	/* the UUID made at the first protection is the guest's from then */
+	ck_assert(!tb_uuid_nil(info.uuid));
+	d = attach_ok(&cfg);
+	ops->get_info(d, &rinfo);
+	ck_assert_mem_eq(rinfo.uuid, info.uuid, sizeof(info.uuid));
+	ops->detach(d);
 	ck_assert_int_eq(stop_guest(pid), 0);
 
 	req.name = "restored";
+	memcpy(req.uuid, info.uuid, sizeof(req.uuid));
 	req.nr_pages = info.nr_pages;
 	req.mem_fd = memfd;
 	req.cpu_state = cpu.data;
@@ -713,6 +720,9 @@ START_TEST(restore_from_copied_image)
 	/* its suspend hypercall returned 0: RESTORE hooks, verifier ok */
 	ck_assert_uint_eq(tb_sim_dom_ctrl(rd)->restores, 1);
 	ck_assert_uint_eq(tb_sim_dom_ctrl(rd)->last_verify_ok, 1);
+	/* the restored guest is the same guest: same UUID */
+	ops->get_info(rd, &rinfo);
+	ck_assert_mem_eq(rinfo.uuid, info.uuid, sizeof(info.uuid));
 	cycle(rd, true); /* and it can be protected again */
 	ck_assert_uint_gt(tb_sim_dom_ctrl(rd)->progress, 0);
 	ops->detach(rd);

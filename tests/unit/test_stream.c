@@ -26,7 +26,8 @@ static void build_primary(struct tb_buf *b)
 			      .page_size = TB_PAGE_SIZE,
 			      .nr_pages = 262144,
 			      .features = TB_FEAT_ALL,
-			      .name = "guest-a" };
+			      .name = "guest-a",
+			      .uuid = { 0xde, 0xad, 0xbe, 0xef, [15] = 0x42 } };
 	struct tb_epoch_begin be = { .epoch = 5,
 				     .flags = TB_EPOCH_FULL,
 				     .t_request_ns = 100,
@@ -250,7 +251,7 @@ START_TEST(round_trip_of_every_record_type)
 	struct tb_page_desc pd;
 	struct tb_ack ack = { .epoch = 9, .status = TB_SERR_BAD_DIGEST };
 	struct tb_hello hb = { .magic = TB_STREAM_MAGIC,
-			       .version = 1,
+			       .version = TB_STREAM_VERSION,
 			       .role = TB_ROLE_BACKUP,
 			       .page_size = 4096,
 			       .features = TB_FEAT_LZ4,
@@ -265,7 +266,9 @@ START_TEST(round_trip_of_every_record_type)
 		ck_assert_uint_eq(rec.type, primary_types[i]);
 		switch (rec.type) {
 		case TB_REC_HELLO:
-			ck_assert_uint_eq(rec.length, 72);
+			ck_assert_uint_eq(rec.length, 88);
+			ck_assert_uint_eq(rec.u.hello.uuid[0], 0xde);
+			ck_assert_uint_eq(rec.u.hello.uuid[15], 0x42);
 			ck_assert_uint_eq(rec.u.hello.magic, TB_STREAM_MAGIC);
 			ck_assert_uint_eq(rec.u.hello.role, TB_ROLE_PRIMARY);
 			ck_assert_uint_eq(rec.u.hello.domid, 7);
@@ -494,7 +497,7 @@ START_TEST(encoders_reject_invalid_fields)
 {
 	struct tb_buf b = { 0 };
 	struct tb_hello h = { .magic = TB_STREAM_MAGIC,
-			      .version = 1,
+			      .version = TB_STREAM_VERSION,
 			      .role = TB_ROLE_PRIMARY,
 			      .page_size = 4096,
 			      .nr_pages = 1 };
@@ -506,9 +509,9 @@ START_TEST(encoders_reject_invalid_fields)
 	struct tb_dec d;
 	struct tb_rec rec;
 
-	h.version = 2;
+	h.version = TB_STREAM_VERSION + 1;
 	ck_assert_int_eq(tb_enc_hello(&b, &h), -EINVAL);
-	h.version = 1;
+	h.version = TB_STREAM_VERSION;
 	h.role = 0;
 	ck_assert_int_eq(tb_enc_hello(&b, &h), -EINVAL);
 	h.role = TB_ROLE_PRIMARY;
@@ -723,7 +726,7 @@ START_TEST(oversize_is_rejected_from_the_header_before_buffering)
 		{ TB_REC_CPU_STATE, 16 + TB_STATE_LEN_MAX + 1,
 		  TB_SERR_OVERSIZE },
 		{ TB_REC_ERROR, 8 + TB_ERROR_TEXT_MAX + 1, TB_SERR_OVERSIZE },
-		{ TB_REC_HELLO, 73, TB_SERR_OVERSIZE },
+		{ TB_REC_HELLO, 89, TB_SERR_OVERSIZE },
 		{ TB_REC_HELLO, 71, TB_SERR_BAD_FIELD },
 		{ TB_REC_ACK, 0, TB_SERR_BAD_FIELD },
 		{ TB_REC_PAGE_DATA, 23, TB_SERR_BAD_FIELD },
@@ -839,18 +842,32 @@ START_TEST(version_and_magic_mismatch)
 {
 	struct tb_buf b = { 0 }, c = { 0 };
 	struct tb_hello h = { .magic = TB_STREAM_MAGIC,
-			      .version = 1,
+			      .version = TB_STREAM_VERSION,
 			      .role = TB_ROLE_PRIMARY,
 			      .page_size = 4096,
 			      .nr_pages = 10 };
+	uint8_t v1[72];
 	char msg[160];
 	uint64_t n;
 
 	ck_assert_int_eq(tb_enc_hello(&b, &h), 0);
-	patch_rec(&c, &b, 8, 4, 2);
+	patch_rec(&c, &b, 8, 4, TB_STREAM_VERSION + 1);
 	ck_assert_int_eq(decode_whole(c.data, c.len, &n, msg, sizeof(msg)),
 			 TB_SERR_VERSION);
-	ck_assert_ptr_nonnull(strstr(msg, "version 2"));
+	ck_assert_ptr_nonnull(strstr(msg, "version 3, this is 2"));
+	/* a version 1 peer's HELLO (72 bytes, no UUID): told why */
+	patch_rec(&c, &b, 8, 4, 1);
+	memcpy(v1, c.data + 8, 72);
+	tb_buf_reset(&c);
+	ck_assert_int_eq(sm_put_raw(&c, TB_REC_HELLO, v1, 72), 0);
+	ck_assert_int_eq(decode_whole(c.data, c.len, &n, msg, sizeof(msg)),
+			 TB_SERR_VERSION);
+	ck_assert_ptr_nonnull(strstr(msg, "HELLO version 1, this is 2"));
+	/* version 2 in 72 bytes: the UUID is missing */
+	patch_rec(&c, &c, 8, 4, TB_STREAM_VERSION);
+	ck_assert_int_eq(decode_whole(c.data, c.len, &n, msg, sizeof(msg)),
+			 TB_SERR_BAD_FIELD);
+	ck_assert_ptr_nonnull(strstr(msg, "HELLO of 72 bytes"));
 	patch_rec(&c, &b, 0, 8, 0x5254534542495455ull);
 	ck_assert_int_eq(decode_code(&c), TB_SERR_VERSION);
 	ck_assert_int_eq(tb_stream_errno(TB_SERR_VERSION), -EPROTONOSUPPORT);
@@ -865,7 +882,7 @@ START_TEST(bad_field_values_are_rejected)
 	struct tb_page_rec pr = { 0 };
 	uint8_t payload[16] = { 1 };
 	struct tb_hello hp = { .magic = TB_STREAM_MAGIC,
-			       .version = 1,
+			       .version = TB_STREAM_VERSION,
 			       .role = TB_ROLE_PRIMARY,
 			       .page_size = 4096,
 			       .nr_pages = 10,
@@ -1130,7 +1147,7 @@ START_TEST(session_rejects_replayed_and_reordered_epochs)
 	struct tb_epoch_begin be = { .epoch = 10 };
 	struct tb_epoch_end en = { .epoch = 10, .digest = 1 };
 	struct tb_hello h = { .magic = TB_STREAM_MAGIC,
-			      .version = 1,
+			      .version = TB_STREAM_VERSION,
 			      .role = TB_ROLE_PRIMARY,
 			      .page_size = 4096,
 			      .nr_pages = 1 };
