@@ -150,6 +150,28 @@ while True:
     time.sleep(0.2)
 PY
 }
+
+# INCR k once more (sequence number SEQ): the guest's state must follow
+# the last reply a client got, through every failover: the answer is the
+# last one + 1.  KV holds it.  WHAT says when; with WHERE and SINCE, a
+# note of where the guest answered, how long after SINCE.
+KV=""
+kv_incr() { # SEQ WHAT [WHERE SINCE]
+	local v
+	v=$(kv "$1") || fail "no KV reply $2"
+	[ -z "$KV" ] || [ "$v" = $((KV + 1)) ] ||
+		fail "$2: INCR gave $v, the last acknowledged was $KV"
+	KV=$v
+	[ -z "${3:-}" ] || note "KV: INCR k = $v on $3, answering $(since "$4")s $2"
+}
+
+# NODE (re)starts and rejoins as unpromoted; PEER stays promoted.
+rejoin() { # NODE PEER
+	node_start "$1" || fail "node_start $1"
+	cluster_wait 120 "$1 back online" node_online_in "$2" $CL_NODES || fail "$1 did not rejoin"
+	cluster_wait 60 "$2 promoted, $1 unpromoted" settled "$2" "$2" || fail "the clone did not settle"
+}
+
 # replica_committed NODE: NODE's replicator holds a committed epoch
 replica_committed() {
 	node_exec "$1" "$BIN/tiberctl" --socket /run/resource-agents/tiber-$RSC/replicator.ctl status --json 2>/dev/null |
@@ -259,8 +281,8 @@ P=$(promoted node1)
 note "promoted on $P (cold start), unpromoted on $(other "$P")"
 cluster_wait 60 "$(other "$P")'s replica committed" replica_committed "$(other "$P")" ||
 	fail "the replica on $(other "$P") did not commit"
-V1=$(kv 1) || fail "no KV reply from the guest on $P"
-note "KV: INCR k = $V1 on $P"
+kv_incr 1 "from the guest on $P"
+note "KV: INCR k = $KV on $P"
 step_done
 
 # ---------------------------------------------------------------------------
@@ -286,15 +308,11 @@ done
 node_quorate "$O" || fail "$O is not quorate alone with the witness"
 note "$P fenced by $O after ${t_fenced}s (priority-fencing-delay $FENCE_DELAY), $O promoted after ${t_promoted}s"
 node_exec "$O" stonith_admin --history "$P" | grep "reboot of $P" | sed "s/^/   $O: stonith_admin --history: /"
-V2=$(kv 2) || fail "no KV reply after the failover"
-note "KV: INCR k = $V2 on $O, answering $(since "$T_KILL")s after the kill"
-[ "$V2" = $((V1 + 1)) ] || fail "after the failover INCR gave $V2, the last acknowledged was $V1"
+kv_incr 2 "after the kill" "$O" "$T_KILL"
 step_done
 
 step "restart $P: it rejoins as unpromoted"
-node_start "$P" || fail "node_start $P"
-cluster_wait 120 "$P back online" node_online_in "$O" $CL_NODES || fail "$P did not rejoin"
-cluster_wait 60 "$O promoted, $P unpromoted" settled "$O" "$O" || fail "the clone did not settle"
+rejoin "$P" "$O"
 cluster_wait 60 "$P's replica committed (re-protected)" replica_committed "$P" ||
 	fail "$O's guest was not protected towards $P again"
 step_done
@@ -307,7 +325,7 @@ demote_re="Result of demote operation for $RSC on $I: ok"
 demotes_before=$(grep -c "$demote_re" "$CL_DIR/$I/log/pacemaker.log")
 noquorum_re="This node is within the non-primary component"
 noquorum_before=$(grep -c "$noquorum_re" "$CL_DIR/$I/log/corosync.log")
-V3=$(kv 3) || fail "no KV reply before the cut"
+kv_incr 3 "before the cut"
 node_isolate "$I" || fail "node_isolate $I"
 T_CUT=$(now)
 t_noquorum="" t_demoted="" t_fenced="" t_promoted=""
@@ -355,23 +373,19 @@ note "$I's log: ${d%%|*}"
 note "$I fenced (all its processes killed by $Q's fencer) after ${t_fenced}s"
 note "$Q (quorate with the witness) promoted after ${t_promoted}s"
 grep -h "$noquorum_re" "$CL_DIR/$I/log/corosync.log" | tail -n 1 | sed "s/^/   $I's log: /"
-V4=$(kv 4) || fail "no KV reply after the partition"
-note "KV: INCR k = $V4 on $Q, answering $(since "$T_CUT")s after the cut"
-[ "$V4" = $((V3 + 1)) ] || fail "after the partition INCR gave $V4, the last acknowledged was $V3"
+kv_incr 4 "after the cut" "$Q" "$T_CUT"
 step_done
 
 step "restore $I's link, restart it: it rejoins"
 node_heal "$I" || fail "node_heal $I"
-node_start "$I" || fail "node_start $I"
-cluster_wait 120 "$I back online" node_online_in "$Q" $CL_NODES || fail "$I did not rejoin"
-cluster_wait 60 "$Q promoted, $I unpromoted" settled "$Q" "$Q" || fail "the clone did not settle"
+rejoin "$I" "$Q"
 step_done
 
 # ---------------------------------------------------------------------------
 P3=$Q           # promoted; cut off with the witness unreachable for both
 O3=$(other "$P3")
 cluster_wait 60 "$O3's replica committed" replica_committed "$O3" || fail "no replica on $O3"
-V5=$(kv 5) || fail "no KV reply before the witness was cut"
+kv_incr 5 "before the witness was cut"
 step "3: cut the witness and $P3's link: no side has quorum"
 qnetd_isolate || fail "qnetd_isolate"
 node_isolate "$P3" || fail "node_isolate $P3"
@@ -395,11 +409,10 @@ node_heal "$P3" || fail "node_heal $P3"
 T_HEAL=$(now)
 cluster_wait 120 "a promoted instance" eval '[ -n "$(CL_EXEC_TIMEOUT=5 promoted "$O3")" ]' ||
 	fail "nothing promoted after the heal"
-V6=$(kv 6) || fail "no KV reply after the heal"
+kv_incr 6 "after the heal"
 P4=$(CL_EXEC_TIMEOUT=5 promoted "$O3")
-note "promoted on $P4 after $(since "$T_HEAL")s; KV: INCR k = $V6"
+note "promoted on $P4 after $(since "$T_HEAL")s; KV: INCR k = $KV"
 grep -hE "tiber\($RSC\).*(restored here|COLD START)" "$CL_DIR/$P4/log/pacemaker.log" | tail -n 1 | cut -c1-140 | sed "s/^/   $P4's log: /"
-[ "$V6" = $((V5 + 1)) ] || fail "after the heal INCR gave $V6, the last acknowledged was $V5"
 step_done
 
 echo "== fencing history (stonith_admin --history '*' on $Q)"
