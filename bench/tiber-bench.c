@@ -844,9 +844,11 @@ static int write_json(const char *path, const struct machine *m,
 			", \"bytes\": {\"raw\": %" PRIu64 ", \"wire\": %" PRIu64
 			"}, \"pages_enc\": {\"zero\": %" PRIu64
 			", \"xor_lz4\": %" PRIu64 ", \"lz4\": %" PRIu64
-			", \"raw\": %" PRIu64 "}, \"guest_ops_ratio\": ",
+			", \"raw\": %" PRIu64 ", \"xor_rle\": %" PRIu64
+			"}, \"guest_ops_ratio\": ",
 			r->bytes_raw, r->bytes_wire, r->pages_zero,
-			r->pages_xor_lz4, r->pages_lz4, r->pages_raw);
+			r->pages_xor_lz4, r->pages_lz4, r->pages_raw,
+			r->pages_xor_rle);
 		json_num(f, r->guest_ops_ratio, 4);
 		fprintf(f, ", \"guest_ops_per_s\": {\"protected\": ");
 		json_num(f, r->ops_protected, 0);

@@ -11,17 +11,26 @@
  *   a page that changed a little compresses 10-40x as a delta, and a
  *   page rewritten with fresh content rarely compresses much better than
  *   RAW; trying both doubles the cost of every random page.
- * - The decoder reads at most @len bytes of the hostile payload, writes
- *   only into a thread-local scratch page until the payload has decoded
- *   to exactly TB_PAGE_SIZE bytes, and only then touches @page_out.
- *   That also makes @page_out == @prev safe.
- * - Scratch memory is thread-local, so encode and decode can run in
- *   several threads at once.  Neither calls the other, so one scratch
- *   page per thread serves both.
+ * - The decoder reads at most @len bytes of the hostile payload.  LZ4
+ *   payloads decode into a thread-local scratch page until they have
+ *   decoded to exactly TB_PAGE_SIZE bytes, and only then touch
+ *   @page_out; that also makes @page_out == @prev safe.
+ * - XOR_RLE is decoded in one pass that checks each run (in the page,
+ *   not empty, within @len, the last zero run ends the page) before it
+ *   applies it; an error in place undoes the runs applied (XOR again),
+ *   an error into another page leaves it partly written (the caller
+ *   discards it, as the contract says).
+ * - Scratch memory (and the lz4 stream state) is thread-local, so encode
+ *   and decode can run in several threads at once.  Neither calls the
+ *   other, so one scratch page per thread serves both.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include <lz4.h>
 
@@ -38,14 +47,25 @@ static const uint8_t tb_codec_zero_page[TB_PAGE_SIZE]
 
 static __thread uint64_t tb_codec_scratch[TB_CODEC_WORDS]
 	__attribute__((aligned(64)));
+/* the non-zero bytes of the XOR delta in scratch, a bit each */
+static __thread uint64_t tb_codec_nz[TB_PAGE_SIZE / 64];
+
+/* The lz4 state, reused: LZ4_compress_fast() clears its 16 KiB hash
+ * table on every call, LZ4_resetStream_fast() only moves its window.
+ * Each block stays independent (no dictionary): LZ4_decompress_safe()
+ * decodes it alone. */
+static __thread LZ4_stream_t tb_codec_lz4_state;
+static __thread bool tb_codec_lz4_ready;
 
 /* lz4 of an all-zero page: the XOR_LZ4 payload of an unchanged page. */
 static uint8_t tb_codec_zero_lz4[64];
 static int tb_codec_zero_lz4_len;
 static pthread_once_t tb_codec_once = PTHREAD_ONCE_INIT;
+static void tb_codec_pick_xor(void);
 
 static void tb_codec_init_once(void)
 {
+	tb_codec_pick_xor();
 	/* 4096 zeros compress to ~20 bytes; 0 here would mean a broken lz4,
 	 * and then unchanged pages just take the normal path. */
 	tb_codec_zero_lz4_len = LZ4_compress_default(
@@ -61,28 +81,261 @@ bool tb_page_is_zero(const void *page)
 	return memcmp(page, tb_codec_zero_page, TB_PAGE_SIZE) == 0;
 }
 
-/* dst = a XOR b; true if the result is all zero. */
-static bool tb_codec_xor(uint64_t *dst, const void *a, const void *b)
+/*
+ * dst = a XOR b; nz[c] bit k set if byte 64 c + k of the delta is not
+ * zero.  The result: bit c set if nz[c] is not 0 (0: no change).
+ */
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static uint64_t
+tb_codec_xor_avx2(uint64_t *dst, uint64_t *nz, const uint8_t *a,
+		  const uint8_t *b)
 {
-	const uint8_t *pa = a, *pb = b;
-	uint64_t acc = 0, wa, wb;
-	size_t i;
+	const __m256i zero = _mm256_setzero_si256();
+	uint64_t mask = 0;
 
-	for (i = 0; i < TB_CODEC_WORDS; i++) {
-		memcpy(&wa, pa + 8 * i, 8);
-		memcpy(&wb, pb + 8 * i, 8);
-		dst[i] = wa ^ wb;
-		acc |= dst[i];
+	for (size_t c = 0; c < TB_PAGE_SIZE / 64; c++) {
+		const __m256i *pa = (const __m256i *)(a + 64 * c);
+		const __m256i *pb = (const __m256i *)(b + 64 * c);
+		__m256i *pd = (__m256i *)(dst + 8 * c);
+		__m256i x0 = _mm256_xor_si256(_mm256_loadu_si256(pa),
+					      _mm256_loadu_si256(pb));
+		__m256i x1 = _mm256_xor_si256(_mm256_loadu_si256(pa + 1),
+					      _mm256_loadu_si256(pb + 1));
+		uint32_t z0 = (uint32_t)_mm256_movemask_epi8(
+			_mm256_cmpeq_epi8(x0, zero));
+		uint32_t z1 = (uint32_t)_mm256_movemask_epi8(
+			_mm256_cmpeq_epi8(x1, zero));
+
+		_mm256_store_si256(pd, x0);
+		_mm256_store_si256(pd + 1, x1);
+		nz[c] = ~((uint64_t)z1 << 32 | z0);
+		mask |= (uint64_t)(nz[c] != 0) << c;
 	}
-	return acc == 0;
+	return mask;
+}
+
+static uint64_t tb_codec_xor_sse2(uint64_t *dst, uint64_t *nz, const uint8_t *a,
+				  const uint8_t *b)
+{
+	const __m128i zero = _mm_setzero_si128();
+	uint64_t mask = 0;
+
+	for (size_t c = 0; c < TB_PAGE_SIZE / 64; c++) {
+		const __m128i *pa = (const __m128i *)(a + 64 * c);
+		const __m128i *pb = (const __m128i *)(b + 64 * c);
+		__m128i *pd = (__m128i *)(dst + 8 * c);
+		uint64_t z = 0;
+
+		for (size_t k = 0; k < 4; k++) {
+			__m128i x = _mm_xor_si128(_mm_loadu_si128(pa + k),
+						  _mm_loadu_si128(pb + k));
+
+			_mm_store_si128(pd + k, x);
+			z |= (uint64_t)(uint32_t)_mm_movemask_epi8(
+				     _mm_cmpeq_epi8(x, zero))
+			     << (16 * k);
+		}
+		nz[c] = ~z;
+		mask |= (uint64_t)(nz[c] != 0) << c;
+	}
+	return mask;
+}
+#endif
+
+static uint64_t tb_codec_xor_c(uint64_t *dst, uint64_t *nz, const uint8_t *a,
+			       const uint8_t *b)
+{
+	uint64_t mask = 0, wa, wb;
+
+	for (size_t c = 0; c < TB_PAGE_SIZE / 64; c++) {
+		nz[c] = 0;
+		for (size_t i = 0; i < 8; i++) {
+			memcpy(&wa, a + 64 * c + 8 * i, 8);
+			memcpy(&wb, b + 64 * c + 8 * i, 8);
+			dst[8 * c + i] = wa ^ wb;
+			for (unsigned k = 0; k < 8; k++)
+				nz[c] |= (uint64_t)((dst[8 * c + i] >> 8 * k &
+						     0xff) != 0)
+					 << (8 * i + k);
+		}
+		mask |= (uint64_t)(nz[c] != 0) << c;
+	}
+	return mask;
+}
+
+typedef uint64_t (*tb_codec_xor_fn)(uint64_t *, uint64_t *, const uint8_t *,
+				    const uint8_t *);
+static tb_codec_xor_fn tb_codec_xor_impl = tb_codec_xor_c;
+
+static void tb_codec_pick_xor(void)
+{
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	tb_codec_xor_impl = __builtin_cpu_supports("avx2") ? tb_codec_xor_avx2 :
+							     tb_codec_xor_sse2;
+#endif
+}
+
+/* ------------------------------------------------------------ XOR_RLE */
+
+static uint32_t tb_uleb_put(uint8_t *p, uint32_t v) /* v < 16384 */
+{
+	if (v < 0x80) {
+		p[0] = (uint8_t)v;
+		return 1;
+	}
+	p[0] = (uint8_t)(v | 0x80);
+	p[1] = (uint8_t)(v >> 7);
+	return 2;
+}
+
+/* The first set bit of @bits (@n words) at or after bit @i; @n * 64 if
+ * none. */
+static uint32_t tb_next_bit(const uint64_t *bits, uint32_t n, uint32_t i)
+{
+	uint32_t k = i / 64;
+	uint64_t w;
+
+	if (k >= n)
+		return n * 64;
+	w = bits[k] & (~0ull << (i % 64));
+	while (!w) {
+		if (++k == n)
+			return n * 64;
+		w = bits[k];
+	}
+	return 64 * k + (uint32_t)__builtin_ctzll(w);
+}
+
+/*
+ * The runs of delta @d into @out, at most @cap bytes: payload length,
+ * or UINT32_MAX if they do not fit.  @nz: the delta's non-zero bytes, a
+ * bit each.  A run starts at a non-zero byte and ends before the next 3
+ * zero bytes (a gap of 1 or 2 costs no more inside the run than a new
+ * run's header), found with bit scans over @nz and over its gaps of 3.
+ */
+static uint32_t tb_rle_encode(const uint8_t *d, const uint64_t *nz,
+			      uint8_t *out, uint32_t cap)
+{
+	enum {
+		W = TB_PAGE_SIZE / 64
+	};
+	uint64_t gap[W]; /* bit i: bytes i, i+1, i+2 are all zero */
+	uint32_t o = 0, pos = 0, rs, re, n, bytes = 0;
+
+	for (unsigned k = 0; k < W; k++)
+		bytes += (uint32_t)__builtin_popcountll(nz[k]);
+	if (bytes > cap) /* the runs carry at least these: a dense delta */
+		return UINT32_MAX;
+	for (unsigned k = 0; k < W; k++) {
+		uint64_t z = ~nz[k], zn = k + 1 < W ? ~nz[k + 1] : ~0ull;
+
+		gap[k] = z & (z >> 1 | zn << 63) & (z >> 2 | zn << 62);
+	}
+	for (rs = tb_next_bit(nz, W, 0); rs < TB_PAGE_SIZE;
+	     rs = tb_next_bit(nz, W, re)) {
+		re = tb_next_bit(gap, W, rs);
+		n = re - rs;
+		if (o + 4 + n + 16 > cap)
+			return UINT32_MAX;
+		o += tb_uleb_put(out + o, rs - pos);
+		o += tb_uleb_put(out + o, n);
+		if (n <= 16 && rs + 16 <= TB_PAGE_SIZE)
+			memcpy(out + o, d + rs,
+			       16); /* room: cap < the buffer */
+		else
+			memcpy(out + o, d + rs, n);
+		o += n;
+		pos = re;
+	}
+	return o + tb_uleb_put(out + o, TB_PAGE_SIZE - pos); /* to the end */
+}
+
+/* A ULEB128 of at most 2 bytes at @p[*off], below @len; -1 if none. */
+static int tb_uleb_get(const uint8_t *p, uint32_t len, uint32_t *off)
+{
+	uint32_t v;
+
+	if (*off >= len)
+		return -1;
+	v = p[(*off)++];
+	if (!(v & 0x80))
+		return (int)v;
+	if (*off >= len || (p[*off] & 0x80))
+		return -1;
+	return (int)((v & 0x7f) | (uint32_t)p[(*off)++] << 7);
+}
+
+/* Apply the runs of @p up to offset @end (already checked). */
+static void tb_rle_apply(const uint8_t *p, uint32_t end, uint8_t *page)
+{
+	uint32_t off = 0, pos = 0, n;
+
+	while (off < end) {
+		pos += (uint32_t)tb_uleb_get(p, end, &off);
+		n = (uint32_t)tb_uleb_get(p, end, &off);
+
+		for (uint32_t k = 0; k < n; k++)
+			page[pos + k] ^= p[off + k];
+		pos += n;
+		off += n;
+	}
+}
+
+/*
+ * XOR_RLE @p (@len bytes, hostile) onto @prev into @page_out, in one
+ * pass that checks each run before it applies it.  On an error in place
+ * (@page_out == @prev) the runs applied are applied again: XOR undoes
+ * itself, the page is as it was.
+ */
+static int tb_rle_decode(const uint8_t *p, uint32_t len, const uint8_t *prev,
+			 uint8_t *page_out)
+{
+	uint32_t off = 0, pos = 0, done = 0; /* runs before @done applied */
+	int z, n;
+
+	if (len > TB_CODEC_LZ4_MAX)
+		return -EBADMSG;
+	if (page_out != prev)
+		memcpy(page_out, prev, TB_PAGE_SIZE);
+	for (;;) {
+		z = tb_uleb_get(p, len, &off);
+		if (z < 0 || (uint32_t)z > TB_PAGE_SIZE - pos)
+			break;
+		if (off == len) { /* the last zero run: to the page's end */
+			if (pos + (uint32_t)z != TB_PAGE_SIZE)
+				break;
+			return 0;
+		}
+		n = tb_uleb_get(p, len, &off);
+		if (n < 1 || (uint32_t)n > TB_PAGE_SIZE - pos - (uint32_t)z ||
+		    (uint32_t)n > len - off)
+			break;
+		pos += (uint32_t)z;
+		for (int k = 0; k < n; k++)
+			page_out[pos + (uint32_t)k] ^= p[off + (uint32_t)k];
+		pos += (uint32_t)n;
+		off += (uint32_t)n;
+		done = off;
+	}
+	if (page_out == prev)
+		tb_rle_apply(p, done, page_out);
+	return -EBADMSG;
 }
 
 /* lz4 @src into @out; payload length, or 0 if it does not pay. */
 static uint32_t tb_codec_lz4(const void *src, void *out, int accel)
 {
-	int n = LZ4_compress_fast(src, out, TB_PAGE_SIZE, TB_CODEC_LZ4_MAX,
-				  accel);
+	int n;
 
+	if (!tb_codec_lz4_ready) {
+		LZ4_initStream(&tb_codec_lz4_state, sizeof(tb_codec_lz4_state));
+		tb_codec_lz4_ready = true;
+	} else {
+		LZ4_resetStream_fast(&tb_codec_lz4_state);
+	}
+	n = LZ4_compress_fast_continue(&tb_codec_lz4_state, src, out,
+				       TB_PAGE_SIZE, TB_CODEC_LZ4_MAX, accel);
 	return n > 0 ? (uint32_t)n : 0;
 }
 
@@ -106,8 +359,21 @@ int tb_codec_encode(const struct tb_codec_opts *opts, const void *page,
 		goto raw;
 
 	if (shadow && opts->xor_delta) {
-		if (tb_codec_xor(tb_codec_scratch, page, shadow)) {
-			pthread_once(&tb_codec_once, tb_codec_init_once);
+		uint64_t mask;
+
+		pthread_once(&tb_codec_once, tb_codec_init_once);
+		mask = tb_codec_xor_impl(tb_codec_scratch, tb_codec_nz, page,
+					 shadow);
+		/* a dense delta stops at TB_CODEC_RLE_CAP bytes of runs */
+		if (opts->rle) {
+			n = tb_rle_encode((const uint8_t *)tb_codec_scratch,
+					  tb_codec_nz, out, TB_CODEC_RLE_CAP);
+			if (n != UINT32_MAX) {
+				e = TB_ENC_XOR_RLE;
+				goto done;
+			}
+		}
+		if (!mask) {
 			if (tb_codec_zero_lz4_len > 0) {
 				n = (uint32_t)tb_codec_zero_lz4_len;
 				memcpy(out, tb_codec_zero_lz4, n);
@@ -185,6 +451,10 @@ int tb_codec_decode(uint8_t enc, const void *payload, uint32_t len,
 		if (rc)
 			break;
 		memcpy(page_out, tb_codec_scratch, TB_PAGE_SIZE);
+		break;
+	case TB_ENC_XOR_RLE:
+		if (prev)
+			rc = tb_rle_decode(payload, len, prev, page_out);
 		break;
 	case TB_ENC_XOR_LZ4:
 		if (!prev)

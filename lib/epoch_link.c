@@ -245,6 +245,8 @@ static int connect_backup(struct tb_engine *e)
 		e->cfg.codec.xor_delta = false;
 	if (!(rec.u.hello.features & TB_FEAT_LZ4))
 		e->cfg.codec.compress = false;
+	if (!(rec.u.hello.features & TB_FEAT_XOR_RLE))
+		e->cfg.codec.rle = false;
 	return 0;
 fail:
 	tb_conn_close(e->conn);

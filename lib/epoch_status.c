@@ -72,7 +72,8 @@ int tb_epoch_rec_json(const struct tb_epoch_rec *r, char *buf, size_t len)
 		",\"wire_bytes\":%" PRIu64 ",\"pages_raw\":%" PRIu64
 		",\"pages_zero\":%" PRIu64 ",\"pages_xor_lz4\":%" PRIu64
 		",\"pages_lz4\":%" PRIu64 ",\"skipped_ticks\":%" PRIu64
-		",\"disk_writes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64 "}",
+		",\"disk_writes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64
+		",\"pages_xor_rle\":%" PRIu64 "}",
 		r->epoch, r->full ? "true" : "false",
 		r->acked ? "true" : "false", r->t_tick, r->t_request,
 		r->t_notified, r->t_suspended, r->t_harvested, r->t_staged,
@@ -83,7 +84,8 @@ int tb_epoch_rec_json(const struct tb_epoch_rec *r, char *buf, size_t len)
 		r->dirty_pages, r->raw_bytes, r->wire_bytes,
 		r->enc_pages[TB_ENC_RAW], r->enc_pages[TB_ENC_ZERO],
 		r->enc_pages[TB_ENC_XOR_LZ4], r->enc_pages[TB_ENC_LZ4],
-		r->skipped_ticks, r->disk_writes, r->disk_bytes);
+		r->skipped_ticks, r->disk_writes, r->disk_bytes,
+		r->enc_pages[TB_ENC_XOR_RLE]);
 
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }

@@ -141,6 +141,7 @@ int tb_page_len_ok(uint8_t enc, uint32_t len)
 		return len == 0;
 	case TB_ENC_XOR_LZ4:
 	case TB_ENC_LZ4:
+	case TB_ENC_XOR_RLE:
 		return len >= 1 && len <= TB_PAGE_LZ4_LEN_MAX;
 	default:
 		return 0;

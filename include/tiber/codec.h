@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Page codec: per 4 KiB page choose zero (no payload), XOR against the
- * previous copy the backup holds then lz4, plain lz4, or raw when
- * compression does not pay.  Runs after the guest is resumed, never in
- * the pause.  Decoding is for hostile input: a bad payload is an error,
- * never an out-of-bounds write.
+ * previous copy the backup holds then either the runs of its non-zero
+ * bytes (XOR_RLE, for a page that changed in a few places) or lz4,
+ * plain lz4, or raw when compression does not pay.  Runs after the
+ * guest is resumed, never in the pause.  Decoding is for hostile input:
+ * a bad payload is an error, never an out-of-bounds write.
  */
 #ifndef TIBER_CODEC_H
 #define TIBER_CODEC_H
@@ -26,9 +27,24 @@
 #define TB_CODEC_MIN_GAIN 64u
 #define TB_CODEC_LZ4_MAX  (TB_PAGE_SIZE - TB_CODEC_MIN_GAIN)
 
+/*
+ * XOR_RLE payload: runs over d = page XOR previous copy, each
+ *   ZRUN   ULEB128, 1 or 2 bytes: zero bytes of d to skip
+ *   NRUN   ULEB128, 1 or 2 bytes, >= 1: bytes of d that follow
+ *   BYTES  NRUN bytes of d
+ * in page order, then a last ZRUN that reaches the page's end exactly
+ * (an unchanged page: that ZRUN alone, 4096); 1..TB_CODEC_LZ4_MAX
+ * bytes.  So a payload cut anywhere does not decode.  The encoder
+ * uses it when the runs fit in TB_CODEC_RLE_CAP bytes, else lz4: a
+ * sparse delta costs a scan instead of a compressor, and its runs are
+ * usually smaller than lz4's output as well.
+ */
+#define TB_CODEC_RLE_CAP 1024u
+
 struct tb_codec_opts {
 	bool compress;	/* false: only ZERO and RAW */
 	bool xor_delta; /* use the shadow copy when there is one */
+	bool rle;	/* XOR_RLE for sparse deltas (else XOR_LZ4 only) */
 	int accel;	/* LZ4_compress_fast acceleration, >= 1 */
 	/*
 	 * When XOR_LZ4 does not pay, also try plain LZ4 before RAW.  Off by
@@ -38,9 +54,9 @@ struct tb_codec_opts {
 	 */
 	bool try_plain;
 };
-#define TB_CODEC_OPTS_DEFAULT                                   \
-	{                                                       \
-		.compress = true, .xor_delta = true, .accel = 1 \
+#define TB_CODEC_OPTS_DEFAULT                                                \
+	{                                                                    \
+		.compress = true, .xor_delta = true, .rle = true, .accel = 1 \
 	}
 
 struct tb_codec_stats {
@@ -59,7 +75,9 @@ bool tb_page_is_zero(const void *page);
  * -EINVAL for a bad @opts.  @stats may be NULL.
  *
  * Choice: an all-zero page is ZERO.  With compress, a @shadow and
- * xor_delta: XOR_LZ4 (page XOR shadow, lz4), else RAW (or LZ4 first with
+ * xor_delta: with rle, XOR_RLE if the runs of the delta's non-zero bytes
+ * fit in TB_CODEC_RLE_CAP bytes (an unchanged page: no payload); else
+ * XOR_LZ4 (page XOR shadow, lz4), else RAW (or LZ4 first with
  * try_plain).  With compress and no shadow (or !xor_delta): LZ4 or RAW.
  * Thread-safe: scratch buffers are thread-local; @out must not overlap
  * @page or @shadow.
@@ -74,8 +92,11 @@ int tb_codec_encode(const struct tb_codec_opts *opts, const void *page,
  * other encodings).  @page_out must not alias @payload; it may alias
  * @prev.  0, or -EBADMSG (payload does not decode to exactly one page,
  * bad length for its encoding, unknown encoding, XOR without @prev).
- * @payload is hostile: at most @len bytes are read from it, and on any
- * error @page_out is left unchanged.  Thread-safe.
+ * @payload is hostile: at most @len bytes are read from it, and nothing
+ * outside @page_out is written.  On an error a decode in place
+ * (@page_out == @prev) leaves the page unchanged; any other @page_out
+ * must be discarded (XOR_RLE may have written part of it).
+ * Thread-safe.
  */
 int tb_codec_decode(uint8_t enc, const void *payload, uint32_t len,
 		    const void *prev, void *page_out);

@@ -67,7 +67,9 @@ enum tb_role {
 #define TB_FEAT_XOR_LZ4 (1ull << 0) /* PAGE_DATA may use XOR_LZ4 */
 #define TB_FEAT_LZ4	(1ull << 1) /* PAGE_DATA may use LZ4 */
 #define TB_FEAT_DISK	(1ull << 2) /* DISK_INFO / DISK_WRITE records */
-#define TB_FEAT_ALL	(TB_FEAT_XOR_LZ4 | TB_FEAT_LZ4 | TB_FEAT_DISK)
+#define TB_FEAT_XOR_RLE (1ull << 3) /* PAGE_DATA may use XOR_RLE */
+#define TB_FEAT_ALL \
+	(TB_FEAT_XOR_LZ4 | TB_FEAT_LZ4 | TB_FEAT_DISK | TB_FEAT_XOR_RLE)
 
 /* Disks: at most TB_DISKS_MAX per guest, sizes in 4 KiB multiples up to
  * TB_DISK_SIZE_MAX, writes in 512-byte sectors of at most
@@ -84,7 +86,9 @@ enum tb_page_enc {
 	TB_ENC_ZERO = 1,    /* all-zero page, no payload */
 	TB_ENC_XOR_LZ4 = 2, /* lz4(page XOR previous copy at the backup) */
 	TB_ENC_LZ4 = 3,	    /* lz4(page) */
-	TB_ENC_MAX = 3,
+	TB_ENC_XOR_RLE =
+		4, /* runs of the non-zero bytes of page XOR previous */
+	TB_ENC_MAX = 4,
 };
 
 /* Backend tags of CPU_STATE / DEVICE_STATE blobs. */

@@ -109,6 +109,27 @@ size_t sm_rec_offsets(const uint8_t *p, size_t len, size_t *offs, size_t max)
 
 /* ---------------------------------------------------------------- generate */
 
+/* A valid XOR_RLE payload (include/tiber/codec.h): one run somewhere,
+ * then the zero run to the page's end.  Its length. */
+static uint32_t sm_rle(struct sm_rng *r, uint8_t *p)
+{
+	uint32_t z = sm_below(r, TB_PAGE_SIZE - 64), n = 1 + sm_below(r, 40);
+	uint32_t o = 0, v[3] = { z, n, TB_PAGE_SIZE - z - n };
+
+	for (unsigned i = 0; i < 3; i++) {
+		if (v[i] >= 0x80)
+			p[o++] = (uint8_t)(v[i] | 0x80),
+			p[o++] = (uint8_t)(v[i] >> 7);
+		else
+			p[o++] = (uint8_t)v[i];
+		if (i == 1) {
+			sm_fill(r, p + o, n);
+			o += n;
+		}
+	}
+	return o;
+}
+
 static int sm_gen_pages(struct sm_rng *r, struct tb_buf *out,
 			struct tb_page_rec *pr, uint64_t *pages,
 			uint64_t *bytes)
@@ -120,20 +141,25 @@ static int sm_gen_pages(struct sm_rng *r, struct tb_buf *out,
 	rc = tb_enc_pages_begin(pr, out, nr + sm_below(r, 4));
 	for (i = 0; !rc && i < nr; i++) {
 		uint32_t k = sm_below(r, 20), len;
+		bool sm_fill_keep = false;
 		uint8_t enc;
 
 		if (k < 8) {
 			enc = TB_ENC_ZERO, len = 0;
 		} else if (k < 13) {
 			enc = TB_ENC_LZ4, len = 1 + sm_below(r, 48);
-		} else if (k < 18) {
+		} else if (k < 16) {
 			enc = TB_ENC_XOR_LZ4, len = 1 + sm_below(r, 48);
+		} else if (k < 18) {
+			enc = TB_ENC_XOR_RLE, len = sm_rle(r, payload);
+			sm_fill_keep = true;
 		} else if (k < 19) {
 			enc = TB_ENC_RAW, len = TB_PAGE_SIZE;
 		} else {
 			enc = TB_ENC_LZ4, len = TB_PAGE_LZ4_LEN_MAX;
 		}
-		sm_fill(r, payload, len);
+		if (!sm_fill_keep)
+			sm_fill(r, payload, len);
 		rc = tb_enc_pages_add(pr, sm_next(r) & 0xfffff, enc, payload,
 				      len);
 	}

@@ -132,6 +132,7 @@ static void check_len(uint8_t enc, uint32_t len)
 		break;
 	case TB_ENC_LZ4:
 	case TB_ENC_XOR_LZ4:
+	case TB_ENC_XOR_RLE:
 		ck_assert_uint_ge(len, 1);
 		ck_assert_uint_le(len, TB_CODEC_LZ4_MAX);
 		break;
@@ -155,7 +156,11 @@ static uint8_t roundtrip(const struct tb_codec_opts *o, const uint8_t *page,
 		tb_codec_encode(o, page, shadow, out, &enc, &len, NULL), 0);
 	check_len(enc, len);
 	if (!shadow || !o->xor_delta)
-		ck_assert_uint_ne(enc, TB_ENC_XOR_LZ4);
+		ck_assert(enc != TB_ENC_XOR_LZ4 && enc != TB_ENC_XOR_RLE);
+	if (!o->rle)
+		ck_assert_uint_ne(enc, TB_ENC_XOR_RLE);
+	if (enc == TB_ENC_XOR_RLE)
+		ck_assert_uint_le(len, TB_CODEC_RLE_CAP);
 	if (!o->compress)
 		ck_assert(enc == TB_ENC_ZERO || enc == TB_ENC_RAW);
 	/* exact-size copy: an over-read of the payload trips ASan */
@@ -195,15 +200,16 @@ START_TEST(round_trips_are_bit_exact_for_every_kind_and_option)
 	uint8_t *page = malloc(PS), *shadow = malloc(PS);
 	unsigned seed = 11, k, a, c;
 
-	/* c's bits: shadow, compress, xor_delta, try_plain */
+	/* c's bits: shadow, compress, xor_delta, try_plain, rle */
 	for (k = 0; k < K_NR; k++) {
 		for (a = 0; a < TB_ARRAY_SIZE(accels); a++) {
-			for (c = 0; c < 16; c++) {
+			for (c = 0; c < 32; c++) {
 				struct tb_codec_opts o = {
 					.compress = c & 2,
 					.xor_delta = c & 4,
 					.accel = accels[a],
 					.try_plain = c & 8,
+					.rle = c & 16,
 				};
 
 				make_page(k, page, shadow, &seed);
@@ -221,7 +227,7 @@ END_TEST
 START_TEST(chosen_encodings_match_the_content)
 {
 	struct tb_codec_opts def = TB_CODEC_OPTS_DEFAULT;
-	struct tb_codec_opts off = def, noxor = def, plain = def;
+	struct tb_codec_opts off = def, noxor = def, plain = def, lz = def;
 	uint8_t *page = malloc(PS), *shadow = malloc(PS);
 	unsigned seed = 5;
 	uint32_t len;
@@ -229,6 +235,7 @@ START_TEST(chosen_encodings_match_the_content)
 	off.compress = false;
 	noxor.xor_delta = false;
 	plain.try_plain = true;
+	lz.rle = false;
 
 	make_page(K_ZERO, page, shadow, &seed);
 	ck_assert_uint_eq(roundtrip(&def, page, NULL, NULL), TB_ENC_ZERO);
@@ -252,21 +259,43 @@ START_TEST(chosen_encodings_match_the_content)
 	ck_assert_uint_eq(roundtrip(&plain, page, shadow, NULL), TB_ENC_LZ4);
 
 	make_page(K_DELTA, page, shadow, &seed);
-	ck_assert_uint_eq(roundtrip(&def, page, shadow, &len), TB_ENC_XOR_LZ4);
-	ck_assert_uint_lt(len, PS / 8); /* 1 % changed: >= 8x */
+	/* 1 % of the bytes changed: runs, about 3 bytes per changed byte */
+	ck_assert_uint_eq(roundtrip(&def, page, shadow, &len), TB_ENC_XOR_RLE);
+	ck_assert_uint_lt(len, PS / 20);
+	ck_assert_uint_eq(roundtrip(&lz, page, shadow, &len), TB_ENC_XOR_LZ4);
+	ck_assert_uint_lt(len, PS / 8); /* >= 8x */
 	ck_assert_uint_eq(roundtrip(&off, page, shadow, NULL), TB_ENC_RAW);
+	/* 30 % changed: the runs do not fit TB_CODEC_RLE_CAP, lz4 or RAW */
+	make_page(K_DELTA, page, shadow, &seed);
+	perturb(page, 30, &seed);
+	ck_assert_uint_ne(roundtrip(&def, page, shadow, NULL), TB_ENC_XOR_RLE);
 
 	/* 1 % of 8-byte words changed in a random page */
 	fill_random(shadow, PS, &seed);
 	memcpy(page, shadow, PS);
 	for (len = 0; len < PS / 8 / 100; len++)
 		page[8 * (rand_r(&seed) % (PS / 8))] ^= 0x5a;
-	ck_assert_uint_eq(roundtrip(&def, page, shadow, &len), TB_ENC_XOR_LZ4);
+	ck_assert_uint_eq(roundtrip(&def, page, shadow, &len), TB_ENC_XOR_RLE);
+	ck_assert_uint_lt(len, 32);
+	ck_assert_uint_eq(roundtrip(&lz, page, shadow, &len), TB_ENC_XOR_LZ4);
 	ck_assert_uint_lt(len, PS / 8);
 	ck_assert_uint_eq(roundtrip(&def, page, NULL, NULL), TB_ENC_RAW);
 
+	/* runs at both ends of the page and in every 64-byte chunk */
+	memcpy(page, shadow, PS);
+	page[0] ^= 1;
+	page[PS - 1] ^= 0x80;
+	ck_assert_uint_eq(roundtrip(&def, page, shadow, &len), TB_ENC_XOR_RLE);
+	ck_assert_uint_eq(len,
+			  1 + 1 + 1 + 2 + 1 + 1 + 1); /* two runs, 0 left */
+	for (len = 0; len < PS; len += 64)
+		page[len + 63] ^= 7;
+	ck_assert_uint_eq(roundtrip(&def, page, shadow, NULL), TB_ENC_XOR_RLE);
+
 	make_page(K_SAME, page, shadow, &seed);
-	ck_assert_uint_eq(roundtrip(&def, page, shadow, &len), TB_ENC_XOR_LZ4);
+	ck_assert_uint_eq(roundtrip(&def, page, shadow, &len), TB_ENC_XOR_RLE);
+	ck_assert_uint_eq(len, 2); /* ZRUN 4096 */
+	ck_assert_uint_eq(roundtrip(&lz, page, shadow, &len), TB_ENC_XOR_LZ4);
 	ck_assert_uint_lt(len, 64);
 	free(page);
 	free(shadow);
@@ -294,9 +323,10 @@ START_TEST(stats_count_pages_and_bytes_per_encoding)
 	ck_assert_uint_eq(st.pages[TB_ENC_ZERO], 1);
 	ck_assert_uint_eq(st.pages[TB_ENC_ZERO] + st.pages[TB_ENC_RAW] +
 				  st.pages[TB_ENC_LZ4] +
-				  st.pages[TB_ENC_XOR_LZ4],
+				  st.pages[TB_ENC_XOR_LZ4] +
+				  st.pages[TB_ENC_XOR_RLE],
 			  K_NR);
-	ck_assert_uint_ge(st.pages[TB_ENC_XOR_LZ4], 2);
+	ck_assert_uint_ge(st.pages[TB_ENC_XOR_RLE], 2); /* delta, same */
 	ck_assert_uint_ge(st.pages[TB_ENC_RAW], 1);
 	ck_assert_uint_eq(st.bytes_in, (uint64_t)K_NR * PS);
 	ck_assert_uint_eq(st.bytes_out, want_out);
@@ -345,12 +375,17 @@ START_TEST(xor_decode_in_place_over_prev)
 	unsigned seed = 9;
 	uint32_t len;
 
-	make_page(K_DELTA, page, shadow, &seed);
-	ck_assert_int_eq(
-		tb_codec_encode(&o, page, shadow, out, &enc, &len, NULL), 0);
-	ck_assert_uint_eq(enc, TB_ENC_XOR_LZ4);
-	ck_assert_int_eq(tb_codec_decode(enc, out, len, shadow, shadow), 0);
-	ck_assert_int_eq(memcmp(shadow, page, PS), 0);
+	for (int rle = 0; rle < 2; rle++) {
+		o.rle = rle;
+		make_page(K_DELTA, page, shadow, &seed);
+		ck_assert_int_eq(tb_codec_encode(&o, page, shadow, out, &enc,
+						 &len, NULL),
+				 0);
+		ck_assert_uint_eq(enc, rle ? TB_ENC_XOR_RLE : TB_ENC_XOR_LZ4);
+		ck_assert_int_eq(tb_codec_decode(enc, out, len, shadow, shadow),
+				 0);
+		ck_assert_int_eq(memcmp(shadow, page, PS), 0);
+	}
 	free(out);
 	free(page);
 	free(shadow);
@@ -366,6 +401,7 @@ START_TEST(fixed_corruptions_are_rejected_and_leave_output_alone)
 	unsigned seed = 21, e;
 	uint32_t len, n;
 
+	o.rle = false; /* XOR_LZ4 here; XOR_RLE: its own test */
 	make_page(K_DELTA, page, shadow, &seed);
 	ck_assert_int_eq(
 		tb_codec_encode(&o, page, shadow, out, &enc, &len, NULL), 0);
@@ -457,8 +493,9 @@ END_TEST
 /*
  * Random mutations of valid payloads of every kind, and pure garbage:
  * each decode either fails with -EBADMSG and leaves the output page as
- * it was, or succeeds.  ASan checks that nothing is read or written out
- * of bounds (payload and output are exact-size heap blocks).
+ * it was (XOR_RLE: when decoded in place), or succeeds.  ASan checks
+ * that nothing is read or written out of bounds (payload and output are
+ * exact-size heap blocks).
  */
 START_TEST(random_corruptions_never_touch_memory_out_of_bounds)
 {
@@ -469,6 +506,7 @@ START_TEST(random_corruptions_never_touch_memory_out_of_bounds)
 	uint8_t *before = malloc(PS), *p, enc;
 	uint32_t len, n;
 	unsigned rejected = 0, accepted = 0;
+	bool inplace;
 	int rc;
 
 	for (it = 0; it < iters; it++) {
@@ -520,11 +558,19 @@ START_TEST(random_corruptions_never_touch_memory_out_of_bounds)
 			break;
 		}
 		fill_random(back, PS, &seed);
+		inplace = prev && rand_r(&seed) % 2;
+		if (inplace) { /* as the replica decodes a full sync */
+			memcpy(back, prev, PS);
+			prev = back;
+		}
 		memcpy(before, back, PS);
 		rc = tb_codec_decode(enc, n ? p : NULL, n, prev, back);
 		ck_assert_msg(rc == 0 || rc == -EBADMSG, "rc=%d", rc);
 		if (rc) {
-			ck_assert_int_eq(memcmp(back, before, PS), 0);
+			/* unchanged, but for XOR_RLE into another page
+			 * (to be discarded, as the contract says) */
+			if (inplace || enc != TB_ENC_XOR_RLE)
+				ck_assert_int_eq(memcmp(back, before, PS), 0);
 			rejected++;
 		} else {
 			accepted++;
@@ -591,6 +637,80 @@ START_TEST(concurrent_threads_round_trip_independently)
 }
 END_TEST
 
+/* XOR_RLE from a hostile peer: every cut, every byte changed, and hand-
+ * made bad runs are rejected, a decode in place leaving the page as it
+ * was, or decode to some page; never a read or write out of bounds
+ * (exact-size copies). */
+static int rle_in_place(const uint8_t *payload, uint32_t n,
+			const uint8_t *shadow, uint8_t *back)
+{
+	uint8_t *p = malloc(n ? n : 1);
+	int rc;
+
+	memcpy(p, payload, n);
+	memcpy(back, shadow, PS);
+	rc = tb_codec_decode(TB_ENC_XOR_RLE, p, n, back, back);
+	if (rc)
+		ck_assert_int_eq(memcmp(back, shadow, PS), 0);
+	free(p);
+	return rc;
+}
+
+START_TEST(rle_corruptions_are_rejected_or_harmless)
+{
+	struct tb_codec_opts o = TB_CODEC_OPTS_DEFAULT;
+	uint8_t *page = malloc(PS), *shadow = malloc(PS);
+	uint8_t *out = malloc(PS), *back = malloc(PS), enc;
+	unsigned seed = 33, i, v;
+	uint32_t len, n;
+	static const struct {
+		uint8_t b[8];
+		uint32_t len;
+		int rc;
+	} hand[] = {
+		{ { 0x80, 0x20 }, 2, 0 },		    /* ZRUN 4096 */
+		{ { 0x00, 0x01, 0x01, 0xff, 0x1f }, 5, 0 }, /* 1 + 4095 */
+		{ { 0xff, 0x1f }, 2, -EBADMSG },       /* ZRUN 4095: short */
+		{ { 0x81, 0x20 }, 2, -EBADMSG },       /* ZRUN 4097 */
+		{ { 0x80, 0x80, 0x01 }, 3, -EBADMSG }, /* 3-byte ULEB */
+		{ { 0x00, 0x00, 0x80, 0x20 }, 4, -EBADMSG }, /* NRUN 0 */
+		{ { 0x00, 0x02, 0xaa }, 3, -EBADMSG }, /* NRUN past the end */
+		{ { 0xff, 0x1f, 0x02, 1, 2 }, 5, -EBADMSG }, /* past the page */
+		{ { 0x00, 0x01, 0x01, 0x80 }, 4, -EBADMSG }, /* ULEB cut */
+		{ { 0x00, 0x01, 0x01, 0x00, 0x01, 0x01, 0x7f },
+		  7,
+		  -EBADMSG }, /* two runs applied, then short: undone */
+	};
+
+	make_page(K_DELTA, page, shadow, &seed);
+	ck_assert_int_eq(
+		tb_codec_encode(&o, page, shadow, out, &enc, &len, NULL), 0);
+	ck_assert_uint_eq(enc, TB_ENC_XOR_RLE);
+	for (n = 0; n < len; n++) /* every cut */
+		ck_assert_int_eq(rle_in_place(out, n, shadow, back), -EBADMSG);
+	for (i = 0; i < len; i++) { /* every byte, a few values */
+		for (v = 1; v < 256; v += 51) {
+			out[i] ^= (uint8_t)v;
+			rle_in_place(out, len, shadow, back);
+			out[i] ^= (uint8_t)v;
+		}
+	}
+	ck_assert_int_eq(rle_in_place(out, len, shadow, back), 0);
+	ck_assert_int_eq(memcmp(back, page, PS), 0);
+	ck_assert_int_eq(tb_codec_decode(enc, out, len, NULL, back), -EBADMSG);
+	for (i = 0; i < TB_ARRAY_SIZE(hand); i++) {
+		ck_assert_int_eq(rle_in_place(hand[i].b, hand[i].len, shadow,
+					      back),
+				 hand[i].rc);
+		ck_assert_uint_eq(back[0], shadow[0] ^ (i == 1 ? 1 : 0));
+	}
+	free(back);
+	free(out);
+	free(page);
+	free(shadow);
+}
+END_TEST
+
 static Suite *codec_suite(void)
 {
 	Suite *s = suite_create("codec");
@@ -603,6 +723,7 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, stats_count_pages_and_bytes_per_encoding);
 	tcase_add_test(tc, bad_arguments_are_einval);
 	tcase_add_test(tc, xor_decode_in_place_over_prev);
+	tcase_add_test(tc, rle_corruptions_are_rejected_or_harmless);
 	tcase_add_test(tc,
 		       fixed_corruptions_are_rejected_and_leave_output_alone);
 	tcase_add_test(tc, lz4_that_saves_too_little_is_raw_and_rejected);

@@ -440,7 +440,9 @@ START_TEST(page_builder_compacts_fills_and_rejects)
 	ck_assert_int_eq(tb_enc_pages_finish(&pr), 0);
 	ck_assert_int_eq(tb_enc_pages_begin(&pr, &b, 8), 0);
 	before = b.len;
-	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, 4, payload, 1), -EINVAL);
+	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, 5, payload, 1), -EINVAL);
+	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, TB_ENC_XOR_RLE, payload, 0),
+			 -EINVAL);
 	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, TB_ENC_RAW, payload, 4095),
 			 -EINVAL);
 	ck_assert_int_eq(tb_enc_pages_add(&pr, 1, TB_ENC_ZERO, payload, 1),
@@ -940,7 +942,8 @@ START_TEST(bad_field_values_are_rejected)
 		 * desc1 (ZERO) 32..39, payload 40..55 */
 		{ PD, 8, 8, TB_PFN_MAX + 1, TB_SERR_BAD_FIELD },
 		{ PD, 16, 8, TB_PFN_MAX, 0 },
-		{ PD, 24, 1, 4, TB_SERR_BAD_FIELD }, /* enc 4 */
+		{ PD, 24, 1, 5, TB_SERR_BAD_FIELD }, /* enc 5 */
+		{ PD, 24, 1, TB_ENC_XOR_RLE, 0 },    /* 16 bytes: fine */
 		{ PD, 24, 1, 0xff, TB_SERR_BAD_FIELD },
 		{ PD, 25, 1, 1, TB_SERR_BAD_FIELD }, /* desc reserved */
 		{ PD, 26, 1, 1, TB_SERR_BAD_FIELD },
@@ -954,8 +957,9 @@ START_TEST(bad_field_values_are_rejected)
 		{ PD, 28, 4, 17, TB_SERR_BAD_FIELD }, /* past the end */
 		{ PD, 24, 1, TB_ENC_XOR_LZ4, 0 },
 		{ PD, 32, 1, TB_ENC_LZ4, TB_SERR_BAD_FIELD }, /* LZ4 len 0 */
-		{ CS, 0, 4, 0, TB_SERR_BAD_FIELD },	      /* tag 0 */
-		{ CS, 0, 4, 4, TB_SERR_BAD_FIELD },	      /* tag 4 */
+		{ PD, 32, 1, TB_ENC_XOR_RLE, TB_SERR_BAD_FIELD }, /* len 0 */
+		{ CS, 0, 4, 0, TB_SERR_BAD_FIELD },		  /* tag 0 */
+		{ CS, 0, 4, 4, TB_SERR_BAD_FIELD },		  /* tag 4 */
 		{ CS, 4, 4, 0xffffffff, 0 },	    /* index: opaque */
 		{ CS, 8, 4, 4, TB_SERR_BAD_FIELD }, /* len mismatch */
 		{ CS, 8, 4, 6, TB_SERR_BAD_FIELD },
