@@ -32,8 +32,9 @@ chroot "$DIR" /bin/bash -ec 'set -o pipefail; export DEBIAN_FRONTEND=noninteract
 	apt-get install -y -qq --no-install-recommends ./root/'"$(basename "$DEB")"' \
 		gnutls-bin python3 >/dev/null
 	tiberd --version
-	tiber-replicator --help | head -1
-	tiberctl --help | head -1
+	# sed reads it all: head would leave a longer --help to SIGPIPE
+	tiber-replicator --help | sed -n 1p
+	tiberctl --help | sed -n 1p
 	test -f /lib/systemd/system/tiberd@.service
 	test -f /lib/systemd/system/tiber-replicator.service
 	test -f /usr/share/man/man8/tiberd.8.gz
