@@ -83,15 +83,16 @@ bool tb_page_is_zero(const void *page)
 
 /*
  * dst = a XOR b; nz[c] bit k set if byte 64 c + k of the delta is not
- * zero.  The result: bit c set if nz[c] is not 0 (0: no change).
+ * zero.  true if any is (the page changed).
  */
 #if defined(__x86_64__)
-__attribute__((target("avx2"))) static uint64_t
-tb_codec_xor_avx2(uint64_t *dst, uint64_t *nz, const uint8_t *a,
-		  const uint8_t *b)
+__attribute__((target("avx2"))) static bool tb_codec_xor_avx2(uint64_t *dst,
+							      uint64_t *nz,
+							      const uint8_t *a,
+							      const uint8_t *b)
 {
 	const __m256i zero = _mm256_setzero_si256();
-	uint64_t mask = 0;
+	uint64_t any = 0;
 
 	for (size_t c = 0; c < TB_PAGE_SIZE / 64; c++) {
 		const __m256i *pa = (const __m256i *)(a + 64 * c);
@@ -109,16 +110,16 @@ tb_codec_xor_avx2(uint64_t *dst, uint64_t *nz, const uint8_t *a,
 		_mm256_store_si256(pd, x0);
 		_mm256_store_si256(pd + 1, x1);
 		nz[c] = ~((uint64_t)z1 << 32 | z0);
-		mask |= (uint64_t)(nz[c] != 0) << c;
+		any |= nz[c];
 	}
-	return mask;
+	return any != 0;
 }
 
-static uint64_t tb_codec_xor_sse2(uint64_t *dst, uint64_t *nz, const uint8_t *a,
-				  const uint8_t *b)
+static bool tb_codec_xor_sse2(uint64_t *dst, uint64_t *nz, const uint8_t *a,
+			      const uint8_t *b)
 {
 	const __m128i zero = _mm_setzero_si128();
-	uint64_t mask = 0;
+	uint64_t any = 0;
 
 	for (size_t c = 0; c < TB_PAGE_SIZE / 64; c++) {
 		const __m128i *pa = (const __m128i *)(a + 64 * c);
@@ -136,16 +137,16 @@ static uint64_t tb_codec_xor_sse2(uint64_t *dst, uint64_t *nz, const uint8_t *a,
 			     << (16 * k);
 		}
 		nz[c] = ~z;
-		mask |= (uint64_t)(nz[c] != 0) << c;
+		any |= nz[c];
 	}
-	return mask;
+	return any != 0;
 }
 #endif
 
-static uint64_t tb_codec_xor_c(uint64_t *dst, uint64_t *nz, const uint8_t *a,
-			       const uint8_t *b)
+static bool tb_codec_xor_c(uint64_t *dst, uint64_t *nz, const uint8_t *a,
+			   const uint8_t *b)
 {
-	uint64_t mask = 0, wa, wb;
+	uint64_t any = 0, wa, wb;
 
 	for (size_t c = 0; c < TB_PAGE_SIZE / 64; c++) {
 		nz[c] = 0;
@@ -158,13 +159,13 @@ static uint64_t tb_codec_xor_c(uint64_t *dst, uint64_t *nz, const uint8_t *a,
 						     0xff) != 0)
 					 << (8 * i + k);
 		}
-		mask |= (uint64_t)(nz[c] != 0) << c;
+		any |= nz[c];
 	}
-	return mask;
+	return any != 0;
 }
 
-typedef uint64_t (*tb_codec_xor_fn)(uint64_t *, uint64_t *, const uint8_t *,
-				    const uint8_t *);
+typedef bool (*tb_codec_xor_fn)(uint64_t *, uint64_t *, const uint8_t *,
+				const uint8_t *);
 static tb_codec_xor_fn tb_codec_xor_impl = tb_codec_xor_c;
 
 static void tb_codec_pick_xor(void)
@@ -359,11 +360,11 @@ int tb_codec_encode(const struct tb_codec_opts *opts, const void *page,
 		goto raw;
 
 	if (shadow && opts->xor_delta) {
-		uint64_t mask;
+		bool changed;
 
 		pthread_once(&tb_codec_once, tb_codec_init_once);
-		mask = tb_codec_xor_impl(tb_codec_scratch, tb_codec_nz, page,
-					 shadow);
+		changed = tb_codec_xor_impl(tb_codec_scratch, tb_codec_nz, page,
+					    shadow);
 		/* a dense delta stops at TB_CODEC_RLE_CAP bytes of runs */
 		if (opts->rle) {
 			n = tb_rle_encode((const uint8_t *)tb_codec_scratch,
@@ -373,7 +374,7 @@ int tb_codec_encode(const struct tb_codec_opts *opts, const void *page,
 				goto done;
 			}
 		}
-		if (!mask) {
+		if (!changed) {
 			if (tb_codec_zero_lz4_len > 0) {
 				n = (uint32_t)tb_codec_zero_lz4_len;
 				memcpy(out, tb_codec_zero_lz4, n);
