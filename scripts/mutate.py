@@ -138,7 +138,10 @@ def main():
             sys.stdout.write(r.stdout.decode(errors="replace"))
             print("mutate: the unmutated tree does not build")
             return 2
-        env = dict(os.environ, CK_TIMEOUT_MULTIPLIER="0.5")
+        # what a killed test leaves (sockets, temp dirs) goes with `work`
+        tmp = os.path.join(work, "tmp")
+        os.mkdir(tmp)
+        env = dict(os.environ, CK_TIMEOUT_MULTIPLIER="0.5", TMPDIR=tmp)
         # a kill only counts if the same test passes without the mutant
         for t in tests:
             r = run(["build/rel/tests/" + t], work, 600, env)

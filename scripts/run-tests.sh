@@ -10,12 +10,25 @@ kind=$1
 shift
 pass=0 fail=0 skip=0 failed=()
 checks=0 cfail=0 cskip=0
-out=$(mktemp /tmp/tiber-run-tests.XXXXXX)
-trap 'rm -f "$out"' EXIT
-# What a test may leave behind: tiber's processes and /tmp entries.
+# This run's own directory: the tests make their files and sockets under
+# $TMPDIR, and their processes carry TIBER_RUN_TAG, so that what a test
+# leaves behind is found even with another make check running beside
+# this one (each sees only its own).
+run_dir=$(mktemp -d /tmp/tiber-r.XXXXXX)
+out=$run_dir.out
+trap 'rm -rf "$run_dir" "$out"' EXIT
+export TMPDIR=$run_dir TIBER_RUN_TAG=${run_dir##*/}
+# What a test may leave behind: its processes (tiber's programs run with
+# this run's tag) and entries in the run's directory.
 litter() {
-	ps -eo pid=,stat=,comm= | awk '$2 !~ /^Z/ && $3 ~ /^tiber/ {print "process " $1 " " $3}'
-	ls -d /tmp/tiber* 2>/dev/null | grep -v "^$out\$"
+	local pid comm
+	ps -eo pid=,stat=,comm= | awk '$2 !~ /^Z/ && $3 ~ /^tiber/ {print $1, $3}' |
+		while read -r pid comm; do
+			tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null |
+				grep -qx "TIBER_RUN_TAG=$TIBER_RUN_TAG" &&
+				echo "process $pid $comm"
+		done
+	ls -A "$run_dir" | sed "s|^|$run_dir/|"
 }
 
 for t in "$@"; do

@@ -7,7 +7,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # TIBER_BIN_DIR: other builds of the programs (make check-integration-asan)
 BIN=${TIBER_BIN_DIR:-$ROOT/build/bin}
 export TIBER_SIMGUEST=$BIN/tiber-simguest
-T=$(mktemp -d /tmp/tiber-it.XXXXXX)
+T=$(mktemp -d "${TMPDIR:-/tmp}/tiber-it.XXXXXX")
 export TMPDIR=$T # what the daemons put in $TMPDIR goes with the test
 # The link is TLS (a pre-shared key) in every test, as in production.
 "$ROOT/scripts/tls-keys.sh" psk "$T/psk" tiberd-test >/dev/null

@@ -14,7 +14,7 @@ fi
 PY=$(cd "$(dirname "$V")/../lib/python" 2>/dev/null && pwd)
 TEST=$ROOT/build/rel/tests/test_xen_stream
 [ -x "$TEST" ] || { echo "FAIL: $TEST not built"; exit 1; }
-D=$(mktemp -d /tmp/tiber-xs.XXXXXX)
+D=$(mktemp -d "${TMPDIR:-/tmp}/tiber-xs.XXXXXX")
 trap 'rm -rf "$D"' EXIT
 CK_FORK=no TIBER_XS_DUMP=$D "$TEST" >"$D/unit.log" 2>&1 ||
 	{ cat "$D/unit.log"; echo "FAIL: unit test"; exit 1; }

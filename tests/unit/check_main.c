@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -49,12 +50,25 @@ static int rm_one(const char *path, const struct stat *st, int flag,
 	return remove(path);
 }
 
+const char *tb_test_tmp(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	return t && *t ? t : "/tmp";
+}
+
 int tb_check_run(Suite *s)
 {
-	char tmp[] = "/tmp/tiber-unit.XXXXXX";
+	char tmp[PATH_MAX];
 	SRunner *sr = srunner_create(s);
 	int failed, run, skipped = 0;
-	bool own_tmp = mkdtemp(tmp) != NULL;
+	bool own_tmp;
+
+	/* under the runner's directory for this run of make check
+	 * (scripts/run-tests.sh), so two runs side by side do not see
+	 * each other's files as litter */
+	snprintf(tmp, sizeof(tmp), "%s/tiber-unit.XXXXXX", tb_test_tmp());
+	own_tmp = mkdtemp(tmp) != NULL;
 
 	/* what the code under test puts in $TMPDIR (restored guests'
 	 * sockets...) goes with the suite */

@@ -18,6 +18,10 @@ void tb_skip(const char *test, const char *fmt, ...)
 /* true when built with ASan/UBSan (TIBER_SANITIZED=1 in the env): tests
  * scale their iteration counts with tb_check_scale(). */
 unsigned tb_check_scale(unsigned full, unsigned sanitized);
+/* Where a check makes its files and sockets: the suite's own directory
+ * ($TMPDIR, set by tb_check_run() under the runner's per-run directory),
+ * so that what it leaves behind is found and removed with the suite. */
+const char *tb_test_tmp(void);
 
 #define TB_CHECK_MAIN(suite_fn)                  \
 	int main(void)                           \

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,8 +117,11 @@ static void reset(void)
 
 static char *write_file(const char *text)
 {
-	char *path = strdup("/tmp/tiber-cfg-XXXXXX");
-	int fd = mkstemp(path);
+	char *path;
+	int fd;
+
+	ck_assert_int_gt(asprintf(&path, "%s/tiber-cfg-XXXXXX", tb_test_tmp()), 0);
+	fd = mkstemp(path);
 
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, text, strlen(text)), (int)strlen(text));

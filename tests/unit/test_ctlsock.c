@@ -22,7 +22,7 @@
 #include "tiber/ctlsock.h"
 
 static atomic_int calls;
-static char dir[48], path[64];
+static char dir[80], path[96]; /* path: a socket's, under 108 bytes */
 
 static void echo_fn(void *arg, const char *cmd, char *resp, size_t len)
 {
@@ -32,7 +32,7 @@ static void echo_fn(void *arg, const char *cmd, char *resp, size_t len)
 
 static void setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/tiber-ctl.XXXXXX");
+	snprintf(dir, sizeof(dir), "%s/tiber-ctl.XXXXXX", tb_test_tmp());
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/d.ctl", dir);
 	atomic_store(&calls, 0);
@@ -40,7 +40,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	char p[80];
+	char p[104];
 
 	snprintf(p, sizeof(p), "%s.lock", path);
 	unlink(path);

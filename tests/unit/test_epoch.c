@@ -107,8 +107,8 @@ static void *writer_main(void *arg)
 
 static void start_backup(void)
 {
-	snprintf(addr, sizeof(addr), "unix:/tmp/tiber-test-epoch-%d.sock",
-		 (int)getpid());
+	snprintf(addr, sizeof(addr), "unix:%s/tiber-test-epoch-%d.sock",
+		 tb_test_tmp(), (int)getpid());
 	ck_assert_int_eq(tb_listener_open(&lis, addr), 0);
 	atomic_store(&backup_stop, false);
 	ck_assert_int_eq(pthread_create(&backup_thr, NULL, backup_main, NULL),
@@ -131,8 +131,8 @@ static void setup(void)
 	memset(&rep, 0, sizeof(rep));
 	atomic_store(&acks, 0);
 	ck_assert_int_eq(tb_fake_create(&fake, NPAGES), 0);
-	snprintf(addr, sizeof(addr), "unix:/tmp/tiber-test-epoch-none-%d.sock",
-		 (int)getpid());
+	snprintf(addr, sizeof(addr), "unix:%s/tiber-test-epoch-none-%d.sock",
+		 tb_test_tmp(), (int)getpid());
 }
 
 static void teardown(void)

@@ -19,11 +19,11 @@
 
 #define SEC TB_NSEC_PER_SEC
 
-static char dir[48];
+static char dir[64];
 
 static void setup(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/tiber-fence.XXXXXX");
+	snprintf(dir, sizeof(dir), "%s/tiber-fence.XXXXXX", tb_test_tmp());
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 }
 

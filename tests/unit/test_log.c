@@ -14,7 +14,7 @@
 #include "tiber/common.h"
 #include "tiber/log.h"
 
-static char path[64];
+static char path[256];
 static int saved_fd = -1;
 
 /* stderr into a fresh file */
@@ -22,7 +22,8 @@ static void capture(void)
 {
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/tmp/tiber-test-log-%d", (int)getpid());
+	snprintf(path, sizeof(path), "%s/tiber-test-log-%d", tb_test_tmp(),
+		 (int)getpid());
 	fflush(stderr);
 	saved_fd = dup(2);
 	f = fopen(path, "w");

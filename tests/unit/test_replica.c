@@ -337,7 +337,8 @@ static void disk_setup(void)
 	uint8_t blk[4096];
 	int serr;
 
-	snprintf(ddir, sizeof(ddir), "/tmp/tiber-test-disk.XXXXXX");
+	snprintf(ddir, sizeof(ddir), "%s/tiber-test-disk.XXXXXX",
+		 tb_test_tmp());
 	ck_assert_ptr_nonnull(mkdtemp(ddir));
 	dp = calloc(1, sizeof(*dp));
 	prim_init(dp);

@@ -39,7 +39,7 @@ static void start_replicator(void)
 	char path[256];
 	int fd;
 
-	snprintf(dir, sizeof(dir), "/tmp/tiber-rp-XXXXXX");
+	snprintf(dir, sizeof(dir), "%s/tiber-rp-XXXXXX", tb_test_tmp());
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(sock, sizeof(sock), "%s/r.sock", dir);
 	snprintf(addr, sizeof(addr), "unix:%s", sock);
@@ -193,7 +193,7 @@ static void assert_replica_intact(uint64_t next_epoch)
 {
 	uint64_t pfns[] = { 5, 6 }, ep = 0;
 	uint8_t *img = malloc(PRIM_NPAGES * TB_PAGE_SIZE);
-	char path[128];
+	char path[256];
 	struct tb_buf b = { 0 };
 	struct tb_conn *c;
 	uint32_t code = 0;
@@ -363,7 +363,7 @@ END_TEST
 
 static long vm_rss_kib(pid_t pid)
 {
-	char path[64], line[256];
+	char path[256], line[256];
 	long kib = -1;
 	FILE *f;
 

@@ -45,8 +45,8 @@ static pid_t spawn_guest(const char *const *extra)
 		access(guest_bin(), X_OK) == 0,
 		"tiber-simguest not found at %s: run `make all` first or set TIBER_SIMGUEST",
 		guest_bin());
-	snprintf(sock_path, sizeof(sock_path), "/tmp/tb-simtest-%d.sock",
-		 (int)getpid());
+	snprintf(sock_path, sizeof(sock_path), "%s/tb-simtest-%d.sock",
+		 tb_test_tmp(), (int)getpid());
 	ck_assert_int_eq(pipe(ready), 0);
 	snprintf(rfd, sizeof(rfd), "%d", ready[1]);
 	argv[argc++] = guest_bin();

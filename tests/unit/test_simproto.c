@@ -2,6 +2,7 @@
 /* Simulated hypervisor protocol: store, event channels, gate, verifier,
  * state blobs. */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -611,14 +612,16 @@ static uint8_t *kv_image(int fd, unsigned n, uint64_t *ram_len)
 
 START_TEST(disk_verifier_proves_disk_and_memory_agree)
 {
-	char path[] = "/tmp/tiber-test-kvlog.XXXXXX";
+	char path[PATH_MAX];
 	struct tb_sim_verify_report rep;
 	struct tb_sim_kvlog_rec r;
 	struct tb_sim_kv_hdr *kh;
 	uint64_t len, dsize = 1 << 20;
-	int fd = mkstemp(path);
 	uint8_t *ram;
+	int fd;
 
+	snprintf(path, sizeof(path), "%s/tiber-test-kvlog.XXXXXX", tb_test_tmp());
+	fd = mkstemp(path);
 	ck_assert_int_ge(fd, 0);
 	unlink(path);
 	ck_assert_int_eq(ftruncate(fd, (off_t)dsize), 0);

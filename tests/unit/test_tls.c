@@ -38,7 +38,7 @@ static void keys(void)
 {
 	char cmd[512];
 
-	snprintf(dir, sizeof(dir), "/tmp/tiber-tls.XXXXXX");
+	snprintf(dir, sizeof(dir), "%s/tiber-tls.XXXXXX", tb_test_tmp());
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(cmd, sizeof(cmd),
 		 "set -e; k=scripts/tls-keys.sh; d=%s;"

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -120,8 +121,8 @@ static bool make_pair(enum link_kind kind, const struct tb_conn_opts *oa,
 		snprintf(addr, sizeof(addr), "[::1]:0");
 		break;
 	case LINK_UNIX_PATH:
-		snprintf(addr, sizeof(addr), "unix:/tmp/tiber-test-%d.sock",
-			 (int)getpid());
+		snprintf(addr, sizeof(addr), "unix:%s/tiber-test-%d.sock",
+			 tb_test_tmp(), (int)getpid());
 		break;
 	default:
 		snprintf(addr, sizeof(addr), "unix:@tiber-test-%d",
@@ -656,7 +657,7 @@ START_TEST(unix_connect_waits_for_backlog_until_deadline)
 	int64_t deadline;
 
 	snprintf(sun.sun_path, sizeof(sun.sun_path),
-		 "/tmp/tiber-test-bl-%d.sock", (int)getpid());
+		 "%s/tiber-test-bl-%d.sock", tb_test_tmp(), (int)getpid());
 	snprintf(addr, sizeof(addr), "unix:%s", sun.sun_path);
 	ck_assert_int_eq(tb_listener_open(&l, addr), 0);
 	for (;;) {
@@ -709,11 +710,12 @@ START_TEST(unix_socket_appears_listening)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct open_arg o = { 0 };
-	char dir[] = "/tmp/tiber-test-ul.XXXXXX", addr[128];
+	char dir[64], addr[128];
 	struct stat st;
 	pthread_t t;
 	int fd, i, fds = count_fds();
 
+	snprintf(dir, sizeof(dir), "%s/tiber-test-ul.XXXXXX", tb_test_tmp());
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/l.sock", dir);
 	snprintf(addr, sizeof(addr), "unix:%s", sun.sun_path);

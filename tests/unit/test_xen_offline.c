@@ -4,6 +4,7 @@
  * and suspend-cancel resolution. */
 #include <elf.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,11 +194,13 @@ START_TEST(kernel_file_plain_elf_is_read_without_xen)
 {
 	uint8_t img[512];
 	size_t len = make_elf64(img, sizeof(img), true, 1);
-	char path[] = "/tmp/tiber-elfXXXXXX";
-	int fd = mkstemp(path);
+	char path[PATH_MAX];
+	int fd;
 	bool yes = false;
 	int rc;
 
+	snprintf(path, sizeof(path), "%s/tiber-elfXXXXXX", tb_test_tmp());
+	fd = mkstemp(path);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, img, len), (ssize_t)len);
 	close(fd);
@@ -367,7 +370,8 @@ END_TEST
  * neither, and check the journal describes a disk. */
 START_TEST(disk_attach_needs_journal_and_image_that_match)
 {
-	char dir[] = "/tmp/tiber-test-xdisk.XXXXXX", img[64], jr[64], cmd[96];
+	char dir[PATH_MAX], img[PATH_MAX + 16], jr[PATH_MAX + 16],
+	     cmd[PATH_MAX + 32];
 	struct tb_dom_cfg cfg = { 0 };
 	struct tb_dom d = { 0 };
 	struct tb_dom_info info = { 0 };
@@ -375,6 +379,7 @@ START_TEST(disk_attach_needs_journal_and_image_that_match)
 	uint64_t ring = 1 << 20, len;
 	FILE *f;
 
+	snprintf(dir, sizeof(dir), "%s/tiber-test-xdisk.XXXXXX", tb_test_tmp());
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(img, sizeof(img), "%s/img", dir);
 	snprintf(jr, sizeof(jr), "%s/journal", dir);
