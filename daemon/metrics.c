@@ -52,6 +52,9 @@ void tiberd_metrics(struct tb_buf *out, void *engine)
 	one(out, lab, "tiber_skipped_ticks_total", "counter",
 	    "ticks without an epoch (the previous one not done)",
 	    (double)st.skipped_ticks);
+	one(out, lab, "tiber_deferred_ticks_total", "counter",
+	    "ticks whose epoch waited for an ACK to free a slot",
+	    (double)st.deferred_ticks);
 	one(out, lab, "tiber_missed_ticks_total", "counter", "timer overruns",
 	    (double)st.missed_ticks);
 	one(out, lab, "tiber_suspend_timeouts_total", "counter",

@@ -21,8 +21,10 @@
  * - Dirty bits are never lost: a harvest ORs into e->dirty, which is only
  *   cleared once those pages are staged.  A failed epoch leaves them for
  *   the next one; a lost backup means a full re-sync anyway.
- * - At most max_inflight epochs are staged but not acked; a tick that
- *   finds no free slot is skipped and counted, never queued.
+ * - At most max_inflight epochs are staged but not acked.  A tick that
+ *   finds no free slot is deferred: its checkpoint is taken when an ACK
+ *   frees a slot (counted in deferred_ticks); ticks that pass while one
+ *   is deferred are skipped and counted, never queued.
  *
  * Threads: the caller of tb_engine_run (ticks, checkpoints, control
  * socket, reconnects); a sender (encode + send + heartbeats); a receiver
@@ -280,15 +282,22 @@ void tb_eng_slot_unreserve(struct tb_engine *e, struct job *j)
 	pthread_mutex_unlock(&e->lock);
 }
 
-struct job *tb_eng_free_slot(struct tb_engine *e)
+static struct job *free_slot_locked(struct tb_engine *e)
 {
-	struct job *j = NULL;
 	unsigned i;
 
-	pthread_mutex_lock(&e->lock);
-	for (i = 0; i < e->cfg.max_inflight && !j; i++)
+	for (i = 0; i < e->cfg.max_inflight; i++)
 		if (!e->slots[i].busy)
-			j = &e->slots[i];
+			return &e->slots[i];
+	return NULL;
+}
+
+struct job *tb_eng_free_slot(struct tb_engine *e)
+{
+	struct job *j;
+
+	pthread_mutex_lock(&e->lock);
+	j = free_slot_locked(e);
 	pthread_mutex_unlock(&e->lock);
 	return j;
 }
@@ -377,14 +386,23 @@ static int tick(struct tb_engine *e, int64_t t_tick)
 			return 0;
 		goto check_guest;
 	}
-	j = tb_eng_free_slot(e);
-	if (!j) {
-		pthread_mutex_lock(&e->lock);
+	/* under the lock of the ACK that frees a slot: a deferral is
+	 * never missed by it */
+	pthread_mutex_lock(&e->lock);
+	j = free_slot_locked(e);
+	if (!j && !e->deferred) {
+		e->deferred = true;
+		e->deferred_tick = t_tick;
+		e->deferred_ticks++;
+	} else if (!j) {
 		e->skipped++;
 		e->skipped_since++;
-		pthread_mutex_unlock(&e->lock);
-		return 0;
+	} else {
+		e->deferred = false; /* this checkpoint is the deferred one */
 	}
+	pthread_mutex_unlock(&e->lock);
+	if (!j)
+		return 0;
 	tb_eng_slot_reset(e, j, false, t_tick);
 	rc = tb_eng_checkpoint(e, j, false);
 	if (rc)
@@ -431,8 +449,9 @@ static int arm_ticks(struct tb_engine *e, int64_t period, int64_t *t0)
 int tb_engine_run(struct tb_engine *e)
 {
 	int64_t period = (int64_t)(1e9 / e->cfg.rate_hz), t0, t_tick;
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	uint64_t expirations, ticks = 0;
+	bool deferred;
 	int rc = 0, hrc;
 
 	rc = arm_ticks(e, period, &t0);
@@ -441,11 +460,25 @@ int tb_engine_run(struct tb_engine *e)
 	while (!atomic_load(&e->stopping)) {
 		pfd[0] = (struct pollfd){ .fd = e->timer_fd, .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = e->stop_fd, .events = POLLIN };
-		if (poll(pfd, 2, -1) < 0) {
+		pfd[2] = (struct pollfd){ .fd = e->slot_fd, .events = POLLIN };
+		if (poll(pfd, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			rc = -errno;
 			break;
+		}
+		if ((pfd[2].revents & POLLIN) &&
+		    read(e->slot_fd, &expirations, sizeof(expirations)) ==
+			    sizeof(expirations)) {
+			/* an ACK freed a slot: the deferred tick's checkpoint
+			 * now (unless a tick took it meanwhile) */
+			pthread_mutex_lock(&e->lock);
+			deferred = e->deferred;
+			t_tick = e->deferred_tick;
+			pthread_mutex_unlock(&e->lock);
+			rc = deferred ? tick(e, t_tick) : 0;
+			if (rc)
+				goto out_loop;
 		}
 		if (!(pfd[0].revents & POLLIN))
 			continue;
@@ -462,11 +495,8 @@ int tb_engine_run(struct tb_engine *e)
 		t_tick = t0 + (int64_t)(ticks - 1) * period;
 		rc = tick(e, t_tick);
 		atomic_fetch_add(&e->loop_ticks, 1);
-		if (rc) {
-			if (rc > 0)
-				rc = 0; /* switched over: done */
-			break;
-		}
+		if (rc)
+			goto out_loop;
 		if (e->rearm) {
 			/* A first sync is not periodic: restart the fixed-rate
 			 * schedule after it instead of counting the ticks it
@@ -483,6 +513,9 @@ int tb_engine_run(struct tb_engine *e)
 		if (e->cfg.max_epochs && e->epochs_started >= e->cfg.max_epochs)
 			break;
 	}
+out_loop:
+	if (rc > 0)
+		rc = 0; /* switched over: done */
 	/* Wait (bounded) for the last epochs' ACKs before we stop. */
 	if (!rc && e->link_up)
 		tb_eng_all_acked(e, e->cfg.lag_limit_ns);
@@ -537,7 +570,7 @@ int tb_engine_create(struct tb_engine **out, const struct tb_engine_cfg *cfg)
 	if (!e)
 		return -ENOMEM;
 	e->cfg = *cfg;
-	e->stop_fd = e->timer_fd = -1;
+	e->stop_fd = e->timer_fd = e->slot_fd = -1;
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->send_lock, NULL);
 	/* Every timed wait here takes CLOCK_MONOTONIC deadlines. */
@@ -603,7 +636,8 @@ int tb_engine_create(struct tb_engine **out, const struct tb_engine_cfg *cfg)
 		goto fail;
 	e->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	e->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-	if (e->stop_fd < 0 || e->timer_fd < 0) {
+	e->slot_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (e->stop_fd < 0 || e->timer_fd < 0 || e->slot_fd < 0) {
 		rc = -errno;
 		goto fail;
 	}
@@ -665,6 +699,8 @@ void tb_engine_destroy(struct tb_engine *e)
 		close(e->stop_fd);
 	if (e->timer_fd >= 0)
 		close(e->timer_fd);
+	if (e->slot_fd >= 0)
+		close(e->slot_fd);
 	pthread_mutex_destroy(&e->lock);
 	pthread_mutex_destroy(&e->send_lock);
 	pthread_cond_destroy(&e->cond);

@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/eventfd.h>
 
 #include "tiber/log.h"
 #include "tiber/stream.h"
@@ -101,6 +102,8 @@ static int handle_ack(struct tb_engine *e, const struct tb_ack *ack)
 	if (j->full)
 		e->disk_synced = true;
 	j->busy = false;
+	if (e->deferred && eventfd_write(e->slot_fd, 1))
+		tb_warn_rc(-errno, "slot wake-up");
 	pthread_cond_broadcast(&e->cond);
 	pthread_mutex_unlock(&e->lock);
 	return 0;

@@ -111,6 +111,8 @@ struct tb_engine {
 
 	int stop_fd; /* eventfd */
 	int timer_fd;
+	/* eventfd: an ACK freed the slot a deferred tick waits for */
+	int slot_fd;
 	struct tb_ctl *ctl; /* control socket, or NULL */
 	atomic_bool stopping;
 	atomic_bool release_req; /* tiberctl release: end a hold */
@@ -124,6 +126,13 @@ struct tb_engine {
 	uint64_t epochs_started, epochs_acked, skipped, missed, timeouts;
 	uint64_t losses, resyncs, bytes_raw, bytes_wire;
 	uint64_t skipped_since;
+	/* A tick found every slot busy: its checkpoint is taken as soon as
+	 * an ACK frees one (slot_fd), not at the next tick, so a pipeline
+	 * past capacity runs back to back instead of losing whole periods.
+	 * deferred_tick: when that tick was due. */
+	bool deferred;
+	int64_t deferred_tick;
+	uint64_t deferred_ticks; /* ticks whose checkpoint waited for an ACK */
 	int64_t pause_ring[PAUSE_RING];
 	uint64_t pause_count;
 	struct tb_phase_hist phase[TB_PH_MAX];

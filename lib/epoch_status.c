@@ -185,6 +185,7 @@ void tb_engine_get_status(struct tb_engine *e, struct tb_engine_status *st)
 	st->last_acked_epoch = e->last_acked;
 	st->inflight = e->inflight;
 	st->skipped_ticks = e->skipped;
+	st->deferred_ticks = e->deferred_ticks;
 	st->loop_ticks = atomic_load(&e->loop_ticks);
 	st->sync_done_pages = e->sync_done;
 	st->sync_total_pages = e->sync_total;
@@ -235,8 +236,8 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		",\"last_epoch\":%" PRIu64 ",\"inflight\":%" PRIu64
 		",\"last_pause_us\":%.1f,\"pause_p50_us\":%.1f,"
 		"\"pause_p99_us\":%.1f,\"backup_lag_ms\":%.2f,"
-		"\"skipped_ticks\":%" PRIu64 ",\"missed_ticks\":%" PRIu64
-		",\"suspend_timeouts\":%" PRIu64 ",\"backup_losses\":%" PRIu64
+		"\"skipped_ticks\":%" PRIu64 ",\"deferred_ticks\":%" PRIu64
+		",\"missed_ticks\":%" PRIu64 ",\"suspend_timeouts\":%" PRIu64 ",\"backup_losses\":%" PRIu64
 		",\"resyncs\":%" PRIu64 ",\"mb_raw\":%.2f,\"mb_shipped\":%.2f,"
 		"\"output_held_bytes\":%" PRIu64
 		",\"output_released_bytes\":%" PRIu64
@@ -253,7 +254,7 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		st.epochs_acked, st.last_acked_epoch, st.inflight,
 		st.last_pause_ns / 1e3, st.pause_p50_ns / 1e3,
 		st.pause_p99_ns / 1e3, st.backup_lag_ns / 1e6, st.skipped_ticks,
-		st.missed_ticks, st.suspend_timeouts, st.backup_losses,
+		st.deferred_ticks, st.missed_ticks, st.suspend_timeouts, st.backup_losses,
 		st.resyncs, st.bytes_raw / 1e6, st.bytes_wire / 1e6,
 		st.dom.output_held_bytes, st.dom.output_released_bytes,
 		st.dom.output_dropped_bytes, st.dom.output_dropped_packets,

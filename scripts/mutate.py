@@ -37,6 +37,11 @@ MUTANTS = [
      "\t\trc = ops->output_boundary(e->dom, j->epoch);",
      "\t\trc = ops->output_boundary(e->dom, j->epoch) ?:\n\t\t     ops->output_release(e->dom, j->epoch);",
      ["test_epoch"]),
+    ("epoch: an ACK that frees a slot does not wake the deferred tick",
+     "lib/epoch_link.c",
+     "\tif (e->deferred && eventfd_write(e->slot_fd, 1))",
+     "\tif (0 && e->deferred && eventfd_write(e->slot_fd, 1))",
+     ["test_epoch"]),
     ("bitmap: dirty list misses the last word", "lib/bitmap.c",
      "\tfor (i = 0; i < n && out < cap; i++) {",
      "\tfor (i = 0; i + 1 < n && out < cap; i++) {",
@@ -118,7 +123,7 @@ def run(cmd, cwd, timeout=None, env=None):
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     only = sys.argv[1:]
-    work = tempfile.mkdtemp(prefix="tiber-mutate.")
+    work = tempfile.mkdtemp(prefix="tiber-m.")
     try:
         files = run(["git", "ls-files", "-z"], root).stdout.split(b"\0")
         for f in files:

@@ -24,6 +24,7 @@ static struct tb_replica rep;
 static struct tb_listener *lis;
 static pthread_t backup_thr, writer_thr;
 static atomic_bool writer_stop, backup_stop;
+static atomic_bool ack_hold; /* the backup holds its next ACK */
 static atomic_uint_fast64_t acks;
 static bool backup_running, writer_running;
 static char addr[128];
@@ -73,6 +74,9 @@ static void *backup_main(void *arg)
 					.epoch = rep.committed_epoch
 				};
 
+				while (atomic_load(&ack_hold) &&
+				       !atomic_load(&backup_stop))
+					usleep(1000);
 				tb_enc_ack(&out, &a);
 				tb_conn_send(c, out.data, out.len,
 					     tb_now_ns() + TB_NSEC_PER_SEC);
@@ -130,6 +134,7 @@ static void setup(void)
 {
 	memset(&rep, 0, sizeof(rep));
 	atomic_store(&acks, 0);
+	atomic_store(&ack_hold, false);
 	ck_assert_int_eq(tb_fake_create(&fake, NPAGES), 0);
 	snprintf(addr, sizeof(addr), "unix:%s/tiber-test-epoch-none-%d.sock",
 		 tb_test_tmp(), (int)getpid());
@@ -215,6 +220,60 @@ START_TEST(replica_equals_guest_after_quiesced_epochs)
 	tb_fake_quiesce(fake, compare, NULL);
 	tb_engine_destroy(r.e);
 	ck_assert(!fake->attached);
+}
+END_TEST
+
+/*
+ * A tick that finds every slot busy is deferred, and its checkpoint is
+ * taken when the ACK frees a slot, not a whole period later at the next
+ * tick (which would halve the rate of a pipeline just past capacity).
+ * 1 Hz, one slot: the backup holds an ACK across a tick, then lets it go.
+ */
+START_TEST(ack_that_frees_a_slot_takes_the_deferred_checkpoint)
+{
+	struct tb_engine_cfg cfg;
+	struct tb_engine_status st;
+	struct run_ctx r = { 0 };
+	uint64_t started;
+	int64_t t_release, t_next = 0;
+	pthread_t t;
+
+	start_backup();
+	base_cfg(&cfg, 1, 0);
+	cfg.max_inflight = 1;
+	cfg.hb_timeout_ns = cfg.lag_limit_ns = 30 * TB_NSEC_PER_SEC;
+	ck_assert_int_eq(tb_engine_create(&r.e, &cfg), 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, run_main, &r), 0);
+	while (atomic_load(&acks) < 2) /* the full sync, one epoch */
+		usleep(1000);
+	atomic_store(&ack_hold, true); /* the next epoch's ACK waits */
+	do {
+		usleep(1000);
+		tb_engine_get_status(r.e, &st);
+	} while (st.deferred_ticks == 0);
+	started = st.epochs_started;
+	ck_assert_uint_eq(st.inflight, 1);
+	t_release = tb_now_ns();
+	atomic_store(&ack_hold, false);
+	while (tb_now_ns() - t_release < 3 * TB_NSEC_PER_SEC) {
+		tb_engine_get_status(r.e, &st);
+		if (st.epochs_started > started) {
+			t_next = tb_now_ns();
+			break;
+		}
+		usleep(1000);
+	}
+	tb_engine_stop(r.e);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(r.rc, 0);
+	ck_assert_msg(t_next, "no epoch after the ACK");
+	/* the next tick is ~1 s after the deferred one: 0.5 s is ample */
+	ck_assert_msg(t_next - t_release < TB_NSEC_PER_SEC / 2,
+		      "the deferred epoch came %.0f ms after the ACK",
+		      (double)(t_next - t_release) / 1e6);
+	ck_assert_uint_eq(st.deferred_ticks, 1);
+	ck_assert_uint_eq(st.skipped_ticks, 0);
+	tb_engine_destroy(r.e);
 }
 END_TEST
 
@@ -481,6 +540,7 @@ static Suite *epoch_suite(void)
 	tcase_add_loop_test(
 		tc, paused_path_failure_resumes_guest_and_keeps_dirty_pages, 0,
 		TB_FAKE_NR_PHASES - 1);
+	tcase_add_test(tc, ack_that_frees_a_slot_takes_the_deferred_checkpoint);
 	tcase_add_test(tc, guest_that_never_suspends_is_left_running);
 	tcase_add_test(tc, no_backup_means_unprotected_and_output_open);
 	tcase_add_test(tc, lost_backup_releases_output_then_resyncs);

@@ -19,7 +19,7 @@
 
 #define SEC TB_NSEC_PER_SEC
 
-static char dir[64];
+static char dir[80];
 
 static void setup(void)
 {

@@ -26,7 +26,7 @@
 
 #define IMG_SIZE (4u << 20)
 
-static char dir[64], img[128], jpath[128], sock[128], src[128];
+static char dir[80], img[128], jpath[128], sock[128], src[128];
 static pid_t nbdkit = -1;
 static const char *ring_arg = "ring=16M";
 

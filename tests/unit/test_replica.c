@@ -300,7 +300,7 @@ END_TEST
 
 /* ---------------------------------------------------------------- disks */
 
-static char ddir[64];
+static char ddir[80];
 static struct prim *dp;
 static struct tb_replica drep;
 

@@ -23,7 +23,7 @@
 #include "tiber/transport.h"
 
 static pid_t repl_pid;
-static char dir[64], addr[128], logpath[128];
+static char dir[80], addr[128], logpath[128];
 static struct prim *pr;
 static uint64_t all[PRIM_NPAGES];
 

@@ -32,7 +32,7 @@
 #define BLOB   60000u
 #define NBLOBS 600u /* 36 MB each way */
 
-static char dir[64];
+static char dir[80];
 
 static void keys(void)
 {

@@ -710,7 +710,7 @@ START_TEST(unix_socket_appears_listening)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct open_arg o = { 0 };
-	char dir[64], addr[128];
+	char dir[80], addr[128];
 	struct stat st;
 	pthread_t t;
 	int fd, i, fds = count_fds();
