@@ -23,8 +23,8 @@ static bool basic(const struct bench_res *r)
 {
 	const struct bench_cfg *c = &r->cfg;
 
-	return r->ok && c->compress && !strcmp(c->mech, "uffd") &&
-	       !strcmp(c->content, "delta") && !c->flatout;
+	return r->ok && c->compress && !strcmp(c->content, "delta") &&
+	       !c->flatout;
 }
 
 static void label(const struct bench_res *r, char *buf, size_t len)
@@ -41,8 +41,9 @@ static void label(const struct bench_res *r, char *buf, size_t len)
 		snprintf(d, sizeof(d), "%gk", (double)c->dirty_target / 1000);
 	else
 		snprintf(d, sizeof(d), "%g", (double)c->dirty_target);
-	snprintf(buf, len, "%s %s %s", c->mode == BENCH_SWP ? "swp" : "staged",
-		 d, l);
+	snprintf(buf, len, "%s %s %s%s",
+		 c->mode == BENCH_SWP ? "swp" : "staged", d, l,
+		 bench_reached(r) ? "" : " (MISSED its dirty target)");
 }
 
 static int cmp_dbl(const void *a, const void *b)
@@ -85,7 +86,7 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 	/* sel[] holds pointers: sizeof(*sel) is meant (three times) */
 	// NOLINTNEXTLINE(bugprone-sizeof-expression)
 	struct bench_res **sel = calloc(nr + 1, sizeof(*sel));
-	char cmd[1200], lab[64], cdf[4096] = "";
+	char cmd[1200], lab[96], cdf[4096] = "";
 	unsigned i, k, n, ncdf = 0, nph = 0, npts[2] = { 0, 0 };
 	FILE *gp, *f;
 	int rc = 0;
@@ -165,18 +166,19 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		if (!f)
 			continue;
 		fprintf(f,
-			"# dirty_p50 pause_p50_ms pause_p99_ms scattered_ms memcpy_ms rate_hz\n");
+			"# dirty_p50 pause_p50_ms pause_p99_ms scattered_ms memcpy_ms rate_hz reached\n");
 		for (i = 0; i < n; i++)
 			if (sel[i]->cfg.mode ==
 				    (k ? BENCH_SWP : BENCH_STAGED) &&
 			    ++npts[k])
-				fprintf(f, "%.0f %.4f %.4f %.4f %.4f %g\n",
+				fprintf(f, "%.0f %.4f %.4f %.4f %.4f %g %d\n",
 					sel[i]->ph[PH_DIRTY].p50,
 					sel[i]->ph[PH_PAUSE].p50 / 1e6,
 					sel[i]->ph[PH_PAUSE].p99 / 1e6,
 					sel[i]->copy_scattered_ns / 1e6,
 					sel[i]->copy_memcpy_ns / 1e6,
-					sel[i]->cfg.rate_hz);
+					sel[i]->cfg.rate_hz,
+					bench_reached(sel[i]));
 		fclose(f);
 	}
 	/* gnuplot cannot draw an axis without points ("x range is
@@ -195,7 +197,9 @@ int bench_plot(const char *dir, struct bench_res *runs, unsigned nr)
 		"'dirty_swp.dat' using 1:3 with linespoints lw 2 pt 5 dt 2 title 'send-while-paused p99', "
 		"'dirty_swp.dat' using 1:2 with linespoints lw 2 pt 4 dt 2 title 'send-while-paused p50', "
 		"'dirty_staged.dat' using 1:4 with lines lw 2 lc rgb 'black' title 'bound: scattered copy', "
-		"'dirty_staged.dat' using 1:5 with lines lw 2 dt 3 lc rgb 'black' title 'bound: memcpy'\n"
+		"'dirty_staged.dat' using 1:5 with lines lw 2 dt 3 lc rgb 'black' title 'bound: memcpy', "
+		"'dirty_staged.dat' using 1:($7 ? 1/0 : $3) with points pt 2 ps 3 lc rgb 'red' title 'missed its dirty target (< 80%%)', "
+		"'dirty_swp.dat' using 1:($7 ? 1/0 : $3) with points pt 2 ps 3 lc rgb 'red' notitle\n"
 		"unset logscale\n",
 		runs[0].cfg.guest_mib);
 	fprintf(gp, npts[0] ? "" : "}\n");

@@ -23,6 +23,12 @@ static double pct(const double *v, uint64_t n, double p)
 	return v[r - 1];
 }
 
+bool bench_reached(const struct bench_res *r)
+{
+	return r->ok && r->ph[PH_DIRTY].p50 >=
+				BENCH_REACHED * (double)r->cfg.dirty_target;
+}
+
 /* Sorts @v in place. */
 void bench_stat_compute(struct bench_stat *st, double *v, uint64_t n)
 {
