@@ -6,6 +6,8 @@
  *   codec        encode/decode ns per 4 KiB page and ratio, per content
  *                kind and codec mode
  *   crc32c       tb_crc32c GB/s at record-like sizes
+ *   digest       the epoch digest, ns per page: XXH3 over the page's
+ *                bytes, or over its CRC32C (TB_FEAT_PAGE_CRC)
  *   transport    tb_conn send throughput, loopback TCP and a unix
  *                socketpair, SEND vs SEND_ZC, into a plain recv() sink
  *                and into tb_conn_recv_rec (decoder + CRC check)
@@ -508,6 +510,54 @@ static void mb_crc(const struct mb_cfg *cfg, struct mb_json *j)
 	free(t);
 }
 
+/* ---------------------------------------------------------------- digest */
+
+static void mb_digest(const struct mb_cfg *cfg, struct mb_json *j)
+{
+	const size_t npages = 4096; /* 16 MiB: past the caches, as in an epoch */
+	double *t = calloc(cfg->reps, sizeof(double));
+	uint8_t *buf = mb_alloc(npages * TB_PAGE_SIZE);
+	struct tb_digest dg;
+	unsigned r, m, rounds = cfg->quick ? 4 : 16;
+	size_t i, k;
+
+	if (tb_digest_init(&dg)) {
+		fprintf(stderr, "digest: out of memory\n");
+		exit(1);
+	}
+	for (i = 0; i < npages * TB_PAGE_SIZE; i++)
+		buf[i] = (uint8_t)(i * 131 + (i >> 9));
+	printf("\nepoch digest (ns per 4 KiB page, median / best; %zu pages)\n",
+	       npages);
+	for (m = 0; m < 2; m++) {
+		struct mb_stat st;
+
+		dg.page_crc = m;
+		for (r = 0; r < cfg->reps; r++) {
+			int64_t t0 = tb_now_ns();
+
+			for (k = 0; k < rounds; k++)
+				for (i = 0; i < npages; i++)
+					tb_digest_page(&dg, i,
+						       buf + i * TB_PAGE_SIZE);
+			tb_digest_final(&dg);
+			t[r] = (double)(tb_now_ns() - t0) /
+			       (double)(rounds * npages);
+		}
+		st = mb_stat_of(t, cfg->reps);
+		printf("  %-22s %7.0f / %7.0f ns\n",
+		       m ? "xxh3(pfn, crc32c)" : "xxh3(pfn, bytes)", st.median,
+		       st.min);
+		fprintf(mb_json_item(j),
+			"{\"form\": \"%s\", \"ns_per_page_median\": %.1f, "
+			"\"ns_per_page_best\": %.1f}",
+			m ? "page_crc" : "bytes", st.median, st.min);
+	}
+	tb_digest_free(&dg);
+	free(buf);
+	free(t);
+}
+
 /* ---------------------------------------------------------------- transport */
 
 #define MB_NET_CHUNK	  (64u << 10)
@@ -773,7 +823,7 @@ static void mb_net(const struct mb_cfg *cfg, struct mb_json *j)
 int main(int argc, char **argv)
 {
 	struct mb_cfg cfg = { .accel = 1 };
-	struct mb_json jm, jc, jr, jn;
+	struct mb_json jd, jm, jc, jr, jn;
 	struct utsname un;
 	struct tb_opts o;
 	double load;
@@ -806,7 +856,7 @@ int main(int argc, char **argv)
 		&o, argc, argv,
 		"usage: tiber-microbench [--quick] [--json FILE] [--accel N]\n"
 		"Micro-benchmarks of tiber's building blocks: memcpy, the codec,\n"
-		"crc32c, the transport.  Flags (or KEY = VALUE lines of a\n"
+		"crc32c, the epoch digest, the transport.  Flags (or KEY = VALUE lines of a\n"
 		"--config file):\n");
 	if (rc) {
 		if (rc < 0)
@@ -836,6 +886,9 @@ int main(int argc, char **argv)
 	mb_json_open(&jr);
 	mb_crc(&cfg, &jr);
 	mb_json_close(&jr);
+	mb_json_open(&jd);
+	mb_digest(&cfg, &jd);
+	mb_json_close(&jd);
 	mb_json_open(&jn);
 	mb_net(&cfg, &jn);
 	mb_json_close(&jn);
@@ -855,10 +908,11 @@ int main(int argc, char **argv)
 			"  \"memcpy\": [%s\n  ],\n"
 			"  \"codec\": [%s\n  ],\n"
 			"  \"crc32c\": [%s\n  ],\n"
+			"  \"digest\": [%s\n  ],\n"
 			"  \"transport\": [%s\n  ]\n}\n",
 			cfg.quick ? "true" : "false", cfg.reps, un.release,
 			sysconf(_SC_NPROCESSORS_ONLN), load, jm.buf, jc.buf,
-			jr.buf, jn.buf);
+			jr.buf, jd.buf, jn.buf);
 		if (fclose(f)) {
 			fprintf(stderr, "tiber-microbench: %s: %s\n",
 				cfg.json_path, strerror(errno));
@@ -869,6 +923,7 @@ out:
 	free(jm.buf);
 	free(jc.buf);
 	free(jr.buf);
+	free(jd.buf);
 	free(jn.buf);
 	tb_opts_free(&o);
 	return rc;

@@ -250,6 +250,7 @@ static int connect_backup(struct tb_engine *e)
 		e->cfg.codec.compress = false;
 	if (!(rec.u.hello.features & TB_FEAT_XOR_RLE))
 		e->cfg.codec.rle = false;
+	e->digest.page_crc = (rec.u.hello.features & TB_FEAT_PAGE_CRC) != 0;
 	return 0;
 fail:
 	tb_conn_close(e->conn);

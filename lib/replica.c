@@ -112,8 +112,15 @@ int tb_replica_init(struct tb_replica *r, const struct tb_hello *hello)
 			 "replica of %" PRIu64 " pages: %s", r->nr_pages,
 			 strerror(-rc));
 		tb_replica_free(r);
+		return rc;
 	}
-	return rc;
+	tb_replica_set_features(r, hello->features);
+	return 0;
+}
+
+void tb_replica_set_features(struct tb_replica *r, uint64_t features)
+{
+	r->digest.page_crc = (features & TB_FEAT_PAGE_CRC) != 0;
 }
 
 int tb_replica_disks(struct tb_replica *r, const char *dir, uint64_t spool_max)

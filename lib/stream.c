@@ -51,6 +51,7 @@ int tb_digest_init(struct tb_digest *d)
 	XXH3_state_t *st = XXH3_createState();
 
 	d->state = st;
+	d->page_crc = false;
 	if (!st)
 		return -ENOMEM;
 	XXH3_64bits_reset(st);
@@ -59,10 +60,15 @@ int tb_digest_init(struct tb_digest *d)
 
 void tb_digest_page(struct tb_digest *d, uint64_t pfn, const void *page)
 {
-	uint8_t le[8];
+	uint8_t le[12];
 
 	tb_put_le64(le, pfn);
-	XXH3_64bits_update(d->state, le, sizeof(le));
+	if (d->page_crc) {
+		tb_put_le32(le + 8, tb_crc32c(0, page, TB_PAGE_SIZE));
+		XXH3_64bits_update(d->state, le, sizeof(le));
+		return;
+	}
+	XXH3_64bits_update(d->state, le, 8);
 	XXH3_64bits_update(d->state, page, TB_PAGE_SIZE);
 }
 

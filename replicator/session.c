@@ -410,8 +410,10 @@ static bool prepare_replica(struct tb_conn *c, struct rdom *d,
 		tb_replica_free(&d->rep);
 		d->have_rep = false;
 	}
-	if (d->have_rep)
+	if (d->have_rep) {
+		tb_replica_set_features(&d->rep, h->features & TB_FEAT_ALL);
 		return true;
+	}
 	rc = tb_replica_init(&d->rep, h);
 	if (!rc && opt.disk_dir && *opt.disk_dir)
 		rc = tb_replica_disks(&d->rep, opt.disk_dir,

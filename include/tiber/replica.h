@@ -103,6 +103,10 @@ struct tb_replica {
 /* Set up for the primary's @hello (nr_pages, page size checked).
  * 0 or -errno with r->err. */
 int tb_replica_init(struct tb_replica *r, const struct tb_hello *hello);
+/* The features agreed with this connection's primary (its HELLO's, as
+ * far as we know them): how its epochs' digests are computed.  Called
+ * by tb_replica_init with @hello's; again for each new connection. */
+void tb_replica_set_features(struct tb_replica *r, uint64_t features);
 /* Accept disks: images in @dir (after tb_replica_init). */
 int tb_replica_disks(struct tb_replica *r, const char *dir, uint64_t spool_max);
 /*

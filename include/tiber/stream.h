@@ -68,8 +68,11 @@ enum tb_role {
 #define TB_FEAT_LZ4	(1ull << 1) /* PAGE_DATA may use LZ4 */
 #define TB_FEAT_DISK	(1ull << 2) /* DISK_INFO / DISK_WRITE records */
 #define TB_FEAT_XOR_RLE (1ull << 3) /* PAGE_DATA may use XOR_RLE */
-#define TB_FEAT_ALL \
-	(TB_FEAT_XOR_LZ4 | TB_FEAT_LZ4 | TB_FEAT_DISK | TB_FEAT_XOR_RLE)
+/* the epoch digest hashes each page's CRC32C, not its bytes (5.9) */
+#define TB_FEAT_PAGE_CRC (1ull << 4)
+#define TB_FEAT_ALL                                                  \
+	(TB_FEAT_XOR_LZ4 | TB_FEAT_LZ4 | TB_FEAT_DISK | TB_FEAT_XOR_RLE | \
+	 TB_FEAT_PAGE_CRC)
 
 /* Disks: at most TB_DISKS_MAX per guest, sizes in 4 KiB multiples up to
  * TB_DISK_SIZE_MAX, writes in 512-byte sectors of at most
@@ -228,12 +231,17 @@ bool tb_crc32c_hw_available(void);
 
 /*
  * Epoch digest: XXH3-64 over, in record order, for every page
- * (pfn as u64 LE, then its 4096 decoded bytes) and every state blob
+ * (pfn as u64 LE, then its 4096 decoded bytes, or with TB_FEAT_PAGE_CRC
+ * their CRC32C as u32 LE) and every state blob
  * (tag u32 LE, index u32 LE, len u32 LE, bytes).  Both sides compute it
  * over the decoded content, so it also checks the codec.
  */
 struct tb_digest {
 	void *state; /* XXH3_state_t */
+	/* TB_FEAT_PAGE_CRC agreed: a page is hashed as its pfn and its
+	 * CRC32C (the crc32 instruction), not its bytes: tiber-microbench's
+	 * "epoch digest" rows */
+	bool page_crc;
 };
 int tb_digest_init(struct tb_digest *d);
 void tb_digest_page(struct tb_digest *d, uint64_t pfn, const void *page);

@@ -141,6 +141,30 @@ START_TEST(truncated_epoch_is_discarded)
 }
 END_TEST
 
+/*
+ * The digest covers the decoded pages, so a replica whose committed page
+ * is not the primary's shadow (the XOR base) fails the next delta epoch
+ * even though every record's CRC holds.  _i: 0 the XXH3-over-bytes
+ * digest, 1 the TB_FEAT_PAGE_CRC one.
+ */
+START_TEST(replica_that_diverged_from_the_shadow_fails_the_digest)
+{
+	uint64_t pfn = 1;
+	int serr;
+
+	if (_i) {
+		pr->dig.page_crc = true;
+		tb_replica_set_features(&rep, TB_FEAT_PAGE_CRC);
+	}
+	pr->mem[pfn][100] ^= 0x5a; /* a small delta */
+	prim_encode_epoch(pr, 2, false, &pfn, 1);
+	rep.mem[pfn * TB_PAGE_SIZE + 2000] ^= 1; /* the base differs */
+	ck_assert_int_lt(feed(&rep, pr, 0, &serr), 0);
+	ck_assert_int_eq(serr, TB_SERR_BAD_DIGEST);
+	ck_assert_uint_eq(rep.committed_epoch, 1);
+}
+END_TEST
+
 static void flip_digest(struct tb_rec *rec)
 {
 	if (rec->type == TB_REC_EPOCH_END)
@@ -631,6 +655,9 @@ static Suite *replica_suite(void)
 	tcase_add_test(tc, full_then_incremental_epochs_apply_bit_exact);
 	tcase_add_test(tc, truncated_epoch_is_discarded);
 	tcase_add_test(tc, bad_digest_is_rejected_and_replica_kept);
+	tcase_add_loop_test(tc,
+			    replica_that_diverged_from_the_shadow_fails_the_digest,
+			    0, 2);
 	tcase_add_test(tc, replayed_and_early_epochs_are_rejected);
 	tcase_add_test(tc, incremental_before_full_sync_is_rejected);
 	tcase_add_test(tc, duplicate_and_out_of_range_pfns_are_rejected);

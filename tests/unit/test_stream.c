@@ -241,6 +241,38 @@ START_TEST(digest_is_xxh3_over_the_documented_bytes)
 }
 END_TEST
 
+/* TB_FEAT_PAGE_CRC: a page counts as its pfn and the standard CRC32C of
+ * its bytes (u32 LE); state blobs as before.  A changed byte changes it. */
+START_TEST(page_crc_digest_is_xxh3_over_pfn_and_crc32c)
+{
+	struct tb_digest dg;
+	uint8_t page[TB_PAGE_SIZE], all[8 + 4 + 12 + 5];
+	uint64_t d1;
+	unsigned i;
+
+	for (i = 0; i < sizeof(page); i++)
+		page[i] = (uint8_t)(i * 7 + 1);
+	ck_assert_int_eq(tb_digest_init(&dg), 0);
+	ck_assert(!dg.page_crc);
+	dg.page_crc = true;
+	tb_digest_page(&dg, 0x123456789ull, page);
+	tb_digest_state(&dg, TB_STATE_SIM, 3, "state", 5);
+	tb_put_le64(all, 0x123456789ull);
+	tb_put_le32(all + 8, tb_crc32c_sw(0, page, sizeof(page)));
+	tb_put_le32(all + 12, TB_STATE_SIM);
+	tb_put_le32(all + 16, 3);
+	tb_put_le32(all + 20, 5);
+	memcpy(all + 24, "state", 5);
+	d1 = tb_digest_final(&dg);
+	ck_assert_uint_eq(d1, XXH3_64bits(all, sizeof(all)));
+	page[TB_PAGE_SIZE - 1] ^= 0x80;
+	tb_digest_page(&dg, 0x123456789ull, page);
+	tb_digest_state(&dg, TB_STATE_SIM, 3, "state", 5);
+	ck_assert_uint_ne(tb_digest_final(&dg), d1);
+	tb_digest_free(&dg);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- encode */
 
 START_TEST(round_trip_of_every_record_type)
@@ -1563,6 +1595,7 @@ static Suite *stream_suite(void)
 	tcase_add_test(tc,
 		       crc32c_paths_agree_on_random_data_lengths_alignments);
 	tcase_add_test(tc, digest_is_xxh3_over_the_documented_bytes);
+	tcase_add_test(tc, page_crc_digest_is_xxh3_over_pfn_and_crc32c);
 	tcase_add_test(tc, round_trip_of_every_record_type);
 	tcase_add_test(tc, wire_layout_is_little_endian_padded_and_crc_covered);
 	tcase_add_test(tc, known_answer_records_of_the_spec);
