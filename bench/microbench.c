@@ -514,7 +514,8 @@ static void mb_crc(const struct mb_cfg *cfg, struct mb_json *j)
 
 static void mb_digest(const struct mb_cfg *cfg, struct mb_json *j)
 {
-	const size_t npages = 4096; /* 16 MiB: past the caches, as in an epoch */
+	const size_t npages =
+		4096; /* 16 MiB: past the caches, as in an epoch */
 	double *t = calloc(cfg->reps, sizeof(double));
 	uint8_t *buf = mb_alloc(npages * TB_PAGE_SIZE);
 	struct tb_digest dg;

@@ -107,8 +107,8 @@ static bool want(const char *only, const char *sweep)
 	return false;
 }
 
-/* @n (10k or more) dirty pages per epoch.  Bitmap tracking: with uffd-wp a guest
- * write fault costs 13-18 us on hosts with slow page-table operations,
+/* @n (10k or more) dirty pages per epoch.  Bitmap tracking: with uffd-wp
+ * a guest write fault costs 13-18 us on hosts with slow page-table ops,
  * and a rate-limited writer does not reach 10k pages per epoch there
  * (such a run is flagged, bench_reached(), either way). */
 static void many_pages(struct bench_cfg *c, uint64_t n)
@@ -386,7 +386,8 @@ static void print_table(FILE *f, bool md)
 			     " | %s | %s | %s | %" PRIu64
 			     " | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %.0f | %" PRIu64
 			     " | %.1f | %.1f | %.1f | %s |\n" :
-			     "%-8s %-5s %4g %7" PRIu64 "%s %7.0f%s%-6s %5" PRIu64
+			     "%-8s %-5s %4g %7" PRIu64
+			     "%s %7.0f%s%-6s %5" PRIu64
 			     " %-9s %-3s %-6s %5" PRIu64
 			     " %8.0f %8.0f %8.0f %7.0f %7.0f %7.0f %8.0f %8.0f %6s %8.0f %5" PRIu64
 			     " %6.1f %8.1f %8.1f %5s\n",
@@ -567,8 +568,8 @@ static void compute_headlines(struct headlines *h)
 				h->seq = r;
 		}
 
-		if (bench_reached(r) && r->cfg.flatout && r->cfg.rate_hz == 40 &&
-		    r->guest_ops_ratio >= 0) {
+		if (bench_reached(r) && r->cfg.flatout &&
+		    r->cfg.rate_hz == 40 && r->guest_ops_ratio >= 0) {
 			h->rflat = r;
 			h->ops_flat = r->guest_ops_ratio;
 		}
@@ -827,7 +828,8 @@ static int write_json(const char *path, const struct machine *m,
 
 		fprintf(f,
 			"%s\n  {\"backend\": \"sim\", \"mode\": \"%s\", \"sweep\": \"%s\", \"ok\": %s, \"error\": \"%s\", \"rate_hz\": %g, \"dirty_pages\": %" PRIu64
-			", \"dirty_target\": %" PRIu64 ", \"dirty_reached\": %s, ",
+			", \"dirty_target\": %" PRIu64
+			", \"dirty_reached\": %s, ",
 			i ? "," : "", mode_name(c->mode), c->sweep,
 			r->ok ? "true" : "false", r->err, c->rate_hz,
 			c->dirty_target, c->dirty_target,

@@ -237,8 +237,9 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		",\"last_pause_us\":%.1f,\"pause_p50_us\":%.1f,"
 		"\"pause_p99_us\":%.1f,\"backup_lag_ms\":%.2f,"
 		"\"skipped_ticks\":%" PRIu64 ",\"deferred_ticks\":%" PRIu64
-		",\"missed_ticks\":%" PRIu64 ",\"suspend_timeouts\":%" PRIu64 ",\"backup_losses\":%" PRIu64
-		",\"resyncs\":%" PRIu64 ",\"mb_raw\":%.2f,\"mb_shipped\":%.2f,"
+		",\"missed_ticks\":%" PRIu64 ",\"suspend_timeouts\":%" PRIu64
+		",\"backup_losses\":%" PRIu64 ",\"resyncs\":%" PRIu64
+		",\"mb_raw\":%.2f,\"mb_shipped\":%.2f,"
 		"\"output_held_bytes\":%" PRIu64
 		",\"output_released_bytes\":%" PRIu64
 		",\"output_dropped_bytes\":%" PRIu64
@@ -254,11 +255,11 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		st.epochs_acked, st.last_acked_epoch, st.inflight,
 		st.last_pause_ns / 1e3, st.pause_p50_ns / 1e3,
 		st.pause_p99_ns / 1e3, st.backup_lag_ns / 1e6, st.skipped_ticks,
-		st.deferred_ticks, st.missed_ticks, st.suspend_timeouts, st.backup_losses,
-		st.resyncs, st.bytes_raw / 1e6, st.bytes_wire / 1e6,
-		st.dom.output_held_bytes, st.dom.output_released_bytes,
-		st.dom.output_dropped_bytes, st.dom.output_dropped_packets,
-		st.dom.output_overflow_pauses,
+		st.deferred_ticks, st.missed_ticks, st.suspend_timeouts,
+		st.backup_losses, st.resyncs, st.bytes_raw / 1e6,
+		st.bytes_wire / 1e6, st.dom.output_held_bytes,
+		st.dom.output_released_bytes, st.dom.output_dropped_bytes,
+		st.dom.output_dropped_packets, st.dom.output_overflow_pauses,
 		st.dom.output_overflow_pause_ns / 1e6, st.link_error,
 		st.sync_done_pages, st.sync_total_pages, st.sync_eta_s, uuid);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;

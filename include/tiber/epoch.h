@@ -146,8 +146,8 @@ struct tb_engine_status {
 	int64_t backup_lag_ns; /* age of the oldest unacked epoch */
 	uint64_t skipped_ticks;
 	uint64_t deferred_ticks; /* checkpoints taken when an ACK freed a slot */
-	uint64_t missed_ticks; /* timer overruns */
-	uint64_t loop_ticks;   /* ticks the epoch loop has handled */
+	uint64_t missed_ticks;	 /* timer overruns */
+	uint64_t loop_ticks;	 /* ticks the epoch loop has handled */
 	/* the last first sync: pre-copy pages copied, to copy (it grows by
 	 * what the guest dirties meanwhile), seconds left (while syncing) */
 	uint64_t sync_done_pages, sync_total_pages;

@@ -70,7 +70,7 @@ enum tb_role {
 #define TB_FEAT_XOR_RLE (1ull << 3) /* PAGE_DATA may use XOR_RLE */
 /* the epoch digest hashes each page's CRC32C, not its bytes (5.9) */
 #define TB_FEAT_PAGE_CRC (1ull << 4)
-#define TB_FEAT_ALL                                                  \
+#define TB_FEAT_ALL                                                       \
 	(TB_FEAT_XOR_LZ4 | TB_FEAT_LZ4 | TB_FEAT_DISK | TB_FEAT_XOR_RLE | \
 	 TB_FEAT_PAGE_CRC)
 

@@ -31,7 +31,8 @@ static int tmp_file(char *path, size_t len)
 	const char *dir = getenv("TMPDIR");
 	int fd;
 
-	snprintf(path, len, "%s/tiber-common.XXXXXX", dir && *dir ? dir : "/tmp");
+	snprintf(path, len, "%s/tiber-common.XXXXXX",
+		 dir && *dir ? dir : "/tmp");
 	fd = mkstemp(path);
 	ck_assert_int_ge(fd, 0);
 	return fd;

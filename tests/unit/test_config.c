@@ -120,7 +120,8 @@ static char *write_file(const char *text)
 	char *path;
 	int fd;
 
-	ck_assert_int_gt(asprintf(&path, "%s/tiber-cfg-XXXXXX", tb_test_tmp()), 0);
+	ck_assert_int_gt(asprintf(&path, "%s/tiber-cfg-XXXXXX", tb_test_tmp()),
+			 0);
 	fd = mkstemp(path);
 
 	ck_assert_int_ge(fd, 0);

@@ -76,8 +76,7 @@ static void setup(void)
 	uint8_t *zero = calloc(1, IMG_SIZE);
 	int i;
 
-	snprintf(dir, sizeof(dir), "%s/tiber-test-nbd.XXXXXX",
-		 tb_test_tmp());
+	snprintf(dir, sizeof(dir), "%s/tiber-test-nbd.XXXXXX", tb_test_tmp());
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	snprintf(img, sizeof(img), "%s/disk.img", dir);
 	snprintf(jpath, sizeof(jpath), "%s/journal", dir);

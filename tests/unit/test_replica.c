@@ -655,9 +655,9 @@ static Suite *replica_suite(void)
 	tcase_add_test(tc, full_then_incremental_epochs_apply_bit_exact);
 	tcase_add_test(tc, truncated_epoch_is_discarded);
 	tcase_add_test(tc, bad_digest_is_rejected_and_replica_kept);
-	tcase_add_loop_test(tc,
-			    replica_that_diverged_from_the_shadow_fails_the_digest,
-			    0, 2);
+	tcase_add_loop_test(
+		tc, replica_that_diverged_from_the_shadow_fails_the_digest, 0,
+		2);
 	tcase_add_test(tc, replayed_and_early_epochs_are_rejected);
 	tcase_add_test(tc, incremental_before_full_sync_is_rejected);
 	tcase_add_test(tc, duplicate_and_out_of_range_pfns_are_rejected);

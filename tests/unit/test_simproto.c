@@ -620,7 +620,8 @@ START_TEST(disk_verifier_proves_disk_and_memory_agree)
 	uint8_t *ram;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/tiber-test-kvlog.XXXXXX", tb_test_tmp());
+	snprintf(path, sizeof(path), "%s/tiber-test-kvlog.XXXXXX",
+		 tb_test_tmp());
 	fd = mkstemp(path);
 	ck_assert_int_ge(fd, 0);
 	unlink(path);

@@ -656,8 +656,8 @@ START_TEST(unix_connect_waits_for_backlog_until_deadline)
 	int fill[300], nfill = 0, fd, fds = count_fds();
 	int64_t deadline;
 
-	snprintf(sun.sun_path, sizeof(sun.sun_path),
-		 "%s/tiber-test-bl-%d.sock", tb_test_tmp(), (int)getpid());
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/tiber-test-bl-%d.sock",
+		 tb_test_tmp(), (int)getpid());
 	snprintf(addr, sizeof(addr), "unix:%s", sun.sun_path);
 	ck_assert_int_eq(tb_listener_open(&l, addr), 0);
 	for (;;) {

@@ -371,7 +371,7 @@ END_TEST
 START_TEST(disk_attach_needs_journal_and_image_that_match)
 {
 	char dir[PATH_MAX], img[PATH_MAX + 16], jr[PATH_MAX + 16],
-	     cmd[PATH_MAX + 32];
+		cmd[PATH_MAX + 32];
 	struct tb_dom_cfg cfg = { 0 };
 	struct tb_dom d = { 0 };
 	struct tb_dom_info info = { 0 };
