@@ -3,11 +3,20 @@
  * Replica staging and commit.
  *
  * Invariants:
- * - r->mem and the committed state blobs change only in commit(), after
- *   EPOCH_END verified counts and digest; before that everything goes to
- *   staging (st_* for incremental epochs, a fresh memfd for FULL ones).
- * - Any error discards the staging whole; the last committed epoch stays
- *   intact and is what a failover restores.
+ * - The committed state blobs and the pages of RAW, ZERO and LZ4
+ *   encodings change only in commit(), after EPOCH_END verified counts
+ *   and digest; before that they go to staging (st_* for incremental
+ *   epochs, a fresh memfd for FULL ones).
+ * - An incremental epoch's XOR pages (XOR_RLE, XOR_LZ4) are decoded in
+ *   place in r->mem, each with a copy of its payload in the undo log
+ *   (un, un_payload): XORing the same delta again takes it back out, so
+ *   there is no copy of the page into staging and out again at commit.
+ *   A decode that fails in place leaves its page as it was.
+ * - Any error discards the staging whole and undoes the in-place pages
+ *   (tb_replica_abort); the last committed epoch is then intact and is
+ *   what a failover restores.  Nothing else reads r->mem during an
+ *   epoch: every session path aborts the epoch before a failover, a
+ *   handover or a dump.
  * - A pfn appears at most once in an incremental epoch (a duplicate is a
  *   protocol error); a FULL epoch may resend pages (pre-copy rounds), the
  *   latest copy wins.
@@ -98,13 +107,14 @@ int tb_replica_init(struct tb_replica *r, const struct tb_hello *hello)
 		rc = tb_digest_init(&r->digest);
 	if (!rc) {
 		r->st_pfns = calloc(r->nr_pages, sizeof(uint64_t));
+		r->un = calloc(r->nr_pages, sizeof(*r->un));
 		r->st_pages = mmap(NULL, r->nr_pages * TB_PAGE_SIZE,
 				   PROT_READ | PROT_WRITE,
 				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 				   -1, 0);
 		if (r->st_pages == MAP_FAILED)
 			r->st_pages = NULL;
-		if (!r->st_pfns || !r->st_pages)
+		if (!r->st_pfns || !r->st_pages || !r->un)
 			rc = -ENOMEM;
 	}
 	if (rc) {
@@ -138,10 +148,30 @@ int tb_replica_disks(struct tb_replica *r, const char *dir, uint64_t spool_max)
 	return rc;
 }
 
+/* XOR the epoch's in-place pages out of @mem again (each decoded
+ * before, so each decodes again), or forget them at a commit. */
+static void undo_pages(struct tb_replica *r, bool commit)
+{
+	const struct tb_undo *u;
+	uint8_t *page;
+	uint64_t i;
+
+	for (i = 0; i < r->un_n && !commit; i++) {
+		u = &r->un[i];
+		page = r->mem + u->pfn * TB_PAGE_SIZE;
+		if (tb_codec_decode(u->enc, r->un_payload.data + u->off, u->len,
+				    page, page))
+			abort(); /* it decoded a moment ago: memory is bad */
+	}
+	r->un_n = 0;
+	tb_buf_reset(&r->un_payload);
+}
+
 void tb_replica_abort(struct tb_replica *r)
 {
 	if (!r->in_epoch)
 		return;
+	undo_pages(r, false);
 	tb_rdisks_abort(&r->disks);
 	if (r->full)
 		unmap_memfd(r->nr_pages, &r->full_fd, &r->full_mem);
@@ -162,6 +192,9 @@ void tb_replica_free(struct tb_replica *r)
 	r->st_pages = NULL;
 	free(r->st_pfns);
 	r->st_pfns = NULL;
+	free(r->un);
+	r->un = NULL;
+	tb_buf_free(&r->un_payload);
 	tb_bitmap_free(&r->st_seen);
 	tb_buf_free(&r->cpu_state);
 	tb_buf_free(&r->dev_state);
@@ -234,6 +267,7 @@ static int pages(struct tb_replica *r, const struct tb_page_data *p, int *serr)
 	const uint8_t *prev;
 	uint64_t pfn;
 	uint32_t i;
+	bool in_place = false;
 
 	for (i = 0; i < p->nr_pages; i++) {
 		tb_page_desc_get(p, i, &d);
@@ -264,16 +298,39 @@ static int pages(struct tb_replica *r, const struct tb_page_data *p, int *serr)
 					    " sent twice",
 					    r->epoch, pfn);
 			tb_bitmap_set(&r->st_seen, pfn);
-			dst = r->st_pages + r->st_n * TB_PAGE_SIZE;
 			prev = r->mem + pfn * TB_PAGE_SIZE;
-			r->st_pfns[r->st_n++] = pfn;
+			in_place = d.enc == TB_ENC_XOR_RLE ||
+				   d.enc == TB_ENC_XOR_LZ4;
+			dst = in_place ? r->mem + pfn * TB_PAGE_SIZE :
+					 r->st_pages + r->st_n * TB_PAGE_SIZE;
 		}
+		/* in place, a payload that does not decode leaves the page */
 		if (tb_codec_decode(d.enc, payload, d.len, prev, dst))
 			return fail(
 				r, serr, TB_SERR_CODEC,
 				"epoch %" PRIu64 ": pfn %" PRIu64
 				" payload (encoding %u, %u bytes) does not decode",
 				r->epoch, pfn, d.enc, d.len);
+		if (r->full) {
+			/* the fresh image: nothing to take back */
+		} else if (!in_place) {
+			r->st_pfns[r->st_n++] = pfn;
+		} else {
+			r->un[r->un_n] = (struct tb_undo){
+				.pfn = pfn,
+				.off = (uint32_t)r->un_payload.len,
+				.len = d.len,
+				.enc = d.enc,
+			};
+			if (tb_buf_append(&r->un_payload, payload, d.len)) {
+				r->un_n++; /* applied: the abort takes it out */
+				return fail(r, serr, TB_SERR_OVERSIZE,
+					    "epoch %" PRIu64
+					    ": out of memory for the undo log",
+					    r->epoch);
+			}
+			r->un_n++;
+		}
 		tb_digest_page(&r->digest, pfn, dst);
 		payload += d.len;
 		r->st_pages_count++;
@@ -368,6 +425,8 @@ static int commit(struct tb_replica *r, const struct tb_epoch_end *end,
 		r->full_fd = -1;
 		r->full_mem = NULL;
 	} else {
+		/* the XOR pages are in place already */
+		undo_pages(r, true);
 		for (i = 0; i < r->st_n; i++)
 			memcpy(r->mem + r->st_pfns[i] * TB_PAGE_SIZE,
 			       r->st_pages + i * TB_PAGE_SIZE, TB_PAGE_SIZE);

@@ -89,6 +89,17 @@ struct tb_replica {
 	uint64_t *st_pfns; /* incremental: staged pages */
 	uint8_t *st_pages;
 	uint64_t st_n;
+	/* incremental: pages decoded in place in @mem (XOR encodings, which
+	 * XORing again undoes), with a copy of their payloads, so an epoch
+	 * that fails is taken back out without a copy of every page in and
+	 * out of staging on the way to a commit */
+	struct tb_undo {
+		uint64_t pfn;
+		uint32_t off, len; /* payload in un_payload */
+		uint8_t enc;
+	} * un;
+	uint64_t un_n;
+	struct tb_buf un_payload;
 	struct tb_bitmap st_seen;
 	struct tb_buf st_cpu, st_dev;
 	bool st_have_cpu, st_have_dev;
@@ -114,10 +125,14 @@ int tb_replica_disks(struct tb_replica *r, const char *dir, uint64_t spool_max);
  * 0: staged (or ignored: HEARTBEAT); 1: the epoch in r->committed_epoch
  * was verified and applied (send ACK); <0: -errno with a stream error
  * code in *@serr and r->err: the staged epoch was discarded, the
- * committed replica is untouched.
+ * committed replica is as it was.  Between two calls of an epoch @mem
+ * holds the committed image plus the epoch's XOR pages: only the
+ * thread that feeds the records may look at it until the epoch commits
+ * or tb_replica_abort() takes them out again.
  */
 int tb_replica_rec(struct tb_replica *r, const struct tb_rec *rec, int *serr);
-/* Drop a partial epoch (primary gone mid-epoch). */
+/* Drop a partial epoch (primary gone mid-epoch): @mem is the last
+ * committed image again. */
 void tb_replica_abort(struct tb_replica *r);
 void tb_replica_free(struct tb_replica *r);
 

@@ -111,6 +111,8 @@ size_t sm_rec_offsets(const uint8_t *p, size_t len, size_t *offs, size_t max)
 
 /* A valid XOR_RLE payload (include/tiber/codec.h): one run somewhere,
  * then the zero run to the page's end.  Its length. */
+uint32_t sm_pfn_limit = 1u << 20;
+
 static uint32_t sm_rle(struct sm_rng *r, uint8_t *p)
 {
 	uint32_t z = sm_below(r, TB_PAGE_SIZE - 64), n = 1 + sm_below(r, 40);
@@ -160,8 +162,8 @@ static int sm_gen_pages(struct sm_rng *r, struct tb_buf *out,
 		}
 		if (!sm_fill_keep)
 			sm_fill(r, payload, len);
-		rc = tb_enc_pages_add(pr, sm_next(r) & 0xfffff, enc, payload,
-				      len);
+		rc = tb_enc_pages_add(pr, sm_next(r) % sm_pfn_limit, enc,
+				      payload, len);
 	}
 	*pages += nr;
 	*bytes += (uint64_t)nr * TB_PAGE_SIZE;

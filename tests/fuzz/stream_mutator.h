@@ -55,6 +55,9 @@ size_t sm_rec_offsets(const uint8_t *p, size_t len, size_t *offs, size_t max);
 
 /* ---------------------------------------------------------------- streams */
 
+/* Pages of generated PAGE_DATA records have pfns below this (default
+ * 2^20; the replica harness's guest has 64 pages). */
+extern uint32_t sm_pfn_limit;
 /* A valid stream sent by @role (one direction of a session). */
 int sm_gen_stream(struct sm_rng *r, enum tb_role role, struct tb_buf *out,
 		  struct tb_page_rec *pr);

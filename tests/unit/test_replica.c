@@ -184,6 +184,90 @@ START_TEST(bad_digest_is_rejected_and_replica_kept)
 }
 END_TEST
 
+/*
+ * An epoch whose XOR pages were decoded in place, then failed (bad
+ * digest, cut short and aborted, a bad page after them): the replica is
+ * the committed image again, byte for byte, and the next good epoch
+ * applies on top of it.
+ */
+static unsigned enc_seen[8];
+
+static void count_encodings(struct tb_rec *rec)
+{
+	struct tb_page_desc d;
+	uint32_t i;
+
+	if (rec->type != TB_REC_PAGE_DATA)
+		return;
+	for (i = 0; i < rec->u.pages.nr_pages; i++) {
+		tb_page_desc_get(&rec->u.pages, i, &d);
+		enc_seen[d.enc & 7]++;
+	}
+}
+
+static void flip_digest_counting(struct tb_rec *rec)
+{
+	count_encodings(rec);
+	flip_digest(rec);
+}
+
+static void last_pfn_beyond_guest(struct tb_rec *rec)
+{
+	if (rec->type == TB_REC_PAGE_DATA && rec->u.pages.nr_pages > 1)
+		tb_put_le64((uint8_t *)rec->u.pages.pfns_le +
+				    8 * (size_t)(rec->u.pages.nr_pages - 1),
+			    NPAGES);
+}
+
+START_TEST(failed_epoch_takes_its_in_place_pages_back_out)
+{
+	static uint8_t before[NPAGES][TB_PAGE_SIZE];
+	uint64_t pfns[] = { 1, 2, 3, 4, 6, 8 };
+	unsigned i, k, how = (unsigned)_i;
+	int serr;
+
+	memcpy(before, rep.mem, sizeof(before));
+	for (i = 0; i < 4; i++) /* a few bytes: XOR_RLE */
+		pr->mem[pfns[i]][100 + i] ^= 0x5a;
+	for (i = 4; i < 6; i++) /* 2 KiB changed, a pattern: XOR_LZ4 */
+		for (k = 0; k < 2048; k++)
+			pr->mem[pfns[i]][k * 2] ^= (uint8_t)(k % 7 + 1);
+	prim_encode_epoch(pr, 2, false, pfns, 6);
+	memset(enc_seen, 0, sizeof(enc_seen));
+	if (how == 0) {
+		ck_assert_int_lt(feed_patched(&rep, pr, 0, flip_digest_counting,
+					      &serr),
+				 0);
+		ck_assert_int_eq(serr, TB_SERR_BAD_DIGEST);
+		ck_assert_uint_ge(enc_seen[TB_ENC_XOR_RLE], 1);
+		ck_assert_uint_ge(enc_seen[TB_ENC_XOR_LZ4], 1);
+	} else if (how == 1) {
+		/* everything but EPOCH_END, then the primary is gone */
+		ck_assert_int_eq(feed(&rep, pr, pr->out.len - 56, &serr), 0);
+		ck_assert(rep.in_epoch);
+		tb_replica_abort(&rep);
+	} else {
+		ck_assert_int_lt(feed_patched(&rep, pr, 0,
+					      last_pfn_beyond_guest, &serr),
+				 0);
+		ck_assert_int_eq(serr, TB_SERR_BAD_FIELD);
+	}
+	ck_assert(!rep.in_epoch);
+	ck_assert_uint_eq(rep.committed_epoch, 1);
+	for (i = 0; i < NPAGES; i++)
+		ck_assert_msg(
+			!memcmp(rep.mem + (size_t)i * TB_PAGE_SIZE, before[i],
+				TB_PAGE_SIZE),
+			"page %u not the committed one after a failed epoch",
+			i);
+	/* the primary sends the same pages again: they apply */
+	prim_new_link(pr);
+	prim_encode_epoch(pr, 3, false, pfns, 6);
+	ck_assert_int_eq(feed(&rep, pr, 0, &serr), 1);
+	assert_replica_is(&rep, pr);
+}
+END_TEST
+
 START_TEST(replayed_and_early_epochs_are_rejected)
 {
 	uint64_t pfn = 3;
@@ -655,6 +739,8 @@ static Suite *replica_suite(void)
 	tcase_add_test(tc, full_then_incremental_epochs_apply_bit_exact);
 	tcase_add_test(tc, truncated_epoch_is_discarded);
 	tcase_add_test(tc, bad_digest_is_rejected_and_replica_kept);
+	tcase_add_loop_test(tc, failed_epoch_takes_its_in_place_pages_back_out,
+			    0, 3);
 	tcase_add_loop_test(
 		tc, replica_that_diverged_from_the_shadow_fails_the_digest, 0,
 		2);
