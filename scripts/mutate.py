@@ -84,10 +84,10 @@ MUTANTS = [
      ["test_sim_backend"]),
     # (not waiting for the workers was killed only when they lost the
     # race: a gate mutant must be killed every time)
-    ("sim: the copying thread skips its own share of the pages",
+    ("sim: the copy pool's chunks stop a page short",
      "lib/backend/copy_pool.c",
-     "\tcopy_range(p, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
-     "\tif (0) copy_range(p, pfns + first, cnt, dst + first * TB_PAGE_SIZE);",
+     "\t\t\t   TB_MIN((size_t)TB_COPY_CHUNK, p->npages - first),",
+     "\t\t\t   TB_MIN((size_t)TB_COPY_CHUNK, p->npages - first) - 1,",
      ["test_sim_backend"]),
     # test_replicator_proto runs the (rebuilt) tiber-replicator
     ("replicator: a HELLO of another size replaces the committed replica",

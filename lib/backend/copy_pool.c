@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: MIT
 /*
  * The copy-thread pool (copy_pool.h): helpers wait on a futex for a job
- * generation, each copies its chunk of the page list, and the caller
- * copies chunk 0 itself, then waits for the helpers.
+ * generation; the caller and the helpers that are awake claim chunks of
+ * TB_COPY_CHUNK pages one at a time until none is left, and the caller
+ * returns once every chunk is copied.
  *
  * Invariants:
- *  - the job (pfns, npages, dst) is written before gen is bumped, and the
- *    caller does not return before done == n: a helper never sees a
- *    half-written job nor outlives the buffers;
- *  - the chunks of one job partition the list: every page is copied once.
+ *  - the job (pfns, npages, dst, next, left) is written before gen is
+ *    bumped; a helper reads it only after it claimed a chunk of that
+ *    job (a CAS on next, whose high half is the job's generation), and
+ *    the caller does not return before left == 0, so the job cannot
+ *    change under a claimed chunk and a helper never outlives the
+ *    buffers of the job it works on;
+ *  - every chunk is claimed once: every page is copied once.
  */
 #include <errno.h>
 #include <limits.h>
@@ -52,39 +56,42 @@ static void copy_range(const struct tb_copy_pool *p, const uint64_t *pfns,
 	}
 }
 
-static void chunk(size_t n, unsigned parts, unsigned k, size_t *first,
-		  size_t *cnt)
+/* Claim and copy chunks of job @gen until none is left. */
+static void copy_chunks(struct tb_copy_pool *p, uint32_t gen)
 {
-	size_t per = n / parts, rem = n % parts;
+	uint64_t v = LD(&p->next), first;
+	uint32_t c;
 
-	*first = k * per + TB_MIN((size_t)k, rem);
-	*cnt = per + (k < rem ? 1 : 0);
+	for (;;) {
+		c = (uint32_t)v;
+		if ((uint32_t)(v >> 32) != gen ||
+		    (uint64_t)c * TB_COPY_CHUNK >= LD(&p->npages))
+			return;
+		if (!__atomic_compare_exchange_n(&p->next, &v, v + 1, false,
+						 __ATOMIC_SEQ_CST,
+						 __ATOMIC_SEQ_CST))
+			continue; /* v is the value seen: try again */
+		first = (uint64_t)c * TB_COPY_CHUNK;
+		copy_range(p, p->pfns + first,
+			   TB_MIN((size_t)TB_COPY_CHUNK, p->npages - first),
+			   p->dst + first * TB_PAGE_SIZE);
+		if (__atomic_sub_fetch(&p->left, 1, __ATOMIC_SEQ_CST) == 0)
+			tb_futex(&p->left, FUTEX_WAKE_PRIVATE, 1, NULL);
+		v = LD(&p->next);
+	}
 }
-
-struct worker_arg {
-	struct tb_copy_pool *p;
-	unsigned k;
-};
 
 static void *copy_worker(void *arg)
 {
-	struct worker_arg *a = arg;
-	struct tb_copy_pool *p = a->p;
-	unsigned k = a->k;
+	struct tb_copy_pool *p = arg;
 	int gen = 0;
-	size_t first, cnt;
 
-	free(a);
 	for (;;) {
 		spin_wait_ne(&p->gen, gen);
 		gen = LD(&p->gen);
 		if (LD(&p->stop))
 			break;
-		chunk(p->npages, p->n + 1, k, &first, &cnt);
-		copy_range(p, p->pfns + first, cnt,
-			   p->dst + first * TB_PAGE_SIZE);
-		if ((unsigned)INC(&p->done) == p->n)
-			tb_futex(&p->done, FUTEX_WAKE_PRIVATE, 1, NULL);
+		copy_chunks(p, (uint32_t)gen);
 	}
 	return NULL;
 }
@@ -95,16 +102,8 @@ static int start(struct tb_copy_pool *p, unsigned helpers)
 
 	p->n = 0;
 	for (i = 0; i < helpers && i < TB_COPY_POOL_MAX_HELPERS; i++) {
-		struct worker_arg *a = malloc(sizeof(*a));
-
-		if (!a)
-			return -ENOMEM;
-		a->p = p;
-		a->k = i + 1;
-		if (pthread_create(&p->thr[i], NULL, copy_worker, a)) {
-			free(a);
+		if (pthread_create(&p->thr[i], NULL, copy_worker, p))
 			return -EAGAIN;
-		}
 		p->n++;
 	}
 	return 0;
@@ -144,24 +143,25 @@ void tb_copy_pool_stop(struct tb_copy_pool *p)
 static void fan_out(struct tb_copy_pool *p, const uint64_t *pfns, size_t n,
 		    uint8_t *dst)
 {
-	size_t first, cnt;
+	uint32_t gen = (uint32_t)LD(&p->gen) + 1;
 	int d;
 
 	p->pfns = pfns;
-	p->npages = n;
+	ST(&p->npages, n);
 	p->dst = dst;
-	ST(&p->done, 0);
-	INC(&p->gen);
+	ST(&p->left, (int)((n + TB_COPY_CHUNK - 1) / TB_COPY_CHUNK));
+	ST(&p->next, (uint64_t)gen << 32);
+	ST(&p->gen, (int)gen);
 	tb_futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
-	chunk(n, p->n + 1, 0, &first, &cnt);
-	copy_range(p, pfns + first, cnt, dst + first * TB_PAGE_SIZE);
-	while ((unsigned)(d = LD(&p->done)) < p->n) {
+	copy_chunks(p, gen);
+	/* the chunks helpers claimed: being copied */
+	while ((d = LD(&p->left)) > 0) {
 		int64_t until = tb_now_ns() + 20 * TB_NSEC_PER_USEC;
 
-		while (LD(&p->done) == d && tb_now_ns() < until)
+		while (LD(&p->left) == d && tb_now_ns() < until)
 			__builtin_ia32_pause();
-		if (LD(&p->done) == d)
-			tb_futex(&p->done, FUTEX_WAIT_PRIVATE, d, NULL);
+		if (LD(&p->left) == d)
+			tb_futex(&p->left, FUTEX_WAIT_PRIVATE, d, NULL);
 	}
 }
 

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A pool of copy threads: copy a list of pages out of the guest's memory
- * into a destination buffer, split over the helpers and the calling
- * thread.  Hypervisor-agnostic: the source is one flat mapping (page @pfn
+ * into a destination buffer, shared by the helpers and the calling
+ * thread in chunks of TB_COPY_CHUNK pages, each taking the next chunk
+ * when done with one (a helper that wakes late takes fewer, or none,
+ * and the copy never waits for it).  Hypervisor-agnostic: the source is one flat mapping (page @pfn
  * at @src + pfn * TB_PAGE_SIZE: the simulated backend) or a function that
  * finds each page (the Xen backend's chunked foreign mapping).
  *
@@ -17,6 +19,7 @@
 #include <stdint.h>
 
 #define TB_COPY_POOL_MAX_HELPERS 8
+#define TB_COPY_CHUNK		 64 /* pages taken at a time */
 
 /*
  * Page @pfn's address, or NULL for a page that reads as zeros.  Called
@@ -28,7 +31,10 @@ struct tb_copy_pool {
 	unsigned n; /* helper threads (the caller is one more) */
 	pthread_t thr[TB_COPY_POOL_MAX_HELPERS];
 	int gen;  /* futex: bumped per job */
-	int done; /* futex: helpers finished */
+	int left; /* futex: chunks of the job not yet copied */
+	/* the job's generation (high 32 bits) and its next chunk: a claim
+	 * is a compare-and-swap, so one for an older job fails */
+	uint64_t next;
 	int stop;
 	const uint64_t *pfns;
 	size_t npages;
