@@ -4,9 +4,10 @@
  * into a destination buffer, shared by the helpers and the calling
  * thread in chunks of TB_COPY_CHUNK pages, each taking the next chunk
  * when done with one (a helper that wakes late takes fewer, or none,
- * and the copy never waits for it).  Hypervisor-agnostic: the source is one flat mapping (page @pfn
- * at @src + pfn * TB_PAGE_SIZE: the simulated backend) or a function that
- * finds each page (the Xen backend's chunked foreign mapping).
+ * and the copy never waits for it).  Hypervisor-agnostic: the source is
+ * one flat mapping (page @pfn at @src + pfn * TB_PAGE_SIZE: the simulated
+ * backend) or a function that finds each page (the Xen backend's chunked
+ * foreign mapping).
  *
  * One caller at a time (the epoch thread); a pool that is all zeroes
  * (no helpers) is valid and copies on the calling thread alone.
