@@ -27,9 +27,12 @@
  *   is deferred are skipped and counted, never queued.
  *
  * Threads: the caller of tb_engine_run (ticks, checkpoints, control
- * socket, reconnects); a sender (encode + send + heartbeats); a receiver
- * (ACKs, heartbeats, loss detection).  Backend hooks are called from the
- * tick thread only, except output_release/get_stats (receiver).
+ * socket, reconnects); a sender (encode + send + heartbeats, the disks'
+ * journal); a receiver (ACKs, heartbeats, loss detection); the backend's
+ * copy threads inside copy_pages.  Backend hooks are called from the
+ * tick thread, except output_release (receiver, at an ACK), get_stats
+ * (any thread: status, metrics, systemd notify) and the disk hooks
+ * include/tiber/backend.h marks as the sender's.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -7,9 +7,10 @@
  * Every hook returns 0 or -errno, does not log (it may leave a one-line
  * reason with tb_backend_set_reason() for the caller to log), and is
  * mandatory.  Hooks of one tb_dom are called from one thread at a time,
- * except output_release and get_stats, which the sender thread may call
- * while the epoch thread runs another hook (backends make those two
- * thread-safe).
+ * except output_release (the engine's receiver thread, at an ACK),
+ * get_stats (any thread: status, metrics) and the disk hooks marked
+ * "Sender thread" or "Any thread" below, which may run while the epoch
+ * thread runs another hook (backends make those thread-safe).
  *
  * The life of a protected domain:
  *
@@ -18,7 +19,7 @@
  *               output_boundary -> resume } ... -> detach
  *
  * plus copy_pages / harvest_dirty while the guest runs (pre-copy), and
- * output_release from the sender thread when the backup acks.
+ * output_release from the receiver thread when the backup acks.
  */
 #ifndef TIBER_BACKEND_H
 #define TIBER_BACKEND_H
