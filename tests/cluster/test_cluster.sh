@@ -127,29 +127,7 @@ ln -s "$ROOT/ocf" "$OCF_LINK" || fail "cannot link $OCF_LINK"
 # (the machines share /tmp).  kv SEQ: INCR k as client 7, retried with
 # the same seq (the guest answers a retry from its dedup record) until a
 # guest answers; prints the value.
-kv() {
-	python3 - "$CL_DIR/kv.sock" "$1" <<'PY'
-import socket, sys, time
-end = time.time() + 90
-while True:
-    try:
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(3)
-        s.connect(sys.argv[1])
-        s.sendall(b"7 %s INCR k\n" % sys.argv[2].encode())
-        f = s.recv(100).split()
-        if f[:3] == [b"7", sys.argv[2].encode(), b"OK"]:
-            print(int(f[3]))
-            break
-        if f[:3] == [b"7", sys.argv[2].encode(), b"ERR"]:
-            sys.exit("the guest answered %r: its state lost an acknowledged request" % b" ".join(f))
-    except OSError:
-        pass
-    if time.time() > end:
-        sys.exit("no KV reply in 90 s")
-    time.sleep(0.2)
-PY
-}
+kv() { "$ROOT/tests/kv_incr.py" "$CL_DIR/kv.sock" 7 "$1" k 90; }
 
 # INCR k once more (sequence number SEQ): the guest's state must follow
 # the last reply a client got, through every failover: the answer is the
@@ -172,6 +150,16 @@ rejoin() { # NODE PEER
 	cluster_wait 60 "$2 promoted, $1 unpromoted" settled "$2" "$2" || fail "the clone did not settle"
 }
 
+# This test's guests (the host may run other tests' simulated guests):
+# tiber-simguest processes serving this cluster's KV socket.
+cl_guests() {
+	local p
+	for p in $(pgrep -x tiber-simguest); do
+		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null |
+			grep -qF "unix:$CL_DIR/kv.sock" && echo "$p"
+	done
+}
+
 # replica_committed NODE: NODE's replicator holds a committed epoch
 replica_committed() {
 	node_exec "$1" "$BIN/tiberctl" --socket /run/resource-agents/tiber-$RSC/replicator.ctl status --json 2>/dev/null |
@@ -186,7 +174,7 @@ observe() {
 	local max=0 n p st
 	while :; do
 		n=0
-		for p in $(pgrep -x tiber-simguest); do
+		for p in $(cl_guests); do
 			# state and num_threads (fields 3 and 20; comm has no space)
 			st=$(awk '{ print $3, $20 }' "/proc/$p/stat" 2>/dev/null)
 			case "$st" in "" | Z* | *" 1") ;; *) n=$((n + 1)) ;; esac
@@ -195,7 +183,7 @@ observe() {
 			max=$n
 			{
 				echo "$max $(date +%T.%N)"
-				for p in $(pgrep -x tiber-simguest); do
+				for p in $(cl_guests); do
 					echo "$p $(ip netns identify "$p") $(awk '{ print $3, $20 }' "/proc/$p/stat") $(tr '\0' ' ' <"/proc/$p/cmdline")"
 				done
 			} >"$CL_DIR/observer.max" 2>&1
@@ -391,12 +379,12 @@ qnetd_isolate || fail "qnetd_isolate"
 node_isolate "$P3" || fail "node_isolate $P3"
 T_CUT3=$(now)
 # $P3 demotes (its guest stops); $O3, without quorum, must not promote
-cluster_wait 60 "$P3's guest stopped" eval '[ -z "$(pgrep -x tiber-simguest)" ]' ||
+cluster_wait 60 "$P3's guest stopped" eval '[ -z "$(cl_guests)" ]' ||
 	fail "$P3 kept its guest without quorum"
 t_stopped=$(since "$T_CUT3")
 end=$((SECONDS + 20))
 while [ $SECONDS -lt $end ]; do
-	[ -z "$(pgrep -x tiber-simguest)" ] || fail "a guest started while no partition had quorum"
+	[ -z "$(cl_guests)" ] || fail "a guest started while no partition had quorum"
 	sleep 0.5
 done
 CL_EXEC_TIMEOUT=3 node_quorate "$O3" && fail "$O3 is quorate without the witness and its peer"

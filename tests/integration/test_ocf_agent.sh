@@ -70,18 +70,7 @@ monitor_is() { # NODE RC
 	ra "$1" monitor
 	[ $? = "$2" ]
 }
-kv() { # SOCKET SEQ: INCR k, prints the value
-	python3 - "$1" "$2" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(b"9 %s INCR k\n" % sys.argv[2].encode())
-f = s.recv(100).split()
-assert f[:3] == [b"9", sys.argv[2].encode(), b"OK"], f
-print(int(f[3]))
-PY
-}
+kv() { "$ROOT/tests/kv_incr.py" "$1" 9 "$2" k; } # SOCKET SEQ: the value
 all_pids() { cat "$T"/n?/*.pid 2>/dev/null; sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$T"/n?/failover.json 2>/dev/null; }
 cleanup_nodes() {
 	ra n1 stop

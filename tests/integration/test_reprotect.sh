@@ -48,15 +48,8 @@ c2=$(echo "$r2" | sed -n 's/.*"committed_epoch":\([0-9]*\).*/\1/p')
 [ "$(rfield state)" = failed_over ] || fail "first backup state $(rfield state), want failed_over (it still refuses the old primary)"
 kill -0 "$RPID" || fail "the restored guest was restarted or died"
 # its output flows: a KV round trip through the newly gated output
-python3 - "$T/kvB.sock" <<'PY' || fail "no KV reply from the re-protected guest"
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(b"7 1 INCR reprotect\n")
-f = s.recv(100).split()
-assert f[:3] == [b"7", b"1", b"OK"], f
-PY
+"$ROOT/tests/kv_incr.py" "$T/kvB.sock" 7 1 reprotect >/dev/null ||
+	fail "no KV reply from the re-protected guest"
 # and it is gated again: with the new backup stopped (no ACK), a reply
 # stays held, whatever epoch count the restored guest's gate had
 python3 - "$T/kvB.sock" "$R2_PID" <<'PY' || fail "output of the re-protected guest left before the new backup acked it"
