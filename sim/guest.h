@@ -46,6 +46,9 @@ struct tb_guest_cfg {
 				 (UINT64_MAX: flat out; 0: none) */
 	const char *stats_file;
 	unsigned stats_interval_s;
+	/* parked vCPUs and the suspend path spin this long before they
+	 * sleep (0: a suspended guest uses no CPU, as a Xen domain) */
+	uint32_t pause_spin_us;
 	const char *name;
 	const char *uuid; /* NULL: none until a tiberd protects it */
 	uint32_t domid;

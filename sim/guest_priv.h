@@ -32,8 +32,8 @@
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 #define INC(p)	 __atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST)
 
-#define RESUME_SPIN_NS (200 * TB_NSEC_PER_USEC)
-#define PARK_SPIN_NS   (200 * TB_NSEC_PER_USEC)
+/* how long a parked vCPU or the suspend path spins before it sleeps */
+#define PAUSE_SPIN_NS(g) ((int64_t)(g)->cfg.pause_spin_us * TB_NSEC_PER_USEC)
 
 struct tb_guest_disk;
 

@@ -36,7 +36,7 @@ void tb_guest_park(struct tb_guest *g, unsigned t)
 	g->ctrl->vcpu[t] = g->vcpu[t];
 	if ((unsigned)INC(&g->parked) == g->nr_vcpus)
 		tb_futex(&g->parked, FUTEX_WAKE_PRIVATE, 1, NULL);
-	until = tb_now_ns() + PARK_SPIN_NS;
+	until = tb_now_ns() + PAUSE_SPIN_NS(g);
 	while (LD(&g->run_gen) == gen && tb_now_ns() < until)
 		__builtin_ia32_pause();
 	while (LD(&g->run_gen) == gen)
@@ -186,9 +186,10 @@ static int hypercall_suspend(struct tb_guest *g)
 	else
 		tb_sim_evtchn_notify(c, g->evtfds, TB_SIM_PORT_DOM_EXC,
 				     TB_SIM_END_TOOL);
-	/* spin first: a short checkpoint resumes us in ~0.1 us (facts 2) */
+	/* no spin by default: the pause's copy threads have the CPUs, as
+	 * a suspended domain's vCPUs leave them to dom0 */
 	for (;;) {
-		int r = tb_sim_evtchn_wait(c, g->evtfds, &ws, RESUME_SPIN_NS,
+		int r = tb_sim_evtchn_wait(c, g->evtfds, &ws, PAUSE_SPIN_NS(g),
 					   tb_now_ns() +
 						   100 * TB_NSEC_PER_MSEC);
 
