@@ -16,6 +16,7 @@ PKGS=(
 	nbdkit nbdkit-plugin-dev nbd-client libnbd-bin # the Xen disk filter
 	# (nbdkit-tiber-filter.so) and its tests
 	resource-agents # ocf-shellfuncs and ocf-tester: the Pacemaker agent
+	libxml2-utils # xmllint: ocf-tester checks the agent's meta-data with it
 )
 # Extra packages for `make check-xen` only (QEMU, debootstrap ...).
 if [ "${TIBER_DEPS_XEN:-0}" = 1 ]; then

@@ -24,7 +24,7 @@ litter() {
 	local pid comm
 	ps -eo pid=,stat=,comm= | awk '$2 !~ /^Z/ && $3 ~ /^tiber/ {print $1, $3}' |
 		while read -r pid comm; do
-			tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null |
+			tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" |
 				grep -qx "TIBER_RUN_TAG=$TIBER_RUN_TAG" &&
 				echo "process $pid $comm"
 		done

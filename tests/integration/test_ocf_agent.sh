@@ -16,7 +16,13 @@
 # cluster test is tests/cluster/.
 . "$(dirname "$0")/lib.sh"
 
-AGENT=$ROOT/ocf/tiber
+# ocf-tester runs the agent as nobody too: a copy where nobody can reach
+# it (a checkout under /root, or this run's 0700 $TMPDIR, is out of reach)
+AGENT_DIR=$(mktemp -d /tmp/tiber-ocfagent.XXXXXX)
+trap 'rm -rf "$AGENT_DIR"; tb_cleanup' EXIT
+chmod 755 "$AGENT_DIR"
+install -m 755 "$ROOT/ocf/tiber" "$AGENT_DIR/tiber"
+AGENT=$AGENT_DIR/tiber
 export OCF_ROOT=/usr/lib/ocf
 [ -f "$OCF_ROOT/lib/heartbeat/ocf-shellfuncs" ] || fail "resource-agents is not installed (make deps)"
 command -v ocf-tester >/dev/null || fail "ocf-tester (resource-agents) is not installed (make deps)"
@@ -76,7 +82,7 @@ cleanup_nodes() {
 	ra n1 stop
 	ra n2 stop
 }
-trap 'cleanup_nodes; tb_cleanup' EXIT
+trap 'cleanup_nodes; rm -rf "$AGENT_DIR"; tb_cleanup' EXIT
 
 ra n1 start || fail "start n1"
 ra n2 start || fail "start n2"
