@@ -17,6 +17,7 @@ PKGS=(
 	# (nbdkit-tiber-filter.so) and its tests
 	resource-agents # ocf-shellfuncs and ocf-tester: the Pacemaker agent
 	libxml2-utils # xmllint: ocf-tester checks the agent's meta-data with it
+	systemd # systemd-analyze (make check-units; a minimal chroot lacks it)
 )
 # Extra packages for `make check-xen` only (QEMU, debootstrap ...).
 if [ "${TIBER_DEPS_XEN:-0}" = 1 ]; then
