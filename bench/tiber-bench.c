@@ -505,8 +505,9 @@ static bool is_basic(const struct bench_res *r)
 {
 	const struct bench_cfg *c = &r->cfg;
 
-	return bench_reached(r) && c->compress && strcmp(c->sweep, "mech") &&
-	       !strcmp(c->content, "delta") && !c->flatout && !c->disk_writes;
+	return bench_reached(r) && c->compress &&
+	       strcmp(c->sweep, "mech") != 0 && !strcmp(c->content, "delta") &&
+	       !c->flatout && !c->disk_writes;
 }
 
 /* The first run matching, links in order of preference. */
