@@ -304,6 +304,12 @@ static int pages(struct tb_replica *r, const struct tb_page_data *p, int *serr)
 			dst = in_place ? r->mem + pfn * TB_PAGE_SIZE :
 					 r->st_pages + r->st_n * TB_PAGE_SIZE;
 		}
+		/* the undo log holds the payload before the page changes */
+		if (in_place && tb_buf_append(&r->un_payload, payload, d.len))
+			return fail(r, serr, TB_SERR_OVERSIZE,
+				    "epoch %" PRIu64
+				    ": out of memory for the undo log",
+				    r->epoch);
 		/* in place, a payload that does not decode leaves the page */
 		if (tb_codec_decode(d.enc, payload, d.len, prev, dst))
 			return fail(
@@ -316,20 +322,12 @@ static int pages(struct tb_replica *r, const struct tb_page_data *p, int *serr)
 		} else if (!in_place) {
 			r->st_pfns[r->st_n++] = pfn;
 		} else {
-			r->un[r->un_n] = (struct tb_undo){
+			r->un[r->un_n++] = (struct tb_undo){
 				.pfn = pfn,
-				.off = (uint32_t)r->un_payload.len,
+				.off = (uint32_t)(r->un_payload.len - d.len),
 				.len = d.len,
 				.enc = d.enc,
 			};
-			if (tb_buf_append(&r->un_payload, payload, d.len)) {
-				r->un_n++; /* applied: the abort takes it out */
-				return fail(r, serr, TB_SERR_OVERSIZE,
-					    "epoch %" PRIu64
-					    ": out of memory for the undo log",
-					    r->epoch);
-			}
-			r->un_n++;
 		}
 		tb_digest_page(&r->digest, pfn, dst);
 		payload += d.len;
