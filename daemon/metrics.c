@@ -80,6 +80,13 @@ void tiberd_metrics(struct tb_buf *out, void *engine)
 	one(out, lab, "tiber_output_dropped_packets_total", "counter",
 	    "guest packets dropped over the output limit",
 	    (double)st.dom.output_dropped_packets);
+	one(out, lab, "tiber_wp_faults_total", "counter",
+	    "guest writes served by the write-protect fault thread (sim, "
+	    "uffd-wp sync)",
+	    (double)st.dom.wp_faults);
+	one(out, lab, "tiber_cow_fault_copies_total", "counter",
+	    "of them, pages copied before the write (mode cow)",
+	    (double)st.dom.cow_fault_copies);
 	one(out, lab, "tiber_output_overflow_pauses_total", "counter",
 	    "guest paused because its held output reached the limit",
 	    (double)st.dom.output_overflow_pauses);

@@ -37,7 +37,7 @@ static const char *const modes[] = { "auto", "evtchn", "xenstore", "pause",
 				     NULL };
 static const char *const policies[] = { "release", "hold", "fence", NULL };
 static const char *const engine_modes[] = { "staged", "send-while-paused",
-					    NULL };
+					    "cow", NULL };
 static const char *const overflows[] = { "drop", "pause", NULL };
 static const char *const tristate[] = { "auto", "no", "yes", NULL };
 static const char *const levels[] = { "err", "warn", "info", "debug", NULL };
@@ -138,7 +138,8 @@ static const struct tb_opt table[] = {
 	{ .key = "dirty_mech",
 	  .type = TB_OPT_STR,
 	  .dst = &args.dirty_mech,
-	  .help = "sim: dirty tracking: auto, uffd or bitmap" },
+	  .help = "sim: dirty tracking: auto, uffd, uffd-sync (mode cow) "
+		  "or bitmap" },
 	{ .key = "copy_threads",
 	  .type = TB_OPT_U32,
 	  .dst = &args.copy_threads,
@@ -208,7 +209,8 @@ static const struct tb_opt table[] = {
 	{ .key = "mode",
 	  .type = TB_OPT_CHOICE,
 	  .dst = &args.emode,
-	  .help = "staged (tiber) or send-while-paused (xl remus baseline)",
+	  .help = "staged (tiber), cow (resume before the copy; sim with "
+		  "uffd-sync) or send-while-paused (xl remus baseline)",
 	  .choices = engine_modes },
 	{ .key = "output_gating",
 	  .type = TB_OPT_BOOL,

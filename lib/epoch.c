@@ -193,7 +193,9 @@ static void end_pausing(struct tb_engine *e)
 }
 
 /*
- * One paused round into @j: harvest, copy, state, boundary, resume.
+ * One paused round into @j: harvest, copy, state, boundary, resume.  In
+ * copy-on-write mode: harvest (running), suspend, harvest, arm, state,
+ * boundary, resume, then copy.
  * @already_suspended: the guest is held suspended (policy hold).
  */
 int tb_eng_checkpoint(struct tb_engine *e, struct job *j,
@@ -201,12 +203,27 @@ int tb_eng_checkpoint(struct tb_engine *e, struct job *j,
 {
 	const struct tb_backend_ops *ops = e->cfg.ops;
 	struct tb_epoch_rec *rec = &j->rec;
+	bool cow = e->cfg.mode == TB_MODE_COW, armed = false;
 	struct tb_dom_stats st;
 	size_t n;
 	int rc, rc2;
 
-	if (e->cfg.mode == TB_MODE_STAGED)
+	if (e->cfg.mode != TB_MODE_SEND_WHILE_PAUSED)
 		atomic_store(&e->pausing, true);
+	if (cow && !already_suspended) {
+		/* Re-protect what was written so far while the guest runs:
+		 * the paused harvest then only has the pages written since
+		 * (copy-on-write needs every dirty page protected). */
+		rec->t_prearm = tb_now_ns();
+		rc = ops->harvest_dirty(e->dom, &e->dirty);
+		if (rc) {
+			tb_err_rc(rc,
+				  "dom=%u epoch=%" PRIu64 " dirty harvest: %s",
+				  e->info.domid, j->epoch, tb_backend_reason());
+			end_pausing(e);
+			return rc;
+		}
+	}
 	if (!already_suspended) {
 		rc = tb_eng_suspend_guest(e, rec);
 		if (rc) {
@@ -227,7 +244,12 @@ int tb_eng_checkpoint(struct tb_engine *e, struct job *j,
 	n = tb_bitmap_to_list(&e->dirty, j->pfns, j->cap);
 	j->n = n;
 	rec->dirty_pages = n;
-	rc = ops->copy_pages(e->dom, j->pfns, n, j->pages);
+	if (cow) {
+		rc = ops->cow_arm(e->dom, j->pfns, n, j->pages);
+		armed = !rc;
+	} else {
+		rc = ops->copy_pages(e->dom, j->pfns, n, j->pages);
+	}
 	if (!rc) {
 		tb_buf_reset(&j->cpu);
 		tb_buf_reset(&j->dev);
@@ -260,6 +282,17 @@ out_resume:
 	rc2 = rc || !e->keep_suspended ? tb_eng_resume_guest(e) : 0;
 	e->resume_failed = rc2 != 0;
 	rec->t_resumed = tb_now_ns();
+	if (armed) {
+		/* the pages nobody wrote since: copied now, guest running */
+		int rc3 = ops->cow_finish(e->dom);
+
+		rec->t_copied = tb_now_ns();
+		if (rc3 && !rc) {
+			tb_err_rc(rc3, "dom=%u epoch=%" PRIu64 " copy: %s",
+				  e->info.domid, j->epoch, tb_backend_reason());
+			rc = rc3;
+		}
+	}
 	end_pausing(e);
 	/* Bookkeeping only once the guest runs again. */
 	ops->get_stats(e->dom, &st);
@@ -269,7 +302,7 @@ out_resume:
 	if (rc2)
 		return rc2;
 	tb_bitmap_clear_all(&e->dirty);
-	if (e->cfg.mode == TB_MODE_STAGED) {
+	if (e->cfg.mode != TB_MODE_SEND_WHILE_PAUSED) {
 		pthread_mutex_lock(&e->lock);
 		e->inflight++;
 		pthread_mutex_unlock(&e->lock);
@@ -593,6 +626,16 @@ int tb_engine_create(struct tb_engine **out, const struct tb_engine_cfg *cfg)
 		goto fail;
 	}
 	cfg->ops->get_info(e->dom, &e->info);
+	if (cfg->mode == TB_MODE_COW &&
+	    (!cfg->ops->cow_arm || !e->info.can_cow)) {
+		tb_err("dom=%u mode cow: the %s backend cannot copy on write with dirty tracking %s%s",
+		       e->info.domid, cfg->ops->name, e->info.dirty_mech,
+		       cfg->ops->cow_arm ?
+			       " (it needs uffd-wp-sync: dirty_mech = uffd-sync, tiber-simguest --dirty-mech uffd-sync)" :
+			       "");
+		rc = -ENOTSUP;
+		goto fail;
+	}
 	e->fast_resume = e->info.suspend_cancel &&
 			 e->info.suspend_mode != TB_SUSPEND_PAUSE;
 	if (!e->info.suspend_cancel && e->info.suspend_mode != TB_SUSPEND_PAUSE)

@@ -57,6 +57,19 @@ enum tb_engine_state tb_eng_get_state(struct tb_engine *e)
 
 /* ---------------------------------------------------------------- JSON */
 
+const char *tb_engine_mode_name(enum tb_engine_mode m)
+{
+	switch (m) {
+	case TB_MODE_STAGED:
+		return "staged";
+	case TB_MODE_SEND_WHILE_PAUSED:
+		return "send-while-paused";
+	case TB_MODE_COW:
+		return "cow";
+	}
+	return "?";
+}
+
 int tb_epoch_rec_json(const struct tb_epoch_rec *r, char *buf, size_t len)
 {
 	int n = snprintf(
@@ -73,7 +86,8 @@ int tb_epoch_rec_json(const struct tb_epoch_rec *r, char *buf, size_t len)
 		",\"pages_zero\":%" PRIu64 ",\"pages_xor_lz4\":%" PRIu64
 		",\"pages_lz4\":%" PRIu64 ",\"skipped_ticks\":%" PRIu64
 		",\"disk_writes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64
-		",\"pages_xor_rle\":%" PRIu64 "}",
+		",\"pages_xor_rle\":%" PRIu64 ",\"t_prearm\":%" PRId64
+		",\"t_copied\":%" PRId64 "}",
 		r->epoch, r->full ? "true" : "false",
 		r->acked ? "true" : "false", r->t_tick, r->t_request,
 		r->t_notified, r->t_suspended, r->t_harvested, r->t_staged,
@@ -85,7 +99,7 @@ int tb_epoch_rec_json(const struct tb_epoch_rec *r, char *buf, size_t len)
 		r->enc_pages[TB_ENC_RAW], r->enc_pages[TB_ENC_ZERO],
 		r->enc_pages[TB_ENC_XOR_LZ4], r->enc_pages[TB_ENC_LZ4],
 		r->skipped_ticks, r->disk_writes, r->disk_bytes,
-		r->enc_pages[TB_ENC_XOR_RLE]);
+		r->enc_pages[TB_ENC_XOR_RLE], r->t_prearm, r->t_copied);
 
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
@@ -247,7 +261,8 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		",\"output_overflow_pauses\":%" PRIu64
 		",\"output_overflow_paused_ms\":%.1f,\"link_error\":\"%s\","
 		"\"sync_done_pages\":%" PRIu64 ",\"sync_total_pages\":%" PRIu64
-		",\"sync_eta_s\":%.1f,\"uuid\":\"%s\"}",
+		",\"sync_eta_s\":%.1f,\"uuid\":\"%s\",\"mode\":\"%s\","
+		"\"wp_faults\":%" PRIu64 ",\"cow_fault_copies\":%" PRIu64 "}",
 		st.info.domid, tb_json_esc(name, sizeof(name), st.info.name),
 		e->cfg.ops->name, tb_engine_state_name(st.state), st.rate_hz,
 		tb_suspend_mode_name(st.info.suspend_mode),
@@ -261,7 +276,9 @@ int tb_engine_status_json(struct tb_engine *e, char *buf, size_t len)
 		st.dom.output_released_bytes, st.dom.output_dropped_bytes,
 		st.dom.output_dropped_packets, st.dom.output_overflow_pauses,
 		st.dom.output_overflow_pause_ns / 1e6, st.link_error,
-		st.sync_done_pages, st.sync_total_pages, st.sync_eta_s, uuid);
+		st.sync_done_pages, st.sync_total_pages, st.sync_eta_s, uuid,
+		tb_engine_mode_name(e->cfg.mode), st.dom.wp_faults,
+		st.dom.cow_fault_copies);
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 

@@ -107,7 +107,15 @@ static void crash_handler(int sig)
 	raise(sig);
 }
 
-static int setup_uffd(struct tb_guest *g)
+/*
+ * A userfaultfd registered for write-protect over RAM.  Async (@sync
+ * false): the kernel resolves each fault and marks the page written for
+ * PAGEMAP_SCAN; all RAM is protected here, once (~17 ms per GiB).  Sync:
+ * each fault waits for the daemon, which holds the only reference and
+ * protects RAM itself; kernel-mode faults (a syscall writing RAM) must
+ * reach it too, so no UFFD_USER_MODE_ONLY.  The fd, or -errno.
+ */
+static int uffd_open(struct tb_guest *g, bool sync)
 {
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg;
@@ -115,21 +123,22 @@ static int setup_uffd(struct tb_guest *g)
 	int flags = O_CLOEXEC | O_NONBLOCK;
 	int fd, rc;
 
-	if (geteuid() != 0)
+	if (!sync && geteuid() != 0)
 		flags |= UFFD_USER_MODE_ONLY;
 	fd = (int)syscall(SYS_userfaultfd, flags);
-	if (fd < 0 && errno == EPERM && !(flags & UFFD_USER_MODE_ONLY))
+	if (!sync && fd < 0 && errno == EPERM && !(flags & UFFD_USER_MODE_ONLY))
 		fd = (int)syscall(SYS_userfaultfd, flags | UFFD_USER_MODE_ONLY);
 	if (fd < 0)
 		return -errno;
-	api.features = UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
+	api.features =
+		sync ? 0 : UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED;
 	if (g->cfg.hugepages)
 		api.features |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
 	if (ioctl(fd, UFFDIO_API, &api)) {
 		rc = -errno;
 		goto out_close;
 	}
-	if (!(api.features & UFFD_FEATURE_WP_ASYNC)) {
+	if (!sync && !(api.features & UFFD_FEATURE_WP_ASYNC)) {
 		rc = -ENOTSUP;
 		goto out_close;
 	}
@@ -140,18 +149,24 @@ static int setup_uffd(struct tb_guest *g)
 		rc = -errno;
 		goto out_close;
 	}
-	/* once, at setup: ~17 ms per GiB; later re-arming is PAGEMAP_SCAN */
+	if (sync)
+		return fd;
+	/* once, at setup: later re-arming is PAGEMAP_SCAN */
 	wp.range = reg.range;
 	wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
 	if (ioctl(fd, UFFDIO_WRITEPROTECT, &wp)) {
 		rc = -errno;
 		goto out_close;
 	}
-	g->uffd = fd;
-	return 0;
+	return fd;
 out_close:
 	close(fd);
 	return rc;
+}
+
+int tb_guest_uffd_sync_open(struct tb_guest *g)
+{
+	return uffd_open(g, true);
 }
 
 static int load_state(struct tb_guest *g, struct tb_sim_dev_state *dev,
@@ -415,16 +430,30 @@ static int setup_dirty(struct tb_guest *g)
 	struct tb_sim_ctrl *c = g->ctrl;
 	int rc;
 
+	c->features = TB_SIM_FEAT_DIRTY_BITMAP;
 	if (!strcmp(cfg->dirty_mech, "uffd") ||
 	    !strcmp(cfg->dirty_mech, "auto")) {
-		rc = setup_uffd(g);
-		if (rc && !strcmp(cfg->dirty_mech, "uffd")) {
+		rc = uffd_open(g, false);
+		if (rc < 0 && !strcmp(cfg->dirty_mech, "uffd")) {
 			fprintf(stderr, "tiber-simguest: uffd-wp async: %s\n",
 				strerror(-rc));
 			return rc;
 		}
+		g->uffd = rc < 0 ? -1 : rc;
+	} else if (!strcmp(cfg->dirty_mech, "uffd-sync")) {
+		/* a probe: each attach gets its own (toolstack.c) */
+		rc = uffd_open(g, true);
+		if (rc < 0) {
+			fprintf(stderr, "tiber-simguest: uffd-wp sync: %s%s\n",
+				strerror(-rc),
+				rc == -EPERM ?
+					" (kernel-mode faults must reach the daemon: run as root or set vm.unprivileged_userfaultfd=1)" :
+					"");
+			return rc;
+		}
+		close(rc);
+		c->features |= TB_SIM_FEAT_UFFD_SYNC;
 	}
-	c->features = TB_SIM_FEAT_DIRTY_BITMAP;
 	if (!cfg->no_suspend_cancel)
 		c->features |= TB_SIM_FEAT_SUSPEND_CANCEL;
 	if (g->uffd >= 0)
@@ -683,7 +712,9 @@ int tb_guest_main(const struct tb_guest_cfg *cfg)
 		"MiB suspend_port=%d%s features=%#x dirty=%s %s ready\n",
 		(int)getpid(), g->ram_size >> 20, g->suspend_port,
 		cfg->static_port > 0 ? "(static)" : "", g->ctrl->features,
-		g->uffd >= 0 ? "uffd-wp" : "bitmap",
+		g->uffd >= 0				    ? "uffd-wp" :
+		(g->ctrl->features & TB_SIM_FEAT_UFFD_SYNC) ? "uffd-wp-sync" :
+							      "bitmap",
 		cfg->restore ? "restored" : "booted");
 	status = 0;
 	wait_for_exit(g, &set);

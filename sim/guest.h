@@ -30,7 +30,7 @@ struct tb_guest_cfg {
 	int static_port; /* > 0: dom0less port */
 	bool no_suspend_cancel;
 	bool ignore_suspend;	/* test: never answer suspend requests */
-	const char *dirty_mech; /* auto | uffd | bitmap */
+	const char *dirty_mech; /* auto | uffd | uffd-sync | bitmap */
 	unsigned workload;
 	uint64_t dirty_rate; /* pages/s over all threads; 0 = flat out */
 	uint64_t wss;	     /* bytes; 0 = all data pages */

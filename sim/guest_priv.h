@@ -90,6 +90,8 @@ int tb_guest_start_watchdog(struct tb_guest *g);
 /* The toolstack thread (pthread start routine, @arg = g): serves
  * g->listen_fd until the guest exits. */
 void *tb_guest_tool_main(void *arg);
+/* guest.c: a fresh uffd registered for sync write-protect, or -errno. */
+int tb_guest_uffd_sync_open(struct tb_guest *g);
 
 /* sim/suspend.c: park vCPU @t (a suspend was requested) until thawed. */
 void tb_guest_park(struct tb_guest *g, unsigned t);

@@ -51,7 +51,8 @@ static const char usage[] =
 	"  --kv-listen must be given again for a kv guest.\n"
 	"Flags (or KEY = VALUE lines of a --config file):\n";
 
-static const char *const mechs[] = { "auto", "uffd", "bitmap", NULL };
+static const char *const mechs[] = { "auto", "uffd", "uffd-sync", "bitmap",
+				     NULL };
 /* indexed by enum tb_guest_workload, tb_guest_pattern, TB_SIM_CONTENT_* */
 static const char *const workloads[] = {
 	[TB_GUEST_IDLE] = "idle",
@@ -232,7 +233,8 @@ static const struct tb_opt table[] = {
 	{ .key = "dirty_mech",
 	  .type = TB_OPT_CHOICE,
 	  .dst = &args.mech,
-	  .help = "dirty tracking (default auto)",
+	  .help = "dirty tracking: auto, uffd (async), uffd-sync (for "
+		  "tiberd --mode cow), bitmap (default auto)",
 	  .choices = mechs },
 	{ .key = "workload",
 	  .type = TB_OPT_CHOICE,

@@ -55,8 +55,8 @@ static int send_hello(struct tb_guest *g, int s, int status)
 {
 	struct tb_sim_hello h = { 0 };
 	int fds[TB_SIM_MAX_FDS];
-	unsigned n = 0, i;
-	int k;
+	unsigned n = 0, i, uffd_at = 0;
+	int k, rc, sync_fd;
 
 	h.magic = TB_SIM_HELLO_MAGIC;
 	h.version = TB_SIM_VERSION;
@@ -73,8 +73,12 @@ static int send_hello(struct tb_guest *g, int s, int status)
 		fds[n++] = g->ram_fd;
 		fds[n++] = g->ctrl_fd;
 		fds[n++] = g->ring_fd;
-		if (g->uffd >= 0) {
-			fds[n++] = g->uffd;
+		sync_fd = (g->ctrl->features & TB_SIM_FEAT_UFFD_SYNC) ?
+				  tb_guest_uffd_sync_open(g) :
+				  -1;
+		if (g->uffd >= 0 || sync_fd >= 0) {
+			uffd_at = n;
+			fds[n++] = g->uffd >= 0 ? g->uffd : sync_fd;
 			h.has_uffd = 1;
 		}
 		for (i = 0; i < TB_SIM_NR_EVTFDS; i++)
@@ -85,7 +89,12 @@ static int send_hello(struct tb_guest *g, int s, int status)
 		n += (unsigned)k;
 	}
 	h.nr_fds = n;
-	return tb_sim_send_fds(s, &h, sizeof(h), fds, n);
+	rc = tb_sim_send_fds(s, &h, sizeof(h), fds, n);
+	/* the daemon holds the only reference: if it goes, the range is
+	 * unregistered and no write waits for it */
+	if (h.has_uffd && g->uffd < 0)
+		close(fds[uffd_at]);
+	return rc;
 }
 
 void *tb_guest_tool_main(void *arg)
@@ -205,21 +214,26 @@ int tb_guest_start_watchdog(struct tb_guest *g)
 	return 0;
 }
 
+/* Listening before the path appears (bound under a temporary name, then
+ * renamed): a client that sees the socket can connect to it. */
 int tb_guest_make_listener(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int s;
+	int s, n;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
+	n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.%d~", path,
+		     (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
 	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return -errno;
-	unlink(path);
-	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) || listen(s, 4)) {
+	unlink(sa.sun_path);
+	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) || listen(s, 4) ||
+	    rename(sa.sun_path, path)) {
 		int e = -errno;
 
+		unlink(sa.sun_path);
 		close(s);
 		return e;
 	}

@@ -6,17 +6,23 @@
  *
  * Every hook returns 0 or -errno, does not log (it may leave a one-line
  * reason with tb_backend_set_reason() for the caller to log), and is
- * mandatory.  Hooks of one tb_dom are called from one thread at a time,
- * except output_release (the engine's receiver thread, at an ACK),
- * get_stats (any thread: status, metrics) and the disk hooks marked
- * "Sender thread" or "Any thread" below, which may run while the epoch
- * thread runs another hook (backends make those thread-safe).
+ * mandatory unless marked optional.  Hooks of one tb_dom are called
+ * from one thread at a time, except output_release (the engine's
+ * receiver thread, at an ACK), get_stats (any thread: status,
+ * metrics) and the disk hooks marked "Sender thread" or "Any thread"
+ * below, which may run while the epoch thread runs another hook
+ * (backends make those thread-safe).
  *
  * The life of a protected domain:
  *
  *   attach -> { request_suspend -> await_suspended -> harvest_dirty ->
  *               copy_pages -> save_cpu_state -> save_device_state ->
  *               output_boundary -> resume } ... -> detach
+ *
+ * or, copy-on-write (where cow_arm is set): harvest_dirty (running) ->
+ * request_suspend -> await_suspended -> harvest_dirty -> cow_arm ->
+ * save_cpu_state -> save_device_state -> output_boundary -> resume ->
+ * cow_finish.
  *
  * plus copy_pages / harvest_dirty while the guest runs (pre-copy), and
  * output_release from the receiver thread when the backup acks.
@@ -80,6 +86,7 @@ struct tb_dom_info {
 	enum tb_suspend_mode suspend_mode; /* resolved, never AUTO */
 	bool suspend_cancel;		   /* guest advertises SUSPEND_CANCEL */
 	char dirty_mech[32];		   /* how dirty pages are found */
+	bool can_cow;			   /* cow_arm works (--mode cow) */
 	uint32_t nr_disks;		   /* replicated block devices */
 	uint64_t disk_size[TB_DISKS_MAX];  /* bytes */
 };
@@ -100,7 +107,9 @@ struct tb_dom_stats {
 	uint64_t slow_resumes;
 	uint64_t dirty_harvests;
 	uint64_t pages_copied;
-	uint64_t output_held_bytes;	   /* currently held */
+	uint64_t wp_faults;	    /* sim uffd-wp sync: guest writes served */
+	uint64_t cow_fault_copies;  /* of them, pages copied before the write */
+	uint64_t output_held_bytes; /* currently held */
 	uint64_t output_released_bytes;	   /* total released */
 	uint64_t output_dropped_bytes;	   /* sim: lost with the connection */
 	uint64_t output_dropped_packets;   /* xen: over the plug's limit */
@@ -160,6 +169,20 @@ struct tb_backend_ops {
 	 * caller re-sends pages dirtied since the harvest. */
 	int (*copy_pages)(struct tb_dom *d, const uint64_t *pfns, size_t n,
 			  void *dst);
+	/*
+	 * Copy-on-write (optional: NULL where the backend cannot see a guest
+	 * write before it happens).  cow_arm, suspended, after the harvest:
+	 * from now on a guest write to one of the @n pages @pfns (ascending)
+	 * first copies the page as it is now into @dst (page i at @dst + i *
+	 * 4096).  cow_finish, guest running: copy the pages no write copied
+	 * yet, wait for copies under way, disarm; @dst is then the image of
+	 * the pages at cow_arm, exactly as copy_pages would have made it
+	 * while suspended.  After cow_arm, cow_finish must be called (also
+	 * on error paths) before @dst is freed or reused.
+	 */
+	int (*cow_arm)(struct tb_dom *d, const uint64_t *pfns, size_t n,
+		       void *dst);
+	int (*cow_finish)(struct tb_dom *d);
 	/* Append the vCPU state blob to @out (suspended only). */
 	int (*save_cpu_state)(struct tb_dom *d, struct tb_buf *out);
 	/* Append the device/platform state blob to @out (suspended only). */

@@ -26,7 +26,10 @@ struct tb_epoch_rec;
 enum tb_engine_mode {
 	TB_MODE_STAGED = 0,	       /* resume first, then send (tiber) */
 	TB_MODE_SEND_WHILE_PAUSED = 1, /* xl-remus style baseline */
+	TB_MODE_COW = 2, /* resume before the copy: copy-on-write */
 };
+/* "staged", "send-while-paused", "cow" (the config's words) */
+const char *tb_engine_mode_name(enum tb_engine_mode m);
 
 /*
  * What the primary does when it loses its backup.  The backup may take
@@ -77,15 +80,17 @@ void tb_engine_cfg_defaults(struct tb_engine_cfg *cfg);
 /* Everything known about one epoch: the trace line and the bench input. */
 struct tb_epoch_rec {
 	uint64_t epoch;
-	bool full;	/* first sync */
-	bool acked;	/* false: lost with the backup */
-	int64_t t_tick; /* scheduled tick time */
+	bool full;	  /* first sync */
+	bool acked;	  /* false: lost with the backup */
+	int64_t t_tick;	  /* scheduled tick time */
+	int64_t t_prearm; /* cow: the running harvest began (else 0) */
 	int64_t t_request;
 	int64_t t_notified; /* backend signalled the guest */
 	int64_t t_suspended;
 	int64_t t_harvested;
 	int64_t t_staged;
 	int64_t t_resumed;
+	int64_t t_copied; /* cow: the copy after the resume done (else 0) */
 	int64_t t_encoded;
 	int64_t t_sent;
 	int64_t t_acked;

@@ -22,7 +22,8 @@ enum tb_fake_phase {
 	TB_FAKE_CPU,
 	TB_FAKE_DEV,
 	TB_FAKE_BOUNDARY,
-	TB_FAKE_RESUME, /* the guest stays suspended */
+	TB_FAKE_RESUME,	    /* the guest stays suspended */
+	TB_FAKE_COW_FINISH, /* mode cow: the copy after the resume */
 	TB_FAKE_NR_PHASES
 };
 

@@ -54,6 +54,9 @@ enum tb_sim_state {
 #define TB_SIM_FEAT_SUSPEND_CANCEL (1u << 0)
 #define TB_SIM_FEAT_UFFD_WP	   (1u << 1) /* guest registered uffd-wp async */
 #define TB_SIM_FEAT_DIRTY_BITMAP   (1u << 2) /* guest marks its writes */
+/* each attach hands over a fresh uffd registered for sync write-protect
+ * (nothing protected yet); the guest keeps no reference */
+#define TB_SIM_FEAT_UFFD_SYNC (1u << 3)
 
 /* suspend_req word: the one truth about a pending request (CAS). */
 #define TB_SIM_REQ_NONE	   0u

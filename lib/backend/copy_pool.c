@@ -40,19 +40,25 @@ static void spin_wait_ne(int *w, int old)
 		tb_futex(w, FUTEX_WAIT_PRIVATE, old, NULL);
 }
 
+/* Copy list entries [@first, @first + @n) of the job. */
 static void copy_range(const struct tb_copy_pool *p, const uint64_t *pfns,
-		       size_t n, uint8_t *dst)
+		       size_t first, size_t n, uint8_t *dst,
+		       const struct tb_copy_claim *cl)
 {
 	const uint8_t *src;
 	size_t i;
 
-	for (i = 0; i < n; i++) {
+	for (i = first; i < first + n; i++) {
+		if (cl && !cl->claim(cl->ctx, i, pfns[i]))
+			continue;
 		src = p->page ? p->page(p->ctx, pfns[i]) :
 				p->src + pfns[i] * TB_PAGE_SIZE;
 		if (src)
 			memcpy(dst + i * TB_PAGE_SIZE, src, TB_PAGE_SIZE);
 		else
 			memset(dst + i * TB_PAGE_SIZE, 0, TB_PAGE_SIZE);
+		if (cl)
+			cl->done(cl->ctx, i, pfns[i]);
 	}
 }
 
@@ -72,9 +78,9 @@ static void copy_chunks(struct tb_copy_pool *p, uint32_t gen)
 						 __ATOMIC_SEQ_CST))
 			continue; /* v is the value seen: try again */
 		first = (uint64_t)c * TB_COPY_CHUNK;
-		copy_range(p, p->pfns + first,
+		copy_range(p, p->pfns, first,
 			   TB_MIN((size_t)TB_COPY_CHUNK, p->npages - first),
-			   p->dst + first * TB_PAGE_SIZE);
+			   p->dst, p->cl);
 		if (__atomic_sub_fetch(&p->left, 1, __ATOMIC_SEQ_CST) == 0)
 			tb_futex(&p->left, FUTEX_WAKE_PRIVATE, 1, NULL);
 		v = LD(&p->next);
@@ -141,7 +147,7 @@ void tb_copy_pool_stop(struct tb_copy_pool *p)
 }
 
 static void fan_out(struct tb_copy_pool *p, const uint64_t *pfns, size_t n,
-		    uint8_t *dst)
+		    uint8_t *dst, const struct tb_copy_claim *cl)
 {
 	uint32_t gen = (uint32_t)LD(&p->gen) + 1;
 	int d;
@@ -149,6 +155,7 @@ static void fan_out(struct tb_copy_pool *p, const uint64_t *pfns, size_t n,
 	p->pfns = pfns;
 	ST(&p->npages, n);
 	p->dst = dst;
+	p->cl = cl;
 	ST(&p->left, (int)((n + TB_COPY_CHUNK - 1) / TB_COPY_CHUNK));
 	ST(&p->next, (uint64_t)gen << 32);
 	ST(&p->gen, (int)gen);
@@ -165,11 +172,18 @@ static void fan_out(struct tb_copy_pool *p, const uint64_t *pfns, size_t n,
 	}
 }
 
+void tb_copy_pool_copy_claimed(struct tb_copy_pool *p, const uint64_t *pfns,
+			       size_t n, uint8_t *dst,
+			       const struct tb_copy_claim *cl)
+{
+	if (n >= COPY_MT_MIN && p->n)
+		fan_out(p, pfns, n, dst, cl);
+	else
+		copy_range(p, pfns, 0, n, dst, cl);
+}
+
 void tb_copy_pool_copy(struct tb_copy_pool *p, const uint64_t *pfns, size_t n,
 		       uint8_t *dst)
 {
-	if (n >= COPY_MT_MIN && p->n)
-		fan_out(p, pfns, n, dst);
-	else
-		copy_range(p, pfns, n, dst);
+	tb_copy_pool_copy_claimed(p, pfns, n, dst, NULL);
 }

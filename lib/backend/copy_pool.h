@@ -16,6 +16,7 @@
 #define TIBER_COPY_POOL_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,17 @@
  * from several threads at once: it must only read.
  */
 typedef const uint8_t *(*tb_copy_page_fn)(void *ctx, uint64_t pfn);
+
+/*
+ * Copy-on-write jobs: @claim says whether list entry @i (page @pfn) is
+ * still to be copied by this thread (false: someone else copies it, or
+ * did); @done is called once it is.  From several threads at once.
+ */
+struct tb_copy_claim {
+	bool (*claim)(void *ctx, size_t i, uint64_t pfn);
+	void (*done)(void *ctx, size_t i, uint64_t pfn);
+	void *ctx;
+};
 
 struct tb_copy_pool {
 	unsigned n; /* helper threads (the caller is one more) */
@@ -43,6 +55,7 @@ struct tb_copy_pool {
 	const uint8_t *src;
 	tb_copy_page_fn page; /* if set, instead of src */
 	void *ctx;
+	const struct tb_copy_claim *cl; /* the job's, or NULL */
 };
 
 /*
@@ -64,5 +77,9 @@ void tb_copy_pool_stop(struct tb_copy_pool *p);
  */
 void tb_copy_pool_copy(struct tb_copy_pool *p, const uint64_t *pfns, size_t n,
 		       uint8_t *dst);
+/* The same, copying only the pages @cl claims. */
+void tb_copy_pool_copy_claimed(struct tb_copy_pool *p, const uint64_t *pfns,
+			       size_t n, uint8_t *dst,
+			       const struct tb_copy_claim *cl);
 
 #endif

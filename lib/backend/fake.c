@@ -2,6 +2,8 @@
 /*
  * In-process fake backend for unit tests (see tiber/fake.h).
  * Suspend = the writers' rwlock taken for writing; resume = released.
+ * Copy-on-write: an armed page is copied by the write that would change
+ * it (under the lock), the rest at cow_finish.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +24,13 @@ struct fake_priv {
 	int fail_rc;
 	uint64_t fail_min_writes;
 	bool fail_this_pause; /* the armed fault fires in this pause */
+	/* copy-on-write, under lock: cow[pfn] = list index + 1 while armed
+	 * and not copied yet */
+	uint32_t *cow;
+	const uint64_t *cow_pfns;
+	size_t cow_n;
+	uint8_t *cow_dst;
+	bool armed;
 };
 
 static struct tb_fake *the_fake;
@@ -36,7 +45,9 @@ int tb_fake_create(struct tb_fake **out, uint64_t nr_pages)
 	f->nr_pages = nr_pages;
 	f->ram = mmap(NULL, nr_pages * TB_PAGE_SIZE, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (f->ram == MAP_FAILED || tb_bitmap_init(&p->dirty, nr_pages))
+	p->cow = calloc(nr_pages, sizeof(*p->cow));
+	if (f->ram == MAP_FAILED || !p->cow ||
+	    tb_bitmap_init(&p->dirty, nr_pages))
 		goto fail;
 	pthread_rwlock_init(&p->guest, NULL);
 	pthread_mutex_init(&p->lock, NULL);
@@ -47,6 +58,8 @@ int tb_fake_create(struct tb_fake **out, uint64_t nr_pages)
 fail:
 	if (f && f->ram && f->ram != MAP_FAILED)
 		munmap(f->ram, nr_pages * TB_PAGE_SIZE);
+	if (p)
+		free(p->cow);
 	free(p);
 	free(f);
 	return -ENOMEM;
@@ -58,6 +71,7 @@ void tb_fake_destroy(struct tb_fake *f)
 
 	munmap(f->ram, f->nr_pages * TB_PAGE_SIZE);
 	tb_bitmap_free(&p->dirty);
+	free(p->cow);
 	pthread_rwlock_destroy(&p->guest);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
@@ -66,13 +80,26 @@ void tb_fake_destroy(struct tb_fake *f)
 	free(f);
 }
 
+/* Under p->lock: copy @pfn into the armed staging if it is still due. */
+static void cow_copy(struct fake_priv *p, struct tb_fake *f, uint64_t pfn)
+{
+	uint32_t slot = p->cow[pfn];
+
+	if (!slot)
+		return;
+	memcpy(p->cow_dst + (size_t)(slot - 1) * TB_PAGE_SIZE,
+	       f->ram + pfn * TB_PAGE_SIZE, TB_PAGE_SIZE);
+	p->cow[pfn] = 0;
+}
+
 void tb_fake_write(struct tb_fake *f, uint64_t pfn, uint32_t off, uint8_t val)
 {
 	struct fake_priv *p = f->priv;
 
 	pthread_rwlock_rdlock(&p->guest);
-	f->ram[pfn * TB_PAGE_SIZE + off] = val;
 	pthread_mutex_lock(&p->lock);
+	cow_copy(p, f, pfn); /* before the write changes it */
+	f->ram[pfn * TB_PAGE_SIZE + off] = val;
 	tb_bitmap_set(&p->dirty, pfn);
 	f->writes++;
 	pthread_mutex_unlock(&p->lock);
@@ -98,7 +125,9 @@ static int injected(struct tb_fake *f, enum tb_fake_phase phase)
 	int rc = 0;
 
 	pthread_mutex_lock(&p->lock);
-	if (f->suspended && p->fail_this_pause && p->fail_phase == phase) {
+	/* the copy of mode cow runs after the resume, in the same epoch */
+	if ((f->suspended || phase == TB_FAKE_COW_FINISH) &&
+	    p->fail_this_pause && p->fail_phase == phase) {
 		rc = p->fail_rc;
 		p->fail_phase = TB_FAKE_NONE;
 		p->fail_this_pause = false;
@@ -147,6 +176,7 @@ static void fake_get_info(struct tb_dom *d, struct tb_dom_info *info)
 	info->state_tag = TB_STATE_SIM;
 	info->suspend_mode = TB_SUSPEND_EVTCHN;
 	info->suspend_cancel = !f->no_suspend_cancel;
+	info->can_cow = true;
 }
 
 static int fake_request_suspend(struct tb_dom *d)
@@ -214,6 +244,62 @@ static int fake_copy(struct tb_dom *d, const uint64_t *pfns, size_t n,
 		       f->ram + pfns[i] * TB_PAGE_SIZE, TB_PAGE_SIZE);
 	}
 	return 0;
+}
+
+static int fake_cow_arm(struct tb_dom *d, const uint64_t *pfns, size_t n,
+			void *dst)
+{
+	struct tb_fake *f = (struct tb_fake *)d;
+	struct fake_priv *p = f->priv;
+	int rc = injected(f, TB_FAKE_COPY);
+	size_t i;
+
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&p->lock);
+	if (!f->suspended || p->armed) {
+		pthread_mutex_unlock(&p->lock);
+		tb_backend_set_reason("fake: cow_arm %s",
+				      p->armed ? "twice" : "while running");
+		return -EINVAL;
+	}
+	for (i = 0; i < n; i++) {
+		if (pfns[i] >= f->nr_pages) {
+			while (i--)
+				p->cow[pfns[i]] = 0;
+			pthread_mutex_unlock(&p->lock);
+			return -EINVAL;
+		}
+		p->cow[pfns[i]] = (uint32_t)i + 1;
+	}
+	p->cow_pfns = pfns;
+	p->cow_n = n;
+	p->cow_dst = dst;
+	p->armed = true;
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
+/* Copies what is still due even when it fails (a failed copy is an
+ * epoch lost, never a staging buffer written later). */
+static int fake_cow_finish(struct tb_dom *d)
+{
+	struct tb_fake *f = (struct tb_fake *)d;
+	struct fake_priv *p = f->priv;
+	int rc = injected(f, TB_FAKE_COW_FINISH);
+	size_t i;
+
+	pthread_mutex_lock(&p->lock);
+	if (!p->armed) {
+		pthread_mutex_unlock(&p->lock);
+		tb_backend_set_reason("fake: cow_finish while not armed");
+		return -EINVAL;
+	}
+	for (i = 0; i < p->cow_n; i++)
+		cow_copy(p, f, p->cow_pfns[i]);
+	p->armed = false;
+	pthread_mutex_unlock(&p->lock);
+	return rc;
 }
 
 static int fake_save_cpu(struct tb_dom *d, struct tb_buf *out)
@@ -326,6 +412,8 @@ const struct tb_backend_ops tb_backend_fake_ops = {
 	.await_suspended = fake_await,
 	.harvest_dirty = fake_harvest,
 	.copy_pages = fake_copy,
+	.cow_arm = fake_cow_arm,
+	.cow_finish = fake_cow_finish,
 	.save_cpu_state = fake_save_cpu,
 	.save_device_state = fake_save_dev,
 	.output_boundary = fake_boundary,

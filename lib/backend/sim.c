@@ -48,6 +48,7 @@ static void dom_free(struct tb_dom *d)
 {
 	unsigned i;
 
+	tb_sim_sync_free(d); /* its thread uses the pool and RAM */
 	tb_copy_pool_stop(&d->pool);
 	if (d->ram)
 		munmap((void *)d->ram, d->ram_size);
@@ -311,6 +312,7 @@ static void sim_get_info(struct tb_dom *d, struct tb_dom_info *info)
 	info->suspend_mode = d->mode;
 	info->suspend_cancel = d->suspend_cancel;
 	snprintf(info->dirty_mech, sizeof(info->dirty_mech), "%s", d->mech);
+	info->can_cow = d->sync != NULL;
 	info->nr_disks = d->disk ? 1 : 0;
 	info->disk_size[0] = d->disk ? tb_sim_ddisk_size(d->disk) : 0;
 }
@@ -424,6 +426,7 @@ static void sim_get_stats(struct tb_dom *d, struct tb_dom_stats *st)
 	st->output_held_bytes = LD(&d->ctrl->gate.held_bytes);
 	st->output_released_bytes = LD(&d->ctrl->gate.released_bytes);
 	st->output_dropped_bytes = LD(&d->ctrl->gate.dropped_bytes);
+	tb_sim_sync_stats(d, st);
 }
 
 static int sim_destroy(struct tb_dom *d)
@@ -532,6 +535,8 @@ const struct tb_backend_ops tb_backend_sim_ops = {
 	.await_suspended = tb_sim_await_suspended,
 	.harvest_dirty = tb_sim_harvest_dirty,
 	.copy_pages = sim_copy_pages,
+	.cow_arm = tb_sim_cow_arm,
+	.cow_finish = tb_sim_cow_finish,
 	.save_cpu_state = sim_save_cpu_state,
 	.save_device_state = sim_save_device_state,
 	.output_boundary = sim_output_boundary,

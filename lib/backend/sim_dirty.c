@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
  * The sim backend's dirty tracking: which guest pages were written since
- * the last harvest.  Two mechanisms, picked at attach (dirty_mech):
+ * the last harvest.  Three mechanisms, picked at attach (dirty_mech):
  *   uffd-wp+pagemap      the guest registered its RAM with userfaultfd
  *                        write-protect (async); PAGEMAP_SCAN reports the
  *                        written pages and re-protects them in one call
+ *   uffd-wp-sync         the guest's writes fault to our thread, which
+ *                        marks them (sim_cow.c)
  *   bitmap(cooperative)  the guest marks a bitmap in the control page;
  *                        a harvest takes and clears it word by word
  *
@@ -87,14 +89,29 @@ static void harvest_bitmap(struct tb_dom *d, struct tb_bitmap *out)
 int tb_sim_dirty_setup(struct tb_dom *d, const char *want)
 {
 	char path[64];
+	bool sync;
 	int rc;
 
 	if (!want || !*want)
 		want = "auto";
 	if (strcmp(want, "auto") != 0 && strcmp(want, "uffd") != 0 &&
-	    strcmp(want, "bitmap") != 0) {
+	    strcmp(want, "uffd-sync") != 0 && strcmp(want, "bitmap") != 0) {
 		tb_backend_set_reason("sim: unknown dirty_mech '%s'", want);
 		return -EINVAL;
+	}
+	sync = d->uffd >= 0 && (d->ctrl->features & TB_SIM_FEAT_UFFD_SYNC);
+	if (!strcmp(want, "uffd-sync") || (!strcmp(want, "auto") && sync)) {
+		rc = sync ? tb_sim_sync_setup(d) : -ENOTSUP;
+		if (!rc) {
+			snprintf(d->mech, sizeof(d->mech), "uffd-wp-sync");
+			harvest_bitmap(d, NULL);
+			return 0;
+		}
+		tb_backend_set_reason(
+			"sim: uffd-wp sync unavailable: %s",
+			sync ? strerror(-rc) :
+			       "the guest hands over none (tiber-simguest --dirty-mech uffd-sync)");
+		return -ENOTSUP;
 	}
 	if (strcmp(want, "bitmap") != 0) {
 		rc = -ENOTSUP;
@@ -144,13 +161,15 @@ int tb_sim_harvest_dirty(struct tb_dom *d, struct tb_bitmap *out)
 
 	if (out->nbits < d->nr_pages)
 		return -EINVAL;
-	if (d->use_uffd)
+	if (d->sync)
+		rc = tb_sim_sync_harvest(d, out); /* sets the reason */
+	else if (d->use_uffd)
 		rc = scan_dirty(d, out);
 	else
 		harvest_bitmap(d, out);
-	if (rc)
+	if (rc && !d->sync)
 		tb_backend_set_reason("sim: PAGEMAP_SCAN: %s", strerror(-rc));
-	else
+	if (!rc)
 		stat_inc(d, &d->st.dirty_harvests, 1);
 	return rc;
 }

@@ -10,6 +10,8 @@
  *   sim_suspend.c  suspend mode and port, request/await, resume
  *   sim_dirty.c    dirty tracking: uffd-wp + PAGEMAP_SCAN, or the
  *                  guest's cooperative bitmap
+ *   sim_cow.c      uffd-wp sync tracking (our fault thread) and on it
+ *                  copy-on-write checkpoints
  *   sim_restore.c  failover: spawn a restored tiber-simguest
  *   sim_disk.c     the daemon's side of the guest's disk (sim_disk.h)
  *
@@ -36,6 +38,7 @@
 
 struct page_region;
 struct tb_sim_ddisk;
+struct tb_sim_sync;
 
 struct tb_dom {
 	struct tb_dom_cfg cfg;
@@ -60,6 +63,7 @@ struct tb_dom {
 	struct page_region *vec;
 	size_t vec_len;
 	struct tb_copy_pool pool;
+	struct tb_sim_sync *sync;  /* uffd-wp sync tracking, or NULL */
 	struct tb_sim_ddisk *disk; /* NULL: the guest has no disk */
 	int disk_fds[2];	   /* from the hello, until opened */
 	pthread_mutex_t st_lock;
@@ -99,6 +103,17 @@ int tb_sim_resume(struct tb_dom *d, bool fast);
 int tb_sim_dirty_setup(struct tb_dom *d, const char *want);
 /* The harvest_dirty hook (backend.h). */
 int tb_sim_harvest_dirty(struct tb_dom *d, struct tb_bitmap *out);
+
+/* sim_cow.c: start the fault thread and protect RAM (d->uffd is a sync
+ * uffd); 0 or -errno, d->sync to be freed by tb_sim_sync_free either way. */
+int tb_sim_sync_setup(struct tb_dom *d);
+void tb_sim_sync_free(struct tb_dom *d);
+int tb_sim_sync_harvest(struct tb_dom *d, struct tb_bitmap *out);
+/* fills the stats' wp_faults and cow_fault_copies (any thread) */
+void tb_sim_sync_stats(struct tb_dom *d, struct tb_dom_stats *st);
+/* The cow_arm and cow_finish hooks (backend.h). */
+int tb_sim_cow_arm(struct tb_dom *d, const uint64_t *pfns, size_t n, void *dst);
+int tb_sim_cow_finish(struct tb_dom *d);
 
 /* sim_restore.c: the restore hook (no handle; see backend.h). */
 int tb_sim_restore(const struct tb_restore_req *req,

@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: MIT
 # One fault-injection run (sourced by test_failover.sh and soak.sh):
 #   kv_run DIR GATE KILL_AFTER_MS
+# (KV_GUEST_ARGS, KV_TIBERD_ARGS: more flags for the guest and tiberd)
 # A simguest with the durable KV service (every change is logged to its
 # disk before the reply) and synthetic writers, KV clients, a replicator
 # (disk replicas in DIR/rdisk) and tiberd at 100 Hz; after KILL_AFTER_MS
@@ -24,9 +25,10 @@ kv_run() {
 		--restore-args "--kv-listen unix:$d/kv.sock --stats-interval 0" \
 		>"$d/r.log" 2>&1 &
 	rp=$!
+	# shellcheck disable=SC2086 # KV_GUEST_ARGS / KV_TIBERD_ARGS: words
 	"$BIN/tiber-simguest" --socket "$d/g.sock" --ram 64M --workload mixed \
 		--kv-listen "unix:$d/kv.sock" --dirty-rate 20000 --stats-interval 0 \
-		--disk "$d/disk.img" --disk-size 64M \
+		--disk "$d/disk.img" --disk-size 64M ${KV_GUEST_ARGS:-} \
 		>"$d/g.log" 2>&1 &
 	gp=$!
 	WAIT_S=10 wait_for grep -q "listening on" "$d/r.log" || { echo "run: replicator did not start"; kill -9 $rp $gp; return 1; }
@@ -34,7 +36,7 @@ kv_run() {
 	addr=$(sed -n 's/.*listening on \([^ ]*\) .*/\1/p' "$d/r.log" | head -1)
 	"$BIN/tiberd" "${TLS_ARGS[@]}" --backend sim --guest "$d/g.sock" --backup "$addr" --rate 100 \
 		--output-gating "$gate" --control "$d/ctl" --trace "$d/t.jsonl" \
-		>"$d/d.log" 2>&1 &
+		${KV_TIBERD_ARGS:-} >"$d/d.log" 2>&1 &
 	dp=$!
 	echo "$dp $gp" >"$d/primary.pids"
 	CTL=$d/ctl WAIT_S=20 wait_for acked_at_least 3 || { echo "run: not protected"; kill -9 $rp $gp $dp; return 1; }

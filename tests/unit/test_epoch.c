@@ -188,7 +188,7 @@ static void compare(void *arg)
 			      "replica page %u differs from the guest", i);
 }
 
-START_TEST(replica_equals_guest_after_quiesced_epochs)
+static void replica_equals_guest(enum tb_engine_mode mode)
 {
 	struct tb_engine_cfg cfg;
 	struct tb_engine_status st;
@@ -200,6 +200,7 @@ START_TEST(replica_equals_guest_after_quiesced_epochs)
 			 0);
 	writer_running = true;
 	base_cfg(&cfg, 200, 80);
+	cfg.mode = mode;
 	ck_assert_int_eq(tb_engine_create(&r.e, &cfg), 0);
 	ck_assert_int_eq(pthread_create(&t, NULL, run_main, &r), 0);
 	/* Let the guest write for most epochs, then stop it so the last
@@ -220,6 +221,18 @@ START_TEST(replica_equals_guest_after_quiesced_epochs)
 	tb_fake_quiesce(fake, compare, NULL);
 	tb_engine_destroy(r.e);
 	ck_assert(!fake->attached);
+}
+
+START_TEST(replica_equals_guest_after_quiesced_epochs)
+{
+	replica_equals_guest(TB_MODE_STAGED);
+}
+END_TEST
+
+/* the guest writes while its epochs are still being copied */
+START_TEST(cow_replica_equals_guest_after_quiesced_epochs)
+{
+	replica_equals_guest(TB_MODE_COW);
 }
 END_TEST
 
@@ -292,11 +305,12 @@ static const char *const phase_names[] = {
 	[TB_FAKE_DEV] = "device state",
 	[TB_FAKE_BOUNDARY] = "output boundary",
 	[TB_FAKE_RESUME] = "resume",
+	[TB_FAKE_COW_FINISH] = "copy after the resume",
 };
 
-START_TEST(paused_path_failure_resumes_guest_and_keeps_dirty_pages)
+static void paused_path_failure(enum tb_engine_mode mode,
+				enum tb_fake_phase phase)
 {
-	enum tb_fake_phase phase = (enum tb_fake_phase)(_i + 1);
 	struct tb_engine_cfg cfg;
 	struct run_ctx r = { 0 };
 	uint64_t before;
@@ -305,6 +319,7 @@ START_TEST(paused_path_failure_resumes_guest_and_keeps_dirty_pages)
 
 	start_backup();
 	base_cfg(&cfg, 200, 0);
+	cfg.mode = mode;
 	ck_assert_int_eq(tb_engine_create(&r.e, &cfg), 0);
 	ck_assert_int_eq(pthread_create(&t, NULL, run_main, &r), 0);
 	while (atomic_load(&acks) < 5) /* steady state */
@@ -333,6 +348,18 @@ START_TEST(paused_path_failure_resumes_guest_and_keeps_dirty_pages)
 	ck_assert_uint_eq(fake->faults, 1);
 	tb_fake_quiesce(fake, compare, NULL);
 	tb_engine_destroy(r.e);
+}
+
+START_TEST(paused_path_failure_resumes_guest_and_keeps_dirty_pages)
+{
+	paused_path_failure(TB_MODE_STAGED, (enum tb_fake_phase)(_i + 1));
+}
+END_TEST
+
+/* the same in mode cow, and a failure of the copy after the resume */
+START_TEST(cow_failure_resumes_guest_and_keeps_dirty_pages)
+{
+	paused_path_failure(TB_MODE_COW, (enum tb_fake_phase)(_i + 1));
 }
 END_TEST
 
@@ -537,9 +564,12 @@ static Suite *epoch_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, replica_equals_guest_after_quiesced_epochs);
+	tcase_add_test(tc, cow_replica_equals_guest_after_quiesced_epochs);
 	tcase_add_loop_test(
 		tc, paused_path_failure_resumes_guest_and_keeps_dirty_pages, 0,
-		TB_FAKE_NR_PHASES - 1);
+		TB_FAKE_COW_FINISH - 1);
+	tcase_add_loop_test(tc, cow_failure_resumes_guest_and_keeps_dirty_pages,
+			    0, TB_FAKE_NR_PHASES - 1);
 	tcase_add_test(tc, ack_that_frees_a_slot_takes_the_deferred_checkpoint);
 	tcase_add_test(tc, guest_that_never_suspends_is_left_running);
 	tcase_add_test(tc, no_backup_means_unprotected_and_output_open);

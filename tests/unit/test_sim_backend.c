@@ -377,8 +377,12 @@ START_TEST(unanswered_request_times_out_guest_running)
 		ck_assert_uint_eq(tb_sim_dom_ctrl(d)->suspend_req,
 				  TB_SIM_REQ_NONE);
 		ck_assert_int_eq(ops->resume(d, true), -EINVAL);
+		/* running: it makes progress (within 10 s on a busy host) */
 		p1 = ctr(d, &tb_sim_dom_ctrl(d)->progress);
-		usleep(20000);
+		for (t0 = tb_now_ns();
+		     ctr(d, &tb_sim_dom_ctrl(d)->progress) == p1 &&
+		     tb_now_ns() < t0 + 10 * TB_NSEC_PER_SEC;)
+			usleep(1000);
 		ck_assert_uint_gt(ctr(d, &tb_sim_dom_ctrl(d)->progress), p1);
 		ck_assert_uint_ge(tb_sim_dom_ctrl(d)->ignored_requests, 1);
 		ops->get_stats(d, &st);
@@ -653,6 +657,145 @@ START_TEST(dirty_uffd_matches_content)
 }
 END_TEST
 
+START_TEST(dirty_uffd_sync_matches_content)
+{
+	const char *args[] = { "--ram",	    "64M",	    "--dirty-mech",
+			       "uffd-sync", "--dirty-rate", "200000",
+			       "--pattern", "uniform",	    NULL };
+
+	dirty_vs_content(args, "uffd-sync", 20);
+}
+END_TEST
+
+/*
+ * Copy-on-write against a copy made while suspended: each round takes a
+ * running harvest (as the engine does before it asks the guest to
+ * suspend), suspends, harvests, copies all RAM as the reference, arms
+ * the dirty pages, resumes and lets the flat-out writers at them (2 ms,
+ * every other round none) before cow_finish.  The armed staging must
+ * equal the reference page for page; every page whose content changed
+ * since the last round must have been harvested; and guest writes must
+ * have hit pages not yet copied (the copy-before-write path ran).
+ */
+START_TEST(cow_image_is_the_suspended_image)
+{
+	const char *args[] = { "--ram",	    "64M",	 "--dirty-mech",
+			       "uffd-sync", "--threads", "2",
+			       "--wss",	    "4M",	 "--dirty-rate",
+			       "0",	    NULL };
+	pid_t pid = spawn_guest(args);
+	struct tb_dom_cfg cfg = base_cfg();
+	unsigned r, rounds = tb_check_scale(40, 15);
+	struct tb_dom_info info;
+	struct tb_dom_stats st;
+	struct tb_bitmap got;
+	struct tb_dom *d;
+	uint64_t *all, *pfns, i, n, changed = 0, armed = 0;
+	uint8_t *a, *b, *stage, *t;
+
+	cfg.dirty_mech = "uffd-sync";
+	d = attach_ok(&cfg);
+	ops->get_info(d, &info);
+	ck_assert_str_eq(info.dirty_mech, "uffd-wp-sync");
+	ck_assert(info.can_cow);
+	ck_assert_int_eq(tb_bitmap_init(&got, info.nr_pages), 0);
+	all = malloc(info.nr_pages * sizeof(*all));
+	pfns = malloc(info.nr_pages * sizeof(*pfns));
+	a = malloc(info.nr_pages * TB_PAGE_SIZE);
+	b = malloc(info.nr_pages * TB_PAGE_SIZE);
+	stage = malloc(info.nr_pages * TB_PAGE_SIZE);
+	ck_assert(all && pfns && a && b && stage);
+	for (i = 0; i < info.nr_pages; i++)
+		all[i] = i;
+	/* cow_arm only while suspended */
+	ck_assert_int_eq(ops->cow_arm(d, all, 1, stage), -EINVAL);
+	for (r = 0; r <= rounds; r++) {
+		wait_progress(d, 200);
+		ck_assert_int_eq(ops->harvest_dirty(d, &got), 0);
+		ck_assert_int_eq(ops->request_suspend(d), 0);
+		ck_assert_int_eq(ops->await_suspended(
+					 d, tb_now_ns() + 5 * TB_NSEC_PER_SEC),
+				 0);
+		ck_assert_int_eq(ops->harvest_dirty(d, &got), 0);
+		ck_assert_int_eq(ops->copy_pages(d, all, info.nr_pages, b), 0);
+		for (i = 0; r && i < info.nr_pages; i++) {
+			if (memcmp(a + i * TB_PAGE_SIZE, b + i * TB_PAGE_SIZE,
+				   TB_PAGE_SIZE)) {
+				changed++;
+				ck_assert_msg(
+					tb_bitmap_test(&got, i),
+					"round %u: page %llu changed but not harvested",
+					r, (unsigned long long)i);
+			}
+		}
+		n = tb_bitmap_to_list(&got, pfns, info.nr_pages);
+		memset(stage, 0xa5, n * TB_PAGE_SIZE);
+		ck_assert_int_eq(ops->cow_arm(d, pfns, n, stage), 0);
+		ck_assert_int_eq(ops->resume(d, true), 0);
+		if (r % 2)
+			usleep(2000);
+		ck_assert_int_eq(ops->cow_finish(d), 0);
+		for (i = 0; i < n; i++)
+			ck_assert_msg(
+				!memcmp(stage + i * TB_PAGE_SIZE,
+					b + pfns[i] * TB_PAGE_SIZE,
+					TB_PAGE_SIZE),
+				"round %u: page %llu of the copy is not the suspended image",
+				r, (unsigned long long)pfns[i]);
+		armed += n;
+		tb_bitmap_clear_all(&got);
+		t = a, a = b, b = t;
+	}
+	ops->get_stats(d, &st);
+	fprintf(stderr,
+		"cow: %u rounds, %llu pages armed, %llu changed, %llu guest writes served, %llu copied before the write\n",
+		rounds, (unsigned long long)armed, (unsigned long long)changed,
+		(unsigned long long)st.wp_faults,
+		(unsigned long long)st.cow_fault_copies);
+	ck_assert_uint_gt(changed, rounds);
+	ck_assert_uint_gt(st.cow_fault_copies, 0);
+	ck_assert_int_eq(ops->cow_finish(d), -EINVAL); /* not armed */
+	free(all);
+	free(pfns);
+	free(a);
+	free(b);
+	free(stage);
+	tb_bitmap_free(&got);
+	ops->detach(d);
+	ck_assert_int_eq(stop_guest(pid), 0);
+}
+END_TEST
+
+START_TEST(cow_refused_without_sync_tracking)
+{
+	const char *args[] = { "--ram", "64M", NULL };
+	pid_t pid = spawn_guest(args);
+	struct tb_dom_cfg cfg = base_cfg();
+	struct tb_dom_info info;
+	struct tb_dom *d = NULL;
+	uint64_t pfn = 0;
+	uint8_t page[TB_PAGE_SIZE];
+
+	cfg.dirty_mech = "uffd-sync"; /* the guest offers async only */
+	ck_assert_int_eq(ops->attach(&d, &cfg), -ENOTSUP);
+	ck_assert_msg(strstr(tb_backend_reason(), "uffd-sync"), "%s",
+		      tb_backend_reason());
+	d = attach_ok(&(struct tb_dom_cfg){ .guest = sock_path,
+					    .static_port = -1,
+					    .dirty_mech = "auto",
+					    .copy_threads = 2 });
+	ops->get_info(d, &info);
+	ck_assert(!info.can_cow);
+	ck_assert_int_eq(ops->request_suspend(d), 0);
+	ck_assert_int_eq(
+		ops->await_suspended(d, tb_now_ns() + 5 * TB_NSEC_PER_SEC), 0);
+	ck_assert_int_eq(ops->cow_arm(d, &pfn, 1, page), -ENOTSUP);
+	ck_assert_int_eq(ops->resume(d, true), 0);
+	ops->detach(d);
+	ck_assert_int_eq(stop_guest(pid), 0);
+}
+END_TEST
+
 START_TEST(restore_from_copied_image)
 {
 	const char *args[] = { "--ram",	    "64M",  "--threads",    "2",
@@ -839,6 +982,9 @@ static Suite *sim_backend_suite(void)
 	tcase_add_test(tc, bitmap_fallback_forced);
 	tcase_add_test(tc, dirty_bitmap_matches_content);
 	tcase_add_test(tc, dirty_uffd_matches_content);
+	tcase_add_test(tc, dirty_uffd_sync_matches_content);
+	tcase_add_test(tc, cow_image_is_the_suspended_image);
+	tcase_add_test(tc, cow_refused_without_sync_tracking);
 	tcase_add_test(tc, restore_from_copied_image);
 	tcase_add_test(tc, dead_guest_is_esrch);
 	tcase_add_test(tc, copy_pool_flat_and_paged);

@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The sim backend's synchronous write-protect: dirty tracking by
+ * userfaultfd write faults that this daemon serves (dirty_mech
+ * "uffd-wp-sync", sim-host-facts 1e), and on it copy-on-write
+ * checkpoints (cow_arm / cow_finish, backend.h).
+ *
+ * The guest hands over a uffd registered for WP (not WP_ASYNC) and keeps
+ * no reference.  Setup protects all of RAM.  A guest write to a
+ * protected page blocks in the kernel and becomes a message to the
+ * fault thread here, which (armed, page still to copy) copies the page
+ * into the epoch's staging first, then un-protects it (waking the
+ * writer) and marks it dirty.  A harvest takes the dirty bits and
+ * re-protects those pages.
+ *
+ * Invariants:
+ *  - the fault thread sets a page's dirty bit after un-protecting it,
+ *    and a harvest takes a bit before re-protecting the page: a page is
+ *    either protected or has its bit set (or a fault on it is being
+ *    served).  A harvest while the guest is suspended first waits for
+ *    the fault thread to finish the faults it took (busy == 0): no
+ *    writer is blocked then, so every unprotected page has its bit.
+ *  - cow[pfn] is 0 (nothing to copy), slot + 1 (to copy into slot) or
+ *    COW_BUSY (being copied); whoever moves it from slot + 1 to COW_BUSY
+ *    (the fault thread or a copy thread, one compare-and-swap) copies
+ *    the page, and the fault thread un-protects a page only when its
+ *    entry is 0: the guest never writes a page before its copy is made.
+ *  - cow_finish returns only when cow_left is 0: no copy into the
+ *    staging buffer is under way after it.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <linux/userfaultfd.h>
+
+#include "sim_priv.h"
+
+#define COW_BUSY  UINT32_MAX
+#define MSG_BATCH 64
+
+struct tb_sim_sync {
+	pthread_t thr;
+	bool thr_started;
+	int stop_fd;
+	uint64_t *dirty;      /* a bit per page: written since the harvest */
+	uint32_t *cow;	      /* per page: see the invariants */
+	const uint64_t *pfns; /* the armed epoch's pages */
+	size_t n;
+	uint8_t *dst; /* and its staging */
+	int armed, busy, cow_left, err;
+	uint64_t faults, fault_copies;
+};
+
+static int wp(struct tb_dom *d, uint64_t pfn, uint64_t n, bool protect)
+{
+	struct uffdio_writeprotect w = {
+		.range = { .start = d->ram_gva + pfn * TB_PAGE_SIZE,
+			   .len = n * TB_PAGE_SIZE },
+		.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+
+	while (ioctl(d->uffd, UFFDIO_WRITEPROTECT, &w))
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+	return 0;
+}
+
+static void copy_to_slot(struct tb_dom *d, uint64_t pfn, uint32_t slot)
+{
+	memcpy(d->sync->dst + (size_t)slot * TB_PAGE_SIZE,
+	       d->ram + pfn * TB_PAGE_SIZE, TB_PAGE_SIZE);
+}
+
+/* A guest write to @pfn is waiting: copy first if armed, then let it go. */
+static void serve_fault(struct tb_dom *d, uint64_t pfn)
+{
+	struct tb_sim_sync *s = d->sync;
+	uint32_t v = LD(&s->cow[pfn]);
+	int rc;
+
+	while (v) {
+		if (v != COW_BUSY &&
+		    __atomic_compare_exchange_n(&s->cow[pfn], &v, COW_BUSY,
+						false, __ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST)) {
+			copy_to_slot(d, pfn, v - 1);
+			ST(&s->cow[pfn], 0);
+			__atomic_sub_fetch(&s->cow_left, 1, __ATOMIC_SEQ_CST);
+			__atomic_add_fetch(&s->fault_copies, 1,
+					   __ATOMIC_RELAXED);
+			break;
+		}
+		if (v == COW_BUSY) /* a copy thread has it: a page's worth */
+			sched_yield();
+		v = LD(&s->cow[pfn]);
+	}
+	rc = wp(d, pfn, 1, false);
+	if (rc)
+		ST(&s->err, rc);
+	__atomic_or_fetch(&s->dirty[pfn / 64], 1ull << (pfn % 64),
+			  __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&s->faults, 1, __ATOMIC_RELAXED);
+}
+
+static void *fault_main(void *arg)
+{
+	struct tb_dom *d = arg;
+	struct tb_sim_sync *s = d->sync;
+	struct uffd_msg m[MSG_BATCH];
+	ssize_t n, i;
+
+	for (;;) {
+		struct pollfd p[2] = { { d->uffd, POLLIN, 0 },
+				       { s->stop_fd, POLLIN, 0 } };
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			break;
+		if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL))
+			break;
+		INC(&s->busy);
+		n = read(d->uffd, m, sizeof(m));
+		for (i = 0; n > 0 && i < n / (ssize_t)sizeof(m[0]); i++) {
+			uint64_t a = m[i].arg.pagefault.address;
+
+			if (m[i].event != UFFD_EVENT_PAGEFAULT ||
+			    !(m[i].arg.pagefault.flags &
+			      UFFD_PAGEFAULT_FLAG_WP) ||
+			    a < d->ram_gva || a >= d->ram_gva + d->ram_size) {
+				ST(&s->err, -EPROTO);
+				continue;
+			}
+			serve_fault(d, (a - d->ram_gva) / TB_PAGE_SIZE);
+		}
+		__atomic_sub_fetch(&s->busy, 1, __ATOMIC_SEQ_CST);
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			break;
+	}
+	return NULL;
+}
+
+int tb_sim_sync_setup(struct tb_dom *d)
+{
+	struct tb_sim_sync *s = calloc(1, sizeof(*s));
+	size_t words = (size_t)((d->nr_pages + 63) / 64);
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	d->sync = s;
+	s->stop_fd = eventfd(0, EFD_CLOEXEC);
+	s->dirty = calloc(words, sizeof(*s->dirty));
+	s->cow = calloc(d->nr_pages, sizeof(*s->cow));
+	if (s->stop_fd < 0 || !s->dirty || !s->cow)
+		return -ENOMEM;
+	rc = -pthread_create(&s->thr, NULL, fault_main, d);
+	if (rc)
+		return rc;
+	s->thr_started = true;
+	/* from here every write is seen: all pages start clean */
+	return wp(d, 0, d->nr_pages, true);
+}
+
+void tb_sim_sync_free(struct tb_dom *d)
+{
+	struct tb_sim_sync *s = d->sync;
+	uint64_t one = 1;
+
+	if (!s)
+		return;
+	if (s->thr_started) {
+		if (write(s->stop_fd, &one, sizeof(one)) != sizeof(one))
+			abort(); /* an eventfd write of 1 cannot fail */
+		pthread_join(s->thr, NULL);
+	}
+	if (s->stop_fd >= 0)
+		close(s->stop_fd);
+	free(s->dirty);
+	free(s->cow);
+	free(s);
+	d->sync = NULL;
+}
+
+int tb_sim_sync_harvest(struct tb_dom *d, struct tb_bitmap *out)
+{
+	struct tb_sim_sync *s = d->sync;
+	size_t w, words = (size_t)((d->nr_pages + 63) / 64);
+	uint64_t v, run = 0, len = 0, pfn;
+	int rc = 0, b;
+
+	if (d->suspended)
+		while (LD(&s->busy))
+			sched_yield();
+	for (w = 0; w < words && !rc; w++) {
+		if (!LD(&s->dirty[w]))
+			continue;
+		v = __atomic_exchange_n(&s->dirty[w], 0, __ATOMIC_SEQ_CST);
+		if (out)
+			out->words[w] |= v;
+		while (v && !rc) {
+			b = __builtin_ctzll(v);
+			v &= v - 1;
+			pfn = (uint64_t)w * 64 + (unsigned)b;
+			if (len && run + len == pfn) {
+				len++;
+				continue;
+			}
+			if (len)
+				rc = wp(d, run, len, true);
+			run = pfn;
+			len = 1;
+		}
+	}
+	if (!rc && len)
+		rc = wp(d, run, len, true);
+	if (!rc)
+		rc = LD(&s->err);
+	if (rc)
+		tb_backend_set_reason("sim: uffd-wp sync: %s", strerror(-rc));
+	return rc;
+}
+
+static bool cow_claim(void *ctx, size_t i, uint64_t pfn)
+{
+	struct tb_sim_sync *s = ((struct tb_dom *)ctx)->sync;
+	uint32_t v = (uint32_t)i + 1;
+
+	return __atomic_compare_exchange_n(&s->cow[pfn], &v, COW_BUSY, false,
+					   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+
+static void cow_done(void *ctx, size_t i, uint64_t pfn)
+{
+	struct tb_sim_sync *s = ((struct tb_dom *)ctx)->sync;
+
+	(void)i;
+	ST(&s->cow[pfn], 0);
+	__atomic_sub_fetch(&s->cow_left, 1, __ATOMIC_SEQ_CST);
+}
+
+void tb_sim_sync_stats(struct tb_dom *d, struct tb_dom_stats *st)
+{
+	if (!d->sync)
+		return;
+	st->wp_faults = __atomic_load_n(&d->sync->faults, __ATOMIC_RELAXED);
+	st->cow_fault_copies =
+		__atomic_load_n(&d->sync->fault_copies, __ATOMIC_RELAXED);
+}
+
+int tb_sim_cow_arm(struct tb_dom *d, const uint64_t *pfns, size_t n, void *dst)
+{
+	struct tb_sim_sync *s = d->sync;
+	size_t i;
+
+	if (!s) {
+		tb_backend_set_reason(
+			"sim: copy-on-write needs uffd-wp sync tracking (tiber-simguest --dirty-mech uffd-sync)");
+		return -ENOTSUP;
+	}
+	if (!d->suspended || LD(&s->armed) || n >= COW_BUSY) {
+		tb_backend_set_reason("sim: cow_arm: %s",
+				      !d->suspended ? "guest not suspended" :
+				      LD(&s->armed) ? "already armed" :
+						      "too many pages");
+		return -EINVAL;
+	}
+	for (i = 0; i < n; i++) {
+		if (pfns[i] >= d->nr_pages || (i && pfns[i] <= pfns[i - 1])) {
+			tb_backend_set_reason(
+				"sim: cow_arm: bad pfn list at %zu", i);
+			while (i--)
+				ST(&s->cow[pfns[i]], 0);
+			return -EINVAL;
+		}
+		ST(&s->cow[pfns[i]], (uint32_t)i + 1);
+	}
+	s->pfns = pfns;
+	s->n = n;
+	s->dst = dst;
+	ST(&s->cow_left, (int)n);
+	ST(&s->armed, 1);
+	return 0;
+}
+
+int tb_sim_cow_finish(struct tb_dom *d)
+{
+	struct tb_sim_sync *s = d->sync;
+	const struct tb_copy_claim cl = { cow_claim, cow_done, d };
+
+	if (!s || !LD(&s->armed)) {
+		tb_backend_set_reason("sim: cow_finish: not armed");
+		return -EINVAL;
+	}
+	tb_copy_pool_copy_claimed(&d->pool, s->pfns, s->n, s->dst, &cl);
+	while (LD(&s->cow_left))
+		sched_yield(); /* the fault thread's copies under way */
+	ST(&s->armed, 0);
+	stat_inc(d, &d->st.pages_copied, s->n);
+	return 0;
+}
