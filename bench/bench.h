@@ -19,7 +19,10 @@ enum bench_link {
 enum bench_mode {
 	BENCH_STAGED = 0,
 	BENCH_SWP = 1, /* send-while-paused, the xl remus baseline */
+	BENCH_COW = 2, /* copy-on-write: resume before the copy */
 };
+/* "staged", "send-while-paused", "cow"; short: "stg", "swp", "cow" */
+const char *bench_mode_name(enum bench_mode m, bool shrt);
 
 /* What one run asks for. */
 struct bench_cfg {
@@ -33,7 +36,7 @@ struct bench_cfg {
 	enum bench_link link;
 	double link_gbit; /* BENCH_LINK_EMU only */
 	bool compress;
-	const char *mech;     /* uffd|bitmap */
+	const char *mech;     /* uffd|uffd-sync|bitmap */
 	double secs;	      /* steady-state seconds */
 	double deadline_s;    /* stop tiberd then (0: from RAM and secs) */
 	bool ops;	      /* also run the guest unprotected: ops ratio */

@@ -42,7 +42,9 @@ static void label(const struct bench_res *r, char *buf, size_t len)
 	else
 		snprintf(d, sizeof(d), "%g", (double)c->dirty_target);
 	snprintf(buf, len, "%s %s %s%s",
-		 c->mode == BENCH_SWP ? "swp" : "staged", d, l,
+		 c->mode == BENCH_STAGED ? "staged" :
+					   bench_mode_name(c->mode, true),
+		 d, l,
 		 bench_reached(r) ? "" : " (MISSED its dirty target)");
 }
 

@@ -843,7 +843,7 @@ int bench_run(struct bench_env *env, const struct bench_cfg *c,
 	argv[argc++] = "--control";
 	argv[argc++] = ctl;
 	argv[argc++] = "--mode";
-	argv[argc++] = c->mode == BENCH_SWP ? "send-while-paused" : "staged";
+	argv[argc++] = (char *)bench_mode_name(c->mode, false);
 	argv[argc++] = "--dirty-mech";
 	argv[argc++] = (char *)c->mech;
 	/* the steady state does not depend on how the first sync went */
