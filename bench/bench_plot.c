@@ -44,8 +44,7 @@ static void label(const struct bench_res *r, char *buf, size_t len)
 	snprintf(buf, len, "%s %s %s%s",
 		 c->mode == BENCH_STAGED ? "staged" :
 					   bench_mode_name(c->mode, true),
-		 d, l,
-		 bench_reached(r) ? "" : " (MISSED its dirty target)");
+		 d, l, bench_reached(r) ? "" : " (MISSED its dirty target)");
 }
 
 static int cmp_dbl(const void *a, const void *b)

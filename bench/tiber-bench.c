@@ -430,7 +430,8 @@ static void print_table(FILE *f, bool md)
 				fprintf(f,
 					"%-8s %-5s %4g %7" PRIu64
 					" FAILED: %s\n",
-					c->sweep, bench_mode_name(c->mode, true),
+					c->sweep,
+					bench_mode_name(c->mode, true),
 					c->rate_hz, c->dirty_target, r->err);
 			continue;
 		}
@@ -448,7 +449,8 @@ static void print_table(FILE *f, bool md)
 			     " %8.0f %8.0f %8.0f %7.0f %7.0f %7.0f %8.0f %8.0f %6s %8.0f %5" PRIu64
 			     " %6.1f %8.1f %8.1f %5s\n",
 			c->sweep,
-			md ? mode_name(c->mode) : (bench_mode_name(c->mode, true)),
+			md ? mode_name(c->mode) :
+			     (bench_mode_name(c->mode, true)),
 			c->rate_hz, c->dirty_target,
 			c->flatout ? (md ? " (flat out)" : "*") :
 				     (md ? "" : " "),

@@ -122,7 +122,7 @@ static void *fault_main(void *arg)
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
 			break;
 		if (p[1].revents)
-			break;
+			return NULL; /* stopped */
 		if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL))
 			break;
 		INC(&s->busy);
@@ -143,6 +143,8 @@ static void *fault_main(void *arg)
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			break;
 	}
+	/* nobody serves the guest's writes now: every harvest fails */
+	ST(&s->err, -EIO);
 	return NULL;
 }
 
@@ -275,16 +277,17 @@ int tb_sim_cow_arm(struct tb_dom *d, const uint64_t *pfns, size_t n, void *dst)
 		if (pfns[i] >= d->nr_pages || (i && pfns[i] <= pfns[i - 1])) {
 			tb_backend_set_reason(
 				"sim: cow_arm: bad pfn list at %zu", i);
-			while (i--)
-				ST(&s->cow[pfns[i]], 0);
 			return -EINVAL;
 		}
-		ST(&s->cow[pfns[i]], (uint32_t)i + 1);
 	}
+	/* the job before its marks: a fault still queued from before a
+	 * pause-mode stop may be served while we arm */
 	s->pfns = pfns;
 	s->n = n;
 	s->dst = dst;
 	ST(&s->cow_left, (int)n);
+	for (i = 0; i < n; i++)
+		ST(&s->cow[pfns[i]], (uint32_t)i + 1);
 	ST(&s->armed, 1);
 	return 0;
 }
