@@ -541,6 +541,8 @@ struct headlines {
 	/* sweep "disk": the base guest without / with a disk writer */
 	const struct bench_res *dnone, *d50, *dmax;
 	const struct bench_res *tls_off, *tls_on; /* sweep "tls" */
+	/* sweep "cow": [0..2] = 1k, 10k, 100k pages; staged and cow */
+	const struct bench_res *cstg[3], *ccow[3];
 	const struct bench_res *r1k, *r10k, *s10g, *w10g, *rflat, *rbase;
 	const struct bench_res *seq, *weq;
 };
@@ -624,6 +626,16 @@ static void compute_headlines(struct headlines *h)
 			else
 				h->d50 = r;
 		}
+		if (r->ok && !strcmp(r->cfg.sweep, "cow")) {
+			unsigned k = r->cfg.dirty_target >= 100000 ? 2 :
+				     r->cfg.dirty_target >= 10000  ? 1 :
+								     0;
+
+			if (r->cfg.mode == BENCH_COW)
+				h->ccow[k] = r;
+			else
+				h->cstg[k] = r;
+		}
 		if (bench_reached(r) && !strcmp(r->cfg.sweep, "equal")) {
 			if (r->cfg.mode == BENCH_SWP)
 				h->weq = r;
@@ -692,6 +704,47 @@ static void print_disk(FILE *f, const struct headlines *h, const char *li)
 		    h->dmax && h->dnone ? ratio(h->dmax->ph[PH_PAUSE].p99,
 						h->dnone->ph[PH_PAUSE].p99) :
 					  NAN));
+}
+
+/* Copy-on-write against staged (sweep "cow"): a missed dirty target is
+ * said, and such a pair is not a headline figure. */
+static void print_cow(FILE *f, const struct headlines *h, const char *li)
+{
+	static const char *const nm[] = { "1k", "10k", "100k" };
+	double lo = NAN, hi = NAN, p;
+	char a[32], b[32];
+	unsigned k;
+
+	for (k = 0; k < 3; k++) {
+		const struct bench_res *c = h->ccow[k], *s = h->cstg[k];
+
+		if (!c || !s)
+			continue;
+		fprintf(f,
+			"%scow / staged pause p99 at %s pages (%g Hz, uffd-wp sync): %s (%.0f us / %.0f us; p50 %s: %.0f us / %.0f us; dirty p50 %.0f / %.0f; achieved %.1f / %.1f Hz)%s\n",
+			li, nm[k], c->cfg.rate_hz,
+			fmt(a, sizeof(a), 3,
+			    ratio(c->ph[PH_PAUSE].p99, s->ph[PH_PAUSE].p99)),
+			US(c->ph[PH_PAUSE].p99), US(s->ph[PH_PAUSE].p99),
+			fmt(b, sizeof(b), 3,
+			    ratio(c->ph[PH_PAUSE].p50, s->ph[PH_PAUSE].p50)),
+			US(c->ph[PH_PAUSE].p50), US(s->ph[PH_PAUSE].p50),
+			c->ph[PH_DIRTY].p50, s->ph[PH_DIRTY].p50,
+			c->achieved_hz, s->achieved_hz,
+			bench_reached(c) && bench_reached(s) ?
+				"" :
+				" (MISSED its dirty target: not a headline)");
+		if (!bench_reached(c))
+			continue;
+		p = c->ph[PH_PAUSE].p99;
+		lo = isnan(lo) || p < lo ? p : lo;
+		hi = isnan(hi) || p > hi ? p : hi;
+	}
+	if (!isnan(lo))
+		fprintf(f,
+			"%scow pause p99, largest / smallest over the dirty sets reached: %s (%s us / %.0f us)\n",
+			li, fmt(a, sizeof(a), 2, ratio(hi, lo)),
+			fmt(b, sizeof(b), 0, US(hi)), US(lo));
 }
 
 static void print_headlines(FILE *f, const struct headlines *h, bool md)
@@ -767,6 +820,7 @@ static void print_headlines(FILE *f, const struct headlines *h, bool md)
 		    h->rflat ? h->rflat->ops_unprotected : NAN),
 		fmt(d, sizeof(d), 3, h->ops_base));
 	print_disk(f, h, li);
+	print_cow(f, h, li);
 }
 
 /* ---------------------------------------------------------------- machine */
@@ -1006,7 +1060,7 @@ static const char usage[] =
 static const char *const sweeps[] = { "quick",	    "dirty", "rate", "ops",
 				      "content",    "ram",   "link", "equal",
 				      "compress",   "mech",  "tls",  "disk",
-				      "saturation", NULL };
+				      "saturation", "cow",   NULL };
 
 /* --only: every name a sweep's */
 static const char *check_only(const void *value)
@@ -1066,7 +1120,7 @@ int main(int argc, char **argv)
 		  .type = TB_OPT_STR,
 		  .dst = &only,
 		  .arg = "SWEEP,...",
-		  .help = "run only these sweeps: quick, dirty, rate, ops, content, ram, link, equal, compress, mech, tls, disk, saturation",
+		  .help = "run only these sweeps: quick, dirty, rate, ops, content, ram, link, equal, compress, mech, tls, disk, saturation, cow",
 		  .check = check_only },
 		{ .key = "secs",
 		  .type = TB_OPT_DOUBLE,

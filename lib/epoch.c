@@ -134,6 +134,10 @@ void tb_eng_queue_push(struct tb_engine *e, struct job *j)
 
 /* ---------------------------------------------------------- checkpoint */
 
+/* mode cow: the running harvests before a suspend (see checkpoint) */
+#define COW_PREARM_PASSES 3
+#define COW_PREARM_NS	  (500 * TB_NSEC_PER_USEC)
+
 /*
  * Resume with the engine's resume kind; log if it fails.
  * A guest must never be left suspended: if the fast (cooperative) resume
@@ -213,9 +217,19 @@ int tb_eng_checkpoint(struct tb_engine *e, struct job *j,
 	if (cow && !already_suspended) {
 		/* Re-protect what was written so far while the guest runs:
 		 * the paused harvest then only has the pages written since
-		 * (copy-on-write needs every dirty page protected). */
-		rec->t_prearm = tb_now_ns();
-		rc = ops->harvest_dirty(e->dom, &e->dirty);
+		 * (copy-on-write needs every dirty page protected).  A pass
+		 * that took long let the guest dirty more meanwhile: up to
+		 * COW_PREARM_PASSES, until one takes under COW_PREARM_NS. */
+		int64_t t = rec->t_prearm = tb_now_ns(), t2;
+		unsigned pass = 0;
+
+		do {
+			rc = ops->harvest_dirty(e->dom, &e->dirty);
+			t2 = tb_now_ns();
+			if (t2 - t < COW_PREARM_NS)
+				break;
+			t = t2;
+		} while (!rc && ++pass < COW_PREARM_PASSES);
 		if (rc) {
 			tb_err_rc(rc,
 				  "dom=%u epoch=%" PRIu64 " dirty harvest: %s",
