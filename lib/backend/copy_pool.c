@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * The copy-thread pool (copy_pool.h): helpers wait on a futex for a job
- * generation; the caller and the helpers that are awake claim chunks of
+ * generation (woken early by a prewake, which bumps the generation with
+ * no job and makes them spin a while); the caller and the helpers that
+ * are awake claim chunks of
  * TB_COPY_CHUNK pages one at a time until none is left, and the caller
  * returns once every chunk is copied.
  *
@@ -30,9 +32,13 @@
 
 #define COPY_MT_MIN 256
 
-static void spin_wait_ne(int *w, int old)
+/* Wait for *@w to leave @old: spin 20 us, or until @warm_until. */
+static void spin_wait_ne(int *w, int old, const int64_t *warm_until)
 {
 	int64_t until = tb_now_ns() + 20 * TB_NSEC_PER_USEC;
+
+	if (warm_until && LD(warm_until) > until)
+		until = LD(warm_until);
 
 	while (LD(w) == old && tb_now_ns() < until)
 		__builtin_ia32_pause();
@@ -93,7 +99,7 @@ static void *copy_worker(void *arg)
 	int gen = 0;
 
 	for (;;) {
-		spin_wait_ne(&p->gen, gen);
+		spin_wait_ne(&p->gen, gen, &p->warm_until);
 		gen = LD(&p->gen);
 		if (LD(&p->stop))
 			break;
@@ -130,6 +136,17 @@ int tb_copy_pool_start_paged(struct tb_copy_pool *p, unsigned helpers,
 	p->page = page;
 	p->ctx = ctx;
 	return start(p, helpers);
+}
+
+void tb_copy_pool_prewake(struct tb_copy_pool *p)
+{
+	if (!p->n)
+		return;
+	ST(&p->warm_until, tb_now_ns() + TB_COPY_WARM_NS);
+	/* a generation without a job: woken helpers find nothing to claim
+	 * (next still carries the last job's) and spin for the next one */
+	INC(&p->gen);
+	tb_futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }
 
 void tb_copy_pool_stop(struct tb_copy_pool *p)
@@ -176,6 +193,7 @@ void tb_copy_pool_copy_claimed(struct tb_copy_pool *p, const uint64_t *pfns,
 			       size_t n, uint8_t *dst,
 			       const struct tb_copy_claim *cl)
 {
+	ST(&p->warm_until, 0); /* after this job, helpers rest again */
 	if (n >= COPY_MT_MIN && p->n)
 		fan_out(p, pfns, n, dst, cl);
 	else

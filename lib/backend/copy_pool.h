@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tiber/common.h"
+
 #define TB_COPY_POOL_MAX_HELPERS 8
 #define TB_COPY_CHUNK		 64 /* pages taken at a time */
 
@@ -49,6 +51,7 @@ struct tb_copy_pool {
 	 * is a compare-and-swap, so one for an older job fails */
 	uint64_t next;
 	int stop;
+	int64_t warm_until; /* helpers spin for a job until then (ns) */
 	const uint64_t *pfns;
 	size_t npages;
 	uint8_t *dst;
@@ -68,6 +71,13 @@ int tb_copy_pool_start(struct tb_copy_pool *p, unsigned helpers,
 /* The same, for a source that @page finds page by page. */
 int tb_copy_pool_start_paged(struct tb_copy_pool *p, unsigned helpers,
 			     tb_copy_page_fn page, void *ctx);
+/*
+ * A copy is coming (the guest just suspended; the harvest runs first):
+ * wake the helpers now and let them spin for the job up to
+ * TB_COPY_WARM_NS, so the copy does not wait for a cross-CPU wakeup.
+ */
+#define TB_COPY_WARM_NS (2 * TB_NSEC_PER_MSEC)
+void tb_copy_pool_prewake(struct tb_copy_pool *p);
 /* Stop and join the helpers; a no-op on a pool without any. */
 void tb_copy_pool_stop(struct tb_copy_pool *p);
 /*

@@ -190,6 +190,7 @@ static int await_paused(struct tb_dom *d, int64_t deadline_ns)
 	d->st.t_wake_ns = tb_now_ns();
 	ST(&d->ctrl->state, TB_SIM_PAUSED);
 	d->suspended = true;
+	tb_copy_pool_prewake(&d->pool);
 	stat_inc(d, &d->st.suspends, 1);
 	return 0;
 }
@@ -245,6 +246,7 @@ int tb_sim_await_suspended(struct tb_dom *d, int64_t deadline_ns)
 	if (rc == 0) {
 		d->st.t_wake_ns = tb_now_ns();
 		d->suspended = true;
+		tb_copy_pool_prewake(&d->pool); /* the copy comes next */
 		stat_inc(d, &d->st.suspends, 1);
 		return 0;
 	}

@@ -394,6 +394,7 @@ static int await_suspended(struct tb_dom *d, int64_t deadline_ns)
 			return -EINVAL;
 		d->st.t_wake_ns = tb_now_ns();
 		d->suspended = true;
+		tb_copy_pool_prewake(&d->pool);
 		d->requested = false;
 		d->st.suspends++;
 		return 0;
@@ -405,6 +406,7 @@ static int await_suspended(struct tb_dom *d, int64_t deadline_ns)
 	if (!rc) {
 		d->requested = false;
 		d->suspended = true;
+		tb_copy_pool_prewake(&d->pool); /* the copy comes next */
 		d->st.suspends++;
 		return 0;
 	}

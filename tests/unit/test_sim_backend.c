@@ -934,6 +934,8 @@ START_TEST(copy_pool_flat_and_paged)
 					 0);
 			for (k = 0; k < TB_ARRAY_SIZE(lens); k++) {
 				memset(dst, 0xa5, lens[k] * TB_PAGE_SIZE);
+				if (k) /* helpers woken early, job later */
+					tb_copy_pool_prewake(&p);
 				tb_copy_pool_copy(&p, pfns, lens[k], dst);
 				for (i = 0; i < lens[k]; i++) {
 					uint8_t *got = dst + i * TB_PAGE_SIZE;
