@@ -113,6 +113,7 @@ static int start(struct tb_copy_pool *p, unsigned helpers)
 	unsigned i;
 
 	p->n = 0;
+	p->spin_ok = sysconf(_SC_NPROCESSORS_ONLN) > 1;
 	for (i = 0; i < helpers && i < TB_COPY_POOL_MAX_HELPERS; i++) {
 		if (pthread_create(&p->thr[i], NULL, copy_worker, p))
 			return -EAGAIN;
@@ -140,7 +141,7 @@ int tb_copy_pool_start_paged(struct tb_copy_pool *p, unsigned helpers,
 
 void tb_copy_pool_prewake(struct tb_copy_pool *p)
 {
-	if (!p->n)
+	if (!p->n || !p->spin_ok)
 		return;
 	ST(&p->warm_until, tb_now_ns() + TB_COPY_WARM_NS);
 	/* a generation without a job: woken helpers find nothing to claim

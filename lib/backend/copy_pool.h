@@ -52,6 +52,8 @@ struct tb_copy_pool {
 	uint64_t next;
 	int stop;
 	int64_t warm_until; /* helpers spin for a job until then (ns) */
+	bool spin_ok;	    /* more than one CPU: a spinning helper does
+			       not take the CPU the caller needs */
 	const uint64_t *pfns;
 	size_t npages;
 	uint8_t *dst;
@@ -75,6 +77,8 @@ int tb_copy_pool_start_paged(struct tb_copy_pool *p, unsigned helpers,
  * A copy is coming (the guest just suspended; the harvest runs first):
  * wake the helpers now and let them spin for the job up to
  * TB_COPY_WARM_NS, so the copy does not wait for a cross-CPU wakeup.
+ * A no-op on a host with one CPU (a dom0 with one vCPU), where a spinning
+ * helper would only delay the harvest.
  */
 #define TB_COPY_WARM_NS (2 * TB_NSEC_PER_MSEC)
 void tb_copy_pool_prewake(struct tb_copy_pool *p);

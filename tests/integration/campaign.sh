@@ -13,7 +13,11 @@
 # KIND: stop_primary stop_backup link_down drop_to_backup drop_to_primary
 #       kill_primary kill_backup fence_fail
 # negative: failover without fencing and release on backup loss (the
-# control the observer must catch).  Prints one "trial: ..." line;
+# control the observer must catch).
+# Both sides declare the peer lost after 1 s of silence (the default):
+# with 500 ms, three make checks side by side starved a primary that
+# long before its fault, the backup rightly fenced it and failed over,
+# and the trial could not start.  Prints one "trial: ..." line;
 # returns 0 ok, 1 broken, 2 observer violation.
 
 CAMPAIGN_KINDS=(stop_primary stop_backup link_down drop_to_backup
@@ -54,7 +58,7 @@ trial() {
 	mkdir -p "$d"
 	[ -n "$neg" ] && { fo=unsafe-auto; pol=release; }
 	ip netns exec "$NS_B" "$BIN/tiber-replicator" "${TLS_ARGS[@]}" --listen "${NET}2:0" \
-		--heartbeat-timeout 500ms --failover "$fo" \
+		--heartbeat-timeout 1s --failover "$fo" \
 		--fence-cmd "$ROOT/scripts/fence-pids.sh $d/primary.pids" \
 		--fence-retry 1s --control "$d/r.ctl" --status-file "$d/failover.json" \
 		--restore-args "--kv-listen unix:$d/kvB.sock --stats-interval 0" \
@@ -69,7 +73,7 @@ trial() {
 	WAIT_S=10 wait_for test -S "$d/kvA.sock" || { echo "trial: guest did not start"; kill -9 $rp $gp; return 1; }
 	addr=$(sed -n 's/.*listening on \([^ ]*\) .*/\1/p' "$d/r.log" | head -1)
 	ip netns exec "$NS_A" "$BIN/tiberd" "${TLS_ARGS[@]}" --backend sim --guest "$d/g.sock" \
-		--backup "$addr" --rate 100 --heartbeat-timeout 500ms \
+		--backup "$addr" --rate 100 --heartbeat-timeout 1s \
 		--reconnect-interval 200ms --on-backup-loss "$pol" \
 		--control "$d/d.ctl" >"$d/d.log" 2>&1 &
 	dp=$!
