@@ -37,6 +37,7 @@ struct bench_cfg {
 	double link_gbit; /* BENCH_LINK_EMU only */
 	bool compress;
 	const char *mech;     /* uffd|uffd-sync|bitmap */
+	unsigned threads;     /* guest vCPU threads (0: the guest's 1) */
 	double secs;	      /* steady-state seconds */
 	double deadline_s;    /* stop tiberd then (0: from RAM and secs) */
 	bool ops;	      /* also run the guest unprotected: ops ratio */

@@ -428,7 +428,7 @@ struct guest {
 static int start_guest(struct bench_env *env, const struct bench_cfg *c,
 		       struct guest *g, const char *tag)
 {
-	char ram[32], rate[32], wss[32], dw[32], *argv[40];
+	char ram[32], rate[32], wss[32], dw[32], thr[16], *argv[40];
 	uint64_t ram_pages = c->guest_mib << 8, wss_pages, dirty_rate;
 	int pfd[2], argc = 0, rc;
 	struct pollfd p;
@@ -471,6 +471,11 @@ static int start_guest(struct bench_env *env, const struct bench_cfg *c,
 	argv[argc++] = (char *)c->content;
 	argv[argc++] = "--dirty-mech";
 	argv[argc++] = (char *)c->mech;
+	if (c->threads) {
+		snprintf(thr, sizeof(thr), "%u", c->threads);
+		argv[argc++] = "--threads";
+		argv[argc++] = thr;
+	}
 	argv[argc++] = "--stats-interval";
 	argv[argc++] = "0";
 	argv[argc++] = "--stats-file";

@@ -150,6 +150,11 @@ void tb_copy_pool_prewake(struct tb_copy_pool *p)
 	tb_futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }
 
+void tb_copy_pool_rest(struct tb_copy_pool *p)
+{
+	ST(&p->warm_until, 0);
+}
+
 void tb_copy_pool_stop(struct tb_copy_pool *p)
 {
 	unsigned i;

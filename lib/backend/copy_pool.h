@@ -82,6 +82,9 @@ int tb_copy_pool_start_paged(struct tb_copy_pool *p, unsigned helpers,
  */
 #define TB_COPY_WARM_NS (2 * TB_NSEC_PER_MSEC)
 void tb_copy_pool_prewake(struct tb_copy_pool *p);
+/* No copy before the guest runs again after all (copy-on-write): the
+ * helpers stop spinning (they would take a CPU from the resume). */
+void tb_copy_pool_rest(struct tb_copy_pool *p);
 /* Stop and join the helpers; a no-op on a pool without any. */
 void tb_copy_pool_stop(struct tb_copy_pool *p);
 /*

@@ -289,6 +289,9 @@ int tb_sim_cow_arm(struct tb_dom *d, const uint64_t *pfns, size_t n, void *dst)
 	for (i = 0; i < n; i++)
 		ST(&s->cow[pfns[i]], (uint32_t)i + 1);
 	ST(&s->armed, 1);
+	/* woken at the suspend for a copy that now comes after the resume:
+	 * spinning, they would compete with it */
+	tb_copy_pool_rest(&d->pool);
 	return 0;
 }
 
