@@ -36,8 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_ARGS 32
 
-static const char *const modes[] = { "staged", "send-while-paused", "cow",
-				     "auto", NULL };
+static const char *const modes[] = { "staged", "send-while-paused", "auto",
+				     NULL };
 static const struct tb_opt_word max_word[] = { { "max", UINT64_MAX },
 					       { NULL, 0 } };
 static const struct tb_opt_word off_word[] = { { "off", 0 },
