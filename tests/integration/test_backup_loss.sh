@@ -24,9 +24,19 @@ state_is isolated || fail "output released without fencing or an operator (state
 WAIT_S=10 wait_for state_is unprotected || fail "operator release not applied"
 grep -q "operator release" "$T/d.log" || fail "operator release not logged"
 # The guest runs on: its progress counter moves.
-p1=$(kill -USR1 "$GUEST_PID"; sleep 0.3; grep -o 'progress=[0-9]*' "$T/g.log" | tail -1 | cut -d= -f2)
+# (each SIGUSR1 makes the guest print one stats line: wait for it, a
+# fixed 0.3 s was too short beside other make checks and read the
+# previous line twice)
+progress() {
+	local n
+	n=$(grep -c 'progress=' "$T/g.log")
+	kill -USR1 "$GUEST_PID"
+	WAIT_S=10 wait_for eval '[ "$(grep -c progress= "$T/g.log")" -gt '"$n"' ]' || return 1
+	grep -o 'progress=[0-9]*' "$T/g.log" | tail -1 | cut -d= -f2
+}
+p1=$(progress)
 sleep 0.5
-p2=$(kill -USR1 "$GUEST_PID"; sleep 0.3; grep -o 'progress=[0-9]*' "$T/g.log" | tail -1 | cut -d= -f2)
+p2=$(progress)
 [ -n "$p1" ] && [ -n "$p2" ] && [ "$p2" -gt "$p1" ] || fail "guest not progressing ($p1 -> $p2)"
 
 "$BIN/tiber-replicator" "${TLS_ARGS[@]}" --listen "$PORT_ADDR" --failover no >"$T/repl2.log" 2>&1 &
