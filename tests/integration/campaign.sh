@@ -114,7 +114,10 @@ trial() {
 	else
 		case $kind in
 		kill_backup) want=isolated; got=$(ctl_field "$d/d.ctl" state) ;;
-		fence_fail) want=primary_lost; got=$(ctl_field "$d/r.ctl" state)
+		fence_fail) want=primary_lost
+			# detection, then the failing fence command: wait
+			WAIT_S=10 wait_for eval '[ "$(ctl_field "$d/r.ctl" state)" = primary_lost ]'
+			got=$(ctl_field "$d/r.ctl" state)
 			[ "$(ctl_field "$d/r.ctl" fence_failures)" -ge 1 ] 2>/dev/null || rc=1 ;;
 		*) want=protected
 			CTL=$d/d.ctl WAIT_S=15 wait_for state_is protected
