@@ -579,6 +579,37 @@ START_TEST(bitmap_fallback_forced)
 }
 END_TEST
 
+/*
+ * Suspend @d, harvest into @got (OR-ed: bits already there stay), copy
+ * all of RAM into @now and count the pages that differ from @before
+ * (NULL: the first round, nothing to compare); every one of them must
+ * be in @got.  The guest stays suspended.
+ */
+static uint64_t suspend_check_content(struct tb_dom *d, uint64_t nr,
+				      const uint64_t *all,
+				      struct tb_bitmap *got,
+				      const uint8_t *before, uint8_t *now,
+				      const char *what, unsigned r)
+{
+	uint64_t i, changed = 0;
+
+	ck_assert_int_eq(ops->request_suspend(d), 0);
+	ck_assert_int_eq(
+		ops->await_suspended(d, tb_now_ns() + 5 * TB_NSEC_PER_SEC), 0);
+	ck_assert_int_eq(ops->harvest_dirty(d, got), 0);
+	ck_assert_int_eq(ops->copy_pages(d, all, nr, now), 0);
+	for (i = 0; before && i < nr; i++) {
+		if (!memcmp(before + i * TB_PAGE_SIZE, now + i * TB_PAGE_SIZE,
+			    TB_PAGE_SIZE))
+			continue;
+		changed++;
+		ck_assert_msg(tb_bitmap_test(got, i),
+			      "%s round %u: page %llu changed but not reported",
+			      what, r, (unsigned long long)i);
+	}
+	return changed;
+}
+
 /* Every page whose content changed between two pauses must be in the
  * harvest: an oracle that does not share the tracker's code. */
 static void dirty_vs_content(const char *const *args, const char *mech,
@@ -604,23 +635,9 @@ static void dirty_vs_content(const char *const *args, const char *mech,
 	for (i = 0; i < info.nr_pages; i++)
 		pfns[i] = i;
 	for (r = 0; r <= rounds; r++) {
-		ck_assert_int_eq(ops->request_suspend(d), 0);
-		ck_assert_int_eq(ops->await_suspended(
-					 d, tb_now_ns() + 5 * TB_NSEC_PER_SEC),
-				 0);
 		tb_bitmap_clear_all(&got);
-		ck_assert_int_eq(ops->harvest_dirty(d, &got), 0);
-		ck_assert_int_eq(ops->copy_pages(d, pfns, info.nr_pages, b), 0);
-		for (i = 0; r && i < info.nr_pages; i++) {
-			if (!memcmp(a + i * TB_PAGE_SIZE, b + i * TB_PAGE_SIZE,
-				    TB_PAGE_SIZE))
-				continue;
-			changed++;
-			ck_assert_msg(
-				tb_bitmap_test(&got, i),
-				"%s round %u: page %llu changed but not reported",
-				mech, r, (unsigned long long)i);
-		}
+		changed += suspend_check_content(d, info.nr_pages, pfns, &got,
+						 r ? a : NULL, b, mech, r);
 		t = a, a = b, b = t;
 		ck_assert_int_eq(ops->resume(d, true), 0);
 		usleep(20000);
@@ -712,22 +729,8 @@ START_TEST(cow_image_is_the_suspended_image)
 	for (r = 0; r <= rounds; r++) {
 		wait_progress(d, 200);
 		ck_assert_int_eq(ops->harvest_dirty(d, &got), 0);
-		ck_assert_int_eq(ops->request_suspend(d), 0);
-		ck_assert_int_eq(ops->await_suspended(
-					 d, tb_now_ns() + 5 * TB_NSEC_PER_SEC),
-				 0);
-		ck_assert_int_eq(ops->harvest_dirty(d, &got), 0);
-		ck_assert_int_eq(ops->copy_pages(d, all, info.nr_pages, b), 0);
-		for (i = 0; r && i < info.nr_pages; i++) {
-			if (memcmp(a + i * TB_PAGE_SIZE, b + i * TB_PAGE_SIZE,
-				   TB_PAGE_SIZE)) {
-				changed++;
-				ck_assert_msg(
-					tb_bitmap_test(&got, i),
-					"round %u: page %llu changed but not harvested",
-					r, (unsigned long long)i);
-			}
-		}
+		changed += suspend_check_content(d, info.nr_pages, all, &got,
+						 r ? a : NULL, b, "cow", r);
 		n = tb_bitmap_to_list(&got, pfns, info.nr_pages);
 		memset(stage, 0xa5, n * TB_PAGE_SIZE);
 		ck_assert_int_eq(ops->cow_arm(d, pfns, n, stage), 0);
