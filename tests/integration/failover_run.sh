@@ -71,3 +71,24 @@ kv_run() {
 	[ $((n1 - n0)) -ge 40 ] || return 1
 	return 0
 }
+
+# kv_runs N [HOOK]: kv_run N times, gating on, killed at random points
+# 300-1199 ms into protection, into $T/run1..N (result lines appended to
+# $T/runs.txt); counts them in ok and bad.  HOOK DIR RC, if given, runs
+# after each; then a passed run's directory is removed (unless TB_KEEP).
+kv_runs() {
+	local i rc kill_ms
+	ok=0 bad=0
+	for i in $(seq 1 "$1"); do
+		kill_ms=$(( (RANDOM % 900) + 300 ))
+		kv_run "$T/run$i" yes "$kill_ms" | tee -a "$T/runs.txt"
+		rc=${PIPESTATUS[0]}
+		if [ "$rc" -eq 0 ]; then
+			ok=$((ok + 1))
+		else
+			bad=$((bad + 1)); echo "run $i FAILED, logs:"; tail -n 5 "$T/run$i"/*.log
+		fi
+		[ -z "${2:-}" ] || "$2" "$T/run$i" "$rc"
+		[ -n "${TB_KEEP:-}" ] || [ "$rc" != 0 ] || rm -rf "$T/run$i"
+	done
+}

@@ -11,25 +11,19 @@
 . "$(dirname "$0")/failover_run.sh"
 
 export KV_GUEST_ARGS="--dirty-mech uffd-sync" KV_TIBERD_ARGS="--mode cow"
-runs=${TIBER_COW_RUNS:-8}
-ok=0 bad=0 after=0 epochs=0
-for i in $(seq 1 "$runs"); do
-	kill_ms=$(( (RANDOM % 900) + 300 ))
-	kv_run "$T/run$i" yes "$kill_ms" | tee -a "$T/runs.txt"
-	case ${PIPESTATUS[0]} in
-	0) ok=$((ok + 1)) ;;
-	*) bad=$((bad + 1)); echo "run $i FAILED, logs:"; tail -n 5 "$T/run$i"/*.log ;;
-	esac
-	grep -q "mode=cow" "$T/run$i/d.log" || fail "run $i: tiberd not in mode cow"
-	grep -q "dirty_mech.*uffd-wp-sync\|dirty=uffd-wp-sync" "$T/run$i/d.log" "$T/run$i/g.log" ||
-		fail "run $i: no uffd-wp sync tracking"
+after=0 epochs=0
+check_run() { # DIR RC: tiberd ran in mode cow; count its epochs
+	local n
+	grep -q "mode=cow" "$1/d.log" || fail "$1: tiberd not in mode cow"
+	grep -q "dirty=uffd-wp-sync" "$1/g.log" || fail "$1: no uffd-wp sync tracking"
 	# epochs (not the first sync) whose copy ended after the resume
-	n=$(grep -v '"full":true' "$T/run$i/t.jsonl" |
+	n=$(grep -v '"full":true' "$1/t.jsonl" |
 		awk -F'"t_copied":' 'NF > 1 { split($2, a, "[,}]"); c = a[1] + 0
 			split($0, b, "\"t_resumed\":"); split(b[2], r, ","); if (c > r[1] + 0) n++ }
 			END { print n + 0 }')
 	after=$((after + n))
-	epochs=$((epochs + $(grep -vc '"full":true' "$T/run$i/t.jsonl")))
-done
+	epochs=$((epochs + $(grep -vc '"full":true' "$1/t.jsonl")))
+}
+kv_runs "${TIBER_COW_RUNS:-8}" check_run
 echo "cow: $ok passed, $bad failed; $after of $epochs incremental epochs copied after the resume"
 [ "$bad" -eq 0 ] && [ "$after" -gt 0 ] && [ "$after" -eq "$epochs" ]

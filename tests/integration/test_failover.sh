@@ -7,17 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/failover_run.sh"
 
-runs=${TIBER_FAILOVER_RUNS:-30}
-ok=0 bad=0
-for i in $(seq 1 "$runs"); do
-	kill_ms=$(( (RANDOM % 900) + 300 ))
-	kv_run "$T/run$i" yes "$kill_ms" | tee -a "$T/runs.txt"
-	case ${PIPESTATUS[0]} in
-	0) ok=$((ok + 1)) ;;
-	*) bad=$((bad + 1)); echo "run $i FAILED, logs:"; tail -n 5 "$T/run$i"/*.log ;;
-	esac
-	[ -n "${TB_KEEP:-}" ] || [ "${PIPESTATUS[0]:-0}" != 0 ] || rm -rf "$T/run$i"
-done
+kv_runs "${TIBER_FAILOVER_RUNS:-30}"
 stat() { # field name -> "p50=X max=Y" over the runs
 	grep -o "$1=[0-9.]*" "$T/runs.txt" | cut -d= -f2 | sort -n |
 		awk '{ v[NR] = $1 } END { if (NR) printf "p50=%.1f max=%.1f", v[int((NR + 1) / 2)], v[NR] }'
