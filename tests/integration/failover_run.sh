@@ -16,7 +16,7 @@
 # "run: ..." and returns 0 (ok), 1 (failed), 2 (consistency violation
 # seen; expected with GATE=no).
 kv_run() {
-	local d=$1 gate=$2 kill_ms=$3 rp gp dp cp end pid n0 n1 viol
+	local d=$1 gate=$2 kill_ms=$3 rp gp dp cp pid n0 n1 viol
 	mkdir -p "$d/rdisk"
 	"$BIN/tiber-replicator" "${TLS_ARGS[@]}" --listen 127.0.0.1:0 --status-file "$d/failover.json" \
 		--disk-dir "$d/rdisk" \

@@ -25,5 +25,6 @@ check_run() { # DIR RC: tiberd ran in mode cow; count its epochs
 	epochs=$((epochs + $(grep -vc '"full":true' "$1/t.jsonl")))
 }
 kv_runs "${TIBER_COW_RUNS:-8}" check_run
+# shellcheck disable=SC2154 # ok, bad: set by kv_runs
 echo "cow: $ok passed, $bad failed; $after of $epochs incremental epochs copied after the resume"
 [ "$bad" -eq 0 ] && [ "$after" -gt 0 ] && [ "$after" -eq "$epochs" ]

@@ -23,5 +23,6 @@ for i in 1 2 3; do
 	cat "$T/neg$i.txt"
 	if [ $rc -eq 2 ]; then caught=1; break; fi
 done
+# shellcheck disable=SC2154 # ok, bad: set by kv_runs
 echo "failover: $ok passed, $bad failed; negative control (gating off) caught=$caught"
 [ "$bad" -eq 0 ] && [ "$caught" -eq 1 ]
