@@ -265,13 +265,12 @@ static int fake_cow_arm(struct tb_dom *d, const uint64_t *pfns, size_t n,
 	}
 	for (i = 0; i < n; i++) {
 		if (pfns[i] >= f->nr_pages) {
-			while (i--)
-				p->cow[pfns[i]] = 0;
 			pthread_mutex_unlock(&p->lock);
 			return -EINVAL;
 		}
-		p->cow[pfns[i]] = (uint32_t)i + 1;
 	}
+	for (i = 0; i < n; i++)
+		p->cow[pfns[i]] = (uint32_t)i + 1;
 	p->cow_pfns = pfns;
 	p->cow_n = n;
 	p->cow_dst = dst;
