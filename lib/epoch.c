@@ -186,6 +186,17 @@ int tb_eng_suspend_guest(struct tb_engine *e, struct tb_epoch_rec *rec)
 	return rc;
 }
 
+/* Take the dirty bits into e->dirty; log if that fails. */
+static int harvest(struct tb_engine *e, uint64_t epoch)
+{
+	int rc = e->cfg.ops->harvest_dirty(e->dom, &e->dirty);
+
+	if (rc)
+		tb_err_rc(rc, "dom=%u epoch=%" PRIu64 " dirty harvest: %s",
+			  e->info.domid, epoch, tb_backend_reason());
+	return rc;
+}
+
 static void end_pausing(struct tb_engine *e)
 {
 	if (!atomic_load(&e->pausing))
@@ -224,16 +235,13 @@ int tb_eng_checkpoint(struct tb_engine *e, struct job *j,
 		unsigned pass = 0;
 
 		do {
-			rc = ops->harvest_dirty(e->dom, &e->dirty);
+			rc = harvest(e, j->epoch);
 			t2 = tb_now_ns();
 			if (t2 - t < COW_PREARM_NS)
 				break;
 			t = t2;
 		} while (!rc && ++pass < COW_PREARM_PASSES);
 		if (rc) {
-			tb_err_rc(rc,
-				  "dom=%u epoch=%" PRIu64 " dirty harvest: %s",
-				  e->info.domid, j->epoch, tb_backend_reason());
 			end_pausing(e);
 			return rc;
 		}
@@ -248,13 +256,10 @@ int tb_eng_checkpoint(struct tb_engine *e, struct job *j,
 		rec->t_request = rec->t_suspended = tb_now_ns();
 	}
 	/* Paused from here: only harvest, copy, state, then resume. */
-	rc = ops->harvest_dirty(e->dom, &e->dirty);
+	rc = harvest(e, j->epoch);
 	rec->t_harvested = tb_now_ns();
-	if (rc) {
-		tb_err_rc(rc, "dom=%u epoch=%" PRIu64 " dirty harvest: %s",
-			  e->info.domid, j->epoch, tb_backend_reason());
+	if (rc)
 		goto out_resume;
-	}
 	n = tb_bitmap_to_list(&e->dirty, j->pfns, j->cap);
 	j->n = n;
 	rec->dirty_pages = n;

@@ -17,9 +17,6 @@
 
 #include "tiber/simproto.h"
 
-#define LD(p)	 __atomic_load_n((p), __ATOMIC_SEQ_CST)
-#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
-
 /* *w is written, by __atomic builtins, which clang-tidy does not see */
 // NOLINTNEXTLINE(readability-non-const-parameter)
 void tb_sim_spin_lock(uint32_t *w)
@@ -87,7 +84,7 @@ static void mark(struct tb_sim_disk *k, uint64_t off, uint32_t len)
 static bool fits(const struct tb_sim_disk *k, uint64_t need)
 {
 	uint64_t head = k->head, at = head & (k->ring_size - 1);
-	uint64_t room = k->ring_size - (head - LD(&k->tail));
+	uint64_t room = k->ring_size - (head - TB_LD(&k->tail));
 
 	if (k->ring_size - at < need)
 		need += k->ring_size - at;
@@ -109,7 +106,7 @@ static int append(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
 
 	if (!len || need > k->ring_size / 2)
 		return -EMSGSIZE;
-	if (!LD(&k->mirror)) {
+	if (!TB_LD(&k->mirror)) {
 		mark(k, off, len);
 		return 0;
 	}
@@ -123,7 +120,7 @@ static int append(struct tb_sim_disk *k, uint8_t *ring, uint64_t off,
 		head += k->ring_size - at;
 		at = 0;
 	}
-	r.tag = LD(&k->cur_epoch) + 1;
+	r.tag = TB_LD(&k->cur_epoch) + 1;
 	memcpy(ring + at, &r, sizeof(r));
 	if (data)
 		memcpy(ring + at + sizeof(r), data, len);
@@ -167,7 +164,7 @@ int tb_sim_disk_peek(const struct tb_sim_disk_view *v, uint64_t upto,
 {
 	struct tb_sim_disk *k = v->k;
 	uint64_t head = __atomic_load_n(&k->head, __ATOMIC_ACQUIRE);
-	uint64_t tail = LD(&k->tail), at;
+	uint64_t tail = TB_LD(&k->tail), at;
 
 	/* the daemon trusts no index it reads: only its own ring size */
 	if (head - tail > v->ring_size)
@@ -180,7 +177,7 @@ int tb_sim_disk_peek(const struct tb_sim_disk_view *v, uint64_t upto,
 		if (rec->len)
 			break;
 		tail += v->ring_size - at; /* filler */
-		ST(&k->tail, tail);
+		TB_ST(&k->tail, tail);
 	}
 	if ((rec->flags & ~TB_SIM_DISK_REC_ZERO) ||
 	    (!(rec->flags & TB_SIM_DISK_REC_ZERO) &&
@@ -197,15 +194,17 @@ int tb_sim_disk_peek(const struct tb_sim_disk_view *v, uint64_t upto,
 void tb_sim_disk_pop(const struct tb_sim_disk_view *v,
 		     const struct tb_sim_disk_rec *rec)
 {
-	ST(&v->k->tail, LD(&v->k->tail) + rec_bytes(rec->len, rec->flags));
+	TB_ST(&v->k->tail,
+	      TB_LD(&v->k->tail) + rec_bytes(rec->len, rec->flags));
 }
 
 void tb_sim_disk_set_mirror(struct tb_sim_disk *k, bool on)
 {
 	tb_sim_disk_lock(k);
 	if (on)
-		ST(&k->tail, LD(&k->head)); /* older writes: in the image */
-	ST(&k->mirror, on ? 1u : 0u);
+		TB_ST(&k->tail,
+		      TB_LD(&k->head)); /* older writes: in the image */
+	TB_ST(&k->mirror, on ? 1u : 0u);
 	tb_sim_disk_unlock(k);
 }
 

@@ -25,8 +25,6 @@
 
 #include "tiber/simproto.h"
 
-#define LD(p)	  __atomic_load_n((p), __ATOMIC_SEQ_CST)
-#define ST(p, v)  __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 #define LDA(p)	  __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STR(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 
@@ -58,8 +56,8 @@ void tb_sim_evtchn_notify(struct tb_sim_ctrl *c, const int *evtfds,
 	if (port >= TB_SIM_NR_PORTS || end > 1)
 		return;
 	e = &c->port[port].end[end];
-	ST(&e->pending, 1);
-	if (LD(&e->sleeping)) {
+	TB_ST(&e->pending, 1);
+	if (TB_LD(&e->sleeping)) {
 		/* EAGAIN (counter saturated) still leaves it readable. */
 		if (write(evtfds[port * 2 + end], &one, sizeof(one)) < 0)
 			(void)0;
@@ -97,7 +95,7 @@ static void ws_sleeping(struct tb_sim_ctrl *c, const struct tb_sim_waitset *ws,
 	unsigned i;
 
 	for (i = 0; i < ws->n; i++)
-		ST(&c->port[ws->port[i]].end[ws->end[i]].sleeping, v);
+		TB_ST(&c->port[ws->port[i]].end[ws->end[i]].sleeping, v);
 }
 
 int tb_sim_evtchn_wait(struct tb_sim_ctrl *c, const int *evtfds,
@@ -205,7 +203,7 @@ int tb_sim_evtchn_alloc(struct tb_sim_ctrl *c, int want)
 void tb_sim_evtchn_free(struct tb_sim_ctrl *c, unsigned port)
 {
 	if (port >= TB_SIM_PORT_FIRST_DYN && port < TB_SIM_NR_PORTS)
-		ST(&c->port[port].state, TB_SIM_PORT_FREE);
+		TB_ST(&c->port[port].state, TB_SIM_PORT_FREE);
 }
 
 /* ----------------------------------------------------------- store */
@@ -280,10 +278,10 @@ int tb_sim_store_read(struct tb_sim_store *s, const char *key, char *val,
 	if (store_check(key, NULL) || !len)
 		return -EINVAL;
 	do {
-		s0 = LD(&s->seq);
+		s0 = TB_LD(&s->seq);
 		while (s0 & 1) {
 			cpu_relax();
-			s0 = LD(&s->seq);
+			s0 = TB_LD(&s->seq);
 		}
 		found = 0;
 		for (i = 0; i < TB_SIM_STORE_SLOTS; i++) {
@@ -297,7 +295,7 @@ int tb_sim_store_read(struct tb_sim_store *s, const char *key, char *val,
 			}
 		}
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		s1 = LD(&s->seq);
+		s1 = TB_LD(&s->seq);
 	} while (s0 != s1);
 	if (!found)
 		return -ENOENT;
@@ -388,7 +386,7 @@ int tb_sim_gate_append(struct tb_sim_gate *g, uint8_t *ring, uint32_t conn,
 		return -EAGAIN;
 	rec.len = len;
 	rec.conn = conn;
-	rec.tag = LD(&g->cur_epoch) + 1;
+	rec.tag = TB_LD(&g->cur_epoch) + 1;
 	ring_put(ring, g->ring_size, head, &rec, REC_SZ);
 	ring_put(ring, g->ring_size, head + REC_SZ, p, len);
 	__atomic_add_fetch(&g->held_bytes, len, __ATOMIC_RELAXED);
@@ -405,8 +403,8 @@ int tb_sim_gate_peek(struct tb_sim_gate *g, const uint8_t *ring,
 	if (LDA(&g->head) == tail)
 		return 0;
 	ring_get(ring, g->ring_size, tail, rec, REC_SZ);
-	if (LD(&g->mode) != TB_SIM_GATE_OPEN &&
-	    rec->tag > LD(&g->released_epoch))
+	if (TB_LD(&g->mode) != TB_SIM_GATE_OPEN &&
+	    rec->tag > TB_LD(&g->released_epoch))
 		return 0;
 	if (rec->len > scratch_len)
 		return -EMSGSIZE;

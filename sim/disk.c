@@ -141,7 +141,7 @@ void tb_guest_disk_detached(struct tb_guest *g)
 
 void tb_guest_disk_wake(struct tb_guest *g)
 {
-	if (g->disk && LD(&g->disk->k->waiting))
+	if (g->disk && TB_LD(&g->disk->k->waiting))
 		tb_sim_evtchn_notify(g->ctrl, g->evtfds, TB_SIM_PORT_DISK,
 				     TB_SIM_END_GUEST);
 }
@@ -157,22 +157,22 @@ static void wait_room(struct tb_guest *g, unsigned t, uint32_t len)
 				     .extra_fd = -1 };
 	bool waited = false;
 
-	while (!tb_sim_disk_fits(k, len) && LD(&k->mirror) &&
+	while (!tb_sim_disk_fits(k, len) && TB_LD(&k->mirror) &&
 	       !tb_guest_exiting(g)) {
 		if (!waited) {
 			k->backpressure++;
 			waited = true;
 		}
-		ST(&k->waiting, 1);
+		TB_ST(&k->waiting, 1);
 		tb_sim_disk_unlock(k);
-		if (LD(&g->stop_req))
+		if (TB_LD(&g->stop_req))
 			tb_guest_park(g, t);
 		else
 			tb_sim_evtchn_wait(g->ctrl, g->evtfds, &ws, 0,
 					   tb_now_ns() + 10 * TB_NSEC_PER_MSEC);
 		tb_sim_disk_lock(k);
 	}
-	ST(&k->waiting, 0);
+	TB_ST(&k->waiting, 0);
 }
 
 int tb_guest_disk_write(struct tb_guest *g, unsigned t, uint64_t off,
@@ -201,8 +201,8 @@ int tb_guest_disk_write(struct tb_guest *g, unsigned t, uint64_t off,
 
 void tb_guest_disk_stats(struct tb_guest *g, uint64_t *writes, uint64_t *bytes)
 {
-	*writes = g->disk ? LD(&g->disk->k->writes) : 0;
-	*bytes = g->disk ? LD(&g->disk->k->bytes) : 0;
+	*writes = g->disk ? TB_LD(&g->disk->k->writes) : 0;
+	*bytes = g->disk ? TB_LD(&g->disk->k->bytes) : 0;
 }
 
 int tb_guest_disk_read(struct tb_guest *g, uint64_t off, void *p, uint32_t len)

@@ -60,7 +60,7 @@ unsigned tb_guest_kv_vcpu(struct tb_guest *g)
 
 bool tb_guest_exiting(struct tb_guest *g)
 {
-	return LD(&g->exiting) != 0;
+	return TB_LD(&g->exiting) != 0;
 }
 
 void tb_guest_print_stats(struct tb_guest *g, FILE *f, bool json)
@@ -90,11 +90,11 @@ void tb_guest_print_stats(struct tb_guest *g, FILE *f, bool json)
 		       " out_dropped=%" PRIu64 " backpressure=%" PRIu64
 		       " restore_verify=%" PRIu64 " disk_writes=%" PRIu64
 		       " disk_bytes=%" PRIu64 "\n",
-		(int)getpid(), LD(&c->suspends), LD(&c->suspend_cancels),
-		LD(&c->restores), LD(&c->ignored_requests), LD(&c->progress),
-		LD(&gt->held_bytes), LD(&gt->released_bytes),
-		LD(&gt->dropped_bytes), LD(&gt->backpressure),
-		LD(&c->last_verify_ok), dw, db);
+		(int)getpid(), TB_LD(&c->suspends), TB_LD(&c->suspend_cancels),
+		TB_LD(&c->restores), TB_LD(&c->ignored_requests),
+		TB_LD(&c->progress), TB_LD(&gt->held_bytes),
+		TB_LD(&gt->released_bytes), TB_LD(&gt->dropped_bytes),
+		TB_LD(&gt->backpressure), TB_LD(&c->last_verify_ok), dw, db);
 }
 
 /* ------------------------------------------------------------ boot */
@@ -497,7 +497,7 @@ static int boot(struct tb_guest *g)
 		return rc;
 	/* the suspend hypercall "returns 0": RESTORE hooks */
 	if (cfg->restore)
-		INC(&g->ctrl->restores);
+		TB_INC(&g->ctrl->restores);
 	rc = tb_guest_publish_port(g);
 	if (rc)
 		return rc;
@@ -667,7 +667,7 @@ static void wait_for_exit(struct tb_guest *g, const sigset_t *set)
 			/* Tests: freeze RAM contents (the workload threads
 			 * idle from their next safepoint) so a replica can
 			 * be compared bit for bit. */
-			ST(&g->quiesced, 1);
+			TB_ST(&g->quiesced, 1);
 			fprintf(stderr, "tiber-simguest: workload quiesced\n");
 			continue;
 		}
@@ -695,7 +695,7 @@ int tb_guest_main(const struct tb_guest_cfg *cfg)
 	rc = open_services(g);
 	if (rc)
 		goto out;
-	ST(&g->ctrl->state, TB_SIM_RUNNING);
+	TB_ST(&g->ctrl->state, TB_SIM_RUNNING);
 	if (tb_guest_vcpus_start(g, &started))
 		goto out_threads;
 	if (pthread_create(&g->kernel_thr, NULL, tb_guest_kernel_main, g))
@@ -721,13 +721,13 @@ int tb_guest_main(const struct tb_guest_cfg *cfg)
 	/* The kernel thread sees exiting within 100 ms (and finishes a
 	 * suspend in progress: its RESTORE hooks verify RAM, so the
 	 * workload must stay parked until it is done); then unpark. */
-	ST(&g->exiting, 1);
+	TB_ST(&g->exiting, 1);
 	pthread_join(g->kernel_thr, NULL);
 	pthread_join(g->netback_thr, NULL);
 	if (g->listen_fd >= 0)
 		pthread_join(g->tool_thr, NULL);
 out_threads:
-	ST(&g->exiting, 1);
+	TB_ST(&g->exiting, 1);
 	tb_guest_thaw(g);
 	for (i = 0; i < started; i++)
 		pthread_join(g->vcpu_thr[i], NULL);
@@ -736,7 +736,7 @@ out_threads:
 	if (cfg->stats_file && g->ctrl)
 		write_stats_file(g);
 	if (g->ctrl)
-		ST(&g->ctrl->state, TB_SIM_DEAD);
+		TB_ST(&g->ctrl->state, TB_SIM_DEAD);
 out:
 	guest_free(g);
 	return rc ? 1 : status;

@@ -28,10 +28,6 @@
 #include "guest.h"
 #include "kv.h"
 
-#define LD(p)	 __atomic_load_n((p), __ATOMIC_SEQ_CST)
-#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
-#define INC(p)	 __atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST)
-
 /* how long a parked vCPU or the suspend path spins before it sleeps */
 #define PAUSE_SPIN_NS(g) ((int64_t)(g)->cfg.pause_spin_us * TB_NSEC_PER_USEC)
 

@@ -33,10 +33,10 @@ int tb_guest_send(struct tb_guest *g, uint32_t conn, const void *p,
 		if (rc != -EAGAIN || tb_guest_exiting(g))
 			break;
 		if (!waited) {
-			INC(&gt->backpressure);
+			TB_INC(&gt->backpressure);
 			waited = true;
 		}
-		if (LD(&g->stop_req)) {
+		if (TB_LD(&g->stop_req)) {
 			/* a safepoint: the command is applied, its reply
 			 * not yet queued; it goes out after the resume */
 			pthread_mutex_unlock(&g->gate_lock);

@@ -26,7 +26,7 @@
 
 void tb_guest_park(struct tb_guest *g, unsigned t)
 {
-	int gen = LD(&g->run_gen);
+	int gen = TB_LD(&g->run_gen);
 	int64_t until;
 
 	/* the vCPU's registers: what save_cpu_state hands out */
@@ -34,18 +34,18 @@ void tb_guest_park(struct tb_guest *g, unsigned t)
 				      ->lane[t % TB_SIM_MAX_LANES]
 				      .seq;
 	g->ctrl->vcpu[t] = g->vcpu[t];
-	if ((unsigned)INC(&g->parked) == g->nr_vcpus)
+	if ((unsigned)TB_INC(&g->parked) == g->nr_vcpus)
 		tb_futex(&g->parked, FUTEX_WAKE_PRIVATE, 1, NULL);
 	until = tb_now_ns() + PAUSE_SPIN_NS(g);
-	while (LD(&g->run_gen) == gen && tb_now_ns() < until)
+	while (TB_LD(&g->run_gen) == gen && tb_now_ns() < until)
 		__builtin_ia32_pause();
-	while (LD(&g->run_gen) == gen)
+	while (TB_LD(&g->run_gen) == gen)
 		tb_futex(&g->run_gen, FUTEX_WAIT_PRIVATE, gen, NULL);
 }
 
 void tb_guest_safepoint(struct tb_guest *g, unsigned t)
 {
-	if (__builtin_expect(LD(&g->stop_req) != 0, 0))
+	if (__builtin_expect(TB_LD(&g->stop_req) != 0, 0))
 		tb_guest_park(g, t);
 }
 
@@ -54,16 +54,16 @@ static void freeze(struct tb_guest *g)
 	int64_t until;
 	int p;
 
-	ST(&g->stop_req, 1);
+	TB_ST(&g->stop_req, 1);
 	tb_futex(&g->stop_req, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 	tb_guest_disk_wake(g);
 	pthread_mutex_lock(&g->gate_lock);
 	pthread_cond_broadcast(&g->gate_room);
 	pthread_mutex_unlock(&g->gate_lock);
 	until = tb_now_ns() + 50 * TB_NSEC_PER_USEC;
-	while ((unsigned)LD(&g->parked) < g->nr_vcpus && tb_now_ns() < until)
+	while ((unsigned)TB_LD(&g->parked) < g->nr_vcpus && tb_now_ns() < until)
 		__builtin_ia32_pause();
-	while ((unsigned)(p = LD(&g->parked)) < g->nr_vcpus &&
+	while ((unsigned)(p = TB_LD(&g->parked)) < g->nr_vcpus &&
 	       !tb_guest_exiting(g)) {
 		struct timespec ts = { 0, 100 * TB_NSEC_PER_MSEC };
 
@@ -74,9 +74,9 @@ static void freeze(struct tb_guest *g)
 
 void tb_guest_thaw(struct tb_guest *g)
 {
-	ST(&g->parked, 0);
-	ST(&g->stop_req, 0);
-	INC(&g->run_gen);
+	TB_ST(&g->parked, 0);
+	TB_ST(&g->stop_req, 0);
+	TB_INC(&g->run_gen);
 	tb_futex(&g->run_gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }
 
@@ -134,7 +134,7 @@ void tb_guest_verify_self(struct tb_guest *g)
 			(!rc && drep.ok) ? "ok" : "FAILED", drep.total_writes,
 			drep.msg);
 	}
-	ST(&g->ctrl->last_verify_ok, (!rc && rep.ok) ? 1 : 2);
+	TB_ST(&g->ctrl->last_verify_ok, (!rc && rep.ok) ? 1 : 2);
 	fprintf(stderr,
 		"tiber-simguest: restore verify=%s pages=%" PRIu64
 		" writes=%" PRIu64 " bad_pages=%" PRIu64 " %s\n",
@@ -145,8 +145,8 @@ void tb_guest_verify_self(struct tb_guest *g)
 /* PMSG_RESTORE: the domain was restored (slow resume or a new host). */
 static void restore_hooks(struct tb_guest *g)
 {
-	INC(&g->ctrl->restores);
-	ST(&g->ctrl->subscribed_port, 0);
+	TB_INC(&g->ctrl->restores);
+	TB_ST(&g->ctrl->subscribed_port, 0);
 	unpublish_port(g);
 	if (tb_guest_publish_port(g))
 		fprintf(stderr, "tiber-simguest: restore: no suspend port\n");
@@ -163,7 +163,7 @@ static void restore_hooks(struct tb_guest *g)
  */
 static void thaw_hooks(struct tb_guest *g)
 {
-	INC(&g->ctrl->suspend_cancels);
+	TB_INC(&g->ctrl->suspend_cancels);
 }
 
 /* The simulated SCHEDOP_shutdown(SHUTDOWN_suspend).  Returns what the
@@ -177,10 +177,10 @@ static int hypercall_suspend(struct tb_guest *g)
 				     .extra_fd = -1 };
 	unsigned sub;
 
-	INC(&c->suspends);
-	ST(&c->shutdown_reason, TB_SIM_SHUTDOWN_SUSPEND);
-	ST(&c->state, TB_SIM_SUSPENDED);
-	sub = LD(&c->subscribed_port);
+	TB_INC(&c->suspends);
+	TB_ST(&c->shutdown_reason, TB_SIM_SHUTDOWN_SUSPEND);
+	TB_ST(&c->state, TB_SIM_SUSPENDED);
+	sub = TB_LD(&c->subscribed_port);
 	if (sub && (int)sub == g->suspend_port)
 		tb_sim_evtchn_notify(c, g->evtfds, sub, TB_SIM_END_TOOL);
 	else
@@ -193,13 +193,13 @@ static int hypercall_suspend(struct tb_guest *g)
 					   tb_now_ns() +
 						   100 * TB_NSEC_PER_MSEC);
 
-		if (LD(&c->state) == TB_SIM_RUNNING && r == 0)
+		if (TB_LD(&c->state) == TB_SIM_RUNNING && r == 0)
 			break;
 		if (tb_guest_exiting(g))
 			return 1;
 	}
-	ST(&c->shutdown_reason, TB_SIM_SHUTDOWN_NONE);
-	return LD(&c->hypercall_ret);
+	TB_ST(&c->shutdown_reason, TB_SIM_SHUTDOWN_NONE);
+	return TB_LD(&c->hypercall_ret);
 }
 
 static void do_suspend(struct tb_guest *g)
@@ -220,7 +220,7 @@ static void handle_request(struct tb_guest *g)
 	uint32_t expect = TB_SIM_REQ_PENDING;
 
 	if (g->cfg.ignore_suspend) {
-		INC(&g->ctrl->ignored_requests);
+		TB_INC(&g->ctrl->ignored_requests);
 		return;
 	}
 	/* claim; a cancelled request (daemon's CAS won) is ignored */
@@ -257,7 +257,7 @@ void *tb_guest_kernel_main(void *arg)
 					       v, sizeof(v)) &&
 			    !strcmp(v, "suspend")) {
 				if (g->cfg.ignore_suspend) {
-					INC(&c->ignored_requests);
+					TB_INC(&c->ignored_requests);
 				} else if (!tb_sim_store_cmpxchg(
 						   &c->store,
 						   TB_SIM_KEY_SHUTDOWN,

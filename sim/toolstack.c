@@ -31,21 +31,21 @@ static void self_resume(struct tb_guest *g)
 	struct tb_sim_ctrl *c = g->ctrl;
 	uint32_t expect = TB_SIM_REQ_PENDING;
 
-	ST(&c->attached, 0);
-	ST(&c->subscribed_port, 0);
+	TB_ST(&c->attached, 0);
+	TB_ST(&c->subscribed_port, 0);
 	__atomic_compare_exchange_n(&c->suspend_req, &expect, TB_SIM_REQ_NONE,
 				    false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-	ST(&c->gate.mode, TB_SIM_GATE_OPEN);
+	TB_ST(&c->gate.mode, TB_SIM_GATE_OPEN);
 	tb_sim_evtchn_notify(c, g->evtfds, TB_SIM_PORT_GATE, TB_SIM_END_GUEST);
 	tb_guest_disk_detached(g);
-	if (LD(&c->state) == TB_SIM_PAUSED)
-		ST(&c->state, TB_SIM_RUNNING);
-	if (LD(&c->state) == TB_SIM_SUSPENDED) {
+	if (TB_LD(&c->state) == TB_SIM_PAUSED)
+		TB_ST(&c->state, TB_SIM_RUNNING);
+	if (TB_LD(&c->state) == TB_SIM_SUSPENDED) {
 		/* the daemon left us suspended: cancel the suspend */
-		ST(&c->suspend_req, TB_SIM_REQ_NONE);
-		ST(&c->hypercall_ret, 1);
-		INC(&c->resume_gen);
-		ST(&c->state, TB_SIM_RUNNING);
+		TB_ST(&c->suspend_req, TB_SIM_REQ_NONE);
+		TB_ST(&c->hypercall_ret, 1);
+		TB_INC(&c->resume_gen);
+		TB_ST(&c->state, TB_SIM_RUNNING);
 		tb_sim_evtchn_notify(c, g->evtfds, TB_SIM_PORT_RESUME,
 				     TB_SIM_END_GUEST);
 	}
@@ -127,7 +127,7 @@ void *tb_guest_tool_main(void *arg)
 					close(s);
 				} else {
 					conn = s;
-					ST(&g->ctrl->attached, 1);
+					TB_ST(&g->ctrl->attached, 1);
 					if (g->wd_sock >= 0)
 						tb_sim_send_fds(g->wd_sock, "c",
 								1, &conn, 1);

@@ -94,7 +94,7 @@ static void synthetic_loop(struct tb_guest *g, unsigned t, unsigned lanes)
 	if (rate)
 		period = (int64_t)(TB_NSEC_PER_SEC * lanes / rate);
 	t_next = tb_now_ns();
-	while (!tb_guest_exiting(g) && !LD(&g->quiesced)) {
+	while (!tb_guest_exiting(g) && !TB_LD(&g->quiesced)) {
 		tb_guest_safepoint(g, t);
 		if (!paced(g, period, &t_next))
 			continue;
@@ -121,7 +121,7 @@ static void synthetic_loop(struct tb_guest *g, unsigned t, unsigned lanes)
 
 static void kv_loop(struct tb_guest *g, unsigned t)
 {
-	while (!tb_guest_exiting(g) && !LD(&g->quiesced)) {
+	while (!tb_guest_exiting(g) && !TB_LD(&g->quiesced)) {
 		tb_guest_safepoint(g, t);
 		if (g->kv_relisten) {
 			g->kv_relisten = false;
@@ -151,7 +151,7 @@ static void diskw_loop(struct tb_guest *g, unsigned t)
 
 	if (!half)
 		return;
-	while (!tb_guest_exiting(g) && !LD(&g->quiesced)) {
+	while (!tb_guest_exiting(g) && !TB_LD(&g->quiesced)) {
 		tb_guest_safepoint(g, t);
 		if (!paced(g, period, &t_next))
 			continue;

@@ -25,6 +25,12 @@
 #define TB_NSEC_PER_MSEC  ((int64_t)1000000)
 #define TB_NSEC_PER_USEC  ((int64_t)1000)
 
+/* Sequentially consistent atomics on a word shared between threads, or
+ * with the simulated guest's processes (control page, rings). */
+#define TB_LD(p)    __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define TB_ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define TB_INC(p)   __atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST)
+
 /* Not an errno: a host name that does not resolve (-TB_ERESOLVE). */
 #define TB_ERESOLVE 4096
 /* strerror of a -errno (or -TB_ERESOLVE): "cannot resolve host name". */

@@ -18,17 +18,12 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <linux/futex.h>
 
 #include "tiber/common.h"
 #include "copy_pool.h"
-
-#define LD(p)	 __atomic_load_n((p), __ATOMIC_SEQ_CST)
-#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
-#define INC(p)	 __atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST)
 
 #define COPY_MT_MIN 256
 
@@ -37,12 +32,12 @@ static void spin_wait_ne(int *w, int old, const int64_t *warm_until)
 {
 	int64_t until = tb_now_ns() + 20 * TB_NSEC_PER_USEC;
 
-	if (warm_until && LD(warm_until) > until)
-		until = LD(warm_until);
+	if (warm_until && TB_LD(warm_until) > until)
+		until = TB_LD(warm_until);
 
-	while (LD(w) == old && tb_now_ns() < until)
+	while (TB_LD(w) == old && tb_now_ns() < until)
 		__builtin_ia32_pause();
-	while (LD(w) == old)
+	while (TB_LD(w) == old)
 		tb_futex(w, FUTEX_WAIT_PRIVATE, old, NULL);
 }
 
@@ -71,13 +66,13 @@ static void copy_range(const struct tb_copy_pool *p, const uint64_t *pfns,
 /* Claim and copy chunks of job @gen until none is left. */
 static void copy_chunks(struct tb_copy_pool *p, uint32_t gen)
 {
-	uint64_t v = LD(&p->next), first;
+	uint64_t v = TB_LD(&p->next), first;
 	uint32_t c;
 
 	for (;;) {
 		c = (uint32_t)v;
 		if ((uint32_t)(v >> 32) != gen ||
-		    (uint64_t)c * TB_COPY_CHUNK >= LD(&p->npages))
+		    (uint64_t)c * TB_COPY_CHUNK >= TB_LD(&p->npages))
 			return;
 		if (!__atomic_compare_exchange_n(&p->next, &v, v + 1, false,
 						 __ATOMIC_SEQ_CST,
@@ -89,7 +84,7 @@ static void copy_chunks(struct tb_copy_pool *p, uint32_t gen)
 			   p->dst, p->cl);
 		if (__atomic_sub_fetch(&p->left, 1, __ATOMIC_SEQ_CST) == 0)
 			tb_futex(&p->left, FUTEX_WAKE_PRIVATE, 1, NULL);
-		v = LD(&p->next);
+		v = TB_LD(&p->next);
 	}
 }
 
@@ -100,8 +95,8 @@ static void *copy_worker(void *arg)
 
 	for (;;) {
 		spin_wait_ne(&p->gen, gen, &p->warm_until);
-		gen = LD(&p->gen);
-		if (LD(&p->stop))
+		gen = TB_LD(&p->gen);
+		if (TB_LD(&p->stop))
 			break;
 		copy_chunks(p, (uint32_t)gen);
 	}
@@ -143,16 +138,16 @@ void tb_copy_pool_prewake(struct tb_copy_pool *p)
 {
 	if (!p->n || !p->spin_ok)
 		return;
-	ST(&p->warm_until, tb_now_ns() + TB_COPY_WARM_NS);
+	TB_ST(&p->warm_until, tb_now_ns() + TB_COPY_WARM_NS);
 	/* a generation without a job: woken helpers find nothing to claim
 	 * (next still carries the last job's) and spin for the next one */
-	INC(&p->gen);
+	TB_INC(&p->gen);
 	tb_futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }
 
 void tb_copy_pool_rest(struct tb_copy_pool *p)
 {
-	ST(&p->warm_until, 0);
+	TB_ST(&p->warm_until, 0);
 }
 
 void tb_copy_pool_stop(struct tb_copy_pool *p)
@@ -161,8 +156,8 @@ void tb_copy_pool_stop(struct tb_copy_pool *p)
 
 	if (!p->n)
 		return;
-	ST(&p->stop, 1);
-	INC(&p->gen);
+	TB_ST(&p->stop, 1);
+	TB_INC(&p->gen);
 	tb_futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 	for (i = 0; i < p->n; i++)
 		pthread_join(p->thr[i], NULL);
@@ -172,25 +167,25 @@ void tb_copy_pool_stop(struct tb_copy_pool *p)
 static void fan_out(struct tb_copy_pool *p, const uint64_t *pfns, size_t n,
 		    uint8_t *dst, const struct tb_copy_claim *cl)
 {
-	uint32_t gen = (uint32_t)LD(&p->gen) + 1;
+	uint32_t gen = (uint32_t)TB_LD(&p->gen) + 1;
 	int d;
 
 	p->pfns = pfns;
-	ST(&p->npages, n);
+	TB_ST(&p->npages, n);
 	p->dst = dst;
 	p->cl = cl;
-	ST(&p->left, (int)((n + TB_COPY_CHUNK - 1) / TB_COPY_CHUNK));
-	ST(&p->next, (uint64_t)gen << 32);
-	ST(&p->gen, (int)gen);
+	TB_ST(&p->left, (int)((n + TB_COPY_CHUNK - 1) / TB_COPY_CHUNK));
+	TB_ST(&p->next, (uint64_t)gen << 32);
+	TB_ST(&p->gen, (int)gen);
 	tb_futex(&p->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 	copy_chunks(p, gen);
 	/* the chunks helpers claimed: being copied */
-	while ((d = LD(&p->left)) > 0) {
+	while ((d = TB_LD(&p->left)) > 0) {
 		int64_t until = tb_now_ns() + 20 * TB_NSEC_PER_USEC;
 
-		while (LD(&p->left) == d && tb_now_ns() < until)
+		while (TB_LD(&p->left) == d && tb_now_ns() < until)
 			__builtin_ia32_pause();
-		if (LD(&p->left) == d)
+		if (TB_LD(&p->left) == d)
 			tb_futex(&p->left, FUTEX_WAIT_PRIVATE, d, NULL);
 	}
 }
@@ -199,7 +194,7 @@ void tb_copy_pool_copy_claimed(struct tb_copy_pool *p, const uint64_t *pfns,
 			       size_t n, uint8_t *dst,
 			       const struct tb_copy_claim *cl)
 {
-	ST(&p->warm_until, 0); /* after this job, helpers rest again */
+	TB_ST(&p->warm_until, 0); /* after this job, helpers rest again */
 	if (n >= COPY_MT_MIN && p->n)
 		fan_out(p, pfns, n, dst, cl);
 	else

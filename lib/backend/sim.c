@@ -271,9 +271,9 @@ static int sim_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	 * guest restored from a replica (or left by a killed tiberd) keeps
 	 * the old daemon's count, and a released_epoch above our epoch
 	 * numbers would let output out that no backup has acked. */
-	ST(&d->ctrl->gate.mode, TB_SIM_GATE_OPEN);
-	ST(&d->ctrl->gate.released_epoch, 0);
-	ST(&d->ctrl->gate.cur_epoch, 0);
+	TB_ST(&d->ctrl->gate.mode, TB_SIM_GATE_OPEN);
+	TB_ST(&d->ctrl->gate.released_epoch, 0);
+	TB_ST(&d->ctrl->gate.cur_epoch, 0);
 	rc = tb_copy_pool_start(&d->pool,
 				cfg->copy_threads ? cfg->copy_threads - 1 : 1,
 				d->ram);
@@ -285,7 +285,7 @@ static int sim_attach(struct tb_dom **out, const struct tb_dom_cfg *cfg)
 	return 0;
 fail:
 	if (d->ctrl && d->port)
-		ST(&d->ctrl->subscribed_port, 0);
+		TB_ST(&d->ctrl->subscribed_port, 0);
 	dom_free(d);
 	return rc;
 }
@@ -307,7 +307,7 @@ static void sim_get_info(struct tb_dom *d, struct tb_dom_info *info)
 	memcpy(info->uuid, d->uuid, sizeof(info->uuid));
 	snprintf(info->kind, sizeof(info->kind), "sim");
 	info->nr_pages = d->nr_pages;
-	info->nr_vcpus = TB_MAX(LD(&d->ctrl->nr_vcpus), 1u);
+	info->nr_vcpus = TB_MAX(TB_LD(&d->ctrl->nr_vcpus), 1u);
 	info->state_tag = TB_SIM_STATE_TAG;
 	info->suspend_mode = d->mode;
 	info->suspend_cancel = d->suspend_cancel;
@@ -336,7 +336,7 @@ static int sim_copy_pages(struct tb_dom *d, const uint64_t *pfns, size_t n,
 
 static int sim_save_cpu_state(struct tb_dom *d, struct tb_buf *out)
 {
-	uint32_t n = LD(&d->ctrl->nr_vcpus);
+	uint32_t n = TB_LD(&d->ctrl->nr_vcpus);
 
 	if (!d->suspended)
 		return -EINVAL;
@@ -356,21 +356,21 @@ static int sim_save_device_state(struct tb_dom *d, struct tb_buf *out)
 		return -EINVAL;
 	memset(&s, 0, sizeof(s));
 	do {
-		seq = LD(&c->store.seq);
+		seq = TB_LD(&c->store.seq);
 		memcpy(s.slot, c->store.slot, sizeof(s.slot));
-	} while ((seq & 1) || seq != LD(&c->store.seq));
+	} while ((seq & 1) || seq != TB_LD(&c->store.seq));
 	for (i = 0; i < TB_SIM_STORE_SLOTS; i++) {
 		s.slot[i].key[TB_SIM_KEY_MAX - 1] = 0;
 		s.slot[i].val[TB_SIM_VAL_MAX - 1] = 0;
 	}
 	s.features = c->features;
 	s.static_port = c->static_port < TB_SIM_NR_PORTS ? c->static_port : 0;
-	s.gate_cur_epoch = LD(&c->gate.cur_epoch);
-	s.gate_released_epoch = LD(&c->gate.released_epoch);
-	s.gate_mode = LD(&c->gate.mode) ? 1 : 0;
-	s.suspends = LD(&c->suspends);
-	s.suspend_cancels = LD(&c->suspend_cancels);
-	s.restores = LD(&c->restores);
+	s.gate_cur_epoch = TB_LD(&c->gate.cur_epoch);
+	s.gate_released_epoch = TB_LD(&c->gate.released_epoch);
+	s.gate_mode = TB_LD(&c->gate.mode) ? 1 : 0;
+	s.suspends = TB_LD(&c->suspends);
+	s.suspend_cancels = TB_LD(&c->suspend_cancels);
+	s.restores = TB_LD(&c->restores);
 	return tb_sim_blob_put_dev(out, &s);
 }
 
@@ -378,13 +378,13 @@ static int sim_output_boundary(struct tb_dom *d, uint64_t epoch)
 {
 	if (!d->suspended)
 		return -EINVAL;
-	ST(&d->ctrl->gate.cur_epoch, epoch);
+	TB_ST(&d->ctrl->gate.cur_epoch, epoch);
 	return 0;
 }
 
 static int sim_output_release(struct tb_dom *d, uint64_t epoch)
 {
-	uint64_t cur = LD(&d->ctrl->gate.released_epoch);
+	uint64_t cur = TB_LD(&d->ctrl->gate.released_epoch);
 
 	while (cur < epoch &&
 	       !__atomic_compare_exchange_n(&d->ctrl->gate.released_epoch, &cur,
@@ -398,7 +398,8 @@ static int sim_output_release(struct tb_dom *d, uint64_t epoch)
 
 static int sim_output_set_gated(struct tb_dom *d, bool gated)
 {
-	ST(&d->ctrl->gate.mode, gated ? TB_SIM_GATE_GATED : TB_SIM_GATE_OPEN);
+	TB_ST(&d->ctrl->gate.mode,
+	      gated ? TB_SIM_GATE_GATED : TB_SIM_GATE_OPEN);
 	tb_sim_evtchn_notify(d->ctrl, d->evtfds, TB_SIM_PORT_GATE,
 			     TB_SIM_END_GUEST);
 	return 0;
@@ -410,7 +411,7 @@ static int sim_check_health(struct tb_dom *d)
 
 	if (tb_sim_guest_gone(d))
 		return -ESRCH;
-	st = LD(&d->ctrl->state);
+	st = TB_LD(&d->ctrl->state);
 	if (st == TB_SIM_CRASHED)
 		return -EFAULT;
 	if (st == TB_SIM_DEAD)
@@ -423,9 +424,9 @@ static void sim_get_stats(struct tb_dom *d, struct tb_dom_stats *st)
 	pthread_mutex_lock(&d->st_lock);
 	*st = d->st;
 	pthread_mutex_unlock(&d->st_lock);
-	st->output_held_bytes = LD(&d->ctrl->gate.held_bytes);
-	st->output_released_bytes = LD(&d->ctrl->gate.released_bytes);
-	st->output_dropped_bytes = LD(&d->ctrl->gate.dropped_bytes);
+	st->output_held_bytes = TB_LD(&d->ctrl->gate.held_bytes);
+	st->output_released_bytes = TB_LD(&d->ctrl->gate.released_bytes);
+	st->output_dropped_bytes = TB_LD(&d->ctrl->gate.dropped_bytes);
 	tb_sim_sync_stats(d, st);
 }
 
@@ -463,7 +464,7 @@ static void sim_detach(struct tb_dom *d)
 		__atomic_compare_exchange_n(&d->ctrl->suspend_req, &expect,
 					    TB_SIM_REQ_NONE, false,
 					    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-		ST(&d->ctrl->subscribed_port, 0);
+		TB_ST(&d->ctrl->subscribed_port, 0);
 		sim_output_set_gated(d, false);
 		if (d->disk)
 			tb_sim_ddisk_mirror(d->disk, false, 0);

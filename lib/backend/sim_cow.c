@@ -81,7 +81,7 @@ static void copy_to_slot(struct tb_dom *d, uint64_t pfn, uint32_t slot)
 static void serve_fault(struct tb_dom *d, uint64_t pfn)
 {
 	struct tb_sim_sync *s = d->sync;
-	uint32_t v = LD(&s->cow[pfn]);
+	uint32_t v = TB_LD(&s->cow[pfn]);
 	int rc;
 
 	while (v) {
@@ -90,7 +90,7 @@ static void serve_fault(struct tb_dom *d, uint64_t pfn)
 						false, __ATOMIC_SEQ_CST,
 						__ATOMIC_SEQ_CST)) {
 			copy_to_slot(d, pfn, v - 1);
-			ST(&s->cow[pfn], 0);
+			TB_ST(&s->cow[pfn], 0);
 			__atomic_sub_fetch(&s->cow_left, 1, __ATOMIC_SEQ_CST);
 			__atomic_add_fetch(&s->fault_copies, 1,
 					   __ATOMIC_RELAXED);
@@ -98,11 +98,11 @@ static void serve_fault(struct tb_dom *d, uint64_t pfn)
 		}
 		if (v == COW_BUSY) /* a copy thread has it: a page's worth */
 			sched_yield();
-		v = LD(&s->cow[pfn]);
+		v = TB_LD(&s->cow[pfn]);
 	}
 	rc = wp(d, pfn, 1, false);
 	if (rc)
-		ST(&s->err, rc);
+		TB_ST(&s->err, rc);
 	__atomic_or_fetch(&s->dirty[pfn / 64], 1ull << (pfn % 64),
 			  __ATOMIC_SEQ_CST);
 	__atomic_add_fetch(&s->faults, 1, __ATOMIC_RELAXED);
@@ -125,7 +125,7 @@ static void *fault_main(void *arg)
 			return NULL; /* stopped */
 		if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL))
 			break;
-		INC(&s->busy);
+		TB_INC(&s->busy);
 		n = read(d->uffd, m, sizeof(m));
 		for (i = 0; n > 0 && i < n / (ssize_t)sizeof(m[0]); i++) {
 			uint64_t a = m[i].arg.pagefault.address;
@@ -134,7 +134,7 @@ static void *fault_main(void *arg)
 			    !(m[i].arg.pagefault.flags &
 			      UFFD_PAGEFAULT_FLAG_WP) ||
 			    a < d->ram_gva || a >= d->ram_gva + d->ram_size) {
-				ST(&s->err, -EPROTO);
+				TB_ST(&s->err, -EPROTO);
 				continue;
 			}
 			serve_fault(d, (a - d->ram_gva) / TB_PAGE_SIZE);
@@ -144,7 +144,7 @@ static void *fault_main(void *arg)
 			break;
 	}
 	/* nobody serves the guest's writes now: every harvest fails */
-	ST(&s->err, -EIO);
+	TB_ST(&s->err, -EIO);
 	return NULL;
 }
 
@@ -198,10 +198,10 @@ int tb_sim_sync_harvest(struct tb_dom *d, struct tb_bitmap *out)
 	int rc = 0, b;
 
 	if (d->suspended)
-		while (LD(&s->busy))
+		while (TB_LD(&s->busy))
 			sched_yield();
 	for (w = 0; w < words && !rc; w++) {
-		if (!LD(&s->dirty[w]))
+		if (!TB_LD(&s->dirty[w]))
 			continue;
 		v = __atomic_exchange_n(&s->dirty[w], 0, __ATOMIC_SEQ_CST);
 		if (out)
@@ -223,7 +223,7 @@ int tb_sim_sync_harvest(struct tb_dom *d, struct tb_bitmap *out)
 	if (!rc && len)
 		rc = wp(d, run, len, true);
 	if (!rc)
-		rc = LD(&s->err);
+		rc = TB_LD(&s->err);
 	if (rc)
 		tb_backend_set_reason("sim: uffd-wp sync: %s", strerror(-rc));
 	return rc;
@@ -243,7 +243,7 @@ static void cow_done(void *ctx, size_t i, uint64_t pfn)
 	struct tb_sim_sync *s = ((struct tb_dom *)ctx)->sync;
 
 	(void)i;
-	ST(&s->cow[pfn], 0);
+	TB_ST(&s->cow[pfn], 0);
 	__atomic_sub_fetch(&s->cow_left, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -266,11 +266,11 @@ int tb_sim_cow_arm(struct tb_dom *d, const uint64_t *pfns, size_t n, void *dst)
 			"sim: copy-on-write needs uffd-wp sync tracking (tiber-simguest --dirty-mech uffd-sync)");
 		return -ENOTSUP;
 	}
-	if (!d->suspended || LD(&s->armed) || n >= COW_BUSY) {
+	if (!d->suspended || TB_LD(&s->armed) || n >= COW_BUSY) {
 		tb_backend_set_reason("sim: cow_arm: %s",
-				      !d->suspended ? "guest not suspended" :
-				      LD(&s->armed) ? "already armed" :
-						      "too many pages");
+				      !d->suspended    ? "guest not suspended" :
+				      TB_LD(&s->armed) ? "already armed" :
+							 "too many pages");
 		return -EINVAL;
 	}
 	for (i = 0; i < n; i++) {
@@ -285,10 +285,14 @@ int tb_sim_cow_arm(struct tb_dom *d, const uint64_t *pfns, size_t n, void *dst)
 	s->pfns = pfns;
 	s->n = n;
 	s->dst = dst;
-	ST(&s->cow_left, (int)n);
+	TB_ST(&s->cow_left, (int)n);
+	/* release, not seq_cst: an x86 xchg per page cost ~0.5 ms of the
+	 * pause at 100k pages; the fault thread's compare-and-swap and the
+	 * seq_cst store of armed order them */
 	for (i = 0; i < n; i++)
-		ST(&s->cow[pfns[i]], (uint32_t)i + 1);
-	ST(&s->armed, 1);
+		__atomic_store_n(&s->cow[pfns[i]], (uint32_t)i + 1,
+				 __ATOMIC_RELEASE);
+	TB_ST(&s->armed, 1);
 	/* woken at the suspend for a copy that now comes after the resume:
 	 * spinning, they would compete with it */
 	tb_copy_pool_rest(&d->pool);
@@ -300,14 +304,14 @@ int tb_sim_cow_finish(struct tb_dom *d)
 	struct tb_sim_sync *s = d->sync;
 	const struct tb_copy_claim cl = { cow_claim, cow_done, d };
 
-	if (!s || !LD(&s->armed)) {
+	if (!s || !TB_LD(&s->armed)) {
 		tb_backend_set_reason("sim: cow_finish: not armed");
 		return -EINVAL;
 	}
 	tb_copy_pool_copy_claimed(&d->pool, s->pfns, s->n, s->dst, &cl);
-	while (LD(&s->cow_left))
+	while (TB_LD(&s->cow_left))
 		sched_yield(); /* the fault thread's copies under way */
-	ST(&s->armed, 0);
+	TB_ST(&s->armed, 0);
 	stat_inc(d, &d->st.pages_copied, s->n);
 	return 0;
 }

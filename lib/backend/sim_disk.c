@@ -18,9 +18,6 @@
 
 #include "sim_disk.h"
 
-#define LD(p)	 __atomic_load_n((p), __ATOMIC_SEQ_CST)
-#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
-
 struct tb_sim_ddisk {
 	int ring_fd, img_fd;
 	struct tb_sim_disk *k;
@@ -101,7 +98,7 @@ uint64_t tb_sim_ddisk_size(const struct tb_sim_ddisk *k)
 
 static void wake_writer(struct tb_sim_ddisk *k)
 {
-	if (k->ctrl && LD(&k->k->waiting)) /* (no ctrl: the writer polls) */
+	if (k->ctrl && TB_LD(&k->k->waiting)) /* (no ctrl: the writer polls) */
 		tb_sim_evtchn_notify(k->ctrl, k->evtfds, TB_SIM_PORT_DISK,
 				     TB_SIM_END_GUEST);
 }
@@ -109,7 +106,7 @@ static void wake_writer(struct tb_sim_ddisk *k)
 int tb_sim_ddisk_mirror(struct tb_sim_ddisk *k, bool on, uint64_t epoch)
 {
 	if (on)
-		ST(&k->k->cur_epoch, epoch ? epoch - 1 : 0);
+		TB_ST(&k->k->cur_epoch, epoch ? epoch - 1 : 0);
 	tb_sim_disk_set_mirror(k->k, on);
 	wake_writer(k);
 	return 0;
@@ -117,7 +114,7 @@ int tb_sim_ddisk_mirror(struct tb_sim_ddisk *k, bool on, uint64_t epoch)
 
 int tb_sim_ddisk_boundary(struct tb_sim_ddisk *k, uint64_t epoch)
 {
-	ST(&k->k->cur_epoch, epoch);
+	TB_ST(&k->k->cur_epoch, epoch);
 	return 0;
 }
 

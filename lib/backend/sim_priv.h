@@ -32,10 +32,6 @@
 #include "tiber/simproto.h"
 #include "copy_pool.h"
 
-#define LD(p)	 __atomic_load_n((p), __ATOMIC_SEQ_CST)
-#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
-#define INC(p)	 __atomic_add_fetch((p), 1, __ATOMIC_SEQ_CST)
-
 struct page_region;
 struct tb_sim_ddisk;
 struct tb_sim_sync;

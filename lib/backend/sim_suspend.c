@@ -50,7 +50,7 @@ int tb_sim_suspend_attach(struct tb_dom *d, const struct tb_dom_cfg *cfg)
 	if (cfg->static_port >= 0) {
 		if (cfg->static_port < TB_SIM_PORT_FIRST_DYN ||
 		    cfg->static_port >= TB_SIM_NR_PORTS ||
-		    LD(&d->ctrl->port[cfg->static_port].state) !=
+		    TB_LD(&d->ctrl->port[cfg->static_port].state) !=
 			    TB_SIM_PORT_UNBOUND) {
 			tb_backend_set_reason(
 				"sim: static port %d is not an allocated guest port",
@@ -72,7 +72,7 @@ int tb_sim_suspend_attach(struct tb_dom *d, const struct tb_dom_cfg *cfg)
 		}
 		d->port = (unsigned)p;
 		/* XEN_DOMCTL_subscribe */
-		ST(&d->ctrl->subscribed_port, d->port);
+		TB_ST(&d->ctrl->subscribed_port, d->port);
 	}
 	if (d->mode == TB_SUSPEND_PAUSE)
 		d->suspend_cancel = false;
@@ -101,11 +101,11 @@ int tb_sim_request_suspend(struct tb_dom *d)
 		p = store_port(d);
 		if (p > 0) {
 			d->port = (unsigned)p;
-			ST(&c->subscribed_port, d->port);
+			TB_ST(&c->subscribed_port, d->port);
 			d->need_rebind = false;
 		}
 	}
-	ST(&c->suspend_req, TB_SIM_REQ_PENDING);
+	TB_ST(&c->suspend_req, TB_SIM_REQ_PENDING);
 	d->st.t_notify_ns = tb_now_ns();
 	if (d->mode == TB_SUSPEND_EVTCHN && !d->need_rebind) {
 		tb_sim_evtchn_notify(c, d->evtfds, d->port, TB_SIM_END_GUEST);
@@ -188,7 +188,7 @@ static int await_paused(struct tb_dom *d, int64_t deadline_ns)
 			tb_sleep_until(tb_now_ns() + 20 * TB_NSEC_PER_USEC);
 	}
 	d->st.t_wake_ns = tb_now_ns();
-	ST(&d->ctrl->state, TB_SIM_PAUSED);
+	TB_ST(&d->ctrl->state, TB_SIM_PAUSED);
 	d->suspended = true;
 	tb_copy_pool_prewake(&d->pool);
 	stat_inc(d, &d->st.suspends, 1);
@@ -197,8 +197,8 @@ static int await_paused(struct tb_dom *d, int64_t deadline_ns)
 
 static bool is_suspended(struct tb_dom *d)
 {
-	return LD(&d->ctrl->state) == TB_SIM_SUSPENDED &&
-	       LD(&d->ctrl->shutdown_reason) == TB_SIM_SHUTDOWN_SUSPEND;
+	return TB_LD(&d->ctrl->state) == TB_SIM_SUSPENDED &&
+	       TB_LD(&d->ctrl->shutdown_reason) == TB_SIM_SHUTDOWN_SUSPEND;
 }
 
 static int wait_suspended(struct tb_dom *d, int64_t deadline_ns)
@@ -218,7 +218,7 @@ static int wait_suspended(struct tb_dom *d, int64_t deadline_ns)
 	for (;;) {
 		if (is_suspended(d))
 			return 0;
-		st = LD(&d->ctrl->state);
+		st = TB_LD(&d->ctrl->state);
 		if (st == TB_SIM_CRASHED || st == TB_SIM_DEAD)
 			return -ESRCH;
 		r = tb_sim_evtchn_wait(d->ctrl, d->evtfds, &ws, AWAIT_SPIN_NS,
@@ -294,7 +294,7 @@ int tb_sim_resume(struct tb_dom *d, bool fast)
 	if (!d->suspended)
 		return -EINVAL;
 	if (d->mode == TB_SUSPEND_PAUSE) {
-		ST(&c->state, TB_SIM_RUNNING);
+		TB_ST(&c->state, TB_SIM_RUNNING);
 		if (syscall(SYS_pidfd_send_signal, d->pidfd, SIGCONT, NULL, 0))
 			return -errno;
 		d->suspended = false;
@@ -309,10 +309,10 @@ int tb_sim_resume(struct tb_dom *d, bool fast)
 		tb_sim_store_write(&c->store, TB_SIM_KEY_SUSPEND_PORT, "");
 		d->need_rebind = true;
 	}
-	ST(&c->suspend_req, TB_SIM_REQ_NONE);
-	ST(&c->hypercall_ret, fast ? 1 : 0);
-	INC(&c->resume_gen);
-	ST(&c->state, TB_SIM_RUNNING);
+	TB_ST(&c->suspend_req, TB_SIM_REQ_NONE);
+	TB_ST(&c->hypercall_ret, fast ? 1 : 0);
+	TB_INC(&c->resume_gen);
+	TB_ST(&c->state, TB_SIM_RUNNING);
 	tb_sim_evtchn_notify(c, d->evtfds, TB_SIM_PORT_RESUME,
 			     TB_SIM_END_GUEST);
 	d->suspended = false;
