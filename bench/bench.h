@@ -83,7 +83,8 @@ struct bench_res {
 	double sync_s; /* full sync: first tick -> 2nd request */
 	struct bench_stat ph[PH_NR];
 	uint64_t bytes_raw, bytes_wire; /* steady-state sums */
-	uint64_t pages_zero, pages_xor_lz4, pages_lz4, pages_raw, pages_xor_rle;
+	uint64_t pages_zero, pages_xor_lz4, pages_lz4, pages_raw, pages_xor_rle,
+		pages_xor_mask;
 	double copy_memcpy_ns, copy_scattered_ns; /* min(1t, 2t) */
 	double copy_scattered_1t_ns, copy_scattered_2t_ns;
 	uint64_t copy_pages; /* pages the bound copied (p50 dirty) */

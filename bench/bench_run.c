@@ -546,7 +546,7 @@ static int64_t jnum(const char *line, const char *key)
 struct trec {
 	int64_t t_tick, t_request, t_suspended, t_harvested, t_staged,
 		t_resumed, t_encoded, t_sent, t_acked, t_released;
-	int64_t dirty, raw, wire, skipped, pz, px, pl, pr, pxr;
+	int64_t dirty, raw, wire, skipped, pz, px, pl, pr, pxr, pxm;
 	bool full, acked;
 };
 
@@ -596,6 +596,7 @@ static int parse_trace(const char *path, struct trec **out, uint64_t *nr)
 		r->pz = jnum(line, "pages_zero");
 		r->px = jnum(line, "pages_xor_lz4");
 		r->pxr = jnum(line, "pages_xor_rle");
+		r->pxm = jnum(line, "pages_xor_mask");
 		r->pl = jnum(line, "pages_lz4");
 		r->pr = jnum(line, "pages_raw");
 	}
@@ -673,6 +674,7 @@ static int analyse(struct bench_res *res, struct trec *t, uint64_t nr)
 		res->pages_zero += (uint64_t)r->pz;
 		res->pages_xor_lz4 += (uint64_t)r->px;
 		res->pages_xor_rle += (uint64_t)r->pxr;
+		res->pages_xor_mask += (uint64_t)r->pxm;
 		res->pages_lz4 += (uint64_t)r->pl;
 		res->pages_raw += (uint64_t)r->pr;
 	}

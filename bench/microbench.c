@@ -185,18 +185,22 @@ enum mb_mode {
 	MB_RAW,
 	MB_LZ4,
 	MB_XOR_LZ4,
+	MB_XOR_RLE,
 	MB_XOR,
+	MB_XOR_C,
 	MB_XOR_PLAIN,
 	MB_MODES
 };
 static const char *const mb_mode_name[MB_MODES] = {
-	"raw", "lz4", "xor-lz4", "xor", "xor+plain",
+	"raw", "lz4", "xor-lz4", "xor-rle", "xor", "xor-c", "xor+plain",
 };
 static const char *const mb_mode_help[MB_MODES] = {
 	"compress off: ZERO or RAW",
 	"compress on, no shadow: ZERO, LZ4 or RAW",
-	"compress on, shadow, no runs: ZERO, XOR_LZ4 or RAW",
-	"compress on, shadow (default): ZERO, XOR_RLE, XOR_LZ4 or RAW",
+	"compress on, shadow, no runs or masks: ZERO, XOR_LZ4 or RAW",
+	"compress on, shadow, no masks: ZERO, XOR_RLE, XOR_LZ4 or RAW",
+	"compress on, shadow (default): ZERO, XOR_MASK, XOR_RLE, XOR_LZ4 or RAW",
+	"as xor, the portable C paths (no SIMD): what another CPU runs",
 	"as xor, plus plain LZ4 when XOR_LZ4 does not pay (try_plain)",
 };
 
@@ -328,7 +332,7 @@ static void mb_codec(const struct mb_cfg *cfg, struct mb_json *j)
 		printf("  %-10s %s\n", mb_mode_name[m], mb_mode_help[m]);
 	printf("  %-8s %-10s %17s %17s %8s %9s  %s\n", "kind", "mode",
 	       "encode ns/page", "decode ns/page", "ratio", "B/page",
-	       "pages ZERO/RAW/XOR_LZ4/LZ4/XOR_RLE");
+	       "pages ZERO/RAW/XOR_LZ4/LZ4/XOR_RLE/XOR_MASK");
 	printf("  %-8s %-10s %17s %17s\n", "", "", "median (best)",
 	       "median (best)");
 
@@ -339,16 +343,17 @@ static void mb_codec(const struct mb_cfg *cfg, struct mb_json *j)
 				.compress = m != MB_RAW,
 				.xor_delta = true,
 				.rle = m != MB_XOR_LZ4,
+				.mask = m != MB_XOR_LZ4 && m != MB_XOR_RLE,
 				.accel = cfg->accel,
 				.try_plain = m == MB_XOR_PLAIN,
 			};
-			bool use_shadow = m == MB_XOR || m == MB_XOR_PLAIN ||
-					  m == MB_XOR_LZ4;
+			bool use_shadow = m >= MB_XOR_LZ4;
 			struct tb_codec_stats cs = { 0 };
 			struct mb_stat se, sd;
 			char ratio[16];
 			double bpp;
 
+			tb_codec_use_portable(m == MB_XOR_C);
 			for (r = 0; r < cfg->reps; r++) {
 				int64_t t0;
 
@@ -401,12 +406,13 @@ static void mb_codec(const struct mb_cfg *cfg, struct mb_json *j)
 				snprintf(ratio, sizeof(ratio), "inf");
 			printf("  %-8s %-10s %8.0f (%6.0f) %8.0f (%6.0f) %8s %9.0f  %" PRIu64
 			       "/%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64
-			       "\n",
+			       "/%" PRIu64 "\n",
 			       mb_kind_name[k], mb_mode_name[m], se.median,
 			       se.min, sd.median, sd.min, ratio, bpp,
 			       cs.pages[TB_ENC_ZERO], cs.pages[TB_ENC_RAW],
 			       cs.pages[TB_ENC_XOR_LZ4], cs.pages[TB_ENC_LZ4],
-			       cs.pages[TB_ENC_XOR_RLE]);
+			       cs.pages[TB_ENC_XOR_RLE],
+			       cs.pages[TB_ENC_XOR_MASK]);
 			fprintf(mb_json_item(j),
 				"{\"kind\": \"%s\", \"mode\": \"%s\", "
 				"\"compress\": %s, \"shadow\": %s, "
@@ -420,7 +426,8 @@ static void mb_codec(const struct mb_cfg *cfg, struct mb_json *j)
 				"\"enc_raw\": %" PRIu64 ", "
 				"\"enc_xor_lz4\": %" PRIu64 ", "
 				"\"enc_lz4\": %" PRIu64 ", "
-				"\"enc_xor_rle\": %" PRIu64 "}",
+				"\"enc_xor_rle\": %" PRIu64 ", "
+				"\"enc_xor_mask\": %" PRIu64 "}",
 				mb_kind_name[k], mb_mode_name[m],
 				o.compress ? "true" : "false",
 				use_shadow ? "true" : "false", cfg->accel, n,
@@ -428,7 +435,9 @@ static void mb_codec(const struct mb_cfg *cfg, struct mb_json *j)
 				cs.bytes_out ? ratio : "null", bpp,
 				cs.pages[TB_ENC_ZERO], cs.pages[TB_ENC_RAW],
 				cs.pages[TB_ENC_XOR_LZ4], cs.pages[TB_ENC_LZ4],
-				cs.pages[TB_ENC_XOR_RLE]);
+				cs.pages[TB_ENC_XOR_RLE],
+				cs.pages[TB_ENC_XOR_MASK]);
+			tb_codec_use_portable(false);
 		}
 	}
 	free(corpus.data);

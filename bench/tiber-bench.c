@@ -1004,10 +1004,10 @@ static int write_json(const char *path, const struct machine *m,
 			"}, \"pages_enc\": {\"zero\": %" PRIu64
 			", \"xor_lz4\": %" PRIu64 ", \"lz4\": %" PRIu64
 			", \"raw\": %" PRIu64 ", \"xor_rle\": %" PRIu64
-			"}, \"guest_ops_ratio\": ",
+			", \"xor_mask\": %" PRIu64 "}, \"guest_ops_ratio\": ",
 			r->bytes_raw, r->bytes_wire, r->pages_zero,
 			r->pages_xor_lz4, r->pages_lz4, r->pages_raw,
-			r->pages_xor_rle);
+			r->pages_xor_rle, r->pages_xor_mask);
 		json_num(f, r->guest_ops_ratio, 4);
 		fprintf(f, ", \"guest_ops_per_s\": {\"protected\": ");
 		json_num(f, r->ops_protected, 0);

@@ -20,6 +20,11 @@
  *   applies it; an error in place undoes the runs applied (XOR again),
  *   an error into another page leaves it partly written (the caller
  *   discards it, as the contract says).
+ * - XOR_MASK is checked whole (mask counts against @len) before any
+ *   byte of the page changes, so an error leaves @page_out untouched.
+ *   Its vector and portable paths give the same bytes (test_codec runs
+ *   both); they read and write 8 bytes past a run's end only inside
+ *   @out (the payload is at most TB_CODEC_RLE_CAP) or a local copy.
  * - Scratch memory (and the lz4 stream state) is thread-local, so encode
  *   and decode can run in several threads at once.  Neither calls the
  *   other, so one scratch page per thread serves both.
@@ -63,9 +68,12 @@ static int tb_codec_zero_lz4_len;
 static pthread_once_t tb_codec_once = PTHREAD_ONCE_INIT;
 static void tb_codec_pick_xor(void);
 
+static void tb_mask_init(void);
+
 static void tb_codec_init_once(void)
 {
 	tb_codec_pick_xor();
+	tb_mask_init();
 	/* 4096 zeros compress to ~20 bytes; 0 here would mean a broken lz4,
 	 * and then unchanged pages just take the normal path. */
 	tb_codec_zero_lz4_len = LZ4_compress_default(
@@ -167,6 +175,7 @@ static bool tb_codec_xor_c(uint64_t *dst, uint64_t *nz, const uint8_t *a,
 typedef bool (*tb_codec_xor_fn)(uint64_t *, uint64_t *, const uint8_t *,
 				const uint8_t *);
 static tb_codec_xor_fn tb_codec_xor_impl = tb_codec_xor_c;
+static bool tb_codec_pshufb; /* XOR_MASK: SSSE3 shuffles and POPCNT */
 
 static void tb_codec_pick_xor(void)
 {
@@ -174,7 +183,228 @@ static void tb_codec_pick_xor(void)
 	__builtin_cpu_init();
 	tb_codec_xor_impl = __builtin_cpu_supports("avx2") ? tb_codec_xor_avx2 :
 							     tb_codec_xor_sse2;
+	tb_codec_pshufb = __builtin_cpu_supports("ssse3") &&
+			  __builtin_cpu_supports("popcnt");
 #endif
+}
+
+void tb_codec_use_portable(bool on)
+{
+	pthread_once(&tb_codec_once, tb_codec_init_once);
+	if (on) {
+		tb_codec_xor_impl = tb_codec_xor_c;
+		tb_codec_pshufb = false;
+	} else {
+		tb_codec_pick_xor();
+	}
+}
+
+/* ------------------------------------------------------------ XOR_MASK */
+
+/*
+ * tb_mask_pack[m]: shuffle indices that gather the bytes of a word whose
+ * bits are set in m to its low bytes (0x80: none); tb_mask_unpack[m]:
+ * the reverse, the low bytes back to the set positions, zeros elsewhere.
+ */
+static uint64_t tb_mask_pack[256], tb_mask_unpack[256];
+
+static void tb_mask_init(void)
+{
+	for (unsigned m = 0; m < 256; m++) {
+		uint64_t pk = ~0ull & 0x8080808080808080ull, up = pk;
+		unsigned o = 0;
+
+		for (unsigned k = 0; k < 8; k++) {
+			if (!(m >> k & 1))
+				continue;
+			pk = (pk & ~(0xffull << 8 * o)) | (uint64_t)k << 8 * o;
+			up = (up & ~(0xffull << 8 * k)) | (uint64_t)o << 8 * k;
+			o++;
+		}
+		tb_mask_pack[m] = pk;
+		tb_mask_unpack[m] = up;
+	}
+}
+
+#if defined(__x86_64__)
+__attribute__((target("ssse3"))) static inline uint64_t tb_shuffle(uint64_t x,
+								   uint64_t idx)
+{
+	return (uint64_t)_mm_cvtsi128_si64(
+		_mm_shuffle_epi8(_mm_cvtsi64_si128((long long)x),
+				 _mm_cvtsi64_si128((long long)idx)));
+}
+#endif
+
+/* The bytes of @x at the set bits of @m gathered low (@pack), or the low
+ * bytes of @x spread to the set bits, zeros elsewhere; with @simd a byte
+ * shuffle (the caller is compiled for SSSE3), else a loop. */
+static inline __attribute__((always_inline)) uint64_t
+tb_mask_move(uint64_t x, unsigned m, bool pack, bool simd)
+{
+	uint64_t r = 0;
+	unsigned o = 0, k;
+
+#if defined(__x86_64__)
+	if (simd)
+		return tb_shuffle(x,
+				  pack ? tb_mask_pack[m] : tb_mask_unpack[m]);
+#endif
+	(void)simd;
+	for (; m; m &= m - 1, o++) {
+		k = (unsigned)__builtin_ctz(m);
+		if (pack)
+			r |= (x >> 8 * k & 0xff) << 8 * o;
+		else
+			r |= (x >> 8 * o & 0xff) << 8 * k;
+	}
+	return r;
+}
+
+/* Bit k: byte k of @t is not zero. */
+static unsigned tb_mask_of_bytes(uint64_t t)
+{
+	const uint64_t lo7 = 0x7f7f7f7f7f7f7f7full;
+	uint64_t hb = (((t & lo7) + lo7) | t) & ~lo7;
+
+	return (unsigned)((hb >> 7) * 0x0102040810204080ull >> 56);
+}
+
+static void tb_rle_gaps(const uint64_t *nz, uint64_t *gap);
+
+/*
+ * The XOR_MASK payload of the delta @d (@nz its non-zero bytes) into
+ * @out if it fits in @cap bytes and, with @vs_rle, is smaller than the
+ * runs of XOR_RLE could be: its length, else UINT32_MAX.  @out has room
+ * for @cap + 8 bytes (a packed word is stored whole).
+ *
+ * A run costs at least its bytes and 2 header bytes; the masks cost 64
+ * bytes, one per 8-byte word changed, and the bytes.  A run starts at a
+ * non-zero byte after 3 zero bytes (or the page's start).
+ */
+static inline __attribute__((always_inline)) uint32_t
+tb_mask_encode_body(const uint64_t *d, const uint64_t *nz, uint8_t *out,
+		    uint32_t cap, bool vs_rle, bool simd)
+{
+	enum {
+		W = TB_PAGE_SIZE / 64
+	};
+	uint32_t w = 0, b = 0, runs = 0, o;
+	uint64_t gap[W], z0 = ~nz[0];
+	/* bit i: bytes i - 3 .. i - 1 are zero (before the page: zeros) */
+	uint64_t after = 1 | (z0 & 1) << 1 | (z0 & z0 >> 1 & 1) << 2;
+	uint8_t *data;
+
+	if (vs_rle)
+		tb_rle_gaps(nz, gap);
+	for (unsigned c = 0; c < W; c++) {
+		out[c] = (uint8_t)tb_mask_of_bytes(nz[c]);
+		w += (uint32_t)__builtin_popcount(out[c]);
+		b += (uint32_t)__builtin_popcountll(nz[c]);
+		if (vs_rle) {
+			after = gap[c] << 3 | (c ? gap[c - 1] >> 61 : after);
+			runs += (uint32_t)__builtin_popcountll(nz[c] & after);
+		}
+	}
+	if (64 + w + b > cap || (vs_rle && 64 + w >= 2 * runs + 1))
+		return UINT32_MAX;
+	/* the word masks: nz[c]'s non-zero bytes; then the delta's */
+	o = 64;
+	for (unsigned c = 0; c < W; c++) {
+		uint64_t v = tb_mask_move(nz[c], out[c], true, simd);
+
+		memcpy(out + o, &v, 8);
+		o += (uint32_t)__builtin_popcount(out[c]);
+	}
+	data = out + o;
+	o = 0;
+	for (unsigned i = 0; i < TB_CODEC_WORDS; i++) {
+		unsigned m = (unsigned)(nz[i / 8] >> 8 * (i % 8) & 0xff);
+		uint64_t v = tb_mask_move(d[i], m, true, simd);
+
+		memcpy(data + o, &v, 8);
+		o += (uint32_t)__builtin_popcount(m);
+	}
+	return 64 + w + o;
+}
+
+/* XOR_MASK @p (@len bytes, hostile) onto @prev into @page_out: checked
+ * whole first, so an error writes nothing. */
+static inline __attribute__((always_inline)) int
+tb_mask_decode_body(const uint8_t *p, uint32_t len, const uint8_t *prev,
+		    uint8_t *page_out, bool simd)
+{
+	uint8_t m[TB_CODEC_WORDS];
+	uint8_t q[TB_CODEC_LZ4_MAX + 8]; /* @p, with 8 bytes to read past */
+	uint32_t w = 0, b = 0, i, k = 64, o = 0;
+	uint64_t x, y;
+
+	if (len < 64 || len > TB_CODEC_LZ4_MAX)
+		return -EBADMSG;
+	for (i = 0; i < 64; i++)
+		w += (uint32_t)__builtin_popcount(p[i]);
+	if (64 + w > len)
+		return -EBADMSG;
+	for (i = 0; i < w; i++) {
+		if (!p[64 + i])
+			return -EBADMSG; /* a word with no byte changed */
+		b += (uint32_t)__builtin_popcount(p[64 + i]);
+	}
+	if (64 + w + b != len)
+		return -EBADMSG;
+	memcpy(q, p, len);
+	memset(q + len, 0, 8);
+	/* each word's byte mask: a chunk's BMASK bytes to its words */
+	for (i = 0; i < 64; i++) {
+		memcpy(&x, q + k, 8);
+		x = tb_mask_move(x, q[i], false, simd);
+		memcpy(m + (size_t)8 * i, &x, 8);
+		k += (uint32_t)__builtin_popcount(q[i]);
+	}
+	for (i = 0, k = 64 + w; i < TB_CODEC_WORDS; i++) {
+		memcpy(&x, q + k + o, 8);
+		memcpy(&y, prev + (size_t)8 * i, 8);
+		y ^= tb_mask_move(x, m[i], false, simd);
+		memcpy(page_out + (size_t)8 * i, &y, 8);
+		o += (uint32_t)__builtin_popcount(m[i]);
+	}
+	return 0;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("ssse3,popcnt"))) static uint32_t
+tb_mask_encode_x86(const uint64_t *d, const uint64_t *nz, uint8_t *out,
+		   uint32_t cap, bool vs_rle)
+{
+	return tb_mask_encode_body(d, nz, out, cap, vs_rle, true);
+}
+
+__attribute__((target("ssse3,popcnt"))) static int
+tb_mask_decode_x86(const uint8_t *p, uint32_t len, const uint8_t *prev,
+		   uint8_t *page_out)
+{
+	return tb_mask_decode_body(p, len, prev, page_out, true);
+}
+#endif
+
+static uint32_t tb_mask_encode(const uint64_t *d, const uint64_t *nz,
+			       uint8_t *out, uint32_t cap, bool vs_rle)
+{
+#if defined(__x86_64__)
+	if (tb_codec_pshufb)
+		return tb_mask_encode_x86(d, nz, out, cap, vs_rle);
+#endif
+	return tb_mask_encode_body(d, nz, out, cap, vs_rle, false);
+}
+
+static int tb_mask_decode(const uint8_t *p, uint32_t len, const uint8_t *prev,
+			  uint8_t *page_out)
+{
+#if defined(__x86_64__)
+	if (tb_codec_pshufb)
+		return tb_mask_decode_x86(p, len, prev, page_out);
+#endif
+	return tb_mask_decode_body(p, len, prev, page_out, false);
 }
 
 /* ------------------------------------------------------------ XOR_RLE */
@@ -208,6 +438,18 @@ static uint32_t tb_next_bit(const uint64_t *bits, uint32_t n, uint32_t i)
 	return 64 * k + (uint32_t)__builtin_ctzll(w);
 }
 
+/* The gaps of 3 zero bytes that end runs: bit i of gap[k] set if bytes
+ * 64 k + i .. + 2 of the delta are zero (past the page counts as zero). */
+static void tb_rle_gaps(const uint64_t *nz, uint64_t *gap)
+{
+	for (unsigned k = 0; k < TB_PAGE_SIZE / 64; k++) {
+		uint64_t z = ~nz[k],
+			 zn = k + 1 < TB_PAGE_SIZE / 64 ? ~nz[k + 1] : ~0ull;
+
+		gap[k] = z & (z >> 1 | zn << 63) & (z >> 2 | zn << 62);
+	}
+}
+
 /*
  * The runs of delta @d into @out, at most @cap bytes: payload length,
  * or UINT32_MAX if they do not fit.  @nz: the delta's non-zero bytes, a
@@ -228,11 +470,7 @@ static uint32_t tb_rle_encode(const uint8_t *d, const uint64_t *nz,
 		bytes += (uint32_t)__builtin_popcountll(nz[k]);
 	if (bytes > cap) /* the runs carry at least these: a dense delta */
 		return UINT32_MAX;
-	for (unsigned k = 0; k < W; k++) {
-		uint64_t z = ~nz[k], zn = k + 1 < W ? ~nz[k + 1] : ~0ull;
-
-		gap[k] = z & (z >> 1 | zn << 63) & (z >> 2 | zn << 62);
-	}
+	tb_rle_gaps(nz, gap);
 	for (rs = tb_next_bit(nz, W, 0); rs < TB_PAGE_SIZE;
 	     rs = tb_next_bit(nz, W, re)) {
 		re = tb_next_bit(gap, W, rs);
@@ -365,7 +603,16 @@ int tb_codec_encode(const struct tb_codec_opts *opts, const void *page,
 		pthread_once(&tb_codec_once, tb_codec_init_once);
 		changed = tb_codec_xor_impl(tb_codec_scratch, tb_codec_nz, page,
 					    shadow);
-		/* a dense delta stops at TB_CODEC_RLE_CAP bytes of runs */
+		/* a dense delta stops at TB_CODEC_RLE_CAP bytes of either;
+		 * bytes scattered one or two per word pay less as masks */
+		if (opts->mask) {
+			n = tb_mask_encode(tb_codec_scratch, tb_codec_nz, out,
+					   TB_CODEC_RLE_CAP, opts->rle);
+			if (n != UINT32_MAX) {
+				e = TB_ENC_XOR_MASK;
+				goto done;
+			}
+		}
 		if (opts->rle) {
 			n = tb_rle_encode((const uint8_t *)tb_codec_scratch,
 					  tb_codec_nz, out, TB_CODEC_RLE_CAP);
@@ -456,6 +703,12 @@ int tb_codec_decode(uint8_t enc, const void *payload, uint32_t len,
 	case TB_ENC_XOR_RLE:
 		if (prev)
 			rc = tb_rle_decode(payload, len, prev, page_out);
+		break;
+	case TB_ENC_XOR_MASK:
+		if (prev) {
+			pthread_once(&tb_codec_once, tb_codec_init_once);
+			rc = tb_mask_decode(payload, len, prev, page_out);
+		}
 		break;
 	case TB_ENC_XOR_LZ4:
 		if (!prev)

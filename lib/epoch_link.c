@@ -250,6 +250,8 @@ static int connect_backup(struct tb_engine *e)
 		e->cfg.codec.compress = false;
 	if (!(rec.u.hello.features & TB_FEAT_XOR_RLE))
 		e->cfg.codec.rle = false;
+	if (!(rec.u.hello.features & TB_FEAT_XOR_MASK))
+		e->cfg.codec.mask = false;
 	e->digest.page_crc = (rec.u.hello.features & TB_FEAT_PAGE_CRC) != 0;
 	return 0;
 fail:

@@ -87,7 +87,7 @@ int tb_epoch_rec_json(const struct tb_epoch_rec *r, char *buf, size_t len)
 		",\"pages_lz4\":%" PRIu64 ",\"skipped_ticks\":%" PRIu64
 		",\"disk_writes\":%" PRIu64 ",\"disk_bytes\":%" PRIu64
 		",\"pages_xor_rle\":%" PRIu64 ",\"t_prearm\":%" PRId64
-		",\"t_copied\":%" PRId64 "}",
+		",\"t_copied\":%" PRId64 ",\"pages_xor_mask\":%" PRIu64 "}",
 		r->epoch, r->full ? "true" : "false",
 		r->acked ? "true" : "false", r->t_tick, r->t_request,
 		r->t_notified, r->t_suspended, r->t_harvested, r->t_staged,
@@ -99,7 +99,8 @@ int tb_epoch_rec_json(const struct tb_epoch_rec *r, char *buf, size_t len)
 		r->enc_pages[TB_ENC_RAW], r->enc_pages[TB_ENC_ZERO],
 		r->enc_pages[TB_ENC_XOR_LZ4], r->enc_pages[TB_ENC_LZ4],
 		r->skipped_ticks, r->disk_writes, r->disk_bytes,
-		r->enc_pages[TB_ENC_XOR_RLE], r->t_prearm, r->t_copied);
+		r->enc_pages[TB_ENC_XOR_RLE], r->t_prearm, r->t_copied,
+		r->enc_pages[TB_ENC_XOR_MASK]);
 
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }

@@ -300,6 +300,7 @@ static int pages(struct tb_replica *r, const struct tb_page_data *p, int *serr)
 			tb_bitmap_set(&r->st_seen, pfn);
 			prev = r->mem + pfn * TB_PAGE_SIZE;
 			in_place = d.enc == TB_ENC_XOR_RLE ||
+				   d.enc == TB_ENC_XOR_MASK ||
 				   d.enc == TB_ENC_XOR_LZ4;
 			dst = in_place ? r->mem + pfn * TB_PAGE_SIZE :
 					 r->st_pages + r->st_n * TB_PAGE_SIZE;

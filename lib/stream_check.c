@@ -143,6 +143,8 @@ int tb_page_len_ok(uint8_t enc, uint32_t len)
 	case TB_ENC_LZ4:
 	case TB_ENC_XOR_RLE:
 		return len >= 1 && len <= TB_PAGE_LZ4_LEN_MAX;
+	case TB_ENC_XOR_MASK:
+		return len >= 64 && len <= TB_PAGE_LZ4_LEN_MAX;
 	default:
 		return 0;
 	}

@@ -41,10 +41,25 @@
  */
 #define TB_CODEC_RLE_CAP 1024u
 
+/*
+ * XOR_MASK payload: the same delta d as masks and bytes,
+ *   WMASK  64 bytes: bit k of byte c set if d's 8-byte word 8 c + k has
+ *          a non-zero byte
+ *   BMASK  one byte per WMASK bit set, in page order, never 0: bit j set
+ *          if byte j of that word is in BYTES
+ *   BYTES  one byte of d per BMASK bit set, in page order
+ * exactly 64 + |WMASK| + |BMASK| bytes (| |: bits set), at most
+ * TB_CODEC_LZ4_MAX.  The encoder uses it, within TB_CODEC_RLE_CAP,
+ * where it is smaller than the runs could be (bytes scattered one or
+ * two per word, where every byte would be a run of its own): packing
+ * words with a byte shuffle costs no branch per byte.
+ */
+
 struct tb_codec_opts {
 	bool compress;	/* false: only ZERO and RAW */
 	bool xor_delta; /* use the shadow copy when there is one */
 	bool rle;	/* XOR_RLE for sparse deltas (else XOR_LZ4 only) */
+	bool mask;	/* XOR_MASK for scattered sparse deltas */
 	int accel;	/* LZ4_compress_fast acceleration, >= 1 */
 	/*
 	 * When XOR_LZ4 does not pay, also try plain LZ4 before RAW.  Off by
@@ -54,9 +69,10 @@ struct tb_codec_opts {
 	 */
 	bool try_plain;
 };
-#define TB_CODEC_OPTS_DEFAULT                                                \
-	{                                                                    \
-		.compress = true, .xor_delta = true, .rle = true, .accel = 1 \
+#define TB_CODEC_OPTS_DEFAULT                                     \
+	{                                                         \
+		.compress = true, .xor_delta = true, .rle = true, \
+		.mask = true, .accel = 1                          \
 	}
 
 struct tb_codec_stats {
@@ -75,8 +91,10 @@ bool tb_page_is_zero(const void *page);
  * -EINVAL for a bad @opts.  @stats may be NULL.
  *
  * Choice: an all-zero page is ZERO.  With compress, a @shadow and
- * xor_delta: with rle, XOR_RLE if the runs of the delta's non-zero bytes
- * fit in TB_CODEC_RLE_CAP bytes (an unchanged page: no payload); else
+ * xor_delta: with mask, XOR_MASK if it fits in TB_CODEC_RLE_CAP bytes and
+ * is smaller than the runs could be (or !rle); with rle, XOR_RLE if the
+ * runs of the delta's non-zero bytes fit in TB_CODEC_RLE_CAP bytes (an
+ * unchanged page: a 2-byte payload); else
  * XOR_LZ4 (page XOR shadow, lz4), else RAW (or LZ4 first with
  * try_plain).  With compress and no shadow (or !xor_delta): LZ4 or RAW.
  * Thread-safe: scratch buffers are thread-local; @out must not overlap
@@ -100,5 +118,10 @@ int tb_codec_encode(const struct tb_codec_opts *opts, const void *page,
  */
 int tb_codec_decode(uint8_t enc, const void *payload, uint32_t len,
 		    const void *prev, void *page_out);
+
+/* Tests and tiber-microbench: @on, the portable C paths instead of the
+ * vector ones (same bytes out); off, back to what the CPU offers.  Not
+ * to be called while other threads encode or decode. */
+void tb_codec_use_portable(bool on);
 
 #endif

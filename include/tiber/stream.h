@@ -70,9 +70,10 @@ enum tb_role {
 #define TB_FEAT_XOR_RLE (1ull << 3) /* PAGE_DATA may use XOR_RLE */
 /* the epoch digest hashes each page's CRC32C, not its bytes (5.9) */
 #define TB_FEAT_PAGE_CRC (1ull << 4)
+#define TB_FEAT_XOR_MASK (1ull << 5) /* PAGE_DATA may use XOR_MASK */
 #define TB_FEAT_ALL                                                       \
 	(TB_FEAT_XOR_LZ4 | TB_FEAT_LZ4 | TB_FEAT_DISK | TB_FEAT_XOR_RLE | \
-	 TB_FEAT_PAGE_CRC)
+	 TB_FEAT_PAGE_CRC | TB_FEAT_XOR_MASK)
 
 /* Disks: at most TB_DISKS_MAX per guest, sizes in 4 KiB multiples up to
  * TB_DISK_SIZE_MAX, writes in 512-byte sectors of at most
@@ -91,7 +92,8 @@ enum tb_page_enc {
 	TB_ENC_LZ4 = 3,	    /* lz4(page) */
 	TB_ENC_XOR_RLE =
 		4, /* runs of the non-zero bytes of page XOR previous */
-	TB_ENC_MAX = 4,
+	TB_ENC_XOR_MASK = 5, /* masks + the non-zero bytes of the same */
+	TB_ENC_MAX = 5,
 };
 
 /* Backend tags of CPU_STATE / DEVICE_STATE blobs. */

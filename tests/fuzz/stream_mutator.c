@@ -132,6 +132,30 @@ static uint32_t sm_rle(struct sm_rng *r, uint8_t *p)
 	return o;
 }
 
+/* A valid XOR_MASK payload: up to 8 words changed, each in 1..8 bytes.
+ * Its length. */
+static uint32_t sm_mask(struct sm_rng *r, uint8_t *p)
+{
+	uint32_t words = 1 + sm_below(r, 8), o = 64, b = 0, i;
+	uint8_t bm[8];
+
+	memset(p, 0, 64);
+	for (i = 0; i < words; i++) {
+		uint32_t w = sm_below(r, TB_PAGE_SIZE / 8);
+
+		p[w / 8] |= (uint8_t)(1u << (w % 8));
+	}
+	for (i = 0, words = 0; i < 64; i++)
+		words += (uint32_t)__builtin_popcount(p[i]);
+	for (i = 0; i < words; i++) {
+		bm[i] = (uint8_t)(1 + sm_below(r, 255));
+		p[o++] = bm[i];
+		b += (uint32_t)__builtin_popcount(bm[i]);
+	}
+	sm_fill(r, p + o, b);
+	return o + b;
+}
+
 static int sm_gen_pages(struct sm_rng *r, struct tb_buf *out,
 			struct tb_page_rec *pr, uint64_t *pages,
 			uint64_t *bytes)
@@ -152,8 +176,11 @@ static int sm_gen_pages(struct sm_rng *r, struct tb_buf *out,
 			enc = TB_ENC_LZ4, len = 1 + sm_below(r, 48);
 		} else if (k < 16) {
 			enc = TB_ENC_XOR_LZ4, len = 1 + sm_below(r, 48);
-		} else if (k < 18) {
+		} else if (k < 17) {
 			enc = TB_ENC_XOR_RLE, len = sm_rle(r, payload);
+			sm_fill_keep = true;
+		} else if (k < 18) {
+			enc = TB_ENC_XOR_MASK, len = sm_mask(r, payload);
 			sm_fill_keep = true;
 		} else if (k < 19) {
 			enc = TB_ENC_RAW, len = TB_PAGE_SIZE;

@@ -76,7 +76,8 @@ static int sm_revalidate(struct sm_ctx *c, const struct tb_rec *rec,
 			    (d.enc == TB_ENC_ZERO && d.len) ||
 			    (d.enc == TB_ENC_RAW && d.len != TB_PAGE_SIZE) ||
 			    d.len > TB_PAGE_LZ4_LEN_MAX ||
-			    (d.enc >= TB_ENC_XOR_LZ4 && !d.len))
+			    (d.enc >= TB_ENC_XOR_LZ4 && !d.len) ||
+			    (d.enc == TB_ENC_XOR_MASK && d.len < 64))
 				return sm_fail(c, "page %u: enc %u len %u", i,
 					       d.enc, d.len);
 			if (pl + d.len > end)

@@ -24,6 +24,7 @@ enum kind {
 	K_TEXT,
 	K_RANDOM,
 	K_DELTA,
+	K_SCATTER,
 	K_SAME,
 	K_NR
 };
@@ -112,6 +113,11 @@ static void make_page(enum kind k, uint8_t *page, uint8_t *shadow,
 		memcpy(page, shadow, PS);
 		perturb(page, 1, seed);
 		break;
+	case K_SCATTER: /* 5 %: XOR_MASK */
+		fill_text(shadow, PS, seed);
+		memcpy(page, shadow, PS);
+		perturb(page, 5, seed);
+		break;
 	case K_SAME:
 	case K_NR:
 		fill_text(shadow, PS, seed);
@@ -136,6 +142,10 @@ static void check_len(uint8_t enc, uint32_t len)
 		ck_assert_uint_ge(len, 1);
 		ck_assert_uint_le(len, TB_CODEC_LZ4_MAX);
 		break;
+	case TB_ENC_XOR_MASK:
+		ck_assert_uint_ge(len, 64);
+		ck_assert_uint_le(len, TB_CODEC_RLE_CAP);
+		break;
 	default:
 		ck_abort_msg("bad encoding %u", enc);
 	}
@@ -156,9 +166,12 @@ static uint8_t roundtrip(const struct tb_codec_opts *o, const uint8_t *page,
 		tb_codec_encode(o, page, shadow, out, &enc, &len, NULL), 0);
 	check_len(enc, len);
 	if (!shadow || !o->xor_delta)
-		ck_assert(enc != TB_ENC_XOR_LZ4 && enc != TB_ENC_XOR_RLE);
+		ck_assert(enc != TB_ENC_XOR_LZ4 && enc != TB_ENC_XOR_RLE &&
+			  enc != TB_ENC_XOR_MASK);
 	if (!o->rle)
 		ck_assert_uint_ne(enc, TB_ENC_XOR_RLE);
+	if (!o->mask)
+		ck_assert_uint_ne(enc, TB_ENC_XOR_MASK);
 	if (enc == TB_ENC_XOR_RLE)
 		ck_assert_uint_le(len, TB_CODEC_RLE_CAP);
 	if (!o->compress)
@@ -200,16 +213,17 @@ START_TEST(round_trips_are_bit_exact_for_every_kind_and_option)
 	uint8_t *page = malloc(PS), *shadow = malloc(PS);
 	unsigned seed = 11, k, a, c;
 
-	/* c's bits: shadow, compress, xor_delta, try_plain, rle */
+	/* c's bits: shadow, compress, xor_delta, try_plain, rle, mask */
 	for (k = 0; k < K_NR; k++) {
 		for (a = 0; a < TB_ARRAY_SIZE(accels); a++) {
-			for (c = 0; c < 32; c++) {
+			for (c = 0; c < 64; c++) {
 				struct tb_codec_opts o = {
 					.compress = c & 2,
 					.xor_delta = c & 4,
 					.accel = accels[a],
 					.try_plain = c & 8,
 					.rle = c & 16,
+					.mask = c & 32,
 				};
 
 				make_page(k, page, shadow, &seed);
@@ -228,6 +242,7 @@ START_TEST(chosen_encodings_match_the_content)
 {
 	struct tb_codec_opts def = TB_CODEC_OPTS_DEFAULT;
 	struct tb_codec_opts off = def, noxor = def, plain = def, lz = def;
+	struct tb_codec_opts runs = def;
 	uint8_t *page = malloc(PS), *shadow = malloc(PS);
 	unsigned seed = 5;
 	uint32_t len;
@@ -236,6 +251,8 @@ START_TEST(chosen_encodings_match_the_content)
 	noxor.xor_delta = false;
 	plain.try_plain = true;
 	lz.rle = false;
+	lz.mask = false;
+	runs.mask = false;
 
 	make_page(K_ZERO, page, shadow, &seed);
 	ck_assert_uint_eq(roundtrip(&def, page, NULL, NULL), TB_ENC_ZERO);
@@ -288,9 +305,14 @@ START_TEST(chosen_encodings_match_the_content)
 	ck_assert_uint_eq(roundtrip(&def, page, shadow, &len), TB_ENC_XOR_RLE);
 	ck_assert_uint_eq(len,
 			  1 + 1 + 1 + 2 + 1 + 1 + 1); /* two runs, 0 left */
+	/* and the last byte of each chunk: 65 runs of 3 bytes and a ZRUN
+	 * of 0, or 64 bytes of WMASK, then 65 words of 1 byte */
 	for (len = 0; len < PS; len += 64)
 		page[len + 63] ^= 7;
-	ck_assert_uint_eq(roundtrip(&def, page, shadow, NULL), TB_ENC_XOR_RLE);
+	ck_assert_uint_eq(roundtrip(&runs, page, shadow, &len), TB_ENC_XOR_RLE);
+	ck_assert_uint_eq(len, 65 * 3 + 1);
+	ck_assert_uint_eq(roundtrip(&def, page, shadow, &len), TB_ENC_XOR_MASK);
+	ck_assert_uint_eq(len, 64 + 65 + 65);
 
 	make_page(K_SAME, page, shadow, &seed);
 	ck_assert_uint_eq(roundtrip(&def, page, shadow, &len), TB_ENC_XOR_RLE);
@@ -321,12 +343,13 @@ START_TEST(stats_count_pages_and_bytes_per_encoding)
 	}
 	/* zero, text over text (XOR or RAW), random, delta, same */
 	ck_assert_uint_eq(st.pages[TB_ENC_ZERO], 1);
-	ck_assert_uint_eq(st.pages[TB_ENC_ZERO] + st.pages[TB_ENC_RAW] +
-				  st.pages[TB_ENC_LZ4] +
-				  st.pages[TB_ENC_XOR_LZ4] +
-				  st.pages[TB_ENC_XOR_RLE],
-			  K_NR);
-	ck_assert_uint_ge(st.pages[TB_ENC_XOR_RLE], 2); /* delta, same */
+	ck_assert_uint_eq(
+		st.pages[TB_ENC_ZERO] + st.pages[TB_ENC_RAW] +
+			st.pages[TB_ENC_LZ4] + st.pages[TB_ENC_XOR_LZ4] +
+			st.pages[TB_ENC_XOR_RLE] + st.pages[TB_ENC_XOR_MASK],
+		K_NR);
+	ck_assert_uint_ge(st.pages[TB_ENC_XOR_RLE], 2);	 /* delta, same */
+	ck_assert_uint_eq(st.pages[TB_ENC_XOR_MASK], 1); /* scatter */
 	ck_assert_uint_ge(st.pages[TB_ENC_RAW], 1);
 	ck_assert_uint_eq(st.bytes_in, (uint64_t)K_NR * PS);
 	ck_assert_uint_eq(st.bytes_out, want_out);
@@ -375,13 +398,17 @@ START_TEST(xor_decode_in_place_over_prev)
 	unsigned seed = 9;
 	uint32_t len;
 
-	for (int rle = 0; rle < 2; rle++) {
-		o.rle = rle;
+	/* 0: XOR_LZ4, 1: XOR_RLE, 2: XOR_MASK */
+	for (int kind = 0; kind < 3; kind++) {
+		o.rle = kind == 1;
+		o.mask = kind == 2;
 		make_page(K_DELTA, page, shadow, &seed);
 		ck_assert_int_eq(tb_codec_encode(&o, page, shadow, out, &enc,
 						 &len, NULL),
 				 0);
-		ck_assert_uint_eq(enc, rle ? TB_ENC_XOR_RLE : TB_ENC_XOR_LZ4);
+		ck_assert_uint_eq(enc, kind == 1 ? TB_ENC_XOR_RLE :
+				       kind == 2 ? TB_ENC_XOR_MASK :
+						   TB_ENC_XOR_LZ4);
 		ck_assert_int_eq(tb_codec_decode(enc, out, len, shadow, shadow),
 				 0);
 		ck_assert_int_eq(memcmp(shadow, page, PS), 0);
@@ -401,7 +428,7 @@ START_TEST(fixed_corruptions_are_rejected_and_leave_output_alone)
 	unsigned seed = 21, e;
 	uint32_t len, n;
 
-	o.rle = false; /* XOR_LZ4 here; XOR_RLE: its own test */
+	o.rle = o.mask = false; /* XOR_LZ4 here; the others: own tests */
 	make_page(K_DELTA, page, shadow, &seed);
 	ck_assert_int_eq(
 		tb_codec_encode(&o, page, shadow, out, &enc, &len, NULL), 0);
@@ -554,7 +581,7 @@ START_TEST(random_corruptions_never_touch_memory_out_of_bounds)
 			n = rand_r(&seed) % (PS + 2);
 			p = malloc(n ? n : 1);
 			fill_random(p, n, &seed);
-			enc = (uint8_t)(rand_r(&seed) % 5);
+			enc = (uint8_t)(rand_r(&seed) % (TB_ENC_MAX + 1));
 			break;
 		}
 		fill_random(back, PS, &seed);
@@ -641,15 +668,15 @@ END_TEST
  * made bad runs are rejected, a decode in place leaving the page as it
  * was, or decode to some page; never a read or write out of bounds
  * (exact-size copies). */
-static int rle_in_place(const uint8_t *payload, uint32_t n,
-			const uint8_t *shadow, uint8_t *back)
+static int in_place(uint8_t enc, const uint8_t *payload, uint32_t n,
+		    const uint8_t *shadow, uint8_t *back)
 {
 	uint8_t *p = malloc(n ? n : 1);
 	int rc;
 
 	memcpy(p, payload, n);
 	memcpy(back, shadow, PS);
-	rc = tb_codec_decode(TB_ENC_XOR_RLE, p, n, back, back);
+	rc = tb_codec_decode(enc, p, n, back, back);
 	if (rc)
 		ck_assert_int_eq(memcmp(back, shadow, PS), 0);
 	free(p);
@@ -687,23 +714,228 @@ START_TEST(rle_corruptions_are_rejected_or_harmless)
 		tb_codec_encode(&o, page, shadow, out, &enc, &len, NULL), 0);
 	ck_assert_uint_eq(enc, TB_ENC_XOR_RLE);
 	for (n = 0; n < len; n++) /* every cut */
-		ck_assert_int_eq(rle_in_place(out, n, shadow, back), -EBADMSG);
+		ck_assert_int_eq(in_place(TB_ENC_XOR_RLE, out, n, shadow, back),
+				 -EBADMSG);
 	for (i = 0; i < len; i++) { /* every byte, a few values */
 		for (v = 1; v < 256; v += 51) {
 			out[i] ^= (uint8_t)v;
-			rle_in_place(out, len, shadow, back);
+			in_place(TB_ENC_XOR_RLE, out, len, shadow, back);
 			out[i] ^= (uint8_t)v;
 		}
 	}
-	ck_assert_int_eq(rle_in_place(out, len, shadow, back), 0);
+	ck_assert_int_eq(in_place(TB_ENC_XOR_RLE, out, len, shadow, back), 0);
 	ck_assert_int_eq(memcmp(back, page, PS), 0);
 	ck_assert_int_eq(tb_codec_decode(enc, out, len, NULL, back), -EBADMSG);
 	for (i = 0; i < TB_ARRAY_SIZE(hand); i++) {
-		ck_assert_int_eq(rle_in_place(hand[i].b, hand[i].len, shadow,
-					      back),
+		ck_assert_int_eq(in_place(TB_ENC_XOR_RLE, hand[i].b,
+					  hand[i].len, shadow, back),
 				 hand[i].rc);
 		ck_assert_uint_eq(back[0], shadow[0] ^ (i == 1 ? 1 : 0));
 	}
+	free(back);
+	free(out);
+	free(page);
+	free(shadow);
+}
+END_TEST
+
+/* The XOR_MASK example of docs/stream-format.md 5.3, byte for byte. */
+START_TEST(xor_mask_known_answer)
+{
+	struct tb_codec_opts o = TB_CODEC_OPTS_DEFAULT;
+	uint8_t *page = malloc(PS), *shadow = malloc(PS);
+	uint8_t *out = malloc(TB_CODEC_OUT_MAX), want[71] = { 0 }, enc;
+	unsigned seed = 8;
+	uint32_t len;
+
+	fill_text(shadow, PS, &seed);
+	memcpy(page, shadow, PS);
+	page[0] ^= 0x11; /* word 0 */
+	page[9] ^= 0x22; /* word 1, bytes 1 and 2 */
+	page[10] ^= 0x33;
+	page[PS - 1] ^= 0x44; /* word 511: chunk 63, word 7, byte 7 */
+	want[0] = 0x03;	      /* WMASK: words 0 and 1 of chunk 0 */
+	want[63] = 0x80;      /* and word 7 of chunk 63 */
+	want[64] = 0x01;      /* BMASK of word 0 */
+	want[65] = 0x06;      /* of word 1 */
+	want[66] = 0x80;      /* of word 511 */
+	want[67] = 0x11;      /* BYTES */
+	want[68] = 0x22;
+	want[69] = 0x33;
+	want[70] = 0x44;
+	o.rle = false;
+	for (int portable = 0; portable < 2; portable++) {
+		tb_codec_use_portable(portable);
+		ck_assert_int_eq(tb_codec_encode(&o, page, shadow, out, &enc,
+						 &len, NULL),
+				 0);
+		ck_assert_uint_eq(enc, TB_ENC_XOR_MASK);
+		ck_assert_uint_eq(len, sizeof(want));
+		ck_assert_mem_eq(out, want, sizeof(want));
+		ck_assert_int_eq(in_place(enc, want, sizeof(want), shadow, out),
+				 0);
+		ck_assert_mem_eq(out, page, PS);
+	}
+	tb_codec_use_portable(false);
+	free(out);
+	free(page);
+	free(shadow);
+}
+END_TEST
+
+/* Words and bytes of the delta page ^ shadow: what XOR_MASK carries. */
+static uint32_t mask_len(const uint8_t *page, const uint8_t *shadow)
+{
+	uint32_t n = 64;
+
+	for (unsigned w = 0; w < PS / 8; w++) {
+		unsigned b = 0;
+
+		for (unsigned j = 0; j < 8; j++)
+			b += page[8 * w + j] != shadow[8 * w + j];
+		n += b ? b + 1 : 0;
+	}
+	return n;
+}
+
+/* From 1 % to 10 % of the bytes changed, scattered or in clumps: with
+ * masks the payload is never larger than without, is XOR_MASK where
+ * the bytes are scattered (4 % and more), and has exactly the length
+ * the format gives. */
+START_TEST(xor_mask_is_chosen_where_it_is_smaller)
+{
+	struct tb_codec_opts def = TB_CODEC_OPTS_DEFAULT, runs = def;
+	uint8_t *page = malloc(PS), *shadow = malloc(PS), enc;
+	uint8_t *out = malloc(TB_CODEC_OUT_MAX);
+	unsigned seed = 17, masks = 0;
+	uint32_t len, len_runs;
+
+	runs.mask = false;
+	for (unsigned pct = 1; pct <= 10; pct++) {
+		for (unsigned clump = 1; clump <= 16; clump *= 4) {
+			fill_text(shadow, PS, &seed);
+			memcpy(page, shadow, PS);
+			for (unsigned i = 0; i < PS * pct / 100 / clump; i++) {
+				unsigned at = rand_r(&seed) % (PS - clump);
+
+				for (unsigned j = 0; j < clump; j++)
+					page[at + j] ^= (uint8_t)(1 + j);
+			}
+			enc = roundtrip(&def, page, shadow, &len);
+			ck_assert_int_eq(tb_codec_encode(&runs, page, shadow,
+							 out, &(uint8_t){ 0 },
+							 &len_runs, NULL),
+					 0);
+			ck_assert_msg(len <= len_runs,
+				      "%u%% clump %u: %u > %u bytes", pct,
+				      clump, len, len_runs);
+			if (enc == TB_ENC_XOR_MASK) {
+				ck_assert_uint_eq(len, mask_len(page, shadow));
+				masks++;
+			}
+			if (clump == 1 && pct >= 4 &&
+			    mask_len(page, shadow) <= TB_CODEC_RLE_CAP)
+				ck_assert_msg(enc == TB_ENC_XOR_MASK,
+					      "%u%%: enc %u", pct, enc);
+		}
+	}
+	ck_assert_uint_ge(masks, 5);
+	free(out);
+	free(page);
+	free(shadow);
+}
+END_TEST
+
+/* The portable C paths (XOR, masks) give the bytes the vector ones do,
+ * and each decodes what the other encoded. */
+START_TEST(portable_and_vector_paths_agree)
+{
+	struct tb_codec_opts o = TB_CODEC_OPTS_DEFAULT;
+	uint8_t *page = malloc(PS), *shadow = malloc(PS);
+	uint8_t *out[2], *back = malloc(PS), enc[2];
+	unsigned seed = 23;
+	uint32_t len[2];
+
+	out[0] = malloc(TB_CODEC_OUT_MAX);
+	out[1] = malloc(TB_CODEC_OUT_MAX);
+	for (unsigned i = 0; i < 400; i++) {
+		make_page((enum kind)(i % K_NR), page, shadow, &seed);
+		if (i % 7 == 0)
+			perturb(page, 1 + i % 12, &seed);
+		o.rle = i % 3 != 0;
+		for (int portable = 0; portable < 2; portable++) {
+			tb_codec_use_portable(portable);
+			ck_assert_int_eq(tb_codec_encode(&o, page, shadow,
+							 out[portable],
+							 &enc[portable],
+							 &len[portable], NULL),
+					 0);
+		}
+		ck_assert_uint_eq(enc[0], enc[1]);
+		ck_assert_uint_eq(len[0], len[1]);
+		ck_assert_mem_eq(out[0], out[1], len[0]);
+		for (int portable = 0; portable < 2; portable++) {
+			tb_codec_use_portable(portable);
+			ck_assert_int_eq(tb_codec_decode(enc[0], out[!portable],
+							 len[0], shadow, back),
+					 0);
+			ck_assert_mem_eq(back, page, PS);
+		}
+	}
+	tb_codec_use_portable(false);
+	free(out[0]);
+	free(out[1]);
+	free(back);
+	free(page);
+	free(shadow);
+}
+END_TEST
+
+/* XOR_MASK from a hostile peer: checked whole before the page changes,
+ * so every rejection in place leaves the page as it was. */
+START_TEST(xor_mask_corruptions_are_rejected_or_harmless)
+{
+	struct tb_codec_opts o = TB_CODEC_OPTS_DEFAULT;
+	uint8_t *page = malloc(PS), *shadow = malloc(PS);
+	uint8_t *out = malloc(PS + 8), *back = malloc(PS), enc;
+	unsigned seed = 35, i, v, rejected = 0;
+	uint32_t len, n;
+
+	make_page(K_SCATTER, page, shadow, &seed);
+	ck_assert_int_eq(
+		tb_codec_encode(&o, page, shadow, out, &enc, &len, NULL), 0);
+	ck_assert_uint_eq(enc, TB_ENC_XOR_MASK);
+	for (n = 0; n < len; n++) /* every cut */
+		ck_assert_int_eq(in_place(enc, out, n, shadow, back), -EBADMSG);
+	for (n = len + 1; n <= len + 8; n++) /* trailing bytes */
+		ck_assert_int_eq(in_place(enc, out, n, shadow, back), -EBADMSG);
+	for (i = 0; i < len; i++) { /* every byte, a few values */
+		for (v = 1; v < 256; v += 51) {
+			out[i] ^= (uint8_t)v;
+			if (in_place(enc, out, len, shadow, back))
+				rejected += i < 64; /* WMASK */
+			out[i] ^= (uint8_t)v;
+		}
+	}
+	/* a word mask changed: the lengths no longer add up (but for
+	 * the rare change that swaps equal counts) */
+	ck_assert_uint_ge(rejected, 64 * 5 * 9 / 10);
+	/* a BMASK byte of 0 (a word with no byte changed) */
+	ck_assert_uint_ne(out[64], 0);
+	v = out[64];
+	out[64] = 0;
+	ck_assert_int_eq(in_place(enc, out,
+				  len - (uint32_t)__builtin_popcount(v), shadow,
+				  back),
+			 -EBADMSG);
+	out[64] = (uint8_t)v;
+	/* an unchanged page: the WMASK alone */
+	ck_assert_int_eq(in_place(enc, (uint8_t[64]){ 0 }, 64, shadow, back),
+			 0);
+	ck_assert_mem_eq(back, shadow, PS);
+	ck_assert_int_eq(in_place(enc, out, len, shadow, back), 0);
+	ck_assert_mem_eq(back, page, PS);
+	ck_assert_int_eq(tb_codec_decode(enc, out, len, NULL, back), -EBADMSG);
 	free(back);
 	free(out);
 	free(page);
@@ -724,6 +956,10 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, bad_arguments_are_einval);
 	tcase_add_test(tc, xor_decode_in_place_over_prev);
 	tcase_add_test(tc, rle_corruptions_are_rejected_or_harmless);
+	tcase_add_test(tc, xor_mask_known_answer);
+	tcase_add_test(tc, xor_mask_is_chosen_where_it_is_smaller);
+	tcase_add_test(tc, portable_and_vector_paths_agree);
+	tcase_add_test(tc, xor_mask_corruptions_are_rejected_or_harmless);
 	tcase_add_test(tc,
 		       fixed_corruptions_are_rejected_and_leave_output_alone);
 	tcase_add_test(tc, lz4_that_saves_too_little_is_raw_and_rejected);

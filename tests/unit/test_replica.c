@@ -227,8 +227,10 @@ START_TEST(failed_epoch_takes_its_in_place_pages_back_out)
 	int serr;
 
 	memcpy(before, rep.mem, sizeof(before));
-	for (i = 0; i < 4; i++) /* a few bytes: XOR_RLE */
+	for (i = 0; i < 3; i++) /* a few bytes: XOR_RLE */
 		pr->mem[pfns[i]][100 + i] ^= 0x5a;
+	for (k = 0; k < TB_PAGE_SIZE; k += 20) /* scattered: XOR_MASK */
+		pr->mem[pfns[3]][k] ^= 0x33;
 	for (i = 4; i < 6; i++) /* 2 KiB changed, a pattern: XOR_LZ4 */
 		for (k = 0; k < 2048; k++)
 			pr->mem[pfns[i]][k * 2] ^= (uint8_t)(k % 7 + 1);
@@ -240,6 +242,7 @@ START_TEST(failed_epoch_takes_its_in_place_pages_back_out)
 				 0);
 		ck_assert_int_eq(serr, TB_SERR_BAD_DIGEST);
 		ck_assert_uint_ge(enc_seen[TB_ENC_XOR_RLE], 1);
+		ck_assert_uint_ge(enc_seen[TB_ENC_XOR_MASK], 1);
 		ck_assert_uint_ge(enc_seen[TB_ENC_XOR_LZ4], 1);
 	} else if (how == 1) {
 		/* everything but EPOCH_END, then the primary is gone */
