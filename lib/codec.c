@@ -274,9 +274,11 @@ static void tb_rle_gaps(const uint64_t *nz, uint64_t *gap);
 
 /*
  * The XOR_MASK payload of the delta @d (@nz its non-zero bytes) into
- * @out if it fits in @cap bytes and, with @vs_rle, is smaller than the
- * runs of XOR_RLE could be: its length, else UINT32_MAX.  @out has room
- * for @cap + 8 bytes (a packed word is stored whole).
+ * @out if it fits in @cap bytes and, with @gap, is smaller than the runs
+ * of XOR_RLE could be: its length, else UINT32_MAX.  @out has room for
+ * @cap + 8 bytes (a packed word is stored whole).  With @gap, the gaps
+ * of tb_rle_gaps() are left there for XOR_RLE (*@have_gap set) unless
+ * the bytes alone are too many.
  *
  * A run costs at least its bytes and 2 header bytes; the masks cost 64
  * bytes, one per 8-byte word changed, and the bytes.  A run starts at a
@@ -284,29 +286,34 @@ static void tb_rle_gaps(const uint64_t *nz, uint64_t *gap);
  */
 static inline __attribute__((always_inline)) uint32_t
 tb_mask_encode_body(const uint64_t *d, const uint64_t *nz, uint8_t *out,
-		    uint32_t cap, bool vs_rle, bool simd)
+		    uint32_t cap, uint64_t *gap, bool *have_gap, bool simd)
 {
 	enum {
 		W = TB_PAGE_SIZE / 64
 	};
 	uint32_t w = 0, b = 0, runs = 0, o;
-	uint64_t gap[W], z0 = ~nz[0];
+	uint64_t z0 = ~nz[0];
 	/* bit i: bytes i - 3 .. i - 1 are zero (before the page: zeros) */
 	uint64_t after = 1 | (z0 & 1) << 1 | (z0 & z0 >> 1 & 1) << 2;
 	uint8_t *data;
 
-	if (vs_rle)
+	for (unsigned c = 0; c < W; c++)
+		b += (uint32_t)__builtin_popcountll(nz[c]);
+	if (64 + b > cap) /* a dense delta */
+		return UINT32_MAX;
+	if (gap) {
 		tb_rle_gaps(nz, gap);
+		*have_gap = true;
+	}
 	for (unsigned c = 0; c < W; c++) {
 		out[c] = (uint8_t)tb_mask_of_bytes(nz[c]);
 		w += (uint32_t)__builtin_popcount(out[c]);
-		b += (uint32_t)__builtin_popcountll(nz[c]);
-		if (vs_rle) {
+		if (gap) {
 			after = gap[c] << 3 | (c ? gap[c - 1] >> 61 : after);
 			runs += (uint32_t)__builtin_popcountll(nz[c] & after);
 		}
 	}
-	if (64 + w + b > cap || (vs_rle && 64 + w >= 2 * runs + 1))
+	if (64 + w + b > cap || (gap && 64 + w >= 2 * runs + 1))
 		return UINT32_MAX;
 	/* the word masks: nz[c]'s non-zero bytes; then the delta's */
 	o = 64;
@@ -374,9 +381,9 @@ tb_mask_decode_body(const uint8_t *p, uint32_t len, const uint8_t *prev,
 #if defined(__x86_64__)
 __attribute__((target("ssse3,popcnt"))) static uint32_t
 tb_mask_encode_x86(const uint64_t *d, const uint64_t *nz, uint8_t *out,
-		   uint32_t cap, bool vs_rle)
+		   uint32_t cap, uint64_t *gap, bool *have_gap)
 {
-	return tb_mask_encode_body(d, nz, out, cap, vs_rle, true);
+	return tb_mask_encode_body(d, nz, out, cap, gap, have_gap, true);
 }
 
 __attribute__((target("ssse3,popcnt"))) static int
@@ -388,13 +395,14 @@ tb_mask_decode_x86(const uint8_t *p, uint32_t len, const uint8_t *prev,
 #endif
 
 static uint32_t tb_mask_encode(const uint64_t *d, const uint64_t *nz,
-			       uint8_t *out, uint32_t cap, bool vs_rle)
+			       uint8_t *out, uint32_t cap, uint64_t *gap,
+			       bool *have_gap)
 {
 #if defined(__x86_64__)
 	if (tb_codec_pshufb)
-		return tb_mask_encode_x86(d, nz, out, cap, vs_rle);
+		return tb_mask_encode_x86(d, nz, out, cap, gap, have_gap);
 #endif
-	return tb_mask_encode_body(d, nz, out, cap, vs_rle, false);
+	return tb_mask_encode_body(d, nz, out, cap, gap, have_gap, false);
 }
 
 static int tb_mask_decode(const uint8_t *p, uint32_t len, const uint8_t *prev,
@@ -455,22 +463,24 @@ static void tb_rle_gaps(const uint64_t *nz, uint64_t *gap)
  * or UINT32_MAX if they do not fit.  @nz: the delta's non-zero bytes, a
  * bit each.  A run starts at a non-zero byte and ends before the next 3
  * zero bytes (a gap of 1 or 2 costs no more inside the run than a new
- * run's header), found with bit scans over @nz and over its gaps of 3.
+ * run's header), found with bit scans over @nz and over its gaps of 3
+ * (@gap: tb_rle_gaps(), already there if @have_gap).
  */
 static uint32_t tb_rle_encode(const uint8_t *d, const uint64_t *nz,
-			      uint8_t *out, uint32_t cap)
+			      uint64_t *gap, bool have_gap, uint8_t *out,
+			      uint32_t cap)
 {
 	enum {
 		W = TB_PAGE_SIZE / 64
 	};
-	uint64_t gap[W]; /* bit i: bytes i, i+1, i+2 are all zero */
 	uint32_t o = 0, pos = 0, rs, re, n, bytes = 0;
 
 	for (unsigned k = 0; k < W; k++)
 		bytes += (uint32_t)__builtin_popcountll(nz[k]);
 	if (bytes > cap) /* the runs carry at least these: a dense delta */
 		return UINT32_MAX;
-	tb_rle_gaps(nz, gap);
+	if (!have_gap)
+		tb_rle_gaps(nz, gap);
 	for (rs = tb_next_bit(nz, W, 0); rs < TB_PAGE_SIZE;
 	     rs = tb_next_bit(nz, W, re)) {
 		re = tb_next_bit(gap, W, rs);
@@ -598,7 +608,8 @@ int tb_codec_encode(const struct tb_codec_opts *opts, const void *page,
 		goto raw;
 
 	if (shadow && opts->xor_delta) {
-		bool changed;
+		uint64_t gap[TB_PAGE_SIZE / 64]; /* XOR_RLE's gaps of 3 */
+		bool changed, have_gap = false;
 
 		pthread_once(&tb_codec_once, tb_codec_init_once);
 		changed = tb_codec_xor_impl(tb_codec_scratch, tb_codec_nz, page,
@@ -607,7 +618,8 @@ int tb_codec_encode(const struct tb_codec_opts *opts, const void *page,
 		 * bytes scattered one or two per word pay less as masks */
 		if (opts->mask) {
 			n = tb_mask_encode(tb_codec_scratch, tb_codec_nz, out,
-					   TB_CODEC_RLE_CAP, opts->rle);
+					   TB_CODEC_RLE_CAP,
+					   opts->rle ? gap : NULL, &have_gap);
 			if (n != UINT32_MAX) {
 				e = TB_ENC_XOR_MASK;
 				goto done;
@@ -615,7 +627,8 @@ int tb_codec_encode(const struct tb_codec_opts *opts, const void *page,
 		}
 		if (opts->rle) {
 			n = tb_rle_encode((const uint8_t *)tb_codec_scratch,
-					  tb_codec_nz, out, TB_CODEC_RLE_CAP);
+					  tb_codec_nz, gap, have_gap, out,
+					  TB_CODEC_RLE_CAP);
 			if (n != UINT32_MAX) {
 				e = TB_ENC_XOR_RLE;
 				goto done;

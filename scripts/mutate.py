@@ -79,7 +79,7 @@ MUTANTS = [
      "\t\tif (!p[64 + i])\n", "\t\tif (0 && !p[64 + i])\n",
      ["test_codec"]),
     ("codec: XOR_MASK chosen where the runs are smaller", "lib/codec.c",
-     "(vs_rle && 64 + w >= 2 * runs + 1)", "(vs_rle && 64 + w >= 4 * runs + 1)",
+     "(gap && 64 + w >= 2 * runs + 1)", "(gap && 64 + w >= 4 * runs + 1)",
      ["test_codec"]),
     ("codec: XOR delta decoded without its base", "lib/codec.c",
      "\t\t\tw ^= tb_codec_scratch[i];", "\t\t\tw = tb_codec_scratch[i];",
