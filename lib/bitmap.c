@@ -108,3 +108,20 @@ size_t tb_bitmap_to_list(const struct tb_bitmap *bm, uint64_t *pfns, size_t cap)
 	}
 	return out;
 }
+
+size_t tb_bitmap_take_new(struct tb_bitmap *dst, struct tb_bitmap *src,
+			  uint64_t *pfns, size_t cap)
+{
+	size_t i, n = tb_bitmap_nwords(dst), out = 0;
+	uint64_t w;
+
+	for (i = 0; i < n; i++) {
+		w = src->words[i] & ~dst->words[i];
+		dst->words[i] |= src->words[i];
+		src->words[i] = 0;
+		for (; w && out < cap; w &= w - 1)
+			pfns[out++] = ((uint64_t)i << 6) +
+				      (uint64_t)__builtin_ctzll(w);
+	}
+	return out;
+}

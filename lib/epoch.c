@@ -186,10 +186,10 @@ int tb_eng_suspend_guest(struct tb_engine *e, struct tb_epoch_rec *rec)
 	return rc;
 }
 
-/* Take the dirty bits into e->dirty; log if that fails. */
-static int harvest(struct tb_engine *e, uint64_t epoch)
+/* Take the dirty bits into @into; log if that fails. */
+static int harvest(struct tb_engine *e, uint64_t epoch, struct tb_bitmap *into)
 {
-	int rc = e->cfg.ops->harvest_dirty(e->dom, &e->dirty);
+	int rc = e->cfg.ops->harvest_dirty(e->dom, into);
 
 	if (rc)
 		tb_err_rc(rc, "dom=%u epoch=%" PRIu64 " dirty harvest: %s",
@@ -220,7 +220,7 @@ int tb_eng_checkpoint(struct tb_engine *e, struct job *j,
 	struct tb_epoch_rec *rec = &j->rec;
 	bool cow = e->cfg.mode == TB_MODE_COW, armed = false;
 	struct tb_dom_stats st;
-	size_t n;
+	size_t n, prepared = 0;
 	int rc, rc2;
 
 	if (e->cfg.mode != TB_MODE_SEND_WHILE_PAUSED)
@@ -235,12 +235,27 @@ int tb_eng_checkpoint(struct tb_engine *e, struct job *j,
 		unsigned pass = 0;
 
 		do {
-			rc = harvest(e, j->epoch);
+			rc = harvest(e, j->epoch, &e->dirty);
 			t2 = tb_now_ns();
 			if (t2 - t < COW_PREARM_NS)
 				break;
 			t = t2;
 		} while (!rc && ++pass < COW_PREARM_PASSES);
+		if (!rc && ops->cow_prepare) {
+			/* the pages so far, marked while the guest runs: the
+			 * pause arms them and marks only what comes after */
+			prepared =
+				tb_bitmap_to_list(&e->dirty, j->pfns, j->cap);
+			rc = ops->cow_prepare(e->dom, j->pfns, prepared,
+					      j->pages);
+			if (rc)
+				tb_err_rc(rc,
+					  "dom=%u epoch=%" PRIu64
+					  " cow_prepare: %s",
+					  e->info.domid, j->epoch,
+					  tb_backend_reason());
+			tb_bitmap_clear_all(&e->scratch);
+		}
 		if (rc) {
 			end_pausing(e);
 			return rc;
@@ -256,11 +271,19 @@ int tb_eng_checkpoint(struct tb_engine *e, struct job *j,
 		rec->t_request = rec->t_suspended = tb_now_ns();
 	}
 	/* Paused from here: only harvest, copy, state, then resume. */
-	rc = harvest(e, j->epoch);
+	if (prepared) {
+		/* the pages dirtied since the prepare go after its list */
+		rc = harvest(e, j->epoch, &e->scratch);
+		n = prepared + tb_bitmap_take_new(&e->dirty, &e->scratch,
+						  j->pfns + prepared,
+						  j->cap - prepared);
+	} else {
+		rc = harvest(e, j->epoch, &e->dirty);
+		n = rc ? 0 : tb_bitmap_to_list(&e->dirty, j->pfns, j->cap);
+	}
 	rec->t_harvested = tb_now_ns();
 	if (rc)
 		goto out_resume;
-	n = tb_bitmap_to_list(&e->dirty, j->pfns, j->cap);
 	j->n = n;
 	rec->dirty_pages = n;
 	if (cow) {

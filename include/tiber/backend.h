@@ -20,7 +20,8 @@
  *               output_boundary -> resume } ... -> detach
  *
  * or, copy-on-write (where cow_arm is set): harvest_dirty (running) ->
- * request_suspend -> await_suspended -> harvest_dirty -> cow_arm ->
+ * [cow_prepare] -> request_suspend -> await_suspended -> harvest_dirty ->
+ * cow_arm ->
  * save_cpu_state -> save_device_state -> output_boundary -> resume ->
  * cow_finish.
  *
@@ -172,7 +173,8 @@ struct tb_backend_ops {
 	/*
 	 * Copy-on-write (optional: NULL where the backend cannot see a guest
 	 * write before it happens).  cow_arm, suspended, after the harvest:
-	 * from now on a guest write to one of the @n pages @pfns (ascending)
+	 * from now on a guest write to one of the @n pages @pfns (ascending,
+	 * or a cow_prepare'd head and then the rest ascending)
 	 * first copies the page as it is now into @dst (page i at @dst + i *
 	 * 4096).  cow_finish, guest running: copy the pages no write copied
 	 * yet, wait for copies under way, disarm; @dst is then the image of
@@ -182,6 +184,17 @@ struct tb_backend_ops {
 	 */
 	int (*cow_arm)(struct tb_dom *d, const uint64_t *pfns, size_t n,
 		       void *dst);
+	/*
+	 * Optional, before a cow epoch's suspend, guest running: @pfns[0..n)
+	 * (ascending) will be the head of the list the next cow_arm gets
+	 * (the same array, the same @dst), followed by the pages dirtied
+	 * since (ascending, none of them in the head).  The backend may mark
+	 * the head now, so that cow_arm's work in the pause is only the
+	 * rest.  Nothing is armed; a cow_arm with another list, or another
+	 * cow_prepare, drops it.
+	 */
+	int (*cow_prepare)(struct tb_dom *d, const uint64_t *pfns, size_t n,
+			   void *dst);
 	int (*cow_finish)(struct tb_dom *d);
 	/* Append the vCPU state blob to @out (suspended only). */
 	int (*save_cpu_state)(struct tb_dom *d, struct tb_buf *out);

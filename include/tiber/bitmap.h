@@ -46,5 +46,12 @@ void tb_bitmap_or(struct tb_bitmap *dst, const struct tb_bitmap *src);
  */
 size_t tb_bitmap_to_list(const struct tb_bitmap *bm, uint64_t *pfns,
 			 size_t cap);
+/*
+ * Move @src into @dst: write the bits set in @src and not in @dst in
+ * ascending order into @pfns (at most @cap), then dst |= src and clear
+ * @src (all of it, also past @cap).  Returns how many were written.
+ */
+size_t tb_bitmap_take_new(struct tb_bitmap *dst, struct tb_bitmap *src,
+			  uint64_t *pfns, size_t cap);
 
 #endif

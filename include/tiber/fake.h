@@ -34,6 +34,10 @@ struct tb_fake {
 	bool ignore_suspend; /* never suspends: await times out */
 	bool dead;	     /* check_health reports the guest gone */
 	bool no_suspend_cancel;
+	/* > 0: as each suspend is requested the guest writes one of the
+	 * last late_write_pages pages, in turn (after the engine's running
+	 * harvest: mode cow must still take it) */
+	uint64_t late_write_pages;
 	/* observations */
 	uint64_t suspends, fast_resumes, slow_resumes, timeouts;
 	uint64_t boundary_epoch, released_epoch;

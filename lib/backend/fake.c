@@ -31,6 +31,8 @@ struct fake_priv {
 	size_t cow_n;
 	uint8_t *cow_dst;
 	bool armed;
+	size_t cow_prepared; /* head of cow_pfns given to cow_prepare */
+	uint64_t late_writes;
 };
 
 static struct tb_fake *the_fake;
@@ -186,6 +188,12 @@ static int fake_request_suspend(struct tb_dom *d)
 
 	if (f->dead)
 		return -ESRCH;
+	if (f->late_write_pages) {
+		uint64_t k = p->late_writes++;
+
+		tb_fake_write(f, f->nr_pages - 1 - k % f->late_write_pages,
+			      (uint32_t)(k % TB_PAGE_SIZE), (uint8_t)(k + 1));
+	}
 	p->requested = true;
 	return 0;
 }
@@ -246,6 +254,63 @@ static int fake_copy(struct tb_dom *d, const uint64_t *pfns, size_t n,
 	return 0;
 }
 
+/* Ascending, all < nr_pages. */
+static bool fake_ascending(struct tb_fake *f, const uint64_t *pfns, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (pfns[i] >= f->nr_pages || (i && pfns[i] <= pfns[i - 1]))
+			return false;
+	return true;
+}
+
+/* The contract of cow_arm's list (backend.h): ascending, or the head
+ * given to cow_prepare then ascending pages none of which is in it. */
+static bool fake_cow_list_ok(struct tb_fake *f, const uint64_t *pfns, size_t n,
+			     const void *dst)
+{
+	struct fake_priv *p = f->priv;
+	size_t head = p->cow_prepared, i, lo, hi;
+
+	if (!head || pfns != p->cow_pfns || dst != p->cow_dst || n < head)
+		return fake_ascending(f, pfns, n);
+	if (!fake_ascending(f, pfns + head, n - head))
+		return false;
+	for (i = head; i < n; i++) { /* not in the head: binary search */
+		for (lo = 0, hi = head; lo < hi;) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (pfns[mid] < pfns[i])
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < head && pfns[lo] == pfns[i])
+			return false;
+	}
+	return true;
+}
+
+static int fake_cow_prepare(struct tb_dom *d, const uint64_t *pfns, size_t n,
+			    void *dst)
+{
+	struct tb_fake *f = (struct tb_fake *)d;
+	struct fake_priv *p = f->priv;
+
+	pthread_mutex_lock(&p->lock);
+	p->cow_prepared = 0;
+	if (p->armed || !fake_ascending(f, pfns, n)) {
+		pthread_mutex_unlock(&p->lock);
+		tb_backend_set_reason("fake: cow_prepare %s",
+				      p->armed ? "while armed" : "bad list");
+		return -EINVAL;
+	}
+	p->cow_pfns = pfns;
+	p->cow_dst = dst;
+	p->cow_prepared = n;
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
 static int fake_cow_arm(struct tb_dom *d, const uint64_t *pfns, size_t n,
 			void *dst)
 {
@@ -263,12 +328,13 @@ static int fake_cow_arm(struct tb_dom *d, const uint64_t *pfns, size_t n,
 				      p->armed ? "twice" : "while running");
 		return -EINVAL;
 	}
-	for (i = 0; i < n; i++) {
-		if (pfns[i] >= f->nr_pages) {
-			pthread_mutex_unlock(&p->lock);
-			return -EINVAL;
-		}
+	if (!fake_cow_list_ok(f, pfns, n, dst)) {
+		p->cow_prepared = 0;
+		pthread_mutex_unlock(&p->lock);
+		tb_backend_set_reason("fake: cow_arm: bad pfn list");
+		return -EINVAL;
 	}
+	p->cow_prepared = 0;
 	for (i = 0; i < n; i++)
 		p->cow[pfns[i]] = (uint32_t)i + 1;
 	p->cow_pfns = pfns;
@@ -411,6 +477,7 @@ const struct tb_backend_ops tb_backend_fake_ops = {
 	.await_suspended = fake_await,
 	.harvest_dirty = fake_harvest,
 	.copy_pages = fake_copy,
+	.cow_prepare = fake_cow_prepare,
 	.cow_arm = fake_cow_arm,
 	.cow_finish = fake_cow_finish,
 	.save_cpu_state = fake_save_cpu,

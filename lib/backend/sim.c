@@ -536,6 +536,7 @@ const struct tb_backend_ops tb_backend_sim_ops = {
 	.await_suspended = tb_sim_await_suspended,
 	.harvest_dirty = tb_sim_harvest_dirty,
 	.copy_pages = sim_copy_pages,
+	.cow_prepare = tb_sim_cow_prepare,
 	.cow_arm = tb_sim_cow_arm,
 	.cow_finish = tb_sim_cow_finish,
 	.save_cpu_state = sim_save_cpu_state,

@@ -20,15 +20,24 @@
  *    served).  A harvest while the guest is suspended first waits for
  *    the fault thread to finish the faults it took (busy == 0): no
  *    writer is blocked then, so every unprotected page has its bit.
- *  - cow[pfn] is 0 (nothing to copy), slot + 1 (to copy into slot) or
- *    COW_BUSY (being copied); whoever moves it from slot + 1 to COW_BUSY
- *    (the fault thread or a copy thread, one compare-and-swap) copies
- *    the page, and the fault thread un-protects a page only when its
- *    entry is 0: the guest never writes a page before its copy is made.
+ *  - cow[pfn] is (generation << 32 | slot + 1) or (generation << 32 |
+ *    COW_BUSY), or 0.  An entry counts only if its generation is the
+ *    armed one (armed_gen, 0 when none): cow_prepare marks the head of
+ *    the next epoch's list under a new generation while the guest runs,
+ *    cow_arm (suspended) marks the rest and arms the generation with one
+ *    store, so the pause does not grow with the pages prepared.  Whoever
+ *    moves an armed entry from slot + 1 to COW_BUSY (the fault thread or
+ *    a copy thread, one compare-and-swap) copies the page, and the fault
+ *    thread un-protects a page only when it has no armed entry to copy:
+ *    the guest never writes a page before its copy is made.
+ *  - A prepared page the guest writes before the suspend is un-protected
+ *    without a copy (its generation is not armed) and marked dirty, so
+ *    the paused harvest takes it again and re-protects it before the arm.
  *  - cow_finish returns only when cow_left is 0: no copy into the
  *    staging buffer is under way after it.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
@@ -49,11 +58,13 @@ struct tb_sim_sync {
 	bool thr_started;
 	int stop_fd;
 	uint64_t *dirty;      /* a bit per page: written since the harvest */
-	uint32_t *cow;	      /* per page: see the invariants */
-	const uint64_t *pfns; /* the armed epoch's pages */
-	size_t n;
-	uint8_t *dst; /* and its staging */
-	int armed, busy, cow_left, err;
+	uint64_t *cow;	      /* per page: see the invariants */
+	const uint64_t *pfns; /* the armed (or prepared) epoch's pages */
+	size_t n, prepared;   /* ... how many, of them prepared */
+	uint8_t *dst;	      /* and its staging */
+	uint32_t gen;	      /* of the last cow_prepare / cow_arm, >= 1 */
+	uint32_t armed_gen;   /* 0: not armed */
+	int busy, cow_left, err;
 	uint64_t faults, fault_copies;
 };
 
@@ -77,26 +88,46 @@ static void copy_to_slot(struct tb_dom *d, uint64_t pfn, uint32_t slot)
 	       d->ram + pfn * TB_PAGE_SIZE, TB_PAGE_SIZE);
 }
 
+/* The slot + 1 (or COW_BUSY) of @v if it belongs to @gen, else 0. */
+static uint32_t cow_slot(uint64_t v, uint32_t gen)
+{
+	return gen && v >> 32 == gen ? (uint32_t)v : 0;
+}
+
+/* A new generation; at the wrap (after 2^32 epochs) no old mark may be
+ * mistaken for one of it. */
+static void cow_next_gen(struct tb_dom *d)
+{
+	struct tb_sim_sync *s = d->sync;
+
+	if (++s->gen == 0) {
+		memset(s->cow, 0, d->nr_pages * sizeof(*s->cow));
+		s->gen = 1;
+	}
+}
+
 /* A guest write to @pfn is waiting: copy first if armed, then let it go. */
 static void serve_fault(struct tb_dom *d, uint64_t pfn)
 {
 	struct tb_sim_sync *s = d->sync;
-	uint32_t v = TB_LD(&s->cow[pfn]);
+	uint32_t gen = TB_LD(&s->armed_gen);
+	uint64_t v = TB_LD(&s->cow[pfn]);
+	uint32_t slot;
 	int rc;
 
-	while (v) {
-		if (v != COW_BUSY &&
-		    __atomic_compare_exchange_n(&s->cow[pfn], &v, COW_BUSY,
-						false, __ATOMIC_SEQ_CST,
-						__ATOMIC_SEQ_CST)) {
-			copy_to_slot(d, pfn, v - 1);
+	while ((slot = cow_slot(v, gen)) != 0) {
+		if (slot != COW_BUSY &&
+		    __atomic_compare_exchange_n(
+			    &s->cow[pfn], &v, (uint64_t)gen << 32 | COW_BUSY,
+			    false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+			copy_to_slot(d, pfn, slot - 1);
 			TB_ST(&s->cow[pfn], 0);
 			__atomic_sub_fetch(&s->cow_left, 1, __ATOMIC_SEQ_CST);
 			__atomic_add_fetch(&s->fault_copies, 1,
 					   __ATOMIC_RELAXED);
 			break;
 		}
-		if (v == COW_BUSY) /* a copy thread has it: a page's worth */
+		if (slot == COW_BUSY) /* a copy thread has it: a page's worth */
 			sched_yield();
 		v = TB_LD(&s->cow[pfn]);
 	}
@@ -232,9 +263,10 @@ int tb_sim_sync_harvest(struct tb_dom *d, struct tb_bitmap *out)
 static bool cow_claim(void *ctx, size_t i, uint64_t pfn)
 {
 	struct tb_sim_sync *s = ((struct tb_dom *)ctx)->sync;
-	uint32_t v = (uint32_t)i + 1;
+	uint64_t gen = s->armed_gen, v = gen << 32 | ((uint32_t)i + 1);
 
-	return __atomic_compare_exchange_n(&s->cow[pfn], &v, COW_BUSY, false,
+	return __atomic_compare_exchange_n(&s->cow[pfn], &v,
+					   gen << 32 | COW_BUSY, false,
 					   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 
@@ -256,43 +288,100 @@ void tb_sim_sync_stats(struct tb_dom *d, struct tb_dom_stats *st)
 		__atomic_load_n(&d->sync->fault_copies, __ATOMIC_RELAXED);
 }
 
-int tb_sim_cow_arm(struct tb_dom *d, const uint64_t *pfns, size_t n, void *dst)
+/* Mark @pfns[@from..@n) (ascending, < nr_pages, none marked in @gen
+ * yet) with their slots in @gen.  -EINVAL at the first bad one: the marks
+ * made are harmless, @gen is never armed. */
+static int cow_mark(struct tb_dom *d, const uint64_t *pfns, size_t from,
+		    size_t n, uint32_t gen)
 {
 	struct tb_sim_sync *s = d->sync;
 	size_t i;
+
+	for (i = from; i < n; i++) {
+		if (pfns[i] >= d->nr_pages ||
+		    (i > from && pfns[i] <= pfns[i - 1]) ||
+		    cow_slot(s->cow[pfns[i]], gen)) {
+			tb_backend_set_reason(
+				"sim: cow: bad pfn list at %zu (pfn %" PRIu64
+				")",
+				i, pfns[i]);
+			return -EINVAL;
+		}
+		/* release, not seq_cst: an x86 xchg per page cost ~0.5 ms
+		 * of the pause at 100k pages; the seq_cst store of
+		 * armed_gen orders them for the fault thread */
+		__atomic_store_n(&s->cow[pfns[i]],
+				 (uint64_t)gen << 32 | ((uint32_t)i + 1),
+				 __ATOMIC_RELEASE);
+	}
+	return 0;
+}
+
+static int cow_check(struct tb_dom *d, const char *op, size_t n)
+{
+	struct tb_sim_sync *s = d->sync;
 
 	if (!s) {
 		tb_backend_set_reason(
 			"sim: copy-on-write needs uffd-wp sync tracking (tiber-simguest --dirty-mech uffd-sync)");
 		return -ENOTSUP;
 	}
-	if (!d->suspended || TB_LD(&s->armed) || n >= COW_BUSY) {
-		tb_backend_set_reason("sim: cow_arm: %s",
-				      !d->suspended    ? "guest not suspended" :
-				      TB_LD(&s->armed) ? "already armed" :
-							 "too many pages");
+	if (TB_LD(&s->armed_gen) || n >= COW_BUSY) {
+		tb_backend_set_reason("sim: %s: %s", op,
+				      n >= COW_BUSY ? "too many pages" :
+						      "already armed");
 		return -EINVAL;
 	}
-	for (i = 0; i < n; i++) {
-		if (pfns[i] >= d->nr_pages || (i && pfns[i] <= pfns[i - 1])) {
-			tb_backend_set_reason(
-				"sim: cow_arm: bad pfn list at %zu", i);
-			return -EINVAL;
-		}
+	return 0;
+}
+
+int tb_sim_cow_prepare(struct tb_dom *d, const uint64_t *pfns, size_t n,
+		       void *dst)
+{
+	struct tb_sim_sync *s = d->sync;
+	int rc = cow_check(d, "cow_prepare", n);
+
+	if (rc)
+		return rc;
+	s->prepared = 0;
+	cow_next_gen(d);
+	rc = cow_mark(d, pfns, 0, n, s->gen);
+	if (rc)
+		return rc;
+	s->pfns = pfns;
+	s->dst = dst;
+	s->prepared = n;
+	return 0;
+}
+
+int tb_sim_cow_arm(struct tb_dom *d, const uint64_t *pfns, size_t n, void *dst)
+{
+	struct tb_sim_sync *s = d->sync;
+	size_t head = 0;
+	int rc = cow_check(d, "cow_arm", n);
+
+	if (rc)
+		return rc;
+	if (!d->suspended) {
+		tb_backend_set_reason("sim: cow_arm: guest not suspended");
+		return -EINVAL;
 	}
-	/* the job before its marks: a fault still queued from before a
+	/* the prepared head of this list keeps its marks; else start over */
+	if (s->prepared && pfns == s->pfns && dst == s->dst && n >= s->prepared)
+		head = s->prepared;
+	else
+		cow_next_gen(d);
+	s->prepared = 0;
+	rc = cow_mark(d, pfns, head, n, s->gen);
+	if (rc)
+		return rc;
+	/* the job before the arm: a fault still queued from before a
 	 * pause-mode stop may be served while we arm */
 	s->pfns = pfns;
 	s->n = n;
 	s->dst = dst;
 	TB_ST(&s->cow_left, (int)n);
-	/* release, not seq_cst: an x86 xchg per page cost ~0.5 ms of the
-	 * pause at 100k pages; the fault thread's compare-and-swap and the
-	 * seq_cst store of armed order them */
-	for (i = 0; i < n; i++)
-		__atomic_store_n(&s->cow[pfns[i]], (uint32_t)i + 1,
-				 __ATOMIC_RELEASE);
-	TB_ST(&s->armed, 1);
+	TB_ST(&s->armed_gen, s->gen);
 	/* woken at the suspend for a copy that now comes after the resume:
 	 * spinning, they would compete with it */
 	tb_copy_pool_rest(&d->pool);
@@ -304,14 +393,14 @@ int tb_sim_cow_finish(struct tb_dom *d)
 	struct tb_sim_sync *s = d->sync;
 	const struct tb_copy_claim cl = { cow_claim, cow_done, d };
 
-	if (!s || !TB_LD(&s->armed)) {
+	if (!s || !TB_LD(&s->armed_gen)) {
 		tb_backend_set_reason("sim: cow_finish: not armed");
 		return -EINVAL;
 	}
 	tb_copy_pool_copy_claimed(&d->pool, s->pfns, s->n, s->dst, &cl);
 	while (TB_LD(&s->cow_left))
 		sched_yield(); /* the fault thread's copies under way */
-	TB_ST(&s->armed, 0);
+	TB_ST(&s->armed_gen, 0);
 	stat_inc(d, &d->st.pages_copied, s->n);
 	return 0;
 }

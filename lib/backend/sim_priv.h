@@ -107,7 +107,9 @@ void tb_sim_sync_free(struct tb_dom *d);
 int tb_sim_sync_harvest(struct tb_dom *d, struct tb_bitmap *out);
 /* fills the stats' wp_faults and cow_fault_copies (any thread) */
 void tb_sim_sync_stats(struct tb_dom *d, struct tb_dom_stats *st);
-/* The cow_arm and cow_finish hooks (backend.h). */
+/* The cow_prepare, cow_arm and cow_finish hooks (backend.h). */
+int tb_sim_cow_prepare(struct tb_dom *d, const uint64_t *pfns, size_t n,
+		       void *dst);
 int tb_sim_cow_arm(struct tb_dom *d, const uint64_t *pfns, size_t n, void *dst);
 int tb_sim_cow_finish(struct tb_dom *d);
 

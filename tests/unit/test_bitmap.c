@@ -65,6 +65,58 @@ START_TEST(to_list_matches_random_bits_in_order)
 }
 END_TEST
 
+/* take_new: the bits only @src has, in order; @dst ends with both, @src
+ * empty, even when the list is cut short. */
+START_TEST(take_new_lists_only_new_bits_and_merges)
+{
+	struct tb_bitmap dst, src, both, only_src;
+	uint64_t *list, n = 20000, i, got, want = 0;
+	unsigned seed = 9;
+
+	ck_assert_int_eq(tb_bitmap_init(&dst, n), 0);
+	ck_assert_int_eq(tb_bitmap_init(&src, n), 0);
+	ck_assert_int_eq(tb_bitmap_init(&both, n), 0);
+	ck_assert_int_eq(tb_bitmap_init(&only_src, n), 0);
+	for (i = 0; i < n; i++) {
+		unsigned r = (unsigned)rand_r(&seed) % 8;
+
+		if (r & 1)
+			tb_bitmap_set(&dst, i);
+		if (r & 2)
+			tb_bitmap_set(&src, i);
+		if (r & 3)
+			tb_bitmap_set(&both, i);
+		if (r % 4 == 2) {
+			tb_bitmap_set(&only_src, i);
+			want++;
+		}
+	}
+	list = malloc(n * sizeof(*list));
+	got = tb_bitmap_take_new(&dst, &src, list, n);
+	ck_assert_uint_eq(got, want);
+	for (i = 0; i < got; i++) {
+		ck_assert(tb_bitmap_test(&only_src, list[i]));
+		ck_assert(i == 0 || list[i] > list[i - 1]);
+	}
+	ck_assert_uint_eq(tb_bitmap_count(&src), 0);
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(tb_bitmap_test(&dst, i),
+				 tb_bitmap_test(&both, i));
+	/* cut short: still all merged */
+	tb_bitmap_clear_all(&dst);
+	tb_bitmap_set_range(&src, 0, 100);
+	ck_assert_uint_eq(tb_bitmap_take_new(&dst, &src, list, 10), 10);
+	ck_assert_uint_eq(list[9], 9);
+	ck_assert_uint_eq(tb_bitmap_count(&dst), 100);
+	ck_assert_uint_eq(tb_bitmap_count(&src), 0);
+	free(list);
+	tb_bitmap_free(&dst);
+	tb_bitmap_free(&src);
+	tb_bitmap_free(&both);
+	tb_bitmap_free(&only_src);
+}
+END_TEST
+
 START_TEST(parse_size_and_duration_units)
 {
 	uint64_t v;
@@ -97,6 +149,7 @@ static Suite *bitmap_suite(void)
 	tcase_add_test(tc, set_range_and_count_agree_with_bit_tests);
 	tcase_add_test(tc, set_all_leaves_bits_past_the_end_clear);
 	tcase_add_test(tc, to_list_matches_random_bits_in_order);
+	tcase_add_test(tc, take_new_lists_only_new_bits_and_merges);
 	tcase_add_test(tc, parse_size_and_duration_units);
 	suite_add_tcase(s, tc);
 	return s;

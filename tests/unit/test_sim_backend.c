@@ -689,7 +689,10 @@ END_TEST
  * running harvest (as the engine does before it asks the guest to
  * suspend), suspends, harvests, copies all RAM as the reference, arms
  * the dirty pages, resumes and lets the flat-out writers at them (2 ms,
- * every other round none) before cow_finish.  The armed staging must
+ * every other round none) before cow_finish.  Every other round marks
+ * the running harvest's pages while the guest runs (cow_prepare, as the
+ * engine does) and arms them with the pages dirtied since after them;
+ * a list whose rest repeats a page of the head is refused.  The armed staging must
  * equal the reference page for page; every page whose content changed
  * since the last round must have been harvested; and guest writes must
  * have hit pages not yet copied (the copy-before-write path ran).
@@ -705,9 +708,9 @@ START_TEST(cow_image_is_the_suspended_image)
 	unsigned r, rounds = tb_check_scale(40, 15);
 	struct tb_dom_info info;
 	struct tb_dom_stats st;
-	struct tb_bitmap got;
+	struct tb_bitmap got, head;
 	struct tb_dom *d;
-	uint64_t *all, *pfns, i, n, changed = 0, armed = 0;
+	uint64_t *all, *pfns, i, n, prep, changed = 0, armed = 0, tails = 0;
 	uint8_t *a, *b, *stage, *t;
 
 	cfg.dirty_mech = "uffd-sync";
@@ -716,6 +719,7 @@ START_TEST(cow_image_is_the_suspended_image)
 	ck_assert_str_eq(info.dirty_mech, "uffd-wp-sync");
 	ck_assert(info.can_cow);
 	ck_assert_int_eq(tb_bitmap_init(&got, info.nr_pages), 0);
+	ck_assert_int_eq(tb_bitmap_init(&head, info.nr_pages), 0);
 	all = malloc(info.nr_pages * sizeof(*all));
 	pfns = malloc(info.nr_pages * sizeof(*pfns));
 	a = malloc(info.nr_pages * TB_PAGE_SIZE);
@@ -729,9 +733,29 @@ START_TEST(cow_image_is_the_suspended_image)
 	for (r = 0; r <= rounds; r++) {
 		wait_progress(d, 200);
 		ck_assert_int_eq(ops->harvest_dirty(d, &got), 0);
+		prep = 0;
+		tb_bitmap_clear_all(&head);
+		if (r % 2 == 0) {
+			prep = tb_bitmap_to_list(&got, pfns, info.nr_pages);
+			ck_assert_int_eq(ops->cow_prepare(d, pfns, prep, stage),
+					 0);
+			tb_bitmap_or(&head, &got);
+		}
 		changed += suspend_check_content(d, info.nr_pages, all, &got,
 						 r ? a : NULL, b, "cow", r);
-		n = tb_bitmap_to_list(&got, pfns, info.nr_pages);
+		if (prep && r == 2) {
+			/* the rest repeats the head's first page: refused
+			 * (and the prepare dropped: made again) */
+			pfns[prep] = pfns[0];
+			ck_assert_int_eq(ops->cow_arm(d, pfns, prep + 1, stage),
+					 -EINVAL);
+			ck_assert_int_eq(ops->cow_prepare(d, pfns, prep, stage),
+					 0);
+		}
+		/* the pages dirtied since the head, after it */
+		n = prep + tb_bitmap_take_new(&head, &got, pfns + prep,
+					      info.nr_pages - prep);
+		tails += n - prep;
 		memset(stage, 0xa5, n * TB_PAGE_SIZE);
 		ck_assert_int_eq(ops->cow_arm(d, pfns, n, stage), 0);
 		ck_assert_int_eq(ops->resume(d, true), 0);
@@ -751,12 +775,13 @@ START_TEST(cow_image_is_the_suspended_image)
 	}
 	ops->get_stats(d, &st);
 	fprintf(stderr,
-		"cow: %u rounds, %llu pages armed, %llu changed, %llu guest writes served, %llu copied before the write\n",
-		rounds, (unsigned long long)armed, (unsigned long long)changed,
-		(unsigned long long)st.wp_faults,
+		"cow: %u rounds, %llu pages armed (%llu after a prepared head), %llu changed, %llu guest writes served, %llu copied before the write\n",
+		rounds, (unsigned long long)armed, (unsigned long long)tails,
+		(unsigned long long)changed, (unsigned long long)st.wp_faults,
 		(unsigned long long)st.cow_fault_copies);
 	ck_assert_uint_gt(changed, rounds);
 	ck_assert_uint_gt(st.cow_fault_copies, 0);
+	ck_assert_uint_gt(tails, 0);
 	ck_assert_int_eq(ops->cow_finish(d), -EINVAL); /* not armed */
 	free(all);
 	free(pfns);
@@ -764,6 +789,7 @@ START_TEST(cow_image_is_the_suspended_image)
 	free(b);
 	free(stage);
 	tb_bitmap_free(&got);
+	tb_bitmap_free(&head);
 	ops->detach(d);
 	ck_assert_int_eq(stop_guest(pid), 0);
 }
@@ -793,6 +819,7 @@ START_TEST(cow_refused_without_sync_tracking)
 	ck_assert_int_eq(
 		ops->await_suspended(d, tb_now_ns() + 5 * TB_NSEC_PER_SEC), 0);
 	ck_assert_int_eq(ops->cow_arm(d, &pfn, 1, page), -ENOTSUP);
+	ck_assert_int_eq(ops->cow_prepare(d, &pfn, 1, page), -ENOTSUP);
 	ck_assert_int_eq(ops->resume(d, true), 0);
 	ops->detach(d);
 	ck_assert_int_eq(stop_guest(pid), 0);
