@@ -692,10 +692,11 @@ END_TEST
  * every other round none) before cow_finish.  Every other round marks
  * the running harvest's pages while the guest runs (cow_prepare, as the
  * engine does) and arms them with the pages dirtied since after them;
- * a list whose rest repeats a page of the head is refused.  The armed staging must
- * equal the reference page for page; every page whose content changed
- * since the last round must have been harvested; and guest writes must
- * have hit pages not yet copied (the copy-before-write path ran).
+ * a list whose rest repeats a page of the head is refused.  The armed
+ * staging must equal the reference page for page; every page whose
+ * content changed since the last round must have been harvested; and
+ * guest writes must have hit pages not yet copied (the copy-before-write
+ * path ran).
  */
 START_TEST(cow_image_is_the_suspended_image)
 {
