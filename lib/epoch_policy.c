@@ -171,18 +171,34 @@ int tb_eng_try_reconnect(struct tb_engine *e, int64_t now)
 	return 0;
 }
 
-/* Age of the oldest staged-but-unacked epoch (0: none).  Caller holds
- * the lock. */
+/*
+ * Age of the oldest staged-but-unacked epoch (0: none).  Caller holds
+ * the lock.  A first sync's closing epoch waits behind the whole copy
+ * on the wire (minutes over a slow link), and the epochs after it wait
+ * behind it: while it is being sent no clock runs (a send that makes no
+ * progress for lag_limit fails on its own deadline), and from when it is
+ * all sent the clocks start no earlier than that.
+ */
 int64_t tb_eng_oldest_unacked_age_locked(struct tb_engine *e, int64_t now)
 {
-	int64_t age = 0;
+	int64_t age = 0, floor = 0;
 	unsigned i;
 
 	for (i = 0; i < e->cfg.max_inflight; i++) {
 		struct job *j = &e->slots[i];
 
-		if (j->busy && j->rec.t_resumed && now - j->rec.t_resumed > age)
-			age = now - j->rec.t_resumed;
+		if (j->busy && j->full && j->rec.t_resumed) {
+			if (!j->sent)
+				return 0;
+			floor = j->rec.t_sent;
+		}
+	}
+	for (i = 0; i < e->cfg.max_inflight; i++) {
+		struct job *j = &e->slots[i];
+		int64_t t0 = TB_MAX(j->rec.t_resumed, floor);
+
+		if (j->busy && j->rec.t_resumed && now - t0 > age)
+			age = now - t0;
 	}
 	return age;
 }
