@@ -33,14 +33,14 @@ NOTIFY_SOCKET=$T/d.nsock WATCHDOG_USEC=600000 "$BIN/tiberd" --backend sim --gues
 	--reconnect-interval 200ms >"$T/d.log" 2>&1 &
 TIBERD_PID=$!
 PIDS+=($TIBERD_PID)
-sleep 2
-grep -q "STATUS=" "$T/d.msgs" || fail "tiberd sent no STATUS while waiting for its backup"
+WAIT_S=20 wait_for grep -q "STATUS=" "$T/d.msgs" ||
+	fail "tiberd sent no STATUS while waiting for its backup"
 grep -q "READY=1" "$T/d.msgs" && fail "tiberd said READY=1 before its guest was protected: $(grep READY "$T/d.msgs")"
 
 NOTIFY_SOCKET=$T/r.nsock WATCHDOG_USEC=1000000 "$BIN/tiber-replicator" --listen "unix:$RSOCK" \
 	"${TLS_ARGS[@]}" >"$T/r.log" 2>&1 &
 PIDS+=($!)
-WAIT_S=5 wait_for grep -q "READY=1" "$T/r.msgs" || fail "the replicator never said READY=1"
+WAIT_S=20 wait_for grep -q "READY=1" "$T/r.msgs" || fail "the replicator never said READY=1"
 WAIT_S=20 wait_for grep -q "READY=1" "$T/d.msgs" || fail "tiberd never said READY=1"
 state=$(status_field state)
 [ "$state" = protected ] || fail "READY=1 sent, but tiberd is '$state'"
